@@ -1,0 +1,1 @@
+"""WebRTC media sessions of every bridge (rooms, signaling, mixing, forwarding, the agent)."""

@@ -1,0 +1,1 @@
+"""Endpoint health: presence, call quality, pre-flight checks, metrics and reports."""

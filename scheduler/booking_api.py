@@ -1,0 +1,204 @@
+"""HTTP handlers of the booking API: `/api/v1/conferences`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, cast
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scheduler.booking_rules import BookingLimits
+from scheduler.booking_service import (
+    BookingConflict,
+    BookingInvalid,
+    BookingPolicy,
+    BookingStateError,
+    cancel_conference,
+    create_conference,
+    update_conference,
+)
+from scheduler.booking_store import conference_query, endpoints_by_code, filter_conferences
+from scheduler.conference_schemas import (
+    ConferenceCreate,
+    ConferenceUpdate,
+    Scope,
+    conference_json,
+)
+from vcbridge.app_keys import CLOCK, DATABASE, SETTINGS, ZONE
+from vcbridge.auth.principal import Permission, Principal
+from vcbridge.db.models import Conference, ConferenceStatus
+from vcbridge.http.auth_middleware import remote_of, require_permission, require_principal
+from vcbridge.http.errors import ApiError, conflict, forbidden, invalid, not_found
+from vcbridge.http.parsing import path_int, query_datetime, query_int, read_model
+
+BOOKING_POLICY = web.AppKey("booking_policy", BookingPolicy)
+
+
+def booking_policy(app: web.Application) -> BookingPolicy:
+    """The booking policy built from the settings."""
+    settings = app[SETTINGS]
+    return BookingPolicy(
+        limits=BookingLimits(
+            max_setup_minutes=settings.max_setup_minutes,
+            max_duration=timedelta(hours=settings.max_duration_hours),
+            horizon=timedelta(days=settings.booking_horizon_days),
+            max_occurrences=settings.max_occurrences,
+            max_concurrent_conferences=settings.max_concurrent_conferences,
+            max_participant_ports=settings.max_participant_ports,
+        ),
+        zone=app[ZONE],
+        default_setup_minutes=settings.default_setup_minutes,
+    )
+
+
+def _scope(request: web.Request) -> Scope:
+    scope = request.query.get("scope", "this")
+    if scope not in ("this", "following"):
+        raise invalid("query parameter 'scope' must be 'this' or 'following'")
+    return cast(Scope, scope)
+
+
+def _can_see(principal: Principal, conference: Conference) -> bool:
+    if principal.can(Permission.READ_ALL_CONFERENCES):
+        return True
+    return any(principal.acts_for_endpoint(p.endpoint_id) for p in conference.participants)
+
+
+async def _load_visible(
+    session: AsyncSession, request: web.Request, principal: Principal
+) -> Conference:
+    conference_id = path_int(request, "id")
+    conference = await session.get(Conference, conference_id)
+    # A conference the caller may not see is answered as absent: no probing of ids.
+    if conference is None or not _can_see(principal, conference):
+        raise not_found(f"no conference {conference_id}")
+    return conference
+
+
+def _booking_error(exc: Exception) -> ApiError:
+    if isinstance(exc, BookingConflict):
+        return conflict(exc.message, exc.details())
+    if isinstance(exc, BookingInvalid):
+        return invalid(exc.problems[0] if len(exc.problems) == 1 else "invalid booking",
+                       {"problems": exc.problems})
+    return conflict(str(exc))
+
+
+async def list_conferences(request: web.Request) -> web.Response:
+    """GET /api/v1/conferences: filter by endpoint, time range, status, series."""
+    principal = require_principal(request)
+    zone = request.app[ZONE]
+    start_from = query_datetime(request, "from")
+    start_to = query_datetime(request, "to")
+    if start_from and start_to and start_to <= start_from:
+        raise invalid("'to' must be after 'from'")
+    statuses = request.query.getall("status", [])
+    unknown = [s for s in statuses if s not in {m.value for m in ConferenceStatus}]
+    if unknown:
+        raise invalid(f"unknown status {unknown[0]!r}")
+    limit = query_int(request, "limit", 200, 1, 1000)
+    offset = query_int(request, "offset", 0, 0, 10_000_000)
+    series_id = query_int(request, "series", 0, 1, 2**62) if "series" in request.query else None
+    code = request.query.get("endpoint")
+    async with request.app[DATABASE].read() as session:
+        endpoint_id = None
+        if code is not None:
+            endpoint = (await endpoints_by_code(session, [code])).get(code)
+            if endpoint is None:
+                raise invalid(f"unknown endpoint {code!r}")
+            endpoint_id = endpoint.id
+        if not principal.can(Permission.READ_ALL_CONFERENCES):
+            if endpoint_id is not None and not principal.acts_for_endpoint(endpoint_id):
+                raise forbidden("you can only list your own endpoint's conferences")
+            endpoint_id = principal.endpoint_id
+            if endpoint_id is None:
+                raise forbidden()
+        query = filter_conferences(
+            conference_query(), endpoint_id=endpoint_id, start_from=start_from,
+            start_to=start_to, statuses=statuses, series_id=series_id,
+        )
+        rows = (await session.scalars(query.limit(limit + 1).offset(offset))).all()
+    return web.json_response({
+        "conferences": [conference_json(c, zone) for c in rows[:limit]],
+        "next_offset": offset + limit if len(rows) > limit else None,
+    })
+
+
+async def create(request: web.Request) -> web.Response:
+    """POST /api/v1/conferences: book a conference or a recurring series."""
+    principal = require_permission(request, Permission.BOOK)
+    body = await read_model(request, ConferenceCreate)
+    now = request.app[CLOCK].now()
+    policy = request.app[BOOKING_POLICY]
+    try:
+        async with request.app[DATABASE].write() as session:
+            created = await create_conference(
+                session, body, principal.actor(remote_of(request)), now, policy
+            )
+            payload: dict[str, Any] = conference_json(created[0], policy.zone)
+            if created[0].series_id is not None:
+                payload["occurrence_ids"] = [c.id for c in created]
+    except (BookingConflict, BookingInvalid, BookingStateError) as exc:
+        raise _booking_error(exc) from None
+    return web.json_response(
+        payload, status=201, headers={"Location": f"/api/v1/conferences/{created[0].id}"}
+    )
+
+
+async def get_one(request: web.Request) -> web.Response:
+    """GET /api/v1/conferences/{id}."""
+    principal = require_principal(request)
+    async with request.app[DATABASE].read() as session:
+        conference = await _load_visible(session, request, principal)
+        return web.json_response(conference_json(conference, request.app[ZONE]))
+
+
+async def patch(request: web.Request) -> web.Response:
+    """PATCH /api/v1/conferences/{id}?scope=this|following."""
+    principal = require_permission(request, Permission.BOOK)
+    scope = _scope(request)
+    change = await read_model(request, ConferenceUpdate)
+    now = request.app[CLOCK].now()
+    policy = request.app[BOOKING_POLICY]
+    try:
+        async with request.app[DATABASE].write() as session:
+            conference = await _load_visible(session, request, principal)
+            rows = await update_conference(
+                session, conference, change, scope, principal.actor(remote_of(request)),
+                now, policy,
+            )
+            payload = conference_json(conference, policy.zone)
+            payload["affected"] = [r.id for r in rows]
+    except (BookingConflict, BookingInvalid, BookingStateError) as exc:
+        raise _booking_error(exc) from None
+    return web.json_response(payload)
+
+
+async def delete(request: web.Request) -> web.Response:
+    """DELETE /api/v1/conferences/{id}?scope=this|following: cancel, keeping the record."""
+    principal = require_permission(request, Permission.BOOK)
+    scope = _scope(request)
+    now = request.app[CLOCK].now()
+    policy = request.app[BOOKING_POLICY]
+    try:
+        async with request.app[DATABASE].write() as session:
+            conference = await _load_visible(session, request, principal)
+            rows = await cancel_conference(
+                session, conference, scope, principal.actor(remote_of(request)), now, policy
+            )
+            payload = conference_json(conference, policy.zone)
+            payload["affected"] = [r.id for r in rows]
+    except BookingStateError as exc:
+        raise _booking_error(exc) from None
+    return web.json_response(payload)
+
+
+def setup_routes(app: web.Application) -> None:
+    """Register the booking routes on `app`."""
+    app[BOOKING_POLICY] = booking_policy(app)
+    app.router.add_get("/api/v1/conferences", list_conferences)
+    app.router.add_post("/api/v1/conferences", create)
+    app.router.add_get("/api/v1/conferences/{id}", get_one)
+    app.router.add_patch("/api/v1/conferences/{id}", patch)
+    app.router.add_delete("/api/v1/conferences/{id}", delete)

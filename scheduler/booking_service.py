@@ -1,0 +1,327 @@
+"""Booking use cases: create, edit and cancel conferences, atomically.
+
+Each function runs inside the caller's write transaction: it takes the
+booking lock first, checks every rule against the current rows, then writes
+the change and its audit record together, or raises and writes nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scheduler.booking_rules import (
+    BookingLimits,
+    CapacityProblem,
+    EndpointConflict,
+    Slot,
+    capacity_problem,
+    endpoint_conflicts,
+    time_problems,
+)
+from scheduler.booking_store import booked_overlapping, endpoints_by_code, lock_bookings
+from scheduler.conference_schemas import ConferenceCreate, ConferenceUpdate, Scope, conference_json
+from scheduler.recurrence import RecurrenceError, expand, normalise
+from vcbridge.audit import Actor, record
+from vcbridge.clock import to_local_iso
+from vcbridge.db.models import (
+    ACTIVE_STATUSES,
+    Conference,
+    ConferenceSeries,
+    ConferenceStatus,
+    Endpoint,
+    Participant,
+)
+
+
+@dataclass(frozen=True)
+class BookingPolicy:
+    """What the booking use cases need to know besides the request."""
+
+    limits: BookingLimits
+    zone: ZoneInfo
+    default_setup_minutes: int
+
+
+class BookingInvalid(Exception):
+    """The request breaks a rule (422); `problems` lists each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class BookingConflict(Exception):
+    """Endpoints are taken or the bridge is full (409); nothing was written."""
+
+    def __init__(
+        self, conflicts: list[EndpointConflict], capacity: CapacityProblem | None, zone: ZoneInfo
+    ) -> None:
+        self.conflicts = conflicts
+        self.capacity = capacity
+        self.zone = zone
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        parts = []
+        if self.conflicts:
+            taken = sorted({code for c in self.conflicts for code in c.endpoints})
+            ids = ", ".join(f"#{c.conference.id}" for c in self.conflicts[:5])
+            parts.append(f"endpoints already booked ({', '.join(taken)}) in conference {ids}")
+        if self.capacity:
+            parts.append(self.capacity.reason)
+        return "; ".join(parts)
+
+    def details(self) -> dict[str, Any]:
+        """The 409 details: each conflicting conference and the endpoints it holds."""
+        return {
+            "conflicts": [
+                {
+                    "conference": c.conference.id,
+                    "title": c.conference.title,
+                    "start": to_local_iso(c.conference.start, self.zone),
+                    "end": to_local_iso(c.conference.end, self.zone),
+                    "endpoints": list(c.endpoints),
+                }
+                for c in self.conflicts
+            ],
+            "capacity": None
+            if self.capacity is None
+            else {
+                "at": to_local_iso(self.capacity.at, self.zone),
+                "conferences": self.capacity.conferences,
+                "ports": self.capacity.ports,
+                "reason": self.capacity.reason,
+            },
+        }
+
+
+class BookingStateError(Exception):
+    """The conference is in a state that forbids the change (409)."""
+
+
+async def _resolve_endpoints(
+    session: AsyncSession, chair: str, participants: list[str]
+) -> dict[str, Endpoint]:
+    problems = []
+    if chair not in participants:
+        problems.append(f"the chair {chair} must be among the participants")
+    found = await endpoints_by_code(session, participants)
+    unknown = [c for c in participants if c not in found]
+    if unknown:
+        problems.append(f"unknown or retired endpoints: {', '.join(unknown)}")
+    if problems:
+        raise BookingInvalid(problems)
+    return found
+
+
+async def _check_free(
+    session: AsyncSession,
+    slots: list[Slot],
+    codes: list[str],
+    policy: BookingPolicy,
+    exclude_ids: set[int] | None = None,
+) -> None:
+    booked = await booked_overlapping(session, slots, exclude_ids or set())
+    conflicts = endpoint_conflicts(slots, codes, booked)
+    capacity = capacity_problem(slots, len(codes), booked, policy.limits)
+    if conflicts or capacity:
+        raise BookingConflict(conflicts, capacity, policy.zone)
+
+
+def _slot_problems(slots: list[Slot], now: datetime, limits: BookingLimits) -> list[str]:
+    problems: list[str] = []
+    for slot in slots:
+        for problem in time_problems(slot, now, limits):
+            if problem not in problems:
+                problems.append(problem)
+    return problems
+
+
+async def create_conference(
+    session: AsyncSession,
+    request: ConferenceCreate,
+    actor: Actor,
+    now: datetime,
+    policy: BookingPolicy,
+) -> list[Conference]:
+    """Book a conference (every occurrence of a series); returns the rows created."""
+    await lock_bookings(session)
+    endpoints = await _resolve_endpoints(session, request.chair, request.participants)
+    setup = (
+        request.setup_minutes
+        if request.setup_minutes is not None
+        else policy.default_setup_minutes
+    )
+    first = Slot(request.start, request.end, setup)
+    problems = time_problems(first, now, policy.limits)
+    if problems:
+        raise BookingInvalid(problems)
+    duration = request.end - request.start
+    starts = [first.start]
+    if request.rrule is not None:
+        try:
+            starts = expand(
+                request.rrule, request.start, duration, policy.zone,
+                max_occurrences=policy.limits.max_occurrences,
+                horizon_end=now + policy.limits.horizon,
+            )
+        except RecurrenceError as exc:
+            raise BookingInvalid([str(exc)]) from None
+    slots = [Slot(s, s + duration, setup) for s in starts]
+    await _check_free(session, slots, request.participants, policy)
+
+    series = None
+    if request.rrule is not None:
+        series = ConferenceSeries(
+            rrule=normalise(request.rrule), created_at=now, created_by=actor.name
+        )
+        session.add(series)
+    created = []
+    for slot in slots:
+        conference = Conference(
+            series=series,
+            title=request.title,
+            agenda=request.agenda,
+            chair=endpoints[request.chair],
+            start=slot.start,
+            end=slot.end,
+            setup_minutes=setup,
+            busy_start=slot.busy_start,
+            status=ConferenceStatus.SCHEDULED,
+            revision=0,
+            created_at=now,
+            created_by=actor.name,
+            updated_at=now,
+            updated_by=actor.name,
+            participants=[Participant(endpoint=endpoints[c]) for c in request.participants],
+        )
+        session.add(conference)
+        created.append(conference)
+    await session.flush()
+    after = conference_json(created[0], policy.zone)
+    if series is not None:
+        after["occurrences"] = [c.id for c in created]
+    await record(session, actor, "conference.create", "conference", created[0].id, None,
+                 after, now)
+    return created
+
+
+async def _affected(
+    session: AsyncSession, conference: Conference, scope: Scope, statuses: tuple[str, ...]
+) -> list[Conference]:
+    if scope == "this" or conference.series_id is None:
+        return [conference]
+    rows = await session.scalars(
+        select(Conference)
+        .where(
+            Conference.series_id == conference.series_id,
+            Conference.start >= conference.start,
+            Conference.status.in_(statuses),
+        )
+        .order_by(Conference.start)
+    )
+    return list(rows)
+
+
+async def update_conference(
+    session: AsyncSession,
+    conference: Conference,
+    change: ConferenceUpdate,
+    scope: Scope,
+    actor: Actor,
+    now: datetime,
+    policy: BookingPolicy,
+) -> list[Conference]:
+    """Edit one conference, or it and the rest of its series; returns the rows changed.
+
+    A new start moves every affected occurrence by the same amount; a new
+    start or end sets the duration of each."""
+    await lock_bookings(session)
+    await session.refresh(conference)
+    if conference.status is not ConferenceStatus.SCHEDULED:
+        raise BookingStateError(
+            f"conference {conference.id} is {conference.status.value}; only a scheduled "
+            "conference can be edited"
+        )
+    fields = change.model_dump(exclude_unset=True)
+    if not fields:
+        raise BookingInvalid(["nothing to change"])
+    if any(v is None for v in fields.values()):
+        raise BookingInvalid(["fields cannot be set to null"])
+    rows = await _affected(session, conference, scope, (ConferenceStatus.SCHEDULED,))
+
+    participants = change.participants or [p.endpoint.code for p in conference.participants]
+    chair = change.chair or conference.chair.code
+    endpoints = await _resolve_endpoints(session, chair, participants)
+
+    new_start = change.start or conference.start
+    shift = new_start - conference.start
+    duration = (change.end or (conference.end + shift)) - new_start
+    setup = change.setup_minutes if change.setup_minutes is not None else None
+    slots = []
+    for row in rows:
+        start = row.start + shift
+        end = start + duration if ("start" in fields or "end" in fields) else row.end
+        slots.append(Slot(start, end, setup if setup is not None else row.setup_minutes))
+    times_changed = {"start", "end", "setup_minutes"} & fields.keys()
+    if times_changed:
+        problems = _slot_problems(slots, now, policy.limits)
+        if problems:
+            raise BookingInvalid(problems)
+    if times_changed or "participants" in fields:
+        await _check_free(session, slots, participants, policy, {r.id for r in rows})
+
+    for row, slot in zip(rows, slots, strict=True):
+        before = conference_json(row, policy.zone)
+        row.start, row.end, row.setup_minutes = slot.start, slot.end, slot.setup_minutes
+        row.busy_start = slot.busy_start
+        if "title" in fields:
+            row.title = fields["title"]
+        if "agenda" in fields:
+            row.agenda = fields["agenda"]
+        row.chair = endpoints[chair]
+        if "participants" in fields:
+            current = {p.endpoint.code: p for p in row.participants}
+            row.participants = [
+                current.get(c) or Participant(endpoint=endpoints[c]) for c in participants
+            ]
+        row.updated_at, row.updated_by = now, actor.name
+        row.revision += 1
+        await session.flush()
+        await record(session, actor, "conference.update", "conference", row.id, before,
+                     conference_json(row, policy.zone), now)
+    return rows
+
+
+async def cancel_conference(
+    session: AsyncSession,
+    conference: Conference,
+    scope: Scope,
+    actor: Actor,
+    now: datetime,
+    policy: BookingPolicy,
+) -> list[Conference]:
+    """Cancel one conference, or it and the rest of its series (rows are kept)."""
+    await lock_bookings(session)
+    await session.refresh(conference)
+    if conference.status not in ACTIVE_STATUSES:
+        raise BookingStateError(
+            f"conference {conference.id} is already {conference.status.value}"
+        )
+    rows = await _affected(session, conference, scope, ACTIVE_STATUSES)
+    for row in rows:
+        before = conference_json(row, policy.zone)
+        row.status = ConferenceStatus.CANCELLED
+        row.updated_at, row.updated_by = now, actor.name
+        row.revision += 1
+        await record(session, actor, "conference.cancel", "conference", row.id, before,
+                     conference_json(row, policy.zone), now)
+    await session.flush()
+    return rows
+

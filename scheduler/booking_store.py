@@ -1,0 +1,112 @@
+"""Conference rows in the database: the conflict query, and loading for the API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import Select, and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scheduler.booking_rules import MAX_BUSY_SPAN, Booked, Slot
+from vcbridge.db.models import (
+    ACTIVE_STATUSES,
+    BookingLock,
+    Conference,
+    Endpoint,
+    Participant,
+)
+
+# Occurrence windows per conflict query (a long series is checked in batches).
+_WINDOWS_PER_QUERY = 40
+
+
+async def lock_bookings(session: AsyncSession) -> None:
+    """Serialise booking transactions: the first statement of every booking write.
+
+    PostgreSQL holds the row lock until commit; SQLite already holds the
+    write lock from BEGIN IMMEDIATE, and the update is harmless there."""
+    await session.execute(
+        update(BookingLock).where(BookingLock.id == 1).values(version=BookingLock.version + 1)
+    )
+
+
+async def booked_overlapping(
+    session: AsyncSession, slots: Sequence[Slot], exclude_ids: Iterable[int] = ()
+) -> list[Booked]:
+    """Active conferences whose busy time overlaps any of `slots`, with their endpoints."""
+    excluded = set(exclude_ids)
+    rows: dict[int, tuple[Conference, set[str]]] = {}
+    for first in range(0, len(slots), _WINDOWS_PER_QUERY):
+        windows = [
+            and_(
+                Conference.busy_start < slot.end,
+                Conference.busy_start > slot.busy_start - MAX_BUSY_SPAN,
+                Conference.end > slot.busy_start,
+            )
+            for slot in slots[first : first + _WINDOWS_PER_QUERY]
+        ]
+        query = (
+            select(Conference.id, Conference.title, Conference.start, Conference.end,
+                   Conference.busy_start, Endpoint.code)
+            .join(Participant, Participant.conference_id == Conference.id)
+            .join(Endpoint, Endpoint.id == Participant.endpoint_id)
+            .where(Conference.status.in_(ACTIVE_STATUSES), or_(*windows))
+        )
+        for cid, title, start, end, busy_start, code in (await session.execute(query)).all():
+            if cid in excluded:
+                continue
+            entry = rows.setdefault(
+                cid, (Conference(id=cid, title=title, start=start, end=end,
+                                 busy_start=busy_start), set())
+            )
+            entry[1].add(code)
+    return [
+        Booked(c.id, c.title, c.start, c.end, c.busy_start, frozenset(codes))
+        for c, codes in rows.values()
+    ]
+
+
+async def endpoints_by_code(session: AsyncSession, codes: Iterable[str]) -> dict[str, Endpoint]:
+    """The active endpoints among `codes`, by code."""
+    wanted = set(codes)
+    found = await session.scalars(
+        select(Endpoint).where(Endpoint.code.in_(wanted), Endpoint.active.is_(True))
+    )
+    return {e.code: e for e in found}
+
+
+def conference_query() -> Select[tuple[Conference]]:
+    """The base query for conferences in API order."""
+    return select(Conference).order_by(Conference.start, Conference.id)
+
+
+def filter_conferences(
+    query: Select[tuple[Conference]],
+    *,
+    endpoint_id: int | None = None,
+    start_from: datetime | None = None,
+    start_to: datetime | None = None,
+    statuses: Sequence[str] | None = None,
+    series_id: int | None = None,
+) -> Select[tuple[Conference]]:
+    """Narrow `query`: conferences including an endpoint, ending after `start_from`,
+    starting before `start_to`, in given statuses or in one series."""
+    if endpoint_id is not None:
+        query = query.where(
+            Conference.id.in_(
+                select(Participant.conference_id).where(Participant.endpoint_id == endpoint_id)
+            )
+        )
+    if start_from is not None:
+        # The lower bound on start keeps this an index range (no conference is longer).
+        query = query.where(
+            Conference.end > start_from, Conference.start > start_from - MAX_BUSY_SPAN
+        )
+    if start_to is not None:
+        query = query.where(Conference.start < start_to)
+    if statuses:
+        query = query.where(Conference.status.in_(statuses))
+    if series_id is not None:
+        query = query.where(Conference.series_id == series_id)
+    return query

@@ -1,0 +1,109 @@
+"""The booking API's request bodies and the JSON form of a conference."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from vcbridge.clock import to_local_iso
+from vcbridge.db.models import Conference
+from vcbridge.roster import CODE_PATTERN
+
+
+def _clean_text(value: str) -> str:
+    # Titles may hold any language and even markup (pages escape it), but no
+    # control characters: they break calendars, logs and CSV exports.
+    value = unicodedata.normalize("NFC", value)
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _single_line(value: str) -> str:
+    value = _clean_text(value).strip()
+    if "\n" in value or "\t" in value:
+        raise ValueError("must be a single line")
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_single_line)]
+Agenda = Annotated[str, Field(max_length=20_000), AfterValidator(_clean_text)]
+EndpointCode = Annotated[str, Field(pattern=CODE_PATTERN)]
+
+
+def _unique(codes: list[str]) -> list[str]:
+    duplicates = sorted({c for c in codes if codes.count(c) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate participants: {', '.join(duplicates)}")
+    return codes
+
+
+Participants = Annotated[
+    list[EndpointCode], Field(min_length=2, max_length=1000), AfterValidator(_unique)
+]
+SetupMinutes = Annotated[int, Field(ge=0, le=1440)]
+
+_STRICT = ConfigDict(extra="forbid", strict=True, str_max_length=20_000)
+
+
+class ConferenceCreate(BaseModel):
+    """POST /api/v1/conferences."""
+
+    model_config = _STRICT
+
+    title: Title
+    agenda: Agenda = ""
+    chair: EndpointCode
+    participants: Participants
+    start: AwareDatetime
+    end: AwareDatetime
+    setup_minutes: SetupMinutes | None = None
+    rrule: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+
+
+class ConferenceUpdate(BaseModel):
+    """PATCH /api/v1/conferences/{id}: only the fields given change."""
+
+    model_config = _STRICT
+
+    title: Title | None = None
+    agenda: Agenda | None = None
+    chair: EndpointCode | None = None
+    participants: Participants | None = None
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+    setup_minutes: SetupMinutes | None = None
+
+
+Scope = Literal["this", "following"]
+
+
+def conference_json(conference: Conference, zone: ZoneInfo) -> dict[str, Any]:
+    """A conference as the API shows it (times in the province's zone, with offset)."""
+
+    def when(value: datetime) -> str:
+        return to_local_iso(value, zone)
+
+    return {
+        "id": conference.id,
+        "title": conference.title,
+        "agenda": conference.agenda,
+        "chair": conference.chair.code,
+        "participants": [p.endpoint.code for p in conference.participants],
+        "start": when(conference.start),
+        "end": when(conference.end),
+        "setup_minutes": conference.setup_minutes,
+        "rrule": conference.series.rrule if conference.series else None,
+        "series_id": conference.series_id,
+        "status": conference.status.value,
+        "created_at": when(conference.created_at),
+        "created_by": conference.created_by,
+        "updated_at": when(conference.updated_at),
+        "updated_by": conference.updated_by,
+    }

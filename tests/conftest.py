@@ -1,0 +1,119 @@
+"""Fixtures: a migrated database (SQLite by default, PostgreSQL when
+VCBRIDGE_TEST_DATABASE_URL names one), the app on a fixed clock, and logged-in users."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import text
+
+from tests.support import ADMIN_PASSWORD, bearer, login, scratch_postgres
+from vcbridge.app import create_app
+from vcbridge.clock import FixedClock
+from vcbridge.db.engine import Database
+from vcbridge.db.migrate import upgrade
+from vcbridge.settings import Settings
+
+TEST_DATABASE_URL = os.environ.get("VCBRIDGE_TEST_DATABASE_URL", "")
+# Friday 2026-11-27 10:00 in Hanoi: every booking test lives on this clock.
+NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+
+Client = TestClient[Any, Any]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """For PostgreSQL runs: one scratch database for the session, migrated. Else ''."""
+    if not TEST_DATABASE_URL.startswith("postgresql"):
+        yield ""
+        return
+    runner = asyncio.Runner()
+    scratch = scratch_postgres(TEST_DATABASE_URL)
+    url = runner.run(scratch.__aenter__())
+
+    async def migrate() -> None:
+        database = Database(url)
+        await upgrade(database)
+        await database.dispose()
+
+    runner.run(migrate())
+    try:
+        yield url
+    finally:
+        runner.run(scratch.__aexit__(None, None, None))
+        runner.close()
+
+
+@pytest.fixture
+async def database_url(tmp_path: Path, postgres_url: str) -> str:
+    """An empty, migrated database for one test."""
+    if not postgres_url:
+        return f"sqlite+aiosqlite:///{tmp_path / 'test.sqlite3'}"
+    database = Database(postgres_url)
+    async with database.engine.begin() as conn:
+        tables = (await conn.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname='public' "
+            "AND tablename NOT IN ('alembic_version', 'booking_lock')"
+        ))).scalars().all()
+        await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    await database.dispose()
+    return postgres_url
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """Settings for a test app: its own database, an admin account."""
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path,
+        admin_password=ADMIN_PASSWORD,
+    )
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, clock: FixedClock
+) -> Client:
+    """A test client of the whole app."""
+    return await aiohttp_client(create_app(settings, clock=clock))
+
+
+@pytest.fixture
+async def admin(client: Client) -> dict[str, str]:
+    """Authorization headers of the admin."""
+    return bearer(await login(client, "admin", ADMIN_PASSWORD))
+
+
+@pytest.fixture
+def make_user(
+    client: Client, admin: dict[str, str]
+) -> Callable[..., Awaitable[dict[str, str]]]:
+    """Create a user through the API and return its Authorization headers."""
+
+    async def make(username: str, role: str, endpoint: str | None = None) -> dict[str, str]:
+        password = f"pw-{username}-123456"
+        body: dict[str, Any] = {"username": username, "password": password, "role": role}
+        if endpoint:
+            body["endpoint"] = endpoint
+        response = await client.post("/api/v1/users", json=body, headers=admin)
+        assert response.status == 201, await response.text()
+        return bearer(await login(client, username, password))
+
+    return make
+
+
+@pytest.fixture
+async def booker(make_user: Callable[..., Awaitable[dict[str, str]]]) -> dict[str, str]:
+    return await make_user("booker1", "booker")

@@ -1,0 +1,1 @@
+"""HTTP handlers of the shared core: login, users, roster, tokens, audit, health, OpenAPI."""

@@ -1,0 +1,108 @@
+"""Login, logout and "who am I"."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from aiohttp import web
+from sqlalchemy import select
+
+from vcbridge.app_keys import CLOCK, DATABASE, LOGIN_LIMITER, SETTINGS, ZONE
+from vcbridge.api.schemas import LoginRequest
+from vcbridge.audit import Actor, record
+from vcbridge.auth.passwords import verify_password
+from vcbridge.auth.tokens import csrf_for, issue_token
+from vcbridge.clock import to_local_iso
+from vcbridge.db.models import ApiToken, TokenScope, User
+from vcbridge.http.auth_middleware import SESSION_COOKIE, remote_of, require_principal
+from vcbridge.http.errors import ApiError
+from vcbridge.http.parsing import read_model
+from vcbridge.users import user_json
+
+
+async def login(request: web.Request) -> web.Response:
+    """POST /api/v1/auth/login: a bearer token, also set as the session cookie."""
+    body = await read_model(request, LoginRequest)
+    settings = request.app[SETTINGS]
+    limiter = request.app[LOGIN_LIMITER]
+    remote = remote_of(request)
+    keys = [f"user:{body.username.lower()}", f"addr:{remote}"]
+    wait = limiter.retry_after(keys, time.monotonic())
+    if wait > 0:
+        raise ApiError(
+            429, "rate_limited", "too many failed logins; try again later",
+            {"retry_after_seconds": int(wait) + 1},
+            headers={"Retry-After": str(int(wait) + 1)},
+        )
+    now = request.app[CLOCK].now()
+    async with request.app[DATABASE].write() as session:
+        user = await session.scalar(select(User).where(User.username == body.username))
+        ok = verify_password(user.password_hash if user else None, body.password)
+        if user is None or not ok or not user.active:
+            limiter.fail(keys, time.monotonic())
+            await record(session, Actor(body.username[:100], "anonymous", remote),
+                         "auth.login_failed", "user", body.username[:64], None, None, now)
+            failed = True
+        else:
+            failed = False
+            limiter.succeed(keys[:1])
+            lifetime = timedelta(hours=settings.login_token_hours)
+            secret, token = await issue_token(
+                session, TokenScope.LOGIN, now, user_id=user.id, lifetime=lifetime,
+                label="login", created_by=user.username,
+            )
+            await record(session, Actor(user.username, user.role.value, remote),
+                         "auth.login", "user", user.id, None, None, now)
+    if failed:  # after the commit, so the failure stays in the audit log
+        raise ApiError(401, "invalid_credentials", "wrong user name or password")
+    assert token.expires_at is not None
+    response = web.json_response({
+        "token": secret,
+        "token_type": "Bearer",
+        "expires_at": to_local_iso(token.expires_at, request.app[ZONE]),
+        "csrf_token": csrf_for(secret),
+        "user": user_json(user),
+    })
+    response.set_cookie(
+        SESSION_COOKIE, secret, httponly=True, samesite="Strict", path="/",
+        secure=settings.cookie_secure, max_age=int(lifetime.total_seconds()),
+    )
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    """POST /api/v1/auth/logout: revoke the current login token."""
+    principal = require_principal(request)
+    now = request.app[CLOCK].now()
+    async with request.app[DATABASE].write() as session:
+        token = await session.get(ApiToken, principal.token_id)
+        if token is not None and token.scope is TokenScope.LOGIN:
+            token.revoked_at = now
+            await record(session, principal.actor(remote_of(request)), "auth.logout",
+                         "user", principal.user_id or 0, None, None, now)
+    response = web.json_response({"ok": True})
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+async def me(request: web.Request) -> web.Response:
+    """GET /api/v1/auth/me: the caller, and the CSRF token for cookie sessions."""
+    principal = require_principal(request)
+    body = {
+        "name": principal.name,
+        "role": principal.role.value if principal.role else None,
+        "scope": principal.scope.value,
+        "endpoint": principal.endpoint_code,
+    }
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie and not request.headers.get("Authorization"):
+        body["csrf_token"] = csrf_for(cookie)
+    return web.json_response(body)
+
+
+def setup_routes(app: web.Application) -> None:
+    """Register the authentication routes."""
+    app.router.add_post("/api/v1/auth/login", login)
+    app.router.add_post("/api/v1/auth/logout", logout)
+    app.router.add_get("/api/v1/auth/me", me)

@@ -1,0 +1,51 @@
+"""Request bodies of the core API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vcbridge.db.models import Role, TokenScope
+from vcbridge.roster import CODE_PATTERN
+
+_STRICT = ConfigDict(extra="forbid", strict=True)
+Username = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{1,62}[a-z0-9]$")]
+
+
+class LoginRequest(BaseModel):
+    """POST /api/v1/auth/login."""
+
+    model_config = _STRICT
+    username: Annotated[str, Field(min_length=1, max_length=64)]
+    password: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class UserCreate(BaseModel):
+    """POST /api/v1/users."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, use_enum_values=True)
+    username: Username
+    password: Annotated[str, Field(max_length=256)]
+    role: Role
+    endpoint: Annotated[str, Field(pattern=CODE_PATTERN)] | None = None
+    full_name: Annotated[str, Field(max_length=200)] = ""
+
+
+class UserUpdate(BaseModel):
+    """PATCH /api/v1/users/{id}."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, use_enum_values=True)
+    password: Annotated[str, Field(max_length=256)] | None = None
+    role: Role | None = None
+    endpoint: Annotated[str, Field(pattern=CODE_PATTERN)] | None = None
+    full_name: Annotated[str, Field(max_length=200)] | None = None
+    active: bool | None = None
+
+
+class EndpointTokenCreate(BaseModel):
+    """POST /api/v1/endpoints/{code}/tokens."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, use_enum_values=True)
+    scope: TokenScope = TokenScope.AGENT
+    label: Annotated[str, Field(max_length=200)] = ""

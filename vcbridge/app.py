@@ -1,0 +1,64 @@
+"""The composition root: builds the aiohttp application and wires the parts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from scheduler import booking_api, calendar_feed
+from vcbridge.api import (
+    audit_routes,
+    auth_routes,
+    endpoints_routes,
+    health_routes,
+    openapi_routes,
+    users_routes,
+)
+from vcbridge.app_keys import CLOCK, DATABASE, LOGIN_LIMITER, SETTINGS, ZONE
+from vcbridge.auth.login_limiter import LoginLimiter
+from vcbridge.bootstrap import prepare_database
+from vcbridge.clock import Clock, SystemClock
+from vcbridge.db.engine import Database
+from vcbridge.http.auth_middleware import auth_middleware
+from vcbridge.http.errors import error_middleware
+from vcbridge.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    """The vcbridge application for `settings` (the database is opened on startup)."""
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[error_middleware, auth_middleware],
+    )
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+    app[ZONE] = ZoneInfo(settings.timezone)
+    app[LOGIN_LIMITER] = LoginLimiter(settings.login_max_failures, settings.login_window_seconds)
+    app.cleanup_ctx.append(_database_ctx)
+
+    health_routes.setup_routes(app)
+    auth_routes.setup_routes(app)
+    users_routes.setup_routes(app)
+    endpoints_routes.setup_routes(app)
+    calendar_feed.setup_routes(app)
+    booking_api.setup_routes(app)
+    audit_routes.setup_routes(app)
+    openapi_routes.setup_routes(app)
+    return app
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if not settings.database_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.effective_database_url)
+    report = await prepare_database(database, settings, app[CLOCK].now())
+    log.info("database ready; roster: %s", report.summary())
+    app[DATABASE] = database
+    yield
+    await database.dispose()

@@ -1,0 +1,21 @@
+"""Typed keys for the state the application and each request carry."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from vcbridge.auth.login_limiter import LoginLimiter
+from vcbridge.auth.principal import Principal
+from vcbridge.clock import Clock
+from vcbridge.db.engine import Database
+from vcbridge.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE = web.AppKey("database", Database)
+CLOCK = web.AppKey("clock", Clock)
+ZONE = web.AppKey("zone", ZoneInfo)
+LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
+
+PRINCIPAL = web.RequestKey("principal", Principal)

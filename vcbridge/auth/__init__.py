@@ -1,0 +1,1 @@
+"""Authentication (passwords, tokens, login rate limits) and authorisation (roles)."""

@@ -1,0 +1,185 @@
+"""The `vcbridge` command: serve, migrate, sync the roster, manage users and tokens."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+from sqlalchemy import select
+
+from vcbridge.audit import Actor
+from vcbridge.clock import SystemClock
+from vcbridge.db.engine import Database
+from vcbridge.db.migrate import upgrade
+from vcbridge.db.models import Endpoint, Role, TokenScope
+from vcbridge.roster import RosterError, load_roster, sync_roster
+from vcbridge.settings import Settings, SettingsError, load_settings
+from vcbridge.users import UserError, create_user
+
+CLI_ACTOR = Actor(name=f"cli:{getpass.getuser()}", role="admin")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    settings = load_settings(**overrides)
+    if not settings.database_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+def _with_database(
+    args: argparse.Namespace, work: Callable[[Database, Settings], Awaitable[int]]
+) -> int:
+    settings = _settings(args)
+
+    async def run() -> int:
+        database = Database(settings.effective_database_url)
+        try:
+            return await work(database, settings)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(run())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from vcbridge.app import create_app
+
+    settings = _settings(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    web.run_app(create_app(settings), host=args.host, port=args.port, access_log=None)
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    async def work(database: Database, _settings: Settings) -> int:
+        await upgrade(database)
+        print("database is at the newest schema")
+        return 0
+
+    return _with_database(args, work)
+
+
+def cmd_endpoints_sync(args: argparse.Namespace) -> int:
+    async def work(database: Database, settings: Settings) -> int:
+        entries = load_roster(Path(args.file) if args.file else settings.roster_file)
+        await upgrade(database)
+        async with database.write() as session:
+            report = await sync_roster(session, entries, SystemClock().now(), CLI_ACTOR)
+        print(f"roster synced: {report.summary()}")
+        for label, codes in (("added", report.added), ("updated", report.updated),
+                             ("retired", report.retired)):
+            if codes:
+                print(f"  {label}: {', '.join(codes)}")
+        return 0
+
+    return _with_database(args, work)
+
+
+def cmd_endpoints_token(args: argparse.Namespace) -> int:
+    from vcbridge.api.endpoints_routes import issue_endpoint_token
+
+    async def work(database: Database, _settings: Settings) -> int:
+        await upgrade(database)
+        async with database.write() as session:
+            endpoint = await session.scalar(select(Endpoint).where(Endpoint.code == args.code))
+            if endpoint is None or not endpoint.active:
+                print(f"error: no active endpoint {args.code!r}", file=sys.stderr)
+                return 2
+            secret, _token = await issue_endpoint_token(
+                session, endpoint, TokenScope(args.scope), args.label, CLI_ACTOR,
+                SystemClock().now(),
+            )
+        print(secret)
+        return 0
+
+    return _with_database(args, work)
+
+
+def cmd_users_create(args: argparse.Namespace) -> int:
+    password = os.environ.get("VCBRIDGE_NEW_PASSWORD") or getpass.getpass("Mật khẩu / Password: ")
+
+    async def work(database: Database, _settings: Settings) -> int:
+        await upgrade(database)
+        try:
+            async with database.write() as session:
+                user = await create_user(
+                    session, username=args.username, password=password, role=Role(args.role),
+                    endpoint_code=args.endpoint, full_name=args.full_name or "",
+                    actor=CLI_ACTOR, now=SystemClock().now(),
+                )
+                print(f"created user {user.username} ({user.role.value})")
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
+
+    return _with_database(args, work)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `vcbridge` command."""
+    parser = argparse.ArgumentParser(prog="vcbridge", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def with_data_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--data-dir", help="where the SQLite database lives (default ./var)")
+        return p
+
+    serve = with_data_dir(commands.add_parser("serve", help="run the service"))
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.set_defaults(func=cmd_serve)
+
+    db = commands.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
+    with_data_dir(db.add_parser("upgrade", help="migrate to the newest schema")).set_defaults(
+        func=cmd_db_upgrade
+    )
+
+    endpoints = commands.add_parser("endpoints", help="the endpoint roster").add_subparsers(
+        dest="endpoints", required=True
+    )
+    sync = with_data_dir(endpoints.add_parser("sync", help="load configs/endpoints.yaml"))
+    sync.add_argument("--file", help="another roster file")
+    sync.set_defaults(func=cmd_endpoints_sync)
+    token = with_data_dir(endpoints.add_parser("token", help="issue a token for an endpoint"))
+    token.add_argument("code")
+    token.add_argument("--scope", choices=["agent", "calendar"], default="agent")
+    token.add_argument("--label", default="")
+    token.set_defaults(func=cmd_endpoints_token)
+
+    users = commands.add_parser("users", help="user accounts").add_subparsers(
+        dest="users", required=True
+    )
+    create = with_data_dir(users.add_parser(
+        "create", help="create an account (password from VCBRIDGE_NEW_PASSWORD or a prompt)"
+    ))
+    create.add_argument("username")
+    create.add_argument("--role", choices=[r.value for r in Role], required=True)
+    create.add_argument("--endpoint", help="endpoint code (operators)")
+    create.add_argument("--full-name")
+    create.set_defaults(func=cmd_users_create)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `vcbridge` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (SettingsError, RosterError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

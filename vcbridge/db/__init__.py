@@ -1,0 +1,1 @@
+"""Database: the ORM models, engine and sessions, and schema migrations."""

@@ -1,0 +1,216 @@
+"""The ORM models (SQLAlchemy 2.0 declarative, typed).
+
+A recurring series is a `ConferenceSeries` row holding the RRULE plus one
+`Conference` row per occurrence: every occurrence has its own times, status,
+participants and lifecycle, so conflicts, scheduling and roll call work on
+plain rows."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from vcbridge.db.types import UtcDateTime
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every model."""
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    # Store the value text, not the member name, and avoid native PG enum
+    # types so adding a value is a plain migration.
+    return Enum(cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+
+
+class EndpointKind(enum.StrEnum):
+    PROVINCIAL = "provincial"
+    DISTRICT = "district"
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    BOOKER = "booker"
+    OPERATOR = "operator"
+    IT = "it"
+
+
+class ConferenceStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    OPEN = "open"
+    LIVE = "live"
+    ENDED = "ended"
+    CANCELLED = "cancelled"
+
+
+# Statuses that hold their endpoints and bridge capacity.
+ACTIVE_STATUSES = (ConferenceStatus.SCHEDULED, ConferenceStatus.OPEN, ConferenceStatus.LIVE)
+
+
+class TokenScope(enum.StrEnum):
+    LOGIN = "login"  # a user's session (bearer or cookie)
+    AGENT = "agent"  # an endpoint agent: acts for one endpoint
+    CALENDAR = "calendar"  # read-only iCalendar feed of one endpoint
+
+
+class Endpoint(Base):
+    """A conference endpoint ("điểm cầu") of the roster."""
+
+    __tablename__ = "endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200), default="")
+    kind: Mapped[EndpointKind] = mapped_column(_enum(EndpointKind))
+    address: Mapped[str] = mapped_column(String(300), default="")
+    contact_name: Mapped[str] = mapped_column(String(200), default="")
+    contact_phone: Mapped[str] = mapped_column(String(50), default="")
+    contact_email: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class User(Base):
+    """A person who logs in."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    endpoint_id: Mapped[int | None] = mapped_column(ForeignKey("endpoints.id"), default=None)
+    full_name: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    endpoint: Mapped[Endpoint | None] = relationship(lazy="joined")
+
+
+class ApiToken(Base):
+    """A bearer token. Only its SHA-256 is stored; the secret is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[TokenScope] = mapped_column(_enum(TokenScope))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    endpoint_id: Mapped[int | None] = mapped_column(ForeignKey("endpoints.id"), default=None)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+
+
+class ConferenceSeries(Base):
+    """A recurring booking: the RRULE its occurrences were expanded from."""
+
+    __tablename__ = "conference_series"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rrule: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
+class Conference(Base):
+    """One conference (for a series: one occurrence)."""
+
+    __tablename__ = "conferences"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conference_series.id"), default=None, index=True
+    )
+    title: Mapped[str] = mapped_column(String(200))
+    agenda: Mapped[str] = mapped_column(Text, default="")
+    chair_endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"))
+    start: Mapped[datetime] = mapped_column(UtcDateTime)
+    end: Mapped[datetime] = mapped_column(UtcDateTime)
+    setup_minutes: Mapped[int] = mapped_column(Integer)
+    # start - setup_minutes, kept as a column so the conflict query is one index range.
+    busy_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[ConferenceStatus] = mapped_column(_enum(ConferenceStatus))
+    # Grows with every change (the iCalendar SEQUENCE).
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = mapped_column(String(100))
+
+    chair: Mapped[Endpoint] = relationship(lazy="joined")
+    series: Mapped[ConferenceSeries | None] = relationship(lazy="joined")
+    participants: Mapped[list[Participant]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="Participant.id"
+    )
+
+    __table_args__ = (
+        Index("ix_conferences_status_busy_start", "status", "busy_start"),
+        Index("ix_conferences_start", "start"),
+    )
+
+
+class Participant(Base):
+    """An endpoint booked into a conference."""
+
+    __tablename__ = "conference_participants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conference_id: Mapped[int] = mapped_column(ForeignKey("conferences.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"))
+
+    endpoint: Mapped[Endpoint] = relationship(lazy="joined")
+
+    __table_args__ = (
+        UniqueConstraint("conference_id", "endpoint_id"),
+        Index("ix_participants_endpoint_conference", "endpoint_id", "conference_id"),
+    )
+
+
+class BookingLock(Base):
+    """One row that every booking transaction updates first.
+
+    The row lock (PostgreSQL) or the write lock (SQLite) serialises the
+    conflict check and the insert, so two racing bookings cannot both pass."""
+
+    __tablename__ = "booking_lock"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AuditEvent(Base):
+    """Who did what, when: before and after (ISO 9001 record keeping)."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str] = mapped_column(String(64))
+    before: Mapped[Any | None] = mapped_column(JSON, default=None)
+    after: Mapped[Any | None] = mapped_column(JSON, default=None)
+    remote: Mapped[str] = mapped_column(String(64), default="")

@@ -1,0 +1,75 @@
+"""Resolve the caller of each request from its bearer token or session cookie.
+
+Handlers then call `require_principal` / `require_permission`. A request
+authenticated by cookie must carry the matching X-CSRF-Token header on any
+unsafe method, so another site cannot ride on the cookie."""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from vcbridge.app_keys import CLOCK, DATABASE, PRINCIPAL
+from vcbridge.auth.principal import Permission, Principal
+from vcbridge.auth.tokens import csrf_for, resolve_token
+from vcbridge.db.models import TokenScope
+from vcbridge.http.errors import ApiError, forbidden, unauthorized
+
+SESSION_COOKIE = "vcbridge_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Attach the caller (if any valid credential came) to the request."""
+    secret = _bearer(request)
+    from_cookie = False
+    if secret is None and (cookie := request.cookies.get(SESSION_COOKIE)):
+        secret, from_cookie = cookie, True
+    if secret is not None:
+        async with request.app[DATABASE].read() as session:
+            principal = await resolve_token(session, secret, request.app[CLOCK].now())
+        if principal is None:
+            if not from_cookie:
+                raise unauthorized("invalid, expired or revoked token")
+        else:
+            if from_cookie and request.method not in SAFE_METHODS:
+                sent = request.headers.get(CSRF_HEADER, "")
+                if not hmac.compare_digest(sent, csrf_for(secret)):
+                    raise ApiError(403, "csrf", f"missing or wrong {CSRF_HEADER} header")
+            request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+def require_principal(request: web.Request, *, calendar_ok: bool = False) -> Principal:
+    """The caller; 401 if anonymous. Calendar tokens only pass where `calendar_ok`."""
+    principal = request.get(PRINCIPAL)
+    if principal is None:
+        raise unauthorized()
+    if principal.scope is TokenScope.CALENDAR and not calendar_ok:
+        raise forbidden("a calendar token only reads the calendar feed")
+    return principal
+
+
+def require_permission(request: web.Request, permission: Permission) -> Principal:
+    """The caller, if its role grants `permission`; 401/403 otherwise."""
+    principal = require_principal(request)
+    if not principal.can(permission):
+        raise forbidden()
+    return principal
+
+
+def remote_of(request: web.Request) -> str:
+    """The client address for the audit log."""
+    return request.remote or ""

@@ -1,0 +1,95 @@
+"""The error contract: `{"error": {"code", "message", "details"}}` with the right status.
+
+Handlers raise `ApiError`; the middleware turns it, aiohttp's own HTTP
+errors and anything unexpected into that JSON shape (never an HTML page)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error answered to the client as JSON."""
+
+    def __init__(
+        self, status: int, code: str, message: str, details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+
+def bad_request(message: str, details: Any = None) -> ApiError:
+    return ApiError(400, "bad_request", message, details)
+
+
+def unauthorized(message: str = "authentication required") -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def forbidden(message: str = "not allowed for your role") -> ApiError:
+    return ApiError(403, "forbidden", message)
+
+
+def not_found(message: str) -> ApiError:
+    return ApiError(404, "not_found", message)
+
+
+def conflict(message: str, details: Any = None) -> ApiError:
+    return ApiError(409, "conflict", message, details)
+
+
+def invalid(message: str, details: Any = None) -> ApiError:
+    return ApiError(422, "invalid", message, details)
+
+
+def error_response(error: ApiError) -> web.Response:
+    """The JSON response for `error`."""
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.details is not None:
+        body["details"] = error.details
+    return web.json_response({"error": body}, status=error.status, headers=error.headers)
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every failure with the JSON error contract."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = exc.text if exc.text and exc.content_type == "text/plain" else exc.reason
+        if exc.status == 413:
+            message = "request body too large"
+        headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+        return error_response(
+            ApiError(exc.status, _HTTP_CODES.get(exc.status, "error"), message, headers=headers)
+        )
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return error_response(ApiError(500, "internal", "internal server error"))

@@ -1,0 +1,129 @@
+"""Service settings: `configs/vcbridge.toml` (or the file named by
+`VCBRIDGE_CONFIG`), overridden by `VCBRIDGE_*` environment variables.
+
+Every setting is validated at start; a bad value stops the service with a
+message that names the key."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "vcbridge.toml"
+DEFAULT_ROSTER = PROJECT_ROOT / "configs" / "endpoints.yaml"
+
+
+class SettingsError(Exception):
+    """Raised when the configuration is invalid; the message names the key."""
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """All settings of one vcbridge process (see `configs/vcbridge.toml`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VCBRIDGE_", extra="forbid", frozen=True, validate_default=True
+    )
+
+    data_dir: Path = Path("./var")
+    database_url: str = ""
+    roster_file: Path = DEFAULT_ROSTER
+    timezone: str = "Asia/Ho_Chi_Minh"
+    admin_password: str = Field(default="", repr=False)
+
+    # Authentication
+    login_token_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    login_max_failures: int = Field(default=5, ge=1, le=1000)
+    login_window_seconds: float = Field(default=300.0, gt=0)
+    cookie_secure: bool = False
+
+    # HTTP
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)
+
+    # Booking rules
+    default_setup_minutes: int = Field(default=15, ge=0, le=240)
+    max_setup_minutes: int = Field(default=240, ge=0, le=1440)
+    max_duration_hours: float = Field(default=12.0, gt=0, le=72)
+    booking_horizon_days: int = Field(default=730, ge=1, le=3650)
+    max_occurrences: int = Field(default=260, ge=1, le=2000)
+    max_concurrent_conferences: int = Field(default=4, ge=1, le=1000)
+    max_participant_ports: int = Field(default=80, ge=2, le=100000)
+
+    # ICE (used by the bridge and the agent): never a public default.
+    ice_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    ice_host_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    _csv = field_validator("ice_servers", "ice_host_addresses", mode="before")(_split_csv)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to SQLite in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'vcbridge.sqlite3').resolve()}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = Path(os.environ.get("VCBRIDGE_CONFIG", DEFAULT_CONFIG))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file.exists():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load and validate settings; raise `SettingsError` naming each bad key."""
+    config = os.environ.get("VCBRIDGE_CONFIG")
+    if config and not Path(config).exists():
+        raise SettingsError(f"VCBRIDGE_CONFIG: file {config} does not exist")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '?'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SettingsError(f"invalid configuration: {problems}") from None
