@@ -74,6 +74,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         database_url=database_url,
         data_dir=tmp_path,
         admin_password=ADMIN_PASSWORD,
+        # Cheap hashes keep the suite fast; production keeps the OWASP cost.
+        password_time_cost=1,
+        password_memory_kib=64,
     )
 
 

@@ -17,14 +17,15 @@ from vcbridge.api import (
     openapi_routes,
     users_routes,
 )
-from vcbridge.app_keys import CLOCK, DATABASE, LOGIN_LIMITER, SETTINGS, ZONE
+from vcbridge.app_keys import CLOCK, DATABASE, LOGIN_LIMITER, PASSWORDS, SETTINGS, ZONE
 from vcbridge.auth.login_limiter import LoginLimiter
+from vcbridge.auth.passwords import Passwords
 from vcbridge.bootstrap import prepare_database
 from vcbridge.clock import Clock, SystemClock
 from vcbridge.db.engine import Database
 from vcbridge.http.auth_middleware import auth_middleware
 from vcbridge.http.errors import error_middleware
-from vcbridge.settings import Settings
+from vcbridge.settings import Settings, passwords_for
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[CLOCK] = clock or SystemClock()
     app[ZONE] = ZoneInfo(settings.timezone)
     app[LOGIN_LIMITER] = LoginLimiter(settings.login_max_failures, settings.login_window_seconds)
+    app[PASSWORDS] = passwords_for(settings)
     app.cleanup_ctx.append(_database_ctx)
 
     health_routes.setup_routes(app)
@@ -57,7 +59,7 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     if not settings.database_url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.effective_database_url)
-    report = await prepare_database(database, settings, app[CLOCK].now())
+    report = await prepare_database(database, settings, app[CLOCK].now(), app[PASSWORDS])
     log.info("database ready; roster: %s", report.summary())
     app[DATABASE] = database
     yield

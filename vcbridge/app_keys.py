@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from vcbridge.auth.login_limiter import LoginLimiter
+from vcbridge.auth.passwords import Passwords
 from vcbridge.auth.principal import Principal
 from vcbridge.clock import Clock
 from vcbridge.db.engine import Database
@@ -17,5 +18,6 @@ DATABASE = web.AppKey("database", Database)
 CLOCK = web.AppKey("clock", Clock)
 ZONE = web.AppKey("zone", ZoneInfo)
 LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
+PASSWORDS = web.AppKey("passwords", Passwords)
 
 PRINCIPAL = web.RequestKey("principal", Principal)

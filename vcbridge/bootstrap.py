@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import select, text
 
 from vcbridge.audit import SYSTEM
+from vcbridge.auth.passwords import Passwords
 from vcbridge.db.engine import Database
 from vcbridge.db.migrate import upgrade
 from vcbridge.db.models import Role, User
@@ -21,7 +22,9 @@ log = logging.getLogger(__name__)
 _PREPARE_LOCK_KEY = 0x7663_6272_6964_6765 & 0x7FFF_FFFF_FFFF_FFFF
 
 
-async def prepare_database(database: Database, settings: Settings, now: datetime) -> SyncReport:
+async def prepare_database(
+    database: Database, settings: Settings, now: datetime, passwords: Passwords
+) -> SyncReport:
     """Migrate to the newest schema, sync the roster, create `admin` if asked to."""
     entries = load_roster(settings.roster_file)
     async with database.engine.connect() as connection:
@@ -37,7 +40,7 @@ async def prepare_database(database: Database, settings: Settings, now: datetime
                     await create_user(
                         session, username="admin", password=settings.admin_password,
                         role=Role.ADMIN, endpoint_code=None, full_name="Quản trị hệ thống",
-                        actor=SYSTEM, now=now,
+                        actor=SYSTEM, now=now, passwords=passwords,
                     )
                     log.info("created the admin account from VCBRIDGE_ADMIN_PASSWORD")
         finally:

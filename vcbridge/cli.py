@@ -20,7 +20,7 @@ from vcbridge.db.engine import Database
 from vcbridge.db.migrate import upgrade
 from vcbridge.db.models import Endpoint, Role, TokenScope
 from vcbridge.roster import RosterError, load_roster, sync_roster
-from vcbridge.settings import Settings, SettingsError, load_settings
+from vcbridge.settings import Settings, SettingsError, load_settings, passwords_for
 from vcbridge.users import UserError, create_user
 
 CLI_ACTOR = Actor(name=f"cli:{getpass.getuser()}", role="admin")
@@ -108,7 +108,7 @@ def cmd_endpoints_token(args: argparse.Namespace) -> int:
 def cmd_users_create(args: argparse.Namespace) -> int:
     password = os.environ.get("VCBRIDGE_NEW_PASSWORD") or getpass.getpass("Mật khẩu / Password: ")
 
-    async def work(database: Database, _settings: Settings) -> int:
+    async def work(database: Database, settings: Settings) -> int:
         await upgrade(database)
         try:
             async with database.write() as session:
@@ -116,6 +116,7 @@ def cmd_users_create(args: argparse.Namespace) -> int:
                     session, username=args.username, password=password, role=Role(args.role),
                     endpoint_code=args.endpoint, full_name=args.full_name or "",
                     actor=CLI_ACTOR, now=SystemClock().now(),
+                    passwords=passwords_for(settings),
                 )
                 print(f"created user {user.username} ({user.role.value})")
         except UserError as exc:

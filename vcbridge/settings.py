@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
+from vcbridge.auth.passwords import Passwords
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -52,6 +53,9 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1, le=1000)
     login_window_seconds: float = Field(default=300.0, gt=0)
     cookie_secure: bool = False
+    # Argon2id cost of password hashes (OWASP minimum by default).
+    password_time_cost: int = Field(default=2, ge=1, le=20)
+    password_memory_kib: int = Field(default=19456, ge=8, le=4 * 1024 * 1024)
 
     # HTTP
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)
@@ -112,6 +116,11 @@ class Settings(BaseSettings):
         if config_file.exists():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
+
+
+def passwords_for(settings: Settings) -> Passwords:
+    """The password hasher with the configured cost."""
+    return Passwords(settings.password_time_cost, settings.password_memory_kib)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vcbridge.audit import Actor, record
-from vcbridge.auth.passwords import hash_password, password_problem
+from vcbridge.auth.passwords import Passwords, password_problem
 from vcbridge.db.models import ApiToken, Endpoint, Role, TokenScope, User
 
 
@@ -58,6 +58,7 @@ async def create_user(
     full_name: str,
     actor: Actor,
     now: datetime,
+    passwords: Passwords,
 ) -> User:
     """Create an account with a hashed password, audited."""
     if problem := password_problem(password):
@@ -67,7 +68,7 @@ async def create_user(
         raise UserError(f"user {username!r} already exists", clash=True)
     user = User(
         username=username,
-        password_hash=hash_password(password),
+        password_hash=await passwords.hash(password),
         role=role,
         endpoint=endpoint,
         full_name=full_name,
@@ -82,14 +83,17 @@ async def create_user(
 
 
 async def update_user(
-    session: AsyncSession, user: User, changes: dict[str, Any], actor: Actor, now: datetime
+    session: AsyncSession,
+    user: User,
+    changes: dict[str, Any],
+    actor: Actor,
+    now: datetime,
+    passwords: Passwords,
 ) -> User:
     """Change an account; a new password, role or deactivation ends its sessions."""
     before = user_json(user)
     role = Role(changes["role"]) if changes.get("role") else user.role
-    code = changes["endpoint"] if "endpoint" in changes else (
-        user.endpoint.code if user.endpoint else None
-    )
+    code = changes.get("endpoint", user.endpoint.code if user.endpoint else None)
     if role is not Role.OPERATOR and "endpoint" not in changes:
         code = None
     user.endpoint = await _endpoint(session, role, code)
@@ -97,7 +101,7 @@ async def update_user(
     if changes.get("password") is not None:
         if problem := password_problem(changes["password"]):
             raise UserError(problem)
-        user.password_hash = hash_password(changes["password"])
+        user.password_hash = await passwords.hash(changes["password"])
     if changes.get("full_name") is not None:
         user.full_name = changes["full_name"]
     if changes.get("active") is not None:

@@ -8,10 +8,9 @@ from datetime import timedelta
 from aiohttp import web
 from sqlalchemy import select
 
-from vcbridge.app_keys import CLOCK, DATABASE, LOGIN_LIMITER, SETTINGS, ZONE
+from vcbridge.app_keys import CLOCK, DATABASE, LOGIN_LIMITER, PASSWORDS, SETTINGS, ZONE
 from vcbridge.api.schemas import LoginRequest
 from vcbridge.audit import Actor, record
-from vcbridge.auth.passwords import verify_password
 from vcbridge.auth.tokens import csrf_for, issue_token
 from vcbridge.clock import to_local_iso
 from vcbridge.db.models import ApiToken, TokenScope, User
@@ -38,7 +37,9 @@ async def login(request: web.Request) -> web.Response:
     now = request.app[CLOCK].now()
     async with request.app[DATABASE].write() as session:
         user = await session.scalar(select(User).where(User.username == body.username))
-        ok = verify_password(user.password_hash if user else None, body.password)
+        ok = await request.app[PASSWORDS].verify(
+            user.password_hash if user else None, body.password
+        )
         if user is None or not ok or not user.active:
             limiter.fail(keys, time.monotonic())
             await record(session, Actor(body.username[:100], "anonymous", remote),

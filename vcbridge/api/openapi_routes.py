@@ -1,22 +1,654 @@
-"""The OpenAPI 3 document of the API, served at /api/v1/openapi.json."""
+"""The OpenAPI 3.1 document of the API, served at /api/v1/openapi.json.
+
+Request bodies come from the pydantic models the handlers validate with;
+response bodies are written out here to match `conference_json`,
+`endpoint_json`, `token_json`, `user_json` and the other handlers. The
+document is pure data, built once per process and cached (tests check it
+against the app's router, so a route added without its operation fails)."""
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
+
+from scheduler.conference_schemas import ConferenceCreate, ConferenceUpdate
+from vcbridge import __version__
+from vcbridge.api.schemas import EndpointTokenCreate, LoginRequest, UserCreate, UserUpdate
+from vcbridge.db.models import ConferenceStatus, EndpointKind, Role, TokenScope
+from vcbridge.http.auth_middleware import CSRF_HEADER, SESSION_COOKIE
+from vcbridge.roster import CODE_PATTERN
+
+OPENAPI_PATH = "/api/v1/openapi.json"
+JSON = "application/json"
+Schema = dict[str, Any]
+
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (
+    LoginRequest,
+    UserCreate,
+    UserUpdate,
+    EndpointTokenCreate,
+    ConferenceCreate,
+    ConferenceUpdate,
+)
+
+# Authentication: a bearer token (login, agent or calendar scope) or the session
+# cookie set by login (then unsafe methods need the X-CSRF-Token header).
+AUTHENTICATED: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"cookieAuth": []}]
+PUBLIC: list[dict[str, list[str]]] = []
 
 
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _object(properties: dict[str, Schema], *, required: list[str] | None = None,
+            description: str = "", closed: bool = True) -> Schema:
+    schema: Schema = {
+        "type": "object",
+        "required": list(properties) if required is None else required,
+        "properties": properties,
+    }
+    if closed:
+        schema["additionalProperties"] = False
+    if description:
+        schema["description"] = description
+    return schema
+
+
+# -- schemas ---------------------------------------------------------------
+
+LOCAL_TIME: Schema = {
+    "type": "string",
+    "format": "date-time",
+    "description": "RFC 3339 in the province's time zone, e.g. 2026-11-30T08:00:00+07:00.",
+    "examples": ["2026-11-30T08:00:00+07:00"],
+}
+ENDPOINT_CODE: Schema = {"type": "string", "pattern": CODE_PATTERN, "examples": ["UBND-TINH"]}
+
+
+def _error_schema(description: str, details: Schema | None = None) -> Schema:
+    """The error contract `{"error": {"code", "message", "details"}}`."""
+    body: Schema = _object(
+        {
+            "code": {
+                "type": "string",
+                "description": "Stable machine-readable code: bad_request, unauthorized, "
+                "invalid_credentials, forbidden, csrf, not_found, method_not_allowed, "
+                "conflict, too_large, unsupported_media_type, invalid, rate_limited, "
+                "internal.",
+                "examples": ["invalid"],
+            },
+            "message": {"type": "string", "description": "Human-readable explanation."},
+            "details": details if details is not None else {
+                "description": "Extra, code-specific data; absent when there is none."
+            },
+        },
+        required=["code", "message"],
+    )
+    return _object({"error": body}, description=description)
+
+
+def _response_schemas() -> dict[str, Schema]:
+    conference = _object(
+        {
+            "id": {"type": "integer"},
+            "title": {"type": "string", "maxLength": 200},
+            "agenda": {"type": "string"},
+            "chair": ENDPOINT_CODE | {"description": "Code of the chairing endpoint."},
+            "participants": {"type": "array", "items": ENDPOINT_CODE,
+                             "description": "Codes of every endpoint, the chair included."},
+            "start": LOCAL_TIME,
+            "end": LOCAL_TIME,
+            "setup_minutes": {"type": "integer", "minimum": 0,
+                              "description": "Endpoints are held this long before `start`."},
+            "rrule": _nullable({"type": "string"}) | {
+                "description": "The RFC 5545 RRULE of the series, null for a single conference."
+            },
+            "series_id": _nullable({"type": "integer"}),
+            "status": {"type": "string", "enum": [s.value for s in ConferenceStatus]},
+            "created_at": LOCAL_TIME,
+            "created_by": {"type": "string"},
+            "updated_at": LOCAL_TIME,
+            "updated_by": {"type": "string"},
+        },
+        closed=False,
+        description="A conference (for a series: one occurrence).",
+    )
+    endpoint = _object(
+        {
+            "code": ENDPOINT_CODE,
+            "name": {"type": "string", "examples": ["Văn phòng UBND tỉnh"]},
+            "name_en": {"type": "string"},
+            "kind": {"type": "string", "enum": [k.value for k in EndpointKind]},
+            "address": {"type": "string"},
+            "contact_name": {"type": "string"},
+            "contact_phone": {"type": "string"},
+            "contact_email": {"type": "string"},
+            "active": {"type": "boolean", "description": "False once retired from the roster."},
+        },
+        description="A conference endpoint (điểm cầu) of the roster.",
+    )
+    user = _object(
+        {
+            "id": {"type": "integer"},
+            "username": {"type": "string"},
+            "role": {"type": "string", "enum": [r.value for r in Role]},
+            "endpoint": _nullable(ENDPOINT_CODE) | {
+                "description": "The endpoint an operator is bound to; null for other roles."
+            },
+            "full_name": {"type": "string"},
+            "active": {"type": "boolean"},
+        },
+        description="A user account (never its password).",
+    )
+    token = _object(
+        {
+            "id": {"type": "integer"},
+            "scope": {"type": "string", "enum": [s.value for s in TokenScope]},
+            "label": {"type": "string"},
+            "created_at": _nullable(LOCAL_TIME),
+            "created_by": {"type": "string"},
+            "expires_at": _nullable(LOCAL_TIME),
+            "revoked_at": _nullable(LOCAL_TIME),
+        },
+        closed=False,
+        description="A token's metadata (never its secret).",
+    )
+    audit_event = _object(
+        {
+            "id": {"type": "integer"},
+            "at": LOCAL_TIME,
+            "actor": {"type": "string"},
+            "role": {"type": "string",
+                     "description": "The actor's role, endpoint-agent, anonymous or system."},
+            "action": {"type": "string", "examples": ["conference.create"]},
+            "target_type": {"type": "string", "examples": ["conference"]},
+            "target_id": {"type": "string"},
+            "before": {"description": "The target before the change (any JSON), or null."},
+            "after": {"description": "The target after the change (any JSON), or null."},
+            "remote": {"type": "string", "description": "The client address."},
+        },
+        description="One audit log entry.",
+    )
+    conflict_details = _object(
+        {
+            "conflicts": {
+                "type": "array",
+                "items": _object({
+                    "conference": {"type": "integer", "description": "Id of the conference."},
+                    "title": {"type": "string"},
+                    "start": LOCAL_TIME,
+                    "end": LOCAL_TIME,
+                    "endpoints": {"type": "array", "items": ENDPOINT_CODE,
+                                  "description": "The requested endpoints it holds."},
+                }),
+            },
+            "capacity": _nullable(_object({
+                "at": LOCAL_TIME,
+                "conferences": {"type": "integer"},
+                "ports": {"type": "integer"},
+                "reason": {"type": "string"},
+            })),
+        },
+        description="Why a booking conflicts: the conferences holding requested endpoints "
+        "and/or the moment the bridge would be over capacity.",
+    )
+    invalid_details: Schema = {
+        "anyOf": [
+            {
+                "type": "array",
+                "description": "Body validation errors.",
+                "items": _object({
+                    "field": {"type": "string", "examples": ["participants"]},
+                    "problem": {"type": "string"},
+                }),
+            },
+            _object({"problems": {"type": "array", "items": {"type": "string"}}},
+                    description="Booking rules broken."),
+        ]
+    }
+    return {
+        "Conference": conference,
+        "ConferenceList": _object({
+            "conferences": {"type": "array", "items": _ref("Conference")},
+            "next_offset": _nullable({"type": "integer"}) | {
+                "description": "The `offset` of the next page; null on the last page."
+            },
+        }),
+        "ConferenceCreated": {
+            "allOf": [_ref("Conference")],
+            "properties": {"occurrence_ids": {
+                "type": "array", "items": {"type": "integer"},
+                "description": "For a recurring booking: the id of every occurrence.",
+            }},
+        },
+        "ConferenceChanged": {
+            "allOf": [_ref("Conference")],
+            "required": ["affected"],
+            "properties": {"affected": {
+                "type": "array", "items": {"type": "integer"},
+                "description": "Ids of every conference changed (several with scope=following).",
+            }},
+        },
+        "Endpoint": endpoint,
+        "EndpointList": _object({"endpoints": {"type": "array", "items": _ref("Endpoint")}}),
+        "User": user,
+        "UserList": _object({"users": {"type": "array", "items": _ref("User")}}),
+        "Token": token,
+        "TokenCreated": {
+            "allOf": [_ref("Token")],
+            "required": ["token"],
+            "properties": {"token": {
+                "type": "string", "description": "The secret: shown in this answer only.",
+            }},
+        },
+        "TokenList": _object({"tokens": {"type": "array", "items": _ref("Token")}}),
+        "AuditEvent": audit_event,
+        "AuditEventList": _object({"events": {"type": "array", "items": _ref("AuditEvent")}}),
+        "LoginResponse": _object({
+            "token": {"type": "string", "description": "Bearer token (also set as cookie)."},
+            "token_type": {"const": "Bearer"},
+            "expires_at": LOCAL_TIME,
+            "csrf_token": {"type": "string",
+                           "description": f"Send as {CSRF_HEADER} on unsafe cookie requests."},
+            "user": _ref("User"),
+        }),
+        "Me": _object(
+            {
+                "name": {"type": "string"},
+                "role": _nullable({"type": "string", "enum": [r.value for r in Role]}),
+                "scope": {"type": "string", "enum": [s.value for s in TokenScope]},
+                "endpoint": _nullable(ENDPOINT_CODE),
+                "csrf_token": {"type": "string",
+                               "description": "Only for a cookie session without bearer."},
+            },
+            required=["name", "role", "scope", "endpoint"],
+        ),
+        "Ok": _object({"ok": {"const": True}}),
+        "Health": _object(
+            {
+                "status": {"type": "string", "enum": ["ok", "unavailable"]},
+                "database": {"type": "string", "enum": ["sqlite", "postgresql", "unreachable"]},
+                "version": {"type": "string"},
+                "time": LOCAL_TIME,
+                "detail": {"type": "string", "description": "The error type (503 only)."},
+            },
+            required=["status", "database"],
+        ),
+        "Error": _error_schema("The error contract of every failure."),
+        "InvalidError": _error_schema("422: the request breaks a rule.", invalid_details),
+        "ConflictDetails": conflict_details,
+        "BookingConflictError": _error_schema(
+            "409: endpoints taken, bridge full (details given) or a conference state that "
+            "forbids the change (no details).",
+            _ref("ConflictDetails"),
+        ),
+        "RateLimitedError": _error_schema(
+            "429: too many failed logins.",
+            _object({"retry_after_seconds": {"type": "integer", "minimum": 1}}),
+        ),
+    }
+
+
+def _request_schemas() -> dict[str, Schema]:
+    """The pydantic request models, their `$defs` hoisted into components."""
+    schemas: dict[str, Schema] = {}
+    for model in REQUEST_MODELS:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in schema.pop("$defs", {}).items():
+            if schemas.setdefault(name, definition) != definition:
+                raise RuntimeError(f"two different request schemas named {name}")
+        schemas[model.__name__] = schema
+    return schemas
+
+
+# -- responses and parameters -----------------------------------------------
+
+def _json(schema: Schema, description: str, headers: dict[str, Any] | None = None) -> Schema:
+    response: Schema = {"description": description, "content": {JSON: {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _error(description: str, schema: str = "Error", headers: dict[str, Any] | None = None
+           ) -> Schema:
+    return _json(_ref(schema), description, headers)
+
+
+ERROR_RESPONSES: dict[str, Schema] = {
+    "BadRequest": _error("Malformed JSON body (code bad_request)."),
+    "Unauthorized": _error(
+        "No valid credentials: missing, invalid, expired or revoked token (code unauthorized).",
+        headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
+    ),
+    "Forbidden": _error(
+        "The caller's role or token scope does not allow this (code forbidden), or a cookie "
+        f"session sent an unsafe request without the right {CSRF_HEADER} header (code csrf)."
+    ),
+    "NotFound": _error("No such resource, or one the caller may not see (code not_found)."),
+    "Conflict": _error("The request clashes with the current state (code conflict)."),
+    "BookingConflict": _error(
+        "The booking clashes with other conferences or the bridge capacity, with the "
+        "conflicting conferences in `details`; or the conference's state forbids the change.",
+        "BookingConflictError",
+    ),
+    "TooLarge": _error("The body exceeds the configured size limit (code too_large)."),
+    "UnsupportedMediaType": _error(
+        "The body is not sent as application/json (code unsupported_media_type)."
+    ),
+    "Invalid": _error(
+        "Invalid request: body validation errors as `details` [{field, problem}], booking "
+        "rules as `details.problems`, or a bad query parameter (code invalid).",
+        "InvalidError",
+    ),
+    "RateLimited": _error(
+        "Too many failed logins for this user name or address (code rate_limited).",
+        "RateLimitedError",
+        headers={"Retry-After": {"schema": {"type": "integer"},
+                                 "description": "Seconds to wait."}},
+    ),
+}
+
+
+def _err(*statuses: int, conflict: str = "Conflict") -> dict[str, Schema]:
+    names = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+             409: conflict, 413: "TooLarge", 415: "UnsupportedMediaType", 422: "Invalid",
+             429: "RateLimited"}
+    return {str(s): {"$ref": f"#/components/responses/{names[s]}"} for s in statuses}
+
+
+def _param(name: str) -> Schema:
+    return {"$ref": f"#/components/parameters/{name}"}
+
+
+def _query(name: str, schema: Schema, description: str) -> Schema:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}
+
+
+PARAMETERS: dict[str, Schema] = {
+    "EndpointCode": {"name": "code", "in": "path", "required": True, "schema": ENDPOINT_CODE,
+                     "description": "The endpoint's code."},
+    "ConferenceId": {"name": "id", "in": "path", "required": True,
+                     "schema": {"type": "integer", "minimum": 1}},
+    "UserId": {"name": "id", "in": "path", "required": True,
+               "schema": {"type": "integer", "minimum": 1}},
+    "TokenId": {"name": "id", "in": "path", "required": True,
+                "schema": {"type": "integer", "minimum": 1}},
+    "Scope": _query(
+        "scope", {"type": "string", "enum": ["this", "following"], "default": "this"},
+        "For an occurrence of a series: change only this one, or this and every later one.",
+    ),
+    "CsrfToken": {
+        "name": CSRF_HEADER, "in": "header", "required": False, "schema": {"type": "string"},
+        "description": "Required when authenticated by the session cookie (the csrf_token "
+        "from login or /auth/me); not needed with a bearer token.",
+    },
+}
+
+
+def _op(operation_id: str, summary: str, tag: str, responses: dict[str, Any], *,
+        public: bool = False, parameters: list[Schema] | None = None,
+        body: str | None = None, description: str = "") -> Schema:
+    operation: Schema = {"operationId": operation_id, "summary": summary, "tags": [tag]}
+    if description:
+        operation["description"] = description
+    if parameters:
+        operation["parameters"] = parameters
+    if body:
+        operation["requestBody"] = {
+            "required": True, "content": {JSON: {"schema": _ref(body)}},
+        }
+    operation["security"] = PUBLIC if public else AUTHENTICATED
+    operation["responses"] = responses
+    return operation
+
+
+def _paths() -> dict[str, Schema]:
+    csrf = _param("CsrfToken")
+    time_range = [
+        _query("from", LOCAL_TIME, "Only from this time on (RFC 3339 with offset)."),
+        _query("to", LOCAL_TIME, "Only before this time (RFC 3339 with offset)."),
+    ]
+    location = {"Location": {"schema": {"type": "string"},
+                             "description": "The URL of the new resource."}}
+    return {
+        "/healthz": {"get": _op(
+            "getHealth", "Liveness: the service and its database", "health",
+            {"200": _json(_ref("Health"), "The service and its database answer."),
+             "503": _json(_ref("Health"), "The database does not answer.")},
+            public=True,
+        )},
+        "/api/v1/auth/login": {"post": _op(
+            "login", "Log in: a bearer token, also set as the session cookie", "auth",
+            {"200": _json(_ref("LoginResponse"), "Logged in.", {
+                "Set-Cookie": {"schema": {"type": "string"},
+                               "description": f"{SESSION_COOKIE}: the same token, HttpOnly."},
+            }),
+             **_err(400, 401, 413, 415, 422, 429)},
+            public=True, body="LoginRequest",
+            description="401 (code invalid_credentials) for a wrong user name or password or "
+            "an inactive account; repeated failures are rate limited (429). A session cookie "
+            "is ignored here (no CSRF header needed).",
+        )},
+        "/api/v1/auth/logout": {"post": _op(
+            "logout", "Log out: revoke the current login token", "auth",
+            {"200": _json(_ref("Ok"), "Logged out; the session cookie is cleared."),
+             **_err(401, 403)},
+            parameters=[csrf],
+        )},
+        "/api/v1/auth/me": {"get": _op(
+            "getMe", "Who am I (and the CSRF token of a cookie session)", "auth",
+            {"200": _json(_ref("Me"), "The caller."), **_err(401, 403)},
+        )},
+        "/api/v1/users": {
+            "get": _op("listUsers", "List user accounts (admin)", "users",
+                       {"200": _json(_ref("UserList"), "Every account, by user name."),
+                        **_err(401, 403)}),
+            "post": _op("createUser", "Create a user account (admin)", "users",
+                        {"201": _json(_ref("User"), "Created.", location),
+                         **_err(400, 401, 403, 409, 413, 415, 422)},
+                        body="UserCreate", parameters=[csrf],
+                        description="409 when the user name is taken; 422 for a weak password "
+                        "or a wrong role/endpoint pairing."),
+        },
+        "/api/v1/users/{id}": {"patch": _op(
+            "updateUser", "Change a user account (admin)", "users",
+            {"200": _json(_ref("User"), "The account after the change."),
+             **_err(400, 401, 403, 404, 413, 415, 422)},
+            body="UserUpdate", parameters=[_param("UserId"), csrf],
+            description="Only the fields given change. A new password, role, endpoint or "
+            "deactivation ends the user's sessions. You cannot deactivate or demote yourself.",
+        )},
+        "/api/v1/endpoints": {"get": _op(
+            "listEndpoints", "The roster of endpoints", "endpoints",
+            {"200": _json(_ref("EndpointList"), "The endpoints, in roster order."),
+             **_err(401, 403)},
+            parameters=[_query("include_retired", {"type": "boolean", "default": False},
+                               "`true` to include endpoints retired from the roster.")],
+        )},
+        "/api/v1/endpoints/{code}": {"get": _op(
+            "getEndpoint", "One endpoint", "endpoints",
+            {"200": _json(_ref("Endpoint"), "The endpoint (active or retired)."),
+             **_err(401, 403, 404)},
+            parameters=[_param("EndpointCode")],
+        )},
+        "/api/v1/endpoints/{code}/tokens": {
+            "get": _op("listEndpointTokens", "An endpoint's tokens (admin)", "endpoints",
+                       {"200": _json(_ref("TokenList"), "The tokens' metadata."),
+                        **_err(401, 403, 404)},
+                       parameters=[_param("EndpointCode")]),
+            "post": _op("createEndpointToken", "Issue an agent or calendar token (admin)",
+                        "endpoints",
+                        {"201": _json(_ref("TokenCreated"), "Issued; the secret is shown once."),
+                         **_err(400, 401, 403, 404, 409, 413, 415, 422)},
+                        body="EndpointTokenCreate", parameters=[_param("EndpointCode"), csrf],
+                        description="409 for scope `login` (login tokens come from "
+                        "/api/v1/auth/login)."),
+        },
+        "/api/v1/endpoints/{code}/tokens/{id}": {"delete": _op(
+            "revokeEndpointToken", "Revoke an endpoint token at once (admin)", "endpoints",
+            {"200": _json(_ref("Token"), "The token, revoked."), **_err(401, 403, 404)},
+            parameters=[_param("EndpointCode"), _param("TokenId"), csrf],
+        )},
+        "/api/v1/endpoints/{code}/calendar.ics": {"get": _op(
+            "getEndpointCalendar", "iCalendar feed of an endpoint's conferences", "calendar",
+            {"200": {
+                "description": "RFC 5545 calendar: conferences from 60 days ago on.",
+                "content": {"text/calendar": {"schema": {"type": "string"}}},
+                "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
+            },
+             **_err(401, 403, 404)},
+            parameters=[
+                _param("EndpointCode"),
+                _query("token", {"type": "string"},
+                       "A calendar-scope token, for calendar programs that cannot send "
+                       "headers. A bearer header or session cookie works as well."),
+            ],
+            description="Readable by the endpoint's own operator, agent or calendar token, "
+            "and by roles that read every conference.",
+        ) | {"security": [*AUTHENTICATED, {"calendarToken": []}]}},
+        "/api/v1/conferences": {
+            "get": _op(
+                "listConferences", "List conferences", "conferences",
+                {"200": _json(_ref("ConferenceList"), "The conferences by start time."),
+                 **_err(401, 403, 422)},
+                parameters=[
+                    _query("endpoint", ENDPOINT_CODE,
+                           "Only conferences this (active) endpoint takes part in."),
+                    *time_range,
+                    {**_query("status", {"type": "array", "items": {
+                        "type": "string", "enum": [s.value for s in ConferenceStatus]}},
+                        "Only these statuses (repeat the parameter for several)."),
+                     "style": "form", "explode": True},
+                    _query("series", {"type": "integer", "minimum": 1},
+                           "Only the occurrences of this series."),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000,
+                                     "default": 200}, "Page size."),
+                    _query("offset", {"type": "integer", "minimum": 0, "maximum": 10_000_000,
+                                      "default": 0}, "Page start (see `next_offset`)."),
+                ],
+                description="Operators and endpoint agents see only their own endpoint's "
+                "conferences (403 when asking for another endpoint).",
+            ),
+            "post": _op(
+                "createConference", "Book a conference or a recurring series", "conferences",
+                {"201": _json(_ref("ConferenceCreated"), "Booked (the first occurrence).",
+                              location),
+                 **_err(400, 401, 403, 409, 413, 415, 422, conflict="BookingConflict")},
+                body="ConferenceCreate", parameters=[csrf],
+            ),
+        },
+        "/api/v1/conferences/{id}": {
+            "get": _op("getConference", "One conference", "conferences",
+                       {"200": _json(_ref("Conference"), "The conference."),
+                        **_err(401, 403, 404)},
+                       parameters=[_param("ConferenceId")]),
+            "patch": _op(
+                "updateConference", "Change a conference (or it and the following ones)",
+                "conferences",
+                {"200": _json(_ref("ConferenceChanged"), "The conference after the change."),
+                 **_err(400, 401, 403, 404, 409, 413, 415, 422, conflict="BookingConflict")},
+                body="ConferenceUpdate",
+                parameters=[_param("ConferenceId"), _param("Scope"), csrf],
+            ),
+            "delete": _op(
+                "cancelConference", "Cancel a conference (or it and the following ones)",
+                "conferences",
+                {"200": _json(_ref("ConferenceChanged"),
+                              "The conference, cancelled (the record is kept)."),
+                 **_err(401, 403, 404, 409, 422, conflict="BookingConflict")},
+                parameters=[_param("ConferenceId"), _param("Scope"), csrf],
+            ),
+        },
+        "/api/v1/audit": {"get": _op(
+            "listAuditEvents", "Read the audit log (admin)", "audit",
+            {"200": _json(_ref("AuditEventList"), "Events, newest first."),
+             **_err(401, 403, 422)},
+            parameters=[
+                _query("action", {"type": "string"}, "Exact action, e.g. conference.create."),
+                _query("actor", {"type": "string"}, "Exact actor name."),
+                _query("target_type", {"type": "string"}, "Exact target type."),
+                _query("target_id", {"type": "string"}, "Exact target id."),
+                *time_range,
+                _query("before_id", {"type": "integer", "minimum": 1},
+                       "Only events older than this id (the next page)."),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000,
+                                 "default": 100}, "Page size."),
+            ],
+        )},
+        OPENAPI_PATH: {"get": _op(
+            "getOpenApi", "This OpenAPI document", "meta",
+            {"200": _json({"type": "object"}, "The OpenAPI 3.1 document.")},
+            public=True,
+        )},
+    }
+
+
+@functools.cache
 def openapi_document() -> dict[str, Any]:
-    """The OpenAPI document (placeholder until written out)."""
-    return {"openapi": "3.1.0", "info": {"title": "vcbridge", "version": "0.1.0"}, "paths": {}}
+    """The OpenAPI document (built once; treat it as read-only)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "vcbridge",
+            "version": __version__,
+            "description": (
+                "Đặt lịch hội nghị truyền hình giữa các điểm cầu của tỉnh.\n\n"
+                "Booking of video conferences among the province's endpoints: roster, "
+                "conferences (single or recurring), iCalendar feeds, users, tokens and audit."
+                "\n\nErrors are always JSON: `{\"error\": {\"code\", \"message\", "
+                "\"details\"}}`. Times are RFC 3339 with an offset."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "tags": [
+            {"name": "health", "description": "Liveness."},
+            {"name": "auth", "description": "Đăng nhập / login and sessions."},
+            {"name": "users", "description": "Tài khoản / user accounts."},
+            {"name": "endpoints", "description": "Điểm cầu / endpoints and their tokens."},
+            {"name": "calendar", "description": "Lịch iCalendar / calendar feeds."},
+            {"name": "conferences", "description": "Hội nghị / conferences."},
+            {"name": "audit", "description": "Nhật ký / audit log."},
+            {"name": "meta", "description": "This document."},
+        ],
+        "paths": _paths(),
+        "components": {
+            "schemas": _request_schemas() | _response_schemas(),
+            "responses": ERROR_RESPONSES,
+            "parameters": PARAMETERS,
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer",
+                               "description": "A login, agent or calendar token."},
+                "cookieAuth": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
+                               "description": f"The session cookie set by login; unsafe "
+                               f"methods also need the {CSRF_HEADER} header."},
+                "calendarToken": {"type": "apiKey", "in": "query", "name": "token",
+                                  "description": "A calendar-scope token (calendar feed only)."},
+            },
+        },
+    }
+
+
+@functools.cache
+def _document_text() -> str:
+    return json.dumps(openapi_document(), ensure_ascii=False)
 
 
 async def openapi_json(request: web.Request) -> web.Response:
     """GET /api/v1/openapi.json."""
-    return web.json_response(openapi_document())
+    return web.Response(text=_document_text(), content_type=JSON)
 
 
 def setup_routes(app: web.Application) -> None:
     """Register the OpenAPI route."""
-    app.router.add_get("/api/v1/openapi.json", openapi_json)
+    app.router.add_get(OPENAPI_PATH, openapi_json)

@@ -6,7 +6,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from vcbridge.api.schemas import UserCreate, UserUpdate
-from vcbridge.app_keys import CLOCK, DATABASE
+from vcbridge.app_keys import CLOCK, DATABASE, PASSWORDS
 from vcbridge.auth.principal import Permission
 from vcbridge.db.models import Role, User
 from vcbridge.http.auth_middleware import remote_of, require_permission
@@ -38,6 +38,7 @@ async def create(request: web.Request) -> web.Response:
                 session, username=body.username, password=body.password,
                 role=Role(body.role), endpoint_code=body.endpoint, full_name=body.full_name,
                 actor=principal.actor(remote_of(request)), now=now,
+                passwords=request.app[PASSWORDS],
             )
             payload = user_json(user)
     except UserError as exc:
@@ -63,7 +64,8 @@ async def patch(request: web.Request) -> web.Response:
             user = await session.get(User, user_id)
             if user is None:
                 raise not_found(f"no user {user_id}")
-            await update_user(session, user, changes, principal.actor(remote_of(request)), now)
+            await update_user(session, user, changes, principal.actor(remote_of(request)), now,
+                              request.app[PASSWORDS])
             payload = user_json(user)
     except UserError as exc:
         raise _user_error(exc) from None

@@ -20,6 +20,8 @@ from vcbridge.http.errors import ApiError, forbidden, unauthorized
 SESSION_COOKIE = "vcbridge_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Logging in must work whatever stale session cookie the browser still holds.
+COOKIE_EXEMPT_PATHS = frozenset({"/api/v1/auth/login"})
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -35,7 +37,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """Attach the caller (if any valid credential came) to the request."""
     secret = _bearer(request)
     from_cookie = False
-    if secret is None and (cookie := request.cookies.get(SESSION_COOKIE)):
+    if (
+        secret is None
+        and request.path not in COOKIE_EXEMPT_PATHS
+        and (cookie := request.cookies.get(SESSION_COOKIE))
+    ):
         secret, from_cookie = cookie, True
     if secret is not None:
         async with request.app[DATABASE].read() as session:

@@ -1,0 +1,736 @@
+"""Booking benchmark: conflict check, create and month listing on a full year.
+
+The scenario of the issue: 10,000 conferences booked over the next year
+across the province's 31 endpoints; time the conflict check and the creation
+of a new booking, on SQLite and on PostgreSQL, and the listing of one
+endpoint's month.
+
+Target: p99 of the conflict check under 5 ms on both databases.
+
+Run it from the project root with the project's virtualenv:
+
+    .venv/bin/python bench/booking.py                    # SQLite and PostgreSQL
+    .venv/bin/python bench/booking.py --db sqlite --samples 100
+    .venv/bin/python bench/booking.py --db postgres \\
+        --postgres-url postgresql+asyncpg://postgres@127.0.0.1:5432/test
+
+SQLite lives in a temporary directory. For PostgreSQL the URL only serves to
+create a scratch database `vcbridge_bench_<random>`, dropped at the end.
+
+For each database:
+
+1. `prepare_database` migrates and syncs the roster, then the year is filled
+   with direct bulk inserts (no conflict check: that would be slow). A
+   fixed seed places each conference where an in-memory model of the rules
+   (endpoints free, bridge concurrency) accepts it, so the data is a legal
+   schedule; the model also predicts the outcome of each measured booking.
+2. The conflict check alone (`booked_overlapping` + `endpoint_conflicts` +
+   `capacity_problem`) in a write session that is rolled back. The session's
+   first statement (`lock_bookings`, as in `create_conference`) runs
+   untimed, so connection checkout and BEGIN are not counted.
+3. `create_conference` in `Database.write()`, committed: half the requests
+   are placed in a slot the model says is free, half at random (mostly
+   refused with BookingConflict, rolled back). Both are reported.
+4. The real app (`create_app`) on 127.0.0.1 at a free port: POST
+   /api/v1/conferences end to end, same mix, then GET /api/v1/conferences
+   for one endpoint's calendar month.
+
+Every figure is p50 / p99 / max of `--samples` operations in milliseconds
+(time.perf_counter), after `--warmup` uncounted ones. A table goes to
+stderr and one JSON line with every figure to stdout.
+
+10,000 conferences a year is close to saturation: working hours of Monday to
+Saturday hold about 58% of all endpoint-hours, and the bridge must run up to
+10 conferences at once (the default `max_concurrent_conferences` is 4, which
+cannot hold such a year), so the benchmark raises it to `--max-concurrent`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import random
+import secrets
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import asyncpg
+import sqlalchemy
+from aiohttp import web
+from sqlalchemy import insert, select, text
+
+from scheduler.booking_api import BOOKING_POLICY
+from scheduler.booking_rules import Slot, capacity_problem, endpoint_conflicts
+from scheduler.booking_service import (
+    BookingConflict,
+    BookingPolicy,
+    create_conference,
+)
+from scheduler.booking_store import booked_overlapping, lock_bookings
+from scheduler.conference_schemas import ConferenceCreate
+from vcbridge.app import create_app
+from vcbridge.app_keys import PASSWORDS
+from vcbridge.audit import Actor
+from vcbridge.bootstrap import prepare_database
+from vcbridge.clock import FixedClock
+from vcbridge.db.engine import Database
+from vcbridge.db.models import Conference, ConferenceStatus, Endpoint, EndpointKind, Participant
+from vcbridge.settings import Settings
+
+DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+TARGET_CONFLICT_CHECK_P99_MS = 5.0
+# The scratch databases get an admin with a password of this run only.
+ADMIN_PASSWORD = secrets.token_urlsafe(18)
+SEED = 20261127
+ZONE_NAME = "Asia/Ho_Chi_Minh"
+ZONE = ZoneInfo(ZONE_NAME)
+# Friday 2026-11-27 10:00 in Hanoi, as in the tests; the year starts the next day.
+# A fixed clock keeps every run identical (nothing here reads the wall clock).
+NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+YEAR_DAYS = 365
+SETUP_MINUTES = 15
+
+# The day in quarter hours from 07:00 local: endpoints are busy (setup
+# included) from 07:15 at the earliest to 18:00 at the latest; meetings start
+# on the half hour.
+DAY_START = 7 * 60
+QUARTER = 15
+QUARTERS = (18 * 60 - DAY_START) // QUARTER
+FIRST_START = (7 * 60 + 30 - DAY_START) // QUARTER
+SETUP_QUARTERS = SETUP_MINUTES // QUARTER
+
+BRIEFING_SHARE = 0.02  # all-31 briefings ("giao ban")
+SIZES = list(range(2, 9))
+SIZE_WEIGHTS = [30, 22, 16, 12, 9, 6, 5]
+DURATIONS = [60, 90, 120, 150, 180]
+DURATION_WEIGHTS = [40, 25, 20, 8, 7]
+BRIEFING_DURATIONS = [60, 90, 120]
+TITLES = [
+    "Họp giao ban",
+    "Hội nghị triển khai nhiệm vụ",
+    "Họp bàn công tác phòng chống thiên tai",
+    "Tập huấn chuyển đổi số",
+    "Họp Ban chỉ đạo",
+    "Hội nghị sơ kết",
+    "Làm việc về giải phóng mặt bằng",
+    "Họp thẩm định dự án",
+]
+
+
+class _Rollback(Exception):
+    """Raised inside a write session to roll it back."""
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile of `values` (non-empty)."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    """p50 / p99 / max / mean in milliseconds of durations given in seconds."""
+    if not values:
+        return {"n": 0, "p50": None, "p99": None, "max": None, "mean": None}
+    ms = [v * 1000 for v in values]
+    return {
+        "n": len(ms),
+        "p50": round(percentile(ms, 50), 3),
+        "p99": round(percentile(ms, 99), 3),
+        "max": round(max(ms), 3),
+        "mean": round(sum(ms) / len(ms), 3),
+    }
+
+
+def log(message: str) -> None:
+    """Progress and tables go to stderr; stdout keeps only the JSON line."""
+    print(message, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- the schedule
+
+
+@dataclass(frozen=True)
+class Request:
+    """A booking request, on the quarter-hour grid of one day of the year."""
+
+    day: int
+    first: int  # first busy quarter (setup included)
+    last: int  # quarter after the end
+    endpoints: tuple[int, ...]  # indices into the roster
+    chair: int
+    title: str
+
+    def start(self, days: list[date]) -> datetime:
+        return _at(days[self.day], self.first + SETUP_QUARTERS)
+
+    def end(self, days: list[date]) -> datetime:
+        return _at(days[self.day], self.last)
+
+
+def _at(day: date, quarter: int) -> datetime:
+    local = datetime(day.year, day.month, day.day, tzinfo=ZONE)
+    return (local + timedelta(minutes=DAY_START + quarter * QUARTER)).astimezone(UTC)
+
+
+@dataclass
+class Schedule:
+    """In-memory model of the booking rules on the quarter-hour grid: which
+    endpoints are busy when, and how many conferences run at once."""
+
+    days: list[date]
+    endpoints: int
+    max_concurrent: int
+    busy: list[list[int]] = field(default_factory=list)  # [day][endpoint] -> bitmask
+    running: list[list[int]] = field(default_factory=list)  # [day][quarter] -> count
+
+    def __post_init__(self) -> None:
+        self.busy = [[0] * self.endpoints for _ in self.days]
+        self.running = [[0] * QUARTERS for _ in self.days]
+
+    def fits(self, request: Request) -> bool:
+        mask = ((1 << (request.last - request.first)) - 1) << request.first
+        busy = self.busy[request.day]
+        if any(busy[e] & mask for e in request.endpoints):
+            return False
+        return max(self.running[request.day][request.first : request.last]) < self.max_concurrent
+
+    def book(self, request: Request) -> None:
+        mask = ((1 << (request.last - request.first)) - 1) << request.first
+        busy = self.busy[request.day]
+        for e in request.endpoints:
+            busy[e] |= mask
+        running = self.running[request.day]
+        for q in range(request.first, request.last):
+            running[q] += 1
+
+    def utilisation(self) -> float:
+        """Share of the endpoint-quarters of the working days that are booked."""
+        used = sum(bin(mask).count("1") for day in self.busy for mask in day)
+        return used / (len(self.days) * self.endpoints * (QUARTERS - SETUP_QUARTERS))
+
+
+class Generator:
+    """Seeded booking requests with the realistic mix."""
+
+    def __init__(self, rng: random.Random, codes: list[str], provincial: set[int]) -> None:
+        self.rng = rng
+        self.codes = codes
+        self.provincial = provincial
+        self.counter = 0
+
+    def shape(self) -> tuple[tuple[int, ...], int, int]:
+        """Participants, chair and duration in quarters of a new request."""
+        rng = self.rng
+        everyone = list(range(len(self.codes)))
+        if rng.random() < BRIEFING_SHARE:
+            members = everyone
+            minutes = rng.choice(BRIEFING_DURATIONS)
+        else:
+            size = rng.choices(SIZES, weights=SIZE_WEIGHTS)[0]
+            members = rng.sample(everyone, size)
+            minutes = rng.choices(DURATIONS, weights=DURATION_WEIGHTS)[0]
+        chairs = [e for e in members if e in self.provincial] or members
+        return tuple(members), rng.choice(chairs), minutes // QUARTER
+
+    def place(
+        self, members: tuple[int, ...], chair: int, quarters: int, days: int
+    ) -> Request:
+        """The request at a random half-hour start on a random working day."""
+        rng = self.rng
+        latest = QUARTERS - quarters
+        start = FIRST_START + 2 * rng.randrange((latest - FIRST_START) // 2 + 1)
+        self.counter += 1
+        return Request(
+            day=rng.randrange(days), first=start - SETUP_QUARTERS, last=start + quarters,
+            endpoints=members, chair=chair,
+            title=f"{rng.choice(TITLES)} #{self.counter}",
+        )
+
+    def random_request(self, days: int) -> Request:
+        return self.place(*self.shape(), days)
+
+    def free_request(self, schedule: Schedule, tries: int = 4000) -> Request | None:
+        """A request the model accepts (a booker picking a free slot), or None."""
+        for _ in range(tries):
+            members, chair, quarters = self.shape()
+            for _ in range(50):
+                request = self.place(members, chair, quarters, len(schedule.days))
+                if schedule.fits(request):
+                    return request
+        return None
+
+
+def working_days() -> list[date]:
+    """Monday to Saturday of the 365 days after NOW (local dates)."""
+    today = NOW.astimezone(ZONE).date()
+    every = [today + timedelta(days=n) for n in range(1, YEAR_DAYS + 1)]
+    return [d for d in every if d.weekday() != 6]
+
+
+# --------------------------------------------------------------------------- populate
+
+
+async def populate(
+    database: Database, schedule: Schedule, generator: Generator, endpoint_ids: list[int],
+    count: int,
+) -> dict[str, Any]:
+    """Fill the year with `count` legal conferences by direct bulk inserts."""
+    started = time.perf_counter()
+    conferences: list[dict[str, Any]] = []
+    participants: list[dict[str, Any]] = []
+    attempts = 0
+    limit = count * 2000
+    while len(conferences) < count:
+        members, chair, quarters = generator.shape()
+        for _ in range(300):
+            attempts += 1
+            request = generator.place(members, chair, quarters, len(schedule.days))
+            if schedule.fits(request):
+                break
+        else:
+            if attempts > limit:
+                raise RuntimeError(
+                    f"placed only {len(conferences)} of {count} conferences in the year"
+                )
+            continue
+        schedule.book(request)
+        cid = len(conferences) + 1
+        start, end = request.start(schedule.days), request.end(schedule.days)
+        conferences.append({
+            "id": cid, "series_id": None, "title": request.title, "agenda": "",
+            "chair_endpoint_id": endpoint_ids[request.chair], "start": start, "end": end,
+            "setup_minutes": SETUP_MINUTES,
+            "busy_start": start - timedelta(minutes=SETUP_MINUTES),
+            "status": ConferenceStatus.SCHEDULED, "revision": 0,
+            "created_at": NOW, "created_by": "bench", "updated_at": NOW, "updated_by": "bench",
+        })
+        for e in request.endpoints:
+            participants.append({
+                "id": len(participants) + 1, "conference_id": cid,
+                "endpoint_id": endpoint_ids[e],
+            })
+    generated = time.perf_counter()
+    async with database.engine.begin() as connection:
+        for first in range(0, len(conferences), 2000):
+            await connection.execute(insert(Conference.__table__), conferences[first:first + 2000])
+        for first in range(0, len(participants), 5000):
+            await connection.execute(
+                insert(Participant.__table__), participants[first:first + 5000]
+            )
+        if not database.is_sqlite:
+            for table in ("conferences", "conference_participants"):
+                await connection.execute(text(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
+                    f"(SELECT max(id) FROM {table}))"
+                ))
+    inserted = time.perf_counter()
+    # PostgreSQL's autovacuum analyses tables this size within a minute of the
+    # load; do it now so the plans are the ones a running service gets. SQLite
+    # has no automatic ANALYZE and vcbridge runs none, so it is left as it is.
+    if not database.is_sqlite:
+        async with database.engine.connect() as connection:
+            await connection.execute(text("ANALYZE"))
+            await connection.commit()
+    return {
+        "conferences": len(conferences),
+        "participants": len(participants),
+        "placement_attempts": attempts,
+        "endpoint_utilisation": round(schedule.utilisation(), 3),
+        "generate_s": round(generated - started, 2),
+        "insert_s": round(inserted - generated, 2),
+    }
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+@dataclass
+class Outcomes:
+    """Durations (seconds) per outcome, and disagreements with the model."""
+
+    created: list[float] = field(default_factory=list)
+    refused: list[float] = field(default_factory=list)
+    mismatches: int = 0
+
+
+async def measure_conflict_check(
+    database: Database, policy: BookingPolicy, generator: Generator, schedule: Schedule,
+    codes: list[str], samples: int, warmup: int,
+) -> tuple[list[float], float]:
+    """(a) the conflict check alone, in a write session rolled back."""
+    timings: list[float] = []
+    rows = 0
+    for n in range(warmup + samples):
+        request = generator.random_request(len(schedule.days))
+        slots = [Slot(request.start(schedule.days), request.end(schedule.days), SETUP_MINUTES)]
+        wanted = [codes[e] for e in request.endpoints]
+        elapsed, booked = 0.0, []
+        try:
+            async with database.write() as session:
+                await lock_bookings(session)  # untimed: connection + BEGIN, as in create
+                started = time.perf_counter()
+                booked = await booked_overlapping(session, slots)
+                endpoint_conflicts(slots, wanted, booked)
+                capacity_problem(slots, len(wanted), booked, policy.limits)
+                elapsed = time.perf_counter() - started
+                raise _Rollback
+        except _Rollback:
+            pass
+        if n >= warmup:
+            timings.append(elapsed)
+            rows += len(booked)
+    return timings, rows / max(1, samples)
+
+
+def _create_body(request: Request, days: list[date], codes: list[str]) -> dict[str, Any]:
+    return {
+        "title": request.title,
+        "chair": codes[request.chair],
+        "participants": [codes[e] for e in request.endpoints],
+        "start": request.start(days).astimezone(ZONE).isoformat(),
+        "end": request.end(days).astimezone(ZONE).isoformat(),
+    }
+
+
+def _next_request(generator: Generator, schedule: Schedule, n: int) -> Request:
+    """Alternately a request in a slot the model finds free and a random one."""
+    request = generator.free_request(schedule) if n % 2 == 0 else None
+    return request or generator.random_request(len(schedule.days))
+
+
+async def measure_creates(
+    book: Callable[[Request], Awaitable[bool]], generator: Generator, schedule: Schedule,
+    samples: int, warmup: int,
+) -> Outcomes:
+    """Time `book` (True: created, False: refused) over the mixed requests."""
+    outcomes = Outcomes()
+    for n in range(warmup + samples):
+        request = _next_request(generator, schedule, n)
+        expected = schedule.fits(request)
+        started = time.perf_counter()
+        created = await book(request)
+        elapsed = time.perf_counter() - started
+        if created:
+            schedule.book(request)
+        if created != expected:
+            outcomes.mismatches += 1
+        if n >= warmup:
+            (outcomes.created if created else outcomes.refused).append(elapsed)
+    return outcomes
+
+
+async def measure_direct_creates(
+    database: Database, policy: BookingPolicy, generator: Generator, schedule: Schedule,
+    codes: list[str], samples: int, warmup: int,
+) -> Outcomes:
+    """(b) create_conference in Database.write(), committed or rolled back."""
+    actor = Actor(name="bench", role="admin", remote="127.0.0.1")
+
+    async def book(request: Request) -> bool:
+        body = ConferenceCreate(
+            title=request.title, chair=codes[request.chair],
+            participants=[codes[e] for e in request.endpoints],
+            start=request.start(schedule.days), end=request.end(schedule.days),
+        )
+        try:
+            async with database.write() as session:
+                await create_conference(session, body, actor, NOW, policy)
+        except BookingConflict:
+            return False
+        return True
+
+    return await measure_creates(book, generator, schedule, samples, warmup)
+
+
+@asynccontextmanager
+async def running_app(app: web.Application) -> AsyncIterator[str]:
+    """The application on 127.0.0.1 at a free port; yields its base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def measure_http(
+    app: web.Application, generator: Generator, schedule: Schedule, codes: list[str],
+    samples: int, warmup: int,
+) -> tuple[Outcomes, list[float], float]:
+    """(c) POST /api/v1/conferences and (d) one endpoint's month, over HTTP."""
+    async with running_app(app) as base, aiohttp.ClientSession(
+        base_url=base, cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=30),
+    ) as client:
+        async with client.post(
+            "/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
+        ) as response:
+            if response.status != 200:
+                raise RuntimeError(f"login failed: {response.status} {await response.text()}")
+            token = (await response.json())["token"]
+        headers = {"Authorization": f"Bearer {token}"}
+
+        async def book(request: Request) -> bool:
+            body = _create_body(request, schedule.days, codes)
+            async with client.post("/api/v1/conferences", json=body, headers=headers) as reply:
+                await reply.read()
+                if reply.status not in (201, 409):
+                    raise RuntimeError(f"POST answered {reply.status}: {await reply.text()}")
+                return reply.status == 201
+
+        creates = await measure_creates(book, generator, schedule, samples, warmup)
+
+        months = sorted({(d.year, d.month) for d in schedule.days})[1:-1]  # whole months
+        rng = generator.rng
+        listing: list[float] = []
+        rows = 0
+        for n in range(warmup + samples):
+            year, month = rng.choice(months)
+            first = datetime(year, month, 1, tzinfo=ZONE)
+            following = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=ZONE)
+            params = {
+                "endpoint": rng.choice(codes),
+                "from": first.isoformat(),
+                "to": following.isoformat(),
+            }
+            started = time.perf_counter()
+            async with client.get("/api/v1/conferences", params=params,
+                                  headers=headers) as reply:
+                payload = await reply.json()
+            elapsed = time.perf_counter() - started
+            if reply.status != 200:
+                raise RuntimeError(f"GET answered {reply.status}: {payload}")
+            if n >= warmup:
+                listing.append(elapsed)
+                rows += len(payload["conferences"])
+    return creates, listing, rows / max(1, samples)
+
+
+# --------------------------------------------------------------------------- one database
+
+
+async def bench_database(url: str, label: str, args: argparse.Namespace, data_dir: Path
+                         ) -> dict[str, Any]:
+    """Every measurement on the database at `url`."""
+    settings = Settings(
+        database_url=url, data_dir=data_dir, admin_password=ADMIN_PASSWORD,
+        timezone=ZONE_NAME, default_setup_minutes=SETUP_MINUTES,
+        max_concurrent_conferences=args.max_concurrent,
+    )
+    # The app is built first: the benchmark uses its own policy and password
+    # hasher, and serves it over HTTP later.
+    app = create_app(settings, clock=FixedClock(NOW))
+    policy = app[BOOKING_POLICY]
+    rng = random.Random(SEED)
+    database = Database(url)
+    result: dict[str, Any] = {}
+    try:
+        log(f"[{label}] migrating and syncing the roster")
+        await prepare_database(database, settings, NOW, app[PASSWORDS])
+        async with database.read() as session:
+            endpoints = (await session.scalars(
+                select(Endpoint).where(Endpoint.active.is_(True)).order_by(Endpoint.id)
+            )).all()
+        codes = [e.code for e in endpoints]
+        provincial = {i for i, e in enumerate(endpoints) if e.kind is EndpointKind.PROVINCIAL}
+        schedule = Schedule(working_days(), len(codes), args.max_concurrent)
+        generator = Generator(rng, codes, provincial)
+        log(f"[{label}] populating {args.conferences} conferences over {len(schedule.days)} "
+            f"working days, {len(codes)} endpoints")
+        result["populate"] = await populate(
+            database, schedule, generator, [e.id for e in endpoints], args.conferences
+        )
+        log(f"[{label}] populated: {result['populate']}")
+
+        log(f"[{label}] conflict check x{args.samples}")
+        check, rows = await measure_conflict_check(
+            database, policy, generator, schedule, codes, args.samples, args.warmup
+        )
+        result["conflict_check_ms"] = summary(check)
+        result["conflict_check_rows_mean"] = round(rows, 1)
+
+        log(f"[{label}] create_conference x{args.samples}")
+        direct = await measure_direct_creates(
+            database, policy, generator, schedule, codes, args.samples, args.warmup
+        )
+        result["create_ms"] = summary(direct.created)
+        result["create_conflict_ms"] = summary(direct.refused)
+        result["create_model_mismatches"] = direct.mismatches
+    finally:
+        await database.dispose()
+
+    log(f"[{label}] HTTP: POST x{args.samples}, GET month x{args.samples}")
+    http, listing, rows = await measure_http(
+        app, generator, schedule, codes, args.samples, args.warmup
+    )
+    result["http_create_ms"] = summary(http.created)
+    result["http_conflict_ms"] = summary(http.refused)
+    result["http_create_model_mismatches"] = http.mismatches
+    result["list_month_ms"] = summary(listing)
+    result["list_month_rows_mean"] = round(rows, 1)
+    result["conflict_check_meets_target"] = (
+        result["conflict_check_ms"]["p99"] < TARGET_CONFLICT_CHECK_P99_MS
+    )
+    return result
+
+
+@asynccontextmanager
+async def scratch_postgres(base_url: str) -> AsyncIterator[tuple[str, str]]:
+    """A new PostgreSQL database, dropped afterwards; yields (URL, server version)."""
+    dsn = base_url.replace("postgresql+asyncpg://", "postgresql://")
+    admin = await asyncpg.connect(dsn, timeout=5)
+    name = f"vcbridge_bench_{uuid.uuid4().hex[:12]}"
+    try:
+        version = str(await admin.fetchval("SHOW server_version"))
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield base_url.rsplit("/", 1)[0] + f"/{name}", version
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+# --------------------------------------------------------------------------- report
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo, if readable."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    """The figures as a readable table."""
+    rows = [
+        ("conflict check", "conflict_check_ms"),
+        ("create (committed)", "create_ms"),
+        ("create (409, rolled back)", "create_conflict_ms"),
+        ("HTTP POST 201", "http_create_ms"),
+        ("HTTP POST 409", "http_conflict_ms"),
+        ("HTTP GET endpoint month", "list_month_ms"),
+    ]
+    lines = [f"{'':28}{'db':>10}{'n':>6}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}"]
+    for name, key in rows:
+        for db, result in results.items():
+            if "error" in result:
+                continue
+            s = result[key]
+            if s["n"] == 0:
+                lines.append(f"{name:28}{db:>10}{0:>6}{'-':>10}{'-':>10}{'-':>10}")
+                continue
+            lines.append(
+                f"{name:28}{db:>10}{s['n']:>6}{s['p50']:>10.2f}{s['p99']:>10.2f}{s['max']:>10.2f}"
+            )
+    for db, result in results.items():
+        if "error" in result:
+            lines.append(f"{db}: FAILED: {result['error']}")
+            continue
+        verdict = "meets" if result["conflict_check_meets_target"] else "MISSES"
+        lines.append(
+            f"{db}: conflict check p99 {result['conflict_check_ms']['p99']:.2f} ms "
+            f"{verdict} the {TARGET_CONFLICT_CHECK_P99_MS:g} ms target; "
+            f"{result['conflict_check_rows_mean']} rows per check; "
+            f"{result['list_month_rows_mean']} conferences per month listed; "
+            f"model mismatches {result['create_model_mismatches']}"
+            f"/{result['http_create_model_mismatches']}"
+        )
+    return "\n".join(lines)
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    wanted = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    results: dict[str, dict[str, Any]] = {}
+    machine: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "sqlite": sqlite3.sqlite_version,
+        "sqlalchemy": sqlalchemy.__version__,
+        "aiohttp": aiohttp.__version__,
+    }
+    with tempfile.TemporaryDirectory(prefix="vcbridge-bench-") as tmp:
+        for db in wanted:
+            started = time.perf_counter()
+            try:
+                if db == "sqlite":
+                    url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.sqlite3'}"
+                    results[db] = await bench_database(url, db, args, Path(tmp))
+                else:
+                    async with scratch_postgres(args.postgres_url) as (url, version):
+                        machine["postgres"] = version
+                        results[db] = await bench_database(url, db, args, Path(tmp))
+            except (OSError, asyncpg.PostgresError, sqlalchemy.exc.SQLAlchemyError,
+                    RuntimeError) as exc:
+                results[db] = {"error": f"{type(exc).__name__}: {exc}"}
+            results[db]["elapsed_s"] = round(time.perf_counter() - started, 1)
+    log("")
+    log(table(results))
+    report = {
+        "bench": "booking",
+        "conferences": args.conferences,
+        "samples": args.samples,
+        "warmup": args.warmup,
+        "seed": SEED,
+        "target_conflict_check_p99_ms": TARGET_CONFLICT_CHECK_P99_MS,
+        "max_concurrent_conferences": args.max_concurrent,
+        **results,
+        "machine": machine,
+    }
+    print(json.dumps(report, ensure_ascii=False), flush=True)
+    return 1 if any("error" in r for r in results.values()) else 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--conferences", type=int, default=10_000)
+    parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--max-concurrent", type=int, default=10,
+                        help="the bridge's max_concurrent_conferences for the benchmark")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL,
+                        help="an existing database, used only to create a scratch one")
+    args = parser.parse_args(argv)
+    for name in ("conferences", "samples", "max_concurrent"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.warmup < 0:
+        parser.error("--warmup must not be negative")
+    return args
+
+
+def main() -> int:
+    return asyncio.run(main_async(parse_args()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

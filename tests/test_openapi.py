@@ -1,0 +1,272 @@
+"""The OpenAPI document: valid, true to the router, and true to what handlers answer."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import ClientResponse
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
+
+from tests.conftest import Client
+from vcbridge import __version__
+from vcbridge.api.openapi_routes import openapi_document
+
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+PUBLIC = {
+    ("GET", "/healthz"),
+    ("POST", "/api/v1/auth/login"),
+    ("GET", "/api/v1/openapi.json"),
+}
+
+
+async def _served(client: Client) -> dict[str, Any]:
+    response = await client.get("/api/v1/openapi.json")
+    assert response.status == 200
+    assert response.content_type == "application/json"
+    document: dict[str, Any] = await response.json()
+    return document
+
+
+def _operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (method.upper(), path): operation
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in HTTP_METHODS
+    }
+
+
+def _ref_parts(ref: str) -> list[str]:
+    assert ref.startswith("#/"), ref
+    return [p.replace("~1", "/").replace("~0", "~") for p in ref[2:].split("/")]
+
+
+def _deref(document: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local `$ref` (parameters, responses) to its target."""
+    while "$ref" in node:
+        target: Any = document
+        for part in _ref_parts(str(node["$ref"])):
+            target = target[part]
+        node = target
+    return node
+
+
+async def test_served_document_is_valid_openapi(client: Client) -> None:
+    document = await _served(client)
+    validate(document)
+    assert document["openapi"].startswith("3.1")
+    assert document["info"]["version"] == __version__
+    assert document["servers"] == [{"url": "/"}]
+    assert document == openapi_document()
+
+
+async def test_document_matches_router_both_ways(client: Client) -> None:
+    document = await _served(client)
+    routed = {
+        (route.method, route.resource.canonical)
+        for route in client.app.router.routes()
+        if route.method != "HEAD" and route.resource is not None
+    }
+    documented = set(_operations(document))
+    assert routed - documented == set(), "routes missing from the OpenAPI document"
+    assert documented - routed == set(), "documented operations that no route serves"
+
+
+async def test_security_declared_on_every_non_public_operation(client: Client) -> None:
+    document = await _served(client)
+    schemes = set(document["components"]["securitySchemes"])
+    assert {"bearerAuth", "cookieAuth"} <= schemes
+    for key, operation in _operations(document).items():
+        if key in PUBLIC:
+            assert operation.get("security") == [], key
+            continue
+        security = operation.get("security")
+        assert security, f"{key} declares no security"
+        assert all(requirement for requirement in security), f"{key} allows anonymous"
+        assert {name for requirement in security for name in requirement} <= schemes
+        assert "401" in operation["responses"], key
+
+
+async def test_operations_are_complete(client: Client) -> None:
+    document = await _served(client)
+    operation_ids = []
+    for (method, path), operation in _operations(document).items():
+        operation_ids.append(operation["operationId"])
+        assert operation["summary"] and operation["tags"], (method, path)
+        parameters = [_deref(document, p) for p in operation.get("parameters", [])]
+        in_path = {p["name"] for p in parameters if p["in"] == "path"}
+        assert in_path == set(re.findall(r"{(\w+)}", path)), (method, path)
+        if "requestBody" in operation:
+            for status in ("400", "413", "415", "422"):
+                assert status in operation["responses"], (method, path, status)
+    assert len(operation_ids) == len(set(operation_ids))
+    calendar = document["paths"]["/api/v1/endpoints/{code}/calendar.ics"]["get"]
+    assert "text/calendar" in calendar["responses"]["200"]["content"]
+    assert "429" in document["paths"]["/api/v1/auth/login"]["post"]["responses"]
+
+
+class Checker:
+    """Checks real answers against the documented response of their operation."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.seen: set[tuple[str, str, int]] = set()
+
+    async def __call__(
+        self, response: ClientResponse, method: str, path: str, status: int
+    ) -> Any:
+        assert response.status == status, await response.text()
+        operation = self.document["paths"][path][method.lower()]
+        documented = operation["responses"].get(str(status))
+        assert documented is not None, f"{method} {path} answers an undocumented {status}"
+        content = _deref(self.document, documented)["content"]
+        assert response.content_type in content, (method, path, response.content_type)
+        schema = content[response.content_type]["schema"]
+        if response.content_type == "application/json":
+            body: Any = await response.json()
+            validator = Draft202012Validator(
+                {**schema, "components": self.document["components"]},
+                format_checker=Draft202012Validator.FORMAT_CHECKER,
+            )
+            errors = [f"{list(e.absolute_path)}: {e.message}"
+                      for e in validator.iter_errors(body)]
+            assert not errors, (method, path, status, errors)
+        else:
+            body = await response.text()
+        self.seen.add((method, path, status))
+        return body
+
+
+async def test_answers_match_documented_schemas(
+    client: Client, admin: dict[str, str], booker: dict[str, str]
+) -> None:
+    check = Checker(await _served(client))
+    conferences = "/api/v1/conferences"
+    conference = "/api/v1/conferences/{id}"
+
+    await check(await client.get("/healthz"), "GET", "/healthz", 200)
+
+    login = "/api/v1/auth/login"
+    await check(await client.post(login, json={"username": "admin", "password": "nope"}),
+                "POST", login, 401)
+    await check(await client.post(login, data=b"{", headers={"Content-Type": "application/json"}),
+                "POST", login, 400)
+    await check(await client.post(login, data=b"x", headers={"Content-Type": "text/plain"}),
+                "POST", login, 415)
+    await check(await client.post(login, json={"username": "admin"}), "POST", login, 422)
+    body = await check(
+        await client.post(login, json={"username": "booker1", "password": "pw-booker1-123456"}),
+        "POST", login, 200,
+    )
+    assert body["user"]["role"] == "booker"
+    # The cookie session: unsafe requests need the CSRF header.
+    body = await check(await client.post("/api/v1/auth/logout"),
+                       "POST", "/api/v1/auth/logout", 403)
+    assert body["error"]["code"] == "csrf"
+    client.session.cookie_jar.clear()  # test as anonymous from here on
+
+    await check(await client.get("/api/v1/auth/me", headers=admin), "GET", "/api/v1/auth/me", 200)
+    await check(await client.get("/api/v1/auth/me"), "GET", "/api/v1/auth/me", 401)
+    await check(await client.get("/api/v1/audit", headers=booker), "GET", "/api/v1/audit", 403)
+
+    body = await check(await client.get("/api/v1/endpoints?include_retired=true", headers=admin),
+                       "GET", "/api/v1/endpoints", 200)
+    codes = [e["code"] for e in body["endpoints"]]
+    chair, other, third = codes[:3]
+    one = "/api/v1/endpoints/{code}"
+    await check(await client.get(f"/api/v1/endpoints/{chair}", headers=admin), "GET", one, 200)
+    await check(await client.get("/api/v1/endpoints/NO-SUCH", headers=admin), "GET", one, 404)
+
+    users = "/api/v1/users"
+    created = await check(
+        await client.post(users, headers=admin, json={
+            "username": "op1", "password": "pw-op1-123456", "role": "operator",
+            "endpoint": chair,
+        }),
+        "POST", users, 201,
+    )
+    await check(await client.post(users, headers=admin, json={
+        "username": "op1", "password": "pw-op1-123456", "role": "operator", "endpoint": chair,
+    }), "POST", users, 409)
+    await check(await client.get(users, headers=admin), "GET", users, 200)
+    await check(await client.patch(f"{users}/{created['id']}", headers=admin,
+                                   json={"full_name": "Nguyễn Văn A"}),
+                "PATCH", "/api/v1/users/{id}", 200)
+
+    tokens = "/api/v1/endpoints/{code}/tokens"
+    token = await check(
+        await client.post(f"/api/v1/endpoints/{chair}/tokens", headers=admin,
+                          json={"scope": "calendar", "label": "Outlook"}),
+        "POST", tokens, 201,
+    )
+    await check(await client.post(f"/api/v1/endpoints/{chair}/tokens", headers=admin,
+                                  json={"scope": "login"}), "POST", tokens, 409)
+    await check(await client.get(f"/api/v1/endpoints/{chair}/tokens", headers=admin),
+                "GET", tokens, 200)
+
+    base = {"title": "Giao ban trực tuyến", "chair": chair, "participants": [chair, other],
+            "start": "2026-11-30T08:00:00+07:00", "end": "2026-11-30T10:00:00+07:00"}
+    booked = await check(await client.post(conferences, headers=admin, json=base),
+                         "POST", conferences, 201)
+    clash = await check(
+        await client.post(conferences, headers=admin, json=base | {"chair": other}),
+        "POST", conferences, 409,
+    )
+    assert clash["error"]["details"]["conflicts"][0]["conference"] == booked["id"]
+    series = await check(
+        await client.post(conferences, headers=admin, json=base | {
+            "participants": [chair, third], "start": "2026-12-07T08:00:00+07:00",
+            "end": "2026-12-07T10:00:00+07:00", "rrule": "FREQ=WEEKLY;COUNT=3",
+        }),
+        "POST", conferences, 201,
+    )
+    assert len(series["occurrence_ids"]) == 3
+    await check(await client.post(conferences, headers=admin, json=base | {"end": base["start"]}),
+                "POST", conferences, 422)
+
+    await check(await client.get(f"{conferences}?endpoint={chair}&status=scheduled&limit=1",
+                                 headers=admin), "GET", conferences, 200)
+    await check(await client.get(f"{conferences}?from=nonsense", headers=admin),
+                "GET", conferences, 422)
+    await check(await client.get(f"{conferences}/{booked['id']}", headers=admin),
+                "GET", conference, 200)
+    await check(await client.get(f"{conferences}/999999", headers=admin), "GET", conference, 404)
+    await check(await client.patch(f"{conferences}/{series['id']}?scope=following",
+                                   headers=admin, json={"title": "Giao ban tuần"}),
+                "PATCH", conference, 200)
+    await check(await client.delete(f"{conferences}/{booked['id']}?scope=sideways",
+                                    headers=admin), "DELETE", conference, 422)
+    body = await check(await client.delete(f"{conferences}/{booked['id']}", headers=admin),
+                       "DELETE", conference, 200)
+    assert body["status"] == "cancelled" and body["affected"] == [booked["id"]]
+
+    ics = await check(
+        await client.get(f"/api/v1/endpoints/{chair}/calendar.ics?token={token['token']}"),
+        "GET", "/api/v1/endpoints/{code}/calendar.ics", 200,
+    )
+    assert "BEGIN:VCALENDAR" in ics
+    await check(await client.delete(f"/api/v1/endpoints/{chair}/tokens/{token['id']}",
+                                    headers=admin),
+                "DELETE", "/api/v1/endpoints/{code}/tokens/{id}", 200)
+
+    await check(await client.get("/api/v1/audit?limit=50", headers=admin),
+                "GET", "/api/v1/audit", 200)
+    await check(await client.post("/api/v1/auth/logout", headers=booker),
+                "POST", "/api/v1/auth/logout", 200)
+
+    for _ in range(10):
+        response = await client.post(login, json={"username": "ghost", "password": "x"})
+        if response.status == 429:
+            await check(response, "POST", login, 429)
+            break
+    else:
+        raise AssertionError("login was never rate limited")
+    await check(await client.post(login, data=b" " * 300_000,
+                                  headers={"Content-Type": "application/json"}),
+                "POST", login, 413)
+    await check(await client.get("/api/v1/openapi.json"), "GET", "/api/v1/openapi.json", 200)
+
+    succeeded = {(method, path) for method, path, status in check.seen if status < 300}
+    assert succeeded == set(_operations(check.document)), "exercise every operation here"
