@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 from aiohttp import web
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduler.booking_rules import BookingLimits
@@ -18,7 +19,7 @@ from scheduler.booking_service import (
     create_conference,
     update_conference,
 )
-from scheduler.booking_store import conference_query, endpoints_by_code, filter_conferences
+from scheduler.booking_store import conference_query, filter_conferences
 from scheduler.conference_schemas import (
     ConferenceCreate,
     ConferenceUpdate,
@@ -27,7 +28,7 @@ from scheduler.conference_schemas import (
 )
 from vcbridge.app_keys import CLOCK, DATABASE, SETTINGS, ZONE
 from vcbridge.auth.principal import Permission, Principal
-from vcbridge.db.models import Conference, ConferenceStatus
+from vcbridge.db.models import Conference, ConferenceStatus, Endpoint
 from vcbridge.http.auth_middleware import remote_of, require_permission, require_principal
 from vcbridge.http.errors import ApiError, conflict, forbidden, invalid, not_found
 from vcbridge.http.parsing import path_int, query_datetime, query_int, read_model
@@ -104,7 +105,8 @@ async def list_conferences(request: web.Request) -> web.Response:
     async with request.app[DATABASE].read() as session:
         endpoint_id = None
         if code is not None:
-            endpoint = (await endpoints_by_code(session, [code])).get(code)
+            # Retired endpoints too: their past conferences stay listable.
+            endpoint = await session.scalar(select(Endpoint).where(Endpoint.code == code))
             if endpoint is None:
                 raise invalid(f"unknown endpoint {code!r}")
             endpoint_id = endpoint.id

@@ -76,20 +76,20 @@ async def endpoints_by_code(session: AsyncSession, codes: Iterable[str]) -> dict
     return {e.code: e for e in found}
 
 
-def conference_query() -> Select[tuple[Conference]]:
+def conference_query() -> Select[Conference]:
     """The base query for conferences in API order."""
     return select(Conference).order_by(Conference.start, Conference.id)
 
 
 def filter_conferences(
-    query: Select[tuple[Conference]],
+    query: Select[Conference],
     *,
     endpoint_id: int | None = None,
     start_from: datetime | None = None,
     start_to: datetime | None = None,
     statuses: Sequence[str] | None = None,
     series_id: int | None = None,
-) -> Select[tuple[Conference]]:
+) -> Select[Conference]:
     """Narrow `query`: conferences including an endpoint, ending after `start_from`,
     starting before `start_to`, in given statuses or in one series."""
     if endpoint_id is not None:

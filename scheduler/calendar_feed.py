@@ -53,7 +53,7 @@ def build_calendar(endpoint: Endpoint, conferences: Sequence[Conference], now: d
         if conference.setup_minutes and not cancelled:
             event.add("x-vcbridge-setup-minutes", str(conference.setup_minutes))
         calendar.add_component(event)
-    return calendar.to_ical()
+    return bytes(calendar.to_ical())
 
 
 async def calendar_ics(request: web.Request) -> web.Response:

@@ -49,7 +49,7 @@ Participants = Annotated[
 ]
 SetupMinutes = Annotated[int, Field(ge=0, le=1440)]
 
-_STRICT = ConfigDict(extra="forbid", strict=True, str_max_length=20_000)
+_STRICT = ConfigDict(extra="forbid", strict=True)
 
 
 class ConferenceCreate(BaseModel):

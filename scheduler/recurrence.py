@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from dateutil.rrule import DAILY, rrule, rrulestr
+from dateutil.rrule import rrule, rrulestr
+
+ALLOWED_FREQUENCIES = frozenset({"DAILY", "WEEKLY", "MONTHLY", "YEARLY"})
 
 
 class RecurrenceError(ValueError):
@@ -46,11 +49,13 @@ def expand(
         raise RecurrenceError(f"invalid rrule: {exc}") from None
     if not isinstance(rule, rrule):
         raise RecurrenceError("rrule must be a single RRULE")
-    if rule._count is None and rule._until is None:
+    # The rule parsed, so its parts are well-formed NAME=VALUE pairs.
+    parts = dict(part.split("=", 1) for part in rule_text.split(";") if "=" in part)
+    if "COUNT" not in parts and "UNTIL" not in parts:
         raise RecurrenceError("rrule must end: give COUNT or UNTIL")
-    if rule._freq > DAILY:  # HOURLY, MINUTELY, SECONDLY
-        raise RecurrenceError("rrule may repeat at most daily")
-    if rule._count is not None and rule._count > max_occurrences:
+    if parts.get("FREQ") not in ALLOWED_FREQUENCIES:
+        raise RecurrenceError("rrule may repeat at most daily (FREQ=DAILY/WEEKLY/MONTHLY/YEARLY)")
+    if int(parts.get("COUNT", "0")) > max_occurrences:
         raise RecurrenceError(f"rrule gives more than {max_occurrences} occurrences")
 
     starts: list[datetime] = []
@@ -67,7 +72,7 @@ def expand(
         raise RecurrenceError("rrule gives no occurrence")
     if starts[0] != start.astimezone(ZoneInfo("UTC")):
         raise RecurrenceError("the conference start must be the first occurrence of the rrule")
-    for earlier, later in zip(starts, starts[1:], strict=False):
+    for earlier, later in itertools.pairwise(starts):
         if later < earlier + duration:
             raise RecurrenceError("occurrences of the rrule would overlap each other")
     return starts

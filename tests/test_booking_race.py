@@ -1,4 +1,4 @@
-"""Two conflicting bookings racing at the same moment: exactly one wins, on SQLite and PostgreSQL."""
+"""Conflicting bookings racing at the same moment: exactly one wins (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from scheduler.booking_service import (
 from scheduler.conference_schemas import ConferenceCreate
 from tests.support import scratch_postgres
 from vcbridge.audit import Actor
-from vcbridge.bootstrap import prepare_database
 from vcbridge.auth.passwords import Passwords
+from vcbridge.bootstrap import prepare_database
 from vcbridge.db.engine import Database
 from vcbridge.db.models import Conference
 from vcbridge.settings import Settings

@@ -202,7 +202,7 @@ async def test_answers_match_documented_schemas(
         "POST", tokens, 201,
     )
     await check(await client.post(f"/api/v1/endpoints/{chair}/tokens", headers=admin,
-                                  json={"scope": "login"}), "POST", tokens, 409)
+                                  json={"scope": "login"}), "POST", tokens, 422)
     await check(await client.get(f"/api/v1/endpoints/{chair}/tokens", headers=admin),
                 "GET", tokens, 200)
 

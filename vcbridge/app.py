@@ -19,7 +19,6 @@ from vcbridge.api import (
 )
 from vcbridge.app_keys import CLOCK, DATABASE, LOGIN_LIMITER, PASSWORDS, SETTINGS, ZONE
 from vcbridge.auth.login_limiter import LoginLimiter
-from vcbridge.auth.passwords import Passwords
 from vcbridge.bootstrap import prepare_database
 from vcbridge.clock import Clock, SystemClock
 from vcbridge.db.engine import Database

@@ -21,3 +21,5 @@ LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
 PASSWORDS = web.AppKey("passwords", Passwords)
 
 PRINCIPAL = web.RequestKey("principal", Principal)
+# Why a credential that came with the request was refused.
+AUTH_FAILURE = web.RequestKey("auth_failure", str)

@@ -55,7 +55,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from vcbridge.app import create_app
 
     settings = _settings(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     web.run_app(create_app(settings), host=args.host, port=args.port, access_log=None)
     return 0
 

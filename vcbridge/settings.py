@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from vcbridge.auth.passwords import Passwords
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -19,6 +18,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from vcbridge.auth.passwords import Passwords
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "vcbridge.toml"

@@ -14,7 +14,9 @@ from vcbridge.http.parsing import query_datetime, query_int
 
 
 async def list_audit(request: web.Request) -> web.Response:
-    """GET /api/v1/audit: newest first; filter by action, actor, target, time; page by `before_id`."""
+    """GET /api/v1/audit, newest first.
+
+    Filters: action, actor, target_type, target_id, from, to; pages with `before_id`."""
     require_permission(request, Permission.READ_AUDIT)
     query = select(AuditEvent).order_by(AuditEvent.id.desc())
     for name, column in (("action", AuditEvent.action), ("actor", AuditEvent.actor),

@@ -8,14 +8,14 @@ from datetime import timedelta
 from aiohttp import web
 from sqlalchemy import select
 
-from vcbridge.app_keys import CLOCK, DATABASE, LOGIN_LIMITER, PASSWORDS, SETTINGS, ZONE
 from vcbridge.api.schemas import LoginRequest
+from vcbridge.app_keys import CLOCK, DATABASE, LOGIN_LIMITER, PASSWORDS, SETTINGS, ZONE
 from vcbridge.audit import Actor, record
 from vcbridge.auth.tokens import csrf_for, issue_token
 from vcbridge.clock import to_local_iso
 from vcbridge.db.models import ApiToken, TokenScope, User
 from vcbridge.http.auth_middleware import SESSION_COOKIE, remote_of, require_principal
-from vcbridge.http.errors import ApiError
+from vcbridge.http.errors import ApiError, forbidden
 from vcbridge.http.parsing import read_model
 from vcbridge.users import user_json
 
@@ -57,7 +57,7 @@ async def login(request: web.Request) -> web.Response:
                          "auth.login", "user", user.id, None, None, now)
     if failed:  # after the commit, so the failure stays in the audit log
         raise ApiError(401, "invalid_credentials", "wrong user name or password")
-    assert token.expires_at is not None
+    assert user is not None and token.expires_at is not None
     response = web.json_response({
         "token": secret,
         "token_type": "Bearer",
@@ -75,10 +75,12 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     """POST /api/v1/auth/logout: revoke the current login token."""
     principal = require_principal(request)
+    if principal.scope is not TokenScope.LOGIN:
+        raise forbidden("endpoint tokens are revoked by an admin, not logged out")
     now = request.app[CLOCK].now()
     async with request.app[DATABASE].write() as session:
         token = await session.get(ApiToken, principal.token_id)
-        if token is not None and token.scope is TokenScope.LOGIN:
+        if token is not None:
             token.revoked_at = now
             await record(session, principal.actor(remote_of(request)), "auth.logout",
                          "user", principal.user_id or 0, None, None, now)

@@ -18,7 +18,7 @@ from vcbridge.auth.tokens import issue_token
 from vcbridge.clock import to_local_iso
 from vcbridge.db.models import ApiToken, Endpoint, TokenScope
 from vcbridge.http.auth_middleware import remote_of, require_permission, require_principal
-from vcbridge.http.errors import conflict, not_found
+from vcbridge.http.errors import invalid, not_found
 from vcbridge.http.parsing import path_int, read_model
 
 
@@ -64,7 +64,10 @@ async def list_endpoints(request: web.Request) -> web.Response:
     """GET /api/v1/endpoints: the roster (`?include_retired=true` for all)."""
     require_principal(request)
     query = select(Endpoint).order_by(Endpoint.id)
-    if request.query.get("include_retired") != "true":
+    include_retired = request.query.get("include_retired", "false")
+    if include_retired not in ("true", "false"):
+        raise invalid("query parameter 'include_retired' must be 'true' or 'false'")
+    if include_retired == "false":
         query = query.where(Endpoint.active.is_(True))
     async with request.app[DATABASE].read() as session:
         endpoints = (await session.scalars(query)).all()
@@ -97,8 +100,6 @@ async def create_token(request: web.Request) -> web.Response:
     principal = require_permission(request, Permission.MANAGE_ENDPOINT_TOKENS)
     body = await read_model(request, EndpointTokenCreate)
     scope = TokenScope(body.scope)
-    if scope is TokenScope.LOGIN:
-        raise conflict("login tokens come from /api/v1/auth/login")
     now = request.app[CLOCK].now()
     async with request.app[DATABASE].write() as session:
         endpoint = await _endpoint(session, request.match_info["code"])

@@ -490,10 +490,10 @@ def _paths() -> dict[str, Schema]:
             "post": _op("createEndpointToken", "Issue an agent or calendar token (admin)",
                         "endpoints",
                         {"201": _json(_ref("TokenCreated"), "Issued; the secret is shown once."),
-                         **_err(400, 401, 403, 404, 409, 413, 415, 422)},
+                         **_err(400, 401, 403, 404, 413, 415, 422)},
                         body="EndpointTokenCreate", parameters=[_param("EndpointCode"), csrf],
-                        description="409 for scope `login` (login tokens come from "
-                        "/api/v1/auth/login)."),
+                        description="Scope `agent` (an endpoint agent) or `calendar` (the "
+                        "iCalendar feed only); login tokens come from /api/v1/auth/login."),
         },
         "/api/v1/endpoints/{code}/tokens/{id}": {"delete": _op(
             "revokeEndpointToken", "Revoke an endpoint token at once (admin)", "endpoints",

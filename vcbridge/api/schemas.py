@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vcbridge.db.models import Role, TokenScope
+from vcbridge.db.models import Role
 from vcbridge.roster import CODE_PATTERN
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
@@ -46,6 +46,6 @@ class UserUpdate(BaseModel):
 class EndpointTokenCreate(BaseModel):
     """POST /api/v1/endpoints/{code}/tokens."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, use_enum_values=True)
-    scope: TokenScope = TokenScope.AGENT
+    model_config = ConfigDict(extra="forbid", strict=True)
+    scope: Literal["agent", "calendar"] = "agent"
     label: Annotated[str, Field(max_length=200)] = ""

@@ -55,6 +55,8 @@ async def patch(request: web.Request) -> web.Response:
     changes = body.model_dump(exclude_unset=True)
     if not changes:
         raise invalid("nothing to change")
+    if nulls := sorted(k for k, v in changes.items() if v is None and k != "endpoint"):
+        raise invalid(f"fields cannot be null: {', '.join(nulls)}")
     if principal.user_id == user_id and (changes.get("active") is False or
                                          changes.get("role", "admin") != "admin"):
         raise invalid("you cannot deactivate or demote yourself")

@@ -11,7 +11,7 @@ import hmac
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from vcbridge.app_keys import CLOCK, DATABASE, PRINCIPAL
+from vcbridge.app_keys import AUTH_FAILURE, CLOCK, DATABASE, PRINCIPAL
 from vcbridge.auth.principal import Permission, Principal
 from vcbridge.auth.tokens import csrf_for, resolve_token
 from vcbridge.db.models import TokenScope
@@ -47,8 +47,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         async with request.app[DATABASE].read() as session:
             principal = await resolve_token(session, secret, request.app[CLOCK].now())
         if principal is None:
-            if not from_cookie:
-                raise unauthorized("invalid, expired or revoked token")
+            # Public routes still work; protected ones answer 401 with this reason.
+            request[AUTH_FAILURE] = "invalid, expired or revoked token"
         else:
             if from_cookie and request.method not in SAFE_METHODS:
                 sent = request.headers.get(CSRF_HEADER, "")
@@ -60,9 +60,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 def require_principal(request: web.Request, *, calendar_ok: bool = False) -> Principal:
     """The caller; 401 if anonymous. Calendar tokens only pass where `calendar_ok`."""
-    principal = request.get(PRINCIPAL)
+    principal: Principal | None = request.get(PRINCIPAL)
     if principal is None:
-        raise unauthorized()
+        raise unauthorized(request.get(AUTH_FAILURE, "authentication required"))
     if principal.scope is TokenScope.CALENDAR and not calendar_ok:
         raise forbidden("a calendar token only reads the calendar feed")
     return principal
