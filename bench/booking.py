@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import json
 import math
 import os
@@ -90,6 +91,7 @@ from vcbridge.bootstrap import prepare_database
 from vcbridge.clock import FixedClock
 from vcbridge.db.engine import Database
 from vcbridge.db.models import Conference, ConferenceStatus, Endpoint, EndpointKind, Participant
+from vcbridge.roster import load_roster
 from vcbridge.settings import Settings
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -289,32 +291,48 @@ def working_days() -> list[date]:
 # --------------------------------------------------------------------------- populate
 
 
-async def populate(
-    database: Database, schedule: Schedule, generator: Generator, endpoint_ids: list[int],
-    count: int,
-) -> dict[str, Any]:
-    """Fill the year with `count` legal conferences by direct bulk inserts."""
+@dataclass
+class Plan:
+    """The year to load, computed once and loaded into each database."""
+
+    codes: list[str]
+    provincial: set[int]
+    schedule: Schedule  # the year as loaded (copy it before booking more)
+    requests: list[Request]
+    attempts: int
+    seconds: float
+
+
+def make_plan(codes: list[str], provincial: set[int], count: int, max_concurrent: int) -> Plan:
+    """Place `count` conferences where the model of the rules accepts them."""
     started = time.perf_counter()
-    conferences: list[dict[str, Any]] = []
-    participants: list[dict[str, Any]] = []
+    schedule = Schedule(working_days(), len(codes), max_concurrent)
+    generator = Generator(random.Random(SEED), codes, provincial)
+    requests: list[Request] = []
     attempts = 0
     limit = count * 2000
-    while len(conferences) < count:
+    while len(requests) < count:
         members, chair, quarters = generator.shape()
         for _ in range(300):
             attempts += 1
             request = generator.place(members, chair, quarters, len(schedule.days))
             if schedule.fits(request):
+                schedule.book(request)
+                requests.append(request)
                 break
-        else:
-            if attempts > limit:
-                raise RuntimeError(
-                    f"placed only {len(conferences)} of {count} conferences in the year"
-                )
-            continue
-        schedule.book(request)
-        cid = len(conferences) + 1
-        start, end = request.start(schedule.days), request.end(schedule.days)
+        if attempts > limit:
+            raise RuntimeError(f"placed only {len(requests)} of {count} conferences in the year")
+    return Plan(codes, provincial, schedule, requests, attempts, time.perf_counter() - started)
+
+
+async def populate(database: Database, plan: Plan, endpoint_ids: list[int]) -> dict[str, Any]:
+    """Load the planned year by direct bulk inserts (no conflict check)."""
+    started = time.perf_counter()
+    days = plan.schedule.days
+    conferences: list[dict[str, Any]] = []
+    participants: list[dict[str, Any]] = []
+    for cid, request in enumerate(plan.requests, start=1):
+        start, end = request.start(days), request.end(days)
         conferences.append({
             "id": cid, "series_id": None, "title": request.title, "agenda": "",
             "chair_endpoint_id": endpoint_ids[request.chair], "start": start, "end": end,
@@ -328,7 +346,6 @@ async def populate(
                 "id": len(participants) + 1, "conference_id": cid,
                 "endpoint_id": endpoint_ids[e],
             })
-    generated = time.perf_counter()
     async with database.engine.begin() as connection:
         for first in range(0, len(conferences), 2000):
             await connection.execute(insert(Conference.__table__), conferences[first:first + 2000])
@@ -353,10 +370,10 @@ async def populate(
     return {
         "conferences": len(conferences),
         "participants": len(participants),
-        "placement_attempts": attempts,
-        "endpoint_utilisation": round(schedule.utilisation(), 3),
-        "generate_s": round(generated - started, 2),
-        "insert_s": round(inserted - generated, 2),
+        "placement_attempts": plan.attempts,
+        "endpoint_utilisation": round(plan.schedule.utilisation(), 3),
+        "plan_s": round(plan.seconds, 2),
+        "insert_s": round(inserted - started, 2),
     }
 
 
@@ -531,45 +548,44 @@ async def measure_http(
 # --------------------------------------------------------------------------- one database
 
 
-async def bench_database(url: str, label: str, args: argparse.Namespace, data_dir: Path
-                         ) -> dict[str, Any]:
+async def bench_database(
+    url: str, label: str, args: argparse.Namespace, data_dir: Path, plan: Plan
+) -> dict[str, Any]:
     """Every measurement on the database at `url`."""
     settings = Settings(
         database_url=url, data_dir=data_dir, admin_password=ADMIN_PASSWORD,
         timezone=ZONE_NAME, default_setup_minutes=SETUP_MINUTES,
         max_concurrent_conferences=args.max_concurrent,
     )
-    # The app is built first: the benchmark uses its own policy and password
-    # hasher, and serves it over HTTP later.
+    # The app is built first: the benchmark uses its policy and password
+    # hasher, and serves it over HTTP at the end.
     app = create_app(settings, clock=FixedClock(NOW))
     policy = app[BOOKING_POLICY]
-    rng = random.Random(SEED)
+    codes = plan.codes
+    # Each database gets the same year and the same measured requests.
+    schedule = copy.deepcopy(plan.schedule)
+    generator = Generator(random.Random(SEED + 1), codes, plan.provincial)
     database = Database(url)
     result: dict[str, Any] = {}
     try:
         log(f"[{label}] migrating and syncing the roster")
         await prepare_database(database, settings, NOW, app[PASSWORDS])
         async with database.read() as session:
-            endpoints = (await session.scalars(
-                select(Endpoint).where(Endpoint.active.is_(True)).order_by(Endpoint.id)
-            )).all()
-        codes = [e.code for e in endpoints]
-        provincial = {i for i, e in enumerate(endpoints) if e.kind is EndpointKind.PROVINCIAL}
-        schedule = Schedule(working_days(), len(codes), args.max_concurrent)
-        generator = Generator(rng, codes, provincial)
-        log(f"[{label}] populating {args.conferences} conferences over {len(schedule.days)} "
-            f"working days, {len(codes)} endpoints")
-        result["populate"] = await populate(
-            database, schedule, generator, [e.id for e in endpoints], args.conferences
-        )
-        log(f"[{label}] populated: {result['populate']}")
+            ids = dict((await session.execute(
+                select(Endpoint.code, Endpoint.id).where(Endpoint.active.is_(True))
+            )).tuples().all())
+        if sorted(ids) != sorted(codes):
+            raise RuntimeError("the database's active endpoints differ from the roster")
+        log(f"[{label}] loading {len(plan.requests)} conferences")
+        result["populate"] = await populate(database, plan, [ids[c] for c in codes])
+        log(f"[{label}] loaded: {result['populate']}")
 
         log(f"[{label}] conflict check x{args.samples}")
         check, rows = await measure_conflict_check(
             database, policy, generator, schedule, codes, args.samples, args.warmup
         )
         result["conflict_check_ms"] = summary(check)
-        result["conflict_check_rows_mean"] = round(rows, 1)
+        result["conflict_check_overlapping_mean"] = round(rows, 1)
 
         log(f"[{label}] create_conference x{args.samples}")
         direct = await measure_direct_creates(
@@ -657,7 +673,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         lines.append(
             f"{db}: conflict check p99 {result['conflict_check_ms']['p99']:.2f} ms "
             f"{verdict} the {TARGET_CONFLICT_CHECK_P99_MS:g} ms target; "
-            f"{result['conflict_check_rows_mean']} rows per check; "
+            f"{result['conflict_check_rows_mean']} overlapping conferences per check; "
             f"{result['list_month_rows_mean']} conferences per month listed; "
             f"model mismatches {result['create_model_mismatches']}"
             f"/{result['http_create_model_mismatches']}"
@@ -677,17 +693,25 @@ async def main_async(args: argparse.Namespace) -> int:
         "sqlalchemy": sqlalchemy.__version__,
         "aiohttp": aiohttp.__version__,
     }
+    roster = load_roster(Settings().roster_file)
+    codes = [e.code for e in roster]
+    provincial = {i for i, e in enumerate(roster) if e.kind is EndpointKind.PROVINCIAL}
+    log(f"planning {args.conferences} conferences over the {len(working_days())} working "
+        f"days of a year, {len(codes)} endpoints")
+    plan = make_plan(codes, provincial, args.conferences, args.max_concurrent)
+    log(f"planned in {plan.seconds:.1f} s, endpoint utilisation "
+        f"{plan.schedule.utilisation():.0%}")
     with tempfile.TemporaryDirectory(prefix="vcbridge-bench-") as tmp:
         for db in wanted:
             started = time.perf_counter()
             try:
                 if db == "sqlite":
                     url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.sqlite3'}"
-                    results[db] = await bench_database(url, db, args, Path(tmp))
+                    results[db] = await bench_database(url, db, args, Path(tmp), plan)
                 else:
                     async with scratch_postgres(args.postgres_url) as (url, version):
                         machine["postgres"] = version
-                        results[db] = await bench_database(url, db, args, Path(tmp))
+                        results[db] = await bench_database(url, db, args, Path(tmp), plan)
             except (OSError, asyncpg.PostgresError, sqlalchemy.exc.SQLAlchemyError,
                     RuntimeError) as exc:
                 results[db] = {"error": f"{type(exc).__name__}: {exc}"}

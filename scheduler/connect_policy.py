@@ -180,7 +180,10 @@ def declined(conn: EndpointConnection, now: datetime, policy: RedialPolicy) -> E
     if conn.state in (ConnectState.JOINED, ConnectState.DECLINED):
         return conn
     return replace(
-        conn, state=ConnectState.DECLINED, last_change=now, next_action_at=None,
+        conn,
+        state=ConnectState.DECLINED,
+        last_change=now,
+        next_action_at=None,
         reason=Reason.DECLINED,
     )
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Enum,
     ForeignKey,
@@ -153,6 +154,11 @@ class Conference(Base):
     status: Mapped[ConferenceStatus] = mapped_column(_enum(ConferenceStatus))
     # Grows with every change (the iCalendar SEQUENCE).
     revision: Mapped[int] = mapped_column(Integer, default=0)
+    # What the lifecycle actually did, and when (lateness is measured from these).
+    warned: Mapped[bool] = mapped_column(Boolean, default=False)
+    opened_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    live_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     created_by: Mapped[str] = mapped_column(String(100))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -214,3 +220,64 @@ class AuditEvent(Base):
     before: Mapped[Any | None] = mapped_column(JSON, default=None)
     after: Mapped[Any | None] = mapped_column(JSON, default=None)
     remote: Mapped[str] = mapped_column(String(64), default="")
+
+
+class EventSequence(Base):
+    """The last event sequence number given out.
+
+    Taking the next number locks this row until commit, so events commit in
+    sequence order and a reader that saw N never later finds an N-1."""
+
+    __tablename__ = "event_sequence"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    last: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Event(Base):
+    """A persisted event of the live event stream, numbered without gaps."""
+
+    __tablename__ = "events"
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    type: Mapped[str] = mapped_column(String(64))
+    conference_id: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
+    endpoint_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Endpoint codes whose operators and agents may see the event (staff see all).
+    audience: Mapped[list[str]] = mapped_column(JSON, default=list)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Attendance(Base):
+    """Where one endpoint stands in one conference (the connect policy's state)."""
+
+    __tablename__ = "attendance"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conference_id: Mapped[int] = mapped_column(ForeignKey("conferences.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"))
+    state: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_change: Mapped[datetime] = mapped_column(UtcDateTime)
+    next_action_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None, index=True)
+    reason: Mapped[str] = mapped_column(String(32), default="")
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Whether the endpoint was online when the room opened (the readiness check).
+    ready_at_open: Mapped[bool | None] = mapped_column(Boolean, default=None)
+
+    endpoint: Mapped[Endpoint] = relationship(lazy="joined")
+
+    __table_args__ = (UniqueConstraint("conference_id", "endpoint_id"),)
+
+
+class EndpointPresence(Base):
+    """Whether an endpoint's agent or console is connected to the event stream."""
+
+    __tablename__ = "endpoint_presence"
+
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"), primary_key=True)
+    connections: Mapped[int] = mapped_column(Integer, default=0)
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
