@@ -26,7 +26,7 @@ from scheduler.conference_schemas import (
     Scope,
     conference_json,
 )
-from vcbridge.app_keys import CLOCK, DATABASE, SETTINGS, ZONE
+from vcbridge.app_keys import CLOCK, DATABASE, EVENT_BUS, SETTINGS, ZONE
 from vcbridge.auth.principal import Permission, Principal
 from vcbridge.db.models import Conference, ConferenceStatus, Endpoint
 from vcbridge.http.auth_middleware import remote_of, require_permission, require_principal
@@ -66,7 +66,7 @@ def _can_see(principal: Principal, conference: Conference) -> bool:
     return any(principal.acts_for_endpoint(p.endpoint_id) for p in conference.participants)
 
 
-async def _load_visible(
+async def load_visible(
     session: AsyncSession, request: web.Request, principal: Principal
 ) -> Conference:
     conference_id = path_int(request, "id")
@@ -77,7 +77,7 @@ async def _load_visible(
     return conference
 
 
-def _booking_error(exc: Exception) -> ApiError:
+def booking_error(exc: Exception) -> ApiError:
     if isinstance(exc, BookingConflict):
         return conflict(exc.message, exc.details())
     if isinstance(exc, BookingInvalid):
@@ -136,13 +136,14 @@ async def create(request: web.Request) -> web.Response:
     try:
         async with request.app[DATABASE].write() as session:
             created = await create_conference(
-                session, body, principal.actor(remote_of(request)), now, policy
+                session, body, principal.actor(remote_of(request)), now, policy,
+                request.app[EVENT_BUS],
             )
             payload: dict[str, Any] = conference_json(created[0], policy.zone)
             if created[0].series_id is not None:
                 payload["occurrence_ids"] = [c.id for c in created]
     except (BookingConflict, BookingInvalid, BookingStateError) as exc:
-        raise _booking_error(exc) from None
+        raise booking_error(exc) from None
     return web.json_response(
         payload, status=201, headers={"Location": f"/api/v1/conferences/{created[0].id}"}
     )
@@ -152,7 +153,7 @@ async def get_one(request: web.Request) -> web.Response:
     """GET /api/v1/conferences/{id}."""
     principal = require_principal(request)
     async with request.app[DATABASE].read() as session:
-        conference = await _load_visible(session, request, principal)
+        conference = await load_visible(session, request, principal)
         return web.json_response(conference_json(conference, request.app[ZONE]))
 
 
@@ -165,15 +166,15 @@ async def patch(request: web.Request) -> web.Response:
     policy = request.app[BOOKING_POLICY]
     try:
         async with request.app[DATABASE].write() as session:
-            conference = await _load_visible(session, request, principal)
+            conference = await load_visible(session, request, principal)
             rows = await update_conference(
                 session, conference, change, scope, principal.actor(remote_of(request)),
-                now, policy,
+                now, policy, request.app[EVENT_BUS],
             )
             payload = conference_json(conference, policy.zone)
             payload["affected"] = [r.id for r in rows]
     except (BookingConflict, BookingInvalid, BookingStateError) as exc:
-        raise _booking_error(exc) from None
+        raise booking_error(exc) from None
     return web.json_response(payload)
 
 
@@ -185,14 +186,15 @@ async def delete(request: web.Request) -> web.Response:
     policy = request.app[BOOKING_POLICY]
     try:
         async with request.app[DATABASE].write() as session:
-            conference = await _load_visible(session, request, principal)
+            conference = await load_visible(session, request, principal)
             rows = await cancel_conference(
-                session, conference, scope, principal.actor(remote_of(request)), now, policy
+                session, conference, scope, principal.actor(remote_of(request)), now, policy,
+                request.app[EVENT_BUS],
             )
             payload = conference_json(conference, policy.zone)
             payload["affected"] = [r.id for r in rows]
     except BookingStateError as exc:
-        raise _booking_error(exc) from None
+        raise booking_error(exc) from None
     return web.json_response(payload)
 
 

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from scheduler.attendance import close_all
 from scheduler.booking_rules import (
     BookingLimits,
     CapacityProblem,
@@ -36,6 +37,11 @@ from vcbridge.db.models import (
     Endpoint,
     Participant,
 )
+from vcbridge.events import EventBus
+
+RUNNING_STATUSES = (ConferenceStatus.OPEN, ConferenceStatus.LIVE)
+# What may change once the room is open: nothing that moves people or the start.
+RUNNING_EDITABLE = frozenset({"title", "agenda", "end"})
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,7 @@ async def create_conference(
     actor: Actor,
     now: datetime,
     policy: BookingPolicy,
+    bus: EventBus,
 ) -> list[Conference]:
     """Book a conference (every occurrence of a series); returns the rows created."""
     await lock_bookings(session)
@@ -209,6 +216,10 @@ async def create_conference(
         after["occurrences"] = [c.id for c in created]
     await record(session, actor, "conference.create", "conference", created[0].id, None,
                  after, now)
+    for conference in created:
+        await bus.publish(session, "conference.booked", now, conference_id=conference.id,
+                          audience=request.participants,
+                          data={"start": to_local_iso(conference.start, policy.zone)})
     return created
 
 
@@ -237,23 +248,28 @@ async def update_conference(
     actor: Actor,
     now: datetime,
     policy: BookingPolicy,
+    bus: EventBus,
 ) -> list[Conference]:
     """Edit one conference, or it and the rest of its series; returns the rows changed.
 
     A new start moves every affected occurrence by the same amount; a new
-    start or end sets the duration of each."""
+    start or end sets the duration of each. A conference whose room is open
+    or live only takes a new title, agenda or end (an extension)."""
     await lock_bookings(session)
     await session.refresh(conference)
-    if conference.status is not ConferenceStatus.SCHEDULED:
-        raise BookingStateError(
-            f"conference {conference.id} is {conference.status.value}; only a scheduled "
-            "conference can be edited"
-        )
     fields = change.model_dump(exclude_unset=True)
     if not fields:
         raise BookingInvalid(["nothing to change"])
     if any(v is None for v in fields.values()):
         raise BookingInvalid(["fields cannot be set to null"])
+    if conference.status in RUNNING_STATUSES:
+        await _update_running(session, conference, fields, scope, actor, now, policy, bus)
+        return [conference]
+    if conference.status is not ConferenceStatus.SCHEDULED:
+        raise BookingStateError(
+            f"conference {conference.id} is {conference.status.value}; it can no longer "
+            "be edited"
+        )
     rows = await _affected(session, conference, scope, (ConferenceStatus.SCHEDULED,))
 
     participants = change.participants or [p.endpoint.code for p in conference.participants]
@@ -291,12 +307,69 @@ async def update_conference(
             row.participants = [
                 current.get(c) or Participant(endpoint=endpoints[c]) for c in participants
             ]
-        row.updated_at, row.updated_by = now, actor.name
-        row.revision += 1
-        await session.flush()
-        await record(session, actor, "conference.update", "conference", row.id, before,
-                     conference_json(row, policy.zone), now)
+        await _record_update(session, row, before, actor, now, policy, bus)
     return rows
+
+
+async def _record_update(
+    session: AsyncSession,
+    row: Conference,
+    before: dict[str, Any],
+    actor: Actor,
+    now: datetime,
+    policy: BookingPolicy,
+    bus: EventBus,
+) -> None:
+    row.updated_at, row.updated_by = now, actor.name
+    row.revision += 1
+    await session.flush()
+    after = conference_json(row, policy.zone)
+    await record(session, actor, "conference.update", "conference", row.id, before, after, now)
+    await bus.publish(session, "conference.updated", now, conference_id=row.id,
+                      audience=after["participants"],
+                      data={"changed": sorted(k for k in after if after[k] != before[k])})
+
+
+async def _update_running(
+    session: AsyncSession,
+    conference: Conference,
+    fields: dict[str, Any],
+    scope: Scope,
+    actor: Actor,
+    now: datetime,
+    policy: BookingPolicy,
+    bus: EventBus,
+) -> None:
+    """Edit an open or live conference: title, agenda, or a later end if it is free."""
+    state = conference.status.value
+    if scope != "this":
+        raise BookingStateError(f"conference {conference.id} is {state}: edit it alone "
+                                "(scope=this), then the rest of the series")
+    if refused := sorted(fields.keys() - RUNNING_EDITABLE):
+        raise BookingStateError(f"conference {conference.id} is {state}: only title, agenda "
+                                f"and end can change (not {', '.join(refused)})")
+    before = conference_json(conference, policy.zone)
+    if "end" in fields:
+        new_end = fields["end"]
+        problems = []
+        if new_end <= max(now, conference.start):
+            problems.append("the new end must be in the future and after the start")
+        elif new_end - conference.start > policy.limits.max_duration:
+            hours = policy.limits.max_duration.total_seconds() / 3600
+            problems.append(f"a conference may last at most {hours:g} hours")
+        if problems:
+            raise BookingInvalid(problems)
+        slot = Slot(conference.start, new_end, conference.setup_minutes)
+        codes = [p.endpoint.code for p in conference.participants]
+        await _check_free(session, [slot], codes, policy, {conference.id})
+        if new_end > conference.end:
+            conference.warned = False  # warn again before the new end
+        conference.end = new_end
+    if "title" in fields:
+        conference.title = fields["title"]
+    if "agenda" in fields:
+        conference.agenda = fields["agenda"]
+    await _record_update(session, conference, before, actor, now, policy, bus)
 
 
 async def cancel_conference(
@@ -306,6 +379,7 @@ async def cancel_conference(
     actor: Actor,
     now: datetime,
     policy: BookingPolicy,
+    bus: EventBus,
 ) -> list[Conference]:
     """Cancel one conference, or it and the rest of its series (rows are kept)."""
     await lock_bookings(session)
@@ -317,11 +391,16 @@ async def cancel_conference(
     rows = await _affected(session, conference, scope, ACTIVE_STATUSES)
     for row in rows:
         before = conference_json(row, policy.zone)
+        if row.status in RUNNING_STATUSES:
+            await close_all(session, row.id, now)  # the room closes: everyone has left
         row.status = ConferenceStatus.CANCELLED
         row.updated_at, row.updated_by = now, actor.name
         row.revision += 1
+        after = conference_json(row, policy.zone)
         await record(session, actor, "conference.cancel", "conference", row.id, before,
-                     conference_json(row, policy.zone), now)
+                     after, now)
+        await bus.publish(session, "conference.cancelled", now, conference_id=row.id,
+                          audience=after["participants"], data={"was": before["status"]})
     await session.flush()
     return rows
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, and_, or_, select, update
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduler.booking_rules import MAX_BUSY_SPAN, Booked, Slot
@@ -24,11 +24,9 @@ _WINDOWS_PER_QUERY = 40
 async def lock_bookings(session: AsyncSession) -> None:
     """Serialise booking transactions: the first statement of every booking write.
 
-    PostgreSQL holds the row lock until commit; SQLite already holds the
-    write lock from BEGIN IMMEDIATE, and the update is harmless there."""
-    await session.execute(
-        update(BookingLock).where(BookingLock.id == 1).values(version=BookingLock.version + 1)
-    )
+    PostgreSQL holds the row lock (FOR UPDATE) until commit; SQLite already
+    holds the database write lock from BEGIN IMMEDIATE."""
+    await session.execute(select(BookingLock.id).where(BookingLock.id == 1).with_for_update())
 
 
 async def booked_overlapping(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrule, rrulestr
 
+_UNTIL = re.compile(r"\d{8}(T\d{6}Z)?")
 ALLOWED_FREQUENCIES = frozenset({"DAILY", "WEEKLY", "MONTHLY", "YEARLY"})
 
 
@@ -51,6 +53,10 @@ def expand(
         raise RecurrenceError("rrule must be a single RRULE")
     # The rule parsed, so its parts are well-formed NAME=VALUE pairs.
     parts = dict(part.split("=", 1) for part in rule_text.split(";") if "=" in part)
+    if "UNTIL" in parts and not _UNTIL.fullmatch(parts["UNTIL"]):
+        # dateutil is lenient; RFC 5545 wants a date or a UTC date-time here.
+        raise RecurrenceError("invalid rrule: UNTIL must be a date (20271231) or a UTC "
+                              "date-time (20271231T170000Z)")
     if "COUNT" not in parts and "UNTIL" not in parts:
         raise RecurrenceError("rrule must end: give COUNT or UNTIL")
     if parts.get("FREQ") not in ALLOWED_FREQUENCIES:

@@ -60,9 +60,10 @@ async def database_url(tmp_path: Path, postgres_url: str) -> str:
     async with database.engine.begin() as conn:
         tables = (await conn.execute(text(
             "SELECT tablename FROM pg_tables WHERE schemaname='public' "
-            "AND tablename NOT IN ('alembic_version', 'booking_lock')"
+            "AND tablename NOT IN ('alembic_version', 'booking_lock', 'event_sequence')"
         ))).scalars().all()
         await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        await conn.execute(text("UPDATE event_sequence SET last = 0"))
     await database.dispose()
     return postgres_url
 
@@ -77,6 +78,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         # Cheap hashes keep the suite fast; production keeps the OWASP cost.
         password_time_cost=1,
         password_memory_kib=64,
+        # Lifecycle tests turn the scheduler on; elsewhere it would only add noise.
+        scheduler_enabled=False,
     )
 
 

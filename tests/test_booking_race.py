@@ -24,6 +24,7 @@ from vcbridge.auth.passwords import Passwords
 from vcbridge.bootstrap import prepare_database
 from vcbridge.db.engine import Database
 from vcbridge.db.models import Conference
+from vcbridge.events import EventBus
 from vcbridge.settings import Settings
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
@@ -80,7 +81,7 @@ async def test_racing_conflicting_bookings_cannot_both_succeed(database: Databas
         try:
             async with db.write() as session:
                 await create_conference(session, request_for("HUYEN-NGA-SON", partner),
-                                        Actor(partner, "booker"), NOW, POLICY)
+                                        Actor(partner, "booker"), NOW, POLICY, EventBus(db))
         except BookingConflict:
             return "conflict"
         return "booked"

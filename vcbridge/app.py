@@ -9,19 +9,31 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from scheduler import booking_api, calendar_feed
+from scheduler import lifecycle_wiring as lifecycle
+from scheduler.bridge_port import BridgePort, EventOnlyBridge
 from vcbridge.api import (
     audit_routes,
     auth_routes,
     endpoints_routes,
+    events_routes,
     health_routes,
     openapi_routes,
     users_routes,
 )
-from vcbridge.app_keys import CLOCK, DATABASE, LOGIN_LIMITER, PASSWORDS, SETTINGS, ZONE
+from vcbridge.app_keys import (
+    CLOCK,
+    DATABASE,
+    EVENT_BUS,
+    LOGIN_LIMITER,
+    PASSWORDS,
+    SETTINGS,
+    ZONE,
+)
 from vcbridge.auth.login_limiter import LoginLimiter
 from vcbridge.bootstrap import prepare_database
 from vcbridge.clock import Clock, SystemClock
 from vcbridge.db.engine import Database
+from vcbridge.events import EventBus
 from vcbridge.http.auth_middleware import auth_middleware
 from vcbridge.http.errors import error_middleware
 from vcbridge.settings import Settings, passwords_for
@@ -29,7 +41,9 @@ from vcbridge.settings import Settings, passwords_for
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, bridge: BridgePort | None = None
+) -> web.Application:
     """The vcbridge application for `settings` (the database is opened on startup)."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -41,6 +55,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[LOGIN_LIMITER] = LoginLimiter(settings.login_max_failures, settings.login_window_seconds)
     app[PASSWORDS] = passwords_for(settings)
     app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(_event_bus_ctx)
+    lifecycle.setup(app, bridge or EventOnlyBridge())
 
     health_routes.setup_routes(app)
     auth_routes.setup_routes(app)
@@ -49,6 +65,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     calendar_feed.setup_routes(app)
     booking_api.setup_routes(app)
     audit_routes.setup_routes(app)
+    events_routes.setup_routes(app)
     openapi_routes.setup_routes(app)
     return app
 
@@ -63,3 +80,11 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[DATABASE] = database
     yield
     await database.dispose()
+
+
+async def _event_bus_ctx(app: web.Application) -> AsyncIterator[None]:
+    bus = EventBus(app[DATABASE])
+    await bus.start()
+    app[EVENT_BUS] = bus
+    yield
+    await bus.stop()

@@ -11,12 +11,14 @@ from vcbridge.auth.passwords import Passwords
 from vcbridge.auth.principal import Principal
 from vcbridge.clock import Clock
 from vcbridge.db.engine import Database
+from vcbridge.events import EventBus
 from vcbridge.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
 CLOCK = web.AppKey("clock", Clock)
 ZONE = web.AppKey("zone", ZoneInfo)
+EVENT_BUS = web.AppKey("event_bus", EventBus)
 LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
 PASSWORDS = web.AppKey("passwords", Passwords)
 

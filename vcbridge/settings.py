@@ -70,11 +70,32 @@ class Settings(BaseSettings):
     max_concurrent_conferences: int = Field(default=4, ge=1, le=1000)
     max_participant_ports: int = Field(default=80, ge=2, le=100000)
 
+    # Lifecycle scheduler
+    scheduler_enabled: bool = True
+    warn_minutes: int = Field(default=5, ge=0, le=120)
+    invite_timeout_seconds: float = Field(default=20, gt=0, le=600)
+    redial_backoff_seconds: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [30.0, 60.0, 120.0], min_length=1
+    )
+    redial_dropped_seconds: float = Field(default=30, gt=0, le=3600)
+    scheduler_horizon_minutes: int = Field(default=24 * 60, ge=5, le=14 * 24 * 60)
+    leader_poll_seconds: float = Field(default=2.0, gt=0, le=60)
+    presence_stale_seconds: float = Field(default=60, gt=0, le=3600)
+
     # ICE (used by the bridge and the agent): never a public default.
     ice_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ice_host_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    _csv = field_validator("ice_servers", "ice_host_addresses", mode="before")(_split_csv)
+    _csv = field_validator(
+        "ice_servers", "ice_host_addresses", "redial_backoff_seconds", mode="before"
+    )(_split_csv)
+
+    @field_validator("redial_backoff_seconds")
+    @classmethod
+    def _positive_waits(cls, value: list[float]) -> list[float]:
+        if any(wait <= 0 for wait in value):
+            raise ValueError("every wait must be positive")
+        return value
 
     @field_validator("timezone")
     @classmethod

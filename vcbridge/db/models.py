@@ -194,7 +194,7 @@ class Participant(Base):
 
 
 class BookingLock(Base):
-    """One row that every booking transaction updates first.
+    """One row that every booking transaction locks first.
 
     The row lock (PostgreSQL) or the write lock (SQLite) serialises the
     conflict check and the insert, so two racing bookings cannot both pass."""
@@ -202,7 +202,6 @@ class BookingLock(Base):
     __tablename__ = "booking_lock"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    version: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class AuditEvent(Base):

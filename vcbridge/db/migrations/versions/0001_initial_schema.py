@@ -38,10 +38,9 @@ def upgrade() -> None:
     booking_lock = op.create_table(
         "booking_lock",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("version", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.bulk_insert(booking_lock, [{"id": 1, "version": 0}])
+    op.bulk_insert(booking_lock, [{"id": 1}])
     op.create_table(
         "conference_series",
         sa.Column("id", sa.Integer(), nullable=False),

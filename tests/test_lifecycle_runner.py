@@ -1,0 +1,257 @@
+"""The lifecycle driven from the conference table, on a clock the test moves."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from scheduler import attendance
+from scheduler.bridge_port import EventOnlyBridge
+from scheduler.lifecycle_wiring import redial_policy
+from scheduler.runner import LifecycleRunner
+from scheduler.transitions import LifecycleSettings
+from tests.conftest import Client
+from tests.test_booking import book
+from vcbridge.app_keys import DATABASE, EVENT_BUS, SETTINGS
+from vcbridge.clock import FixedClock
+from vcbridge.db.models import Event
+
+H = dict[str, str]
+# Today 14:00 Hanoi (the test clock starts at 10:00), setup 15 min, warning
+# 5 min before the 16:00 end; logins stay valid all day.
+START = datetime.fromisoformat("2026-11-27T14:00:00+07:00")
+TODAY = {"start": "2026-11-27T14:00:00+07:00", "end": "2026-11-27T16:00:00+07:00"}
+
+
+class RecordingBridge(EventOnlyBridge):
+    """Records what the lifecycle asked of the bridge."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, Any]] = []
+
+    async def open_room(self, conference_id: int, participants: Any) -> None:
+        self.calls.append(("open", conference_id, list(participants)))
+
+    async def invite(self, conference_id: int, endpoint: str) -> None:
+        self.calls.append(("invite", conference_id, endpoint))
+
+    async def close_room(self, conference_id: int) -> None:
+        self.calls.append(("close", conference_id, None))
+
+
+@pytest.fixture
+def bridge() -> RecordingBridge:
+    return RecordingBridge()
+
+
+@pytest.fixture
+def runner(client: Client, clock: FixedClock, bridge: RecordingBridge) -> LifecycleRunner:
+    """A runner on the test's clock whose timers never fire (the test drives it)."""
+    app = client.app
+    settings = app[SETTINGS]
+    return LifecycleRunner(
+        app[DATABASE], app[EVENT_BUS], clock, bridge,
+        LifecycleSettings(warn_minutes=5, presence_stale=timedelta(seconds=60)),
+        redial_policy(settings), timedelta(days=7),
+    )
+
+
+async def events(client: Client, conference_id: int | None = None) -> list[tuple[str, Any]]:
+    async with client.app[DATABASE].read() as session:
+        rows = (await session.scalars(select(Event).order_by(Event.seq))).all()
+    return [(e.type, e.endpoint_code) for e in rows
+            if conference_id is None or e.conference_id == conference_id]
+
+
+async def status(client: Client, headers: H, conference_id: int) -> str:
+    response = await client.get(f"/api/v1/conferences/{conference_id}", headers=headers)
+    return str((await response.json())["status"])
+
+
+async def report(client: Client, runner: LifecycleRunner, conference_id: int, code: str,
+                 kind: str, now: datetime) -> None:
+    app = client.app
+    async with app[DATABASE].write() as session:
+        assert await attendance.report(session, conference_id, code, kind, now,
+                                       redial_policy(app[SETTINGS]), app[EVENT_BUS])
+
+
+async def test_a_briefing_opens_goes_live_warns_and_ends_on_its_times(
+    client: Client, booker: H, runner: LifecycleRunner, clock: FixedClock,
+    bridge: RecordingBridge,
+) -> None:
+    conference = await book(client, booker, **TODAY)
+    cid = conference["id"]
+    await runner.reconcile()
+    assert runner.planned[cid] == START - timedelta(minutes=15)
+    assert await status(client, booker, cid) == "scheduled"
+
+    clock.set(START - timedelta(minutes=15))
+    await runner.sync(cid)
+    assert await status(client, booker, cid) == "open"
+    assert bridge.calls == [("open", cid, conference["participants"])]
+    assert runner.planned[cid] == START
+
+    clock.set(START)
+    await runner.sync(cid)
+    assert await status(client, booker, cid) == "live"
+    await runner._tick()  # every participant is invited at the start
+    assert [c for c in bridge.calls if c[0] == "invite"] == [
+        ("invite", cid, code) for code in conference["participants"]]
+    assert runner.planned[cid] == START + timedelta(hours=2) - timedelta(minutes=5)
+
+    clock.set(START + timedelta(hours=1, minutes=55))
+    await runner.sync(cid)
+    clock.set(START + timedelta(hours=2))
+    await runner.sync(cid)
+    assert await status(client, booker, cid) == "ended"
+    assert bridge.calls[-1] == ("close", cid, None)
+    assert cid not in runner.planned
+    types = [t for t, _ in await events(client, cid) if t.startswith("conference.")]
+    assert types == ["conference.booked", "conference.opened", "conference.live",
+                     "conference.ending_soon", "conference.ended"]
+
+
+async def test_double_fire_and_restart_do_nothing_twice(
+    client: Client, booker: H, runner: LifecycleRunner, clock: FixedClock
+) -> None:
+    cid = (await book(client, booker, **TODAY))["id"]
+    clock.set(START + timedelta(minutes=30))  # the service was down through the start
+    await runner.reconcile()
+    await runner.sync(cid)
+    await runner.reconcile()
+    types = [t for t, _ in await events(client, cid)]
+    # Opened and live once each, caught up at once; no late warning.
+    assert types == ["conference.booked", "conference.opened", "conference.live"]
+
+
+async def test_a_conference_missed_entirely_closes_without_opening(
+    client: Client, booker: H, runner: LifecycleRunner, clock: FixedClock,
+    bridge: RecordingBridge,
+) -> None:
+    cid = (await book(client, booker, **TODAY))["id"]
+    clock.set(START + timedelta(hours=3))
+    await runner.reconcile()
+    assert await status(client, booker, cid) == "ended"
+    assert [t for t, _ in await events(client, cid)] == ["conference.booked", "conference.ended"]
+    assert ("open", cid, ["UBND-TINH", "HUYEN-NGA-SON", "HUYEN-MUONG-LAT"]) not in bridge.calls
+
+
+async def test_roll_call_redials_and_escalates_the_absent_once(
+    client: Client, booker: H, runner: LifecycleRunner, clock: FixedClock
+) -> None:
+    cid = (await book(client, booker, **TODAY))["id"]
+    clock.set(START)
+    await runner.reconcile()
+    await runner._tick()
+    await report(client, runner, cid, "UBND-TINH", "joined", START + timedelta(seconds=2))
+    await report(client, runner, cid, "HUYEN-NGA-SON", "joined", START + timedelta(seconds=3))
+    # Muong Lat never answers: invitations at +0, +50, +130, +270 s (each timing out
+    # after 20 s, then 30/60/120 s of backoff), absent at +290 s, called again at +410 s.
+    for second in range(0, 420, 5):
+        clock.set(START + timedelta(seconds=second))
+        await runner._tick()
+    invited = [e for t, e in await events(client, cid) if t == "endpoint.invited"]
+    assert invited.count("HUYEN-MUONG-LAT") == 5
+    assert [e for t, e in await events(client, cid) if t == "endpoint.absent"] == [
+        "HUYEN-MUONG-LAT"]
+
+    # Nga Son drops an hour in and is called back, again and again.
+    drop = START + timedelta(hours=1)
+    await report(client, runner, cid, "HUYEN-NGA-SON", "dropped", drop)
+    response = await client.get(f"/api/v1/conferences/{cid}/rollcall", headers=booker)
+    call = await response.json()
+    assert call["connected"] == 1 and call["expected"] == 3
+    assert call["summary_en"] == (  # in roster order
+        "1/3 connected; missing: HUYEN-MUONG-LAT absent (redialling), "
+        "HUYEN-NGA-SON dropped (redialling)")
+    assert call["summary_vi"] == (
+        "1/3 điểm cầu đã kết nối; chưa vào: HUYEN-MUONG-LAT vắng mặt (đang gọi lại), "
+        "HUYEN-NGA-SON rớt kết nối (đang gọi lại)")
+    before = [e for t, e in await events(client, cid) if t == "endpoint.invited"].count(
+        "HUYEN-NGA-SON")
+    clock.set(drop + timedelta(seconds=31))
+    await runner._tick()
+    after = [e for t, e in await events(client, cid) if t == "endpoint.invited"].count(
+        "HUYEN-NGA-SON")
+    assert after == before + 1
+    # Dropped endpoints are never reported absent.
+    assert "HUYEN-NGA-SON" not in [e for t, e in await events(client, cid)
+                                   if t == "endpoint.absent"]
+
+
+async def test_cancelling_a_live_conference_closes_it(
+    client: Client, booker: H, runner: LifecycleRunner, clock: FixedClock,
+    bridge: RecordingBridge,
+) -> None:
+    cid = (await book(client, booker, **TODAY))["id"]
+    clock.set(START + timedelta(minutes=1))
+    await runner.reconcile()
+    response = await client.delete(f"/api/v1/conferences/{cid}", headers=booker)
+    assert response.status == 200
+    call = await (await client.get(f"/api/v1/conferences/{cid}/rollcall",
+                                   headers=booker)).json()
+    assert {e["state"] for e in call["endpoints"]} == {"left"}
+    await runner.sync(cid)  # a late timer for a cancelled conference does nothing
+    assert await status(client, booker, cid) == "cancelled"
+    assert ("conference.cancelled", None) in await events(client, cid)
+
+
+async def test_live_conference_takes_title_and_extension_but_not_new_people(
+    client: Client, booker: H, runner: LifecycleRunner, clock: FixedClock, make_user: Any
+) -> None:
+    cid = (await book(client, booker, **TODAY))["id"]
+    # Nga Son has another meeting at 16:30 (setup from 16:15).
+    await book(client, booker, chair="SO-TTTT", participants=["SO-TTTT", "HUYEN-NGA-SON"],
+               start="2026-11-27T16:30:00+07:00", end="2026-11-27T17:00:00+07:00")
+    clock.set(START + timedelta(minutes=1))
+    await runner.reconcile()
+    people = await client.patch(f"/api/v1/conferences/{cid}",
+                                json={"participants": ["UBND-TINH", "SO-TTTT"]}, headers=booker)
+    assert people.status == 409
+    assert "participants" in (await people.json())["error"]["message"]
+    title = await client.patch(f"/api/v1/conferences/{cid}",
+                               json={"title": "Giao ban (trực tuyến)"}, headers=booker)
+    assert title.status == 200
+
+    chair = await make_user("op-ubnd", "operator", "UBND-TINH")
+    district = await make_user("op-muong-lat", "operator", "HUYEN-MUONG-LAT")
+    refused = await client.post(f"/api/v1/conferences/{cid}/extend", json={"minutes": 10},
+                                headers=district)
+    assert refused.status == 403
+    ok = await client.post(f"/api/v1/conferences/{cid}/extend", json={"minutes": 10},
+                           headers=chair)
+    assert ok.status == 200 and (await ok.json())["end"] == "2026-11-27T16:10:00+07:00"
+    clash = await client.post(f"/api/v1/conferences/{cid}/extend", json={"minutes": 10},
+                              headers=chair)
+    assert clash.status == 409
+    assert (await clash.json())["error"]["details"]["conflicts"][0]["endpoints"] == [
+        "HUYEN-NGA-SON"]
+    await runner.sync(cid)
+    assert runner.planned[cid] == START + timedelta(hours=2, minutes=5)  # the warning moved
+
+
+async def test_readiness_at_open_uses_presence(
+    client: Client, booker: H, admin: H, runner: LifecycleRunner, clock: FixedClock
+) -> None:
+    cid = (await book(client, booker, **TODAY))["id"]
+    issued = await (await client.post("/api/v1/endpoints/HUYEN-NGA-SON/tokens", json={},
+                                      headers=admin)).json()
+    clock.set(START - timedelta(minutes=15, seconds=30))  # the agent connects before setup
+    async with client.ws_connect("/api/v1/events",
+                                 headers={"Authorization": f"Bearer {issued['token']}"}) as ws:
+        assert (await ws.receive_json())["type"] == "stream.ready"
+        clock.set(START - timedelta(minutes=15))
+        await runner.sync(cid)
+        opened = await ws.receive_json(timeout=5)
+    assert opened["type"] == "conference.opened"
+    readiness = opened["data"]["readiness"]
+    assert readiness["ready"] == ["HUYEN-NGA-SON"]
+    assert readiness["summary_en"] == "1/3 endpoints ready; offline: UBND-TINH, HUYEN-MUONG-LAT"
+    call = await (await client.get(f"/api/v1/conferences/{cid}/rollcall",
+                                   headers=booker)).json()
+    ready = {e["code"]: e["ready_at_open"] for e in call["endpoints"]}
+    assert ready == {"UBND-TINH": False, "HUYEN-MUONG-LAT": False, "HUYEN-NGA-SON": True}
