@@ -15,7 +15,7 @@ from scheduler.connect_policy import RedialPolicy
 from scheduler.leader import Leadership
 from scheduler.runner import LifecycleRunner
 from scheduler.transitions import LifecycleSettings
-from vcbridge.app_keys import CLOCK, DATABASE, EVENT_BUS, SETTINGS
+from vcbridge.app_keys import CLOCK, DATABASE, EVENT_BUS, HEALTH_REPORTERS, SETTINGS
 from vcbridge.settings import Settings
 
 RUNNER = web.AppKey("lifecycle_runner", LifecycleRunner)
@@ -39,6 +39,8 @@ def setup(app: web.Application, bridge: BridgePort) -> None:
     lifecycle_api.setup_routes(app, redial_policy(settings))
     if settings.scheduler_enabled:
         app.cleanup_ctx.append(_scheduler_ctx)
+    else:
+        app[HEALTH_REPORTERS]["scheduler"] = lambda: "disabled"
 
 
 async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -53,6 +55,9 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     leadership = Leadership(app[DATABASE], runner.start, runner.stop,
                             settings.leader_poll_seconds)
     app[RUNNER], app[LEADERSHIP] = runner, leadership
+    app[HEALTH_REPORTERS]["scheduler"] = lambda: (
+        "leader" if leadership.is_leader and runner.running else "standby"
+    )
     task = asyncio.create_task(leadership.run(), name="scheduler-leadership")
     yield
     task.cancel()

@@ -14,7 +14,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import text
 
-from tests.support import ADMIN_PASSWORD, bearer, login, scratch_postgres
+from tests.support import (
+    ADMIN_PASSWORD,
+    bearer,
+    create_scratch_database,
+    drop_scratch_database,
+    login,
+)
 from vcbridge.app import create_app
 from vcbridge.clock import FixedClock
 from vcbridge.db.engine import Database
@@ -34,21 +40,18 @@ def postgres_url() -> Iterator[str]:
     if not TEST_DATABASE_URL.startswith("postgresql"):
         yield ""
         return
-    runner = asyncio.Runner()
-    scratch = scratch_postgres(TEST_DATABASE_URL)
-    url = runner.run(scratch.__aenter__())
+    url = asyncio.run(create_scratch_database(TEST_DATABASE_URL))
 
     async def migrate() -> None:
         database = Database(url)
         await upgrade(database)
         await database.dispose()
 
-    runner.run(migrate())
     try:
+        asyncio.run(migrate())
         yield url
     finally:
-        runner.run(scratch.__aexit__(None, None, None))
-        runner.close()
+        asyncio.run(drop_scratch_database(url))
 
 
 @pytest.fixture

@@ -31,21 +31,43 @@ def _dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
-@asynccontextmanager
-async def scratch_postgres(base_url: str = POSTGRES_URL) -> AsyncIterator[str]:
-    """A new empty PostgreSQL database, dropped afterwards; yields its SQLAlchemy URL."""
+async def _admin(base_url: str) -> asyncpg.Connection:
     try:
-        admin = await asyncpg.connect(_dsn(base_url), timeout=5)
+        return await asyncpg.connect(_dsn(base_url), timeout=5)
     except (OSError, asyncpg.PostgresError) as exc:
         skip_or_fail(f"PostgreSQL at {base_url} unreachable: {exc}")
         raise  # unreachable: skip_or_fail raises
+
+
+async def create_scratch_database(base_url: str = POSTGRES_URL) -> str:
+    """A new empty PostgreSQL database; returns its SQLAlchemy URL."""
+    admin = await _admin(base_url)
     name = f"vcbridge_test_{uuid.uuid4().hex[:12]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield base_url.rsplit("/", 1)[0] + f"/{name}"
+        await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+    return base_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def drop_scratch_database(url: str) -> None:
+    """Drop a database made by `create_scratch_database`, even with sessions open."""
+    base, name = url.rsplit("/", 1)
+    admin = await _admin(base + "/postgres")
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@asynccontextmanager
+async def scratch_postgres(base_url: str = POSTGRES_URL) -> AsyncIterator[str]:
+    """A new empty PostgreSQL database, dropped afterwards; yields its SQLAlchemy URL."""
+    url = await create_scratch_database(base_url)
+    try:
+        yield url
+    finally:
+        await drop_scratch_database(url)
 
 
 async def login(client: TestClient[Any, Any], username: str, password: str) -> str:

@@ -34,9 +34,6 @@ def env(tmp_path: Path) -> dict[str, str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("VCBRIDGE_")}
     environment["VCBRIDGE_PASSWORD_TIME_COST"] = "1"
     environment["VCBRIDGE_PASSWORD_MEMORY_KIB"] = "64"
-    database = os.environ.get("VCBRIDGE_TEST_DATABASE_URL", "")
-    if database:
-        pytest.skip("the CLI test covers the embedded SQLite start-up")
     return environment
 
 

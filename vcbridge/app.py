@@ -24,6 +24,7 @@ from vcbridge.app_keys import (
     CLOCK,
     DATABASE,
     EVENT_BUS,
+    HEALTH_REPORTERS,
     LOGIN_LIMITER,
     PASSWORDS,
     SETTINGS,
@@ -54,9 +55,9 @@ def create_app(
     app[ZONE] = ZoneInfo(settings.timezone)
     app[LOGIN_LIMITER] = LoginLimiter(settings.login_max_failures, settings.login_window_seconds)
     app[PASSWORDS] = passwords_for(settings)
+    app[HEALTH_REPORTERS] = {}
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_event_bus_ctx)
-    lifecycle.setup(app, bridge or EventOnlyBridge())
 
     health_routes.setup_routes(app)
     auth_routes.setup_routes(app)
@@ -64,6 +65,7 @@ def create_app(
     endpoints_routes.setup_routes(app)
     calendar_feed.setup_routes(app)
     booking_api.setup_routes(app)
+    lifecycle.setup(app, bridge or EventOnlyBridge())
     audit_routes.setup_routes(app)
     events_routes.setup_routes(app)
     openapi_routes.setup_routes(app)

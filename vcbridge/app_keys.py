@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -21,6 +22,9 @@ ZONE = web.AppKey("zone", ZoneInfo)
 EVENT_BUS = web.AppKey("event_bus", EventBus)
 LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
 PASSWORDS = web.AppKey("passwords", Passwords)
+
+# Parts report their own state in /healthz: name -> callable giving a JSON value.
+HEALTH_REPORTERS = web.AppKey("health_reporters", dict[str, Callable[[], object]])
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 # Why a credential that came with the request was refused.

@@ -7,7 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from vcbridge import __version__
-from vcbridge.app_keys import CLOCK, DATABASE, ZONE
+from vcbridge.app_keys import CLOCK, DATABASE, HEALTH_REPORTERS, ZONE
 from vcbridge.clock import to_local_iso
 
 
@@ -22,12 +22,15 @@ async def healthz(request: web.Request) -> web.Response:
             {"status": "unavailable", "database": "unreachable", "detail": type(exc).__name__},
             status=503,
         )
-    return web.json_response({
+    body: dict[str, object] = {
         "status": "ok",
         "database": "sqlite" if database.is_sqlite else "postgresql",
         "version": __version__,
         "time": to_local_iso(request.app[CLOCK].now(), request.app[ZONE]),
-    })
+    }
+    for name, reporter in request.app[HEALTH_REPORTERS].items():
+        body[name] = reporter()
+    return web.json_response(body)
 
 
 def setup_routes(app: web.Application) -> None:
