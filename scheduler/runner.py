@@ -135,7 +135,7 @@ class LifecycleRunner:
     async def sync(self, conference_id: int) -> Advanced:
         """Advance one conference to now, act on the bridge, and set its next timer."""
         async with self._database.write() as session:
-            result = await advance(session, conference_id, self._clock.now(), self._settings,
+            result = await advance(session, conference_id, self._clock, self._settings,
                                    self._bus)
         for transition in result.applied:
             if transition is Transition.OPEN:

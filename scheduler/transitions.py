@@ -22,6 +22,7 @@ from scheduler.lifecycle import (
     due_transitions,
     next_transition,
 )
+from vcbridge.clock import Clock
 from vcbridge.db.models import Conference
 from vcbridge.events import EventBus
 from vcbridge.presence import online
@@ -64,12 +65,16 @@ def _due_at(transition: Transition, timeline: Timeline) -> datetime:
 async def advance(
     session: AsyncSession,
     conference_id: int,
-    now: datetime,
+    clock: Clock,
     settings: LifecycleSettings,
     bus: EventBus,
 ) -> Advanced:
-    """Apply every transition due at `now` to one conference (idempotent)."""
+    """Apply every transition due now to one conference (idempotent).
+
+    The clock is read after the booking lock is taken, so a booking change
+    that committed while we waited is seen, and lateness includes the wait."""
     await lock_bookings(session)
+    now = clock.now()
     conference = await session.get(Conference, conference_id, populate_existing=True)
     result = Advanced(conference_id)
     if conference is None or conference.status in TERMINAL_STATUSES:
