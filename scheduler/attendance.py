@@ -128,12 +128,12 @@ async def report(
     now: datetime,
     policy: RedialPolicy,
     bus: EventBus,
-) -> bool:
+) -> ConnectState | None:
     """Record that an endpoint joined, dropped, declined or left a running conference.
 
-    Returns False (and changes nothing) when the conference is not running or
-    the endpoint is not one of its participants. A report that does not
-    change the state (a second "joined") publishes nothing."""
+    Returns the endpoint's state afterwards, or None (and changes nothing)
+    when the conference is not running or the endpoint is not one of its
+    participants. A report that changes nothing publishes nothing."""
     transition, event_type, needs_policy = _REPORTS[kind]
     row = await session.scalar(
         select(Attendance).join(Conference, Conference.id == Attendance.conference_id)
@@ -143,11 +143,11 @@ async def report(
         .with_for_update(of=Attendance)
     )
     if row is None:
-        return False
+        return None
     before = connection_of(row)
     after = transition(before, now, policy) if needs_policy else transition(before, now)
     if after != before:
         store(row, after)
         await bus.publish(session, event_type, now, conference_id=conference_id,
                           endpoint=endpoint_code, audience=[endpoint_code])
-    return True
+    return after.state

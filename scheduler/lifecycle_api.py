@@ -16,6 +16,7 @@ from scheduler.booking_service import (
     BookingStateError,
     update_conference,
 )
+from scheduler.booking_store import lock_bookings
 from scheduler.conference_schemas import ConferenceUpdate, conference_json
 from scheduler.connect_policy import RedialPolicy
 from scheduler.connect_policy import rollcall as build_rollcall
@@ -48,13 +49,16 @@ async def rollcall(request: web.Request) -> web.Response:
     if not rows:
         # The room has not opened yet: everyone is expected, nobody invited.
         codes = [p.endpoint.code for p in conference.participants]
+        cancelled = conference.status is ConferenceStatus.CANCELLED
         return web.json_response({
             "conference": conference.id, "status": conference.status.value,
             "expected": len(codes), "connected": 0, "endpoints": [
                 {"code": c, "state": "pending", "reason": "not_invited", "attempts": 0,
                  "redialling": False, "ready_at_open": None, "since": None} for c in codes],
-            "summary_vi": f"0/{len(codes)} điểm cầu đã kết nối; phòng họp chưa mở",
-            "summary_en": f"0/{len(codes)} connected; the room is not open yet",
+            "summary_vi": f"0/{len(codes)} điểm cầu đã kết nối; "
+            + ("hội nghị đã bị hủy" if cancelled else "phòng họp chưa mở"),
+            "summary_en": f"0/{len(codes)} connected; "
+            + ("the conference was cancelled" if cancelled else "the room is not open yet"),
         })
     call = build_rollcall(connections)
     return web.json_response({
@@ -87,7 +91,10 @@ async def extend(request: web.Request) -> web.Response:
     policy = request.app[BOOKING_POLICY]
     try:
         async with request.app[DATABASE].write() as session:
+            # Locked first, so two extensions at once add up instead of racing.
+            await lock_bookings(session)
             conference = await load_visible(session, request, principal)
+            await session.refresh(conference)
             if not (principal.can(Permission.BOOK)
                     or principal.acts_for_endpoint(conference.chair_endpoint_id)):
                 raise forbidden("only the chair endpoint or a booker can extend a conference")
@@ -112,14 +119,14 @@ async def decline(request: web.Request) -> web.Response:
     now = request.app[CLOCK].now()
     async with request.app[DATABASE].write() as session:
         conference = await load_visible(session, request, principal)
-        recorded = await attendance.report(
+        state = await attendance.report(
             session, conference.id, principal.endpoint_code, "declined", now,
             request.app[REDIAL_POLICY], request.app[EVENT_BUS],
         )
-    if not recorded:
+    if state is None:
         raise conflict(f"conference {conference.id} is not running")
     return web.json_response({"conference": conference.id, "endpoint": principal.endpoint_code,
-                              "state": "declined"})
+                              "state": state.value})
 
 
 def setup_routes(app: web.Application, redial: RedialPolicy) -> None:

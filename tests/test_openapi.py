@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, ClientWebSocketResponse, WSMsgType
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
+from scheduler.bridge_port import EventOnlyBridge
+from scheduler.lifecycle_wiring import redial_policy
+from scheduler.runner import LifecycleRunner
+from scheduler.transitions import LifecycleSettings
 from tests.conftest import Client
+from tests.support import bearer
+from tests.support import login as log_in
 from vcbridge import __version__
 from vcbridge.api.openapi_routes import openapi_document
+from vcbridge.app_keys import DATABASE, EVENT_BUS, SETTINGS
+from vcbridge.clock import FixedClock
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 PUBLIC = {
@@ -126,21 +135,44 @@ class Checker:
         schema = content[response.content_type]["schema"]
         if response.content_type == "application/json":
             body: Any = await response.json()
-            validator = Draft202012Validator(
-                {**schema, "components": self.document["components"]},
-                format_checker=Draft202012Validator.FORMAT_CHECKER,
-            )
-            errors = [f"{list(e.absolute_path)}: {e.message}"
-                      for e in validator.iter_errors(body)]
-            assert not errors, (method, path, status, errors)
+            self.conforms(body, schema, (method, path, status))
         else:
             body = await response.text()
         self.seen.add((method, path, status))
         return body
 
+    def conforms(self, body: Any, schema: dict[str, Any], where: Any) -> None:
+        """Assert that `body` matches `schema` (which may refer to the components)."""
+        validator = Draft202012Validator(
+            {**schema, "components": self.document["components"]},
+            format_checker=Draft202012Validator.FORMAT_CHECKER,
+        )
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(body)]
+        assert not errors, (where, errors)
+
+    def upgraded(self, method: str, path: str) -> None:
+        """A WebSocket handshake succeeded: its operation must document 101."""
+        operation = self.document["paths"][path][method.lower()]
+        assert "101" in operation["responses"], f"{method} {path} does not document 101"
+        self.seen.add((method, path, 101))
+
+    async def stream(self, ws: ClientWebSocketResponse) -> list[Any]:
+        """Ping, then the stream's messages up to the pong, each checked as documented."""
+        await ws.send_json({"type": "ping"})
+        messages = []
+        while True:
+            message = await ws.receive(timeout=10)
+            assert message.type is WSMsgType.TEXT, message
+            body = message.json()
+            self.conforms(body, {"$ref": "#/components/schemas/EventStreamMessage"}, body)
+            if body["type"] == "pong":
+                return messages
+            self.conforms(body, {"$ref": "#/components/schemas/BusEvent"}, body)
+            messages.append(body)
+
 
 async def test_answers_match_documented_schemas(
-    client: Client, admin: dict[str, str], booker: dict[str, str]
+    client: Client, admin: dict[str, str], booker: dict[str, str], clock: FixedClock
 ) -> None:
     check = Checker(await _served(client))
     conferences = "/api/v1/conferences"
@@ -241,6 +273,90 @@ async def test_answers_match_documented_schemas(
     body = await check(await client.delete(f"{conferences}/{booked['id']}", headers=admin),
                        "DELETE", conference, 200)
     assert body["status"] == "cancelled" and body["affected"] == [booked["id"]]
+
+    # The running conference. Booked to open now (10:00 in Hanoi, 15 minutes of setup);
+    # `other` chairs, the operator's endpoint `chair` takes part.
+    operator = bearer(await log_in(client, "op1", "pw-op1-123456"))
+    client.session.cookie_jar.clear()  # logging in set the session cookie
+    rollcall = "/api/v1/conferences/{id}/rollcall"
+    extend = "/api/v1/conferences/{id}/extend"
+    decline = "/api/v1/conferences/{id}/decline"
+    today = {"chair": other, "start": "2026-11-27T10:15:00+07:00",
+             "end": "2026-11-27T11:00:00+07:00"}
+    running = await check(
+        await client.post(conferences, headers=admin,
+                          json=base | today | {"participants": [other, chair]}),
+        "POST", conferences, 201,
+    )
+    later = await check(
+        await client.post(conferences, headers=admin, json=base | {
+            "chair": other, "participants": [other, third],
+            "start": "2026-11-27T11:30:00+07:00", "end": "2026-11-27T12:00:00+07:00",
+        }),
+        "POST", conferences, 201,
+    )
+    at = f"{conferences}/{running['id']}"
+    body = await check(await client.get(f"{at}/rollcall", headers=operator),
+                       "GET", rollcall, 200)
+    assert body["summary_en"].endswith("the room is not open yet"), body
+    await check(await client.get(f"{conferences}/999999/rollcall", headers=admin),
+                "GET", rollcall, 404)
+    await check(await client.post(f"{at}/extend", headers=admin, json={"minutes": 10}),
+                "POST", extend, 409)  # not open yet
+    await check(await client.post(f"{at}/decline", headers=operator), "POST", decline, 409)
+
+    app = client.app
+    lifecycle = LifecycleRunner(
+        app[DATABASE], app[EVENT_BUS], clock, EventOnlyBridge(),
+        LifecycleSettings(warn_minutes=5, presence_stale=timedelta(seconds=60)),
+        redial_policy(app[SETTINGS]), timedelta(days=1),
+    )
+    assert (await lifecycle.sync(running["id"])).applied  # the room opens
+    await check(await client.post(f"{at}/extend", headers=admin, json={"minutes": 0}),
+                "POST", extend, 422)
+    await check(await client.post(f"{at}/extend", headers=operator, json={"minutes": 10}),
+                "POST", extend, 403)  # a participant, not the chair
+    clash = await check(await client.post(f"{at}/extend", headers=admin, json={"minutes": 60}),
+                        "POST", extend, 409)
+    assert clash["error"]["details"]["conflicts"][0]["conference"] == later["id"]
+    body = await check(await client.post(f"{at}/extend", headers=admin, json={"minutes": 10}),
+                       "POST", extend, 200)
+    assert body["end"] == "2026-11-27T11:10:00+07:00"
+    await check(await client.post(f"{at}/decline", headers=admin), "POST", decline, 403)
+    body = await check(await client.post(f"{at}/decline", headers=operator),
+                       "POST", decline, 200)
+    assert body == {"conference": running["id"], "endpoint": chair, "state": "declined"}
+    body = await check(await client.get(f"{at}/rollcall", headers=admin), "GET", rollcall, 200)
+    assert {e["code"]: e["state"] for e in body["endpoints"]} == {
+        other: "pending", chair: "declined"}
+
+    # The event stream: refused before the upgrade with JSON errors, then the messages.
+    events = "/api/v1/events"
+    await check(await client.get(events), "GET", events, 401)
+    await check(await client.get(f"{events}?after=-1", headers=admin), "GET", events, 422)
+    await check(await client.get(events, headers=bearer(token["token"])), "GET", events, 403)
+    await check(await client.get(events, headers=admin), "GET", events, 400)  # no upgrade
+    async with client.ws_connect(f"{events}?after=0", headers=admin) as ws:
+        check.upgraded("GET", events)
+        ready = await ws.receive_json(timeout=10)
+        check.conforms(ready, {"$ref": "#/components/schemas/EventStreamMessage"}, ready)
+        assert ready == {"type": "stream.ready", "after": 0, "reset": False}
+        seen = await check.stream(ws)
+        types = {e["type"] for e in seen}
+        assert {"conference.booked", "conference.updated", "conference.cancelled",
+                "conference.opened", "endpoint.declined"} <= types, types
+        await ws.send_str("hello")
+        refused = await ws.receive_json(timeout=10)
+        check.conforms(refused, {"$ref": "#/components/schemas/EventStreamMessage"}, refused)
+        assert refused["type"] == "error"
+        assert (await ws.receive(timeout=10)).type is WSMsgType.CLOSE
+        assert ws.close_code == 1003
+    async with client.ws_connect(f"{events}?after=0", headers=operator) as ws:
+        await ws.receive_json(timeout=10)
+        mine = await check.stream(ws)
+        assert {e["conference"] for e in mine} == {
+            booked["id"], running["id"], *series["occurrence_ids"]}  # not `later`
+        assert {e["endpoint"] for e in mine} <= {None, chair}
 
     ics = await check(
         await client.get(f"/api/v1/endpoints/{chair}/calendar.ics?token={token['token']}"),

@@ -134,6 +134,11 @@ class EventBus:
             )
             return [BusEvent.from_row(r) for r in rows]
 
+    async def newest_seq(self) -> int:
+        """The newest committed sequence number."""
+        async with self._database.read() as session:
+            return int(await session.scalar(select(func.max(Event.seq))) or 0)
+
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[Subscription]:
         """Receive every event committed from now on, in order, while inside the block."""
@@ -153,8 +158,7 @@ class EventBus:
 
     async def start(self) -> None:
         """Start tailing from the newest event (and listening on PostgreSQL)."""
-        async with self._database.read() as session:
-            self._last_seq = int(await session.scalar(select(func.max(Event.seq))) or 0)
+        self._last_seq = await self.newest_seq()
         if not self._database.is_sqlite:
             url = make_url(self._database.url).set(drivername="postgresql")
             self._listener = await asyncpg.connect(url.render_as_string(hide_password=False))

@@ -56,8 +56,12 @@ async def events_ws(request: web.Request) -> web.StreamResponse:
         keeper = asyncio.create_task(_keep_presence(request, principal.endpoint_id, ws))
     try:
         async with bus.subscribe() as subscription:
-            last = bus.last_seq if after is None else after
-            await ws.send_json({"type": "stream.ready", "after": last})
+            newest = await bus.newest_seq()
+            # A client ahead of the stream (the database was restored) starts over at
+            # the newest event and is told so, instead of silently missing events.
+            reset = after is not None and after > newest
+            last = newest if after is None or reset else after
+            await ws.send_json({"type": "stream.ready", "after": last, "reset": reset})
             # Backlog from the table, then live events past what was sent.
             while backlog := await bus.read_after(last):
                 for event in backlog:

@@ -16,6 +16,8 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from scheduler.conference_schemas import ConferenceCreate, ConferenceUpdate
+from scheduler.connect_policy import ConnectState, Reason
+from scheduler.lifecycle_api import Extension
 from vcbridge import __version__
 from vcbridge.api.schemas import EndpointTokenCreate, LoginRequest, UserCreate, UserUpdate
 from vcbridge.db.models import ConferenceStatus, EndpointKind, Role, TokenScope
@@ -33,6 +35,7 @@ REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     EndpointTokenCreate,
     ConferenceCreate,
     ConferenceUpdate,
+    Extension,
 )
 
 # Authentication: a bearer token (login, agent or calendar scope) or the session
@@ -72,6 +75,68 @@ LOCAL_TIME: Schema = {
     "examples": ["2026-11-30T08:00:00+07:00"],
 }
 ENDPOINT_CODE: Schema = {"type": "string", "pattern": CODE_PATTERN, "examples": ["UBND-TINH"]}
+
+# The event types of the event stream: what each means and the `data` keys it always carries.
+EVENT_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "conference.booked": ("Booked (one per occurrence of a series); data.start.", ("start",)),
+    "conference.updated": ("Changed; data.changed lists the changed fields.", ("changed",)),
+    "conference.cancelled": ("Cancelled; data.was is the status before.", ("was",)),
+    "conference.opened": ("The room opened (setup time began); data.readiness says which "
+                          "endpoints were on line.", ("late_ms", "readiness")),
+    "conference.live": ("The conference started; participants are invited.", ("late_ms",)),
+    "conference.ending_soon": ("The end is near; data.minutes_left.",
+                               ("late_ms", "minutes_left")),
+    "conference.ended": ("The conference ended; the room closed.", ("late_ms",)),
+    "endpoint.invited": ("The bridge invites the endpoint; data.attempt and data.reason "
+                         "(why: a first call or the failure being redialled).",
+                         ("attempt", "reason")),
+    "endpoint.joined": ("The endpoint joined.", ()),
+    "endpoint.dropped": ("The endpoint lost the call; it is redialled.", ()),
+    "endpoint.declined": ("The endpoint declined; it is not re-invited automatically.", ()),
+    "endpoint.left": ("The endpoint hung up.", ()),
+    "endpoint.absent": ("The endpoint never answered data.attempts invitations (told to staff "
+                        "once; it is still redialled).", ("attempts",)),
+}
+
+EVENTS_DESCRIPTION = "\n".join([
+    "A WebSocket (send the usual upgrade headers; `ws://` or `wss://` to this path). "
+    "Authenticate like any request: a bearer token (login or agent token) or the session "
+    "cookie; a calendar token is refused (403). Checks happen before the upgrade, so a "
+    "refused connection gets an ordinary JSON error instead of `101`.",
+    "",
+    "**Messages from the server** (JSON text frames, see `EventStreamMessage`):",
+    "",
+    "1. `{\"type\": \"stream.ready\", \"after\": N}` first: N is the `after` asked for, or "
+    "the newest sequence number when none was given.",
+    "2. Then every event with a sequence number above N, oldest first, then live events "
+    "as they are committed: `{\"seq\", \"type\", \"at\", \"conference\", \"endpoint\", "
+    "\"data\"}` (schema `BusEvent`). Remember the last `seq`: after a reconnect, "
+    "`?after=<last seq>` resumes without gaps or duplicates. A client sees gaps in `seq` "
+    "where events it may not see were skipped.",
+    "",
+    "**Messages from the client**: only `{\"type\": \"ping\"}`, answered with "
+    "`{\"type\": \"pong\"}`. Anything else is answered with `{\"type\": \"error\", "
+    "\"error\": {\"code\": \"bad_message\", \"message\"}}` and the socket is closed with "
+    "code 1003 (a binary frame closes it with 1003 at once; one over 4096 bytes with 1009). "
+    "The server also sends WebSocket pings every 30 s.",
+    "",
+    "The server closes with code 1013 when it stops or the client fell too far behind: "
+    "reconnect with `?after=<last seq>`.",
+    "",
+    "**Who sees what**: staff (admin, booker, it) see every event. An operator or an "
+    "endpoint agent sees only the events whose audience includes its endpoint: the "
+    "`conference.*` events of conferences it takes part in and the `endpoint.*` events "
+    "about itself, except `endpoint.absent` (staff only). An accepted operator or agent "
+    "connection marks its endpoint as on line while it stays open (the readiness check "
+    "when a room opens).",
+    "",
+    "**Event types** (`data` keys):",
+    "",
+    *[f"- `{name}`: {text}" for name, (text, _) in EVENT_TYPES.items()],
+    "",
+    "Every lifecycle transition (`conference.opened`, `.live`, `.ending_soon`, `.ended`) "
+    "carries `data.late_ms`: how many milliseconds after its due time it ran.",
+])
 
 
 def _error_schema(description: str, details: Schema | None = None) -> Schema:
@@ -215,6 +280,85 @@ def _response_schemas() -> dict[str, Schema]:
                     description="Booking rules broken."),
         ]
     }
+    readiness = _object(
+        {
+            "ready": {"type": "array", "items": ENDPOINT_CODE,
+                      "description": "Endpoints on line when the room opened."},
+            "offline": {"type": "array", "items": ENDPOINT_CODE,
+                        "description": "Endpoints not on line when the room opened."},
+            "summary_vi": {"type": "string", "examples": ["2/3 điểm cầu sẵn sàng; chưa trực "
+                                                          "tuyến: HUYEN-MUONG-LAT"]},
+            "summary_en": {"type": "string",
+                           "examples": ["2/3 endpoints ready; offline: HUYEN-MUONG-LAT"]},
+        },
+        description="Which endpoints were on line (connected to the event stream) when the "
+        "room opened.",
+    )
+    event_data = _object(
+        {
+            "late_ms": {"type": "integer", "description": "Lifecycle transitions: "
+                        "milliseconds between the due time and when it ran."},
+            "readiness": readiness,
+            "minutes_left": {"type": "integer", "minimum": 0,
+                             "description": "conference.ending_soon: minutes to the end."},
+            "start": LOCAL_TIME | {"description": "conference.booked: the start."},
+            "changed": {"type": "array", "items": {"type": "string"},
+                        "description": "conference.updated: the fields that changed."},
+            "was": {"type": "string", "enum": [s.value for s in ConferenceStatus],
+                    "description": "conference.cancelled: the status before."},
+            "attempt": {"type": "integer", "minimum": 1,
+                        "description": "endpoint.invited: the invitation's number since the "
+                        "endpoint last joined."},
+            "reason": {"type": "string", "enum": [r.value for r in Reason],
+                       "description": "endpoint.invited: `invited` for a first call, else "
+                       "the failure being redialled."},
+            "attempts": {"type": "integer", "minimum": 1,
+                         "description": "endpoint.absent: the invitations left unanswered."},
+        },
+        required=[],
+        closed=False,
+        description="Type-specific data; more keys may be added.",
+    )
+    bus_event: Schema = _object(
+        {
+            "seq": {"type": "integer", "minimum": 1,
+                    "description": "Gapless sequence number over all events."},
+            "type": {"type": "string", "enum": list(EVENT_TYPES)},
+            "at": LOCAL_TIME,
+            "conference": _nullable({"type": "integer"}) | {
+                "description": "Id of the conference concerned."},
+            "endpoint": _nullable(ENDPOINT_CODE) | {
+                "description": "The endpoint an endpoint.* event is about; null otherwise."},
+            "data": event_data,
+        },
+        description="One event of the event stream (GET /api/v1/events).",
+    )
+    bus_event["allOf"] = [
+        {"if": {"properties": {"type": {"const": name}}},
+         "then": {"properties": {"data": {"required": list(keys)}}}}
+        for name, (_, keys) in EVENT_TYPES.items() if keys
+    ] + [{"if": {"properties": {"type": {"pattern": r"^endpoint\."}}},
+          "then": {"properties": {"endpoint": ENDPOINT_CODE}},
+          "else": {"properties": {"endpoint": {"type": "null"}}}}]
+    rollcall_endpoint = _object(
+        {
+            "code": ENDPOINT_CODE,
+            "state": {"type": "string", "enum": [s.value for s in ConnectState]},
+            "reason": {"type": "string", "enum": [r.value for r in Reason],
+                       "description": "Why it is in this state: equal to the state, except "
+                       "while invited (`invited` for a first call, else the failure being "
+                       "redialled) and `not_invited` while pending."},
+            "attempts": {"type": "integer", "minimum": 0,
+                         "description": "Invitations since the endpoint last joined."},
+            "redialling": {"type": "boolean",
+                           "description": "The bridge calls it again on its own."},
+            "ready_at_open": _nullable({"type": "boolean"}) | {
+                "description": "On line when the room opened; null before it opened."},
+            "since": _nullable(LOCAL_TIME) | {
+                "description": "When the state last changed; null before the room opened."},
+        },
+        description="One participant in the roll call.",
+    )
     return {
         "Conference": conference,
         "ConferenceList": _object({
@@ -273,6 +417,51 @@ def _response_schemas() -> dict[str, Schema]:
             required=["name", "role", "scope", "endpoint"],
         ),
         "Ok": _object({"ok": {"const": True}}),
+        "RollCall": _object(
+            {
+                "conference": {"type": "integer"},
+                "status": {"type": "string", "enum": [s.value for s in ConferenceStatus]},
+                "expected": {"type": "integer", "minimum": 0,
+                             "description": "Participants expected."},
+                "connected": {"type": "integer", "minimum": 0,
+                              "description": "Participants joined now."},
+                "endpoints": {"type": "array", "items": rollcall_endpoint,
+                              "description": "Every participant, in roster order."},
+                "summary_vi": {"type": "string", "examples": [
+                    "2/3 điểm cầu đã kết nối; chưa vào: HUYEN-A không trả lời (đang gọi lại)"]},
+                "summary_en": {"type": "string", "examples": [
+                    "2/3 connected; missing: HUYEN-A no answer (redialling)"]},
+            },
+            description="Who is expected, who is connected, and why the others are not.",
+        ),
+        "Declined": _object({
+            "conference": {"type": "integer"},
+            "endpoint": ENDPOINT_CODE | {"description": "The caller's endpoint."},
+            "state": {"type": "string", "enum": [s.value for s in ConnectState],
+                      "description": "The endpoint's state after the request (declined, "
+                      "or unchanged if it had already joined)."},
+        }),
+        "BusEvent": bus_event,
+        "EventStreamMessage": {
+            "description": "A message the event stream sends (a JSON text frame).",
+            "oneOf": [
+                _object({"type": {"const": "stream.ready"},
+                         "after": {"type": "integer", "minimum": 0,
+                                   "description": "Events after this number follow."},
+                         "reset": {"type": "boolean", "description":
+                                   "True when the client's `after` was beyond the newest "
+                                   "event (e.g. a restored database): it starts over."}},
+                        description="The first message."),
+                _ref("BusEvent"),
+                _object({"type": {"const": "pong"}}, description="The answer to a ping."),
+                _object({"type": {"const": "error"},
+                         "error": _object({"code": {"type": "string",
+                                                    "examples": ["bad_message"]},
+                                           "message": {"type": "string"}})},
+                        description="An unsupported client message; the socket then "
+                        "closes with code 1003."),
+            ],
+        },
         "Health": _object(
             {
                 "status": {"type": "string", "enum": ["ok", "unavailable"]},
@@ -280,6 +469,9 @@ def _response_schemas() -> dict[str, Schema]:
                 "version": {"type": "string"},
                 "time": LOCAL_TIME,
                 "detail": {"type": "string", "description": "The error type (503 only)."},
+                "scheduler": {"type": "string", "enum": ["disabled", "leader", "standby"],
+                              "description": "The lifecycle scheduler in this process: "
+                              "off, running as leader, or waiting to become leader."},
             },
             required=["status", "database"],
         ),
@@ -570,6 +762,63 @@ def _paths() -> dict[str, Schema]:
                 parameters=[_param("ConferenceId"), _param("Scope"), csrf],
             ),
         },
+        "/api/v1/conferences/{id}/rollcall": {"get": _op(
+            "getRollCall", "Roll call: who is expected, connected, and missing (and why)",
+            "conferences",
+            {"200": _json(_ref("RollCall"), "The roll call."), **_err(401, 403, 404)},
+            parameters=[_param("ConferenceId")],
+            description="Before the room opens (and for a conference cancelled before it "
+            "opened) every participant is `pending` / `not_invited` with 0 attempts and null "
+            "`since` and `ready_at_open`, and the summaries say the room is not open yet. "
+            "Readable by whoever may read the conference (404 otherwise).",
+        )},
+        "/api/v1/conferences/{id}/extend": {"post": _op(
+            "extendConference", "Extend an open or live conference", "conferences",
+            {"200": _json(_ref("Conference"), "The conference with its new end."),
+             **_err(400, 401, 403, 404, 409, 413, 415, 422, conflict="BookingConflict")},
+            body="Extension", parameters=[_param("ConferenceId"), csrf],
+            description="Moves the end `minutes` later, if every participant and the bridge "
+            "are free that long; the ending-soon warning is given again before the new end. "
+            "Allowed to bookers and admins and to the chair endpoint (its operator or agent): "
+            "403 for anyone else. 409 when the conference is not open or live, or when the "
+            "longer conference clashes (the conflicts in `details`); 422 for an invalid body "
+            "or a conference that would exceed the maximum duration.",
+        )},
+        "/api/v1/conferences/{id}/decline": {"post": _op(
+            "declineConference", "Decline the invitation (the caller's endpoint)",
+            "conferences",
+            {"200": _json(_ref("Declined"), "Recorded: the endpoint is not re-invited "
+                          "automatically."),
+             **_err(401, 403, 404, 409)},
+            parameters=[_param("ConferenceId"), csrf],
+            description="For an endpoint's operator or agent, while the conference is open or "
+            "live: its endpoint refuses to join. A decline after the endpoint joined (or a "
+            "second one) changes nothing and publishes no event, yet is answered the same "
+            "200 (see the roll call for the real state). 403 when the caller is not "
+            "bound to an endpoint; 404 when its endpoint does not take part; 409 when the "
+            "conference is not open or live. No request body.",
+        )},
+        "/api/v1/events": {"get": _op(
+            "getEventStream", "The live event stream (WebSocket)", "events",
+            {"101": {
+                "description": "Switching Protocols: the WebSocket is open; the messages are "
+                "described above (`EventStreamMessage`, `BusEvent`).",
+                "headers": {
+                    "Upgrade": {"schema": {"const": "websocket"}},
+                    "Connection": {"schema": {"type": "string", "examples": ["upgrade"]}},
+                    "Sec-WebSocket-Accept": {"schema": {"type": "string"}},
+                },
+            },
+             "400": _error("Not a WebSocket upgrade request (code bad_request)."),
+             **_err(401, 403, 422)},
+            parameters=[_query(
+                "after", {"type": "integer", "minimum": 0, "maximum": 2**62},
+                "The last sequence number seen: every later event is sent first. Without "
+                "it, only events from now on.",
+            )],
+            description=EVENTS_DESCRIPTION + "\n\n403 for a calendar token; 422 for an "
+            "account bound to no endpoint that is not staff, or a bad `after`.",
+        )},
         "/api/v1/audit": {"get": _op(
             "listAuditEvents", "Read the audit log (admin)", "audit",
             {"200": _json(_ref("AuditEventList"), "Events, newest first."),
@@ -605,7 +854,8 @@ def openapi_document() -> dict[str, Any]:
             "description": (
                 "Đặt lịch hội nghị truyền hình giữa các điểm cầu của tỉnh.\n\n"
                 "Booking of video conferences among the province's endpoints: roster, "
-                "conferences (single or recurring), iCalendar feeds, users, tokens and audit."
+                "conferences (single or recurring) and their lifecycle, iCalendar feeds, "
+                "users, tokens, audit and a live event stream."
                 "\n\nErrors are always JSON: `{\"error\": {\"code\", \"message\", "
                 "\"details\"}}`. Times are RFC 3339 with an offset."
             ),
@@ -619,6 +869,7 @@ def openapi_document() -> dict[str, Any]:
             {"name": "calendar", "description": "Lịch iCalendar / calendar feeds."},
             {"name": "conferences", "description": "Hội nghị / conferences."},
             {"name": "audit", "description": "Nhật ký / audit log."},
+            {"name": "events", "description": "Sự kiện / the live event stream (WebSocket)."},
             {"name": "meta", "description": "This document."},
         ],
         "paths": _paths(),
