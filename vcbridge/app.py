@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from bridge import wiring as bridge_wiring
 from scheduler import booking_api, calendar_feed
 from scheduler import lifecycle_wiring as lifecycle
 from scheduler.bridge_port import BridgePort, EventOnlyBridge
@@ -37,6 +38,7 @@ from vcbridge.db.engine import Database
 from vcbridge.events import EventBus
 from vcbridge.http.auth_middleware import auth_middleware
 from vcbridge.http.errors import error_middleware
+from vcbridge.room_reports import RoomReports
 from vcbridge.settings import Settings, passwords_for
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,7 @@ def create_app(
     calendar_feed.setup_routes(app)
     booking_api.setup_routes(app)
     lifecycle.setup(app, bridge or EventOnlyBridge())
+    bridge_wiring.setup(app, settings, RoomReports(app))
     audit_routes.setup_routes(app)
     events_routes.setup_routes(app)
     openapi_routes.setup_routes(app)

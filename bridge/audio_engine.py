@@ -1,0 +1,145 @@
+"""The conference's audio clock: every frame, rank, mix and send.
+
+Packets arrive from the receive taps with their RFC 6464 level. The level
+feeds the active-speaker detector (no decoding needed to rank 31 sites); the
+Opus payload waits in the mixer. Every frame the engine picks the few
+loudest audible sites, has the mixer decode and mix only those, and sends the
+same common packet to every other site, and each speaker its mix-minus.
+One monotonic timestamp line is shared by all outputs, so each receiver's
+RTP timestamps stay continuous whatever mix it gets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+
+from aiortc.rtp import RtpPacket
+
+from bridge.active_speaker import ActiveSpeakerDetector
+from bridge.audio_mixer import AudioMixer
+from bridge.outbound_track import OutboundTrack
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 48000
+SILENT_LEVEL = 127  # RFC 6464: -127 dBov, used when a packet carries no level
+
+
+@dataclass
+class ReceiveStats:
+    """What the bridge saw of one site's audio (aiortc's own counters are bypassed)."""
+
+    packets: int = 0
+    lost: int = 0
+    highest_seq: int | None = None
+
+    def add(self, sequence_number: int) -> None:
+        self.packets += 1
+        if self.highest_seq is not None:
+            gap = (sequence_number - self.highest_seq) % 65536
+            if 1 < gap < 32768:  # forward jump: the packets in between were lost
+                self.lost += gap - 1
+            if gap >= 32768:  # a late or duplicate packet
+                return
+        self.highest_seq = sequence_number
+
+    @property
+    def loss_ratio(self) -> float:
+        expected = self.packets + self.lost
+        return self.lost / expected if expected else 0.0
+
+
+class AudioEngine:
+    """Mixes one conference's audio on a fixed frame clock."""
+
+    def __init__(self, *, frame_ms: int = 20, max_speakers: int = 3,
+                 on_speaker_change: Callable[[str | None], None] | None = None) -> None:
+        self.frame_ms = frame_ms
+        self.frame_samples = SAMPLE_RATE * frame_ms // 1000
+        self.mixer = AudioMixer(max_speakers=max_speakers, frame_samples=self.frame_samples)
+        self.detector = ActiveSpeakerDetector()
+        self.max_speakers = max_speakers
+        self.outputs: dict[str, OutboundTrack] = {}
+        self.stats: dict[str, ReceiveStats] = {}
+        self.audible: frozenset[str] = frozenset()
+        self._on_speaker_change = on_speaker_change
+        self._speaker: str | None = None
+        self._pts = 0
+        self._task: asyncio.Task[None] | None = None
+        self._loop = asyncio.get_event_loop()
+        self.ticks = 0
+        self.late_ticks = 0
+
+    def add_site(self, code: str, output: OutboundTrack) -> None:
+        """A site's audio connected (again): its mix goes to `output`."""
+        if code not in self.outputs:
+            self.mixer.add_site(code)
+        self.outputs[code] = output
+        self.stats.setdefault(code, ReceiveStats())
+
+    def remove_site(self, code: str) -> None:
+        """A site's audio went away."""
+        if self.outputs.pop(code, None) is not None:
+            self.mixer.remove_site(code)
+            self.detector.forget(code)
+
+    def on_packet(self, code: str, packet: RtpPacket) -> None:
+        """A decrypted audio packet from `code` (from the receive tap)."""
+        self.stats[code].add(packet.sequence_number)
+        level = packet.extensions.audio_level
+        now_ms = int(self._loop.time() * 1000)
+        if code in self.audible:
+            self.detector.update(code, level[1] if level else SILENT_LEVEL, now_ms)
+            self.mixer.push(code, packet.payload)
+        else:  # muted: neither heard nor a candidate for the main video
+            self.detector.update(code, SILENT_LEVEL, now_ms)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="audio-engine")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @property
+    def speaker(self) -> str | None:
+        """The current active speaker (with hysteresis)."""
+        return self._speaker
+
+    async def _run(self) -> None:
+        period = self.frame_ms / 1000
+        next_tick = self._loop.time() + period
+        while True:
+            delay = next_tick - self._loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif delay < -period:  # fell behind by more than a frame: skip, don't burst
+                self.late_ticks += 1
+                next_tick = self._loop.time()
+            next_tick += period
+            try:
+                self._tick()
+            except Exception:  # one bad packet must not silence the conference
+                log.exception("audio tick failed")
+
+    def _tick(self) -> None:
+        self.ticks += 1
+        speakers = [c for c in self.detector.loudest(self.max_speakers) if c in self.audible]
+        result = self.mixer.mix(speakers)
+        self._pts += self.frame_samples
+        time_base = Fraction(1, SAMPLE_RATE)
+        for code, output in self.outputs.items():
+            data = result.per_speaker.get(code, result.common)
+            if data is not None:
+                output.push(data, self._pts, time_base)
+        current = self.detector.current()
+        if current != self._speaker:
+            self._speaker = current
+            if self._on_speaker_change is not None:
+                self._on_speaker_change(current)

@@ -1,0 +1,100 @@
+"""Reaching into aiortc's receive and send paths (private API, pinned to aiortc 1.16.0).
+
+The bridge never decodes video and decodes only the few loudest audio
+streams, so it takes media off aiortc's normal receive path:
+
+- audio: `RTCRtpReceiver._handle_rtp_packet` is replaced per receiver; the
+  bridge sees each decrypted `RtpPacket` (its RFC 6464 level and Opus
+  payload) and aiortc does nothing more with it (no jitter buffer, no
+  decoder);
+- video: the receiver's decoder queue is replaced by a sink that hands each
+  re-assembled encoded frame (`JitterFrame`) to the bridge on the event-loop
+  thread, and the decoder thread exits at once;
+- keyframe requests: `RTCRtpSender._send_keyframe` is replaced per sender so
+  a site's PLI reaches the source of what it is watching.
+
+`tests/test_media_tap.py` checks each of these hooks, so an aiortc upgrade
+that moves them fails loudly instead of silently breaking media."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import aiortc.rtcrtpreceiver as rtcrtpreceiver
+from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.rtp import RtpPacket
+
+PINNED_AIORTC = "1.16.0"
+
+_original_decoder_worker = rtcrtpreceiver.decoder_worker
+
+
+class EncodedFrameSink:
+    """Stands in for a receiver's decoder queue: encoded frames go to `on_frame`."""
+
+    def __init__(self, on_frame: Callable[[bytes, int], None]) -> None:
+        self._on_frame = on_frame
+
+    def put(self, item: Any) -> None:
+        if item is None:  # the receiver stopping
+            return
+        _codec, frame = item
+        self._on_frame(frame.data, frame.timestamp)
+
+
+def _decoder_worker(loop: Any, input_q: Any, output_q: Any, decode_error: Any) -> None:
+    # A receiver whose queue is our sink needs no decoder thread: return at once.
+    if isinstance(input_q, EncodedFrameSink):
+        return
+    _original_decoder_worker(loop, input_q, output_q, decode_error)
+
+
+rtcrtpreceiver.decoder_worker = _decoder_worker
+
+
+def tap_video(receiver: RTCRtpReceiver, on_frame: Callable[[bytes, int], None],
+              on_ssrc: Callable[[int], None]) -> None:
+    """Send `receiver`'s encoded frames (VP8 data, 90 kHz timestamp) to `on_frame`.
+
+    Must be called before the receiver starts (right after the remote
+    description is applied). `on_ssrc` learns the source SSRC, for PLIs."""
+    receiver._RTCRtpReceiver__decoder_queue = EncodedFrameSink(on_frame)  # type: ignore[attr-defined]
+    original = receiver._handle_rtp_packet
+    seen: set[int] = set()
+
+    async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
+        if packet.ssrc not in seen:
+            seen.add(packet.ssrc)
+            on_ssrc(packet.ssrc)
+        await original(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+
+
+def tap_audio(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], None]) -> None:
+    """Hand every decrypted audio RTP packet of `receiver` to `on_packet`, and only there.
+
+    aiortc's statistics, jitter buffer and decoder are skipped for this
+    receiver; the bridge keeps its own counters."""
+    receiver._RTCRtpReceiver__decoder_queue = EncodedFrameSink(lambda _d, _t: None)  # type: ignore[attr-defined]
+
+    async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
+        on_packet(packet)
+
+    receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+
+
+async def request_keyframe(receiver: RTCRtpReceiver, ssrc: int) -> None:
+    """Send a PLI for `ssrc` to the site that sends it."""
+    await receiver._send_rtcp_pli(ssrc)
+
+
+def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Call `callback` when the far end of `sender` asks for a keyframe (PLI/FIR)."""
+    sender._send_keyframe = callback  # type: ignore[method-assign]
+
+
+def is_vp8_keyframe(frame: bytes) -> bool:
+    """True when a VP8 frame is a key frame (RFC 6386: P bit of the frame tag is 0)."""
+    return bool(frame) and not frame[0] & 0x01

@@ -1,0 +1,148 @@
+"""One site's WebRTC peer connections at the bridge: one for audio, one for video.
+
+Audio and video travel in separate peer connections: with the receive paths
+taken over (see `media_tap.py`), one connection carrying both was seen to
+leave the video send tracks idle, while separate connections work.
+
+Every connection answers the site's offer (the site is always the offerer),
+is configured with the bridge's ICE settings, and carries DTLS-SRTP media
+only (aiortc offers nothing else)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.rtp import RtpPacket
+
+from bridge.ice_policy import Network, filter_candidates
+from bridge.media_tap import on_keyframe_request, tap_audio, tap_video
+from bridge.outbound_track import OutboundTrack
+from bridge.video_router import VideoSlot, VideoSource
+
+log = logging.getLogger(__name__)
+
+AUDIO_QUEUE = 5  # 100 ms of 20 ms frames: a late receiver gets fresh audio
+VIDEO_QUEUE = 8
+
+
+class OfferError(ValueError):
+    """The site's offer is unusable (malformed SDP, wrong media lines)."""
+
+
+@dataclass(frozen=True)
+class IceSettings:
+    """What every bridge peer connection is built with."""
+
+    configuration: RTCConfiguration
+    remote_networks: Sequence[Network] = ()
+
+
+def _vp8_only() -> list[object]:
+    # Forwarding without transcoding needs every site on one codec: VP8 (+ RTX).
+    return [c for c in RTCRtpSender.getCapabilities("video").codecs
+            if c.mimeType.lower() in ("video/vp8", "video/rtx")]
+
+
+def _parse(sdp: object, ice: IceSettings) -> RTCSessionDescription:
+    if not isinstance(sdp, str) or "v=0" not in sdp[:20]:
+        raise OfferError("sdp must be an SDP offer text")
+    return RTCSessionDescription(sdp=filter_candidates(sdp, ice.remote_networks), type="offer")
+
+
+@dataclass
+class PeerSession:
+    """A site's connections; replaced as a whole when the site reconnects."""
+
+    code: str
+    ice: IceSettings
+    on_failed: Callable[[PeerSession], None]
+    audio_pc: RTCPeerConnection | None = None
+    video_pc: RTCPeerConnection | None = None
+    audio_out: OutboundTrack | None = None
+    slots: list[VideoSlot] = field(default_factory=list)
+    closed: bool = False
+
+    def _new_pc(self) -> RTCPeerConnection:
+        pc = RTCPeerConnection(self.ice.configuration)
+
+        @pc.on("connectionstatechange")
+        def _state() -> None:
+            if pc.connectionState == "failed" and not self.closed:
+                self.on_failed(self)
+
+        return pc
+
+    async def answer_audio(self, sdp: object, on_packet: Callable[[RtpPacket], None]) -> str:
+        """Answer the audio offer: the site's microphone in, the mix out."""
+        offer = _parse(sdp, self.ice)
+        if self.audio_pc is not None:
+            raise OfferError("audio is already connected; reconnect to renegotiate")
+        pc = self.audio_pc = self._new_pc()
+        try:
+            await pc.setRemoteDescription(offer)
+        except (ValueError, AssertionError) as exc:
+            raise OfferError(f"malformed SDP offer: {exc}") from None
+        transceivers = pc.getTransceivers()
+        if len(transceivers) != 1 or transceivers[0].kind != "audio":
+            raise OfferError("the audio offer must have exactly one audio media line")
+        transceiver = transceivers[0]
+        tap_audio(transceiver.receiver, on_packet)
+        self.audio_out = OutboundTrack("audio", AUDIO_QUEUE)
+        transceiver.sender.replaceTrack(self.audio_out)
+        transceiver.direction = "sendrecv"
+        return await self._answer(pc)
+
+    async def answer_video(self, sdp: object, source: VideoSource,
+                           slot_names: Sequence[str]) -> tuple[str, list[VideoSlot]]:
+        """Answer the video offer: the site's camera in (first line), one slot per line out.
+
+        Returns the answer and the slots in media-line order; the caller
+        decides what each slot shows."""
+        offer = _parse(sdp, self.ice)
+        if self.video_pc is not None:
+            raise OfferError("video is already connected; reconnect to renegotiate")
+        pc = self.video_pc = self._new_pc()
+        try:
+            await pc.setRemoteDescription(offer)
+        except (ValueError, AssertionError) as exc:
+            raise OfferError(f"malformed SDP offer: {exc}") from None
+        transceivers = pc.getTransceivers()
+        if not transceivers or any(t.kind != "video" for t in transceivers):
+            raise OfferError("the video offer must have only video media lines")
+        if len(transceivers) > len(slot_names):
+            raise OfferError(f"the video offer has {len(transceivers)} media lines; "
+                             f"at most {len(slot_names)} for this site")
+        for index, transceiver in enumerate(transceivers):
+            transceiver.setCodecPreferences(_vp8_only())  # type: ignore[arg-type]
+            track = OutboundTrack("video", VIDEO_QUEUE)
+            slot = VideoSlot(slot_names[index], track)
+            transceiver.sender.replaceTrack(track)
+            on_keyframe_request(transceiver.sender, slot.keyframe_wanted)
+            if index == 0:
+                source.attach(transceiver.receiver)
+                tap_video(transceiver.receiver, source.on_frame, source.learn_ssrc)
+                transceiver.direction = "sendrecv"
+            else:
+                transceiver.direction = "sendonly"
+            self.slots.append(slot)
+        return await self._answer(pc), list(self.slots)
+
+    async def _answer(self, pc: RTCPeerConnection) -> str:
+        answer = await pc.createAnswer()
+        await pc.setLocalDescription(answer)  # aiortc gathers all candidates here
+        return str(pc.localDescription.sdp)
+
+    async def close(self) -> None:
+        """Close both connections and stop every slot."""
+        self.closed = True
+        for slot in self.slots:
+            slot.close()
+        for pc in (self.audio_pc, self.video_pc):
+            if pc is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(pc.close(), 5)

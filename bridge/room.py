@@ -1,0 +1,246 @@
+"""One conference's room: who is in it, the floor, and what each site receives.
+
+The room ties the pure floor state (`floor_control.py`) to the media: who
+is audible in the mix, which source each video slot shows, and the state
+snapshot every connected client gets after each change. Each site has at
+most one connection: a new one replaces the old (the site reconnected) and
+keeps its seat, floor and mute state, which live in the floor state, keyed
+by endpoint code, not by connection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bridge import floor_control as floor
+from bridge.audio_engine import AudioEngine
+from bridge.peer_session import IceSettings, OfferError, PeerSession
+from bridge.video_router import VideoSlot, VideoSource
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class RoomHooks(Protocol):
+    """What a room reports to the rest of the system (wired by the composition root)."""
+
+    async def attendance(self, conference_id: int, code: str, kind: str) -> None:
+        """A site joined, dropped or left (the scheduler's roll call)."""
+
+    async def floor_action(self, conference_id: int, actor: str, action: str,
+                           data: dict[str, Any]) -> None:
+        """A moderation action took effect (event bus and audit log)."""
+
+
+@dataclass(eq=False)
+class SiteConnection:
+    """One site's live connection: its signaling channel and its peer connections."""
+
+    code: str
+    send: Send
+    peers: PeerSession
+    media_reported: bool = False
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Room:
+    """The media room of one open or live conference."""
+
+    def __init__(self, conference_id: int, chair: str, sites: Sequence[str],
+                 ice: IceSettings, hooks: RoomHooks, *, frame_ms: int = 20) -> None:
+        self.conference_id = conference_id
+        self.ice = ice
+        self.hooks = hooks
+        self.state = floor.new_floor(chair, sites)
+        self.connections: dict[str, SiteConnection] = {}
+        self.sources: dict[str, VideoSource] = {}
+        self.audio = AudioEngine(frame_ms=frame_ms, on_speaker_change=self._speaker_changed)
+        self.closed = False
+        self._order = list(sites)
+
+    @property
+    def chair(self) -> str:
+        return self.state.chair
+
+    def start(self) -> None:
+        self.audio.start()
+
+    # -- connections --------------------------------------------------------
+
+    async def connect(self, code: str, send: Send) -> SiteConnection:
+        """Seat a site (replacing its previous connection); raises FloorError if refused."""
+        self._apply(floor.join(self.state, code))
+        previous = self.connections.pop(code, None)
+        if previous is not None:
+            await self._drop_connection(previous, notice={
+                "type": "replaced", "message": "this site connected again elsewhere"})
+        connection = SiteConnection(code, send, PeerSession(code, self.ice, self._peer_failed))
+        self.connections[code] = connection
+        return connection  # the caller greets the site, then calls `broadcast`
+
+    async def disconnect(self, connection: SiteConnection, *, left: bool) -> None:
+        """The site's signaling channel closed (`left`: it said goodbye)."""
+        if self.connections.get(connection.code) is not connection:
+            return  # already replaced by a newer connection
+        del self.connections[connection.code]
+        await self._drop_connection(connection)
+        with contextlib.suppress(floor.FloorError):
+            self._apply(floor.leave(self.state, connection.code))
+        if connection.media_reported:
+            await self.hooks.attendance(self.conference_id, connection.code,
+                                        "left" if left else "dropped")
+        await self.broadcast()
+
+    async def _drop_connection(self, connection: SiteConnection,
+                               notice: dict[str, Any] | None = None) -> None:
+        self.audio.remove_site(connection.code)
+        if notice is not None:
+            with contextlib.suppress(Exception):
+                await connection.send(notice)
+        await connection.peers.close()
+        connection.closed.set()
+
+    def _peer_failed(self, peers: PeerSession) -> None:
+        connection = self.connections.get(peers.code)
+        if connection is not None and connection.peers is peers:
+            # The network is gone: close the channel; the site reconnects and keeps its seat.
+            asyncio.get_running_loop().create_task(self.disconnect(connection, left=False))
+
+    # -- media negotiation ------------------------------------------------------
+
+    def slot_names(self, code: str) -> list[str]:
+        """The video streams a site receives, in media-line order."""
+        if code == self.chair:
+            return ["floor"] + [f"grid:{c}" for c in self._order if c != code]
+        return ["chair", "floor"]
+
+    async def offer(self, connection: SiteConnection, kind: object, sdp: object
+                    ) -> dict[str, Any]:
+        """Answer a site's audio or video offer."""
+        code = connection.code
+        if kind == "audio":
+            answer = await connection.peers.answer_audio(
+                sdp, lambda packet: self.audio.on_packet(code, packet))
+            assert connection.peers.audio_out is not None
+            self.audio.add_site(code, connection.peers.audio_out)
+            self._watch_connected(connection)
+            return {"type": "answer", "pc": "audio", "sdp": answer}
+        if kind == "video":
+            source = self.sources.setdefault(code, VideoSource(code))
+            answer, slots = await connection.peers.answer_video(
+                sdp, source, self.slot_names(code))
+            self._route(code, slots)
+            return {"type": "answer", "pc": "video", "sdp": answer,
+                    "slots": [s.name for s in slots]}
+        raise OfferError('pc must be "audio" or "video"')
+
+    def _watch_connected(self, connection: SiteConnection) -> None:
+        pc = connection.peers.audio_pc
+        assert pc is not None
+
+        @pc.on("connectionstatechange")
+        async def _connected() -> None:
+            if pc.connectionState == "connected" and not connection.media_reported:
+                connection.media_reported = True
+                await self.hooks.attendance(self.conference_id, connection.code, "joined")
+
+    # -- control ----------------------------------------------------------------
+
+    async def control(self, actor: str, message: dict[str, Any]) -> None:
+        """A floor or moderation message; raises FloorError or ValueError if refused."""
+        kind = message.get("type")
+        target = message.get("endpoint")
+        flag = message.get("muted", message.get("locked"))
+        state = self.state
+        if kind == "floor.request":
+            new = floor.request_floor(state, actor)
+        elif kind == "floor.cancel":
+            new = floor.cancel_request(state, actor)
+        elif kind == "floor.release":
+            new = floor.release_floor(state, actor)
+        elif kind == "floor.revoke":
+            new = floor.revoke(state, actor)
+        elif kind in ("floor.grant", "floor.refuse", "admit", "remove", "mute"):
+            if not isinstance(target, str):
+                raise ValueError(f'"{kind}" needs "endpoint": an endpoint code')
+            if kind == "mute":
+                if not isinstance(flag, bool):
+                    raise ValueError('"mute" needs "muted": true or false')
+                new = floor.mute(state, actor, target, flag)
+            else:
+                action = {"floor.grant": floor.grant, "floor.refuse": floor.refuse,
+                          "admit": floor.admit, "remove": floor.remove}[kind]
+                new = action(state, actor, target)
+        elif kind in ("mute_all", "lock"):
+            if not isinstance(flag, bool):
+                raise ValueError(f'"{kind}" needs "{"muted" if kind == "mute_all" else "locked"}"'
+                                 ": true or false")
+            new = (floor.mute_all if kind == "mute_all" else floor.lock)(state, actor, flag)
+        else:
+            raise ValueError(f"unknown message type {kind!r}")
+        if new is state:
+            return
+        self._apply(new)
+        if kind == "remove" and isinstance(target, str) and target in self.connections:
+            removed = self.connections.pop(target)
+            await self._drop_connection(removed, notice={
+                "type": "removed", "message": "the chair removed this site from the room"})
+        await self.broadcast()
+        data = {k: v for k, v in message.items() if k != "type"}
+        await self.hooks.floor_action(self.conference_id, actor, kind, data)
+
+    # -- state and media routing ---------------------------------------------------
+
+    def _apply(self, new: floor.FloorState) -> None:
+        self.state = new
+        self.audio.audible = floor.audible(new)
+        self._reroute()
+
+    def _speaker_changed(self, _speaker: str | None) -> None:
+        self._reroute()
+        asyncio.get_running_loop().create_task(self.broadcast())
+
+    def _main(self) -> str | None:
+        return floor.main_video(self.state, self.audio.speaker)
+
+    def _route(self, code: str, slots: Sequence[VideoSlot]) -> None:
+        main = self._main()
+        for slot in slots:
+            if slot.name == "chair":
+                shown: str | None = self.chair
+            elif slot.name == "floor":
+                shown = main if main != code else None  # a site sees itself locally
+            else:
+                shown = slot.name.removeprefix("grid:")
+            slot.show(self.sources.get(shown) if shown else None)
+
+    def _reroute(self) -> None:
+        for code, connection in self.connections.items():
+            self._route(code, connection.peers.slots)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The room state every client is sent after each change."""
+        body: dict[str, Any] = dict(floor.snapshot(self.state))
+        body.update(type="state", conference=self.conference_id, speaker=self.audio.speaker,
+                    main=self._main())
+        return body
+
+    async def broadcast(self) -> None:
+        """Send the room state to every connected site."""
+        message = self.snapshot()
+        for connection in list(self.connections.values()):
+            with contextlib.suppress(Exception):
+                await connection.send(message)
+
+    async def close(self, reason: str) -> None:
+        """Disconnect everyone (the conference ended)."""
+        self.closed = True
+        await self.audio.stop()
+        for connection in list(self.connections.values()):
+            await self._drop_connection(connection, notice={"type": "closed", "reason": reason})
+        self.connections.clear()

@@ -1,0 +1,138 @@
+"""Video forwarding without decoding or encoding.
+
+Each site's camera is a `VideoSource`: the encoded VP8 frames its receiver
+re-assembles. Each video stream the bridge sends is a `VideoSlot` ("the
+floor", "the chair", one tile of the chair's grid) that forwards the frames
+of whichever source it currently shows. Switching a slot to another source
+waits for that source's next keyframe (requested at once) and rewrites
+timestamps so the receiver sees one continuous stream; aiortc's sender keeps
+the sequence numbers continuous itself."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from fractions import Fraction
+
+from aiortc import RTCRtpReceiver
+
+from bridge.media_tap import is_vp8_keyframe, request_keyframe
+from bridge.outbound_track import OutboundTrack
+
+log = logging.getLogger(__name__)
+
+VIDEO_TIME_BASE = Fraction(1, 90000)
+# Gap put between the last frame of the old source and the first of the new one.
+SWITCH_GAP = 3000  # 1/30 s at 90 kHz
+KEYFRAME_REQUEST_INTERVAL = 1.0  # seconds: collapse bursts of PLIs into one per second
+
+
+class VideoSource:
+    """One site's encoded camera frames, fanned out to the slots that show it."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+        self.receiver: RTCRtpReceiver | None = None
+        self.ssrc: int | None = None
+        self.slots: set[VideoSlot] = set()
+        self.frames = 0
+        self.keyframes = 0
+        self._last_request = -KEYFRAME_REQUEST_INTERVAL
+        self._pending_request = False
+
+    def attach(self, receiver: RTCRtpReceiver) -> None:
+        """Take frames from a (new) receiver: the site (re)connected."""
+        self.receiver, self.ssrc = receiver, None
+
+    def learn_ssrc(self, ssrc: int) -> None:
+        self.ssrc = ssrc
+        if self._pending_request:
+            self.request_keyframe()
+
+    def on_frame(self, data: bytes, timestamp: int) -> None:
+        """A re-assembled frame arrived: give it to every slot showing this source."""
+        self.frames += 1
+        keyframe = is_vp8_keyframe(data)
+        if keyframe:
+            self.keyframes += 1
+        for slot in list(self.slots):
+            slot.offer(self, data, timestamp, keyframe)
+
+    def request_keyframe(self) -> None:
+        """Ask the site for a keyframe, at most once a second.
+
+        A request inside the interval is not dropped but deferred to its end,
+        so a viewer who switched to this source still gets its keyframe soon."""
+        if self.receiver is None or self.ssrc is None:
+            self._pending_request = True
+            return
+        wait = self._last_request + KEYFRAME_REQUEST_INTERVAL - time.monotonic()
+        if wait > 0:
+            if not self._pending_request:
+                self._pending_request = True
+                asyncio.get_running_loop().call_later(wait, self._send_pending)
+            return
+        self._last_request, self._pending_request = time.monotonic(), False
+        asyncio.get_running_loop().create_task(request_keyframe(self.receiver, self.ssrc))
+
+    def _send_pending(self) -> None:
+        if self._pending_request:
+            self._pending_request = False
+            self.request_keyframe()
+
+
+class VideoSlot:
+    """One video stream sent to one site, showing one source at a time."""
+
+    def __init__(self, name: str, track: OutboundTrack) -> None:
+        self.name = name
+        self.track = track
+        self.source: VideoSource | None = None
+        self._waiting_keyframe = True
+        self._offset: int | None = None
+        self._last_out = 0
+        self.switched_at = 0.0
+        self.first_frame_after_switch: float | None = None
+
+    def show(self, source: VideoSource | None) -> None:
+        """Show `source` from its next keyframe on (None: show nothing)."""
+        if source is self.source:
+            return
+        if self.source is not None:
+            self.source.slots.discard(self)
+        self.source = source
+        self._waiting_keyframe, self._offset = True, None
+        self.switched_at, self.first_frame_after_switch = time.monotonic(), None
+        if source is not None:
+            source.slots.add(self)
+            source.request_keyframe()
+
+    def keyframe_wanted(self) -> None:
+        """The receiving site lost pictures (PLI): pass the request to the source."""
+        if self.source is not None:
+            self.source.request_keyframe()
+
+    def offer(self, source: VideoSource, data: bytes, timestamp: int, keyframe: bool) -> None:
+        if source is not self.source:
+            return
+        if self._waiting_keyframe:
+            if not keyframe:
+                return
+            self._waiting_keyframe = False
+            self.first_frame_after_switch = time.monotonic()
+        if self._offset is None:
+            # Continue our own timeline where the previous source stopped.
+            self._offset = self._last_out + SWITCH_GAP - timestamp
+        out = timestamp + self._offset
+        if out <= self._last_out:  # a source restarting its clock: stay monotonic
+            self._offset += self._last_out + SWITCH_GAP - out
+            out = self._last_out + SWITCH_GAP
+        self._last_out = out
+        if not self.track.push(data, out, VIDEO_TIME_BASE):
+            # A frame was dropped for a slow receiver: its decoder needs a new keyframe.
+            self._waiting_keyframe = True
+            source.request_keyframe()
+
+    def close(self) -> None:
+        self.show(None)

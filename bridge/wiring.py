@@ -1,0 +1,38 @@
+"""Wires the bridge into the application: ICE settings, the room registry, signaling."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from bridge import signaling
+from bridge.ice_policy import allowed_networks, restrict_host_addresses, rtc_configuration
+from bridge.peer_session import IceSettings
+from bridge.room import RoomHooks
+from bridge.rooms import RoomRegistry
+from vcbridge.app_keys import EVENT_BUS
+from vcbridge.settings import Settings
+
+
+def ice_settings(settings: Settings) -> IceSettings:
+    """The ICE settings of this process (also restricts aioice's host addresses)."""
+    restrict_host_addresses(settings.ice_host_addresses)
+    return IceSettings(
+        configuration=rtc_configuration(settings.ice_servers),
+        remote_networks=allowed_networks(settings.ice_host_addresses),
+    )
+
+
+def setup(app: web.Application, settings: Settings, hooks: RoomHooks) -> RoomRegistry:
+    """Add the signaling route and the room registry's lifetime to `app`."""
+    registry = RoomRegistry(ice_settings(settings), hooks)
+    signaling.setup_routes(app, registry)
+
+    async def rooms_ctx(app: web.Application) -> AsyncIterator[None]:
+        registry.start(app[EVENT_BUS])
+        yield
+        await registry.stop()
+
+    app.cleanup_ctx.append(rooms_ctx)
+    return registry

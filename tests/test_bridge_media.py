@@ -1,0 +1,217 @@
+"""Real aiortc sites in a real room: mixed audio, forwarded video, floor control, rejoin."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from aiortc import MediaStreamTrack, RTCConfiguration
+from aiortc.mediastreams import MediaStreamError
+
+from bridge.generated_media import ColourCardTrack, ToneTrack, dominant_colour, tone_energy
+from bridge.site_client import Received, SiteClient
+from scheduler.bridge_port import EventOnlyBridge
+from scheduler.lifecycle_wiring import redial_policy
+from scheduler.runner import LifecycleRunner
+from scheduler.transitions import LifecycleSettings
+from tests.conftest import Client
+from tests.test_booking import book
+from vcbridge.app_keys import DATABASE, EVENT_BUS, SETTINGS
+from vcbridge.clock import FixedClock
+from vcbridge.settings import Settings
+
+H = dict[str, str]
+SITES = {  # code: (tone Hz, colour)
+    "UBND-TINH": (440.0, (200, 30, 30)),
+    "HUYEN-NGA-SON": (660.0, (30, 200, 30)),
+    "HUYEN-MUONG-LAT": (880.0, (30, 30, 200)),
+}
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    from tests.support import ADMIN_PASSWORD
+
+    return Settings(database_url=database_url, data_dir=tmp_path, admin_password=ADMIN_PASSWORD,
+                    password_time_cost=1, password_memory_kib=64, scheduler_enabled=False,
+                    ice_servers=[], ice_host_addresses=["127.0.0.1"])
+
+
+class Site:
+    """A test site: its client and what it received, by slot."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+        tone, colour = SITES[code]
+        self.tone = ToneTrack(tone)
+        self.camera = ColourCardTrack(colour)
+        self.audio: list[np.ndarray] = []
+        self.colours: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+        self.client: SiteClient | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def received(self, item: Received) -> None:
+        self._tasks.append(asyncio.get_running_loop().create_task(self._consume(item)))
+
+    async def _consume(self, item: Received) -> None:
+        track: MediaStreamTrack = item.track
+        try:
+            while True:
+                frame = await track.recv()
+                if item.slot == "mix":
+                    self.audio.append(frame.to_ndarray().ravel())  # type: ignore[union-attr]
+                    self.audio = self.audio[-100:]
+                else:
+                    self.colours[item.slot].append(dominant_colour(frame))  # type: ignore[arg-type]
+        except MediaStreamError:
+            return
+
+    def heard(self, frequency: float, frames: int = 50) -> float:
+        if len(self.audio) < frames:
+            return 0.0
+        samples = np.concatenate(self.audio[-frames:])
+        # Decoded audio is stereo interleaved at 48 kHz.
+        return tone_energy(samples[::2], frequency)
+
+    def sees(self, slot: str) -> tuple[int, int, int] | None:
+        recent = self.colours.get(slot)
+        return recent[-1] if recent else None
+
+    async def stop(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+        for task in self._tasks:
+            task.cancel()
+
+
+def close_to(colour: tuple[int, int, int] | None, expected: tuple[int, int, int]) -> bool:
+    return colour is not None and all(abs(a - b) < 40 for a, b in zip(colour, expected,
+                                                                      strict=True))
+
+
+async def eventually(check: Any, timeout: float = 8.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "condition never met"
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def room(client: Client, booker: H, admin: H, clock: FixedClock) -> Any:
+    """An open conference of the three test sites, and a token per site."""
+    conference = await book(client, booker, participants=list(SITES),
+                            start="2026-11-27T10:15:00+07:00", end="2026-11-27T12:00:00+07:00")
+    app = client.app
+    runner = LifecycleRunner(app[DATABASE], app[EVENT_BUS], clock, EventOnlyBridge(),
+                             LifecycleSettings(5, timedelta(seconds=60)),
+                             redial_policy(app[SETTINGS]), timedelta(days=1))
+    await runner.sync(conference["id"])  # 10:00 is its open time
+    tokens = {}
+    for code in SITES:
+        response = await client.post(f"/api/v1/endpoints/{code}/tokens", json={}, headers=admin)
+        tokens[code] = (await response.json())["token"]
+    return conference["id"], tokens
+
+
+async def join(client: Client, conference_id: int, token: str, site: Site) -> SiteClient:
+    base = str(client.make_url("")).rstrip("/")
+    sc = SiteClient(base, conference_id, token, RTCConfiguration(iceServers=[]),
+                    audio=site.tone, video=site.camera, on_received=site.received)
+    await sc.join()
+    site.client = sc
+    return sc
+
+
+async def test_sites_hear_each_other_see_the_chair_and_follow_the_floor(
+    client: Client, room: Any
+) -> None:
+    conference_id, tokens = room
+    sites = {code: Site(code) for code in SITES}
+    try:
+        for code, site in sites.items():
+            await join(client, conference_id, tokens[code], site)
+        chair, nga, muong = (sites[c] for c in SITES)
+        # Everyone hears the others, not itself (mix-minus), and sees the chair.
+        await eventually(lambda: all(len(s.audio) >= 50 for s in sites.values()))
+        await asyncio.sleep(1.0)
+        for site in sites.values():
+            own = site.heard(SITES[site.code][0])
+            others = [site.heard(SITES[c][0]) for c in SITES if c != site.code]
+            assert min(others) > 50 * max(own, 1.0), (site.code, own, others)
+        await eventually(lambda: close_to(nga.sees("chair"), SITES["UBND-TINH"][1]))
+        await eventually(lambda: close_to(muong.sees("chair"), SITES["UBND-TINH"][1]))
+
+        # Muong Lat asks for the floor; the chair grants it; Nga Son sees Muong Lat.
+        assert muong.client and chair.client and nga.client
+        await muong.client.send({"type": "floor.request"})
+        await chair.client.wait_state(lambda s: s.get("queue") == ["HUYEN-MUONG-LAT"])
+        await chair.client.send({"type": "floor.grant", "endpoint": "HUYEN-MUONG-LAT"})
+        await nga.client.wait_state(lambda s: s.get("holder") == "HUYEN-MUONG-LAT")
+        await eventually(lambda: close_to(nga.sees("floor"), SITES["HUYEN-MUONG-LAT"][1]), 3)
+        # The chair's grid shows every site.
+        await eventually(lambda: close_to(chair.sees("grid:HUYEN-NGA-SON"),
+                                          SITES["HUYEN-NGA-SON"][1]))
+
+        # The chair mutes Nga Son: the others stop hearing it.
+        await chair.client.send({"type": "mute", "endpoint": "HUYEN-NGA-SON", "muted": True})
+        await muong.client.wait_state(lambda s: "HUYEN-NGA-SON" in s.get("muted", []))
+        await eventually(lambda: muong.heard(660.0, 10) * 50 < muong.heard(440.0, 10), 3)
+        # A district cannot moderate.
+        await nga.client.send({"type": "mute", "endpoint": "UBND-TINH", "muted": True})
+        await eventually(lambda: any(e["error"]["code"] == "not_chair"
+                                     for e in nga.client.errors) if nga.client else False, 3)
+    finally:
+        for site in sites.values():
+            await site.stop()
+
+
+async def test_a_site_that_drops_comes_back_with_its_seat_and_floor(
+    client: Client, room: Any
+) -> None:
+    conference_id, tokens = room
+    sites = {code: Site(code) for code in SITES}
+    try:
+        for code, site in sites.items():
+            await join(client, conference_id, tokens[code], site)
+        chair, nga, muong = (sites[c] for c in SITES)
+        assert chair.client and nga.client and muong.client
+        await nga.client.send({"type": "floor.request"})
+        await chair.client.wait_state(lambda s: s.get("queue") == ["HUYEN-NGA-SON"])
+        await chair.client.send({"type": "floor.grant", "endpoint": "HUYEN-NGA-SON"})
+        await muong.client.wait_state(lambda s: s.get("holder") == "HUYEN-NGA-SON")
+        await eventually(lambda: close_to(muong.sees("floor"), SITES["HUYEN-NGA-SON"][1]))
+
+        # Nga Son's network drops: its connections die without a goodbye.
+        await nga.client.drop_media()
+        await nga.client.close(leave=False)
+        await chair.client.wait_state(lambda s: "HUYEN-NGA-SON" not in s.get("present", []))
+        assert chair.client.state["holder"] == "HUYEN-NGA-SON"  # the floor is kept for it
+
+        # It reconnects: same seat, still holding the floor, media flows again.
+        again = Site("HUYEN-NGA-SON")
+        sites["again"] = again
+        started = asyncio.get_running_loop().time()
+        await join(client, conference_id, tokens["HUYEN-NGA-SON"], again)
+        await chair.client.wait_state(lambda s: "HUYEN-NGA-SON" in s.get("present", []))
+        assert chair.client.state["holder"] == "HUYEN-NGA-SON"
+        muong.colours["floor"].clear()
+        await eventually(lambda: close_to(muong.sees("floor"), SITES["HUYEN-NGA-SON"][1]), 3)
+        await eventually(lambda: again.heard(440.0, 10) > 0, 3)
+        assert asyncio.get_running_loop().time() - started < 3.0
+
+        # A second connection for the same endpoint replaces the first, never duplicates it.
+        twin = Site("HUYEN-NGA-SON")
+        sites["twin"] = twin
+        await join(client, conference_id, tokens["HUYEN-NGA-SON"], twin)
+        assert again.client is not None
+        await asyncio.wait_for(again.client.ended.wait(), 5)
+        assert again.client.closed_reason == "replaced"
+        assert chair.client.state["present"].count("HUYEN-NGA-SON") == 1
+    finally:
+        for site in sites.values():
+            await site.stop()

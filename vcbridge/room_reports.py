@@ -1,0 +1,40 @@
+"""Carries what bridge rooms report to the scheduler (roll call) and to the record
+(event bus, audit log). Lives in the composition root's package because it
+is the one place that may know both the bridge and the scheduler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from scheduler import attendance
+from scheduler.lifecycle_api import REDIAL_POLICY
+from vcbridge.app_keys import CLOCK, DATABASE, EVENT_BUS
+from vcbridge.audit import Actor, record
+
+
+class RoomReports:
+    """The bridge's `RoomHooks`, backed by the database and the event bus."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    async def attendance(self, conference_id: int, code: str, kind: str) -> None:
+        app = self._app
+        async with app[DATABASE].write() as session:
+            await attendance.report(session, conference_id, code, kind, app[CLOCK].now(),
+                                    app[REDIAL_POLICY], app[EVENT_BUS])
+
+    async def floor_action(self, conference_id: int, actor: str, action: str,
+                           data: dict[str, Any]) -> None:
+        app = self._app
+        now = app[CLOCK].now()
+        name = action if action.startswith("floor.") else f"floor.{action}"
+        target = data.get("endpoint")
+        audience = [actor, target] if isinstance(target, str) else [actor]
+        async with app[DATABASE].write() as session:
+            await record(session, Actor(f"endpoint:{actor}", "endpoint"), name, "conference",
+                         conference_id, None, data, now)
+            await app[EVENT_BUS].publish(session, name, now, conference_id=conference_id,
+                                         endpoint=actor, audience=audience, data=data)
