@@ -30,8 +30,8 @@ Decisions a caller relies on:
   for its mix-minus) for as long as it is in the conference, so a site selected
   again after a pause resumes with the same codec state.
 - A selected speaker whose packet has not arrived gets libopus's packet loss
-  concealment when it was also mixed in the previous tick, and silence when it
-  was not (concealment would replay stale audio from before the pause).
+  concealment when a packet of it was decoded since it was (last) selected, and
+  silence otherwise (concealment would replay stale audio from before a pause).
 - `push` keeps at most `max_queued` packets per site and drops the oldest beyond
   that (counted). Sites are expected to send packets of the mixer's frame
   duration; shorter ones are decoded and carried over between ticks correctly,
@@ -290,6 +290,8 @@ class AudioMixer:
                 samples = site.decoder.conceal()
             parts.append(samples)
             have += len(samples)
+            # Its audio is now current, so a late packet may be concealed.
+            site.live = True
         if have < self.frame_samples:
             missing = self.frame_samples - have
             if site.live:
@@ -297,7 +299,6 @@ class AudioMixer:
                 parts.append(site.decoder.conceal(missing))
             else:
                 parts.append(silence(missing))
-        site.live = True
         out = parts[0] if len(parts) == 1 else np.concatenate(parts)
         if len(out) > self.frame_samples:
             site.carry = out[self.frame_samples :]
