@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 ROOMS = web.AppKey("rooms", RoomRegistry)
 # An SDP offer for the chair's 31 video lines is large; keep a generous bound.
 MAX_MESSAGE = 512 * 1024
-OFFER_TIMEOUT = 30.0  # a client that joins must offer media within this time
 _CONTROL = frozenset({
     "floor.request", "floor.cancel", "floor.release", "floor.grant", "floor.refuse",
     "floor.revoke", "mute", "mute_all", "lock", "admit", "remove",
@@ -78,24 +77,27 @@ async def signal_ws(request: web.Request) -> web.StreamResponse:
     await room.broadcast()
     left = False
     try:
-        left = await _serve(ws, room, connection)
+        left = await _serve(ws, room, connection,
+                            request.app[SETTINGS].signaling_offer_timeout_seconds)
     finally:
         await room.disconnect(connection, left=left)
         await ws.close()
     return ws
 
 
-async def _serve(ws: web.WebSocketResponse, room: Room, connection: SiteConnection) -> bool:
+async def _serve(ws: web.WebSocketResponse, room: Room, connection: SiteConnection,
+                 offer_timeout: float) -> bool:
     """Handle the client's messages; returns True when the site said goodbye."""
-    offered = asyncio.get_running_loop().time()
+    joined_at = asyncio.get_running_loop().time()
     offered_media = False
     while not connection.closed.is_set():
-        timeout = None if offered_media else max(OFFER_TIMEOUT - (
-            asyncio.get_running_loop().time() - offered), 0.1)
+        timeout = None if offered_media else max(offer_timeout - (
+            asyncio.get_running_loop().time() - joined_at), 0.1)
         try:
             message = await asyncio.wait_for(_next(ws, connection), timeout)
         except TimeoutError:
             await ws.send_json(_error("timeout", "no media offer received in time"))
+            await ws.close(code=1008, message=b"no offer")
             return False
         if message is None:
             return False

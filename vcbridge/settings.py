@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     leader_poll_seconds: float = Field(default=2.0, gt=0, le=60)
     presence_stale_seconds: float = Field(default=60, gt=0, le=3600)
 
+    # Bridge: a site that joins must offer its media within this time.
+    signaling_offer_timeout_seconds: float = Field(default=30, gt=0, le=600)
+
     # ICE (used by the bridge and the agent): never a public default.
     ice_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ice_host_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
