@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import NOW, TEST_DATABASE_URL, Client
-from tests.support import ADMIN_PASSWORD, bearer, login
+from tests.support import ADMIN_PASSWORD, bearer
 from vcbridge.app_keys import DATABASE
 from vcbridge.clock import FixedClock
 from vcbridge.db.models import ApiToken, AuditEvent, Base, Conference, User
@@ -139,7 +139,7 @@ async def assert_error(
     said = (error["message"] + " " + json.dumps(error.get("details"), ensure_ascii=False))
     for needle in needles:
         assert needle.lower() in said.lower(), f"{needle!r} is not named in {error}"
-    if status == 401:
+    if error["code"] == "unauthorized":  # a missing or bad token: the bearer challenge
         assert response.headers.get("WWW-Authenticate") == "Bearer"
     return dict(error)
 
@@ -352,7 +352,7 @@ BAD_BOOKINGS = [
     pytest.param(booking(rrule="FREQ=WEEKLY;UNTIL=20270101T000000"), 422,
                  ("rrule", "UTC"), id="rrule-until-floating"),
     pytest.param(booking(rrule="FREQ=WEEKLY;UNTIL=20270101T000000+0700"), 422,
-                 ("invalid rrule",), id="rrule-until-with-offset"),
+                 ("rrule", "UNTIL"), id="rrule-until-with-offset"),
     pytest.param(booking(rrule="FREQ=DAILY;COUNT=2\nRRULE:FREQ=WEEKLY;COUNT=2"), 422,
                  ("rrule",), id="rrule-two-lines"),
     pytest.param(booking(rrule="EXDATE:20261202T080000"), 422, ("rrule",), id="rrule-exdate"),
@@ -766,6 +766,26 @@ async def test_patch_into_conflict(client: Client, booker: Headers, existing: in
         await assert_error(response, 409, "already booked", "TINH-UY")
 
 
+async def test_patch_series_into_conflict(
+    client: Client, booker: Headers, existing: int
+) -> None:
+    """Moving the rest of a series onto a taken slot changes none of its occurrences."""
+    series = {**EXISTING, "title": "Chuỗi giao ban", "chair": "UBND-TINH",
+              "participants": ["UBND-TINH", "TINH-UY"], "start": "2026-11-30T14:00:00+07:00",
+              "end": "2026-11-30T15:00:00+07:00", "rrule": "FREQ=WEEKLY;BYDAY=MO;COUNT=3"}
+    response = await client.post(CONFERENCES, json=series, headers=booker)
+    assert response.status == 201, await response.text()
+    first = (await response.json())["occurrence_ids"][0]
+    async with unchanged(client):
+        response = await client.patch(
+            f"{CONFERENCES}/{first}", params={"scope": "following"},
+            json={"title": "Dời lịch", "start": "2026-12-02T13:30:00+07:00",
+                  "end": "2026-12-02T14:30:00+07:00"},
+            headers=booker,
+        )
+        await assert_error(response, 409, "already booked", "TINH-UY")
+
+
 async def test_cancelled_conference_cannot_change(
     client: Client, booker: Headers, existing: int
 ) -> None:
@@ -1059,13 +1079,6 @@ BAD_USERS = [
                      "PostgreSQL refuses it (500)",
                      strict=True,
                  )),
-    pytest.param(user(password="mat-khau\x00dai-123"), 422, ("password",),
-                 id="password-nul", marks=pytest.mark.xfail(
-                     reason="BUG: vcbridge/auth/passwords.py password_problem() accepts "
-                     "a NUL in a password (201); a password typed at a login form "
-                     "cannot contain one",
-                     strict=True,
-                 )),
 ]
 
 
@@ -1107,6 +1120,13 @@ BAD_USER_PATCHES = [
                  id="admin-with-endpoint"),
     pytest.param("999", {"full_name": "Ai đó"}, 404, ("no user 999",), id="unknown-user"),
     pytest.param("abc", {"full_name": "Ai đó"}, 404, ("abc",), id="non-numeric-id"),
+    pytest.param("99999999999", {"full_name": "Ai đó"}, 404, ("99999999999",),
+                 id="id-above-int32", marks=pytest.mark.xfail(
+                     ON_POSTGRES,
+                     reason="BUG: vcbridge/http/parsing.py path_int() allows 18 digits but "
+                     "users.id is INTEGER: asyncpg DataError -> 500",
+                     strict=True,
+                 )),
 ]
 
 
@@ -1225,7 +1245,7 @@ async def test_login_rate_limit(client: Client, admin: Headers) -> None:
 
 @pytest.mark.parametrize(("code", "body", "status", "needles"), [
     pytest.param("UBND-TINH", {"scope": "root"}, 422, ("scope",), id="bad-scope"),
-    pytest.param("UBND-TINH", {"scope": "login"}, 409, ("login",), id="login-scope"),
+    pytest.param("UBND-TINH", {"scope": "login"}, 422, ("scope",), id="login-scope"),
     pytest.param("UBND-TINH", {"label": 5}, 422, ("label",), id="label-number"),
     pytest.param("UBND-TINH", {"lable": "x"}, 422, ("lable",), id="unknown-field"),
     pytest.param("HUYEN-KHONG-CO", {"scope": "agent"}, 404, ("HUYEN-KHONG-CO",),
@@ -1317,6 +1337,13 @@ BAD_QUERIES = [
     pytest.param("/api/v1/audit", {"from": "hôm qua"}, 422, ("from",), id="audit-from"),
     pytest.param("/api/v1/audit", {"before_id": "x"}, 422, ("before_id",),
                  id="audit-before-id"),
+    pytest.param("/api/v1/audit", {"actor": "admin\x00"}, 200, (), id="audit-actor-nul",
+                 marks=pytest.mark.xfail(
+                     ON_POSTGRES,
+                     reason="BUG: vcbridge/api/audit_routes.py list_audit(): filter values "
+                     "go unchecked into the SQL; PostgreSQL refuses a NUL -> 500",
+                     strict=True,
+                 )),
     pytest.param("/api/v1/audit", {"before_id": "99999999999"}, 200, (),
                  id="audit-before-id-above-int32", marks=pytest.mark.xfail(
                      ON_POSTGRES,

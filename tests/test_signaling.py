@@ -10,7 +10,8 @@ import pytest
 
 from tests.conftest import Client
 from tests.test_bridge_media import SITES, Site, join
-from tests.test_bridge_media import room as room  # noqa: F401 - the fixture
+# The shared fixture: an open conference of the three test sites.
+from tests.test_bridge_media import room as room
 from vcbridge.settings import Settings
 
 H = dict[str, str]
