@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import Client
 from tests.test_bridge_media import SITES, Site, join
+
 # The shared fixture: an open conference of the three test sites.
 from tests.test_bridge_media import room as room
 from vcbridge.settings import Settings
