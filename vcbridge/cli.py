@@ -1,4 +1,5 @@
-"""The `vcbridge` command: serve, migrate, sync the roster, manage users and tokens."""
+"""The `vcbridge` command: serve, migrate, sync the roster, manage users and tokens,
+run an endpoint agent."""
 
 from __future__ import annotations
 
@@ -129,6 +130,54 @@ def cmd_users_create(args: argparse.Namespace) -> int:
     return _with_database(args, work)
 
 
+AGENT_TOKEN_ENV = "VCBRIDGE_AGENT_TOKEN"  # noqa: S105 - a variable name, not a secret
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    """Run the unattended endpoint agent until SIGINT or SIGTERM."""
+    import signal
+
+    from bridge.agent import AgentConfigError, EndpointAgent
+
+    token = args.token or os.environ.get(AGENT_TOKEN_ENV, "")
+    if not token:
+        print(f"error: give the agent token in {AGENT_TOKEN_ENV} (or --token)", file=sys.stderr)
+        return 2
+    media = args.media
+    if media != "testsrc" and not media.startswith("/dev/") and not Path(media).is_file():
+        print(f"error: --media {media}: no such file (use testsrc, a device such as "
+              "/dev/video0, or a media file)", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:
+        # aiortc and aioice log every ICE check: too much for a site's IT staff.
+        for noisy in ("aiortc", "aioice"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    agent = EndpointAgent(
+        args.server, args.endpoint, token, media=args.media, settings=load_settings(),
+        audio_device=args.audio_device, summary_seconds=args.stats_interval,
+    )
+
+    async def run() -> None:
+        main = asyncio.current_task()
+        assert main is not None
+        # SIGTERM (systemd, docker stop) leaves the conferences cleanly, like Ctrl-C.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
+        await agent.run()
+
+    try:
+        asyncio.run(run())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return 0
+    except AgentConfigError as exc:
+        logging.getLogger("bridge.agent").error("%s", exc)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `vcbridge` command."""
     parser = argparse.ArgumentParser(prog="vcbridge", description=__doc__)
@@ -171,6 +220,30 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--endpoint", help="endpoint code (operators)")
     create.add_argument("--full-name")
     create.set_defaults(func=cmd_users_create)
+
+    agent = commands.add_parser(
+        "agent", help="run the unattended endpoint agent (joins its conferences on its own)",
+        description="Join this endpoint's conferences on its own: follow the controller's "
+        "event stream, join when invited, leave when the conference ends, rejoin after "
+        f"drops. Give the token in {AGENT_TOKEN_ENV} rather than --token, so it does not "
+        "show in `ps`. ICE servers and host addresses come from the settings "
+        "(VCBRIDGE_ICE_SERVERS, VCBRIDGE_ICE_HOST_ADDRESSES).",
+    )
+    agent.add_argument("--server", required=True,
+                       help="the controller's URL, e.g. http://10.0.0.5:8080")
+    agent.add_argument("--endpoint", required=True, help="this site's endpoint code")
+    agent.add_argument("--token", help=f"the agent token (prefer the {AGENT_TOKEN_ENV} "
+                       "environment variable: a command-line argument shows in `ps`)")
+    agent.add_argument("--media", default="testsrc",
+                       help="testsrc (generated tone and colour card, the default), a camera "
+                       "device such as /dev/video0 (v4l2, with the ALSA microphone), or a "
+                       "media file played in a loop")
+    agent.add_argument("--audio-device", default="default",
+                       help="ALSA microphone used with a camera device (default: default)")
+    agent.add_argument("--stats-interval", type=float, default=30.0,
+                       help="seconds between summary lines in the log (default 30)")
+    agent.add_argument("--verbose", action="store_true", help="debug logging")
+    agent.set_defaults(func=cmd_agent)
     return parser
 
 
