@@ -26,12 +26,11 @@ import random
 import time
 import zlib
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 from av.frame import Frame
@@ -39,9 +38,7 @@ from av.packet import Packet
 
 from bridge.generated_media import VIDEO_CLOCK, ColourCardTrack, ToneTrack
 from bridge.ice_policy import (
-    Network,
     allowed_networks,
-    filter_candidates,
     restrict_host_addresses,
     rtc_configuration,
 )
@@ -218,23 +215,13 @@ class MediaSource:
 
 @dataclass
 class _AgentSiteClient(SiteClient):
-    """A SiteClient that reports its media state and filters the bridge's candidates."""
+    """A SiteClient that reports its media state."""
 
-    remote_networks: Sequence[Network] = ()
     media_up: asyncio.Event = field(default_factory=asyncio.Event)
     media_failed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def _new_pc(self) -> RTCPeerConnection:
         pc = super()._new_pc()
-        apply_answer = pc.setRemoteDescription
-        networks = self.remote_networks
-
-        async def filtered(description: RTCSessionDescription) -> None:
-            # Never try a candidate we must not send to (mDNS, outside the allowed set).
-            await apply_answer(RTCSessionDescription(
-                sdp=filter_candidates(description.sdp, networks), type=description.type))
-
-        pc.setRemoteDescription = filtered  # type: ignore[method-assign, assignment]
 
         @pc.on("connectionstatechange")
         def _state() -> None:

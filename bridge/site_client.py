@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,8 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
+
+from bridge.ice_policy import Network, filter_candidates
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,8 @@ class SiteClient:
     joined: dict[str, Any] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
     closed_reason: str | None = None
+    closed_detail: str | None = None  # e.g. "ended", "cancelled", "shutdown" for "closed"
+    remote_networks: Sequence[Network] = ()  # remote candidates outside these are dropped
     _session: aiohttp.ClientSession | None = None
     _ws: aiohttp.ClientWebSocketResponse | None = None
     _pcs: list[RTCPeerConnection] = field(default_factory=list)
@@ -64,7 +68,16 @@ class SiteClient:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def join(self, timeout: float = 15.0) -> None:
-        """Connect signaling and media; returns once both answers are applied."""
+        """Connect signaling and media; returns once both answers are applied.
+
+        On any failure everything opened so far is closed before raising."""
+        try:
+            await self._join(timeout)
+        except BaseException:
+            await self.close(leave=False)
+            raise
+
+    async def _join(self, timeout: float) -> None:
         self._session = aiohttp.ClientSession()
         url = f"{self.base_url}/api/v1/conferences/{self.conference_id}/signal"
         try:
@@ -72,11 +85,9 @@ class SiteClient:
                 url, headers={"Authorization": f"Bearer {self.token}"}, heartbeat=20,
                 max_msg_size=1024 * 1024)
         except aiohttp.WSServerHandshakeError as exc:
-            await self._session.close()
             raise JoinError(f"the bridge refused the join: HTTP {exc.status}") from None
         first = await self._ws.receive_json(timeout=timeout)
         if first.get("type") != "joined":
-            await self.close()
             raise JoinError(f"the bridge refused the join: {first}")
         self.joined = first
         self._reader = asyncio.create_task(self._read())
@@ -127,7 +138,8 @@ class SiteClient:
         answer = await self._answers.get()
         if answer.get("type") == "error":
             raise JoinError(f"the bridge refused the {kind} offer: {answer['error']}")
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+        sdp = filter_candidates(answer["sdp"], self.remote_networks)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
 
     async def _read(self) -> None:
         assert self._ws is not None
@@ -147,6 +159,7 @@ class SiteClient:
                 self._answers.put_nowait(body)  # unblock a pending offer
             elif kind in ("closed", "removed", "replaced"):
                 self.closed_reason = kind
+                self.closed_detail = body.get("reason")
         self.ended.set()
 
     async def send(self, message: dict[str, Any]) -> None:

