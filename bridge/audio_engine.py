@@ -67,6 +67,8 @@ class AudioEngine:
         self.stats: dict[str, ReceiveStats] = {}
         self.audible: frozenset[str] = frozenset()
         self._on_speaker_change = on_speaker_change
+        # While the room records: gets the common mix packet and its pts every tick.
+        self.on_common: Callable[[bytes, int], None] | None = None
         self._speaker: str | None = None
         self._pts = 0
         self._task: asyncio.Task[None] | None = None
@@ -138,6 +140,8 @@ class AudioEngine:
             data = result.per_speaker.get(code, result.common)
             if data is not None:
                 output.push(data, self._pts, time_base)
+        if self.on_common is not None and result.common is not None:
+            self.on_common(result.common, self._pts)
         current = self.detector.current()
         if current != self._speaker:
             self._speaker = current

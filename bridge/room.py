@@ -5,7 +5,11 @@ is audible in the mix, which source each video slot shows, and the state
 snapshot every connected client gets after each change. Each site has at
 most one connection: a new one replaces the old (the site reconnected) and
 keeps its seat, floor and mute state, which live in the floor state, keyed
-by endpoint code, not by connection."""
+by endpoint code, not by connection.
+
+The chair may record the conference (`record`): the common audio mix and the
+main video (the chair's camera while nothing else is the main video) go to a
+WebM file in `recordings_dir`, through `bridge/recorder.py`."""
 
 from __future__ import annotations
 
@@ -14,11 +18,13 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from bridge import floor_control as floor
 from bridge.audio_engine import AudioEngine
 from bridge.peer_session import IceSettings, OfferError, PeerSession
+from bridge.recorder import Recorder, RecordingError
 from bridge.video_router import VideoSlot, VideoSource
 
 log = logging.getLogger(__name__)
@@ -61,6 +67,10 @@ class Room:
         self.sources: dict[str, VideoSource] = {}
         self.audio = AudioEngine(frame_ms=frame_ms, on_speaker_change=self._speaker_changed)
         self.closed = False
+        # Where recordings go (set by the wiring); None: this room cannot record.
+        self.recordings_dir: Path | None = None
+        self.recorder: Recorder | None = None
+        self._finishing: set[str] = set()  # recordings stopped, their files not yet finished
         self._order = list(sites)
 
     @property
@@ -135,6 +145,7 @@ class Room:
             answer, slots = await connection.peers.answer_video(
                 sdp, source, self.slot_names(code))
             self._route(code, slots)
+            self._route_recorder()  # the source it should record may have just arrived
             return {"type": "answer", "pc": "video", "sdp": answer,
                     "slots": [s.name for s in slots]}
         raise OfferError('pc must be "audio" or "video"')
@@ -154,6 +165,12 @@ class Room:
     async def control(self, actor: str, message: dict[str, Any]) -> None:
         """A floor or moderation message; raises FloorError or ValueError if refused."""
         kind = message.get("type")
+        if kind == "record":
+            on = message.get("on")
+            if not isinstance(on, bool):
+                raise ValueError('"record" needs "on": true or false')
+            await self.record(actor, on)
+            return
         target = message.get("endpoint")
         flag = message.get("muted", message.get("locked"))
         state = self.state
@@ -190,9 +207,71 @@ class Room:
             removed = self.connections.pop(target)
             await self._drop_connection(removed, notice={
                 "type": "removed", "message": "the chair removed this site from the room"})
+            if removed.media_reported:  # gone on the chair's decision: not redialled
+                await self.hooks.attendance(self.conference_id, target, "left")
         await self.broadcast()
         data = {k: v for k, v in message.items() if k != "type"}
         await self.hooks.floor_action(self.conference_id, actor, kind, data)
+
+    # -- recording --------------------------------------------------------------------
+
+    async def record(self, actor: str, on: bool) -> None:
+        """The chair starts or stops recording; raises FloorError (not the chair) or
+        RecordingError (the file cannot be made). Asking for the current state is a no-op."""
+        floor.chair_role(self.state, actor)
+        if on == (self.recorder is not None):
+            return
+        if on:
+            if self.recordings_dir is None or self.closed:
+                raise RecordingError("this room cannot record")
+            recorder = Recorder.create(self.recordings_dir, self.conference_id,
+                                       frame_samples=self.audio.frame_samples,
+                                       on_failure=self._recording_failed)
+            recorder.start()
+            self.recorder = recorder
+            self.audio.on_common = recorder.audio
+            self._route_recorder()
+            await self.broadcast()
+            await self.hooks.floor_action(self.conference_id, actor, "record",
+                                          {"on": True, "recording": recorder.name})
+        else:
+            await self._stop_recording(actor)
+
+    async def _stop_recording(self, actor: str, cause: str | None = None) -> None:
+        """Finish the current recording and tell everyone (`cause`: not the chair's doing)."""
+        recorder = self.recorder
+        if recorder is None:
+            return
+        self.recorder = None
+        self.audio.on_common = None
+        self._finishing.add(recorder.name)
+        try:
+            await recorder.stop()
+        finally:
+            self._finishing.discard(recorder.name)
+        data: dict[str, Any] = {"on": False, "recording": recorder.name}
+        if cause is not None:
+            data["cause"] = cause
+        if not self.closed:
+            await self.broadcast()
+        await self.hooks.floor_action(self.conference_id, actor, "record", data)
+
+    def recordings_in_progress(self) -> set[str]:
+        """Names of the files this room is writing: recording, or being finished."""
+        names = set(self._finishing)
+        if self.recorder is not None:
+            names.add(self.recorder.name)
+        return names
+
+    def _recording_failed(self) -> None:
+        """The recorder's writer failed (disk full, ...): the room stops recording."""
+        if self.recorder is not None and self.recorder.failed:
+            asyncio.get_running_loop().create_task(self._stop_recording(self.chair, "failed"))
+
+    def _route_recorder(self) -> None:
+        """The recording shows the main video, or the chair's when there is none."""
+        if self.recorder is not None:
+            self.recorder.show(self.sources.get(self._main() or self.chair))
 
     # -- state and media routing ---------------------------------------------------
 
@@ -222,12 +301,13 @@ class Room:
     def _reroute(self) -> None:
         for code, connection in self.connections.items():
             self._route(code, connection.peers.slots)
+        self._route_recorder()
 
     def snapshot(self) -> dict[str, Any]:
         """The room state every client is sent after each change."""
         body: dict[str, Any] = dict(floor.snapshot(self.state))
         body.update(type="state", conference=self.conference_id, speaker=self.audio.speaker,
-                    main=self._main())
+                    main=self._main(), recording=self.recorder is not None)
         return body
 
     async def broadcast(self) -> None:
@@ -241,6 +321,18 @@ class Room:
         """Disconnect everyone (the conference ended)."""
         self.closed = True
         await self.audio.stop()
+        if self.recorder is not None:
+            try:
+                # The file is finished (trailer written) whatever happens to the report.
+                await self._stop_recording(self.chair, reason)
+            except Exception:
+                log.exception("room %s: reporting the end of its recording failed",
+                              self.conference_id)
         for connection in list(self.connections.values()):
             await self._drop_connection(connection, notice={"type": "closed", "reason": reason})
+            if connection.media_reported and reason == "shutdown":
+                # This bridge process stops while the conference goes on: the
+                # sites are dropped, and the scheduler calls them back.
+                with contextlib.suppress(Exception):
+                    await self.hooks.attendance(self.conference_id, connection.code, "dropped")
         self.connections.clear()

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 from bridge.peer_session import IceSettings
 from bridge.room import Room, RoomHooks
@@ -25,10 +26,12 @@ _CLOSING = {"conference.ended": "ended", "conference.cancelled": "cancelled"}
 class RoomRegistry:
     """The rooms of this process by conference id."""
 
-    def __init__(self, ice: IceSettings, hooks: RoomHooks, *, frame_ms: int = 20) -> None:
+    def __init__(self, ice: IceSettings, hooks: RoomHooks, *, frame_ms: int = 20,
+                 recordings_dir: Path | None = None) -> None:
         self.ice = ice
         self.hooks = hooks
         self.frame_ms = frame_ms
+        self.recordings_dir = recordings_dir
         self.rooms: dict[int, Room] = {}
         self._follower: asyncio.Task[None] | None = None
 
@@ -38,6 +41,7 @@ class RoomRegistry:
         if room is None:
             room = Room(conference_id, chair, sites, self.ice, self.hooks,
                         frame_ms=self.frame_ms)
+            room.recordings_dir = self.recordings_dir
             room.start()
             self.rooms[conference_id] = room
             log.info("room %s opened", conference_id)

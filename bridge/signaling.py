@@ -15,6 +15,7 @@ from aiohttp import WSMsgType, web
 
 from bridge.floor_control import FloorError
 from bridge.peer_session import OfferError
+from bridge.recorder import RecordingError
 from bridge.room import Room, SiteConnection
 from bridge.rooms import RoomRegistry
 from vcbridge.app_keys import DATABASE, SETTINGS
@@ -30,7 +31,7 @@ ROOMS = web.AppKey("rooms", RoomRegistry)
 MAX_MESSAGE = 512 * 1024
 _CONTROL = frozenset({
     "floor.request", "floor.cancel", "floor.release", "floor.grant", "floor.refuse",
-    "floor.revoke", "mute", "mute_all", "lock", "admit", "remove",
+    "floor.revoke", "mute", "mute_all", "lock", "admit", "remove", "record",
 })
 
 
@@ -41,7 +42,7 @@ def _error(code: str, message: str) -> dict[str, Any]:
 async def signal_ws(request: web.Request) -> web.StreamResponse:
     """Join a conference's room: offers and answers, floor control, room state."""
     principal = require_principal(request)
-    conference_id = path_int(request, "id")
+    conference_id = path_int(request, "id", "conference")
     async with request.app[DATABASE].read() as session:
         conference = await session.get(Conference, conference_id)
         if conference is None:
@@ -129,6 +130,8 @@ async def _serve(ws: web.WebSocketResponse, room: Room, connection: SiteConnecti
             return False
         except FloorError as exc:
             await ws.send_json(_error(exc.code, str(exc)))
+        except RecordingError as exc:
+            await ws.send_json(_error("recording_failed", str(exc)))
         except ValueError as exc:
             await ws.send_json(_error("bad_message", str(exc)))
     return False

@@ -1,4 +1,5 @@
-"""Wires the bridge into the application: ICE settings, the room registry, signaling."""
+"""Wires the bridge into the application: ICE settings, the room registry, signaling,
+recordings, and the browser pages (join page, chair console)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from bridge import signaling
+from bridge import pages, recordings_api, signaling
 from bridge.ice_policy import allowed_networks, restrict_host_addresses, rtc_configuration
 from bridge.peer_session import IceSettings
 from bridge.room import RoomHooks
@@ -25,9 +26,13 @@ def ice_settings(settings: Settings) -> IceSettings:
 
 
 def setup(app: web.Application, settings: Settings, hooks: RoomHooks) -> RoomRegistry:
-    """Add the signaling route and the room registry's lifetime to `app`."""
-    registry = RoomRegistry(ice_settings(settings), hooks)
+    """Add the signaling, recordings and page routes and the room registry's lifetime
+    to `app`."""
+    registry = RoomRegistry(ice_settings(settings), hooks,
+                            recordings_dir=settings.effective_recordings_dir)
     signaling.setup_routes(app, registry)
+    recordings_api.setup_routes(app, settings.effective_recordings_dir)
+    pages.setup_routes(app)
 
     async def rooms_ctx(app: web.Application) -> AsyncIterator[None]:
         registry.start(app[EVENT_BUS])

@@ -31,7 +31,7 @@ from vcbridge.auth.principal import Permission, Principal
 from vcbridge.db.models import Conference, ConferenceStatus, Endpoint
 from vcbridge.http.auth_middleware import remote_of, require_permission, require_principal
 from vcbridge.http.errors import ApiError, conflict, forbidden, invalid, not_found
-from vcbridge.http.parsing import path_int, query_datetime, query_int, read_model
+from vcbridge.http.parsing import MAX_ID, path_int, query_datetime, query_int, read_model
 
 BOOKING_POLICY = web.AppKey("booking_policy", BookingPolicy)
 
@@ -69,7 +69,7 @@ def _can_see(principal: Principal, conference: Conference) -> bool:
 async def load_visible(
     session: AsyncSession, request: web.Request, principal: Principal
 ) -> Conference:
-    conference_id = path_int(request, "id")
+    conference_id = path_int(request, "id", "conference")
     conference = await session.get(Conference, conference_id)
     # A conference the caller may not see is answered as absent: no probing of ids.
     if conference is None or not _can_see(principal, conference):
@@ -100,7 +100,7 @@ async def list_conferences(request: web.Request) -> web.Response:
         raise invalid(f"unknown status {unknown[0]!r}")
     limit = query_int(request, "limit", 200, 1, 1000)
     offset = query_int(request, "offset", 0, 0, 10_000_000)
-    series_id = query_int(request, "series", 0, 1, 2**62) if "series" in request.query else None
+    series_id = query_int(request, "series", 0, 1, MAX_ID) if "series" in request.query else None
     code = request.query.get("endpoint")
     async with request.app[DATABASE].read() as session:
         endpoint_id = None

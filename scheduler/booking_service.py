@@ -158,8 +158,6 @@ async def create_conference(
     bus: EventBus,
 ) -> list[Conference]:
     """Book a conference (every occurrence of a series); returns the rows created."""
-    await lock_bookings(session)
-    endpoints = await _resolve_endpoints(session, request.chair, request.participants)
     setup = (
         request.setup_minutes
         if request.setup_minutes is not None
@@ -172,7 +170,7 @@ async def create_conference(
     duration = request.end - request.start
     starts = [first.start]
     if request.rrule is not None:
-        try:
+        try:  # pure work, done before the lock so it never holds other bookers up
             starts = expand(
                 request.rrule, request.start, duration, policy.zone,
                 max_occurrences=policy.limits.max_occurrences,
@@ -181,6 +179,8 @@ async def create_conference(
         except RecurrenceError as exc:
             raise BookingInvalid([str(exc)]) from None
     slots = [Slot(s, s + duration, setup) for s in starts]
+    await lock_bookings(session)
+    endpoints = await _resolve_endpoints(session, request.chair, request.participants)
     await _check_free(session, slots, request.participants, policy)
 
     series = None

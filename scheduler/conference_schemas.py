@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -11,20 +10,12 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from vcbridge.clock import to_local_iso
 from vcbridge.db.models import Conference
+from vcbridge.http.text import clean_text
 from vcbridge.roster import CODE_PATTERN
 
 
-def _clean_text(value: str) -> str:
-    # Titles may hold any language and even markup (pages escape it), but no
-    # control characters: they break calendars, logs and CSV exports.
-    value = unicodedata.normalize("NFC", value)
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
 def _single_line(value: str) -> str:
-    value = _clean_text(value).strip()
+    value = clean_text(value).strip()
     if "\n" in value or "\t" in value:
         raise ValueError("must be a single line")
     if not value:
@@ -33,7 +24,7 @@ def _single_line(value: str) -> str:
 
 
 Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_single_line)]
-Agenda = Annotated[str, Field(max_length=20_000), AfterValidator(_clean_text)]
+Agenda = Annotated[str, Field(max_length=20_000), AfterValidator(clean_text)]
 EndpointCode = Annotated[str, Field(pattern=CODE_PATTERN)]
 
 
@@ -49,6 +40,16 @@ Participants = Annotated[
 ]
 SetupMinutes = Annotated[int, Field(ge=0, le=1440)]
 
+
+def _plausible_year(value: datetime) -> datetime:
+    # Far enough for any booking horizon; keeps date arithmetic from overflowing.
+    if not 2000 <= value.year <= 2199:
+        raise ValueError("must be between the years 2000 and 2199")
+    return value
+
+
+When = Annotated[AwareDatetime, AfterValidator(_plausible_year)]
+
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
 
@@ -61,8 +62,8 @@ class ConferenceCreate(BaseModel):
     agenda: Agenda = ""
     chair: EndpointCode
     participants: Participants
-    start: AwareDatetime
-    end: AwareDatetime
+    start: When
+    end: When
     setup_minutes: SetupMinutes | None = None
     rrule: Annotated[str, Field(min_length=1, max_length=500)] | None = None
 
@@ -76,8 +77,8 @@ class ConferenceUpdate(BaseModel):
     agenda: Agenda | None = None
     chair: EndpointCode | None = None
     participants: Participants | None = None
-    start: AwareDatetime | None = None
-    end: AwareDatetime | None = None
+    start: When | None = None
+    end: When | None = None
     setup_minutes: SetupMinutes | None = None
 
 

@@ -25,6 +25,49 @@ def normalise(text: str) -> str:
     return text.upper()
 
 
+# Enough for any meeting pattern; the others (BYYEARDAY, BYWEEKNO, BYHOUR...)
+# only add ways to write rules that never match or repeat within a day.
+ALLOWED_PARTS = frozenset({"FREQ", "INTERVAL", "COUNT", "UNTIL", "BYDAY", "BYMONTHDAY",
+                           "BYMONTH", "BYSETPOS", "WKST"})
+_DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _numbers(parts: dict[str, str], name: str, low: int, high: int) -> list[int]:
+    try:
+        values = [int(v) for v in parts[name].split(",")] if name in parts else []
+    except ValueError:
+        raise RecurrenceError(f"invalid rrule: {name} must be numbers") from None
+    if any(v == 0 or not low <= abs(v) <= high for v in values):
+        raise RecurrenceError(f"invalid rrule: {name} must be between 1 and {high} "
+                              f"(or -1 and -{high})")
+    return values
+
+
+def _until(text: str, zone: ZoneInfo) -> datetime:
+    """UNTIL as an aware datetime (a bare date means that day in the province's zone)."""
+    if len(text) == 8:
+        return datetime(int(text[:4]), int(text[4:6]), int(text[6:]), 23, 59, 59, tzinfo=zone)
+    return datetime.strptime(text, "%Y%m%dT%H%M%SZ").replace(tzinfo=ZoneInfo("UTC"))
+
+
+def _check_parts(parts: dict[str, str]) -> None:
+    """Refuse parts we do not support and day/month combinations that never occur.
+
+    dateutil searches to the year 9999 for a rule that never matches, so an
+    impossible rule must be caught before expanding it."""
+    unsupported = sorted(set(parts) - ALLOWED_PARTS)
+    if unsupported:
+        raise RecurrenceError(f"rrule part {', '.join(unsupported)} is not supported for "
+                              "conference bookings")
+    months = _numbers(parts, "BYMONTH", 1, 12)
+    days = _numbers(parts, "BYMONTHDAY", 1, 31)
+    _numbers(parts, "BYSETPOS", 1, 366)
+    if days and months and not any(
+        abs(day) <= _DAYS_IN_MONTH[month - 1] for day in days for month in months
+    ):
+        raise RecurrenceError("rrule never occurs: no chosen month has the chosen day")
+
+
 def expand(
     text: str,
     start: datetime,
@@ -59,21 +102,37 @@ def expand(
                               "date-time (20271231T170000Z)")
     if "COUNT" not in parts and "UNTIL" not in parts:
         raise RecurrenceError("rrule must end: give COUNT or UNTIL")
+    if "COUNT" in parts and "UNTIL" in parts:
+        raise RecurrenceError("rrule must not give both COUNT and UNTIL (RFC 5545)")
+    if parts.get("INTERVAL", "1") == "0":
+        raise RecurrenceError("rrule INTERVAL must be at least 1")
+    _check_parts(parts)
     if parts.get("FREQ") not in ALLOWED_FREQUENCIES:
         raise RecurrenceError("rrule may repeat at most daily (FREQ=DAILY/WEEKLY/MONTHLY/YEARLY)")
     if int(parts.get("COUNT", "0")) > max_occurrences:
         raise RecurrenceError(f"rrule gives more than {max_occurrences} occurrences")
 
+    # Expand only up to the horizon: a rule that never matches (BYMONTH=2;
+    # BYMONTHDAY=31) would otherwise make dateutil search until the year 9999.
+    wanted = int(parts["COUNT"]) if "COUNT" in parts else None
+    until = _until(parts["UNTIL"], zone) if "UNTIL" in parts else None
+    if until is not None and until > horizon_end:
+        raise RecurrenceError("rrule runs past the booking horizon")
+    bounded = rule.replace(count=None, until=(until or horizon_end).astimezone(zone))
     starts: list[datetime] = []
     try:
-        for occurrence in rule:
+        for occurrence in bounded:
             if len(starts) == max_occurrences:
                 raise RecurrenceError(f"rrule gives more than {max_occurrences} occurrences")
-            if occurrence > horizon_end:
-                raise RecurrenceError("rrule runs past the booking horizon")
+            if wanted is not None and len(starts) == wanted:
+                break
             starts.append(occurrence.astimezone(ZoneInfo("UTC")))
+    except RecurrenceError:
+        raise
     except (ValueError, TypeError, OverflowError) as exc:
         raise RecurrenceError(f"invalid rrule: {exc}") from None
+    if wanted is not None and len(starts) < wanted:
+        raise RecurrenceError("rrule runs past the booking horizon")
     if not starts:
         raise RecurrenceError("rrule gives no occurrence")
     if starts[0] != start.astimezone(ZoneInfo("UTC")):

@@ -129,14 +129,25 @@ class LifecycleRunner:
                     self._plan(conference.id, next_transition(
                         conference.status, timeline, conference.warned, now=now))
         for conference_id in work:
-            await self.sync(conference_id)
+            with contextlib.suppress(Exception):  # logged by sync; retried by the refresh
+                await self.sync(conference_id)
         return len(conferences)
 
     async def sync(self, conference_id: int) -> Advanced:
-        """Advance one conference to now, act on the bridge, and set its next timer."""
-        async with self._database.write() as session:
-            result = await advance(session, conference_id, self._clock, self._settings,
-                                   self._bus)
+        """Advance one conference to now, act on the bridge, and set its next timer.
+
+        If the transaction fails (a database outage, a lock timeout) the
+        conference is forgotten by the timers, so the next horizon refresh
+        (within `refresh_seconds`) tries it again, instead of it staying stuck."""
+        try:
+            async with self._database.write() as session:
+                result = await advance(session, conference_id, self._clock, self._settings,
+                                       self._bus)
+        except Exception:
+            self._planned.pop(conference_id, None)
+            log.exception("advancing conference %s failed; retrying at the next refresh",
+                          conference_id)
+            raise
         for transition in result.applied:
             if transition is Transition.OPEN:
                 await self._bridge.open_room(conference_id, result.participants)
@@ -153,9 +164,13 @@ class LifecycleRunner:
                     self._scheduler.remove_job(job_id)
             return
         at = upcoming[1]
-        self._scheduler.add_job(self.sync, "date", run_date=at, args=[conference_id],
+        self._scheduler.add_job(self._timer, "date", run_date=at, args=[conference_id],
                                 id=job_id, replace_existing=True)
         self._planned[conference_id] = at
+
+    async def _timer(self, conference_id: int) -> None:
+        with contextlib.suppress(Exception):  # logged by sync; retried by the refresh
+            await self.sync(conference_id)
 
     async def _follow_changes(self, ready: asyncio.Event) -> None:
         async with self._bus.subscribe() as subscription:
@@ -185,7 +200,8 @@ class LifecycleRunner:
             )).all()
         for conference_id in ids:
             if conference_id not in self._planned:
-                await self.sync(conference_id)
+                with contextlib.suppress(Exception):  # logged by sync; tried again next time
+                    await self.sync(conference_id)
 
     async def _tick(self) -> None:
         async with self._database.write() as session:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,11 +55,27 @@ def postgres_url() -> Iterator[str]:
         asyncio.run(drop_scratch_database(url))
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (migrating every time is slow)."""
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+
+    async def migrate() -> None:
+        database = Database(f"sqlite+aiosqlite:///{path}")
+        await upgrade(database)
+        await database.dispose()
+
+    asyncio.run(migrate())
+    return path
+
+
 @pytest.fixture
-async def database_url(tmp_path: Path, postgres_url: str) -> str:
+async def database_url(tmp_path: Path, postgres_url: str, sqlite_template: Path) -> str:
     """An empty, migrated database for one test."""
     if not postgres_url:
-        return f"sqlite+aiosqlite:///{tmp_path / 'test.sqlite3'}"
+        target = tmp_path / "test.sqlite3"
+        shutil.copyfile(sqlite_template, target)
+        return f"sqlite+aiosqlite:///{target}"
     database = Database(postgres_url)
     async with database.engine.begin() as conn:
         tables = (await conn.execute(text(

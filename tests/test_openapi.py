@@ -10,6 +10,8 @@ from aiohttp import ClientResponse, ClientWebSocketResponse, WSMsgType
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
+from bridge.pages import PAGE_ROUTES
+from bridge.signaling import ROOMS
 from scheduler.bridge_port import EventOnlyBridge
 from scheduler.lifecycle_wiring import redial_policy
 from scheduler.runner import LifecycleRunner
@@ -24,6 +26,7 @@ from vcbridge.clock import FixedClock
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 PUBLIC = {
+    ("GET", "/metrics"),
     ("GET", "/healthz"),
     ("POST", "/api/v1/auth/login"),
     ("GET", "/api/v1/openapi.json"),
@@ -77,6 +80,8 @@ async def test_document_matches_router_both_ways(client: Client) -> None:
         (route.method, route.resource.canonical)
         for route in client.app.router.routes()
         if route.method != "HEAD" and route.resource is not None
+        # The browser pages and their static files (bridge/pages.py) are not API operations.
+        and route.resource.canonical not in PAGE_ROUTES
     }
     documented = set(_operations(document))
     assert routed - documented == set(), "routes missing from the OpenAPI document"
@@ -136,8 +141,10 @@ class Checker:
         if response.content_type == "application/json":
             body: Any = await response.json()
             self.conforms(body, schema, (method, path, status))
-        else:
+        elif response.content_type.startswith("text/"):
             body = await response.text()
+        else:
+            body = await response.read()
         self.seen.add((method, path, status))
         return body
 
@@ -330,6 +337,56 @@ async def test_answers_match_documented_schemas(
     assert {e["code"]: e["state"] for e in body["endpoints"]} == {
         other: "pending", chair: "declined"}
 
+    # The media room (open now): refusals are JSON errors before the upgrade.
+    signal = "/api/v1/conferences/{id}/signal"
+    await check(await client.get(f"{at}/signal"), "GET", signal, 401)
+    await check(await client.get(f"{at}/signal", headers=admin), "GET", signal, 403)
+    await check(await client.get(f"{conferences}/{later['id']}/signal", headers=operator),
+                "GET", signal, 404)  # its endpoint is not part of it
+    await check(await client.get(f"{conferences}/{series['id']}/signal", headers=operator),
+                "GET", signal, 409)  # not open
+    await check(await client.get(f"{at}/signal", headers=operator), "GET", signal, 400)
+    chair_agent = await check(
+        await client.post(f"/api/v1/endpoints/{other}/tokens", headers=admin,
+                          json={"scope": "agent"}), "POST", tokens, 201)
+    recordings = "/api/v1/conferences/{id}/recordings"
+    recording = "/api/v1/conferences/{id}/recordings/{name}"
+    body = await check(await client.get(f"{at}/recordings", headers=admin),
+                       "GET", recordings, 200)
+    assert body == {"conference": running["id"], "recordings": []}
+    async with client.ws_connect(f"{at}/signal", headers=bearer(chair_agent["token"])) as ws:
+        check.upgraded("GET", signal)
+        assert (await ws.receive_json(timeout=10))["role"] == "chair"
+        await ws.send_json({"type": "record", "on": True})
+        while (await ws.receive_json(timeout=10)).get("recording") is not True:
+            pass
+        recorder = app[ROOMS].rooms[running["id"]].recorder
+        assert recorder is not None
+        name = recorder.name
+        body = await check(await client.get(f"{at}/recordings", headers=admin),
+                           "GET", recordings, 200)
+        assert [(r["id"], r["recording"]) for r in body["recordings"]] == [(name, True)]
+        await check(await client.get(f"{at}/recordings/{name}", headers=admin),
+                    "GET", recording, 409)  # still being written
+        await ws.send_json({"type": "record", "on": False})
+        while (await ws.receive_json(timeout=10)).get("recording") is not False:
+            pass  # the state with `recording: false` comes once the file is finished
+        await ws.send_json({"type": "leave"})
+    body = await check(await client.get(f"{at}/recordings", headers=bearer(chair_agent["token"])),
+                       "GET", recordings, 200)
+    assert [(r["id"], r["recording"]) for r in body["recordings"]] == [(name, False)]
+    await check(await client.get(f"{at}/recordings", headers=operator),
+                "GET", recordings, 403)  # a participant, not the chair
+    await check(await client.get(f"{conferences}/999999/recordings", headers=admin),
+                "GET", recordings, 404)
+    webm = await check(await client.get(f"{at}/recordings/{name}", headers=admin),
+                       "GET", recording, 200)
+    assert webm[:4] == b"\x1a\x45\xdf\xa3"  # EBML
+    await check(await client.get(f"{at}/recordings/{name}", headers=operator),
+                "GET", recording, 403)
+    await check(await client.get(f"{at}/recordings/conference-1-20261127T031600Z.webm",
+                                 headers=admin), "GET", recording, 404)
+
     # The event stream: refused before the upgrade with JSON errors, then the messages.
     events = "/api/v1/events"
     await check(await client.get(events), "GET", events, 401)
@@ -383,6 +440,7 @@ async def test_answers_match_documented_schemas(
                                   headers={"Content-Type": "application/json"}),
                 "POST", login, 413)
     await check(await client.get("/api/v1/openapi.json"), "GET", "/api/v1/openapi.json", 200)
+    await check(await client.get("/metrics"), "GET", "/metrics", 200)
 
     succeeded = {(method, path) for method, path, status in check.seen if status < 300}
     assert succeeded == set(_operations(check.document)), "exercise every operation here"

@@ -9,6 +9,9 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from bridge import wiring as bridge_wiring
+from bridge.rooms import RoomRegistry
+from monitoring import wiring as monitoring_wiring
+from monitoring.metrics import MediaCounters, MediaSource
 from scheduler import booking_api, calendar_feed
 from scheduler import lifecycle_wiring as lifecycle
 from scheduler.bridge_port import BridgePort, EventOnlyBridge
@@ -68,11 +71,31 @@ def create_app(
     calendar_feed.setup_routes(app)
     booking_api.setup_routes(app)
     lifecycle.setup(app, bridge or EventOnlyBridge())
-    bridge_wiring.setup(app, settings, RoomReports(app))
+    rooms = bridge_wiring.setup(app, settings, RoomReports(app))
     audit_routes.setup_routes(app)
     events_routes.setup_routes(app)
     openapi_routes.setup_routes(app)
+    monitoring_wiring.setup(app, media=_bridge_media(rooms))
     return app
+
+
+def _bridge_media(rooms: RoomRegistry) -> MediaSource:
+    """Media counters of the sites connected to this process's rooms, for the metrics:
+    audio packets and losses (the bridge's receive taps), camera frames received."""
+
+    def read() -> dict[str, MediaCounters]:
+        counters: dict[str, MediaCounters] = {}
+        for room in list(rooms.rooms.values()):
+            for code in list(room.connections):
+                audio, video = room.audio.stats.get(code), room.sources.get(code)
+                counters[code] = MediaCounters(
+                    packets_received=audio.packets if audio else None,
+                    packets_lost=audio.lost if audio else None,
+                    frames_received=video.frames if video else None,
+                )
+        return counters
+
+    return read
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:

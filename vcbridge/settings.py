@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -84,6 +84,26 @@ class Settings(BaseSettings):
 
     # Bridge: a site that joins must offer its media within this time.
     signaling_offer_timeout_seconds: float = Field(default=30, gt=0, le=600)
+    # Bridge: where conference recordings are written; None (empty): <data_dir>/recordings.
+    recordings_dir: Path | None = None
+
+    # Endpoint health (monitoring/): heartbeats, thresholds of the health model, history.
+    health_heartbeat_interval_seconds: float = Field(default=5, gt=0, le=300)
+    health_offline_after_seconds: float = Field(default=30, gt=0, le=3600)
+    health_heartbeat_min_gap_seconds: float = Field(default=1.0, ge=0, le=60)
+    health_heartbeat_max_bytes: int = Field(default=16384, ge=1024, le=1024 * 1024)
+    health_clock_skew_seconds: float = Field(default=300, gt=0, le=7 * 86400)
+    health_packet_loss_max: float = Field(default=0.02, gt=0, le=1)
+    health_rtt_ms_max: float = Field(default=300, gt=0, le=60_000)
+    health_jitter_ms_max: float = Field(default=30, gt=0, le=10_000)
+    health_fps_min: float = Field(default=10, ge=0, le=240)
+    health_cpu_percent_max: float = Field(default=90, gt=0, le=100)
+    health_hysteresis: float = Field(default=0.2, ge=0, lt=1)
+    health_stream_grace_seconds: float = Field(default=30, ge=0, le=3600)
+    health_test_call_max_age_seconds: float = Field(default=3600, gt=0, le=7 * 86400)
+    health_sweep_seconds: float = Field(default=2, gt=0, le=60)
+    health_persist_seconds: float = Field(default=10, gt=0, le=600)
+    health_samples_days: int = Field(default=35, ge=1, le=3650)
 
     # ICE (used by the bridge and the agent): never a public default.
     ice_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -92,6 +112,24 @@ class Settings(BaseSettings):
     _csv = field_validator(
         "ice_servers", "ice_host_addresses", "redial_backoff_seconds", mode="before"
     )(_split_csv)
+
+    @field_validator("recordings_dir", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _health_timing(self) -> Settings:
+        # Another process must never see a live endpoint's heartbeat as stale in the
+        # database: the row lags by at most one persist period plus one sweep.
+        if (self.health_persist_seconds + self.health_sweep_seconds
+                >= self.health_offline_after_seconds):
+            raise ValueError("health_persist_seconds + health_sweep_seconds must be less than "
+                             "health_offline_after_seconds")
+        if self.health_offline_after_seconds < 2 * self.health_heartbeat_interval_seconds:
+            raise ValueError("health_offline_after_seconds must be at least twice "
+                             "health_heartbeat_interval_seconds")
+        return self
 
     @field_validator("redial_backoff_seconds")
     @classmethod
@@ -126,6 +164,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'vcbridge.sqlite3').resolve()}"
+
+    @property
+    def effective_recordings_dir(self) -> Path:
+        """Where recordings are written: `recordings_dir`, or `<data_dir>/recordings`."""
+        return self.recordings_dir or self.data_dir / "recordings"
 
     @classmethod
     def settings_customise_sources(

@@ -10,7 +10,7 @@ from vcbridge.auth.principal import Permission
 from vcbridge.clock import to_local_iso
 from vcbridge.db.models import AuditEvent
 from vcbridge.http.auth_middleware import require_permission
-from vcbridge.http.parsing import query_datetime, query_int
+from vcbridge.http.parsing import MAX_ID, query_datetime, query_int
 
 
 async def list_audit(request: web.Request) -> web.Response:
@@ -29,7 +29,7 @@ async def list_audit(request: web.Request) -> web.Response:
     if (until := query_datetime(request, "to")) is not None:
         query = query.where(AuditEvent.at < until)
     if "before_id" in request.query:
-        query = query.where(AuditEvent.id < query_int(request, "before_id", 0, 1, 2**62))
+        query = query.where(AuditEvent.id < query_int(request, "before_id", 0, 1, MAX_ID))
     limit = query_int(request, "limit", 100, 1, 1000)
     zone = request.app[ZONE]
     async with request.app[DATABASE].read() as session:

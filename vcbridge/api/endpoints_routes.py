@@ -125,7 +125,7 @@ async def list_tokens(request: web.Request) -> web.Response:
 async def revoke_token(request: web.Request) -> web.Response:
     """DELETE /api/v1/endpoints/{code}/tokens/{id}: revoke at once."""
     principal = require_permission(request, Permission.MANAGE_ENDPOINT_TOKENS)
-    token_id = path_int(request, "id")
+    token_id = path_int(request, "id", "token")
     now = request.app[CLOCK].now()
     async with request.app[DATABASE].write() as session:
         endpoint = await _endpoint(session, request.match_info["code"])

@@ -45,6 +45,7 @@ async def events_ws(request: web.Request) -> web.StreamResponse:
     if principal.endpoint_id is None and not principal.can(Permission.READ_ALL_CONFERENCES):
         raise invalid("this account sees no events")
     bus = request.app[EVENT_BUS]
+    # The sequence is a BIGINT: larger than the 32-bit ids elsewhere.
     after = query_int(request, "after", -1, 0, 2**62) if "after" in request.query else None
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_CLIENT_MESSAGE)
     await ws.prepare(request)

@@ -75,6 +75,25 @@ LOCAL_TIME: Schema = {
     "examples": ["2026-11-30T08:00:00+07:00"],
 }
 ENDPOINT_CODE: Schema = {"type": "string", "pattern": CODE_PATTERN, "examples": ["UBND-TINH"]}
+# The file name of a recording: bridge/recorder.py's NAME_PATTERN (a test keeps them equal).
+RECORDING_NAME: Schema = {
+    "type": "string",
+    "pattern": r"^conference-[0-9]+-[0-9]{8}T[0-9]{6}Z\.webm$",
+    "examples": ["conference-12-20261127T031500Z.webm"],
+}
+
+SIGNAL_DESCRIPTION = (
+    "The bridge's signaling WebSocket: a site (an endpoint's agent or operator) joins the "
+    "conference's media room, negotiates its audio and video peer connections, follows the "
+    "room state and, as chair, moderates (floor, mute, lock, admit, remove, record). The "
+    "messages are described in docs/signaling.md.\n\n"
+    "The caller must act for one endpoint (an operator's login token or session, or the "
+    "endpoint's agent token) booked in the conference or admitted by the chair. Checks "
+    "happen before the upgrade, so a refused connection gets an ordinary JSON error instead "
+    "of `101`: 400 when the request is not a WebSocket upgrade, 403 for a caller bound to no "
+    "endpoint, 404 for an unknown conference or one the endpoint is not part of, 409 when "
+    "the conference is not open or live (the room opens `setup_minutes` before the start)."
+)
 
 # The event types of the event stream: what each means and the `data` keys it always carries.
 EVENT_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -96,6 +115,24 @@ EVENT_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "endpoint.left": ("The endpoint hung up.", ()),
     "endpoint.absent": ("The endpoint never answered data.attempts invitations (told to staff "
                         "once; it is still redialled).", ("attempts",)),
+    # What happens in a media room (bridge/room.py); `endpoint` is the site that acted.
+    "floor.request": ("The site asked for the floor.", ()),
+    "floor.cancel": ("The site withdrew its request for the floor.", ()),
+    "floor.release": ("The site gave the floor back.", ()),
+    "floor.grant": ("The chair gave the floor to data.endpoint.", ("endpoint",)),
+    "floor.refuse": ("The chair refused data.endpoint's request.", ("endpoint",)),
+    "floor.revoke": ("The chair took the floor back.", ()),
+    "floor.mute": ("The chair muted (data.muted true) or unmuted data.endpoint.",
+                   ("endpoint", "muted")),
+    "floor.mute_all": ("The chair muted or unmuted every site but itself and the floor "
+                       "holder (data.muted).", ("muted",)),
+    "floor.lock": ("The chair locked or unlocked the room (data.locked).", ("locked",)),
+    "floor.admit": ("The chair let in data.endpoint, which was not booked.", ("endpoint",)),
+    "floor.remove": ("The chair removed data.endpoint for good.", ("endpoint",)),
+    "floor.record": ("Recording started (data.on true) or stopped; data.recording is the "
+                     "file (GET /api/v1/conferences/{id}/recordings). data.cause says why the "
+                     "bridge stopped it itself: the room closed (ended, cancelled, shutdown) or "
+                     "writing failed (failed).", ("on", "recording")),
 }
 
 EVENTS_DESCRIPTION = "\n".join([
@@ -125,8 +162,9 @@ EVENTS_DESCRIPTION = "\n".join([
     "",
     "**Who sees what**: staff (admin, booker, it) see every event. An operator or an "
     "endpoint agent sees only the events whose audience includes its endpoint: the "
-    "`conference.*` events of conferences it takes part in and the `endpoint.*` events "
-    "about itself, except `endpoint.absent` (staff only). An accepted operator or agent "
+    "`conference.*` events of conferences it takes part in, the `endpoint.*` events "
+    "about itself, except `endpoint.absent` (staff only), and the `floor.*` events it did "
+    "or that name it in `data.endpoint`. An accepted operator or agent "
     "connection marks its endpoint as on line while it stays open (the readiness check "
     "when a room opens).",
     "",
@@ -314,6 +352,14 @@ def _response_schemas() -> dict[str, Schema]:
                        "the failure being redialled."},
             "attempts": {"type": "integer", "minimum": 1,
                          "description": "endpoint.absent: the invitations left unanswered."},
+            "endpoint": ENDPOINT_CODE | {"description": "floor.*: the site acted upon."},
+            "muted": {"type": "boolean", "description": "floor.mute, floor.mute_all."},
+            "locked": {"type": "boolean", "description": "floor.lock."},
+            "on": {"type": "boolean", "description": "floor.record: started or stopped."},
+            "recording": RECORDING_NAME | {"description": "floor.record: the file."},
+            "cause": {"type": "string", "enum": ["ended", "cancelled", "shutdown", "failed"],
+                      "description": "floor.record: why the bridge stopped the recording "
+                      "itself (absent when the chair did)."},
         },
         required=[],
         closed=False,
@@ -328,7 +374,8 @@ def _response_schemas() -> dict[str, Schema]:
             "conference": _nullable({"type": "integer"}) | {
                 "description": "Id of the conference concerned."},
             "endpoint": _nullable(ENDPOINT_CODE) | {
-                "description": "The endpoint an endpoint.* event is about; null otherwise."},
+                "description": "The endpoint an endpoint.* event is about, the site that did "
+                "a floor.* action; null otherwise."},
             "data": event_data,
         },
         description="One event of the event stream (GET /api/v1/events).",
@@ -337,7 +384,7 @@ def _response_schemas() -> dict[str, Schema]:
         {"if": {"properties": {"type": {"const": name}}},
          "then": {"properties": {"data": {"required": list(keys)}}}}
         for name, (_, keys) in EVENT_TYPES.items() if keys
-    ] + [{"if": {"properties": {"type": {"pattern": r"^endpoint\."}}},
+    ] + [{"if": {"properties": {"type": {"pattern": r"^(endpoint|floor)\."}}},
           "then": {"properties": {"endpoint": ENDPOINT_CODE}},
           "else": {"properties": {"endpoint": {"type": "null"}}}}]
     rollcall_endpoint = _object(
@@ -462,6 +509,27 @@ def _response_schemas() -> dict[str, Schema]:
                         "closes with code 1003."),
             ],
         },
+        "Recording": _object(
+            {
+                "id": RECORDING_NAME | {"description": "The file name: "
+                                        "conference-<id>-<UTC start>.webm."},
+                "started": LOCAL_TIME | {"description": "When the recording started."},
+                "size": {"type": "integer", "minimum": 0, "description": "Bytes."},
+                "duration": _nullable({"type": "number", "minimum": 0}) | {
+                    "description": "Seconds; null while it is being written, or for a file "
+                    "cut short (the bridge stopped without finishing it: it plays up to "
+                    "where it was cut)."},
+                "recording": {"type": "boolean",
+                              "description": "True while the bridge is still writing it."},
+            },
+            description="One recording: a WebM file with the conference's common audio mix "
+            "(Opus) and its main video (VP8).",
+        ),
+        "RecordingList": _object({
+            "conference": {"type": "integer"},
+            "recordings": {"type": "array", "items": _ref("Recording"),
+                           "description": "Oldest first."},
+        }),
         "Health": _object(
             {
                 "status": {"type": "string", "enum": ["ok", "unavailable"]},
@@ -576,6 +644,8 @@ PARAMETERS: dict[str, Schema] = {
                "schema": {"type": "integer", "minimum": 1}},
     "TokenId": {"name": "id", "in": "path", "required": True,
                 "schema": {"type": "integer", "minimum": 1}},
+    "RecordingName": {"name": "name", "in": "path", "required": True, "schema": RECORDING_NAME,
+                      "description": "The recording's `id` from the listing."},
     "Scope": _query(
         "scope", {"type": "string", "enum": ["this", "following"], "default": "this"},
         "For an occurrence of a series: change only this one, or this and every later one.",
@@ -619,6 +689,14 @@ def _paths() -> dict[str, Schema]:
             {"200": _json(_ref("Health"), "The service and its database answer."),
              "503": _json(_ref("Health"), "The database does not answer.")},
             public=True,
+        )},
+        "/metrics": {"get": _op(
+            "getMetrics", "Prometheus metrics of this process", "health",
+            {"200": {"description": "The Prometheus text exposition format.",
+                     "content": {"text/plain": {"schema": {"type": "string"}}}}},
+            public=True,
+            description="Public: the service port is assumed to be internal (see "
+            "monitoring/metrics_routes.py). Answers from memory; never queries the database.",
         )},
         "/api/v1/auth/login": {"post": _op(
             "login", "Log in: a bearer token, also set as the session cookie", "auth",
@@ -798,6 +876,47 @@ def _paths() -> dict[str, Schema]:
             "bound to an endpoint; 404 when its endpoint does not take part; 409 when the "
             "conference is not open or live. No request body.",
         )},
+        "/api/v1/conferences/{id}/signal": {"get": _op(
+            "joinRoom", "Join the conference's media room (signaling WebSocket)", "bridge",
+            {"101": {
+                "description": "Switching Protocols: the WebSocket is open; the bridge sends "
+                "`joined`, then the room state (docs/signaling.md).",
+                "headers": {
+                    "Upgrade": {"schema": {"const": "websocket"}},
+                    "Connection": {"schema": {"type": "string", "examples": ["upgrade"]}},
+                    "Sec-WebSocket-Accept": {"schema": {"type": "string"}},
+                },
+            },
+             "400": _error("Not a WebSocket upgrade request (code bad_request)."),
+             **_err(401, 403, 404, 409)},
+            parameters=[_param("ConferenceId")],
+            description=SIGNAL_DESCRIPTION,
+        )},
+        "/api/v1/conferences/{id}/recordings": {"get": _op(
+            "listRecordings", "The conference's recordings", "bridge",
+            {"200": _json(_ref("RecordingList"), "Every recording of the conference."),
+             **_err(401, 403, 404)},
+            parameters=[_param("ConferenceId")],
+            description="The chair starts and stops recording in the room (signaling message "
+            "`record`). Readable by admins, bookers and IT staff and by the chair endpoint "
+            "(its operator or agent); 403 for another participant, 404 for an unknown "
+            "conference or one the caller may not see.",
+        )},
+        "/api/v1/conferences/{id}/recordings/{name}": {"get": _op(
+            "downloadRecording", "Download a recording (WebM)", "bridge",
+            {"200": {
+                "description": "The WebM file (Opus audio, VP8 video), as an attachment.",
+                "content": {"video/webm": {"schema": {"type": "string",
+                                                      "contentMediaType": "video/webm"}}},
+                "headers": {"Content-Disposition": {
+                    "schema": {"type": "string"},
+                    "description": "attachment; filename=\"<name>\""}},
+            },
+             **_err(401, 403, 404, 409)},
+            parameters=[_param("ConferenceId"), _param("RecordingName")],
+            description="Who may download: as for the listing. 404 for a name that is not in "
+            "the conference's listing; 409 while the recording is still being written.",
+        )},
         "/api/v1/events": {"get": _op(
             "getEventStream", "The live event stream (WebSocket)", "events",
             {"101": {
@@ -855,7 +974,8 @@ def openapi_document() -> dict[str, Any]:
                 "Đặt lịch hội nghị truyền hình giữa các điểm cầu của tỉnh.\n\n"
                 "Booking of video conferences among the province's endpoints: roster, "
                 "conferences (single or recurring) and their lifecycle, iCalendar feeds, "
-                "users, tokens, audit and a live event stream."
+                "users, tokens, audit, a live event stream, and the bridge's media rooms "
+                "(signaling) and recordings."
                 "\n\nErrors are always JSON: `{\"error\": {\"code\", \"message\", "
                 "\"details\"}}`. Times are RFC 3339 with an offset."
             ),
@@ -870,6 +990,8 @@ def openapi_document() -> dict[str, Any]:
             {"name": "conferences", "description": "Hội nghị / conferences."},
             {"name": "audit", "description": "Nhật ký / audit log."},
             {"name": "events", "description": "Sự kiện / the live event stream (WebSocket)."},
+            {"name": "bridge", "description": "Phòng họp / the media room: signaling "
+             "and recordings."},
             {"name": "meta", "description": "This document."},
         ],
         "paths": _paths(),

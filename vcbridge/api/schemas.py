@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from vcbridge.db.models import Role
+from vcbridge.http.text import line_text
 from vcbridge.roster import CODE_PATTERN
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
@@ -17,7 +18,7 @@ class LoginRequest(BaseModel):
     """POST /api/v1/auth/login."""
 
     model_config = _STRICT
-    username: Annotated[str, Field(min_length=1, max_length=64)]
+    username: Annotated[str, Field(min_length=1, max_length=64), line_text]
     password: Annotated[str, Field(min_length=1, max_length=256)]
 
 
@@ -29,7 +30,7 @@ class UserCreate(BaseModel):
     password: Annotated[str, Field(max_length=256)]
     role: Role
     endpoint: Annotated[str, Field(pattern=CODE_PATTERN)] | None = None
-    full_name: Annotated[str, Field(max_length=200)] = ""
+    full_name: Annotated[str, Field(max_length=200), line_text] = ""
 
 
 class UserUpdate(BaseModel):
@@ -39,7 +40,7 @@ class UserUpdate(BaseModel):
     password: Annotated[str, Field(max_length=256)] | None = None
     role: Role | None = None
     endpoint: Annotated[str, Field(pattern=CODE_PATTERN)] | None = None
-    full_name: Annotated[str, Field(max_length=200)] | None = None
+    full_name: Annotated[str, Field(max_length=200), line_text] | None = None
     active: bool | None = None
 
 
@@ -48,4 +49,4 @@ class EndpointTokenCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
     scope: Literal["agent", "calendar"] = "agent"
-    label: Annotated[str, Field(max_length=200)] = ""
+    label: Annotated[str, Field(max_length=200), line_text] = ""

@@ -50,7 +50,7 @@ async def create(request: web.Request) -> web.Response:
 async def patch(request: web.Request) -> web.Response:
     """PATCH /api/v1/users/{id}: password, role, endpoint, name, active."""
     principal = require_permission(request, Permission.MANAGE_USERS)
-    user_id = path_int(request, "id")
+    user_id = path_int(request, "id", "user")
     body = await read_model(request, UserUpdate)
     changes = body.model_dump(exclude_unset=True)
     if not changes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -37,6 +38,7 @@ class Database:
             else self.engine
         )
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._write_queue: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
         self._writer = async_sessionmaker(write_engine, expire_on_commit=False)
 
     @asynccontextmanager
@@ -47,8 +49,16 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """A session in one transaction: committed on success, rolled back on error."""
-        async with self._writer() as session, session.begin():
+        """A session in one transaction: committed on success, rolled back on error.
+
+        On SQLite the writers of this process queue first-come-first-served
+        here: SQLite's own busy handler polls with growing sleeps and no
+        order, which under load leaves some writers waiting for seconds."""
+        if self._write_queue is None:
+            async with self._writer() as session, session.begin():
+                yield session
+            return
+        async with self._write_queue, self._writer() as session, session.begin():
             yield session
 
     async def dispose(self) -> None:

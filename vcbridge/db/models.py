@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -280,3 +281,74 @@ class EndpointPresence(Base):
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"), primary_key=True)
     connections: Mapped[int] = mapped_column(Integer, default=0)
     last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class EndpointHealth(Base):
+    """An endpoint's latest health (monitoring), shared by every process.
+
+    Written at every change of state or reasons, and otherwise at most every
+    `health_persist_seconds` per endpoint: heartbeats are handled in memory.
+    No row: the endpoint never sent a heartbeat."""
+
+    __tablename__ = "endpoint_health"
+
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))  # ok, degraded, offline
+    # [{"code", "value"?, "limit"?, "at"?}] (monitoring.health_model.Reason)
+    reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # When the current state began.
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Server time of the newest heartbeat, and what it said (normalised).
+    last_heartbeat: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # The last test call the agent reported (kept until a newer one).
+    test_call: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class HealthTransition(Base):
+    """A change of an endpoint's health state or reasons; kept for reports."""
+
+    __tablename__ = "health_transitions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    state: Mapped[str] = mapped_column(String(20))
+    # The state before; None for the first heartbeat ever.
+    previous: Mapped[str | None] = mapped_column(String(20), default=None)
+    reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+    __table_args__ = (Index("ix_health_transitions_endpoint_at", "endpoint_id", "at"),)
+
+
+class HealthSample(Base):
+    """One endpoint's heartbeats over one minute: sums and counts, merged by upsert.
+
+    Sums (not averages) so several processes, or one process flushing twice,
+    add up exactly; the mean of a figure is `<name>_sum / <name>_n`. Kept
+    `health_samples_days` (35) days."""
+
+    __tablename__ = "health_samples"
+
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True, index=True)
+    heartbeats: Mapped[int] = mapped_column(Integer, default=0)
+    degraded: Mapped[int] = mapped_column(Integer, default=0)  # heartbeats found degraded
+    in_call: Mapped[int] = mapped_column(Integer, default=0)  # heartbeats with call figures
+    cpu_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    cpu_n: Mapped[int] = mapped_column(Integer, default=0)
+    net_rtt_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    net_rtt_n: Mapped[int] = mapped_column(Integer, default=0)
+    rtt_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    rtt_n: Mapped[int] = mapped_column(Integer, default=0)
+    jitter_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    jitter_n: Mapped[int] = mapped_column(Integer, default=0)
+    loss_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    loss_n: Mapped[int] = mapped_column(Integer, default=0)
+    fps_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    fps_n: Mapped[int] = mapped_column(Integer, default=0)
+    bitrate_in_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    bitrate_in_n: Mapped[int] = mapped_column(Integer, default=0)
+    bitrate_out_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    bitrate_out_n: Mapped[int] = mapped_column(Integer, default=0)

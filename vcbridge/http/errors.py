@@ -73,10 +73,22 @@ _HTTP_CODES = {
 }
 
 
+def _has_control(text: str) -> bool:
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer every failure with the JSON error contract."""
+    """Answer every failure with the JSON error contract.
+
+    A path or query string carrying control characters (a NUL, say) is
+    refused here: no code, name or filter of ours contains one, and
+    PostgreSQL would reject it deep inside a query."""
     try:
+        if _has_control(request.path) or any(
+            _has_control(k) or _has_control(v) for k, v in request.query.items()
+        ):
+            raise bad_request("control characters are not allowed in the URL")
         return await handler(request)
     except ApiError as exc:
         return error_response(exc)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from vcbridge.http.errors import ApiError, bad_request, invalid
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+MAX_ID = 2**31 - 1  # ids are 32-bit integer columns
 
 
 def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
@@ -43,7 +44,10 @@ async def read_model(request: web.Request, model: type[ModelT]) -> ModelT:
                 raise bad_request(f"malformed JSON: {err['msg']}") from None
             if err["type"] == "model_type" and not err["loc"]:
                 raise invalid("the body must be a JSON object") from None
-        raise invalid("invalid request body", validation_details(exc)) from None
+        details = validation_details(exc)
+        first = details[0]
+        more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+        raise invalid(f"{first['field']}: {first['problem']}{more}", details) from None
 
 
 def query_datetime(request: web.Request, name: str) -> datetime | None:
@@ -59,6 +63,8 @@ def query_datetime(request: web.Request, name: str) -> datetime | None:
         raise invalid(f"query parameter {name!r}: not an RFC 3339 date-time") from None
     if value.tzinfo is None:
         raise invalid(f"query parameter {name!r}: needs a UTC offset, e.g. +07:00")
+    if not 1900 <= value.year <= 9000:  # keeps the range arithmetic from overflowing
+        raise invalid(f"query parameter {name!r}: must be between the years 1900 and 9000")
     return value
 
 
@@ -76,9 +82,10 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
     return value
 
 
-def path_int(request: web.Request, name: str) -> int:
-    """An integer path parameter; 404 when it is not one (no such resource)."""
+def path_int(request: web.Request, name: str, what: str) -> int:
+    """An integer id in the path; 404 ("no `what` ...") when it cannot be one."""
     text = request.match_info[name]
-    if not text.isdigit() or len(text) > 18:
-        raise ApiError(404, "not_found", f"no {name} {text!r}")
+    # ASCII digits only ("²" is a digit to str.isdigit) and within the id columns' range.
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_ID:
+        raise ApiError(404, "not_found", f"no {what} {text}")
     return int(text)

@@ -1,0 +1,102 @@
+"""The browser pages: the district operator's join page and the chair's console.
+
+`/join` and `/chair/{conference}` are static HTML; their JavaScript modules and
+style sheet are under `/static/`. Everything comes from `bridge/web/` (no build
+step, nothing from the internet: a district office network may be closed).
+The pages are ordinary clients: they log in with the session cookie (CSRF
+header on writes), read the booking API and the event stream, and join the
+room through the public signaling protocol (`docs/signaling.md`), exactly as
+the endpoint agent does. There is no page-only API.
+
+Every page answer carries a strict Content-Security-Policy (scripts, styles
+and connections from this origin only, no inline script or style, no
+framing), so text a booker typed (a conference title) can never run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+WEB_DIR = Path(__file__).with_name("web")
+
+# Served files, by suffix; anything else under bridge/web/ is not served.
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "media-src 'self' blob: mediastream:",
+    # 'self' covers ws:// and wss:// to this host (the event stream and signaling).
+    "connect-src 'self'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+])
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Permissions-Policy": "camera=(self), microphone=(self), geolocation=()",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    # Pages and scripts change together on upgrade: always revalidate.
+    "Cache-Control": "no-cache",
+}
+
+# Routes that are pages, not API operations (tests/test_openapi.py leaves them out).
+PAGE_ROUTES = frozenset({"/", "/join", "/chair/{conference}", "/static/{name}"})
+
+
+def _static_files() -> dict[str, Path]:
+    return {
+        path.name: path
+        for path in sorted(WEB_DIR.iterdir())
+        if path.is_file() and path.suffix in CONTENT_TYPES and not path.name.startswith(".")
+    }
+
+
+def _file(path: Path) -> web.FileResponse:
+    headers = dict(SECURITY_HEADERS)
+    headers["Content-Type"] = CONTENT_TYPES[path.suffix]
+    return web.FileResponse(path, headers=headers)
+
+
+async def root(_request: web.Request) -> web.StreamResponse:
+    """GET /: the operator's page."""
+    raise web.HTTPFound("/join")
+
+
+async def join_page(_request: web.Request) -> web.StreamResponse:
+    """GET /join: a district operator joins its endpoint's conference."""
+    return _file(WEB_DIR / "join.html")
+
+
+async def chair_page(_request: web.Request) -> web.StreamResponse:
+    """GET /chair/{conference}: the chair's console (the page checks who may use it)."""
+    return _file(WEB_DIR / "chair.html")
+
+
+def setup_routes(app: web.Application) -> None:
+    """Register the pages and their static files."""
+    files = _static_files()
+
+    async def static(request: web.Request) -> web.StreamResponse:
+        """GET /static/{name}: a script, style sheet or image of the pages."""
+        path = files.get(request.match_info["name"])
+        if path is None:
+            raise web.HTTPNotFound()
+        return _file(path)
+
+    app.router.add_get("/", root)
+    app.router.add_get("/join", join_page)
+    app.router.add_get(r"/chair/{conference:\d{1,18}}", chair_page)
+    app.router.add_get("/static/{name}", static)

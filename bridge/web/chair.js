@@ -1,0 +1,620 @@
+// The chair's console (/chair/{conference}): the grid of every site with its
+// state, the roll call, the floor queue, and the moderation actions of the
+// signaling protocol (grant, refuse, take back, mute, mute all, lock, remove).
+//
+// It is the chair endpoint's client of the room: it joins with the chair's
+// operator login over the same signaling WebSocket as any site, sends this
+// computer's camera and microphone as the chair's, and receives the "floor"
+// slot and one "grid:<CODE>" slot per site. Every action takes effect when the
+// bridge's next state snapshot arrives, which every client gets at once.
+
+import {
+  ApiFailure, EventStream, api, banner, el, fill, formatWhen, icon, initials, loadRoster, logOut,
+  loginForm, opensAt, formatTime, setupFrame, showUser, siteName, statusChip, toast, whoAmI,
+} from './common.js';
+import { errorText, onLangChange, t } from './i18n.js';
+import { LocalMedia } from './media.js';
+import { QualityMeter, RoomClient } from './room.js';
+
+const RUNNING = new Set(['open', 'live']);
+const ABSENT = new Set(['declined', 'absent', 'left']);
+const app = document.getElementById('app');
+const conferenceId = Number(location.pathname.split('/')[2]);
+
+const page = {
+  me: null,
+  conference: null,
+  media: new LocalMedia(),
+  room: null,
+  state: null,
+  rollcall: null,
+  // loading | waiting | takeover | connecting | live | reconnecting | stopped
+  mode: 'loading',
+  wantIn: false,
+  attempts: 0,
+  wakeUp: null,
+  micMuted: false,
+  tiles: new Map(),
+  tracks: new Map(),
+  quality: new QualityMeter(),
+  stopNotice: null,
+};
+
+const ui = {};
+
+// -- start ------------------------------------------------------------------------------------
+
+async function main() {
+  setupFrame('brand_chair');
+  fill(app, el('p', { class: 'center-stage muted', text: t('loading') }));
+  let me = await whoAmI();
+  if (!me) me = await loginForm(app);
+  page.me = me;
+  await loadRoster();
+  showUser(me, async () => {
+    stopRoom(false);
+    await logOut().catch(() => {});
+    location.reload();
+  });
+  try {
+    page.conference = await api('GET', `/api/v1/conferences/${conferenceId}`);
+  } catch (error) {
+    if (error instanceof ApiFailure && (error.status === 404 || error.status === 422)) {
+      message(t('console_no_conference', { id: conferenceId }));
+      return;
+    }
+    throw error;
+  }
+  if (me.endpoint !== page.conference.chair) {
+    message(t('console_not_chair', { chair: siteName(page.conference.chair) }));
+    return;
+  }
+  build();
+  onLangChange(renderAll);
+  new EventStream(onEvent).start();
+  window.addEventListener('online', () => page.wakeUp && page.wakeUp());
+  setInterval(sampleQuality, 1000);
+  setInterval(refreshRollcall, 5000);
+  await page.media.open();
+  if (page.media.problem) toast(t(page.media.problem, { name: page.media.problemName }));
+  renderAll();
+  await begin();
+}
+
+function message(text) {
+  fill(app, el('div', { class: 'center-stage' }, el('div', { class: 'card notice-card', role: 'alert' },
+    el('p', { text }))));
+}
+
+/** Connect now, wait for the room to open, or ask before taking over the chair's seat. */
+async function begin() {
+  const conference = page.conference;
+  if (conference.status === 'scheduled') {
+    setMode('waiting');
+    return;
+  }
+  if (!RUNNING.has(conference.status)) {
+    page.stopNotice = conference.status === 'cancelled' ? 'cancelled_text' : 'ended_text';
+    setMode('stopped');
+    return;
+  }
+  await refreshRollcall();
+  const chairRow = page.rollcall && page.rollcall.endpoints.find((e) => e.code === conference.chair);
+  if (chairRow && chairRow.state === 'joined' && !page.wantIn) {
+    setMode('takeover');
+    return;
+  }
+  start();
+}
+
+// -- layout -----------------------------------------------------------------------------------------
+
+function button(id, onClick, extra = '') {
+  return el('button', { id, type: 'button', class: `button button-tool ${extra}`.trim(), on: { click: onClick } });
+}
+
+function build() {
+  ui.title = el('h1', { class: 'console-title', id: 'conference-title' });
+  ui.when = el('div', { class: 'muted console-when' });
+  ui.chips = el('div', { class: 'call-chips' });
+  ui.rollNumber = el('div', { id: 'rollcall-count', class: 'roll-number' });
+  ui.rollLabel = el('div', { class: 'roll-label' });
+  ui.status = el('div', { id: 'call-status', class: 'call-status' });
+  ui.qualityText = el('span', { class: 'quality-text' });
+  ui.quality = el('div', { id: 'quality', class: 'quality', data: { grade: 'none' } },
+    el('span', { class: 'bars' }, el('i'), el('i'), el('i'), el('i')), ui.qualityText);
+  ui.qualityText.textContent = t('quality_none');
+
+  ui.muteAll = button('mute-all', () => send({ type: 'mute_all', muted: true }));
+  ui.unmuteAll = button('unmute-all', () => send({ type: 'mute_all', muted: false }));
+  ui.lock = button('lock-button', () => send({ type: 'lock', locked: !(page.state && page.state.locked) }));
+  ui.chairMic = button('chair-mic', toggleChairMic);
+  ui.stop = button('stop-button', () => stopRoom(true), 'button-danger-quiet');
+
+  ui.grid = el('div', { id: 'grid', class: 'grid' });
+  ui.mainVideo = el('video', { id: 'video-main', autoplay: true, muted: true, playsinline: true });
+  ui.mainEmpty = el('div', { class: 'video-empty' });
+  ui.mainCaption = el('div', { class: 'caption' });
+  ui.mainTitle = el('h2');
+  ui.holderTitle = el('h2');
+  ui.holder = el('div', { id: 'holder', class: 'holder' });
+  ui.queueTitle = el('h2');
+  ui.queue = el('ol', { id: 'queue', class: 'queue' });
+  ui.rollTitle = el('h2');
+  ui.rollSummary = el('ul', { id: 'rollcall-summary', class: 'roll-list' });
+  ui.mix = el('audio', { autoplay: true });
+
+  ui.takeover = el('div', { class: 'overlay-card card', hidden: true });
+  ui.dialog = el('dialog', { class: 'dialog' });
+
+  ui.console = el('div', { class: 'console' },
+    el('div', { class: 'console-head' },
+      el('div', { class: 'console-head-text' }, ui.title, ui.when),
+      ui.chips,
+      el('div', { class: 'roll' }, ui.rollNumber, ui.rollLabel),
+      ui.status, ui.quality),
+    el('div', { class: 'toolbar' }, ui.muteAll, ui.unmuteAll, ui.lock, ui.chairMic,
+      el('div', { class: 'spacer' }), ui.stop),
+    el('div', { class: 'console-body' },
+      el('div', { class: 'grid-wrap' }, ui.grid, ui.takeover),
+      el('aside', { class: 'sidebar' },
+        el('section', { class: 'panel' }, ui.mainTitle,
+          el('div', { class: 'video-box' }, ui.mainVideo, ui.mainEmpty), ui.mainCaption),
+        el('section', { class: 'panel' }, ui.holderTitle, ui.holder),
+        el('section', { class: 'panel panel-queue' }, ui.queueTitle, ui.queue),
+        el('section', { class: 'panel' }, ui.rollTitle, ui.rollSummary))),
+    ui.mix, ui.dialog);
+  fill(app, ui.console);
+}
+
+function renderAll() {
+  const conference = page.conference;
+  ui.title.textContent = conference.title;
+  ui.when.textContent = formatWhen(conference.start, conference.end);
+  ui.rollLabel.textContent = t('rollcall');
+  ui.mainTitle.textContent = t('main_video');
+  ui.holderTitle.textContent = t('floor_holder');
+  ui.queueTitle.textContent = t('queue');
+  ui.rollTitle.textContent = t('rollcall');
+  ui.muteAll.replaceChildren(icon('micOff'), el('span', { text: t('mute_all') }));
+  ui.unmuteAll.replaceChildren(icon('mic'), el('span', { text: t('unmute_all') }));
+  ui.stop.replaceChildren(icon('leave'), el('span', { text: t('stop_console') }));
+  renderMode();
+  renderState();
+  renderRollSummary();
+  renderQuality();
+}
+
+// -- the room's state -------------------------------------------------------------------------------------
+
+function siteOrder(state) {
+  const order = [state.chair, ...page.conference.participants];
+  const known = new Set(order);
+  for (const site of state.sites) if (!known.has(site.code)) order.push(site.code);
+  const present = new Set(state.sites.map((s) => s.code));
+  return [...new Set(order)].filter((code) => present.has(code));
+}
+
+/** connected | waiting | absent | dropped | removed */
+function siteStatus(site) {
+  if (site.status === 'connected' || site.status === 'removed') return site.status;
+  const row = page.rollcall && page.rollcall.endpoints.find((e) => e.code === site.code);
+  if (row && ABSENT.has(row.state)) return 'absent';
+  if (row && row.state === 'dropped') return 'dropped';
+  return 'waiting';
+}
+
+function tileFor(code) {
+  let tile = page.tiles.get(code);
+  if (tile) return tile;
+  const isChair = page.state && code === page.state.chair;
+  const video = el('video', { autoplay: true, muted: true, playsinline: true, class: isChair ? 'mirror' : null });
+  const empty = el('div', { class: 'video-empty' }, el('span', { class: 'initials' }));
+  const status = el('span', { class: 'chip' });
+  const flags = el('div', { class: 'tile-flags' });
+  const name = el('div', { class: 'tile-name' });
+  const mic = el('button', { type: 'button', class: 'icon-button', data: { action: 'mute' } });
+  const floor = el('button', { type: 'button', class: 'icon-button', data: { action: 'floor' } });
+  const remove = el('button', { type: 'button', class: 'icon-button icon-button-danger', data: { action: 'remove' } });
+  const chairNote = el('div', { class: 'tile-note' });
+  const node = el('article', { class: `site-tile${isChair ? ' is-chair' : ''}`, data: { code } },
+    el('div', { class: 'video-box' }, video, empty, el('div', { class: 'tile-status' }, status), flags),
+    el('div', { class: 'tile-foot' }, name,
+      isChair ? chairNote : el('div', { class: 'tile-actions' }, mic, floor, remove)));
+  for (const event of ['loadeddata', 'emptied']) video.addEventListener(event, () => renderState());
+  mic.addEventListener('click', () => {
+    const site = findSite(code);
+    if (site) send({ type: 'mute', endpoint: code, muted: !site.muted });
+  });
+  floor.addEventListener('click', () => {
+    const site = findSite(code);
+    if (site && site.has_floor) send({ type: 'floor.revoke' });
+    else send({ type: 'floor.grant', endpoint: code });
+  });
+  remove.addEventListener('click', () => confirmRemove(code));
+  tile = { node, video, empty, status, flags, name, mic, floor, remove, isChair, chairNote };
+  page.tiles.set(code, tile);
+  if (isChair) {
+    video.srcObject = page.media.video ? page.media.stream : null;
+  } else {
+    const track = page.tracks.get(`grid:${code}`);
+    if (track) video.srcObject = new MediaStream([track]);
+  }
+  return tile;
+}
+
+function findSite(code) {
+  return page.state && page.state.sites.find((s) => s.code === code);
+}
+
+function renderState() {
+  const state = page.state;
+  if (!state) {
+    ui.rollNumber.textContent = '–';
+    fill(ui.queue, el('li', { class: 'queue-empty muted', text: t('queue_empty') }));
+    fill(ui.holder, el('p', { class: 'muted', text: t('nobody') }));
+    ui.mainEmpty.hidden = false;
+    fill(ui.mainEmpty, icon('floor'), el('span', { text: t('nobody_floor') }));
+    fill(ui.mainCaption, t('nobody_floor'));
+    renderChips();
+    renderToolbar();
+    return;
+  }
+  // Roll call: connected over booked (the removed no longer count).
+  const counted = state.sites.filter((s) => s.status !== 'removed');
+  ui.rollNumber.textContent = t('rollcall_count', {
+    connected: counted.filter((s) => s.status === 'connected').length, total: counted.length,
+  });
+
+  // The grid.
+  const order = siteOrder(state);
+  const nodes = [];
+  for (const code of order) {
+    const site = findSite(code);
+    const tile = tileFor(code);
+    const status = siteStatus(site);
+    const node = tile.node;
+    node.dataset.status = status;
+    node.dataset.muted = String(site.muted);
+    node.dataset.asking = String(site.asking);
+    node.dataset.floor = String(site.has_floor);
+    node.classList.toggle('has-floor', site.has_floor);
+    node.classList.toggle('is-asking', site.asking);
+    node.classList.toggle('is-main', state.main === code);
+    tile.name.textContent = siteName(code);
+    tile.name.title = tile.name.textContent;
+    if (tile.isChair) tile.chairNote.textContent = t('chair_you');
+    tile.status.className = `chip chip-site-${status}`;
+    tile.status.textContent = t(`state_${status}`);
+    const flags = [];
+    if (tile.isChair) flags.push(el('span', { class: 'flag flag-chair' }, t('slot_chair')));
+    if (site.muted) flags.push(el('span', { class: 'flag flag-muted', title: t('badge_muted') }, icon('micOff'), t('badge_muted')));
+    if (site.asking) {
+      flags.push(el('span', { class: 'flag flag-asking' }, icon('hand'),
+        `${t('badge_asking')} #${state.queue.indexOf(code) + 1}`));
+    }
+    if (site.has_floor) flags.push(el('span', { class: 'flag flag-floor' }, icon('floor'), t('badge_floor')));
+    if (site.refused) flags.push(el('span', { class: 'flag flag-refused' }, t('badge_refused')));
+    fill(tile.flags, flags);
+    const connected = status === 'connected';
+    const showVideo = connected && (tile.isChair ? Boolean(page.media.video) : tile.video.readyState >= 2);
+    tile.empty.hidden = showVideo;
+    tile.empty.firstChild.textContent = initials(code);
+    if (!tile.isChair) {
+      const removed = status === 'removed';
+      tile.mic.replaceChildren(icon(site.muted ? 'mic' : 'micOff'), el('span', { text: site.muted ? t('unmute_site') : t('mute_site') }));
+      tile.mic.disabled = removed;
+      tile.mic.dataset.muted = String(site.muted);
+      tile.floor.replaceChildren(icon('floor'), el('span', { text: site.has_floor ? t('take_back') : t('grant') }));
+      tile.floor.disabled = removed || (!site.has_floor && !connected);
+      tile.remove.replaceChildren(icon('close'), el('span', { text: t('remove') }));
+      tile.remove.disabled = removed;
+    }
+    nodes.push(node);
+  }
+  ui.grid.dataset.count = String(nodes.length);
+  ui.grid.replaceChildren(...nodes);
+
+  // The floor holder and the queue.
+  if (state.holder) {
+    fill(ui.holder,
+      el('div', { class: 'holder-name' }, icon('floor'), el('strong', { text: siteName(state.holder) }),
+        state.present.includes(state.holder) ? null : el('span', { class: 'chip chip-site-dropped', text: t('state_dropped') })),
+      el('button', { id: 'revoke-button', type: 'button', class: 'button button-secondary', text: t('take_back'), on: { click: () => send({ type: 'floor.revoke' }) } }));
+  } else {
+    fill(ui.holder, el('p', { class: 'muted', text: t('nobody') }));
+  }
+  if (state.queue.length === 0) {
+    fill(ui.queue, el('li', { class: 'queue-empty muted', text: t('queue_empty') }));
+  } else {
+    fill(ui.queue, state.queue.map((code, index) => el('li', { class: 'queue-item', data: { code } },
+      el('div', { class: 'queue-who' },
+        el('span', { class: 'queue-pos', text: String(index + 1) }),
+        el('span', { class: 'queue-name', text: siteName(code), title: siteName(code) })),
+      el('div', { class: 'queue-actions' },
+        el('button', { type: 'button', class: 'button button-small button-primary', data: { action: 'grant' }, text: t('grant'), on: { click: () => send({ type: 'floor.grant', endpoint: code }) } }),
+        el('button', { type: 'button', class: 'button button-small button-quiet', data: { action: 'refuse' }, text: t('refuse'), on: { click: () => send({ type: 'floor.refuse', endpoint: code }) } })))));
+  }
+
+  // The main picture (what every site sees in its "floor" slot).
+  const main = state.main;
+  ui.mainEmpty.hidden = Boolean(main);
+  fill(ui.mainEmpty, icon('floor'), el('span', { text: t('nobody_floor') }));
+  fill(ui.mainCaption, main
+    ? [el('span', { class: 'caption-role', text: state.holder ? t('slot_floor') : t('slot_speaker') }), siteName(main)]
+    : t('nobody_floor'));
+  renderChips();
+  renderToolbar();
+}
+
+function renderChips() {
+  const chips = [statusChip(page.conference.status)];
+  if (page.state && page.state.locked) chips.push(el('span', { class: 'chip chip-warn', id: 'locked-chip' }, icon('lock'), t('room_locked')));
+  if (page.state && page.state.recording) chips.push(el('span', { class: 'chip chip-rec' }, icon('rec'), t('recording')));
+  fill(ui.chips, chips);
+}
+
+function renderToolbar() {
+  const live = Boolean(page.room && page.state);
+  const locked = Boolean(page.state && page.state.locked);
+  ui.lock.replaceChildren(icon(locked ? 'unlock' : 'lock'), el('span', { text: locked ? t('unlock') : t('lock') }));
+  ui.lock.dataset.locked = String(locked);
+  const off = page.micMuted || !page.media.audio;
+  ui.chairMic.replaceChildren(icon(off ? 'micOff' : 'mic'), el('span', { text: off ? t('chair_mic_off') : t('chair_mic_on') }));
+  ui.chairMic.classList.toggle('is-off', off);
+  ui.chairMic.disabled = !page.media.audio;
+  for (const b of [ui.muteAll, ui.unmuteAll, ui.lock]) b.disabled = !live;
+  ui.stop.disabled = !page.room;
+}
+
+async function refreshRollcall() {
+  if (!page.conference) return;
+  try {
+    page.rollcall = await api('GET', `/api/v1/conferences/${conferenceId}/rollcall`);
+  } catch {
+    return;
+  }
+  renderRollSummary();
+  if (page.state) renderState();
+}
+
+let rollcallTimer = null;
+
+function rollcallSoon() {
+  if (rollcallTimer) return;
+  rollcallTimer = setTimeout(() => {
+    rollcallTimer = null;
+    refreshRollcall();
+  }, 1500);
+}
+
+/** Who is not in, by name, and why (from the scheduler's roll call). */
+function renderRollSummary() {
+  const roll = page.rollcall;
+  if (!roll) {
+    fill(ui.rollSummary);
+    return;
+  }
+  // The room's state is live; the roll call says why the others are not in.
+  const present = new Set(page.state ? page.state.present : []);
+  const missing = roll.endpoints.filter((e) => e.state !== 'joined' && !present.has(e.code));
+  if (missing.length === 0) {
+    fill(ui.rollSummary, el('li', { class: 'muted', text: t('roll_all_in') }));
+    return;
+  }
+  fill(ui.rollSummary, missing.map((e) => el('li', { data: { code: e.code, state: e.state } },
+    el('span', { class: 'roll-name', text: siteName(e.code) }),
+    el('span', { class: `roll-state roll-${e.state}`, text: t(`roll_${e.state}`) + (e.redialling ? ` · ${t('roll_redialling')}` : '') }))));
+}
+
+// -- the mode: waiting, connected, reconnecting ... ------------------------------------------------------------
+
+function setMode(mode) {
+  page.mode = mode;
+  renderMode();
+}
+
+function renderMode() {
+  const mode = page.mode;
+  const status = {
+    connecting: t('connecting'), reconnecting: t('reconnecting'), live: t('connected'),
+  }[mode] || '';
+  ui.status.dataset.mode = mode;
+  fill(ui.status, mode === 'connecting' || mode === 'reconnecting' ? el('span', { class: 'spinner spinner-small', 'aria-hidden': 'true' }) : null, status);
+  const overlay = {
+    waiting: () => [el('span', { class: 'spinner', 'aria-hidden': 'true' }),
+      el('p', { text: t('console_waiting', { time: formatTime(opensAt(page.conference)) }) })],
+    takeover: () => [el('p', { text: t('console_takeover') }),
+      el('button', { id: 'takeover-button', type: 'button', class: 'button button-primary', text: t('console_start'), on: { click: () => start() } })],
+    stopped: () => [el('p', { text: t(page.stopNotice || 'console_stopped') }),
+      RUNNING.has(page.conference.status)
+        ? el('button', { id: 'restart-button', type: 'button', class: 'button button-primary', text: t('console_start'), on: { click: () => start() } })
+        : null],
+  }[mode];
+  ui.takeover.hidden = !overlay;
+  ui.grid.hidden = Boolean(overlay);
+  if (overlay) fill(ui.takeover, overlay());
+  renderToolbar();
+}
+
+// -- connecting --------------------------------------------------------------------------------------------------
+
+function start() {
+  page.wantIn = true;
+  page.attempts = 0;
+  page.stopNotice = null;
+  connect();
+}
+
+function connect() {
+  if (page.room) page.room.close(false);
+  setMode(page.attempts ? 'reconnecting' : 'connecting');
+  page.quality.reset();
+  if (page.media.audio) page.media.audio.enabled = !page.micMuted;
+  const room = new RoomClient(conferenceId, { audio: page.media.audio, video: page.media.video }, {
+    onState: (state) => {
+      if (room !== page.room) return;
+      const before = page.state;
+      page.state = state;
+      renderState();
+      if (!before || before.present.length !== state.present.length) rollcallSoon();
+    },
+    onTrack: (slot, track) => attachTrack(slot, track),
+    onConnected: () => {
+      if (room !== page.room) return;
+      if (page.attempts) banner(t('reconnected'), 'ok', { autoHideMs: 4000 });
+      else banner(null);
+      page.attempts = 0;
+      setMode('live');
+    },
+    onLost: () => {
+      if (room === page.room) reconnect();
+    },
+    onEnded: (kind, reason) => {
+      if (room !== page.room) return;
+      const key = kind === 'replaced' ? 'replaced_text' : reason === 'cancelled' ? 'cancelled_text' : 'ended_text';
+      stopRoom(false, key);
+      if (kind === 'closed') refreshConference();
+    },
+    onError: (error) => {
+      if (room === page.room) toast(errorText(error));
+    },
+  });
+  page.room = room;
+  room.start();
+}
+
+async function reconnect() {
+  if (!page.wantIn) return;
+  page.attempts += 1;
+  setMode('reconnecting');
+  banner(t('reconnecting'), 'warn');
+  await new Promise((resolve) => {
+    page.wakeUp = resolve;
+    setTimeout(resolve, Math.min(250 * 2 ** page.attempts, 4000));
+  });
+  page.wakeUp = null;
+  if (!page.wantIn) return;
+  try {
+    page.conference = await api('GET', `/api/v1/conferences/${conferenceId}`);
+  } catch {
+    reconnect();
+    return;
+  }
+  if (RUNNING.has(page.conference.status)) connect();
+  else stopRoom(false, page.conference.status === 'cancelled' ? 'cancelled_text' : 'ended_text');
+}
+
+function stopRoom(goodbye, notice = null) {
+  page.wantIn = false;
+  if (page.room) page.room.close(goodbye);
+  page.room = null;
+  page.state = null;
+  page.tracks.clear();
+  page.tiles.clear();
+  ui.grid && ui.grid.replaceChildren();
+  if (ui.mainVideo) ui.mainVideo.srcObject = null;
+  banner(null);
+  page.stopNotice = notice;
+  if (ui.console) {
+    setMode('stopped');
+    renderState();
+  }
+}
+
+async function refreshConference() {
+  try {
+    page.conference = await api('GET', `/api/v1/conferences/${conferenceId}`);
+  } catch {
+    return;
+  }
+  renderAll();
+}
+
+function attachTrack(slot, track) {
+  page.tracks.set(slot, track);
+  if (slot === 'mix') {
+    ui.mix.srcObject = new MediaStream([track]);
+    ui.mix.play().catch(() => {});
+  } else if (slot === 'floor') {
+    ui.mainVideo.srcObject = new MediaStream([track]);
+  } else if (slot.startsWith('grid:')) {
+    const tile = page.tiles.get(slot.slice(5));
+    if (tile) tile.video.srcObject = new MediaStream([track]);
+  }
+}
+
+function send(message) {
+  if (!page.room || !page.room.send(message)) toast(t('err_network'));
+}
+
+function toggleChairMic() {
+  page.micMuted = !page.micMuted;
+  if (page.media.audio) page.media.audio.enabled = !page.micMuted;
+  renderToolbar();
+}
+
+function confirmRemove(code) {
+  const name = siteName(code);
+  fill(ui.dialog,
+    el('form', { method: 'dialog', class: 'dialog-body' },
+      el('p', { text: t('remove_confirm', { name }) }),
+      el('div', { class: 'dialog-actions' },
+        el('button', { type: 'submit', value: 'cancel', class: 'button button-quiet', text: t('cancel') }),
+        el('button', { type: 'submit', value: 'remove', id: 'confirm-remove', class: 'button button-danger', text: t('remove') }))));
+  ui.dialog.onclose = () => {
+    if (ui.dialog.returnValue === 'remove') send({ type: 'remove', endpoint: code });
+  };
+  ui.dialog.returnValue = '';
+  ui.dialog.showModal();
+}
+
+// -- connection quality -------------------------------------------------------------------------------------------
+
+async function sampleQuality() {
+  const room = page.room;
+  if (!room || page.mode !== 'live' || !room.audioPc) {
+    ui.quality.dataset.grade = 'none';
+    fill(ui.qualityText, t('quality_none'));
+    return;
+  }
+  let q;
+  try {
+    q = await page.quality.sample([room.audioPc, room.videoPc]);
+  } catch {
+    return;
+  }
+  if (room !== page.room) return;
+  page.lastQuality = q;
+  renderQuality();
+}
+
+function renderQuality() {
+  const q = page.lastQuality;
+  if (!q || page.mode !== 'live') return;
+  ui.quality.dataset.grade = q.grade;
+  const parts = [t(`quality_${q.grade}`)];
+  if (q.rttMs !== null) parts.push(`${Math.round(q.rttMs)} ms`);
+  if (q.lossPct !== null) parts.push(`${t('loss')} ${q.lossPct.toFixed(1)} %`);
+  if (q.kbpsIn !== null) parts.push(`↓ ${Math.round(q.kbpsIn)} kb/s`);
+  fill(ui.qualityText, parts.join(' · '));
+}
+
+// -- the scheduler's events --------------------------------------------------------------------------------------------
+
+function onEvent(event) {
+  if (event.conference !== conferenceId) return;
+  if (page.mode === 'waiting' && ['conference.opened', 'conference.live'].includes(event.type)) {
+    refreshConference().then(() => begin());
+    return;
+  }
+  if (event.type.startsWith('conference.')) refreshConference();
+  if (event.type.startsWith('endpoint.')) rollcallSoon();
+}
+
+main().catch((error) => {
+  banner(t('err_network'), 'error');
+  // eslint-disable-next-line no-console
+  console.error(error);
+  setTimeout(() => location.reload(), 5000);
+});

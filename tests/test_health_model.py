@@ -1,0 +1,269 @@
+"""The health model: pure, on fixed datetimes."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import unicodedata
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from monitoring.health_model import (
+    CallFigures,
+    Devices,
+    Health,
+    HealthState,
+    Observation,
+    ParticipantHealth,
+    Reason,
+    ReasonCode,
+    Report,
+    TestCall,
+    Thresholds,
+    clock_text,
+    duration_text,
+    evaluate,
+    readiness,
+    stream_connected,
+)
+from vcbridge.settings import Settings, SettingsError, load_settings
+
+ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)  # 10:00 in Hanoi
+T = Thresholds()
+ALL_DEVICES = Devices(True, True, True)
+
+
+def report(ago: float = 0, *, devices: Devices = ALL_DEVICES, call: CallFigures | None = None,
+           **kwargs: object) -> Report:
+    return Report(NOW - timedelta(seconds=ago), devices, call=call,
+                  **kwargs)  # type: ignore[arg-type]
+
+
+def health(rep: Report | None, *, stream: bool = True, test_call: TestCall | None = None,
+           previous: frozenset[ReasonCode] = frozenset(), now: datetime = NOW) -> Health:
+    return evaluate(Observation(rep, stream, test_call, previous), now, T)
+
+
+def codes(value: Health) -> list[str]:
+    return [r.code.value for r in value.reasons]
+
+
+def test_never_seen_and_silent_endpoints_are_offline() -> None:
+    assert health(None) == Health(HealthState.OFFLINE,
+                                  (Reason(ReasonCode.NEVER_SEEN), Reason(ReasonCode.CONSOLE_ONLY)))
+    assert codes(health(None, stream=False)) == ["never_seen"]
+    assert health(report(30)).state is HealthState.OK  # exactly the limit: still on line
+    silent = health(report(30.5), stream=False)
+    assert silent.state is HealthState.OFFLINE
+    assert silent.reasons == (Reason(ReasonCode.NO_HEARTBEAT, value=30.5),)
+    assert silent.reasons[0].texts(ZONE) == ("không nhận được heartbeat trong 30 giây",
+                                             "no heartbeat for 30 s")
+    # A silent endpoint is offline whatever its last report said.
+    broken = report(600, devices=Devices(False, False, False), cpu_percent=100.0)
+    assert codes(health(broken)) == ["no_heartbeat", "console_only"]
+
+
+def test_the_example_of_the_issue() -> None:
+    offline = health(report(47), stream=False)
+    assert offline.reasons[0].texts(ZONE)[1] == "no heartbeat for 47 s"
+
+
+@pytest.mark.parametrize(("devices", "expected"), [
+    (Devices(False, True, True), ["camera_missing"]),
+    (Devices(True, False, True), ["microphone_missing"]),
+    (Devices(True, True, False), ["speaker_missing"]),
+    (Devices(False, False, False), ["camera_missing", "microphone_missing", "speaker_missing"]),
+])
+def test_missing_devices_degrade(devices: Devices, expected: list[str]) -> None:
+    result = health(report(devices=devices))
+    assert result.state is HealthState.DEGRADED and codes(result) == expected
+
+
+def test_no_event_stream_degrades() -> None:
+    assert codes(health(report(), stream=False)) == ["event_stream_down"]
+
+
+@pytest.mark.parametrize(("figures", "code", "limit"), [
+    ({"packet_loss_ratio": 0.02}, "packet_loss", 0.02),
+    ({"rtt_ms": 300.0}, "high_rtt", 300.0),
+    ({"jitter_ms": 30.0}, "high_jitter", 30.0),
+])
+def test_call_quality_limits_and_hysteresis(figures: dict[str, float], code: str,
+                                            limit: float) -> None:
+    (name, value), = figures.items()
+
+    def at(v: float, previous: frozenset[ReasonCode] = frozenset()) -> list[str]:
+        return codes(health(report(call=CallFigures(**{name: v})), previous=previous))
+
+    assert at(value) == []  # at the limit: fine
+    assert at(value * 1.01) == [code]
+    active = frozenset({ReasonCode(code)})
+    # Once degraded, it clears only 20 % inside the limit.
+    assert at(value * 0.9, active) == [code]
+    assert at(value * 0.81, active) == [code]
+    assert at(value * 0.79, active) == []
+    assert health(report(call=CallFigures(**{name: value * 2}))).reasons[0].limit == limit
+
+
+def test_low_frame_rate_with_hysteresis_and_only_with_a_camera() -> None:
+    def at(fps: float, previous: frozenset[ReasonCode] = frozenset(),
+           devices: Devices = ALL_DEVICES) -> list[str]:
+        return codes(health(report(devices=devices, call=CallFigures(fps=fps)),
+                            previous=previous))
+
+    assert at(10) == [] and at(9.9) == ["low_fps"]
+    assert at(11.9, frozenset({ReasonCode.LOW_FPS})) == ["low_fps"]
+    assert at(12.1, frozenset({ReasonCode.LOW_FPS})) == []
+    assert at(0, devices=Devices(False, True, True)) == ["camera_missing"]
+    # Not in a call: no frame rate to judge.
+    assert codes(health(report())) == []
+
+
+def test_rtt_outside_calls_is_the_network_rtt() -> None:
+    assert codes(health(report(network_rtt_ms=350.0))) == ["high_rtt"]
+    in_a_call = report(network_rtt_ms=350.0, call=CallFigures(rtt_ms=40.0))
+    assert codes(health(in_a_call)) == []
+
+
+def test_cpu_and_clock_skew() -> None:
+    assert codes(health(report(cpu_percent=90.0))) == []
+    assert codes(health(report(cpu_percent=95.0))) == ["high_cpu"]
+    assert codes(health(report(clock_offset_seconds=300.0))) == []
+    assert codes(health(report(clock_offset_seconds=-301.0))) == ["clock_skew"]
+    skew = health(report(clock_offset_seconds=-3 * 3600 - 120)).reasons[0]
+    assert skew.texts(ZONE) == ("đồng hồ lệch 3 giờ 2 phút so với máy chủ (kiểm tra NTP)",
+                                "clock off by 3 h 2 min from the server (check NTP)")
+
+
+def test_failed_test_call_degrades_for_an_hour() -> None:
+    failed = TestCall(ok=False, at=NOW - timedelta(minutes=59))
+    result = health(report(), test_call=failed)
+    assert codes(result) == ["test_call_failed"]
+    assert result.reasons[0].texts(ZONE) == ("gọi thử thất bại lúc 09:01",
+                                             "test call failed at 09:01")
+    assert codes(health(report(), test_call=dataclasses.replace(
+        failed, at=NOW - timedelta(minutes=61)))) == []
+    assert codes(health(report(), test_call=dataclasses.replace(failed, ok=True))) == []
+
+
+def test_reasons_come_in_a_stable_order() -> None:
+    everything = report(devices=Devices(False, False, False), cpu_percent=99.0,
+                        clock_offset_seconds=900.0,
+                        call=CallFigures(rtt_ms=999.0, jitter_ms=99.0, packet_loss_ratio=0.5,
+                                         fps=1.0))
+    result = health(everything, stream=False,
+                    test_call=TestCall(ok=False, at=NOW - timedelta(minutes=1)))
+    assert codes(result) == ["camera_missing", "microphone_missing", "speaker_missing",
+                             "event_stream_down", "packet_loss", "high_rtt", "high_jitter",
+                             "high_cpu", "clock_skew", "test_call_failed"]
+
+
+def test_every_reason_reads_in_both_languages() -> None:
+    for code in ReasonCode:
+        reason = Reason(code, value=12.5, limit=10.0, at=NOW)
+        vi, en = reason.texts(ZONE, NOW)
+        assert vi and en and vi != en, code
+        assert "{" not in vi + en, code
+        assert unicodedata.is_normalized("NFC", vi), code
+    assert Reason(ReasonCode.CAMERA_MISSING).texts(ZONE) == ("thiếu camera", "camera missing")
+    assert Reason(ReasonCode.MICROPHONE_MISSING).texts(ZONE)[0] == "thiếu micrô"
+    assert Reason(ReasonCode.PACKET_LOSS, 0.052, 0.02).texts(ZONE) == (
+        "mất gói 5,2 % (ngưỡng 2 %)", "packet loss 5.2 % (limit 2 %)")
+    assert Reason(ReasonCode.HIGH_RTT, 412.7, 300).texts(ZONE)[1] == (
+        "round-trip time 413 ms (limit 300 ms)")
+
+
+def test_reasons_round_trip_through_storage() -> None:
+    reasons = [Reason(ReasonCode.PACKET_LOSS, 0.05, 0.02),
+               Reason(ReasonCode.TEST_CALL_FAILED, at=NOW), Reason(ReasonCode.NEVER_SEEN)]
+    for reason in reasons:
+        assert Reason.from_store(reason.to_store()) == reason
+    assert Reason.from_store({"code": "from_a_newer_version"}) is None
+    body = Reason(ReasonCode.TEST_CALL_FAILED, at=NOW).to_json(ZONE)
+    assert body["at"] == "2026-11-27T10:00:00+07:00"
+
+
+@pytest.mark.parametrize(("seconds", "en", "vi"), [
+    (0, "0 s", "0 giây"), (47, "47 s", "47 giây"), (119.6, "2 min", "2 phút"),
+    (167, "2 min 47 s", "2 phút 47 giây"), (3600, "1 h", "1 giờ"),
+    (3 * 3600 + 12 * 60 + 5, "3 h 12 min", "3 giờ 12 phút"),
+    (50 * 3600, "2 d 2 h", "2 ngày 2 giờ"), (-420, "7 min", "7 phút"),
+])
+def test_durations(seconds: float, en: str, vi: str) -> None:
+    assert duration_text(seconds, "en") == en
+    assert duration_text(seconds, "vi") == vi
+
+
+def test_clock_text_shows_the_date_of_another_day() -> None:
+    at = datetime(2026, 11, 27, 0, 12, tzinfo=UTC)
+    assert clock_text(at, ZONE, NOW) == "07:12"
+    assert clock_text(at - timedelta(days=1), ZONE, NOW) == "07:12 26/11"
+    assert clock_text(at - timedelta(days=365), ZONE, NOW) == "07:12 27/11/2025"
+
+
+def test_event_stream_presence_with_grace() -> None:
+    stale, grace = timedelta(seconds=60), timedelta(seconds=30)
+    assert stream_connected(1, NOW - timedelta(seconds=59), NOW, stale, grace)
+    assert not stream_connected(1, NOW - timedelta(seconds=60), NOW, stale, grace)
+    assert stream_connected(0, NOW - timedelta(seconds=29), NOW, stale, grace)  # reconnecting
+    assert not stream_connected(0, NOW - timedelta(seconds=31), NOW, stale, grace)
+    assert not stream_connected(None, None, NOW, stale, grace)
+
+
+def _participant(code: str, result: Health, since: datetime | None = None) -> ParticipantHealth:
+    return ParticipantHealth(code, code.title(), result, since)
+
+
+def test_readiness_summary() -> None:
+    ok = Health(HealthState.OK)
+    people = [
+        _participant("UBND-TINH", ok),
+        _participant("HUYEN-MUONG-LAT", health(report(3600)),
+                     datetime(2026, 11, 27, 0, 12, tzinfo=UTC)),
+        _participant("HUYEN-QUAN-SON", health(report(devices=Devices(False, True, True)))),
+        _participant("HUYEN-NGA-SON", health(report(cpu_percent=99.0))),  # a warning only
+        _participant("HUYEN-YEN-DINH", health(None)),
+        _participant("HUYEN-HA-TRUNG", health(report(), stream=False)),
+    ]
+    result = readiness(people, NOW, ZONE)
+    assert (result.ready, result.total) == (2, 6)
+    assert result.summary_en == (
+        "2/6 ready; HUYEN-MUONG-LAT offline since 07:12; HUYEN-QUAN-SON camera missing; "
+        "HUYEN-YEN-DINH never connected; HUYEN-HA-TRUNG cannot be invited (no event stream)")
+    assert result.summary_vi == (
+        "2/6 điểm cầu sẵn sàng; HUYEN-MUONG-LAT mất kết nối từ 07:12; "
+        "HUYEN-QUAN-SON thiếu camera; HUYEN-YEN-DINH chưa từng kết nối; "
+        "HUYEN-HA-TRUNG không nhận được lời mời (mất luồng sự kiện)")
+    nga_son = result.items[3]
+    assert nga_son.ready and [w.code for w in nga_son.warnings] == [ReasonCode.HIGH_CPU]
+    assert readiness([], NOW, ZONE).summary_en == "0/0 ready"
+    assert readiness(people[:1], NOW, ZONE).summary_vi == "1/1 điểm cầu sẵn sàng"
+
+
+def test_thresholds_from_settings(tmp_path: object) -> None:
+    settings = Settings(health_offline_after_seconds=45, health_packet_loss_max=0.05,
+                        health_fps_min=0)
+    thresholds = Thresholds.from_settings(settings)
+    assert thresholds.offline_after == timedelta(seconds=45)
+    assert thresholds.packet_loss_max == 0.05
+    # fps_min 0: frame rate not checked.
+    assert evaluate(Observation(report(call=CallFigures(fps=0.5)), True), NOW,
+                    thresholds).state is HealthState.OK
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        thresholds.rtt_ms_max = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"health_offline_after_seconds": 10, "health_persist_seconds": 9},
+     "health_persist_seconds + health_sweep_seconds"),
+    ({"health_offline_after_seconds": 8, "health_heartbeat_interval_seconds": 5,
+      "health_persist_seconds": 1, "health_sweep_seconds": 1}, "at least twice"),
+    ({"health_packet_loss_max": 1.5}, "health_packet_loss_max"),
+    ({"health_hysteresis": 1}, "health_hysteresis"),
+])
+def test_bad_health_settings_are_refused(overrides: dict[str, float], message: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        load_settings(**overrides)

@@ -1,0 +1,150 @@
+"""The health routes' OpenAPI fragment: valid once merged into the service's document,
+true to the routes `health_wiring.setup` adds, and true to what the handlers answer."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import ClientResponse
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
+
+from monitoring.health_api import openapi_fragment
+from monitoring.heartbeats import MONITOR
+from tests.conftest import Client
+from tests.test_health_support import agent_token, health_app, health_settings, heartbeat, send
+from vcbridge.api.openapi_routes import openapi_document
+from vcbridge.app import create_app
+from vcbridge.clock import FixedClock
+from vcbridge.settings import Settings
+
+HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return health_settings(database_url, tmp_path)
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, clock: FixedClock
+) -> Client:
+    return await aiohttp_client(health_app(settings, clock))
+
+
+def merged() -> dict[str, Any]:
+    document = copy.deepcopy(openapi_document())
+    fragment = openapi_fragment()
+    assert not set(fragment["paths"]) & set(document["paths"])
+    assert not set(fragment["schemas"]) & set(document["components"]["schemas"])
+    document["paths"].update(fragment["paths"])
+    document["components"]["schemas"].update(fragment["schemas"])
+    return document
+
+
+def test_merged_document_is_valid() -> None:
+    document = merged()
+    validate(document)
+    for path, item in openapi_fragment()["paths"].items():
+        for method, operation in item.items():
+            assert operation["summary"] and operation["tags"] and operation["security"]
+            assert "401" in operation["responses"], (method, path)
+            if "requestBody" in operation:
+                assert {"400", "413", "415", "422"} <= set(operation["responses"])
+            in_path = set()
+            for parameter in operation.get("parameters", []):
+                if "$ref" in parameter:
+                    name = parameter["$ref"].rsplit("/", 1)[1]
+                    parameter = document["components"]["parameters"][name]
+                if parameter["in"] == "path":
+                    in_path.add(parameter["name"])
+            assert in_path == set(re.findall(r"{(\w+)}", path)), path
+
+
+def test_fragment_matches_the_routes_setup_adds(settings: Settings) -> None:
+    def routes(app: Any) -> set[tuple[str, str]]:
+        return {(r.method, r.resource.canonical) for r in app.router.routes()
+                if r.method != "HEAD" and r.resource is not None}
+
+    added = routes(health_app(settings)) - routes(create_app(settings))
+    documented = {(method.upper(), path)
+                  for path, item in openapi_fragment()["paths"].items()
+                  for method in item if method in HTTP_METHODS}
+    assert added == documented
+
+
+def test_event_types_are_described() -> None:
+    event_types = openapi_fragment()["event_types"]
+    assert set(event_types) == {"endpoint.health", "conference.readiness"}
+    for text, keys in event_types.values():
+        assert text and keys
+
+
+class Checker:
+    def __init__(self) -> None:
+        self.document = merged()
+
+    async def __call__(self, response: ClientResponse, method: str, path: str, status: int
+                       ) -> Any:
+        assert response.status == status, await response.text()
+        documented = self.document["paths"][path][method]["responses"][str(status)]
+        if "$ref" in documented:
+            documented = self.document["components"]["responses"][
+                documented["$ref"].rsplit("/", 1)[1]]
+        content = documented["content"]
+        assert response.content_type in content
+        if response.content_type != "application/json":
+            return await response.text()
+        body = await response.json()
+        schema = content[response.content_type]["schema"]
+        validator = Draft202012Validator({**schema, "components": self.document["components"]},
+                                         format_checker=Draft202012Validator.FORMAT_CHECKER)
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(body)]
+        assert not errors, (method, path, status, errors)
+        return body
+
+
+async def test_answers_match_the_fragment(client: Client, admin: dict[str, str],
+                                          clock: FixedClock) -> None:
+    check = Checker()
+    code = "HUYEN-NGA-SON"
+    agent = await agent_token(client, admin, code)
+    beat = "/api/v1/endpoints/{code}/heartbeat"
+    test_call = {"ok": False, "at": clock.now().isoformat(), "audio_packets": 1,
+                 "video_frames": 0, "loss": 0.5, "rtt_ms": None}
+    body = heartbeat(devices={"camera": False, "microphone": True, "speaker": True},
+                     call={"conference": 3, "rtt_ms": 500.0, "packet_loss_ratio": 0.1},
+                     test_call=test_call)
+    await check(await send(client, agent, code, body, clock), "post", beat, 200)
+    await check(await send(client, agent, code, body, clock, step=0.1), "post", beat, 429)
+    await check(await send(client, agent, "UBND-TINH", body, clock), "post", beat, 403)
+    await check(await send(client, agent, code, {"sent_at": 5}, clock), "post", beat, 422)
+    await check(await client.get("/api/v1/health", headers=admin), "get", "/api/v1/health", 200)
+    detail = "/api/v1/health/{code}"
+    clock.set(clock.now() + timedelta(minutes=5))  # offline, with a transition and a sample
+    await client.app[MONITOR].sweep()
+    answer = await check(await client.get(f"/api/v1/health/{code}", headers=admin),
+                         "get", detail, 200)
+    assert answer["samples"] and answer["transitions"]
+    await check(await client.get("/api/v1/health/NOPE", headers=admin), "get", detail, 404)
+    report = "/api/v1/reports/availability"
+    await check(await client.get(f"{report}?month=2026-11", headers=admin), "get", report, 200)
+    await check(await client.get(f"{report}?format=csv", headers=admin), "get", report, 200)
+    await check(await client.get(f"{report}?month=11-2026", headers=admin), "get", report, 422)
+    start = clock.now() + timedelta(hours=2)
+    booked = await client.post("/api/v1/conferences", headers=admin, json={
+        "title": "Họp", "chair": "UBND-TINH", "participants": ["UBND-TINH", code],
+        "start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()})
+    assert booked.status == 201
+    readiness = "/api/v1/conferences/{id}/readiness"
+    answer = await check(await client.get(
+        f"/api/v1/conferences/{(await booked.json())['id']}/readiness", headers=admin),
+        "get", readiness, 200)
+    assert answer["total"] == 2
