@@ -143,3 +143,27 @@ def make_user(
 @pytest.fixture
 async def booker(make_user: Callable[..., Awaitable[dict[str, str]]]) -> dict[str, str]:
     return await make_user("booker1", "booker")
+
+
+# Modules whose behaviour does not depend on the database engine (pure domain,
+# media, browser pages, processes on their own SQLite). They run in the SQLite
+# pass; the PostgreSQL pass (CI runs the suite on both) leaves them out rather
+# than running them twice.
+ENGINE_INDEPENDENT = {
+    "test_active_speaker", "test_agent", "test_audio_mixer", "test_bridge_media",
+    "test_browser_pages", "test_connect_policy", "test_floor_control", "test_lifecycle",
+    "test_media_tap", "test_recording", "test_signaling",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the PostgreSQL pass, deselect the engine-independent modules."""
+    if not TEST_DATABASE_URL.startswith("postgresql"):
+        return
+    keep, drop = [], []
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        (drop if module in ENGINE_INDEPENDENT else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
