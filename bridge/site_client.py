@@ -168,7 +168,7 @@ class SiteClient:
         await self._ws.send_json(message)
 
     async def wait_state(self, predicate: Callable[[dict[str, Any]], bool],
-                         timeout: float = 5.0) -> dict[str, Any]:
+                         timeout: float = 15.0) -> dict[str, Any]:
         """Wait until the room state satisfies `predicate`."""
         deadline = asyncio.get_running_loop().time() + timeout
         while not predicate(self.state):

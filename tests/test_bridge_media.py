@@ -94,7 +94,8 @@ def close_to(colour: tuple[int, int, int] | None, expected: tuple[int, int, int]
                                                                       strict=True))
 
 
-async def eventually(check: Any, timeout: float = 8.0) -> None:
+async def eventually(check: Any, timeout: float = 20.0) -> None:
+    # Generous: a condition, not a timing target (the benchmarks measure speed).
     deadline = asyncio.get_running_loop().time() + timeout
     while not check():
         assert asyncio.get_running_loop().time() < deadline, "condition never met"
@@ -152,7 +153,7 @@ async def test_sites_hear_each_other_see_the_chair_and_follow_the_floor(
         await chair.client.wait_state(lambda s: s.get("queue") == ["HUYEN-MUONG-LAT"])
         await chair.client.send({"type": "floor.grant", "endpoint": "HUYEN-MUONG-LAT"})
         await nga.client.wait_state(lambda s: s.get("holder") == "HUYEN-MUONG-LAT")
-        await eventually(lambda: close_to(nga.sees("floor"), SITES["HUYEN-MUONG-LAT"][1]), 3)
+        await eventually(lambda: close_to(nga.sees("floor"), SITES["HUYEN-MUONG-LAT"][1]), 20)
         # The chair's grid shows every site.
         await eventually(lambda: close_to(chair.sees("grid:HUYEN-NGA-SON"),
                                           SITES["HUYEN-NGA-SON"][1]))
@@ -160,11 +161,11 @@ async def test_sites_hear_each_other_see_the_chair_and_follow_the_floor(
         # The chair mutes Nga Son: the others stop hearing it.
         await chair.client.send({"type": "mute", "endpoint": "HUYEN-NGA-SON", "muted": True})
         await muong.client.wait_state(lambda s: "HUYEN-NGA-SON" in s.get("muted", []))
-        await eventually(lambda: muong.heard(660.0, 10) * 50 < muong.heard(440.0, 10), 3)
+        await eventually(lambda: muong.heard(660.0, 10) * 50 < muong.heard(440.0, 10), 20)
         # A district cannot moderate.
         await nga.client.send({"type": "mute", "endpoint": "UBND-TINH", "muted": True})
         await eventually(lambda: any(e["error"]["code"] == "not_chair"
-                                     for e in nga.client.errors) if nga.client else False, 3)
+                                     for e in nga.client.errors) if nga.client else False, 20)
     finally:
         for site in sites.values():
             await site.stop()
@@ -200,7 +201,7 @@ async def test_a_site_that_drops_comes_back_with_its_seat_and_floor(
         assert chair.client.state["holder"] == "HUYEN-NGA-SON"
         muong.colours["floor"].clear()
         await eventually(lambda: close_to(muong.sees("floor"), SITES["HUYEN-NGA-SON"][1]))
-        await eventually(lambda: again.heard(440.0, 10) > 0, 5)
+        await eventually(lambda: again.heard(440.0, 10) > 0, 20)
 
         # A second connection for the same endpoint replaces the first, never duplicates it.
         twin = Site("HUYEN-NGA-SON")
