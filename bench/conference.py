@@ -168,14 +168,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def proc_cpu_ticks(pid: int) -> int | None:
-    """utime + stime of a process (all its threads), in clock ticks."""
+def proc_cpu_ticks(pid: int) -> tuple[int, int] | None:
+    """(utime, stime) of a process (all its threads), in clock ticks."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = text[text.rindex(")") + 2:].split()
-    return int(fields[11]) + int(fields[12])
+    return int(fields[11]), int(fields[12])
 
 
 def proc_run_delay_ns(pid: int) -> int | None:
@@ -205,7 +205,7 @@ def machine_ticks() -> tuple[int, int]:
 @dataclass
 class Sample:
     at: float
-    cpu: dict[int, int | None]
+    cpu: dict[int, tuple[int, int] | None]
     rss: dict[int, int | None]
     delay: dict[int, int | None]
     busy: int
@@ -235,8 +235,10 @@ class Sampler:
             next_at += self.interval
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
-    def cpu_series(self, roles: Iterable[str], start: float, end: float) -> list[float]:
-        """% of one core used by `roles` together, per interval inside [start, end]."""
+    def cpu_series(self, roles: Iterable[str], start: float, end: float,
+                   kernel_only: bool = False) -> list[float]:
+        """% of one core used by `roles` together (user + system time, or system time
+        only), per interval inside [start, end]."""
         pids = [self.pids[r] for r in roles]
         out = []
         for a, b in zip(self.samples, self.samples[1:], strict=False):
@@ -246,7 +248,7 @@ class Sampler:
             for pid in pids:
                 ta, tb = a.cpu.get(pid), b.cpu.get(pid)
                 if ta is not None and tb is not None:
-                    used += tb - ta
+                    used += tb[1] - ta[1] if kernel_only else sum(tb) - sum(ta)
             out.append(100.0 * used / CLK_TCK / (b.at - a.at))
         return out
 
@@ -529,6 +531,8 @@ class RunOptions:
     load_uvloop: bool
     py_spy: str | None
     join_deadline: float
+    receive_path: str
+    send_path: str
 
 
 async def wait_quiet(limit_pct: float, max_wait: float) -> float:
@@ -583,6 +587,7 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
                 "base_url": bridge.base, "conference_id": None, "chair": CHAIR,
                 "media_dir": str(options.media_dir), "max_seconds": max_seconds,
                 "uvloop": options.load_uvloop, "join_timeout": options.join_deadline,
+                "receive_path": options.receive_path, "send_path": options.send_path,
                 "sites": [{"code": c, "token": tokens[c], "offset": order.index(c)}
                           for c in group],
             }
@@ -825,7 +830,9 @@ def analyse(options: RunOptions, participants: list[str], idle_rss: int | None,
         "sites": len(participants), "conference": conference_id,
         "seconds": round(end - start, 1), "floor_grants": len(grants),
         "bridge_cpu_pct": bridge_summary,
+        "bridge_cpu_kernel_pct": summary(sampler.cpu_series(["bridge"], start, end, True)),
         "load_cpu_pct": summary(load_cpu),
+        "load_cpu_kernel_pct": summary(sampler.cpu_series(load_roles, start, end, True)),
         "load_cpu_pct_per_process": {r: summary(sampler.cpu_series([r], start, end))
                                      for r in load_roles},
         "load_cpu_seconds_total": load_cpu_seconds,
@@ -863,6 +870,8 @@ def analyse(options: RunOptions, participants: list[str], idle_rss: int | None,
     result["load_cpu_wait_pct"] = {r: summary(sampler.wait_series(r, start, end))["median"]
                                    for r in load_roles}
     result["bridge_wait_series"] = [round(v) for v in sampler.wait_series("bridge", start, end)]
+    result["bridge_rss_series_mib"] = [round(r / 1024, 1) for t, r in
+                                       sampler.rss_series("bridge", start, end)][::10]
     result["contended"] = waits["median"] is None or float(waits["median"] or 0) > CONTENDED_PCT
     result["bridge_cpu_series"] = [round(v) for v in bridge_cpu]
     result["other_cpu_series"] = [round(v) for v in other]
@@ -982,7 +991,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     floor_interval=args.floor_interval, settle=args.settle, lead=args.lead,
                     media_dir=media_dir, work=work_root / f"sites{n}-{repeat}",
                     bridge_uvloop=args.bridge_uvloop, load_uvloop=args.load_uvloop,
-                    py_spy=args.py_spy, join_deadline=args.join_deadline)
+                    py_spy=args.py_spy, join_deadline=args.join_deadline,
+                    receive_path=args.receive_path, send_path=args.send_path)
                 result = await run_conference(options)
                 result["work_dir"] = str(options.work)
                 runs.append(result)
@@ -996,7 +1006,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                        "per_process": args.per_process, "bridge_uvloop": args.bridge_uvloop,
                        "nice": args.nice, "bridge_nice": BRIDGE_NICE,
                        "py_spy": bool(args.py_spy),
-                       "load_uvloop": args.load_uvloop,
+                       "load_uvloop": args.load_uvloop, "receive_path": args.receive_path,
+                       "send_path": args.send_path,
                        "video": {"width": conference_media.WIDTH,
                                  "height": conference_media.HEIGHT,
                                  "fps": conference_media.FPS,
@@ -1022,6 +1033,12 @@ def main() -> int:
                              "and listen meanwhile")
     parser.add_argument("--join-deadline", type=float, default=30.0,
                         help="give up waiting for sites' first video after this many seconds")
+    parser.add_argument("--receive-path", choices=["lean", "aiortc"], default="lean",
+                        help="how the simulated sites receive: RTP headers at the ICE layer "
+                             "(lean, default) or aiortc's receivers with the bridge's taps")
+    parser.add_argument("--send-path", choices=["lean", "aiortc"], default="lean",
+                        help="how the simulated sites send: RTP packets built with struct "
+                             "into aiortc's DTLS transport (lean, default) or RTCRtpSender")
     parser.add_argument("--media-dir", help="media cache (default <tmp>/vcbridge-bench-media)")
     parser.add_argument("--out-dir", help="keep logs and profiles here (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")

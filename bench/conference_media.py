@@ -47,9 +47,17 @@ OPUS_BITRATE = 32_000
 FORMAT_VERSION = 3  # bump when the content or the file layout changes
 
 
+FRAME_PREFIX = 256  # bytes: always inside a frame's first RTP packet
+
+
 def frame_key(data: bytes) -> str:
     """The identity of one encoded video frame (hex digest of its bytes)."""
     return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+def frame_prefix_key(data: bytes) -> str:
+    """The identity of a frame from its first bytes (what its first RTP packet carries)."""
+    return hashlib.blake2b(data[:FRAME_PREFIX], digest_size=8).hexdigest()
 
 
 @dataclass
@@ -260,6 +268,17 @@ def frame_sources(root: Path, codes: list[str] | None = None) -> dict[str, str]:
         if codes is not None and code not in codes:
             continue
         for key in site["keys"]:
+            owners[key] = "?" if owners.get(key, code) != code else code
+    return owners
+
+
+def frame_prefix_sources(root: Path) -> dict[str, str]:
+    """Like `frame_sources`, keyed by `frame_prefix_key` (read from the clips)."""
+    sites = json.loads((root / "index.json").read_text())["sites"]
+    owners: dict[str, str] = {}
+    for code in sites:
+        for frame in load_site(root, code).video:
+            key = frame_prefix_key(frame)
             owners[key] = "?" if owners.get(key, code) != code else code
     return owners
 

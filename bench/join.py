@@ -81,24 +81,31 @@ AGENT_PAIRS = [
 ]
 
 # Clicks "Tham gia" and polls the page's new peer connections until a video
-# frame is decoded; returns the milliseconds in between (the page's clock).
+# frame is decoded; returns the milliseconds in between (the page's clock), and
+# when both peer connections were connected (ICE and DTLS done).
 JOIN_AND_TIME = """
 async () => {
   const before = window.__testPeerConnections.length;
   const start = performance.now();
+  let connected = null;
   document.querySelector('#join-button').click();
   for (;;) {
     await new Promise((resolve) => setTimeout(resolve, 10));
-    for (const pc of window.__testPeerConnections.slice(before)) {
+    const pcs = window.__testPeerConnections.slice(before);
+    const up = pcs.length === 2 && pcs.every((pc) => pc.connectionState === 'connected');
+    if (connected === null && up) {
+      connected = performance.now() - start;
+    }
+    for (const pc of pcs) {
       if (pc.connectionState === 'closed') continue;
       const report = await pc.getStats();
       let decoded = 0;
       report.forEach((s) => {
         if (s.type === 'inbound-rtp' && s.kind === 'video') decoded += s.framesDecoded || 0;
       });
-      if (decoded > 0) return performance.now() - start;
+      if (decoded > 0) return [performance.now() - start, connected];
     }
-    if (performance.now() - start > 20000) return -1;
+    if (performance.now() - start > 20000) return [-1, connected];
   }
 }
 """
@@ -180,7 +187,7 @@ async def chair_client(service: Service, conference_id: int, code: str) -> SiteC
 # -- the browser -------------------------------------------------------------------------------
 
 
-async def browser_joins(service: Service, joins: int) -> list[float]:
+async def browser_joins(service: Service, joins: int) -> tuple[list[float], list[float]]:
     from playwright.async_api import async_playwright
 
     status, body = service.request("POST", "/api/v1/users", {
@@ -193,6 +200,7 @@ async def browser_joins(service: Service, joins: int) -> list[float]:
     await wait_open(service, conference_id)
     chair = await chair_client(service, conference_id, BROWSER_CHAIR)
     times: list[float] = []
+    connects: list[float] = []
     errors: list[str] = []
     async with async_playwright() as playwright:
         browser = await launch(playwright)
@@ -203,11 +211,13 @@ async def browser_joins(service: Service, joins: int) -> list[float]:
             await page.wait_for_function(
                 "() => document.querySelector('#preview').readyState >= 2")  # camera open
             for attempt in range(1, joins + 1):
-                elapsed = await page.evaluate(JOIN_AND_TIME)
+                elapsed, connected = await page.evaluate(JOIN_AND_TIME)
                 if elapsed < 0:
                     raise RuntimeError("no video frame within 20 s of pressing Tham gia")
                 times.append(elapsed / 1000)
-                log(f"browser join {attempt}: {elapsed / 1000:.3f} s")
+                connects.append((connected or elapsed) / 1000)
+                log(f"browser join {attempt}: {elapsed / 1000:.3f} s "
+                    f"(media connected after {(connected or elapsed) / 1000:.3f} s)")
                 await page.wait_for_selector("#call-status[data-mode=call]")
                 await page.click("#leave-button")
                 await page.wait_for_selector("#join-button:not([disabled])")
@@ -217,7 +227,7 @@ async def browser_joins(service: Service, joins: int) -> list[float]:
             await chair.close()
     if errors:
         raise RuntimeError(f"page errors: {errors}")
-    return times
+    return times, connects
 
 
 # -- the agent -----------------------------------------------------------------------------------
@@ -310,7 +320,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         load_before = os.getloadavg()[0]
         if args.only in (None, "browser"):
             log("browser: pressing Tham gia on /join, to the first decoded video frame")
-            report["browser"] = summary(await browser_joins(service, args.joins))
+            times, connects = await browser_joins(service, args.joins)
+            report["browser"] = summary(times)
+            report["browser"]["media_connected_median_s"] = round(statistics.median(connects), 3)
         if args.only in (None, "agent"):
             log("agent: from its invitation to the first video frame from the chair")
             times, lags = await agent_joins(service, args.joins)

@@ -35,7 +35,9 @@ import contextlib
 import json
 import logging
 import os
+import re
 import resource
+import struct
 import sys
 import time
 from collections import defaultdict
@@ -46,10 +48,19 @@ from typing import Any
 
 import aiohttp
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCRtpSender
+from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtp import RtpPacket
 from av.packet import Packet
 
-from bench.conference_media import AUDIO_FRAME_MS, FPS, SAMPLE_RATE, SiteMedia, frame_key
+from bench.conference_media import (
+    AUDIO_FRAME_MS,
+    FPS,
+    SAMPLE_RATE,
+    SiteMedia,
+    frame_key,
+    frame_prefix_key,
+    frame_prefix_sources,
+)
 from bench.conference_media import frame_sources as load_frame_sources
 from bench.conference_media import load_site as load_site_media
 from bridge.ice_policy import restrict_host_addresses
@@ -109,6 +120,7 @@ class LoopedVideo(MediaStreamTrack):
         self.sent = 0
         self.keyframe_requests = 0
         self.time_base = Fraction(1, VIDEO_CLOCK)
+        self.idle: asyncio.Event | None = None  # set: recv() never returns (lean sending)
 
     def request_keyframe(self) -> None:
         """A PLI from the bridge: the next frame sent is a keyframe."""
@@ -119,19 +131,27 @@ class LoopedVideo(MediaStreamTrack):
     def late(self) -> int:
         return self._pace.late
 
-    async def recv(self) -> Packet[Any]:
+    async def next_frame(self) -> tuple[int, int]:
+        """Wait for the next frame's time: (index in the clip, RTP timestamp)."""
         await self._pace.wait()
         if self._keyframe_wanted:
             self._keyframe_wanted = False
             if self._pos not in self._keyframes:
                 later = [k for k in self._keyframes if k > self._pos]
                 self._pos = later[0] if later else self._keyframes[0]
-        packet = Packet(self._frames[self._pos])
-        packet.pts = self._pace.n * FRAME_TICKS
-        packet.time_base = self.time_base
+        index, timestamp = self._pos, self._pace.n * FRAME_TICKS
         self._pos = (self._pos + 1) % len(self._frames)
         self._pace.n += 1
         self.sent += 1
+        return index, timestamp
+
+    async def recv(self) -> Packet[Any]:
+        if self.idle is not None:  # the lean sender sends instead of aiortc's
+            await self.idle.wait()
+        index, timestamp = await self.next_frame()
+        packet = Packet(self._frames[index])
+        packet.pts = timestamp
+        packet.time_base = self.time_base
         return packet
 
 
@@ -149,20 +169,29 @@ class LoopedAudio(MediaStreamTrack):
         self.level = 127  # RFC 6464 level of the packet returned last
         self.sent = 0
         self.time_base = Fraction(1, SAMPLE_RATE)
+        self.idle: asyncio.Event | None = None  # set: recv() never returns (lean sending)
 
     @property
     def late(self) -> int:
         return self._pace.late
 
-    async def recv(self) -> Packet[Any]:
+    async def next_packet(self) -> tuple[bytes, int, int]:
+        """Wait for the next packet's time: (Opus packet, RFC 6464 level, RTP timestamp)."""
         await self._pace.wait()
-        packet = Packet(self._packets[self._pos])
-        packet.pts = self._pace.n * AUDIO_TICKS
-        packet.time_base = self.time_base
+        data, timestamp = self._packets[self._pos], self._pace.n * AUDIO_TICKS
         self.level = self._levels[self._pos]
         self._pos = (self._pos + 1) % len(self._packets)
         self._pace.n += 1
         self.sent += 1
+        return data, self.level, timestamp
+
+    async def recv(self) -> Packet[Any]:
+        if self.idle is not None:  # the lean sender sends instead of aiortc's
+            await self.idle.wait()
+        data, _level, timestamp = await self.next_packet()
+        packet = Packet(data)
+        packet.pts = timestamp
+        packet.time_base = self.time_base
         return packet
 
 
@@ -182,6 +211,92 @@ def send_audio_level(sender: RTCRtpSender, track: LoopedAudio) -> None:
     sender._next_encoded_frame = next_encoded_frame  # type: ignore[method-assign]
 
 
+class LeanSender:
+    """Sends a looped track's RTP packets straight into the DTLS transport.
+
+    aiortc's RTCRtpSender builds an `RtpPacket` per packet, computes the
+    NTP-based abs-send-time from a datetime, serialises the extensions and
+    keeps a retransmission history: about half of a packet's sending cost.
+    Here the header is packed once per packet with `struct`, the payloads of
+    every clip frame are packetised in advance, and the packet goes to
+    `RTCDtlsTransport._send_rtp` (SRTP, ICE, UDP) as aiortc's sender would
+    send it: same SSRC, payload type, MID, abs-send-time and audio-level
+    extensions, sequence numbers and timestamps. aiortc's own sender stays
+    in place, idle, for RTCP (sender reports, keyframe requests)."""
+
+    def __init__(self, sender: RTCRtpSender, source: LoopedVideo | LoopedAudio,
+                 frames: list[list[bytes]] | None) -> None:
+        self.sender = sender
+        self.source = source
+        self.frames = frames  # video: the payloads of each clip frame
+        self.task: asyncio.Task[None] | None = None
+        self.errors = 0
+        source.idle = asyncio.Event()
+        original = sender.send
+
+        async def send(parameters: Any) -> None:
+            await original(parameters)  # DTLS is up: aiortc's sender starts, idle
+            self.task = asyncio.get_running_loop().create_task(self.run(parameters))
+
+        sender.send = send  # type: ignore[method-assign]
+
+    async def run(self, parameters: Any) -> None:
+        dtls: Any = self.sender.transport
+        ssrc = self.sender._ssrc
+        payload_type = parameters.codecs[0].payloadType
+        ids = {e.uri: e.id for e in parameters.headerExtensions}
+        mid = (parameters.muxId or "").encode()
+        mid_id = ids.get("urn:ietf:params:rtp-hdrext:sdes:mid")
+        abs_id = ids.get("http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time")
+        level_id = ids.get("urn:ietf:params:rtp-hdrext:ssrc-audio-level")
+        fixed = b""  # extension elements that never change
+        if mid_id and mid:
+            fixed += bytes([(mid_id << 4) | (len(mid) - 1)]) + mid
+        sequence = int.from_bytes(os.urandom(2), "big")
+        origin = int.from_bytes(os.urandom(4), "big")
+        audio = isinstance(self.source, LoopedAudio)
+        while dtls.state == "connected":
+            if isinstance(self.source, LoopedAudio):
+                data, level, timestamp = await self.source.next_packet()
+                payloads = [data]
+            else:
+                assert self.frames is not None
+                index, timestamp = await self.source.next_frame()
+                payloads, level = self.frames[index], 0
+            timestamp = (origin + timestamp) & 0xFFFFFFFF
+            elements = fixed
+            if abs_id:
+                abs_time = int(time.time() * (1 << 18)) & 0xFFFFFF  # 6.18 fixed point
+                elements += bytes([(abs_id << 4) | 2]) + abs_time.to_bytes(3, "big")
+            if audio and level_id:
+                elements += bytes([level_id << 4, level & 0x7F])
+            if elements:
+                elements += b"\0" * (-len(elements) % 4)
+                extension = b"\xbe\xde" + struct.pack("!H", len(elements) // 4) + elements
+            last = len(payloads) - 1
+            for i, payload in enumerate(payloads):
+                header = struct.pack("!BBHII", 0x90 if elements else 0x80,
+                                     (0x80 if i == last else 0) | payload_type,
+                                     sequence, timestamp, ssrc)
+                sequence = (sequence + 1) & 0xFFFF
+                try:
+                    await dtls._send_rtp(header + extension + payload if elements
+                                         else header + payload)
+                except ConnectionError:
+                    return
+                except Exception:  # e.g. SRTP refusing: count, keep the pace
+                    self.errors += 1
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+
+def packetise_clip(media: SiteMedia) -> list[list[bytes]]:
+    """The RTP payloads of every frame of a clip (aiortc's VP8 packetiser)."""
+    return [Vp8Encoder._packetize(frame, index) for index, frame in enumerate(media.video)]
+
+
 # -- receiving: counted, never decoded ---------------------------------------------------
 
 
@@ -192,8 +307,23 @@ class SlotStats:
     frames: dict[int, int] = field(default_factory=lambda: defaultdict(int))  # second -> n
     changes: list[tuple[float, str]] = field(default_factory=list)  # (time, source)
     unknown: int = 0
+    incomplete: int = 0  # frames with a packet missing (lean receive path only)
     first: float | None = None
     source: str | None = None
+
+    def record(self, source: str | None, now: float) -> bool:
+        """Count one complete frame from `source` (None: not identified); True if first."""
+        self.frames[int(now)] += 1
+        if source is None:
+            self.unknown += 1
+            source = "?"
+        if source != self.source:
+            self.source = source
+            self.changes.append((now, source))
+        if self.first is None:
+            self.first = now
+            return True
+        return False
 
 
 @dataclass
@@ -208,23 +338,170 @@ class AudioStats:
     last_seq: int | None = None
     last_ts: int | None = None
 
-    def add(self, packet: RtpPacket, now: float) -> None:
+    def add(self, sequence_number: int, timestamp: int, now: float) -> None:
         second = int(now)
         self.packets[second] += 1
         if self.first is None:
             self.first = now
         if self.last_seq is not None:
-            gap = (packet.sequence_number - self.last_seq) % 65536
+            gap = (sequence_number - self.last_seq) % 65536
             if gap == 0 or gap >= 32768:
                 self.reordered += 1
                 return
             if gap > 1:
                 self.seq_lost[second] += gap - 1
-            step = (packet.timestamp - (self.last_ts or 0)) % (1 << 32)
+            step = (timestamp - (self.last_ts or 0)) % (1 << 32)
             if step > AUDIO_TICKS and step < (1 << 31):
                 # A mix frame never sent to us (the bridge's queue dropped it).
                 self.ts_missing[second] += step // AUDIO_TICKS - 1
-        self.last_seq, self.last_ts = packet.sequence_number, packet.timestamp
+        self.last_seq, self.last_ts = sequence_number, timestamp
+
+
+# -- the lean receive path: RTP headers only, at the ICE layer ------------------------------
+#
+# Through aiortc, each received packet costs a queue hand-off, SRTP, a full
+# parse, the receiver's statistics, NACK and jitter buffer: 31 sites would
+# need more than a core of this 2-core machine just to receive. The lean
+# path takes RTP packets off aioice's `Connection.data_received` (STUN,
+# DTLS and RTCP still go the normal way): SRTP leaves RTP headers in clear,
+# so sequence numbers, timestamps and marker bits give frames, completeness
+# and loss; only the first packet of each video frame is decrypted (with the
+# DTLS transport's own SRTP session) to identify the frame's source by the
+# hash of its first bytes. The sites then send no receiver reports or NACKs.
+
+
+def is_rtcp(data: bytes) -> bool:
+    return len(data) >= 2 and 192 <= data[1] <= 208
+
+
+def rtp_payload(packet: bytes) -> bytes:
+    """The payload of a (decrypted) RTP packet: after CSRCs and header extensions."""
+    offset = 12 + 4 * (packet[0] & 0x0F)
+    if packet[0] & 0x10:
+        offset += 4 + 4 * int.from_bytes(packet[offset + 2:offset + 4], "big")
+    end = len(packet) - (packet[-1] if packet[0] & 0x20 else 0)
+    return packet[offset:end]
+
+
+def vp8_frame_start(payload: bytes) -> bytes | None:
+    """The VP8 data of a payload that starts a frame (RFC 7741: S=1, PID=0), else None."""
+    if len(payload) < 2:
+        return None
+    first = payload[0]
+    if not first & 0x10 or first & 0x07:
+        return None
+    position = 1
+    if first & 0x80:  # X: extension octet follows
+        extension = payload[1]
+        position = 2
+        if extension & 0x80:  # I: picture id, 7 or 15 bits
+            position += 2 if payload[position] & 0x80 else 1
+        if extension & 0x40:  # L: TL0PICIDX
+            position += 1
+        if extension & 0x30:  # T or K: TID/KEYIDX octet
+            position += 1
+    return payload[position:]
+
+
+def answer_ssrcs(sdp: str) -> list[tuple[set[int], set[int]]]:
+    """Per media section of an SDP: (media SSRCs, RTX SSRCs) the far end sends."""
+    sections = []
+    for section in sdp.split("\nm=")[1:]:
+        ssrcs = {int(x) for x in re.findall(r"^a=ssrc:(\d+) ", section, re.MULTILINE)}
+        rtx = {int(x) for x in re.findall(r"^a=ssrc-group:FID \d+ (\d+)", section,
+                                           re.MULTILINE)}
+        sections.append((ssrcs - rtx, rtx))
+    return sections
+
+
+class _VideoStream:
+    """Frame assembly state of one received SSRC, from headers only."""
+
+    __slots__ = ("ok", "open", "seq", "slot", "source", "ts")
+
+    def __init__(self, slot: SlotStats) -> None:
+        self.slot = slot
+        self.seq: int | None = None
+        self.ts: int | None = None
+        self.ok = False
+        self.open = False
+        self.source: str | None = None
+
+
+class LeanReceiver:
+    """Counts what one peer connection receives, from its RTP headers (see above)."""
+
+    def __init__(self, site: LoadSite, pc: RTCPeerConnection, slots: list[str]) -> None:
+        self.site = site
+        transports = {id(t.receiver.transport): t.receiver.transport
+                      for t in pc.getTransceivers()}
+        if len(transports) != 1:
+            raise RuntimeError(f"expected one transport per peer connection, "
+                               f"got {len(transports)}")
+        self.dtls: Any = next(iter(transports.values()))
+        self.audio = slots == ["mix"]
+        self.streams: dict[int, _VideoStream] = {}
+        self.rtx: set[int] = set()
+        self.ignored = 0
+        sections = answer_ssrcs(pc.remoteDescription.sdp)
+        for index, (ssrcs, rtx) in enumerate(sections):
+            name = slots[index] if index < len(slots) else f"line{index}"
+            self.rtx |= rtx
+            if not self.audio:
+                stats = site.slots.setdefault(name, SlotStats())
+                for ssrc in ssrcs:
+                    self.streams[ssrc] = _VideoStream(stats)
+        connection = self.dtls.transport._connection  # aioice.Connection
+        original = connection.data_received
+
+        def data_received(data: bytes, component: int) -> None:
+            if len(data) >= 12 and 127 < data[0] < 192 and not is_rtcp(data):
+                self.on_rtp(data)
+            else:
+                original(data, component)
+
+        connection.data_received = data_received
+
+    def on_rtp(self, data: bytes) -> None:
+        now = time.time()
+        seq = (data[2] << 8) | data[3]
+        ts = int.from_bytes(data[4:8], "big")
+        if self.audio:
+            self.site.mix.add(seq, ts, now)
+            return
+        stream = self.streams.get(int.from_bytes(data[8:12], "big"))
+        if stream is None:
+            self.ignored += 1  # RTX, or a stream the answer did not announce
+            return
+        if ts != stream.ts:
+            if stream.open:
+                stream.slot.incomplete += 1  # its last packet (marker) never came
+            stream.ok = (stream.seq is None or seq == (stream.seq + 1) & 0xFFFF)
+            stream.ts, stream.open, stream.source = ts, True, None
+            start = self._frame_start(data)
+            if start is None:
+                stream.ok = False  # the frame's first packet is missing
+            else:
+                stream.source = self.site.prefix_sources.get(frame_prefix_key(start))
+        elif seq != ((stream.seq or 0) + 1) & 0xFFFF:
+            stream.ok = False
+        stream.seq = seq
+        if data[1] & 0x80:  # marker: the frame's last packet
+            stream.open = False
+            if stream.ok:
+                if stream.slot.record(stream.source, now):
+                    self.site.first_frame(now)
+            else:
+                stream.slot.incomplete += 1
+
+    def _frame_start(self, data: bytes) -> bytes | None:
+        srtp = self.dtls._rx_srtp
+        if srtp is None:
+            return None
+        try:
+            return vp8_frame_start(rtp_payload(srtp.unprotect(data)))
+        except Exception:  # pylibsrtp.Error: authentication or replay failure
+            return None
 
 
 class LoadClient(SiteClient):
@@ -234,12 +511,25 @@ class LoadClient(SiteClient):
 
     def _watch(self, pc: RTCPeerConnection, slots: list[str]) -> None:
         super()._watch(pc, slots)
+        self.site.pc_slots[id(pc)] = slots
         for transceiver in pc.getTransceivers():
             track = transceiver.sender.track
             if isinstance(track, LoopedAudio):
                 send_audio_level(transceiver.sender, track)
+                if self.site.lean_send:
+                    self.site.lean_senders.append(LeanSender(transceiver.sender, track, None))
             elif isinstance(track, LoopedVideo):
                 on_keyframe_request(transceiver.sender, track.request_keyframe)
+                if self.site.lean_send:
+                    self.site.lean_senders.append(
+                        LeanSender(transceiver.sender, track, self.site.payloads))
+
+    async def _offer(self, pc: RTCPeerConnection, kind: str) -> None:
+        await super()._offer(pc, kind)
+        # Nothing has been received yet: ICE only starts after the answer.
+        if self.site.lean:
+            self.site.lean_receivers.append(
+                LeanReceiver(self.site, pc, self.site.pc_slots[id(pc)]))
 
 
 class LoadSite:
@@ -265,6 +555,13 @@ class LoadSite:
         self.holder_changes: list[tuple[float, str | None]] = []
         self._holder: str | None = None
         self._join_task: asyncio.Task[None] | None = None
+        self.lean = config.get("receive_path", "lean") == "lean"
+        self.lean_send = config.get("send_path", "lean") == "lean"
+        self.lean_senders: list[LeanSender] = []
+        self.payloads = packetise_clip(media) if self.lean_send else None
+        self.prefix_sources: dict[str, str] = config.get("_prefix_sources", {})
+        self.pc_slots: dict[int, list[str]] = {}
+        self.lean_receivers: list[LeanReceiver] = []
 
     # -- the agent's event stream ---------------------------------------------------
 
@@ -315,6 +612,13 @@ class LoadSite:
         if receiver is None:
             self.error = f"no receiver for slot {item.slot}"
             return
+        if self.lean:
+            # Packets never reach aiortc's receivers: only retire their decoder threads.
+            if item.slot == "mix":
+                tap_audio(receiver, lambda _packet: None)
+            else:
+                tap_video(receiver, lambda _data, _ts: None, lambda _ssrc: None)
+            return
         if item.slot == "mix":
             tap_audio(receiver, self._on_audio)
         else:
@@ -326,23 +630,18 @@ class LoadSite:
                       lambda _ssrc: None)
 
     def _on_audio(self, packet: RtpPacket) -> None:
-        self.mix.add(packet, time.time())
+        self.mix.add(packet.sequence_number, packet.timestamp, time.time())
 
     def _on_frame(self, stats: SlotStats, data: bytes) -> None:
         now = time.time()
-        stats.frames[int(now)] += 1
-        source = self.sources.get(frame_key(data))
-        if source is None:
-            stats.unknown += 1
-            source = "?"
-        if source != stats.source:
-            stats.source = source
-            stats.changes.append((now, source))
-        if stats.first is None:
-            stats.first = now
-            if self.first_video is None:
-                self.first_video = now
-                emit({"event": "media", "site": self.code, "at": now})
+        if stats.record(self.sources.get(frame_key(data)), now):
+            self.first_frame(now)
+
+    def first_frame(self, now: float) -> None:
+        """A slot received its first frame: tell the harness at the site's first."""
+        if self.first_video is None:
+            self.first_video = now
+            emit({"event": "media", "site": self.code, "at": now})
 
     # -- report ---------------------------------------------------------------------------
 
@@ -353,12 +652,15 @@ class LoadSite:
             "error": self.error,
             "closed_reason": self.client.closed_reason if self.client else None,
             "signal_errors": self.client.errors if self.client else [],
+            "send_errors": sum(sender.errors for sender in self.lean_senders),
             "sent": {"video": self.video.sent, "video_late": self.video.late,
                      "keyframe_requests": self.video.keyframe_requests,
                      "audio": self.audio.sent, "audio_late": self.audio.late},
             "slots": {name: {"frames": dict(s.frames), "changes": s.changes,
-                             "unknown": s.unknown, "first": s.first}
+                             "unknown": s.unknown, "incomplete": s.incomplete,
+                             "first": s.first}
                       for name, s in self.slots.items()},
+            "ignored_packets": sum(r.ignored for r in self.lean_receivers),
             "audio": {"packets": dict(self.mix.packets), "seq_lost": dict(self.mix.seq_lost),
                       "ts_missing": dict(self.mix.ts_missing), "reordered": self.mix.reordered},
             "holder_changes": self.holder_changes,
@@ -383,6 +685,7 @@ async def run(config: dict[str, Any]) -> dict[str, Any]:
     restrict_host_addresses(["127.0.0.1"])
     root = Path(config["media_dir"])
     sources = load_frame_sources(root)
+    config["_prefix_sources"] = frame_prefix_sources(root)
     sites = [LoadSite(s["code"], s["token"], load_site_media(root, s["code"]), s["offset"],
                       config, sources) for s in config["sites"]]
     by_code = {site.code: site for site in sites}
@@ -425,6 +728,9 @@ async def run(config: dict[str, Any]) -> dict[str, Any]:
             task.cancel()
         stopping = time.time()
         results = {site.code: site.result() for site in sites}  # before closing: final counts
+        for site in sites:
+            for sender in site.lean_senders:
+                sender.stop()
         closes = [site.client.close() for site in sites if site.client is not None]
         if closes:
             with contextlib.suppress(Exception):

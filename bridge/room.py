@@ -144,7 +144,7 @@ class Room:
             source = self.sources.setdefault(code, VideoSource(code))
             answer, slots = await connection.peers.answer_video(
                 sdp, source, self.slot_names(code))
-            self._route(code, slots)
+            self._reroute()  # a new source may show in other sites' slots too
             self._route_recorder()  # the source it should record may have just arrived
             return {"type": "answer", "pc": "video", "sdp": answer,
                     "slots": [s.name for s in slots]}

@@ -29,7 +29,10 @@ from aiohttp import web
 from sqlalchemy import select
 
 from monitoring import health_api
+from monitoring.health_model import NOT_READY_CODES, HealthState
 from monitoring.heartbeats import MONITOR, HealthMonitor, post_heartbeat
+from monitoring.metrics import EndpointFacts, EndpointStatus, StatusModel, presence_status
+from monitoring.metrics import Health as MetricsHealth
 from vcbridge.app_keys import CLOCK, DATABASE, EVENT_BUS, SETTINGS, ZONE
 from vcbridge.db.models import Conference, Event, EventSequence
 
@@ -124,3 +127,19 @@ async def publish_readiness(app: web.Application, conference_id: int) -> bool:
             data=health_api.readiness_event_data(result),
         )
     return True
+
+
+def status_model(monitor: HealthMonitor) -> StatusModel:
+    """The metrics' `StatusModel` backed by the health model: each endpoint's state as of
+    the monitor's last sweep (`monitoring.wiring.setup(app, status_model=...)`); until the
+    first sweep, the presence-based default."""
+
+    def status(facts: EndpointFacts) -> EndpointStatus:
+        entry = monitor.board.get(facts.code)
+        if entry is None:
+            return presence_status(facts)
+        health = entry.health
+        ready = health.state is not HealthState.OFFLINE and not health.codes & NOT_READY_CODES
+        return EndpointStatus(MetricsHealth(health.state.value), ready, entry.last_heartbeat)
+
+    return status

@@ -194,7 +194,7 @@ async def new_page(browser: Any, base_url: str, errors: list[str], *,
 
 async def log_in(page: Any, path: str, username: str) -> None:
     """Open `path` and log in through the page's own form."""
-    await page.goto(path)
+    await page.goto(path, wait_until="domcontentloaded")
     await page.wait_for_selector("#login-form")
     await page.fill("#username", username)
     await page.fill("#password", password_of(username))
@@ -257,11 +257,13 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     if missing:
         skip_or_fail(missing)
     restrict_host_addresses([LOOPBACK])  # this process's aiortc clients too
+    for old in (ARTIFACTS / "browser").glob("*.png"):  # this run's screenshots only
+        old.unlink()
     started = Service(tmp_path_factory.mktemp("browser-service"), service_env(
         VCBRIDGE_ICE_HOST_ADDRESSES=LOOPBACK, VCBRIDGE_INVITE_TIMEOUT_SECONDS="2",
         VCBRIDGE_REDIAL_BACKOFF_SECONDS="1"))
     try:
-        started.wait_healthy()
+        started.wait_healthy(timeout=60)  # migrations are slow on a busy machine
         started.login()
         for username, endpoint in OPERATORS.items():
             status, body = started.request("POST", "/api/v1/users", {
@@ -552,6 +554,9 @@ async def test_floor_asked_on_the_join_page_and_granted_on_the_console_reaches_a
             # the slots of sites already in the room only at the room's next change,
             # here the request: see the note on Room.offer in the bridge.)
             await until(lambda: _console_sees(console, 3), "the console's grid pictures")
+            await join.wait_for_function(
+                "() => document.querySelector('#video-chair').readyState >= 2", timeout=20000)
+            await join.wait_for_selector("#quality:not([data-grade=none])", timeout=5000)
             await screenshot(join, "join-08-asking")
             await screenshot(console, "chair-01-queue")
 
@@ -579,35 +584,41 @@ async def test_floor_asked_on_the_join_page_and_granted_on_the_console_reaches_a
             # ... and the console's camera (Chromium's own fake camera: green) as the chair.
             await until(lambda: _async(close_to(district.colours.get("chair"), CHROMIUM_GREEN)),
                         "the console's picture in the district's chair slot")
-            await screenshot(console, "chair-03-granted")
+            await screenshot(console, "chair-02-granted")
 
-            # Mute one site, mute all, unmute all, lock: everyone sees it at once.
+            # Mute and unmute the browser's site (the floor holder): its page says so.
+            mine = f'.site-tile[data-code="{browser_site}"] [data-action="mute"]'
+            ms = effects["mute shown on the muted site's page"] = await effect_ms(
+                console, mine, join, "#muted-by-chair")
+            assert ms < EFFECT_LIMIT_MS, ms
+            await screenshot(join, "join-11-muted-by-chair")
+            ms = effects["unmute shown on the site's page"] = await effect_ms(
+                console, mine, join, "#call .call-chips:not(:has(#muted-by-chair))")
+            assert ms < EFFECT_LIMIT_MS, ms
+
+            # Mute the aiortc district, unmute all, mute all (the floor holder keeps its
+            # voice), lock: the console shows each at once, and the district is told.
+            # (The district's times are taken in this test's event loop, which also
+            # drives both browsers: they include the harness's own delays, hence the
+            # wider bound. What people see is held to the limit above.)
             tile = f'.site-tile[data-code="{aiortc_site}"]'
-            since = time.time() * 1000
-            click = await click_at(console, f'{tile} [data-action="mute"]')
-            at = await district.state_when(lambda s: aiortc_site in s.get("muted", []), since)
-            effects["mute seen by the muted site"] = at - click
-            assert at - click < EFFECT_LIMIT_MS, at - click
-            await console.wait_for_selector(f"{tile}[data-muted=true]")
-            since = time.time() * 1000
-            click = await click_at(console, "#unmute-all")
-            at = await district.state_when(lambda s: s.get("muted") == [], since)
-            effects["unmute all seen by a site"] = at - click
-            assert at - click < EFFECT_LIMIT_MS, at - click
-            since = time.time() * 1000
-            click = await click_at(console, "#mute-all")
-            # The floor holder keeps its voice.
-            at = await district.state_when(
-                lambda s: aiortc_site in s.get("muted", []) and browser_site not in s["muted"],
-                since)
-            effects["mute all seen by a site"] = at - click
-            assert at - click < EFFECT_LIMIT_MS, at - click
-            since = time.time() * 1000
-            click = await click_at(console, "#lock-button")
-            at = await district.state_when(lambda s: s.get("locked") is True, since)
-            effects["lock seen by a site"] = at - click
-            assert at - click < EFFECT_LIMIT_MS, at - click
-            await console.wait_for_selector("#locked-chip")
+            checks: list[tuple[str, str, str, Callable[[dict[str, Any]], bool]]] = [
+                ("mute", f'{tile} [data-action="mute"]', f"{tile}[data-muted=true]",
+                 lambda s: aiortc_site in s["muted"]),
+                ("unmute all", "#unmute-all", f"{tile}[data-muted=false]",
+                 lambda s: s["muted"] == []),
+                ("mute all", "#mute-all", f'.site-tile[data-code="{aiortc_site}"][data-muted=true]',
+                 lambda s: aiortc_site in s["muted"] and browser_site not in s["muted"]),
+                ("lock", "#lock-button", "#locked-chip", lambda s: s["locked"] is True),
+            ]
+            for action, button, shows, seen in checks:
+                since = time.time() * 1000
+                ms = effects[f"{action} shown in the console"] = await effect_ms(
+                    console, button, console, shows)
+                assert ms < EFFECT_LIMIT_MS, (action, ms)
+                at = await district.state_when(seen, since)
+                effects[f"{action} seen by the aiortc district"] = at - since
+                assert at - since < 4 * EFFECT_LIMIT_MS, (action, at - since)
 
             # Take the floor back.
             ms = effects["floor taken back, shown on the join page"] = await effect_ms(
@@ -623,11 +634,11 @@ async def test_floor_asked_on_the_join_page_and_granted_on_the_console_reaches_a
             assert district.client.closed_reason == "removed"
             await console.wait_for_selector(f"{tile}[data-status=removed]")
             assert await console.text_content("#rollcall-count") == "2/5 điểm cầu"
-            await screenshot(console, "chair-04-moderated")
+            await screenshot(console, "chair-03-moderated")
             await console.click("#lang")
             await console.wait_for_selector("html[lang=en]")
             assert await console.text_content("#rollcall-count") == "2/5 endpoints"
-            await screenshot(console, "chair-05-english")
+            await screenshot(console, "chair-04-english")
         finally:
             await district.stop()
             await asyncio.gather(join_browser.close(), console_browser.close())
@@ -677,7 +688,7 @@ async def test_a_refused_or_missing_camera_gets_a_clear_message_and_english_work
             assert "đã chặn quyền dùng camera và micro" in text and "Thử lại" in text
             # No conference for this endpoint: said so, and the join button is off.
             assert await page.is_disabled("#join-button")
-            await screenshot(page, "join-11-permission-refused")
+            await screenshot(page, "join-12-permission-refused")
 
             page = await new_page(browser, service.base, errors,
                                   init_script=refuse.replace("{name}", "NotFoundError"))
@@ -687,7 +698,7 @@ async def test_a_refused_or_missing_camera_gets_a_clear_message_and_english_work
             await page.click("#lang")
             await page.wait_for_selector("html[lang=en]")
             assert "No camera or microphone found" in (await problem.text_content() or "")
-            await screenshot(page, "join-12-no-device-english")
+            await screenshot(page, "join-13-no-device-english")
 
             # Logging out uses the CSRF header: the session really ends.
             await page.click("#user-box button")

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from monitoring.health_wiring import status_model
+from monitoring.metrics import EndpointFacts
 from tests.conftest import Client
 from tests.support import bearer, login
 from tests.test_health_support import (
@@ -475,3 +477,24 @@ async def test_two_processes_share_the_state(
     async with client.app[DATABASE].read() as session:
         row = await session.get(EndpointHealth, await _endpoint_id(client, NGA_SON))
         assert row is not None and row.last_heartbeat == clock.now()
+
+
+async def test_status_model_for_the_metrics(client: Client, admin: dict[str, str],
+                                            clock: FixedClock) -> None:
+    agent = await agent_token(client, admin, NGA_SON)
+    no_camera = heartbeat(devices={"camera": False, "microphone": True, "speaker": True})
+    assert (await send(client, agent, NGA_SON, no_camera, clock)).status == 200
+    status = status_model(monitor_of(client))
+
+    def facts(code: str, online: bool = False) -> EndpointFacts:
+        return EndpointFacts(code, online, None, False, None)
+
+    # An endpoint the last sweep did not know: the presence-based default.
+    assert status(facts("NEW-SITE", online=True)).health.value == "ok"
+    await monitor_of(client).sweep()
+    nga_son = status(facts(NGA_SON))
+    assert (nga_son.health.value, nga_son.ready) == ("degraded", False)
+    assert nga_son.last_heartbeat == clock.now()
+    muong_lat = status(facts(MUONG_LAT, online=True))
+    assert (muong_lat.health.value, muong_lat.ready, muong_lat.last_heartbeat) == (
+        "offline", False, None)

@@ -206,7 +206,8 @@ async function refreshConference() {
 
 function renderConference() {
   const conference = page.conference;
-  ui.joinButton.replaceChildren(el('span', { text: t('join') }));
+  const again = page.notice && page.notice.key === 'left_text';
+  ui.joinButton.replaceChildren(el('span', { text: again ? t('join_again') : t('join') }));
   if (!conference) {
     ui.confLabel.textContent = `${t('your_endpoint')}: ${siteName(page.me.endpoint)}`;
     ui.confTitle.textContent = t('no_conference');
