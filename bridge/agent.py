@@ -22,11 +22,13 @@ import colorsys
 import contextlib
 import fractions
 import logging
+import os
 import random
 import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -43,6 +45,7 @@ from bridge.ice_policy import (
     rtc_configuration,
 )
 from bridge.site_client import Received, SiteClient
+from vcbridge import __version__
 from vcbridge.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,7 @@ REJOIN_MAX = 5.0
 # A joined site whose media is not up by then is rebuilt.
 MEDIA_CONNECT_TIMEOUT = 20.0
 SUMMARY_SECONDS = 30.0
+HEARTBEAT_SECONDS = 5.0  # how often the agent reports its health to the controller
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
 RUNNING = ("open", "live")
 
@@ -266,6 +270,7 @@ class EndpointAgent:
         summary_seconds: float = SUMMARY_SECONDS,
         stream_retry: tuple[float, float] = (STREAM_RETRY_FIRST, STREAM_RETRY_MAX),
         rejoin_retry: tuple[float, float] = (REJOIN_FIRST, REJOIN_MAX),
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
     ) -> None:
         self.server = server.rstrip("/")
         self.endpoint = endpoint
@@ -275,6 +280,7 @@ class EndpointAgent:
         self.summary_seconds = summary_seconds
         self.stream_retry = stream_retry
         self.rejoin_retry = rejoin_retry
+        self.heartbeat_seconds = heartbeat_seconds
         self.configuration = rtc_configuration(self.settings.ice_servers)
         self.remote_networks = allowed_networks(self.settings.ice_host_addresses)
         self.last_seq: int | None = None
@@ -321,10 +327,13 @@ class EndpointAgent:
                  ", ".join(self.settings.ice_servers) or "none",
                  ", ".join(self.settings.ice_host_addresses) or "all interfaces")
         summaries = asyncio.create_task(self._summaries(), name="agent-summaries")
+        heartbeats = asyncio.create_task(self._heartbeats(), name="agent-heartbeats")
         try:
             await self._follow_events()
         finally:
             summaries.cancel()
+            heartbeats.cancel()
+            await asyncio.gather(heartbeats, return_exceptions=True)
             attending = [a.task for a in self._attending.values()]
             for task in attending:
                 task.cancel()
@@ -335,6 +344,48 @@ class EndpointAgent:
             await self._http.close()
             self.media.close()
             log.info("agent for endpoint %s stopped", self.endpoint)
+
+    # -- heartbeats ----------------------------------------------------------------------
+
+    def heartbeat(self, rtt_ms: float | None, frames: int, interval: float) -> dict[str, Any]:
+        """The health report the controller's monitoring receives (docs/monitoring.md)."""
+        # A generated or file source is always there; a camera is there if its device
+        # node is (the microphone and speaker are ALSA defaults, assumed present).
+        camera = os.path.exists(self.media.spec) if self.media.kind == "device" else True
+        body: dict[str, Any] = {
+            "sent_at": datetime.now(UTC).isoformat(),
+            "devices": {"camera": camera, "microphone": True, "speaker": True},
+            "cpu_percent": round(min(os.getloadavg()[0] / (os.cpu_count() or 1), 1.0) * 100, 1),
+            "network": {"rtt_ms": rtt_ms},
+            "agent_version": __version__,
+        }
+        joined = [c for c, a in self._attending.items() if a.joined]
+        if joined:
+            body["call"] = {"conference": joined[0], "fps": round(frames / interval, 2)}
+        return body
+
+    async def _heartbeats(self) -> None:
+        """Report this endpoint's health every few seconds; a failure is only logged."""
+        url = f"{self.server}/api/v1/endpoints/{self.endpoint}/heartbeat"
+        rtt_ms: float | None = None
+        last_frames = sum(self._received.values())
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            frames = sum(self._received.values())
+            # Frames of every received slot: a rough picture of the call's health.
+            body = self.heartbeat(rtt_ms, frames - last_frames, self.heartbeat_seconds)
+            last_frames = frames
+            started = time.monotonic()
+            try:
+                assert self._http is not None
+                async with self._http.post(url, json=body) as response:
+                    if response.status >= 400:
+                        log.warning("the controller refused a heartbeat: HTTP %s %s",
+                                    response.status, (await response.text())[:200])
+                rtt_ms = round((time.monotonic() - started) * 1000, 1)
+                self._counters["heartbeats"] += 1
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.warning("heartbeat not delivered: %s", _describe(exc))
 
     # -- the event stream -------------------------------------------------------------
 
