@@ -20,7 +20,22 @@ Run it from the project root with the project's virtualenv:
     .venv/bin/python bench/conference.py --sites 31 --py-spy .venv/bin/py-spy  # + profile
 
 (`python -m bench.conference` works too.) A table goes to stderr and one JSON
-line with every figure to stdout at the end.
+line with every figure to stdout at the end. One 31-site run takes about
+2.5 minutes; the first run also encodes the media (a few minutes, once).
+
+On a machine shared with other work, the bridge and the sites compete with
+it for the two cores and the figures are no longer the bridge's own. Each
+run reports how long the bridge's event loop waited for a CPU (from
+/proc/<pid>/schedstat; "contended" above 10 %) and what the other processes
+used. `--bridge-nice -20 --nice -10` (root) gives the bridge and then the
+load processes priority over the rest: each child runs in a session of its
+own, and with autogroup scheduling (Linux's default) the session's
+niceness is set too, since a process's own niceness only counts within its
+session. `--load-uvloop` (if uvloop is installed) makes the load processes
+about a third cheaper; `--bridge-uvloop` runs the bridge on uvloop, as an
+experiment. Memory: the bridge warms up for about three minutes (RSS
+grows, then levels off); judge growth with `--seconds 300` and the slope
+over the last third of the run.
 
 What happens, for each site count N:
 
@@ -44,14 +59,16 @@ What happens, for each site count N:
    of the run begins: `--seconds` long, the chair granting the floor to the
    next site every `--floor-interval` seconds (the first grant at its
    start). A site records when its "floor" slot first shows a frame of the
-   new holder (frames are recognised by the hash of their bytes); floor
-   switch time = that minus the grant's send time.
+   new holder (frames are recognised by a hash of their bytes, see
+   `bench/load_sites.py`); floor switch time = that minus the grant's send
+   time.
 5. CPU of the bridge and of each load process from /proc/<pid>/stat (utime +
    stime, every second, as % of one core: median / mean / max over the
-   steady part), resident memory from /proc/<pid>/status (when the steady
-   part starts and when it ends; the slope of a linear fit over it), and
-   the whole machine's busy time from /proc/stat, so other work on the
-   machine shows.
+   steady part), resident memory from /proc/<pid>/statm (when the steady
+   part starts and when it ends; the slope of a linear fit over it and over
+   its last third), and the whole machine's busy time from /proc/stat, so
+   other work on the machine shows. The bridge's log is scanned for ICE
+   consent expiries, "database is locked" and skipped scheduler ticks.
 6. Stop: the load processes report their counters, then the bridge stops.
    Every child is killed at the end, on Ctrl-C and on errors too (and dies
    with the harness: PR_SET_PDEATHSIG).
@@ -638,12 +655,12 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
         log(f"all joined; steady part {options.seconds:.0f} s from now")
         if options.py_spy:
             spy_out = options.work / "bridge-profile.txt"
-            spy = await asyncio.create_subprocess_exec(
-                options.py_spy, "record", "--pid", str(bridge.pid), "--duration",
-                str(int(options.seconds)), "--rate", "50", "--format", "raw",
-                "--nonblocking", "-o", str(spy_out),
-                stdout=subprocess.DEVNULL, stderr=options.work.joinpath("py-spy.log").open("w"),
-                start_new_session=True, preexec_fn=_die_with_parent)
+            with options.work.joinpath("py-spy.log").open("w") as spy_log:
+                spy = await asyncio.create_subprocess_exec(
+                    options.py_spy, "record", "--pid", str(bridge.pid), "--duration",
+                    str(int(options.seconds)), "--rate", "50", "--format", "raw",
+                    "--nonblocking", "-o", str(spy_out), stdout=subprocess.DEVNULL,
+                    stderr=spy_log, start_new_session=True, preexec_fn=_die_with_parent)
         rotation = others[TALKERS:] + others[:TALKERS] if len(others) > TALKERS else others
         grant_at = steady_start
         k = 0
@@ -815,6 +832,10 @@ def analyse(options: RunOptions, participants: list[str], idle_rss: int | None,
                                                        strict=False)]
     rss_start, rss_end = sampler.rss_at("bridge", start), end_rss or sampler.rss_at("bridge", end)
     rss_slope = slope_per_minute(sampler.rss_series("bridge", start, end))
+    # Warm-up (allocator arenas, aiortc's per-stream histories) lasts minutes; the
+    # last third of a long run tells growth from warm-up.
+    rss_tail_slope = slope_per_minute(
+        sampler.rss_series("bridge", end - (end - start) / 3, end))
     invite_spread = (max(events.invited.values()) - min(events.invited.values())
                      if events.invited else None)
 
@@ -840,7 +861,9 @@ def analyse(options: RunOptions, participants: list[str], idle_rss: int | None,
         "bridge_rss_mib": {"idle": mib(idle_rss), "start": mib(rss_start), "end": mib(rss_end),
                            "growth": mib(rss_end - rss_start) if rss_end and rss_start else None,
                            "slope_mib_per_min": round(rss_slope / 1024, 2)
-                           if rss_slope is not None else None},
+                           if rss_slope is not None else None,
+                           "slope_last_third_mib_per_min": round(rss_tail_slope / 1024, 2)
+                           if rss_tail_slope is not None else None},
         "fps": {"min": round(fps_min, 2),
                 "median": round(statistics.median(fps_avgs), 2) if fps_avgs else None,
                 "worst_second": min(fps_worst_seconds) if fps_worst_seconds else None,
@@ -931,7 +954,8 @@ def table(runs: list[dict[str, Any]]) -> str:
         unmet = [k for k, ok in r["targets_met"].items() if not ok]
         lines.append(f"{r['sites']:>5} sites: targets not met: {', '.join(unmet) or 'none'}; "
                      f"RSS growth {r['bridge_rss_mib']['growth']} MiB "
-                     f"(slope {r['bridge_rss_mib']['slope_mib_per_min']} MiB/min); "
+                     f"(slope {r['bridge_rss_mib']['slope_mib_per_min']} MiB/min, last third "
+                     f"{r['bridge_rss_mib']['slope_last_third_mib_per_min']}); "
                      f"floor misses {r['floor_switch_s']['misses']}; "
                      f"mix frames missing {r['audio_loss_pct']['mix_frames_missing_total']}")
     return "\n".join(lines)

@@ -91,7 +91,7 @@ def _encode_video(index: int) -> tuple[list[bytes], list[int]]:
     ctx.width, ctx.height = WIDTH, HEIGHT
     ctx.pix_fmt = "yuv420p"
     ctx.time_base = Fraction(1, FPS)
-    ctx.framerate = FPS
+    ctx.framerate = Fraction(FPS)
     ctx.bit_rate = ENCODER_BITRATE
     ctx.gop_size = KEYFRAME_INTERVAL
     rate = f"{ENCODER_BITRATE // 1000}k"

@@ -5,19 +5,32 @@ never by hand. Each site behaves like an endpoint agent: it opens its event
 stream with its agent token, waits for its `endpoint.invited`, then joins the
 room with `bridge.site_client.SiteClient` (one audio and one video peer
 connection). It is built to cost little, so the benchmark measures the
-bridge rather than itself:
+bridge rather than itself: 31 sites through aiortc's own send and receive
+paths needed more than one of this machine's two cores.
 
-- it sends media encoded once in advance and looped (`conference_media`): the
-  tracks return `av.Packet`s, which aiortc sends through the codec's `pack()`
-  path; each audio packet carries its precomputed RFC 6464 level (set in a
-  per-sender override of `RTCRtpSender._next_encoded_frame`), and a keyframe
-  request (PLI) makes the video jump to the clip's next keyframe, as a real
-  encoder would send one;
-- it receives without decoding: `bridge.media_tap.tap_video` / `tap_audio`
-  on its receivers (and without aiortc's REMB estimator on video); a video
-  frame is counted per slot and identified by the hash of its bytes (the
-  bridge forwards VP8 frames unchanged), audio packets are counted with
-  their sequence and timestamp gaps.
+Sending: media encoded once in advance and looped (`conference_media`); a
+keyframe request (PLI) makes the video jump to the clip's next keyframe, as a
+real encoder would send one. Two ways (config `send_path`):
+- "lean" (default): `LeanSender` packs each RTP header with `struct`
+  (payloads packetised in advance, MID, abs-send-time and the RFC 6464 audio
+  level in the header extension) and hands the packet to aiortc's DTLS
+  transport (SRTP, ICE, UDP); aiortc's RTCRtpSender stays in place, idle, for
+  RTCP;
+- "aiortc": the tracks return `av.Packet`s, which RTCRtpSender sends through
+  the codec's `pack()` path; the audio level is set in a per-sender override
+  of `RTCRtpSender._next_encoded_frame` (aiortc computes it only when it
+  encodes audio itself).
+
+Receiving, never decoding (config `receive_path`):
+- "lean" (default): `LeanReceiver` takes RTP packets off aioice before
+  aiortc's DTLS transport and reads their clear headers (frames from
+  timestamps and marker bits, completeness and loss from sequence numbers);
+  only each video frame's first packet is decrypted, to identify the
+  frame's source by the hash of its first bytes. The sites then send no
+  receiver reports or NACKs;
+- "aiortc": `bridge.media_tap.tap_video` / `tap_audio` on the receivers
+  (without aiortc's REMB estimator on video); each frame is identified by
+  the hash of all its bytes (the bridge forwards VP8 frames unchanged).
 
 Protocol with the harness: JSON lines. On stdout: `{"event": "ready"}` once
 every site's event stream is open, `{"event": "media", ...}` when a site gets
@@ -451,7 +464,7 @@ class LeanReceiver:
                 stats = site.slots.setdefault(name, SlotStats())
                 for ssrc in ssrcs:
                     self.streams[ssrc] = _VideoStream(stats)
-        connection = self.dtls.transport._connection  # aioice.Connection
+        connection: Any = self.dtls.transport._connection  # aioice.Connection
         original = connection.data_received
 
         def data_received(data: bytes, component: int) -> None:
@@ -750,7 +763,7 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format=f"%(asctime)s load[{os.getpid()}] %(levelname)s %(message)s")
     if config.get("uvloop"):
-        import uvloop  # type: ignore[import-not-found]
+        import uvloop  # type: ignore[import-not-found, unused-ignore]
 
         uvloop.install()
     result = asyncio.run(run(config))

@@ -7,118 +7,177 @@ this summary in its report. By hand:
 
     .venv/bin/python -m bench.profile_summary /path/to/bridge-profile.txt
 
-Two views:
-- `self`: each sample goes to the first category found walking its stack from
-  the innermost frame outwards (SRTP, RTP parse/serialise, VP8 pack(), the
-  audio mixer, asyncio's own code...);
-- `inclusive`: the share of samples under a few entry points (the receive
-  path, each sender's loop, the audio tick, signalling).
-Samples are CPU time only (py-spy without --idle).
+Each sample goes to the first category found walking its stack from the
+innermost frame outwards (SRTP protect or unprotect, RTP parse or serialise,
+VP8 pack(), the audio mixer, asyncio's own code...), and each category to a
+path: receiving a packet, sending a packet, the audio tick, the event loop's
+own scheduling, the database (scheduler and event bus), the rest.
+
+Samples are CPU time only (py-spy without --idle); samples whose innermost
+frame is the selector's `epoll_wait` are counted as idle and left out (py-spy
+cannot always tell a thread blocked there from a running one). With
+--nonblocking, py-spy reads stacks while the process runs, so some stacks are
+cut short at the root: the innermost frames, which decide the category, are
+still right.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-# (category, substring of a frame "function (file:line)"), most specific first.
+IDLE_LEAF = "EpollSelector.select (selectors.py"
+
+# (category, substring of a frame "function (file:line)"), checked per frame from
+# the innermost outwards; within a frame, the first matching rule wins.
 SELF_RULES: list[tuple[str, str]] = [
-    ("srtp protect/unprotect", "pylibsrtp"),
-    ("rtp/rtcp parse+serialise", "aiortc/rtp.py"),
-    ("vp8 pack()", "aiortc/codecs/vpx.py"),
-    ("opus pack()", "aiortc/codecs/opus.py"),
-    ("audio mixer (opus decode/encode, mix)", "bridge/audio_mixer.py"),
-    ("audio mixer (opus decode/encode, mix)", "bridge/opus_codec.py"),
+    ("srtp protect (send)", "Session.protect"),
+    ("srtp unprotect (receive)", "Session.unprotect"),
+    ("udp sendto (syscall + asyncio)", "_SelectorDatagramTransport.sendto"),
+    ("udp recvfrom (syscall + asyncio)", "_SelectorDatagramTransport._read_ready"),
+    ("rtp parse (receive)", "RtpPacket.parse"),
+    ("rtp serialise (send)", "RtpPacket.serialize"),
+    ("rtp header extensions", "HeaderExtensionsMap"),
+    ("rtcp", "aiortc/rtp.py"),
+    ("vp8 pack() (send)", "Vp8Encoder.pack"),
+    ("vp8 pack() (send)", "Vp8Encoder._packetize"),
+    ("vp8 depayload (receive)", "aiortc/codecs/vpx.py"),
+    ("vp8 depayload (receive)", "aiortc/codecs/__init__.py"),
+    ("opus pack() (send)", "aiortc/codecs/opus.py"),
+    ("audio mixer: opus encode", "OpusEncoder.encode"),
+    ("audio mixer: opus decode", "OpusDecoder"),
+    ("audio mixer: mix", "bridge/audio_mixer.py"),
+    ("audio mixer: mix", "bridge/opus_codec.py"),
     ("active speaker", "bridge/active_speaker.py"),
     ("audio engine", "bridge/audio_engine.py"),
     ("video forwarding (bridge)", "bridge/video_router.py"),
     ("video forwarding (bridge)", "bridge/outbound_track.py"),
     ("receive taps (bridge)", "bridge/media_tap.py"),
-    ("jitter buffer", "aiortc/jitterbuffer.py"),
-    ("remb estimator", "aiortc/rate.py"),
-    ("rtp receiver (other)", "aiortc/rtcrtpreceiver.py"),
-    ("rtp sender (other)", "aiortc/rtcrtpsender.py"),
-    ("dtls transport: dispatch", "aiortc/rtcdtlstransport.py"),
-    ("ice / udp (aioice)", "aioice/"),
-    ("signalling, sdp, peer connection", "aiortc/"),
+    ("jitter buffer (receive)", "aiortc/jitterbuffer.py"),
+    ("remb estimator (receive)", "aiortc/rate.py"),
+    ("rtp receiver, other (receive)", "aiortc/rtcrtpreceiver.py"),
+    ("rtp sender, other (send)", "aiortc/rtcrtpsender.py"),
+    ("dtls transport: receive dispatch", "RTCDtlsTransport._recv_next"),
+    ("dtls transport: receive dispatch", "RTCDtlsTransport._handle_rtp_data"),
+    ("dtls transport: receive dispatch", "RTCDtlsTransport.__run"),
+    ("dtls transport: send", "RTCDtlsTransport._send_rtp"),
+    ("dtls transport, other", "aiortc/rtcdtlstransport.py"),
+    ("aioice: send", "Connection.send"),
+    ("aioice: send", "StunProtocol.send_data"),
+    ("aioice: receive", "datagram_received"),
+    ("aioice: receive", "Connection.recv"),
+    ("aioice, other (consent, stun)", "aioice/"),
+    ("aiortc, other (clock, stats, sdp)", "aiortc/"),
     ("database", "sqlalchemy/"),
     ("database", "aiosqlite/"),
     ("http / websocket", "aiohttp/"),
     ("event emitter", "pyee/"),
     ("scheduler", "apscheduler/"),
     ("logging", "logging/"),
-    ("asyncio loop", "asyncio/"),
-    ("asyncio loop", "selectors.py"),
-    ("bridge (other)", "bridge/"),
+    ("asyncio queues (aioice -> dtls hand-off)", "asyncio/queues.py"),
+    ("asyncio scheduling (tasks, futures, timers)", "asyncio/"),
+    ("bridge, other", "bridge/"),
     ("vcbridge / scheduler", "vcbridge/"),
     ("vcbridge / scheduler", "scheduler/"),
 ]
 
-# Entry points for the inclusive view: (label, regex on a frame).
-INCLUSIVE_RULES: list[tuple[str, str]] = [
-    ("receive: datagram -> dtls/srtp -> rtp handlers",
-     r"(^|\.)_recv_next \(.*aiortc/rtcdtlstransport"),
-    ("send: RTCRtpSender._run_rtp (pack, rtp, srtp, udp)",
-     r"(^|\.)_run_rtp \(.*aiortc/rtcrtpsender"),
-    ("rtcp: senders' and receivers' report loops", r"(^|\.)_run_rtcp \(.*aiortc/"),
-    ("audio tick (rank, mix, push)", r"(^|\.)_tick \(.*bridge/audio_engine"),
-    ("audio receive tap (level, payload)", r"(^|\.)on_packet \(.*bridge/audio_engine"),
-    ("video frame fan-out (VideoSource.on_frame)", r"(^|\.)on_frame \(.*bridge/video_router"),
-    ("srtp (all)", r"pylibsrtp"),
-    ("udp sendto", r"(^|\.)sendto \(.*asyncio/|(^|\.)_send_rtp \(.*aiortc/rtcdtlstransport"),
-    ("database", r"sqlalchemy/|aiosqlite/"),
-    ("asyncio run_once (all)", r"(^|\.)_run_once \(.*asyncio/"),
-]
+# Category -> path. Categories not listed are "other".
+PATHS: dict[str, str] = {
+    "srtp unprotect (receive)": "receive",
+    "srtp (stack cut short)": "send or receive (srtp, stack cut short)",
+    "udp recvfrom (syscall + asyncio)": "receive",
+    "rtp parse (receive)": "receive",
+    "vp8 depayload (receive)": "receive",
+    "jitter buffer (receive)": "receive",
+    "remb estimator (receive)": "receive",
+    "rtp receiver, other (receive)": "receive",
+    "dtls transport: receive dispatch": "receive",
+    "aioice: receive": "receive",
+    "asyncio queues (aioice -> dtls hand-off)": "receive",
+    "receive taps (bridge)": "receive",
+    "video forwarding (bridge)": "receive",
+    "srtp protect (send)": "send",
+    "udp sendto (syscall + asyncio)": "send",
+    "rtp serialise (send)": "send",
+    "rtp header extensions": "send",
+    "vp8 pack() (send)": "send",
+    "opus pack() (send)": "send",
+    "rtp sender, other (send)": "send",
+    "dtls transport: send": "send",
+    "aioice: send": "send",
+    "audio mixer: opus encode": "audio tick",
+    "audio mixer: opus decode": "audio tick",
+    "audio mixer: mix": "audio tick",
+    "active speaker": "audio tick",
+    "audio engine": "audio tick",
+    "asyncio scheduling (tasks, futures, timers)": "event loop scheduling",
+    "database": "database (scheduler tick, event bus)",
+    "scheduler": "database (scheduler tick, event bus)",
+    "vcbridge / scheduler": "database (scheduler tick, event bus)",
+}
+
 
 def _frames(stack: str) -> list[str]:
     return [f.strip() for f in stack.split(";") if f.strip()]
 
 
-def summarise(path: Path, top: int = 15) -> dict[str, Any]:
-    """Self and inclusive shares (%) of the samples in a py-spy raw profile."""
-    self_counts: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
+def summarise(path: Path, top: int = 25) -> dict[str, Any]:
+    """Shares (%) of the non-idle samples of a py-spy raw profile, by category and path."""
+    categories: Counter[str] = Counter()
     leaf: Counter[str] = Counter()
     total = 0
-    inclusive_rules = [(label, re.compile(pattern)) for label, pattern in INCLUSIVE_RULES]
+    idle = 0
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        total += count
         frames = _frames(stack)
+        if frames and IDLE_LEAF in frames[-1]:
+            # The event loop waiting for I/O is idle time, not CPU.
+            idle += count
+            continue
+        total += count
         category = "other"
-        for frame in reversed(frames):
+        if frames and "pylibsrtp" in frames[-1]:
+            # Session.__process is shared: its caller says which way.
+            category = ("srtp protect (send)" if any("Session.protect" in f for f in frames)
+                        else "srtp unprotect (receive)"
+                        if any("Session.unprotect" in f for f in frames)
+                        else "srtp (stack cut short)")
+            frames_to_check: list[str] = []
+        else:
+            frames_to_check = frames
+        for frame in reversed(frames_to_check):
             match = next((c for c, needle in SELF_RULES if needle in frame), None)
             if match is not None:
                 category = match
                 break
-        self_counts[category] += count
+        categories[category] += count
         if frames:
             leaf[frames[-1]] += count
-        for label, pattern in inclusive_rules:
-            if any(pattern.search(frame) for frame in frames):
-                inclusive[label] += count
+    paths: Counter[str] = Counter()
+    for category, count in categories.items():
+        paths[PATHS.get(category, "other")] += count
 
-    def share(counter: Counter[str]) -> dict[str, float]:
-        return {k: round(100.0 * v / total, 1) for k, v in counter.most_common(top)} \
+    def share(counter: Counter[str], n: int) -> dict[str, float]:
+        return {k: round(100.0 * v / total, 1) for k, v in counter.most_common(n)} \
             if total else {}
 
-    return {"samples": total, "self_pct": share(self_counts),
-            "inclusive_pct": share(inclusive), "top_leaf_frames_pct": share(leaf)}
+    return {"samples": total, "idle_samples_dropped": idle,
+            "paths_pct": share(paths, len(paths)), "categories_pct": share(categories, top),
+            "top_leaf_frames_pct": share(leaf, 15)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("profile", help="py-spy record --format raw output")
-    parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
     print(json.dumps(summarise(Path(args.profile), args.top), indent=2))
     return 0
