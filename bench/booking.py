@@ -14,8 +14,9 @@ Run it from the project root with the project's virtualenv:
     .venv/bin/python bench/booking.py --db postgres \\
         --postgres-url postgresql+asyncpg://postgres@127.0.0.1:5432/test
 
-SQLite lives in a temporary directory. For PostgreSQL the URL only serves to
-create a scratch database `vcbridge_bench_<random>`, dropped at the end.
+(`python -m bench.booking` works too.) SQLite lives in a temporary directory.
+For PostgreSQL the URL only serves to create a scratch database
+`vcbridge_bench_<random>`, dropped at the end (also on Ctrl-C or SIGTERM).
 
 For each database:
 
@@ -39,11 +40,12 @@ Every figure is p50 / p99 / max of `--samples` operations in milliseconds
 (time.perf_counter), after `--warmup` uncounted ones. A table goes to
 stderr and one JSON line with every figure to stdout.
 
-10,000 conferences a year is close to saturation: working hours of Monday to
-Saturday are then about 60% booked (endpoint-hours), and the bridge must run up to
-10 conferences at once (the default `max_concurrent_conferences` is 4, which
-cannot hold such a year), so the benchmark raises it to `--max-concurrent`.
-Otherwise it runs on the built-in settings: configs/vcbridge.toml is ignored.
+10,000 conferences a year is close to saturation: the working hours (07:15 to
+18:00, Monday to Saturday) are then about 60% booked in endpoint-hours, and
+the bridge must run up to 10 conferences at once. The default
+`max_concurrent_conferences` (4) cannot hold such a year, so the benchmark
+raises it to `--max-concurrent`; otherwise it runs on the built-in settings
+(configs/vcbridge.toml is ignored).
 
 The machine matters: the JSON line records the CPUs and the load average
 before and after, and each conflict check sample also times a `SELECT 1` in
@@ -383,10 +385,10 @@ async def populate(database: Database, plan: Plan, endpoint_ids: list[int]) -> d
             })
     async with database.engine.begin() as connection:
         for first in range(0, len(conferences), 2000):
-            await connection.execute(insert(Conference.__table__), conferences[first:first + 2000])
+            await connection.execute(insert(Conference), conferences[first:first + 2000])
         for first in range(0, len(participants), 5000):
             await connection.execute(
-                insert(Participant.__table__), participants[first:first + 5000]
+                insert(Participant), participants[first:first + 5000]
             )
         if not database.is_sqlite:
             for table in ("conferences", "conference_participants"):
