@@ -10,13 +10,14 @@ processes that notice the same change record it once."""
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Table, Text, bindparam, delete, func, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -152,31 +153,32 @@ class Latest:
 
 @dataclass(frozen=True)
 class Stored:
-    """An endpoint_health row, decoded."""
+    """An endpoint_health row, decoded (its report only when it was read)."""
 
     endpoint_id: int
     state: HealthState
     reasons: tuple[Reason, ...]
     since: datetime
+    last_heartbeat: datetime | None
     latest: Latest
 
     @property
     def codes(self) -> frozenset[ReasonCode]:
         return frozenset(r.code for r in self.reasons)
 
-    @property
-    def last_heartbeat(self) -> datetime | None:
-        return self.latest.report.received_at if self.latest.report else None
+
+def _state(text: str) -> HealthState:
+    try:
+        return HealthState(text)
+    except ValueError:
+        return HealthState.OFFLINE
 
 
 def _decode(row: EndpointHealth) -> Stored:
-    try:
-        state = HealthState(row.state)
-    except ValueError:
-        state = HealthState.OFFLINE
     report = report_from_json(row.report)
     test_call = test_call_from_json(row.test_call)
-    return Stored(row.endpoint_id, state, reasons_from_store(row.reasons), row.since,
+    return Stored(row.endpoint_id, _state(row.state), reasons_from_store(row.reasons),
+                  row.since, row.last_heartbeat,
                   Latest(report, row.report if report else None,
                          test_call, row.test_call if test_call else None))
 
@@ -204,10 +206,87 @@ async def active_endpoints(session: AsyncSession, ids: Iterable[int] | None = No
 
 async def load_stored(session: AsyncSession, ids: Iterable[int] | None = None
                       ) -> dict[int, Stored]:
+    """The rows of `ids` (default: all), reports included."""
     query = select(EndpointHealth)
     if ids is not None:
         query = query.where(EndpointHealth.endpoint_id.in_(list(ids)))
     return {row.endpoint_id: _decode(row) for row in await session.scalars(query)}
+
+
+RowCache = dict[int, tuple[tuple[Any, ...], "Stored"]]
+
+
+async def load_stored_light(
+    session: AsyncSession, needs_report: Callable[[int, datetime | None], bool],
+    cache: RowCache,
+) -> dict[int, Stored]:
+    """Every row, for the sweep (all rows every few seconds, so kept cheap):
+
+    - the (largest) report column only of rows for which
+      `needs_report(endpoint_id, last_heartbeat)` says so (a process that holds
+      newer figures in memory skips them);
+    - JSON and times as the driver gives them (SQLAlchemy's SQLite date parser is
+      slow);
+    - a row identical to the one in `cache` (the previous sweep's) is not decoded again."""
+    t = EndpointHealth
+    rows = (await session.execute(
+        select(t.endpoint_id, t.state, type_coerce(t.reasons, Text),
+               type_coerce(t.since, Text), type_coerce(t.last_heartbeat, Text),
+               type_coerce(t.test_call, Text))
+    )).all()
+    stored: dict[int, Stored] = {}
+    fresh: list[tuple[Any, ...]] = []
+    for row in rows:
+        raw: tuple[Any, ...] = tuple(row)
+        hit = cache.get(int(raw[0]))
+        if hit is not None and hit[0] == raw:
+            stored[int(raw[0])] = hit[1]
+        else:
+            fresh.append(raw)
+    wanted = [int(raw[0]) for raw in fresh if needs_report(int(raw[0]), _utc(raw[4]))]
+    reports: dict[int, Any] = {}
+    for start in range(0, len(wanted), 500):
+        for endpoint_id, report_body in await session.execute(
+                select(t.endpoint_id, t.report)
+                .where(t.endpoint_id.in_(wanted[start:start + 500]))):
+            reports[endpoint_id] = report_body
+    for raw in fresh:
+        endpoint_id = int(raw[0])
+        state, reasons_text, since, last_heartbeat, test_call_text = raw[1:]
+        report_body = reports.get(endpoint_id)
+        report = report_from_json(report_body)
+        test_call, test_call_body = _decoded(test_call_text, _decode_test_call)
+        stored[endpoint_id] = Stored(
+            endpoint_id, _state(state), _decoded(reasons_text, _decode_reasons), _utc(since),
+            _utc(last_heartbeat),
+            Latest(report, report_body if report else None, test_call, test_call_body))
+        cache[endpoint_id] = (raw, stored[endpoint_id])
+    for endpoint_id in [i for i in cache if i not in stored]:
+        del cache[endpoint_id]
+    return stored
+
+
+def _utc(value: Any) -> Any:
+    """A stored time as an aware UTC datetime (SQLite: naive UTC text; PostgreSQL: aware)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _decoded(value: Any, decode: Callable[[Any], Any]) -> Any:
+    """A JSON column read as text (SQLite) or already decoded (asyncpg), decoded."""
+    return decode(json.loads(value) if isinstance(value, str) else value)
+
+
+def _decode_reasons(body: Any) -> tuple[Reason, ...]:
+    return reasons_from_store(body if isinstance(body, list) else None)
+
+
+def _decode_test_call(body: Any) -> tuple[TestCall | None, dict[str, Any] | None]:
+    test_call = test_call_from_json(body if isinstance(body, dict) else None)
+    return test_call, (body if test_call is not None else None)
 
 
 async def load_presence(session: AsyncSession, now: datetime, rules: PresenceRules,
@@ -343,61 +422,70 @@ async def record(
         )
     }
     results: dict[int, Recorded] = {}
-    for endpoint_id in ids:
-        row = rows.get(endpoint_id)
-        if row is None:
-            continue
-        change = by_id[endpoint_id]
-        stored = _decode(row) if row.report is not None else None  # None: a fresh row
-        latest = change.known.newer(stored.latest) if stored is not None else change.known
-        report = latest.report
-        if report is None:
-            continue
-        previous_codes = stored.codes if stored is not None else frozenset()
-        health = evaluate(Observation(report, presence.get(endpoint_id, False),
-                                      latest.test_call, previous_codes), now, thresholds)
-        previous_state = stored.state if stored is not None else None
-        transitioned = previous_state is None or not health.same_as(previous_state,
-                                                                    previous_codes)
-        if transitioned:
-            at = min(change.changed_at or now, now)
-            if health.state is HealthState.OFFLINE and previous_state is not HealthState.OFFLINE:
-                # Silent since the last heartbeat: offline from when the rule says so, not
-                # from when a sweep noticed (or the service came back after a stop).
-                at = min(report.received_at + thresholds.offline_after, now)
-            before = last_at.get(endpoint_id)
-            if before is not None:
-                at = max(at, before)  # transitions stay in order
-            stored_reasons = [r.to_store() for r in health.reasons]
-            session.add(HealthTransition(
-                endpoint_id=endpoint_id, at=at, state=health.state.value,
-                previous=previous_state.value if previous_state else None,
-                reasons=stored_reasons,
-            ))
-            if health.state is not previous_state:
-                row.since = at
-            row.state, row.reasons = health.state.value, stored_reasons
-            await bus.publish(
-                session, "endpoint.health", now, endpoint=change.endpoint.code,
-                audience=[change.endpoint.code],
-                data={
-                    "state": health.state.value,
-                    "previous": previous_state.value if previous_state else None,
-                    "since": to_local_iso(row.since, zone),
-                    "reasons": [r.to_json(zone, now) for r in health.reasons],
-                },
-            )
-        if latest.report_json is not None and (
-                row.last_heartbeat is None or report.received_at > row.last_heartbeat):
-            row.last_heartbeat = report.received_at
-            row.report = latest.report_json
-        if latest.test_call_json is not None and latest.test_call is not None:
-            stored_test = test_call_from_json(row.test_call)
-            if stored_test is None or latest.test_call.at > stored_test.at:
-                row.test_call = latest.test_call_json
-        row.updated_at = now
-        results[endpoint_id] = Recorded(health, row.since, transitioned)
+    with session.no_autoflush:  # one flush at commit, not one per published event
+        for endpoint_id in ids:
+            recorded = await _record_one(session, by_id[endpoint_id], rows.get(endpoint_id),
+                                         presence, last_at, now, thresholds, bus, zone)
+            if recorded is not None:
+                results[endpoint_id] = recorded
     return results
+
+
+async def _record_one(
+    session: AsyncSession, change: Change, row: EndpointHealth | None,
+    presence: Mapping[int, bool], last_at: Mapping[int, datetime], now: datetime,
+    thresholds: Thresholds, bus: EventBus, zone: Any,
+) -> Recorded | None:
+    endpoint_id = change.endpoint.id
+    if row is None:
+        return None
+    stored = _decode(row) if row.report is not None else None  # None: a fresh row
+    latest = change.known.newer(stored.latest) if stored is not None else change.known
+    report = latest.report
+    if report is None:
+        return None
+    previous_codes = stored.codes if stored is not None else frozenset()
+    health = evaluate(Observation(report, presence.get(endpoint_id, False), latest.test_call,
+                                  previous_codes), now, thresholds)
+    previous_state = stored.state if stored is not None else None
+    transitioned = previous_state is None or not health.same_as(previous_state, previous_codes)
+    if transitioned:
+        at = min(change.changed_at or now, now)
+        if health.state is HealthState.OFFLINE and previous_state is not HealthState.OFFLINE:
+            # Silent since the last heartbeat: offline from when the rule says so, not
+            # from when a sweep noticed (or the service came back after a stop).
+            at = min(report.received_at + thresholds.offline_after, now)
+        before = last_at.get(endpoint_id)
+        if before is not None:
+            at = max(at, before)  # transitions stay in order
+        stored_reasons = [r.to_store() for r in health.reasons]
+        session.add(HealthTransition(
+            endpoint_id=endpoint_id, at=at, state=health.state.value,
+            previous=previous_state.value if previous_state else None, reasons=stored_reasons,
+        ))
+        if health.state is not previous_state:
+            row.since = at
+        row.state, row.reasons = health.state.value, stored_reasons
+        await bus.publish(
+            session, "endpoint.health", now, endpoint=change.endpoint.code,
+            audience=[change.endpoint.code],
+            data={
+                "state": health.state.value,
+                "previous": previous_state.value if previous_state else None,
+                "since": to_local_iso(row.since, zone),
+                "reasons": [r.to_json(zone, now) for r in health.reasons],
+            },
+        )
+    if latest.report_json is not None and (
+            row.last_heartbeat is None or report.received_at > row.last_heartbeat):
+        row.last_heartbeat = report.received_at
+        row.report = latest.report_json
+    if latest.test_call_json is not None and latest.test_call is not None:
+        stored_test = test_call_from_json(row.test_call)
+        if stored_test is None or latest.test_call.at > stored_test.at:
+            row.test_call = latest.test_call_json
+    row.updated_at = now
+    return Recorded(health, row.since, transitioned)
 
 
 async def _locked_rows(session: AsyncSession, ids: Sequence[int]) -> dict[int, EndpointHealth]:

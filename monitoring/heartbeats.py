@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -64,8 +65,12 @@ log = logging.getLogger(__name__)
 
 # Buckets waiting for the database when it is down: beyond this the oldest are dropped.
 MAX_PENDING_BUCKETS = 200_000
-# The recorder waits this long after a change so a burst is written in one transaction.
+# The recorder waits this long after a change so a burst is written together...
 RECORD_BATCH_SECONDS = 0.2
+# ... in transactions of at most this many endpoints.
+RECORD_CHUNK = 200
+# The sweep re-reads the roster this often.
+ROSTER_SECONDS = 30.0
 
 # Why a heartbeat was refused (the keys of `HealthMonitor.dropped`).
 DROP_REASONS = ("unauthorized", "forbidden", "rate_limited", "too_large", "malformed", "invalid")
@@ -247,6 +252,13 @@ class HealthMonitor:
         self._live: dict[int, _Live] = {}
         self._known: dict[int, _Known] = {}
         self._presence: dict[int, bool] = {}
+        self._roster: list[EndpointInfo] | None = None
+        self._rows: store.RowCache = {}
+        # The sweep's last evaluation of each endpoint, reused while nothing it depends
+        # on changed: (row, report, test call, presence, health, valid until).
+        self._memo: dict[int, tuple[Stored | None, Report | None, TestCall | None, bool,
+                                    Health, datetime]] = {}
+        self._roster_until = 0.0
         self._last_accepted: dict[int, datetime] = {}
         self._pending: list[Bucket] = []
         # Endpoints whose change of state or reasons awaits recording: id -> (endpoint, when).
@@ -345,8 +357,11 @@ class HealthMonitor:
         store finished minutes."""
         now = self.clock.now()
         async with self.database.read() as session:
-            endpoints = await store.active_endpoints(session)
-            rows = await store.load_stored(session)
+            if self._roster is None or time.monotonic() >= self._roster_until:
+                self._roster = await store.active_endpoints(session)
+                self._roster_until = time.monotonic() + ROSTER_SECONDS
+            endpoints = self._roster
+            rows = await store.load_stored_light(session, self._needs_report, self._rows)
             self._presence = await store.load_presence(session, now, self.presence_rules)
         refresh: list[tuple[int, Latest]] = []
         board: dict[str, BoardEntry] = {}
@@ -356,7 +371,7 @@ class HealthMonitor:
             if row is not None:
                 self._known[endpoint.id] = _Known(row.state, row.codes, row.since)
             latest = self._merged(live, row)
-            health = self._evaluate(endpoint.id, latest, row, now)
+            health = self._evaluate_memo(endpoint.id, latest, row, now)
             board[endpoint.code] = BoardEntry(
                 health, latest.report.received_at if latest.report else None)
             if latest.report is None:
@@ -380,16 +395,22 @@ class HealthMonitor:
             # What this process writes (memory may move on while it does).
             written = {i: self._live_latest(i) for i in pending} | dict(refresh)
             changes = [store.Change(endpoint, written[endpoint_id], at)
-                       for endpoint_id, (endpoint, at) in pending.items()]
-            try:
-                async with self.database.write() as session:
-                    results = await store.record(session, changes, now, self.thresholds,
-                                                 self.presence_rules, self.bus, self.zone)
-                    await store.write_latest(session, refresh, now)
-            except BaseException:
-                for endpoint_id, item in pending.items():
-                    self._changed.setdefault(endpoint_id, item)
-                raise
+                       for endpoint_id, (endpoint, at) in sorted(pending.items())]
+            results: dict[int, store.Recorded] = {}
+            # Chunks keep each transaction (and SQLite's write lock) short in a burst.
+            chunks = [changes[i:i + RECORD_CHUNK] for i in range(0, len(changes), RECORD_CHUNK)]
+            for number, chunk in enumerate(chunks or [[]]):
+                try:
+                    async with self.database.write() as session:
+                        results |= await store.record(session, chunk, now, self.thresholds,
+                                                      self.presence_rules, self.bus, self.zone)
+                        if number == 0:
+                            await store.write_latest(session, refresh, now)
+                except BaseException:
+                    for change in [c for later in chunks[number:] for c in later]:
+                        self._changed.setdefault(change.endpoint.id,
+                                                 pending[change.endpoint.id])
+                    raise
         for endpoint_id, recorded in results.items():
             self._known[endpoint_id] = _Known(recorded.health.state, recorded.health.codes,
                                               recorded.since)
@@ -412,6 +433,12 @@ class HealthMonitor:
                 await asyncio.sleep(1.0)
                 self._wake.set()
 
+    def _needs_report(self, endpoint_id: int, last_heartbeat: datetime | None) -> bool:
+        """Whether the sweep must read a row's report: this process holds nothing newer."""
+        live = self._live.get(endpoint_id)
+        mine = live.latest.report if live is not None else None
+        return mine is None or (last_heartbeat is not None and last_heartbeat > mine.received_at)
+
     def _live_latest(self, endpoint_id: int) -> Latest:
         live = self._live.get(endpoint_id)
         return live.latest if live is not None else Latest()
@@ -428,6 +455,33 @@ class HealthMonitor:
                         row.codes if row is not None else frozenset()),
             now, self.thresholds,
         )
+
+    def _evaluate_memo(self, endpoint_id: int, latest: Latest, row: Stored | None,
+                       now: datetime) -> Health:
+        """`_evaluate`, skipped when the row, the report, the test call and the presence are
+        the same objects as at the last sweep and no time limit has passed since."""
+        presence = self._presence.get(endpoint_id, False)
+        memo = self._memo.get(endpoint_id)
+        if (memo is not None and memo[0] is row and memo[1] is latest.report
+                and memo[2] is latest.test_call and memo[3] == presence and now < memo[5]):
+            return memo[4]
+        health = self._evaluate(endpoint_id, latest, row, now)
+        self._memo[endpoint_id] = (row, latest.report, latest.test_call, presence, health,
+                                   self._valid_until(latest, health, now))
+        return health
+
+    def _valid_until(self, latest: Latest, health: Health, now: datetime) -> datetime:
+        """When the clock alone may change an evaluation: going silent, a failed test
+        call ageing out. (Silent endpoints stay offline until something new arrives.)"""
+        until = now + timedelta(days=1)
+        report, test_call = latest.report, latest.test_call
+        if report is not None and health.state is not HealthState.OFFLINE:
+            until = min(until, report.received_at + self.thresholds.offline_after
+                        + timedelta(microseconds=1))
+        if test_call is not None and not test_call.ok:
+            until = min(until, test_call.at + self.thresholds.test_call_max_age
+                        + timedelta(microseconds=1))
+        return until
 
     def _due(self, live: _Live, row: Stored) -> bool:
         """Whether this process should write its newest figures to the shared row."""

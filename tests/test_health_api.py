@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from monitoring import heartbeats
 from monitoring.health_wiring import status_model
 from monitoring.metrics import EndpointFacts
 from tests.conftest import Client
@@ -498,3 +499,40 @@ async def test_status_model_for_the_metrics(client: Client, admin: dict[str, str
     muong_lat = status(facts(MUONG_LAT, online=True))
     assert (muong_lat.health.value, muong_lat.ready, muong_lat.last_heartbeat) == (
         "offline", False, None)
+
+
+async def test_a_burst_of_changes_is_recorded_in_chunks(
+    client: Client, admin: dict[str, str], clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every endpoint's first heartbeat at once (a rollout, or the end of an outage):
+    recorded in a few short transactions, one transition and one event each."""
+    monkeypatch.setattr(heartbeats, "RECORD_CHUNK", 7)
+    chunks: list[int] = []
+    record = heartbeats.store.record
+
+    async def counted(session: Any, changes: Any, *args: Any) -> Any:
+        chunks.append(len(changes))
+        return await record(session, changes, *args)
+
+    monkeypatch.setattr(heartbeats.store, "record", counted)
+    async with client.app[DATABASE].read() as session:
+        codes_ = list(await session.scalars(select(Endpoint.code).where(Endpoint.active)))
+    clock.set(clock.now() + timedelta(seconds=5))
+    for code in codes_:
+        agent = await agent_token(client, admin, code)
+        response = await send(client, agent, code, heartbeat(at=clock.now()))
+        assert response.status == 200
+    monitor = monitor_of(client)
+    await monitor.record_changes()  # whatever the recorder task has not done yet
+    assert sum(chunks) == 31 and max(chunks) <= 7
+    assert await _count(client, HealthTransition) == 31
+    assert await _count(client, Event, type="endpoint.health") == 31
+    assert await _count(client, EndpointHealth) == 31
+    # Silent for good: one sweep records all 31 going offline, dated by the rule.
+    clock.set(clock.now() + timedelta(minutes=10))
+    await monitor.sweep()
+    async with client.app[DATABASE].read() as session:
+        offline = list(await session.scalars(
+            select(HealthTransition.at).where(HealthTransition.state == "offline")))
+    assert len(offline) == 31
+    assert set(offline) == {clock.now() - timedelta(minutes=10) + timedelta(seconds=120)}
