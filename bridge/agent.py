@@ -11,6 +11,11 @@ cancelled, or when the bridge closes the room. If the media or the signaling
 channel drops while the conference still runs, it rebuilds the whole site
 client at once (aiortc has no ICE restart), with a short backoff.
 
+When a conference it is booked in opens (`conference.opened`, the setup lead
+before the start) it makes a short test call through the bridge
+(`bridge/test_call_client.py`) and sends the result in a heartbeat at once:
+the pre-flight check that media flows both ways before the meeting.
+
 Everything it receives is read and counted, then discarded: aiortc's receive
 queues are unbounded, so a track nobody reads would grow forever, and a
 headless agent has no loudspeaker or screen to play it on."""
@@ -45,6 +50,7 @@ from bridge.ice_policy import (
     rtc_configuration,
 )
 from bridge.site_client import Received, SiteClient
+from bridge.test_call_client import TestCallResult, run_test_call
 from vcbridge import __version__
 from vcbridge.settings import Settings, load_settings
 
@@ -292,6 +298,9 @@ class EndpointAgent:
         self._stream_up = False
         self._counters: Counter[str] = Counter()
         self._received: Counter[str] = Counter()
+        self._test_call: asyncio.Task[TestCallResult] | None = None
+        self.last_test_call: TestCallResult | None = None
+        self._report_now = asyncio.Event()  # a heartbeat should go at once
 
     # -- public --------------------------------------------------------------------
 
@@ -314,6 +323,8 @@ class EndpointAgent:
             "signaling_drops": self._counters["signaling_drops"],
             "left": self._counters["left"],
             "received_frames": dict(self._received),
+            "test_calls": self._counters["test_calls"],
+            "last_test_call": self.last_test_call.to_json() if self.last_test_call else None,
         }
 
     async def run(self) -> None:
@@ -333,7 +344,10 @@ class EndpointAgent:
         finally:
             summaries.cancel()
             heartbeats.cancel()
-            await asyncio.gather(heartbeats, return_exceptions=True)
+            if self._test_call is not None:
+                self._test_call.cancel()
+            await asyncio.gather(heartbeats, *([self._test_call] if self._test_call else []),
+                                 return_exceptions=True)
             attending = [a.task for a in self._attending.values()]
             for task in attending:
                 task.cancel()
@@ -362,6 +376,8 @@ class EndpointAgent:
         joined = [c for c, a in self._attending.items() if a.joined]
         if joined:
             body["call"] = {"conference": joined[0], "fps": round(frames / interval, 2)}
+        if self.last_test_call is not None:
+            body["test_call"] = self.last_test_call.to_json()
         return body
 
     async def _heartbeats(self) -> None:
@@ -369,17 +385,24 @@ class EndpointAgent:
         url = f"{self.server}/api/v1/endpoints/{self.endpoint}/heartbeat"
         rtt_ms: float | None = None
         last_frames = sum(self._received.values())
+        last_sent = time.monotonic()
         while True:
-            await asyncio.sleep(self.heartbeat_seconds)
-            frames = sum(self._received.values())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._report_now.wait(), self.heartbeat_seconds)
+            self._report_now.clear()
+            frames, interval = sum(self._received.values()), time.monotonic() - last_sent
             # Frames of every received slot: a rough picture of the call's health.
-            body = self.heartbeat(rtt_ms, frames - last_frames, self.heartbeat_seconds)
-            last_frames = frames
+            body = self.heartbeat(rtt_ms, frames - last_frames, max(interval, 0.001))
+            last_frames, last_sent = frames, time.monotonic()
             started = time.monotonic()
             try:
                 assert self._http is not None
                 async with self._http.post(url, json=body) as response:
-                    if response.status >= 400:
+                    if response.status == 429 and self.last_test_call is not None:
+                        # Too soon after the last one (a test call just ended): again
+                        # shortly, so its result does not wait a whole interval.
+                        asyncio.get_running_loop().call_later(1.5, self._report_now.set)
+                    elif response.status >= 400:
                         log.warning("the controller refused a heartbeat: HTTP %s %s",
                                     response.status, (await response.text())[:200])
                 rtt_ms = round((time.monotonic() - started) * 1000, 1)
@@ -508,8 +531,9 @@ class EndpointAgent:
         elif kind == "conference.live":
             self._attend(conference, "the conference started")
         elif kind == "conference.opened":
-            log.info("conference %s: the room is open; joining when invited at the start",
-                     conference)
+            log.info("conference %s: the room is open; testing the line to the bridge, "
+                     "joining when invited at the start", conference)
+            self._start_test_call(conference)
         elif kind == "conference.ending_soon":
             log.info("conference %s: ends in %s minutes", conference,
                      data.get("minutes_left", "?"))
@@ -517,6 +541,45 @@ class EndpointAgent:
             self._leave(conference, "ended" if kind == "conference.ended" else "cancelled")
         else:
             log.debug("event %s: %s for conference %s", seq, kind, conference)
+
+    # -- the pre-flight test call ------------------------------------------------------
+
+    def _start_test_call(self, conference_id: int) -> None:
+        if self._test_call is not None and not self._test_call.done():
+            return  # one at a time; its result serves every conference opening now
+        if self._attending:
+            # Already in a conference: media flows, and the camera is busy.
+            log.info("conference %s: no test call while in conference %s", conference_id,
+                     ", ".join(map(str, self._attending)))
+            return
+        self._test_call = asyncio.create_task(self.test_call(), name="agent-test-call")
+
+    async def test_call(self) -> TestCallResult:
+        """Make a test call through the bridge now; its result goes in a heartbeat at once."""
+        try:
+            tracks = self.media.acquire()
+            acquired = True
+        except Exception as exc:
+            log.error("test call: cannot open the media source %s: %s", self.media.spec,
+                      _describe(exc))
+            tracks, acquired = (None, None), False
+        try:
+            result = await run_test_call(
+                self.server, self.endpoint, self.token, self.configuration,
+                audio=tracks[0], video=tracks[1], remote_networks=self.remote_networks)
+        finally:
+            if acquired:
+                self.media.release(tracks)
+        self._counters["test_calls"] += 1
+        self.last_test_call = result
+        self._report_now.set()
+        if result.ok:
+            log.info("test call: media flows both ways (%s audio, %s video frames back; "
+                     "loss %s, round trip %s ms)", result.audio_packets, result.video_frames,
+                     result.loss, result.rtt_ms)
+        else:
+            log.warning("test call FAILED: %s", result.problem)
+        return result
 
     # -- attending conferences ----------------------------------------------------------
 

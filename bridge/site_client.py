@@ -54,6 +54,10 @@ class SiteClient:
     receive_slots: int | None = None  # video lines to offer; default: all the bridge offers
     on_state: Callable[[dict[str, Any]], None] | None = None
     on_received: Callable[[Received], None] | None = None
+    # Messages this class does not handle itself (e.g. a test call's result).
+    on_message: Callable[[dict[str, Any]], None] | None = None
+    # The signaling path; default: the conference room's.
+    path: str | None = None
     state: dict[str, Any] = field(default_factory=dict)
     joined: dict[str, Any] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
@@ -79,7 +83,7 @@ class SiteClient:
 
     async def _join(self, timeout: float) -> None:
         self._session = aiohttp.ClientSession()
-        url = f"{self.base_url}/api/v1/conferences/{self.conference_id}/signal"
+        url = self.base_url + (self.path or f"/api/v1/conferences/{self.conference_id}/signal")
         try:
             self._ws = await self._session.ws_connect(
                 url, headers={"Authorization": f"Bearer {self.token}"}, heartbeat=20,
@@ -160,6 +164,8 @@ class SiteClient:
             elif kind in ("closed", "removed", "replaced"):
                 self.closed_reason = kind
                 self.closed_detail = body.get("reason")
+            elif self.on_message is not None:
+                self.on_message(body)
         self.ended.set()
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -176,6 +182,11 @@ class SiteClient:
                 raise TimeoutError(f"room state never matched: {self.state}")
             await asyncio.sleep(0.02)
         return self.state
+
+    @property
+    def peer_connections(self) -> list[RTCPeerConnection]:
+        """The audio connection, then the video connection (for their statistics)."""
+        return list(self._pcs)
 
     async def drop_media(self) -> None:
         """Close the peer connections only (a network cut, as the far end sees it)."""

@@ -1,5 +1,5 @@
 """Wires the bridge into the application: ICE settings, the room registry, signaling,
-recordings, and the browser pages (join page, chair console)."""
+test calls, recordings, and the browser pages (join page, chair console)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from bridge import pages, recordings_api, signaling
+from bridge import pages, recordings_api, signaling, test_call
 from bridge.ice_policy import allowed_networks, restrict_host_addresses, rtc_configuration
 from bridge.peer_session import IceSettings
 from bridge.room import RoomHooks
@@ -31,6 +31,7 @@ def setup(app: web.Application, settings: Settings, hooks: RoomHooks) -> RoomReg
     registry = RoomRegistry(ice_settings(settings), hooks,
                             recordings_dir=settings.effective_recordings_dir)
     signaling.setup_routes(app, registry)
+    test_call.setup_routes(app, registry.ice)
     recordings_api.setup_routes(app, settings.effective_recordings_dir)
     pages.setup_routes(app)
 

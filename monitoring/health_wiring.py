@@ -13,10 +13,12 @@ bus contexts are registered) adds:
 - at shutdown the monitor's unrecorded changes and samples are written.
 
 The readiness publisher follows the event bus: for each `conference.opened`
-it publishes `conference.readiness` (audience: the participants) with the
-pre-flight summary. Every process sees every event, so the event is
-published under the event-sequence row lock, and only if the conference
-has none yet: one per conference whatever the number of processes."""
+it waits `health_preflight_wait_seconds` (the agents make their test calls
+when the room opens; about 6 s) and publishes `conference.readiness`
+(audience: the participants) with the pre-flight summary. Every process
+sees every event, so the event is published under the event-sequence row
+lock, and only if the conference has none yet: one per conference whatever
+the number of processes."""
 
 from __future__ import annotations
 
@@ -93,18 +95,31 @@ async def _every(seconds: float, job: Callable[[], Awaitable[object]], name: str
 
 
 async def _readiness_publisher(app: web.Application) -> None:
-    bus = app[EVENT_BUS]
-    while True:
-        async with bus.subscribe() as subscription:
-            while (event := await subscription.queue.get()) is not None:
-                if event.type == "conference.opened" and event.conference_id is not None:
-                    try:
-                        await publish_readiness(app, event.conference_id)
-                    except Exception:
-                        log.exception("health: readiness of conference %s failed",
-                                      event.conference_id)
-        # Fell behind (or the bus is stopping): subscribe again after a breath.
-        await asyncio.sleep(1.0)
+    bus, wait = app[EVENT_BUS], app[SETTINGS].health_preflight_wait_seconds
+    pending: set[asyncio.Task[None]] = set()
+    try:
+        while True:
+            async with bus.subscribe() as subscription:
+                while (event := await subscription.queue.get()) is not None:
+                    if event.type == "conference.opened" and event.conference_id is not None:
+                        task = asyncio.create_task(_readiness_after(app, event.conference_id,
+                                                                    wait))
+                        pending.add(task)
+                        task.add_done_callback(pending.discard)
+            # Fell behind (or the bus is stopping): subscribe again after a breath.
+            await asyncio.sleep(1.0)
+    finally:
+        for task in list(pending):
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _readiness_after(app: web.Application, conference_id: int, wait: float) -> None:
+    await asyncio.sleep(wait)
+    try:
+        await publish_readiness(app, conference_id)
+    except Exception:
+        log.exception("health: readiness of conference %s failed", conference_id)
 
 
 async def publish_readiness(app: web.Application, conference_id: int) -> bool:

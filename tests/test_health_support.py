@@ -1,8 +1,7 @@
 """Helpers of the endpoint-health tests (no tests here).
 
 Each health test module overrides the conftest's `settings` and `client`
-fixtures with `health_settings` and `health_app`: the app is `create_app`
-plus `monitoring.health_wiring.setup`, as the composition root will do. The
+fixtures with `health_settings` and `health_app` (the service's app). The
 background sweep runs only every minute on these settings: tests sweep by
 hand (`monitor.sweep()`) on the fixed clock."""
 
@@ -14,7 +13,6 @@ from typing import Any
 
 from aiohttp import web
 
-from monitoring import health_wiring
 from monitoring.heartbeats import MONITOR, HealthMonitor
 from tests.conftest import NOW, Client
 from tests.support import ADMIN_PASSWORD
@@ -28,6 +26,7 @@ HEALTH_SETTINGS: dict[str, Any] = {
     "health_offline_after_seconds": 120,
     "health_persist_seconds": 10,
     "health_heartbeat_interval_seconds": 5,
+    "health_preflight_wait_seconds": 0,
 }
 
 
@@ -44,9 +43,7 @@ def health_settings(database_url: str, data_dir: Path, **overrides: Any) -> Sett
 
 
 def health_app(settings: Settings, clock: Clock | None = None) -> web.Application:
-    app = create_app(settings, clock=clock)
-    health_wiring.setup(app)
-    return app
+    return create_app(settings, clock=clock)
 
 
 def monitor_of(client: Client) -> HealthMonitor:

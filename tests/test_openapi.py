@@ -12,6 +12,7 @@ from openapi_spec_validator import validate
 
 from bridge.pages import PAGE_ROUTES
 from bridge.signaling import ROOMS
+from monitoring.health_api import openapi_fragment as health_fragment
 from scheduler.bridge_port import EventOnlyBridge
 from scheduler.lifecycle_wiring import redial_policy
 from scheduler.runner import LifecycleRunner
@@ -354,6 +355,16 @@ async def test_answers_match_documented_schemas(
     body = await check(await client.get(f"{at}/recordings", headers=admin),
                        "GET", recordings, 200)
     assert body == {"conference": running["id"], "recordings": []}
+    test_call = "/api/v1/endpoints/{code}/test-call"
+    await check(await client.get(f"/api/v1/endpoints/{other}/test-call"), "GET", test_call, 401)
+    await check(await client.get(f"/api/v1/endpoints/{other}/test-call", headers=admin),
+                "GET", test_call, 403)  # staff have no endpoint to test
+    async with client.ws_connect(f"/api/v1/endpoints/{other}/test-call",
+                                 headers=bearer(chair_agent["token"])) as ws:
+        check.upgraded("GET", test_call)
+        assert (await ws.receive_json(timeout=10))["slots"] == ["self"]
+        await ws.send_json({"type": "leave"})
+        assert (await ws.receive_json(timeout=10))["type"] == "test_call.result"
     async with client.ws_connect(f"{at}/signal", headers=bearer(chair_agent["token"])) as ws:
         check.upgraded("GET", signal)
         assert (await ws.receive_json(timeout=10))["role"] == "chair"
@@ -443,4 +454,8 @@ async def test_answers_match_documented_schemas(
     await check(await client.get("/metrics"), "GET", "/metrics", 200)
 
     succeeded = {(method, path) for method, path, status in check.seen if status < 300}
-    assert succeeded == set(_operations(check.document)), "exercise every operation here"
+    # The health operations have their own live run (tests/test_health_openapi.py).
+    health = {(method.upper(), path) for path, item in health_fragment()["paths"].items()
+              for method in item}
+    assert succeeded == set(_operations(check.document)) - health, (
+        "exercise every operation here")

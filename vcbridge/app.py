@@ -10,6 +10,7 @@ from aiohttp import web
 
 from bridge import wiring as bridge_wiring
 from bridge.rooms import RoomRegistry
+from monitoring import health_wiring
 from monitoring import wiring as monitoring_wiring
 from monitoring.metrics import MediaCounters, MediaSource
 from scheduler import booking_api, calendar_feed
@@ -75,7 +76,9 @@ def create_app(
     audit_routes.setup_routes(app)
     events_routes.setup_routes(app)
     openapi_routes.setup_routes(app)
-    monitoring_wiring.setup(app, media=_bridge_media(rooms))
+    monitor = health_wiring.setup(app)
+    monitoring_wiring.setup(app, media=_bridge_media(rooms),
+                            status_model=health_wiring.status_model(monitor))
     return app
 
 

@@ -101,6 +101,7 @@ class Settings(BaseSettings):
     health_hysteresis: float = Field(default=0.2, ge=0, lt=1)
     health_stream_grace_seconds: float = Field(default=30, ge=0, le=3600)
     health_test_call_max_age_seconds: float = Field(default=3600, gt=0, le=7 * 86400)
+    health_preflight_wait_seconds: float = Field(default=20, ge=0, le=600)
     health_sweep_seconds: float = Field(default=2, gt=0, le=60)
     health_persist_seconds: float = Field(default=10, gt=0, le=600)
     health_samples_days: int = Field(default=35, ge=1, le=3650)

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
+from monitoring.health_api import openapi_fragment as health_fragment
 from scheduler.conference_schemas import ConferenceCreate, ConferenceUpdate
 from scheduler.connect_policy import ConnectState, Reason
 from scheduler.lifecycle_api import Extension
@@ -133,7 +134,7 @@ EVENT_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
                      "file (GET /api/v1/conferences/{id}/recordings). data.cause says why the "
                      "bridge stopped it itself: the room closed (ended, cancelled, shutdown) or "
                      "writing failed (failed).", ("on", "recording")),
-}
+} | health_fragment()["event_types"]  # endpoint health and readiness (monitoring/)
 
 EVENTS_DESCRIPTION = "\n".join([
     "A WebSocket (send the usual upgrade headers; `ws://` or `wss://` to this path). "
@@ -770,6 +771,22 @@ def _paths() -> dict[str, Schema]:
             {"200": _json(_ref("Token"), "The token, revoked."), **_err(401, 403, 404)},
             parameters=[_param("EndpointCode"), _param("TokenId"), csrf],
         )},
+        "/api/v1/endpoints/{code}/test-call": {"get": _op(
+            "testCall", "A short echo test call to the bridge (WebSocket)", "bridge",
+            {"101": {
+                "description": "Switching Protocols: the bridge sends `joined` (slots "
+                "`[\"self\"]`), answers the audio and video offers and sends the site's "
+                "own media back; after `leave` (or 20 s) it sends `test_call.result` "
+                "(audio packets and video frames it received) and `closed`.",
+                "headers": {"Upgrade": {"schema": {"const": "websocket"}}},
+            },
+             "400": _error("Not a WebSocket upgrade request (code bad_request)."),
+             **_err(401, 403, 404)},
+            parameters=[_param("EndpointCode")],
+            description="The pre-flight check of an endpoint agent (docs/signaling.md, "
+            "\"Test call\"): only the endpoint itself (its agent or operator token); "
+            "403 for anyone else.",
+        )},
         "/api/v1/endpoints/{code}/calendar.ics": {"get": _op(
             "getEndpointCalendar", "iCalendar feed of an endpoint's conferences", "calendar",
             {"200": {
@@ -965,6 +982,7 @@ def _paths() -> dict[str, Schema]:
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document (built once; treat it as read-only)."""
+    health = health_fragment()
     return {
         "openapi": "3.1.0",
         "info": {
@@ -975,14 +993,15 @@ def openapi_document() -> dict[str, Any]:
                 "Booking of video conferences among the province's endpoints: roster, "
                 "conferences (single or recurring) and their lifecycle, iCalendar feeds, "
                 "users, tokens, audit, a live event stream, and the bridge's media rooms "
-                "(signaling) and recordings."
+                "(signaling) and recordings, endpoint health and availability."
                 "\n\nErrors are always JSON: `{\"error\": {\"code\", \"message\", "
                 "\"details\"}}`. Times are RFC 3339 with an offset."
             ),
         },
         "servers": [{"url": "/"}],
         "tags": [
-            {"name": "health", "description": "Liveness."},
+            {"name": "health", "description": "Sức khỏe / liveness of the service; each "
+             "endpoint's health, heartbeats, readiness and monthly availability."},
             {"name": "auth", "description": "Đăng nhập / login and sessions."},
             {"name": "users", "description": "Tài khoản / user accounts."},
             {"name": "endpoints", "description": "Điểm cầu / endpoints and their tokens."},
@@ -994,9 +1013,9 @@ def openapi_document() -> dict[str, Any]:
              "and recordings."},
             {"name": "meta", "description": "This document."},
         ],
-        "paths": _paths(),
+        "paths": _paths() | health["paths"],
         "components": {
-            "schemas": _request_schemas() | _response_schemas(),
+            "schemas": _request_schemas() | _response_schemas() | health["schemas"],
             "responses": ERROR_RESPONSES,
             "parameters": PARAMETERS,
             "securitySchemes": {
