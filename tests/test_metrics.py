@@ -20,9 +20,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring import metrics_routes, wiring
+from monitoring.heartbeats import MONITOR
 from monitoring.metrics import (
     JOINED,
-    METRICS,
     EndpointStatus,
     Health,
     MediaCounters,
@@ -36,6 +36,7 @@ from scheduler.connect_policy import ConnectState
 from scheduler.lifecycle_wiring import RUNNER
 from tests.conftest import Client
 from tests.support import ADMIN_PASSWORD, bearer, login, skip_or_fail
+from tests.test_health_support import heartbeat
 from vcbridge.app import create_app
 from vcbridge.clock import FixedClock
 from vcbridge.events import BusEvent, EventBus
@@ -127,12 +128,10 @@ MakeClient = Callable[..., Awaitable[Client]]
 @pytest.fixture
 def monitored(aiohttp_client: MakeClient, settings: Settings, clock: FixedClock
               ) -> Callable[[], Awaitable[Client]]:
-    """The real app with its monitoring (wired here as long as vcbridge/app.py does not)."""
+    """The real app (with its monitoring) and its scheduler."""
 
     async def make() -> Client:
         app = create_app(settings.model_copy(update={"scheduler_enabled": True}), clock=clock)
-        if METRICS not in app:
-            wiring.setup(app)
         return await aiohttp_client(app)
 
     return make
@@ -158,13 +157,17 @@ async def test_scrape_after_activity(
         assert (await client.get(f"/api/v1/conferences/{conference}", headers=admin)).status == 200
     assert (await client.get("/api/v1/no-such-thing")).status == 404
 
-    # -- an endpoint agent on line (presence) ------------------------------------------
+    # -- an endpoint agent on line: event stream and a heartbeat (the health model) ----
     response = await client.post("/api/v1/endpoints/SO-TTTT/tokens", headers=admin,
                                  json={"scope": "agent", "label": "metrics test"})
     assert response.status == 201, await response.text()
     agent = bearer((await response.json())["token"])
     ws = await client.ws_connect("/api/v1/events", headers=agent)
     assert (await ws.receive_json(timeout=5))["type"] == "stream.ready"
+    response = await client.post("/api/v1/endpoints/SO-TTTT/heartbeat", headers=agent,
+                                 json=heartbeat(at=clock.now()))
+    assert response.status == 200, await response.text()
+    await app[MONITOR].sweep()  # the health board the metrics read
 
     samples = await until(client, lambda s: (
         value(s, "vcbridge_scheduler_leader") == 1
