@@ -13,7 +13,10 @@ snapshots out of order keeps the newest.
 
 Authority is the chair's endpoint code (`actor == state.chair`), not its
 presence: the chair's operator console is a separate web client, and it must
-keep moderating while the chair endpoint itself is reconnecting.
+keep moderating while the chair endpoint itself is reconnecting. A
+`Moderator` (a booker or admin at the chair console, or the chair's operator
+without media) has the same authority on the chair's behalf without being a
+site: it takes no seat, cannot ask for the floor, and is never in `sites`.
 
 Connections come and go without losing anything: a site that drops keeps its
 seat, its place in the queue, the floor and its mute, and finds them again
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Literal, TypedDict
+from typing import Literal, TypeAlias, TypedDict
 
 FloorErrorCode = Literal[
     "not_chair",  # the action is the chair's and the actor is not the chair
@@ -35,6 +38,7 @@ FloorErrorCode = Literal[
     "not_present",  # the site must be connected for this
     "not_requested",  # refusing a site that is not asking for the floor
     "already_holder",  # asking for the floor while holding it
+    "not_site",  # a site's own action (ask, withdraw, give back) sent by a moderator
 ]
 
 
@@ -44,6 +48,24 @@ class FloorError(Exception):
     def __init__(self, code: FloorErrorCode, message: str) -> None:
         super().__init__(message)
         self.code: FloorErrorCode = code
+
+
+@dataclass(frozen=True)
+class Moderator:
+    """A person who moderates the room on the chair's behalf without being a site.
+
+    A booker or admin (or the chair endpoint's operator) at the chair console in
+    control mode: every chair action is allowed to them, as if the chair did it;
+    a site's own actions are not (they have no seat to ask the floor for).
+    `role` and `remote` are carried for the audit log, which names the person."""
+
+    user: str
+    role: str
+    remote: str = ""
+
+
+# Who performs an action: a site's endpoint code (the chair's included) or a moderator.
+FloorActor: TypeAlias = str | Moderator
 
 
 @dataclass(frozen=True)
@@ -109,15 +131,30 @@ class FloorState:
 # --- checks -----------------------------------------------------------------
 
 
-def chair_role(state: FloorState, actor: str) -> None:
-    """Raise FloorError("not_chair") unless `actor` is the chair of this room.
+def chair_role(state: FloorState, actor: FloorActor) -> None:
+    """Raise FloorError("not_chair") unless `actor` is the chair of this room or a moderator.
 
     Every moderation action checks this first, so a district's client gets
     "not_chair" whatever else is wrong with its request."""
+    if isinstance(actor, Moderator):
+        return
     if actor != state.chair:
         raise FloorError(
             "not_chair", f"only the chair ({state.chair}) may do this, not {actor or '(none)'}"
         )
+
+
+def site_role(actor: FloorActor) -> str:
+    """The endpoint code of a site acting for itself; FloorError("not_site") for a moderator.
+
+    Asking for the floor, withdrawing and giving it back are a site's own acts:
+    a moderator has no seat and no voice in the room."""
+    if isinstance(actor, Moderator):
+        raise FloorError(
+            "not_site", f"{actor.user} moderates without being a site: only a site asks for, "
+            "withdraws or gives back the floor"
+        )
+    return actor
 
 
 def _check_site(state: FloorState, code: str) -> None:
@@ -179,7 +216,7 @@ def leave(state: FloorState, code: str) -> FloorState:
     return _commit(state, replace(state, present=state.present - {code}))
 
 
-def admit(state: FloorState, actor: str, code: str) -> FloorState:
+def admit(state: FloorState, actor: FloorActor, code: str) -> FloorState:
     """The chair lets `code` in: a site that was not booked, or a booked one through the lock.
 
     An admitted site gets a seat, so it may join even while the room is
@@ -193,13 +230,13 @@ def admit(state: FloorState, actor: str, code: str) -> FloorState:
     return _commit(state, replace(state, sites=state.sites | {code}, seated=state.seated | {code}))
 
 
-def lock(state: FloorState, actor: str, locked: bool) -> FloorState:
+def lock(state: FloorState, actor: FloorActor, locked: bool) -> FloorState:
     """The chair locks (no new site may join) or unlocks the room."""
     chair_role(state, actor)
     return _commit(state, replace(state, locked=locked))
 
 
-def remove(state: FloorState, actor: str, code: str) -> FloorState:
+def remove(state: FloorState, actor: FloorActor, code: str) -> FloorState:
     """The chair removes `code` for the rest of the meeting.
 
     It leaves the room, the queue and the floor, and can never rejoin nor be
@@ -262,7 +299,7 @@ def release_floor(state: FloorState, code: str) -> FloorState:
     return _commit(state, replace(state, holder=None))
 
 
-def grant(state: FloorState, actor: str, code: str) -> FloorState:
+def grant(state: FloorState, actor: FloorActor, code: str) -> FloorState:
     """The chair gives the floor to `code`.
 
     `code` must be asking or connected (the chair may also call on a site
@@ -287,7 +324,7 @@ def grant(state: FloorState, actor: str, code: str) -> FloorState:
     )
 
 
-def refuse(state: FloorState, actor: str, code: str) -> FloorState:
+def refuse(state: FloorState, actor: FloorActor, code: str) -> FloorState:
     """The chair refuses `code`'s request: out of the queue, shown as refused until it asks again.
 
     Refusing a site that is not asking (the holder included) is an error: the
@@ -306,7 +343,7 @@ def refuse(state: FloorState, actor: str, code: str) -> FloorState:
     )
 
 
-def revoke(state: FloorState, actor: str) -> FloorState:
+def revoke(state: FloorState, actor: FloorActor) -> FloorState:
     """The chair takes the floor back. The former holder is not muted: muting is a separate act."""
     chair_role(state, actor)
     return _commit(state, replace(state, holder=None))
@@ -315,7 +352,7 @@ def revoke(state: FloorState, actor: str) -> FloorState:
 # --- moderation ------------------------------------------------------------------
 
 
-def mute(state: FloorState, actor: str, code: str, muted: bool) -> FloorState:
+def mute(state: FloorState, actor: FloorActor, code: str, muted: bool) -> FloorState:
     """The chair mutes or unmutes one site, the chair itself included.
 
     A site that is not connected may be muted too: it comes back muted."""
@@ -325,7 +362,7 @@ def mute(state: FloorState, actor: str, code: str, muted: bool) -> FloorState:
     return _commit(state, replace(state, muted=new_muted))
 
 
-def mute_all(state: FloorState, actor: str, muted: bool) -> FloorState:
+def mute_all(state: FloorState, actor: FloorActor, muted: bool) -> FloorState:
     """The chair mutes or unmutes every site (connected or not) but itself and the holder.
 
     The chair is never touched: its own mute changes only when it mutes itself

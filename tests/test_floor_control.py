@@ -12,6 +12,7 @@ import pytest
 from bridge.floor_control import (
     FloorError,
     FloorState,
+    Moderator,
     admit,
     audible,
     cancel_request,
@@ -29,6 +30,7 @@ from bridge.floor_control import (
     remove,
     request_floor,
     revoke,
+    site_role,
     snapshot,
 )
 
@@ -429,6 +431,36 @@ def test_chair_role() -> None:
     chair_role(leave(state, CHAIR), CHAIR)
     error = raises("not_chair", lambda: chair_role(state, A))
     assert CHAIR in str(error)
+
+
+BOOKER = Moderator(user="booker1", role="booker")
+
+
+@pytest.mark.parametrize("action", CHAIR_ACTIONS.values(), ids=CHAIR_ACTIONS.keys())
+def test_a_moderator_may_do_every_chair_action_as_the_chair_would(
+    action: Callable[[FloorState, Moderator | str], FloorState]
+) -> None:
+    state = mute(grant(request_floor(room(A, B, C), A), CHAIR, A), CHAIR, B, True)
+    state = request_floor(state, C)
+    assert action(state, BOOKER) == action(state, CHAIR)
+    # Also while the chair endpoint itself is away: authority is not presence.
+    away = leave(state, CHAIR)
+    assert action(away, BOOKER) == action(away, CHAIR)
+
+
+def test_a_moderator_is_not_a_site() -> None:
+    state = grant(request_floor(room(A), A), BOOKER, A)
+    assert state.holder == A
+    # No seat, no floor of its own, never among the sites.
+    for own in (request_floor, cancel_request, release_floor):
+        error = raises("not_site", lambda own=own: own(state, site_role(BOOKER)))
+        assert "booker1" in str(error)
+    assert site_role(A) == A
+    assert "booker1" not in json.dumps(snapshot(state))
+    # The other rules still hold for it: nothing to refuse, the chair stays in.
+    raises("not_requested", lambda: refuse(state, BOOKER, B))
+    raises("is_chair", lambda: remove(state, BOOKER, CHAIR))
+    raises("unknown_site", lambda: grant(state, BOOKER, GUEST))
 
 
 # --- versions -------------------------------------------------------------------------
