@@ -97,12 +97,13 @@ class PeerSession:
         transceiver.direction = "sendrecv"
         return await self._answer(pc)
 
-    async def answer_video(self, sdp: object, source: VideoSource,
+    async def answer_video(self, sdp: object, source: VideoSource | None,
                            slot_names: Sequence[str]) -> tuple[str, list[VideoSlot]]:
         """Answer the video offer: the site's camera in (first line), one slot per line out.
 
-        Returns the answer and the slots in media-line order; the caller
-        decides what each slot shows."""
+        Without a `source` (a moderator's console) nothing comes in: every line
+        only carries a slot out. Returns the answer and the slots in media-line
+        order; the caller decides what each slot shows."""
         offer = _parse(sdp, self.ice)
         if self.video_pc is not None:
             raise OfferError("video is already connected; reconnect to renegotiate")
@@ -123,7 +124,7 @@ class PeerSession:
             slot = VideoSlot(slot_names[index], track)
             transceiver.sender.replaceTrack(track)
             on_keyframe_request(transceiver.sender, slot.keyframe_wanted)
-            if index == 0:
+            if index == 0 and source is not None:
                 source.attach(transceiver.receiver)
                 tap_video(transceiver.receiver, source.on_frame, source.learn_ssrc)
                 transceiver.direction = "sendrecv"

@@ -9,12 +9,20 @@ by endpoint code, not by connection.
 
 The chair may record the conference (`record`): the common audio mix and the
 main video (the chair's camera while nothing else is the main video) go to a
-WebM file in `recordings_dir`, through `bridge/recorder.py`."""
+WebM file in `recordings_dir`, through `bridge/recorder.py`.
+
+Moderators (`floor.Moderator`: a booker or admin at the chair console) connect
+in control mode: a `ControlConnection` gets every room state and may send the
+chair's actions, on the chair's behalf, and may receive the chair's view of
+the video (the floor and one grid slot per site, the chair's own included)
+receive-only. It is not a site: no seat, no audio, no roll call, not in the
+floor state. Any number of them may be connected beside the chair."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,8 +47,13 @@ class RoomHooks(Protocol):
         """A site joined, dropped or left (the scheduler's roll call)."""
 
     async def floor_action(self, conference_id: int, actor: str, action: str,
-                           data: dict[str, Any]) -> None:
-        """A moderation action took effect (event bus and audit log)."""
+                           data: dict[str, Any], moderator: floor.Moderator | None = None
+                           ) -> None:
+        """A moderation action took effect (event bus and audit log).
+
+        `actor` is the endpoint the action is attributed to: the site that
+        acted, or the chair when `moderator` acted on its behalf (the record
+        then names that person)."""
 
 
 @dataclass(eq=False)
@@ -53,6 +66,28 @@ class SiteConnection:
     media_reported: bool = False
     closed: asyncio.Event = field(default_factory=asyncio.Event)
 
+    @property
+    def actor(self) -> str:
+        """Who this connection's control messages come from: the site itself."""
+        return self.code
+
+
+@dataclass(eq=False)
+class ControlConnection:
+    """A moderator's console: room states in, the chair's actions out, and optionally
+    the chair's view of the video, receive-only. Holds no seat."""
+
+    label: str  # unique in the room, never an endpoint code ("control:3")
+    moderator: floor.Moderator
+    send: Send
+    peers: PeerSession
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def actor(self) -> floor.Moderator:
+        """Who this connection's control messages come from: the moderator."""
+        return self.moderator
+
 
 class Room:
     """The media room of one open or live conference."""
@@ -64,6 +99,8 @@ class Room:
         self.hooks = hooks
         self.state = floor.new_floor(chair, sites)
         self.connections: dict[str, SiteConnection] = {}
+        self.controls: dict[str, ControlConnection] = {}  # by label
+        self._control_numbers = itertools.count(1)
         self.sources: dict[str, VideoSource] = {}
         self.audio = AudioEngine(frame_ms=frame_ms, on_speaker_change=self._speaker_changed)
         self.closed = False
@@ -120,6 +157,26 @@ class Room:
         if connection is not None and connection.peers is peers:
             # The network is gone: close the channel; the site reconnects and keeps its seat.
             asyncio.get_running_loop().create_task(self.disconnect(connection, left=False))
+        control = self.controls.get(peers.code)
+        if control is not None and control.peers is peers:
+            asyncio.get_running_loop().create_task(self.disconnect_control(control))
+
+    async def connect_control(self, moderator: floor.Moderator, send: Send) -> ControlConnection:
+        """A moderator's console connected. Changes nothing in the room's state: the
+        caller greets it and sends it the current state."""
+        label = f"control:{next(self._control_numbers)}"
+        connection = ControlConnection(label, moderator, send,
+                                       PeerSession(label, self.ice, self._peer_failed))
+        self.controls[label] = connection
+        return connection
+
+    async def disconnect_control(self, connection: ControlConnection) -> None:
+        """The moderator's console closed its channel (or its video failed)."""
+        if self.controls.get(connection.label) is not connection:
+            return
+        del self.controls[connection.label]
+        await connection.peers.close()
+        connection.closed.set()
 
     # -- media negotiation ------------------------------------------------------
 
@@ -129,9 +186,24 @@ class Room:
             return ["floor"] + [f"grid:{c}" for c in self._order if c != code]
         return ["chair", "floor"]
 
-    async def offer(self, connection: SiteConnection, kind: object, sdp: object
-                    ) -> dict[str, Any]:
-        """Answer a site's audio or video offer."""
+    def control_slot_names(self) -> list[str]:
+        """The video streams a moderator's console may receive: the chair's view,
+        plus the chair's own camera (the moderator is not at the chair's site)."""
+        return ["floor", f"grid:{self.chair}"] + [
+            f"grid:{c}" for c in self._order if c != self.chair]
+
+    async def offer(self, connection: SiteConnection | ControlConnection, kind: object,
+                    sdp: object) -> dict[str, Any]:
+        """Answer a site's audio or video offer, or a console's receive-only video offer."""
+        if isinstance(connection, ControlConnection):
+            if kind != "video":
+                raise OfferError('a control connection sends nothing and receives video '
+                                 'only: pc must be "video"')
+            answer, slots = await connection.peers.answer_video(
+                sdp, None, self.control_slot_names())
+            self._route(connection.label, slots)
+            return {"type": "answer", "pc": "video", "sdp": answer,
+                    "slots": [s.name for s in slots]}
         code = connection.code
         if kind == "audio":
             answer = await connection.peers.answer_audio(
@@ -162,8 +234,9 @@ class Room:
 
     # -- control ----------------------------------------------------------------
 
-    async def control(self, actor: str, message: dict[str, Any]) -> None:
-        """A floor or moderation message; raises FloorError or ValueError if refused."""
+    async def control(self, actor: floor.FloorActor, message: dict[str, Any]) -> None:
+        """A floor or moderation message from a site or a moderator; raises FloorError
+        or ValueError if refused."""
         kind = message.get("type")
         if kind == "record":
             on = message.get("on")
@@ -175,11 +248,11 @@ class Room:
         flag = message.get("muted", message.get("locked"))
         state = self.state
         if kind == "floor.request":
-            new = floor.request_floor(state, actor)
+            new = floor.request_floor(state, floor.site_role(actor))
         elif kind == "floor.cancel":
-            new = floor.cancel_request(state, actor)
+            new = floor.cancel_request(state, floor.site_role(actor))
         elif kind == "floor.release":
-            new = floor.release_floor(state, actor)
+            new = floor.release_floor(state, floor.site_role(actor))
         elif kind == "floor.revoke":
             new = floor.revoke(state, actor)
         elif kind in ("floor.grant", "floor.refuse", "admit", "remove", "mute"):
@@ -211,11 +284,20 @@ class Room:
                 await self.hooks.attendance(self.conference_id, target, "left")
         await self.broadcast()
         data = {k: v for k, v in message.items() if k != "type"}
-        await self.hooks.floor_action(self.conference_id, actor, kind, data)
+        await self._report(actor, kind, data)
+
+    async def _report(self, actor: floor.FloorActor, action: str, data: dict[str, Any]
+                      ) -> None:
+        """Publish and audit an action; a moderator's is the chair's, naming the person."""
+        if isinstance(actor, floor.Moderator):
+            await self.hooks.floor_action(self.conference_id, self.chair, action, data,
+                                          moderator=actor)
+        else:
+            await self.hooks.floor_action(self.conference_id, actor, action, data)
 
     # -- recording --------------------------------------------------------------------
 
-    async def record(self, actor: str, on: bool) -> None:
+    async def record(self, actor: floor.FloorActor, on: bool) -> None:
         """The chair starts or stops recording; raises FloorError (not the chair) or
         RecordingError (the file cannot be made). Asking for the current state is a no-op."""
         floor.chair_role(self.state, actor)
@@ -232,12 +314,12 @@ class Room:
             self.audio.on_common = recorder.audio
             self._route_recorder()
             await self.broadcast()
-            await self.hooks.floor_action(self.conference_id, actor, "record",
-                                          {"on": True, "recording": recorder.name})
+            await self._report(actor, "record", {"on": True, "recording": recorder.name})
         else:
             await self._stop_recording(actor)
 
-    async def _stop_recording(self, actor: str, cause: str | None = None) -> None:
+    async def _stop_recording(self, actor: floor.FloorActor, cause: str | None = None
+                              ) -> None:
         """Finish the current recording and tell everyone (`cause`: not the chair's doing)."""
         recorder = self.recorder
         if recorder is None:
@@ -254,7 +336,7 @@ class Room:
             data["cause"] = cause
         if not self.closed:
             await self.broadcast()
-        await self.hooks.floor_action(self.conference_id, actor, "record", data)
+        await self._report(actor, "record", data)
 
     def recordings_in_progress(self) -> set[str]:
         """Names of the files this room is writing: recording, or being finished."""
@@ -301,6 +383,8 @@ class Room:
     def _reroute(self) -> None:
         for code, connection in self.connections.items():
             self._route(code, connection.peers.slots)
+        for label, control in self.controls.items():
+            self._route(label, control.peers.slots)
         self._route_recorder()
 
     def snapshot(self) -> dict[str, Any]:
@@ -311,9 +395,11 @@ class Room:
         return body
 
     async def broadcast(self) -> None:
-        """Send the room state to every connected site."""
+        """Send the room state to every connected site and moderator."""
         message = self.snapshot()
-        for connection in list(self.connections.values()):
+        receivers: list[SiteConnection | ControlConnection] = [
+            *self.connections.values(), *self.controls.values()]
+        for connection in receivers:
             with contextlib.suppress(Exception):
                 await connection.send(message)
 
@@ -336,3 +422,9 @@ class Room:
                 with contextlib.suppress(Exception):
                     await self.hooks.attendance(self.conference_id, connection.code, "dropped")
         self.connections.clear()
+        for control in list(self.controls.values()):
+            with contextlib.suppress(Exception):
+                await control.send({"type": "closed", "reason": reason})
+            await control.peers.close()
+            control.closed.set()
+        self.controls.clear()

@@ -1,7 +1,12 @@
 """The signaling WebSocket: `GET /api/v1/conferences/{id}/signal`.
 
 The public protocol of the bridge (the endpoint agent, the browser pages and
-other clients use it); `docs/signaling.md` documents every message."""
+other clients use it); `docs/signaling.md` documents every message.
+
+Two modes, by the `role` query parameter: `site` (the default), where an
+endpoint joins with its media and its seat, and `control`, where a person
+allowed to moderate (a booker, an admin, or the chair endpoint's operator)
+follows the room and acts on the chair's behalf without being a site."""
 
 from __future__ import annotations
 
@@ -13,15 +18,16 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from bridge.floor_control import FloorError
+from bridge.floor_control import FloorError, Moderator
 from bridge.peer_session import OfferError
 from bridge.recorder import RecordingError
-from bridge.room import Room, SiteConnection
+from bridge.room import ControlConnection, Room, SiteConnection
 from bridge.rooms import RoomRegistry
 from vcbridge.app_keys import DATABASE, SETTINGS
-from vcbridge.db.models import Conference, ConferenceStatus
-from vcbridge.http.auth_middleware import require_principal
-from vcbridge.http.errors import ApiError, conflict, forbidden, not_found
+from vcbridge.auth.principal import Permission, Principal
+from vcbridge.db.models import Conference, ConferenceStatus, TokenScope
+from vcbridge.http.auth_middleware import remote_of, require_principal
+from vcbridge.http.errors import ApiError, conflict, forbidden, invalid, not_found
 from vcbridge.http.parsing import path_int
 
 log = logging.getLogger(__name__)
@@ -40,15 +46,27 @@ def _error(code: str, message: str) -> dict[str, Any]:
 
 
 async def signal_ws(request: web.Request) -> web.StreamResponse:
-    """Join a conference's room: offers and answers, floor control, room state."""
+    """Join a conference's room: offers and answers, floor control, room state.
+
+    `?role=control`: a moderator's console instead of a site (see `_control_ws`)."""
     principal = require_principal(request)
     conference_id = path_int(request, "id", "conference")
+    mode = request.query.get("role", "site")
+    if mode not in ("site", "control"):
+        raise invalid("query parameter 'role' must be 'site' or 'control'")
     async with request.app[DATABASE].read() as session:
         conference = await session.get(Conference, conference_id)
         if conference is None:
             raise not_found(f"no conference {conference_id}")
         participants = [p.endpoint.code for p in conference.participants]
         chair, status = conference.chair.code, conference.status
+        chair_id = conference.chair_endpoint_id
+        participant_ids = {p.endpoint_id for p in conference.participants}
+    if mode == "control":
+        moderator = _moderator(request, principal, conference_id, chair_id, participant_ids)
+        _check_running(conference_id, status, conference.setup_minutes)
+        return await _control_ws(
+            request, request.app[ROOMS].room_for(conference_id, chair, participants), moderator)
     code = principal.endpoint_code
     if code is None:
         raise forbidden("only an endpoint (its operator or agent) joins a room")
@@ -57,9 +75,7 @@ async def signal_ws(request: web.Request) -> web.StreamResponse:
     if code not in allowed:
         # Not booked (nor admitted by the chair): the conference is not its business.
         raise not_found(f"no conference {conference_id}")
-    if status not in (ConferenceStatus.OPEN, ConferenceStatus.LIVE):
-        raise conflict(f"conference {conference_id} is {status.value}; the room opens "
-                       f"{conference.setup_minutes} minutes before the start")
+    _check_running(conference_id, status, conference.setup_minutes)
     room = request.app[ROOMS].room_for(conference_id, chair, participants)
 
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_MESSAGE)
@@ -86,13 +102,66 @@ async def signal_ws(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def _serve(ws: web.WebSocketResponse, room: Room, connection: SiteConnection,
-                 offer_timeout: float) -> bool:
-    """Handle the client's messages; returns True when the site said goodbye."""
+def _check_running(conference_id: int, status: ConferenceStatus, setup_minutes: int) -> None:
+    """409 unless the conference's room is open (open or live)."""
+    if status not in (ConferenceStatus.OPEN, ConferenceStatus.LIVE):
+        raise conflict(f"conference {conference_id} is {status.value}; the room opens "
+                       f"{setup_minutes} minutes before the start")
+
+
+def _moderator(request: web.Request, principal: Principal, conference_id: int,
+               chair_id: int, participant_ids: set[int]) -> Moderator:
+    """The caller as a moderator of this conference, or 403/404.
+
+    A person (a login session, not an agent's token) who may moderate any
+    conference (bookers and admins: Permission.MODERATE) or the chair
+    endpoint's operator (a second console, e.g. while the endpoint's own agent
+    carries the chair's media). Others who may see the conference get 403; a
+    conference the caller may not see is answered as absent, like for sites."""
+    person = principal.scope is TokenScope.LOGIN and principal.role is not None
+    if person and (principal.can(Permission.MODERATE) or principal.acts_for_endpoint(chair_id)):
+        actor = principal.actor(remote_of(request))
+        return Moderator(user=actor.name, role=actor.role, remote=actor.remote)
+    if (principal.can(Permission.READ_ALL_CONFERENCES) or principal.acts_for_endpoint(chair_id)
+            or any(principal.acts_for_endpoint(i) for i in participant_ids)):
+        raise forbidden("only a person logged in as a booker, an admin or the chair "
+                        "endpoint's operator may control the room")
+    raise not_found(f"no conference {conference_id}")
+
+
+async def _control_ws(request: web.Request, room: Room, moderator: Moderator
+                      ) -> web.StreamResponse:
+    """A moderator's console: the room states, the chair's actions, no seat."""
+    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_MESSAGE)
+    await ws.prepare(request)
+    connection = await room.connect_control(moderator, ws.send_json)
+    log.info("room %s: %s (%s) controls from %s", room.conference_id, moderator.user,
+             moderator.role, moderator.remote or "?")
+    try:
+        await ws.send_json({
+            "type": "joined", "conference": room.conference_id, "endpoint": None,
+            "role": "control", "user": moderator.user, "slots": room.control_slot_names(),
+            "ice_servers": request.app[SETTINGS].ice_servers,
+        })
+        await ws.send_json(room.snapshot())
+        # Media is optional here (the grid's video), so there is no offer deadline.
+        await _serve(ws, room, connection, None)
+    finally:
+        await room.disconnect_control(connection)
+        await ws.close()
+    return ws
+
+
+async def _serve(ws: web.WebSocketResponse, room: Room,
+                 connection: SiteConnection | ControlConnection,
+                 offer_timeout: float | None) -> bool:
+    """Handle the client's messages; returns True when the site said goodbye.
+
+    `offer_timeout`: seconds a site has to offer its media (None: no deadline)."""
     joined_at = asyncio.get_running_loop().time()
     offered_media = False
     while not connection.closed.is_set():
-        timeout = None if offered_media else max(offer_timeout - (
+        timeout = None if offer_timeout is None or offered_media else max(offer_timeout - (
             asyncio.get_running_loop().time() - joined_at), 0.1)
         try:
             message = await asyncio.wait_for(_next(ws, connection), timeout)
@@ -114,7 +183,7 @@ async def _serve(ws: web.WebSocketResponse, room: Room, connection: SiteConnecti
                 offered_media = True
                 await ws.send_json(answer)
             elif kind in _CONTROL:
-                await room.control(connection.code, message)
+                await room.control(connection.actor, message)
             elif kind == "ping":
                 await ws.send_json({"type": "pong"})
             elif kind == "leave":
@@ -137,7 +206,7 @@ async def _serve(ws: web.WebSocketResponse, room: Room, connection: SiteConnecti
     return False
 
 
-async def _next(ws: web.WebSocketResponse, connection: SiteConnection
+async def _next(ws: web.WebSocketResponse, connection: SiteConnection | ControlConnection
                 ) -> dict[str, Any] | ApiError | None:
     """The next JSON object from the client, an ApiError for garbage, None when closed."""
     receive = asyncio.ensure_future(ws.receive())

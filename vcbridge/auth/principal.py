@@ -15,11 +15,17 @@ class Permission(enum.Enum):
     MANAGE_USERS = "manage_users"
     MANAGE_ENDPOINT_TOKENS = "manage_endpoint_tokens"
     READ_AUDIT = "read_audit"
+    # Run any conference's room from the chair console on the chair's behalf
+    # (floor, mute, lock, admit, remove, record), without being a site.
+    MODERATE = "moderate"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
-    Role.BOOKER: frozenset({Permission.BOOK, Permission.READ_ALL_CONFERENCES}),
+    Role.BOOKER: frozenset({Permission.BOOK, Permission.READ_ALL_CONFERENCES,
+                            Permission.MODERATE}),
+    # IT staff see every conference to support it, but how a meeting is run
+    # (who speaks, who is muted or removed) is the organisers' decision, not theirs.
     Role.IT: frozenset({Permission.READ_ALL_CONFERENCES}),
     Role.OPERATOR: frozenset(),
 }
