@@ -347,6 +347,9 @@ async def test_answers_match_documented_schemas(
     await check(await client.get(f"{conferences}/{series['id']}/signal", headers=operator),
                 "GET", signal, 409)  # not open
     await check(await client.get(f"{at}/signal", headers=operator), "GET", signal, 400)
+    await check(await client.get(f"{at}/signal?role=chair", headers=admin), "GET", signal, 422)
+    await check(await client.get(f"{at}/signal?role=control", headers=operator),
+                "GET", signal, 403)  # a participant's operator, not the chair's
     chair_agent = await check(
         await client.post(f"/api/v1/endpoints/{other}/tokens", headers=admin,
                           json={"scope": "agent"}), "POST", tokens, 201)

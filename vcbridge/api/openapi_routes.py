@@ -93,7 +93,13 @@ SIGNAL_DESCRIPTION = (
     "happen before the upgrade, so a refused connection gets an ordinary JSON error instead "
     "of `101`: 400 when the request is not a WebSocket upgrade, 403 for a caller bound to no "
     "endpoint, 404 for an unknown conference or one the endpoint is not part of, 409 when "
-    "the conference is not open or live (the room opens `setup_minutes` before the start)."
+    "the conference is not open or live (the room opens `setup_minutes` before the start).\n\n"
+    "With `role=control` a person moderates without being a site (docs/signaling.md, "
+    "\"Control mode\"): an admin or booker for any conference, or the chair endpoint's "
+    "operator. No seat, no media sent, not in the roll call; the room state, the chair's "
+    "moderation messages on its behalf (published with `data.by` naming the person, audited "
+    "under the person's name), and optionally the chair's view of the video, receive-only. "
+    "403 for another caller who may see the conference, 422 for an unknown `role`."
 )
 
 # The event types of the event stream: what each means and the `data` keys it always carries.
@@ -905,8 +911,11 @@ def _paths() -> dict[str, Schema]:
                 },
             },
              "400": _error("Not a WebSocket upgrade request (code bad_request)."),
-             **_err(401, 403, 404, 409)},
-            parameters=[_param("ConferenceId")],
+             **_err(401, 403, 404, 409, 422)},
+            parameters=[_param("ConferenceId"), _query(
+                "role", {"type": "string", "enum": ["site", "control"], "default": "site"},
+                "`site`: an endpoint joins with its media; `control`: a moderator's console "
+                "(no seat, no media sent).")],
             description=SIGNAL_DESCRIPTION,
         )},
         "/api/v1/conferences/{id}/recordings": {"get": _op(
