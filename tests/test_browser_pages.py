@@ -452,6 +452,10 @@ async def test_operator_waits_for_the_room_gets_the_chairs_media_and_survives_a_
             await log_in(console, f"/chair/{cid}", "op-ubnd-tinh")
             await console.wait_for_selector("#takeover-button")
             await screenshot(console, "chair-00-takeover")
+            # ... or to run it without media, leaving the agent's connection in place.
+            await console.click("#control-only-button")
+            await console.wait_for_selector("#call-status[data-mode=live]", timeout=20000)
+            assert await console.locator("#control-note").is_visible()
             await console.context.close()
             assert roll_state(service, cid, chair_code) == "joined"
 
@@ -645,6 +649,106 @@ async def test_floor_asked_on_the_join_page_and_granted_on_the_console_reaches_a
             await district.stop()
             await asyncio.gather(join_browser.close(), console_browser.close())
             camera.unlink()
+    assert errors == []
+
+
+CONTROL_CHAIR_CAMERA = (200, 40, 40)  # the chair endpoint (aiortc): a red card
+# Counts the page's requests for a camera or microphone (control mode makes none).
+COUNT_CAPTURE = """
+(() => {
+  window.__captureRequests = 0;
+  const devices = navigator.mediaDevices;
+  if (!devices) return;
+  const native = devices.getUserMedia.bind(devices);
+  devices.getUserMedia = (...args) => { window.__captureRequests += 1; return native(...args); };
+})();
+"""
+
+
+async def test_a_booker_runs_the_meeting_from_the_console_without_media(
+    service: Service,
+) -> None:
+    from playwright.async_api import async_playwright
+
+    chair, district, absent = "TINH-UY", "HUYEN-QUAN-HOA", "HUYEN-NONG-CONG"
+    status, body = service.request("POST", "/api/v1/users", {
+        "username": "booker-vp", "password": password_of("booker-vp"), "role": "booker"})
+    assert status == 201, body
+    conference = book(service, chair, [chair, district, absent],
+                      datetime.now(UTC) + timedelta(seconds=1),
+                      title="Giao ban Thường trực Tỉnh ủy với các huyện miền núi")
+    cid = conference["id"]
+    await until(lambda: _async(conference_status(service, cid) in ("open", "live")), "the room")
+    # The chair endpoint and one district are aiortc sites; the third is not connected.
+    sites = [AiortcSite(service, cid, chair, CONTROL_CHAIR_CAMERA),
+             AiortcSite(service, cid, district, AIORTC_CAMERA)]
+    for site in sites:
+        await site.client.join()
+    chair_site, district_site = sites
+    errors: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await launch(playwright)
+        try:
+            console = await new_page(browser, service.base, errors, init_script=COUNT_CAPTURE)
+            await log_in(console, f"/chair/{cid}", "booker-vp")
+            await console.wait_for_selector("#call-status[data-mode=live]", timeout=20000)
+
+            # It says plainly that this console sends no picture or sound, and it
+            # asked for no camera or microphone: one receive-only connection.
+            note = await console.wait_for_selector("#control-note")
+            assert await note.is_visible()
+            assert (await note.text_content() or "").strip() == (
+                "Bạn đang điều hành hội nghị (không gửi hình, tiếng)")
+            assert await console.locator("#chair-mic").is_hidden()
+            assert await console.evaluate("() => window.__captureRequests") == 0
+
+            # The grid: every site with its state, the chair's and the district's
+            # pictures (from the bridge), and the roll call.
+            for code in (chair, district):
+                await console.wait_for_selector(
+                    f'.site-tile[data-code="{code}"][data-status=connected]')
+            await console.wait_for_selector(f'.site-tile[data-code="{absent}"]')
+            assert await console.text_content("#rollcall-count") == "2/3 điểm cầu"
+            await until(lambda: _shows(console, f'.site-tile[data-code="{chair}"] video',
+                                       CONTROL_CHAIR_CAMERA), "the chair's picture in its tile")
+            await until(lambda: _shows(console, f'.site-tile[data-code="{district}"] video',
+                                       AIORTC_CAMERA), "the district's picture in its tile")
+            stats = await media_stats(console)
+            assert stats["open"] == 1 and stats["framesSent"] == 0, stats
+            assert "booker-vp" in (await console.text_content("#user-box") or "")
+
+            # The district asks for the floor; the booker gives it from the queue.
+            await district_site.client.send({"type": "floor.request"})
+            await console.wait_for_selector(f'.queue-item[data-code="{district}"]')
+            await screenshot(console, "chair-05-control-queue")
+            since = time.time() * 1000
+            await console.click(f'.queue-item[data-code="{district}"] [data-action="grant"]')
+            for site in sites:
+                await site.state_when(lambda s: s.get("holder") == district, since)
+            await console.wait_for_selector(f'.site-tile[data-code="{district}"][data-floor=true]')
+            assert await console.locator("#queue .queue-item").count() == 0
+            # The district's picture becomes the main one, on the console too.
+            await until(lambda: _shows(console, "#video-main", AIORTC_CAMERA),
+                        "the district as the main picture")
+            await screenshot(console, "chair-06-control-granted")
+
+            # The audit log names the booker, not the chair endpoint.
+            status, audit = service.request(
+                "GET", "/api/v1/audit?action=floor.grant&actor=booker-vp")
+            assert status == 200, audit
+            assert [(e["role"], e["target_id"], e["after"]["endpoint"])
+                    for e in audit["events"]] == [("booker", str(cid), district)]
+
+            await console.click("#lang")
+            await console.wait_for_selector("html[lang=en]")
+            assert (await note.text_content() or "").strip() == (
+                "You are running the meeting (no picture or sound sent)")
+            await screenshot(console, "chair-07-control-english")
+            assert chair_site.client.closed_reason is None  # the chair kept its seat
+        finally:
+            for site in sites:
+                await site.stop()
+            await browser.close()
     assert errors == []
 
 

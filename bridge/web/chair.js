@@ -7,6 +7,13 @@
 // computer's camera and microphone as the chair's, and receives the "floor"
 // slot and one "grid:<CODE>" slot per site. Every action takes effect when the
 // bridge's next state snapshot arrives, which every client gets at once.
+//
+// A booker or an admin (no endpoint of their own in this meeting) runs it in
+// control mode instead (`?role=control`, docs/signaling.md): the same states and
+// actions, on the chair's behalf, but no camera or microphone is opened and
+// nothing is sent; the grid, the chair's own picture included, is received
+// only. The chair's operator may choose that mode too when the chair endpoint
+// is connected from another device (the takeover screen).
 
 import {
   ApiFailure, EventStream, api, banner, el, fill, formatWhen, icon, initials, loadRoster, logOut,
@@ -17,6 +24,8 @@ import { LocalMedia } from './media.js';
 import { QualityMeter, RoomClient } from './room.js';
 
 const RUNNING = new Set(['open', 'live']);
+// Roles that may moderate any conference (the bridge checks it again).
+const MODERATORS = new Set(['booker', 'admin']);
 const ABSENT = new Set(['declined', 'absent', 'left']);
 const app = document.getElementById('app');
 const conferenceId = Number(location.pathname.split('/')[2]);
@@ -26,6 +35,8 @@ const page = {
   conference: null,
   media: new LocalMedia(),
   room: null,
+  // true: control mode (a moderator's console: no media sent, no seat).
+  control: false,
   state: null,
   rollcall: null,
   // loading | waiting | takeover | connecting | live | reconnecting | stopped
@@ -48,7 +59,7 @@ async function main() {
   setupFrame('brand_chair');
   fill(app, el('p', { class: 'center-stage muted', text: t('loading') }));
   let me = await whoAmI();
-  if (!me) me = await loginForm(app);
+  if (!me) me = await loginForm(app, 'login_intro_chair');
   page.me = me;
   await loadRoster();
   showUser(me, async () => {
@@ -65,18 +76,22 @@ async function main() {
     }
     throw error;
   }
-  if (me.endpoint !== page.conference.chair) {
+  const chairOperator = me.endpoint === page.conference.chair;
+  if (!chairOperator && !MODERATORS.has(me.role)) {
     message(t('console_not_chair', { chair: siteName(page.conference.chair) }));
     return;
   }
+  page.control = !chairOperator;
   build();
   onLangChange(renderAll);
   new EventStream(onEvent).start();
   window.addEventListener('online', () => page.wakeUp && page.wakeUp());
   setInterval(sampleQuality, 1000);
   setInterval(refreshRollcall, 5000);
-  await page.media.open();
-  if (page.media.problem) toast(t(page.media.problem, { name: page.media.problemName }));
+  if (!page.control) {
+    await page.media.open();
+    if (page.media.problem) toast(t(page.media.problem, { name: page.media.problemName }));
+  }
   renderAll();
   await begin();
 }
@@ -99,6 +114,11 @@ async function begin() {
     return;
   }
   await refreshRollcall();
+  if (page.control) {
+    // No seat to take over: any number of consoles may run beside the chair.
+    start();
+    return;
+  }
   const chairRow = page.rollcall && page.rollcall.endpoints.find((e) => e.code === conference.chair);
   if (chairRow && chairRow.state === 'joined' && !page.wantIn) {
     setMode('takeover');
@@ -129,6 +149,7 @@ function build() {
   ui.unmuteAll = button('unmute-all', () => send({ type: 'mute_all', muted: false }));
   ui.lock = button('lock-button', () => send({ type: 'lock', locked: !(page.state && page.state.locked) }));
   ui.chairMic = button('chair-mic', toggleChairMic);
+  ui.controlNote = el('div', { id: 'control-note', class: 'control-note', role: 'note', hidden: true });
   ui.stop = button('stop-button', () => stopRoom(true), 'button-danger-quiet');
 
   ui.grid = el('div', { id: 'grid', class: 'grid' });
@@ -153,7 +174,7 @@ function build() {
       ui.chips,
       el('div', { class: 'roll' }, ui.rollNumber, ui.rollLabel),
       ui.status, ui.quality),
-    el('div', { class: 'toolbar' }, ui.muteAll, ui.unmuteAll, ui.lock, ui.chairMic,
+    el('div', { class: 'toolbar' }, ui.muteAll, ui.unmuteAll, ui.lock, ui.chairMic, ui.controlNote,
       el('div', { class: 'spacer' }), ui.stop),
     el('div', { class: 'console-body' },
       el('div', { class: 'grid-wrap' }, ui.grid, ui.takeover),
@@ -179,6 +200,8 @@ function renderAll() {
   ui.muteAll.replaceChildren(icon('micOff'), el('span', { text: t('mute_all') }));
   ui.unmuteAll.replaceChildren(icon('mic'), el('span', { text: t('unmute_all') }));
   ui.stop.replaceChildren(icon('leave'), el('span', { text: t('stop_console') }));
+  fill(ui.controlNote, icon('info'), el('span', { text: t('control_note') }));
+  ui.controlNote.title = t('control_note_detail');
   renderMode();
   renderState();
   renderRollSummary();
@@ -208,7 +231,10 @@ function tileFor(code) {
   let tile = page.tiles.get(code);
   if (tile) return tile;
   const isChair = page.state && code === page.state.chair;
-  const video = el('video', { autoplay: true, muted: true, playsinline: true, class: isChair ? 'mirror' : null });
+  // The chair's tile shows this computer's camera (mirrored, as people expect to
+  // see themselves), or in control mode the chair's picture from the bridge.
+  const local = isChair && !page.control;
+  const video = el('video', { autoplay: true, muted: true, playsinline: true, class: local ? 'mirror' : null });
   const empty = el('div', { class: 'video-empty' }, el('span', { class: 'initials' }));
   const status = el('span', { class: 'chip' });
   const flags = el('div', { class: 'tile-flags' });
@@ -232,9 +258,9 @@ function tileFor(code) {
     else send({ type: 'floor.grant', endpoint: code });
   });
   remove.addEventListener('click', () => confirmRemove(code));
-  tile = { node, video, empty, status, flags, name, mic, floor, remove, isChair, chairNote };
+  tile = { node, video, empty, status, flags, name, mic, floor, remove, isChair, local, chairNote };
   page.tiles.set(code, tile);
-  if (isChair) {
+  if (local) {
     video.srcObject = page.media.video ? page.media.stream : null;
   } else {
     const track = page.tracks.get(`grid:${code}`);
@@ -283,7 +309,7 @@ function renderState() {
     node.classList.toggle('is-main', state.main === code);
     tile.name.textContent = siteName(code);
     tile.name.title = tile.name.textContent;
-    if (tile.isChair) tile.chairNote.textContent = t('chair_you');
+    if (tile.isChair) tile.chairNote.textContent = t(tile.local ? 'chair_you' : 'chair_site');
     tile.status.className = `chip chip-site-${status}`;
     tile.status.textContent = t(`state_${status}`);
     const flags = [];
@@ -297,7 +323,7 @@ function renderState() {
     if (site.refused) flags.push(el('span', { class: 'flag flag-refused' }, t('badge_refused')));
     fill(tile.flags, flags);
     const connected = status === 'connected';
-    const showVideo = connected && (tile.isChair ? Boolean(page.media.video) : tile.video.readyState >= 2);
+    const showVideo = connected && (tile.local ? Boolean(page.media.video) : tile.video.readyState >= 2);
     tile.empty.hidden = showVideo;
     tile.empty.firstChild.textContent = initials(code);
     if (!tile.isChair) {
@@ -363,6 +389,8 @@ function renderToolbar() {
   ui.chairMic.replaceChildren(icon(off ? 'micOff' : 'mic'), el('span', { text: off ? t('chair_mic_off') : t('chair_mic_on') }));
   ui.chairMic.classList.toggle('is-off', off);
   ui.chairMic.disabled = !page.media.audio;
+  ui.chairMic.hidden = page.control;
+  ui.controlNote.hidden = !page.control;
   for (const b of [ui.muteAll, ui.unmuteAll, ui.lock]) b.disabled = !live;
   ui.stop.disabled = !page.room;
 }
@@ -425,7 +453,9 @@ function renderMode() {
     waiting: () => [el('span', { class: 'spinner', 'aria-hidden': 'true' }),
       el('p', { text: t('console_waiting', { time: formatTime(opensAt(page.conference)) }) })],
     takeover: () => [el('p', { text: t('console_takeover') }),
-      el('button', { id: 'takeover-button', type: 'button', class: 'button button-primary', text: t('console_start'), on: { click: () => start() } })],
+      el('button', { id: 'takeover-button', type: 'button', class: 'button button-primary', text: t('console_start'), on: { click: () => start() } }),
+      el('p', { class: 'muted overlay-alt', text: t('console_takeover_control') }),
+      el('button', { id: 'control-only-button', type: 'button', class: 'button button-secondary', text: t('console_control_only'), on: { click: () => startControl() } })],
     stopped: () => [el('p', { text: t(page.stopNotice || 'console_stopped') }),
       RUNNING.has(page.conference.status)
         ? el('button', { id: 'restart-button', type: 'button', class: 'button button-primary', text: t('console_start'), on: { click: () => start() } })
@@ -439,6 +469,15 @@ function renderMode() {
 
 // -- connecting --------------------------------------------------------------------------------------------------
 
+/** The chair's operator chose to run the meeting without media (the endpoint keeps its seat). */
+function startControl() {
+  page.control = true;
+  page.media.stop(); // the camera light goes off: nothing is sent from here
+  page.tiles.clear();
+  renderAll();
+  start();
+}
+
 function start() {
   page.wantIn = true;
   page.attempts = 0;
@@ -451,7 +490,8 @@ function connect() {
   setMode(page.attempts ? 'reconnecting' : 'connecting');
   page.quality.reset();
   if (page.media.audio) page.media.audio.enabled = !page.micMuted;
-  const room = new RoomClient(conferenceId, { audio: page.media.audio, video: page.media.video }, {
+  const media = page.control ? { control: true } : { audio: page.media.audio, video: page.media.video };
+  const room = new RoomClient(conferenceId, media, {
     onState: (state) => {
       if (room !== page.room) return;
       const before = page.state;
@@ -573,7 +613,7 @@ function confirmRemove(code) {
 
 async function sampleQuality() {
   const room = page.room;
-  if (!room || page.mode !== 'live' || !room.audioPc) {
+  if (!room || page.mode !== 'live' || !room.videoPc) {
     ui.quality.dataset.grade = 'none';
     fill(ui.qualityText, t('quality_none'));
     return;

@@ -61,6 +61,7 @@ const ICONS = {
   camera: 'M17 10.5V7a1 1 0 0 0-1-1H4a1 1 0 0 0-1 1v10a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1v-3.5l4 4v-11z',
   back: 'M20 11H7.83l5.59-5.59L12 4l-8 8 8 8 1.41-1.41L7.83 13H20z',
   rec: 'M12 7a5 5 0 1 0 0 10 5 5 0 0 0 0-10z',
+  info: 'M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm1 15h-2v-6h2zm0-8h-2V7h2z',
 };
 
 /** A small inline SVG icon (decorative: hidden from screen readers). */
@@ -272,7 +273,7 @@ export function showUser(me, onLogout) {
     return;
   }
   const render = () => {
-    const where = me.endpoint ? siteName(me.endpoint) : me.role || '';
+    const where = me.endpoint ? siteName(me.endpoint) : me.role ? t(`role_${me.role}`) : '';
     fill(box,
       el('span', { class: 'user-name', text: me.name }),
       where ? el('span', { class: 'user-where', text: where }) : null,
@@ -312,8 +313,9 @@ export function toast(text) {
   }, 4000);
 }
 
-/** The login form in `container`; resolves with the user once logged in. */
-export function loginForm(container) {
+/** The login form in `container` (`introKey`: the text under the title);
+ * resolves with the user once logged in. */
+export function loginForm(container, introKey = 'login_intro') {
   return new Promise((resolve) => {
     const message = el('p', { class: 'form-error', role: 'alert', hidden: true });
     const username = el('input', { id: 'username', name: 'username', autocomplete: 'username', required: true, autofocus: true });
@@ -325,7 +327,7 @@ export function loginForm(container) {
     const passLabel = el('label', { for: 'password' });
     const texts = () => {
       title.textContent = t('login_title');
-      intro.textContent = t('login_intro');
+      intro.textContent = t(introKey);
       userLabel.textContent = t('username');
       passLabel.textContent = t('password');
       submit.textContent = t('login_button');

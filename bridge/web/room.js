@@ -12,6 +12,10 @@
 // `onLost` once and closes everything; the page makes a new one (aiortc has
 // no ICE restart) and the bridge gives the endpoint back its seat, floor and
 // mute state.
+//
+// With `control: true` it is a moderator's console instead of a site
+// (`?role=control`): no audio connection at all, and one video connection
+// whose lines only receive (the floor and the grid); nothing is sent.
 
 import { wsUrl } from './common.js';
 
@@ -56,10 +60,11 @@ export class RoomClient {
    * handlers: onJoined(joined), onState(state), onTrack(slot, track),
    * onConnected(), onLost(why), onEnded(kind, reason), onError(error).
    */
-  constructor(conferenceId, { audio = null, video = null, receiveSlots = null } = {}, handlers = {}) {
+  constructor(conferenceId, { audio = null, video = null, receiveSlots = null, control = false } = {}, handlers = {}) {
     this.conferenceId = conferenceId;
-    this.audio = audio;
-    this.video = video;
+    this.control = control;
+    this.audio = control ? null : audio;
+    this.video = control ? null : video;
     this.receiveSlots = receiveSlots;
     this.handlers = handlers;
     this.ws = null;
@@ -79,7 +84,8 @@ export class RoomClient {
   // -- lifetime -------------------------------------------------------------------------
 
   start() {
-    const ws = new WebSocket(wsUrl(`/api/v1/conferences/${this.conferenceId}/signal`));
+    const query = this.control ? '?role=control' : '';
+    const ws = new WebSocket(wsUrl(`/api/v1/conferences/${this.conferenceId}/signal${query}`));
     this.ws = ws;
     ws.onmessage = (message) => this.receive(message.data);
     ws.onclose = (event) => this.closedByServer(event);
@@ -201,10 +207,13 @@ export class RoomClient {
   }
 
   async negotiate() {
-    const audioPc = this.newPc();
-    this.audioPc = audioPc;
-    audioPc.addTransceiver(this.audio || 'audio', { direction: this.audio ? 'sendrecv' : 'recvonly' });
-    audioPc.addEventListener('track', (event) => this.emit('onTrack', 'mix', event.track));
+    let audioPc = null;
+    if (!this.control) {
+      audioPc = this.newPc();
+      this.audioPc = audioPc;
+      audioPc.addTransceiver(this.audio || 'audio', { direction: this.audio ? 'sendrecv' : 'recvonly' });
+      audioPc.addEventListener('track', (event) => this.emit('onTrack', 'mix', event.track));
+    }
 
     let slots = [...this.joined.slots];
     if (this.receiveSlots !== null) slots = slots.slice(0, this.receiveSlots);
@@ -230,13 +239,11 @@ export class RoomClient {
     });
 
     // Both gather at once; the bridge answers them in the order they arrive.
-    const offers = await Promise.all([this.prepare(audioPc), this.prepare(videoPc)]);
+    const pcs = audioPc ? [[audioPc, 'audio'], [videoPc, 'video']] : [[videoPc, 'video']];
+    const offers = await Promise.all(pcs.map(([pc]) => this.prepare(pc)));
     const deadline = setTimeout(() => this.lost('no answer to the offers'), NEGOTIATION_TIMEOUT_MS);
     try {
-      await Promise.all([
-        this.offer(audioPc, 'audio', offers[0]),
-        this.offer(videoPc, 'video', offers[1]),
-      ]);
+      await Promise.all(pcs.map(([pc, kind], index) => this.offer(pc, kind, offers[index])));
     } finally {
       clearTimeout(deadline);
     }
@@ -258,8 +265,8 @@ export class RoomClient {
 
   /** Lost media: a peer connection failed, was closed, or stayed disconnected. */
   watchMedia() {
-    if (this.finished || !this.audioPc || !this.videoPc) return;
-    const pcs = [this.audioPc, this.videoPc];
+    if (this.finished || !this.videoPc || (!this.control && !this.audioPc)) return;
+    const pcs = this.control ? [this.videoPc] : [this.audioPc, this.videoPc];
     for (const pc of pcs) {
       const state = pc.connectionState;
       if (state === 'failed' || state === 'closed') {
