@@ -103,6 +103,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from monitoring.endpoint_gauges import EndpointGauge, render_all
 from vcbridge.clock import Clock
 from vcbridge.db.engine import Database
 from vcbridge.db.models import (
@@ -305,16 +306,20 @@ class Metrics:
         # Endpoint code -> the conference it is joined to.
         self._joined: dict[str, int] = {}
 
-        def endpoint_gauge(name: str, doc: str) -> Gauge:
-            return Gauge(f"vcbridge_endpoint_{name}", doc, ["endpoint"], registry=registry)
+        # Per-endpoint families, rendered by `render` after the registry's (fast path).
+        self._endpoint_gauges: list[EndpointGauge] = []
+
+        def endpoint_gauge(name: str, doc: str, extra_label: str | None = None
+                           ) -> EndpointGauge:
+            gauge = EndpointGauge(f"vcbridge_endpoint_{name}", doc, extra_label)
+            self._endpoint_gauges.append(gauge)
+            return gauge
 
         self.up = endpoint_gauge("up", "1 when the endpoint is reachable (health ok or degraded).")
-        self.health_state = Gauge(
-            "vcbridge_endpoint_health_state",
+        self.health_state = endpoint_gauge(
+            "health_state",
             "Endpoint health as a state set: 1 for the current state (ok, degraded, offline), "
-            "0 for the others.",
-            ["endpoint", "state"], registry=registry,
-        )
+            "0 for the others.", extra_label="state")
         self.ready = endpoint_gauge(
             "ready", "1 when the endpoint is ready for its next conference.")
         self.last_heartbeat = endpoint_gauge(
@@ -325,7 +330,7 @@ class Metrics:
         self.next_conference_start = endpoint_gauge(
             "next_conference_start_timestamp_seconds",
             "Unix start time of the endpoint's next scheduled or open conference (NaN: none).")
-        self.quality: dict[str, Gauge] = {
+        self.quality: dict[str, EndpointGauge] = {
             "round_trip_time_seconds": endpoint_gauge(
                 "round_trip_time_seconds", "Media round-trip time (NaN: not measured now)."),
             "jitter_seconds": endpoint_gauge(
@@ -388,7 +393,7 @@ class Metrics:
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every family."""
-        return generate_latest(self.registry)
+        return generate_latest(self.registry) + render_all(self._endpoint_gauges)
 
     # -- the roster ---------------------------------------------------------------
 
@@ -407,34 +412,29 @@ class Metrics:
         for code in sorted(wanted - self._endpoints):
             self._endpoints.add(code)
             self.set_endpoint_status(code, EndpointStatus(Health.OFFLINE, False))
-            self.in_conference.labels(code).set(1 if code in self._joined else 0)
-            self.next_conference_start.labels(code).set(NAN)
+            self.in_conference.set(code, 1 if code in self._joined else 0)
+            self.next_conference_start.set(code, NAN)
             self.clear_quality(code)
         for code in sorted(self._endpoints - wanted):
             self._endpoints.discard(code)
             self._joined.pop(code, None)
-            for gauge in (self.up, self.ready, self.last_heartbeat, self.in_conference,
-                          self.next_conference_start, *self.quality.values()):
-                with contextlib.suppress(KeyError):
-                    gauge.remove(code)
-            for state in Health:
-                with contextlib.suppress(KeyError):
-                    self.health_state.remove(code, state.value)
+            for gauge in self._endpoint_gauges:
+                gauge.remove(code)
 
     # -- per-endpoint state -------------------------------------------------------
 
     def set_endpoint_status(self, code: str, status: EndpointStatus) -> None:
         if code not in self._endpoints:
             return
-        self.up.labels(code).set(0 if status.health is Health.OFFLINE else 1)
+        self.up.set(code, 0 if status.health is Health.OFFLINE else 1)
         for state in Health:
-            self.health_state.labels(code, state.value).set(1 if state is status.health else 0)
-        self.ready.labels(code).set(1 if status.ready else 0)
-        self.last_heartbeat.labels(code).set(_timestamp(status.last_heartbeat))
+            self.health_state.set(code, 1 if state is status.health else 0, state.value)
+        self.ready.set(code, 1 if status.ready else 0)
+        self.last_heartbeat.set(code, _timestamp(status.last_heartbeat))
 
     def set_next_conference_start(self, code: str, start: datetime | None) -> None:
         if code in self._endpoints:
-            self.next_conference_start.labels(code).set(_timestamp(start))
+            self.next_conference_start.set(code, _timestamp(start))
 
     def set_quality(self, code: str, quality: Quality) -> None:
         """Set the gauges of the values `quality` gives (None leaves a gauge as it is)."""
@@ -443,18 +443,18 @@ class Metrics:
         for name, gauge in self.quality.items():
             value = getattr(quality, name)
             if value is not None:
-                gauge.labels(code).set(value)
+                gauge.set(code, value)
 
     def clear_quality(self, code: str) -> None:
         """No current measurement of `code` (it left the call)."""
         if code in self._endpoints:
             for gauge in self.quality.values():
-                gauge.labels(code).set(NAN)
+                gauge.set(code, NAN)
 
     def joined(self, code: str, conference_id: int) -> None:
         if code in self._endpoints:
             self._joined[code] = conference_id
-            self.in_conference.labels(code).set(1)
+            self.in_conference.set(code, 1)
 
     def not_joined(self, code: str, conference_id: int | None = None) -> None:
         """`code` left (or dropped from) `conference_id` (None: from whatever conference)."""
@@ -462,7 +462,7 @@ class Metrics:
             return
         if conference_id is None or self._joined.get(code) == conference_id:
             self._joined.pop(code, None)
-            self.in_conference.labels(code).set(0)
+            self.in_conference.set(code, 0)
 
     def conference_closed(self, conference_id: int) -> None:
         for code in [c for c, conf in self._joined.items() if conf == conference_id]:

@@ -16,10 +16,11 @@ from typing import Any, cast
 
 import pytest
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring import metrics_routes, wiring
+from monitoring.endpoint_gauges import EndpointGauge
 from monitoring.heartbeats import MONITOR
 from monitoring.metrics import (
     JOINED,
@@ -492,3 +493,22 @@ def test_media_sampler_sets_and_clears_quality() -> None:
     sampler.sample()
     assert math.isnan(value(parse(metrics.render().decode()),
                             "vcbridge_endpoint_packet_loss_ratio", endpoint="A-1"))
+
+
+def test_fast_endpoint_families_render_as_prometheus_client_does() -> None:
+    """The per-endpoint fast path prints exactly what a labelled Gauge would."""
+    registry = CollectorRegistry()
+    reference = Gauge("vcbridge_endpoint_x", 'Doc with "quotes", \\ and\nnewline.',
+                      ["endpoint", "state"], registry=registry)
+    fast = EndpointGauge("vcbridge_endpoint_x", 'Doc with "quotes", \\ and\nnewline.',
+                         extra_label="state")
+    values = {("HUYEN-NGA-SON", "ok"): 1.0, ("A\\B\"C", "off\nline"): math.nan,
+              ("SO-TTTT", "ok"): 1_700_000_000.25, ("TINH-UY", "ok"): math.inf,
+              ("UBND-TINH", "ok"): 1e-7}
+    for (code, state), number in values.items():
+        reference.labels(code, state).set(number)
+        fast.set(code, number, state)
+    fast.set("GONE", 1.0, "ok")
+    fast.remove("GONE")
+    expected = generate_latest(registry).decode()
+    assert sorted(fast.render().splitlines()) == sorted(expected.splitlines())

@@ -1,0 +1,360 @@
+"""Monitoring benchmark: heartbeat handling cost, /metrics scrape, agent death to offline.
+
+The scenario of issue 6, on loopback, with a real `vcbridge serve` process
+(SQLite in a temporary directory, or `--database-url`):
+
+1. The roster is the province's 31 endpoints plus `--simulated` (1,000)
+   simulated ones (`SIM-0001`...), each with an agent token.
+2. 31 real endpoint agents (`bridge/agent.py`; heartbeats every 5 s, the
+   event stream, testsrc media): 30 in one helper process, one in its own
+   `vcbridge agent` process (the one killed in step 5).
+3. Baseline: the server's CPU over `--window` seconds with the 31 agents only.
+4. Load: a helper process sends each simulated endpoint's heartbeat every 5 s
+   (spread evenly, keep-alive connections), as agents would. The server's CPU
+   is measured over the same window; heartbeat handling = load minus
+   baseline. Then, the load going on, `/metrics` is scraped once a second:
+   time (request to last byte, on the client) and size.
+5. The lone agent process is killed (SIGKILL): the time from the kill until
+   `GET /api/v1/health/{code}` says `offline` (the rule: no heartbeat for
+   `health_offline_after_seconds`, 30 s by default, checked by the sweep every
+   `health_sweep_seconds`, 2 s).
+
+Targets: 1,000 endpoints' heartbeats under 10 % of one core; scrape under 50 ms.
+
+    .venv/bin/python bench/monitoring.py                    # about 3 minutes
+    .venv/bin/python bench/monitoring.py --simulated 1000 --window 60
+
+A table goes to stderr, one JSON line with every figure to stdout at the end.
+CPU shares are of one core (utime + stime of the server process, from /proc).
+"""
+
+# ruff: noqa: E402 - the imports below must follow the sys.path fix.
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `python bench/monitoring.py` puts bench/ first on sys.path, where a sibling
+# bench/scheduler.py would shadow the `scheduler` package: look in the project.
+_BENCH_DIR = Path(__file__).resolve().parent
+ROOT = _BENCH_DIR.parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH_DIR]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import yaml
+
+from tests.service_process import Service, service_env
+from vcbridge.settings import Settings
+
+LOOPBACK = "127.0.0.1"
+TARGETS = {"heartbeat_cpu_percent": 10.0, "scrape_ms": 50.0}
+HEARTBEAT_SECONDS = 5.0
+KILLED = "HUYEN-MUONG-LAT"  # the agent whose process dies
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def cpu_percent(pid: int, seconds: float) -> float:
+    """The process's CPU use over the next `seconds`, in % of one core."""
+    before, start = cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    return 100 * (cpu_seconds(pid) - before) / (time.monotonic() - start)
+
+
+def roster(path: Path, simulated: int) -> list[str]:
+    """Write the province's roster plus `simulated` endpoints; returns the simulated codes."""
+    document = yaml.safe_load((ROOT / "configs" / "endpoints.yaml").read_text())
+    codes = [f"SIM-{n:04d}" for n in range(1, simulated + 1)]
+    document["endpoints"] += [
+        {"code": code, "kind": "district", "name": f"Điểm cầu mô phỏng {code}",
+         "name_en": f"Simulated endpoint {code}"} for code in codes]
+    path.write_text(yaml.safe_dump(document, allow_unicode=True))
+    return codes
+
+
+def province_codes() -> list[str]:
+    document = yaml.safe_load((ROOT / "configs" / "endpoints.yaml").read_text())
+    return [e["code"] for e in document["endpoints"]]
+
+
+async def issue_tokens(service: Service, codes: list[str]) -> dict[str, str]:
+    """An agent token per endpoint, through the API (as an administrator would)."""
+    tokens: dict[str, str] = {}
+    headers = {"Authorization": f"Bearer {service.token}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        semaphore = asyncio.Semaphore(8)
+
+        async def one(code: str) -> None:
+            async with semaphore, http.post(
+                    f"{service.base}/api/v1/endpoints/{code}/tokens",
+                    json={"scope": "agent", "label": "bench"}) as response:
+                body = await response.json()
+                if response.status != 201:
+                    raise RuntimeError(f"token for {code}: {response.status} {body}")
+                tokens[code] = body["token"]
+
+        await asyncio.gather(*(one(code) for code in codes))
+    return tokens
+
+
+# -- helper processes ----------------------------------------------------------------------
+
+
+def heartbeat_body() -> dict[str, Any]:
+    return {
+        "sent_at": datetime.now(UTC).isoformat(),
+        "devices": {"camera": True, "microphone": True, "speaker": True},
+        "cpu_percent": 12.0, "network": {"interface": "eth0", "rtt_ms": 8.0},
+        "agent_version": "bench",
+    }
+
+
+async def flood(server: str, tokens: dict[str, str], seconds: float) -> dict[str, Any]:
+    """Each endpoint's heartbeat every 5 s, spread evenly, for `seconds`."""
+    statuses: dict[int, int] = {}
+    codes = sorted(tokens)
+    interval = HEARTBEAT_SECONDS / len(codes)
+    connector = aiohttp.TCPConnector(limit=64)
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[None]] = set()
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def send(code: str) -> None:
+            try:
+                async with http.post(
+                        f"{server}/api/v1/endpoints/{code}/heartbeat", json=heartbeat_body(),
+                        headers={"Authorization": f"Bearer {tokens[code]}"}) as response:
+                    await response.read()
+                    statuses[response.status] = statuses.get(response.status, 0) + 1
+            except (aiohttp.ClientError, OSError, TimeoutError):
+                statuses[0] = statuses.get(0, 0) + 1
+
+        start = loop.time()
+        n = 0
+        while loop.time() - start < seconds:  # bounded: stops by itself
+            due = start + n * interval
+            if due > loop.time():
+                await asyncio.sleep(due - loop.time())
+            task = asyncio.create_task(send(codes[n % len(codes)]))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            n += 1
+        await asyncio.gather(*pending)
+    return {"sent": n, "statuses": statuses}
+
+
+async def agents(server: str, tokens: dict[str, str], seconds: float) -> None:
+    """Run one in-process endpoint agent per token for `seconds` (or until killed)."""
+    from bridge.agent import EndpointAgent  # only the agents' process needs aiortc
+
+    settings = Settings(ice_servers=[], ice_host_addresses=[LOOPBACK])
+    running = [asyncio.create_task(EndpointAgent(server, code, token, settings=settings,
+                                                 summary_seconds=3600).run())
+               for code, token in tokens.items()]
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*running), seconds)
+
+
+def worker_main(args: argparse.Namespace) -> int:
+    work = json.loads(Path(args.worker_input).read_text())
+    if args.worker == "flood":
+        result = asyncio.run(flood(work["server"], work["tokens"], work["seconds"]))
+        Path(args.worker_input).with_suffix(".out").write_text(json.dumps(result))
+    else:
+        asyncio.run(agents(work["server"], work["tokens"], work["seconds"]))
+    return 0
+
+
+def start_worker(kind: str, work_dir: Path, work: dict[str, Any]) -> subprocess.Popen[bytes]:
+    path = work_dir / f"{kind}.json"
+    path.write_text(json.dumps(work))
+    out = (work_dir / f"{kind}.log").open("w")
+    return subprocess.Popen([sys.executable, __file__, "--worker", kind,  # noqa: S603 - ours
+                             "--worker-input", str(path)],
+                            stdout=out, stderr=subprocess.STDOUT, env=service_env())
+
+
+# -- the benchmark ----------------------------------------------------------------------
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def scrape_times(base: str, count: int) -> tuple[list[float], list[int]]:
+    times: list[float] = []
+    sizes: list[int] = []
+    async with aiohttp.ClientSession() as http:
+        for _ in range(count):
+            start = time.perf_counter()
+            async with http.get(f"{base}/metrics") as response:
+                body = await response.read()
+                assert response.status == 200
+            times.append((time.perf_counter() - start) * 1000)
+            sizes.append(len(body))
+            await asyncio.sleep(1.0)
+    return times, sizes
+
+
+def health_state(service: Service, code: str) -> str:
+    status, body = service.request("GET", f"/api/v1/health/{code}")
+    if status != 200:
+        raise RuntimeError(f"health of {code}: {status} {body}")
+    return str(body["state"])
+
+
+def wait_for(check: Any, timeout: float, what: str, interval: float = 0.2) -> float:
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(interval)
+    return time.monotonic() - start
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    report: dict[str, Any] = {"bench": "monitoring", "simulated": args.simulated,
+                              "window_s": args.window, "targets": TARGETS,
+                              "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="vcbridge-bench-monitoring-") as tmp:
+        work_dir = Path(tmp)
+        simulated = roster(work_dir / "endpoints.yaml", args.simulated)
+        extra = {"VCBRIDGE_ROSTER_FILE": str(work_dir / "endpoints.yaml"),
+                 "VCBRIDGE_ICE_HOST_ADDRESSES": LOOPBACK}
+        if args.database_url:
+            extra["VCBRIDGE_DATABASE_URL"] = args.database_url
+        service = Service(work_dir / "service", service_env(**extra))
+        helpers: list[subprocess.Popen[bytes]] = []
+        try:
+            service.wait_healthy(60)
+            service.login()
+            province = province_codes()
+            log(f"server up (pid {service.process.pid}); issuing {len(province) + len(simulated)}"
+                " agent tokens")
+            tokens = asyncio.run(issue_tokens(service, province + simulated))
+            total = args.warmup + 2 * args.window + 120
+            helpers.append(start_worker("agents", work_dir, {
+                "server": service.base, "seconds": total,
+                "tokens": {c: tokens[c] for c in province if c != KILLED}}))
+            lone_env = service_env(VCBRIDGE_AGENT_TOKEN=tokens[KILLED],
+                                   VCBRIDGE_ICE_HOST_ADDRESSES=LOOPBACK)
+            with (work_dir / "lone-agent.log").open("w") as out:
+                lone = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                    [sys.executable, "-m", "vcbridge.cli", "agent", "--server", service.base,
+                     "--endpoint", KILLED, "--media", "testsrc"],
+                    env=lone_env, stdout=out, stderr=subprocess.STDOUT)
+            helpers.append(lone)
+            log(f"31 agents started; warming up {args.warmup:.0f} s")
+            time.sleep(args.warmup)
+            online = sum(health_state(service, c) != "offline" for c in province)
+            report["agents_online"] = online
+            log(f"{online}/31 endpoints on line; baseline CPU over {args.window:.0f} s")
+            report["server_cpu_baseline_percent"] = round(
+                cpu_percent(service.process.pid, args.window), 2)
+
+            helpers.append(start_worker("flood", work_dir, {
+                "server": service.base, "seconds": args.window + args.scrapes + 15,
+                "tokens": {c: tokens[c] for c in simulated}}))
+            time.sleep(10)  # every simulated endpoint has reported once or twice
+            log(f"{args.simulated} simulated endpoints reporting; CPU over "
+                f"{args.window:.0f} s, then {args.scrapes} scrapes of /metrics")
+            loaded = cpu_percent(service.process.pid, args.window)
+            times, sizes = asyncio.run(scrape_times(service.base, args.scrapes))
+            helpers[-1].wait(timeout=60)
+            flood_result = json.loads((work_dir / "flood.out").read_text())
+            report["server_cpu_with_simulated_percent"] = round(loaded, 2)
+            report["heartbeat_cpu_percent"] = round(
+                loaded - report["server_cpu_baseline_percent"], 2)
+            per_second = args.simulated / HEARTBEAT_SECONDS
+            report["heartbeats_per_second"] = per_second
+            report["heartbeat_cpu_us_each"] = round(
+                10_000 * report["heartbeat_cpu_percent"] / per_second, 1)
+            report["flood"] = flood_result
+            report["scrape_ms"] = {"median": round(statistics.median(times), 2),
+                                   "p95": round(percentile(times, 0.95), 2),
+                                   "max": round(max(times), 2), "n": len(times)}
+            report["scrape_bytes"] = int(statistics.median(sizes))
+            simulated_online = sum(health_state(service, c) != "offline"
+                                   for c in simulated[:: max(1, len(simulated) // 50)])
+            report["simulated_sampled_online"] = simulated_online
+
+            log(f"killing the agent of {KILLED} (SIGKILL)")
+            assert health_state(service, KILLED) != "offline", "the lone agent is not on line"
+            lone.send_signal(signal.SIGKILL)
+            lone.wait(timeout=10)
+            report["agent_death_to_offline_s"] = round(wait_for(
+                lambda: health_state(service, KILLED) == "offline", 120, "offline"), 2)
+            report["offline_after_s_setting"] = Settings.model_fields[
+                "health_offline_after_seconds"].default
+            report["others_still_online"] = sum(
+                health_state(service, c) != "offline" for c in province if c != KILLED)
+        finally:
+            for helper in helpers:
+                if helper.poll() is None:
+                    helper.terminate()
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        helper.wait(timeout=10)
+                if helper.poll() is None:
+                    helper.kill()
+            service.stop()
+    report["loadavg_1min"] = round(os.getloadavg()[0], 2)
+    report["meets"] = {
+        "heartbeat_cpu": report["heartbeat_cpu_percent"] < TARGETS["heartbeat_cpu_percent"],
+        "scrape": report["scrape_ms"]["p95"] < TARGETS["scrape_ms"],
+    }
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--simulated", type=int, default=1000)
+    parser.add_argument("--window", type=float, default=60.0,
+                        help="seconds of each CPU measurement")
+    parser.add_argument("--warmup", type=float, default=20.0)
+    parser.add_argument("--scrapes", type=int, default=20, help="one a second, under load")
+    parser.add_argument("--database-url", default="",
+                        help="a PostgreSQL URL (default: SQLite in a temporary directory)")
+    parser.add_argument("--worker", choices=["flood", "agents"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker-input", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker_main(args)
+    report = run(args)
+    log(f"heartbeat handling: {report['heartbeat_cpu_percent']} % of one core for "
+        f"{report['heartbeats_per_second']:.0f} heartbeats/s (baseline with 31 agents "
+        f"{report['server_cpu_baseline_percent']} %); target < 10 %")
+    log(f"/metrics: median {report['scrape_ms']['median']} ms, p95 "
+        f"{report['scrape_ms']['p95']} ms, {report['scrape_bytes']} bytes; target < 50 ms")
+    log(f"agent killed -> offline in {report['agent_death_to_offline_s']} s (rule: 30 s "
+        f"without heartbeat, sweep every 2 s)")
+    print(json.dumps(report, separators=(",", ":"), ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
