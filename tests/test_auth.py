@@ -8,6 +8,7 @@ from typing import Any
 from tests.conftest import Client
 from tests.support import ADMIN_PASSWORD, bearer, login
 from tests.test_booking import book
+from vcbridge.app_keys import TOKEN_CACHE
 from vcbridge.clock import FixedClock
 
 H = dict[str, str]
@@ -122,3 +123,53 @@ async def test_admin_creates_operator_bound_to_endpoint(client: Client, admin: H
     token = await login(client, "op-quan-son", "mật-khẩu-dài")
     me = await (await client.get("/api/v1/auth/me", headers=bearer(token))).json()
     assert me["endpoint"] == "HUYEN-QUAN-SON" and me["role"] == "operator"
+
+
+async def test_agent_tokens_are_remembered_but_revocation_and_expiry_win(
+    client: Client, admin: H, clock: FixedClock
+) -> None:
+    """Agents call every few seconds: their token is read from the database once, then
+    remembered; revoking it here, or its expiry, still takes effect at once."""
+    from sqlalchemy import update
+
+    from vcbridge.app_keys import DATABASE
+    from vcbridge.db.models import ApiToken
+
+    response = await client.post("/api/v1/endpoints/HUYEN-NGA-SON/tokens", headers=admin,
+                                 json={"scope": "agent", "label": "cache"})
+    issued = await response.json()
+    agent = bearer(issued["token"])
+    assert (await client.get("/api/v1/auth/me", headers=agent)).status == 200
+    # Revoked behind this process's back (by another process): remembered until the
+    # cache forgets it (agent_token_cache_seconds), then refused.
+    async with client.app[DATABASE].write() as session:
+        await session.execute(update(ApiToken).where(ApiToken.id == issued["id"])
+                              .values(revoked_at=clock.now()))
+    assert (await client.get("/api/v1/auth/me", headers=agent)).status == 200
+    client.app[TOKEN_CACHE].clear()
+    assert (await client.get("/api/v1/auth/me", headers=agent)).status == 401
+
+    response = await client.post("/api/v1/endpoints/HUYEN-NGA-SON/tokens", headers=admin,
+                                 json={"scope": "agent", "label": "cache 2"})
+    issued = await response.json()
+    agent = bearer(issued["token"])
+    assert (await client.get("/api/v1/auth/me", headers=agent)).status == 200
+    async with client.app[DATABASE].write() as session:  # expires in a minute
+        await session.execute(update(ApiToken).where(ApiToken.id == issued["id"])
+                              .values(expires_at=clock.now() + timedelta(minutes=1)))
+    client.app[TOKEN_CACHE].clear()
+    assert (await client.get("/api/v1/auth/me", headers=agent)).status == 200
+    clock.set(clock.now() + timedelta(minutes=2))  # expired: refused, memory or not
+    assert (await client.get("/api/v1/auth/me", headers=agent)).status == 401
+
+    response = await client.post("/api/v1/endpoints/HUYEN-NGA-SON/tokens", headers=admin,
+                                 json={"scope": "agent", "label": "cache 3"})
+    issued = await response.json()
+    agent = bearer(issued["token"])
+    assert (await client.get("/api/v1/auth/me", headers=agent)).status == 200
+    revoked = await client.delete(f"/api/v1/endpoints/HUYEN-NGA-SON/tokens/{issued['id']}",
+                                  headers=admin)
+    assert revoked.status == 200  # revoked through this process: refused at once
+    assert (await client.get("/api/v1/auth/me", headers=agent)).status == 401
+    # A person's login token is never remembered: logging out is immediate everywhere.
+    assert len(client.app[TOKEN_CACHE]) == 0

@@ -33,9 +33,11 @@ from vcbridge.app_keys import (
     LOGIN_LIMITER,
     PASSWORDS,
     SETTINGS,
+    TOKEN_CACHE,
     ZONE,
 )
 from vcbridge.auth.login_limiter import LoginLimiter
+from vcbridge.auth.token_cache import AgentTokenCache
 from vcbridge.bootstrap import prepare_database
 from vcbridge.clock import Clock, SystemClock
 from vcbridge.db.engine import Database
@@ -61,6 +63,7 @@ def create_app(
     app[ZONE] = ZoneInfo(settings.timezone)
     app[LOGIN_LIMITER] = LoginLimiter(settings.login_max_failures, settings.login_window_seconds)
     app[PASSWORDS] = passwords_for(settings)
+    app[TOKEN_CACHE] = AgentTokenCache(settings.agent_token_cache_seconds)
     app[HEALTH_REPORTERS] = {}
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_event_bus_ctx)

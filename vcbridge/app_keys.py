@@ -10,6 +10,7 @@ from aiohttp import web
 from vcbridge.auth.login_limiter import LoginLimiter
 from vcbridge.auth.passwords import Passwords
 from vcbridge.auth.principal import Principal
+from vcbridge.auth.token_cache import AgentTokenCache
 from vcbridge.clock import Clock
 from vcbridge.db.engine import Database
 from vcbridge.events import EventBus
@@ -22,6 +23,7 @@ ZONE = web.AppKey("zone", ZoneInfo)
 EVENT_BUS = web.AppKey("event_bus", EventBus)
 LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
 PASSWORDS = web.AppKey("passwords", Passwords)
+TOKEN_CACHE = web.AppKey("token_cache", AgentTokenCache)
 
 # Parts report their own state in /healthz: name -> callable giving a JSON value.
 HEALTH_REPORTERS = web.AppKey("health_reporters", dict[str, Callable[[], object]])

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     # Bridge: where conference recordings are written; None (empty): <data_dir>/recordings.
     recordings_dir: Path | None = None
 
+    # An agent token read from the database is trusted this long by this process (agents
+    # call every few seconds); revoking through this process takes effect at once, through
+    # another process within this time. 0: always read the database.
+    agent_token_cache_seconds: float = Field(default=30, ge=0, le=300)
+
     # Endpoint health (monitoring/): heartbeats, thresholds of the health model, history.
     health_heartbeat_interval_seconds: float = Field(default=5, gt=0, le=300)
     health_offline_after_seconds: float = Field(default=30, gt=0, le=3600)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vcbridge.api.schemas import EndpointTokenCreate
-from vcbridge.app_keys import CLOCK, DATABASE, ZONE
+from vcbridge.app_keys import CLOCK, DATABASE, TOKEN_CACHE, ZONE
 from vcbridge.audit import Actor, record
 from vcbridge.auth.principal import Permission
 from vcbridge.auth.tokens import issue_token
@@ -137,6 +137,7 @@ async def revoke_token(request: web.Request) -> web.Response:
             await record(session, principal.actor(remote_of(request)), "endpoint.token_revoke",
                          "endpoint", endpoint.code, {"token_id": token.id}, None, now)
         payload = token_json(token, request.app[ZONE])
+    request.app[TOKEN_CACHE].forget_token(token_id)  # after the commit: no stale refill
     return web.json_response(payload)
 
 

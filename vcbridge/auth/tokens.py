@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from vcbridge.auth.principal import Principal
 from vcbridge.db.models import ApiToken, Endpoint, TokenScope, User
@@ -56,35 +58,55 @@ async def issue_token(
     return secret, row
 
 
-async def resolve_token(session: AsyncSession, secret: str, now: datetime) -> Principal | None:
+@dataclass(frozen=True)
+class Resolved:
+    """A valid token's caller, and until when the token is valid (None: no expiry)."""
+
+    principal: Principal
+    expires_at: datetime | None
+
+
+# One query for any token: its row, the user (login tokens) and the endpoint (the
+# endpoint of an agent or calendar token, or the user's own endpoint).
+_USER_ENDPOINT = aliased(Endpoint)
+_RESOLVE = (
+    select(ApiToken.id, ApiToken.scope, ApiToken.revoked_at, ApiToken.expires_at,
+           User.id, User.username, User.role, User.active, _USER_ENDPOINT.id,
+           _USER_ENDPOINT.code, Endpoint.id, Endpoint.code, Endpoint.active)
+    .outerjoin(User, User.id == ApiToken.user_id)
+    .outerjoin(_USER_ENDPOINT, _USER_ENDPOINT.id == User.endpoint_id)
+    .outerjoin(Endpoint, Endpoint.id == ApiToken.endpoint_id)
+)
+
+
+async def resolve(session: AsyncSession, secret: str, now: datetime) -> Resolved | None:
     """The caller a token stands for, or None if unknown, expired, revoked or disabled."""
     if len(secret) > 200:
         return None
-    row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(secret)))
-    if row is None or row.revoked_at is not None:
+    row = (await session.execute(
+        _RESOLVE.where(ApiToken.token_hash == token_hash(secret)))).first()
+    if row is None:
         return None
-    if row.expires_at is not None and row.expires_at <= now:
+    (token_id, scope, revoked_at, expires_at, user_id, username, role, user_active,
+     user_endpoint_id, user_endpoint_code, endpoint_id, endpoint_code, endpoint_active) = row
+    if revoked_at is not None or (expires_at is not None and expires_at <= now):
         return None
-    if row.scope is TokenScope.LOGIN:
-        user = await session.get(User, row.user_id) if row.user_id is not None else None
-        if user is None or not user.active:
+    if scope is TokenScope.LOGIN:
+        if user_id is None or not user_active:
             return None
-        return Principal(
-            name=user.username,
-            scope=row.scope,
-            token_id=row.id,
-            role=user.role,
-            user_id=user.id,
-            endpoint_id=user.endpoint_id,
-            endpoint_code=user.endpoint.code if user.endpoint else None,
-        )
-    endpoint = await session.get(Endpoint, row.endpoint_id) if row.endpoint_id else None
-    if endpoint is None or not endpoint.active:
+        return Resolved(Principal(
+            name=username, scope=scope, token_id=token_id, role=role, user_id=user_id,
+            endpoint_id=user_endpoint_id, endpoint_code=user_endpoint_code,
+        ), expires_at)
+    if endpoint_id is None or not endpoint_active:
         return None
-    return Principal(
-        name=f"endpoint:{endpoint.code}",
-        scope=row.scope,
-        token_id=row.id,
-        endpoint_id=endpoint.id,
-        endpoint_code=endpoint.code,
-    )
+    return Resolved(Principal(
+        name=f"endpoint:{endpoint_code}", scope=scope, token_id=token_id,
+        endpoint_id=endpoint_id, endpoint_code=endpoint_code,
+    ), expires_at)
+
+
+async def resolve_token(session: AsyncSession, secret: str, now: datetime) -> Principal | None:
+    """The caller a token stands for, or None if unknown, expired, revoked or disabled."""
+    resolved = await resolve(session, secret, now)
+    return resolved.principal if resolved else None

@@ -11,9 +11,9 @@ import hmac
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from vcbridge.app_keys import AUTH_FAILURE, CLOCK, DATABASE, PRINCIPAL
+from vcbridge.app_keys import AUTH_FAILURE, CLOCK, DATABASE, PRINCIPAL, TOKEN_CACHE
 from vcbridge.auth.principal import Permission, Principal
-from vcbridge.auth.tokens import csrf_for, resolve_token
+from vcbridge.auth.tokens import csrf_for, resolve, token_hash
 from vcbridge.db.models import TokenScope
 from vcbridge.http.errors import ApiError, forbidden, unauthorized
 
@@ -44,8 +44,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     ):
         secret, from_cookie = cookie, True
     if secret is not None:
-        async with request.app[DATABASE].read() as session:
-            principal = await resolve_token(session, secret, request.app[CLOCK].now())
+        principal = await _principal(request, secret)
         if principal is None:
             # Public routes still work; protected ones answer 401 with this reason.
             request[AUTH_FAILURE] = "invalid, expired or revoked token"
@@ -56,6 +55,20 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
                     raise ApiError(403, "csrf", f"missing or wrong {CSRF_HEADER} header")
             request[PRINCIPAL] = principal
     return await handler(request)
+
+
+async def _principal(request: web.Request, secret: str) -> Principal | None:
+    """The caller of `secret`: from the agent-token cache, or from the database."""
+    cache, now = request.app[TOKEN_CACHE], request.app[CLOCK].now()
+    hashed = token_hash(secret)
+    principal = cache.get(hashed, now)
+    if principal is None:
+        async with request.app[DATABASE].read() as session:
+            resolved = await resolve(session, secret, now)
+        if resolved is not None:
+            cache.put(hashed, resolved)
+            principal = resolved.principal
+    return principal
 
 
 def require_principal(request: web.Request, *, calendar_ok: bool = False) -> Principal:
