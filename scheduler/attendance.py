@@ -5,11 +5,12 @@ new scheduler leader carries on where the old one stopped."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduler import connect_policy as policy_rules
@@ -21,7 +22,7 @@ from scheduler.connect_policy import (
     RedialPolicy,
 )
 from vcbridge.db.models import Attendance, Conference, ConferenceStatus, Endpoint
-from vcbridge.events import EventBus
+from vcbridge.events import EventBus, NewEvent
 
 RUNNING = (ConferenceStatus.OPEN, ConferenceStatus.LIVE)
 
@@ -43,19 +44,6 @@ def store(row: Attendance, conn: EndpointConnection) -> None:
     row.last_change, row.next_action_at = conn.last_change, conn.next_action_at
 
 
-def create_rows(
-    conference: Conference, invite_at: datetime, now: datetime, online: set[int]
-) -> list[Attendance]:
-    """Pending attendance of every participant, first invitation at `invite_at`."""
-    rows = []
-    for participant in conference.participants:
-        row = Attendance(conference_id=conference.id, endpoint_id=participant.endpoint_id,
-                         escalated=False, ready_at_open=participant.endpoint_id in online)
-        store(row, policy_rules.new_connection(now, invite_at))
-        rows.append(row)
-    return rows
-
-
 async def rows_of(session: AsyncSession, conference_id: int, *, lock: bool = False
                   ) -> list[Attendance]:
     """A conference's attendance rows in roster order."""
@@ -70,8 +58,38 @@ async def rows_of(session: AsyncSession, conference_id: int, *, lock: bool = Fal
 
 async def close_all(session: AsyncSession, conference_id: int, now: datetime) -> None:
     """Mark everyone as having left: the conference ended or was cancelled."""
-    for row in await rows_of(session, conference_id, lock=True):
-        store(row, policy_rules.left(connection_of(row), now))
+    await close_many(session, [conference_id], now)
+
+
+async def close_many(session: AsyncSession, conference_ids: Iterable[int], now: datetime) -> None:
+    """`close_all` for several conferences: one locking read and one batched update."""
+    ids = sorted(set(conference_ids))
+    if not ids:
+        return
+    rows = (await session.execute(
+        select(*_CONNECTION_COLUMNS).where(Attendance.conference_id.in_(ids))
+        .order_by(Attendance.id).with_for_update()
+    )).all()
+    changes = []
+    for row in rows:
+        before = _connection(row)
+        after = policy_rules.left(before, now)
+        if after != before:
+            changes.append({"id": row.id, **_values(after)})
+    if changes:
+        await session.execute(update(Attendance), changes)
+
+
+def new_rows(
+    conference_id: int, endpoint_ids: Sequence[int], invite_at: datetime, now: datetime,
+    online: set[int],
+) -> list[dict[str, object]]:
+    """Pending attendance of every participant, first invitation at `invite_at`,
+    as values for one multi-row insert."""
+    first = _values(policy_rules.new_connection(now, invite_at))
+    return [{"conference_id": conference_id, "endpoint_id": endpoint_id, "escalated": False,
+             "ready_at_open": endpoint_id in online, **first}
+            for endpoint_id in endpoint_ids]
 
 
 @dataclass(frozen=True)
@@ -82,32 +100,76 @@ class Invitation:
     endpoint: str
 
 
+# Attendance rows `tick_due` takes at most in one transaction. A tick holds
+# the write lock (SQLite) and the event sequence row (PostgreSQL) that every
+# lifecycle transition also needs, so each of its transactions is kept short
+# (a few milliseconds); the runner calls it again for the rows left over.
+TICK_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class Ticked:
+    """What one `tick_due` transaction did."""
+
+    invitations: list[Invitation]
+    # Due rows handled; `limit` of them means more may be due.
+    handled: int
+
+_CONNECTION_COLUMNS = (Attendance.id, Attendance.conference_id, Attendance.state,
+                       Attendance.attempts, Attendance.last_change, Attendance.next_action_at,
+                       Attendance.reason, Attendance.escalated)
+
+
+def _connection(row: Row[*tuple[Any, ...]]) -> EndpointConnection:
+    return EndpointConnection(ConnectState(row.state), row.attempts, row.last_change,
+                              row.next_action_at, Reason(row.reason))
+
+
+def _values(conn: EndpointConnection) -> dict[str, object]:
+    return {"state": conn.state.value, "attempts": conn.attempts, "reason": conn.reason.value,
+            "last_change": conn.last_change, "next_action_at": conn.next_action_at}
+
+
 async def tick_due(
-    session: AsyncSession, now: datetime, policy: RedialPolicy, bus: EventBus
-) -> list[Invitation]:
-    """Apply the connect policy to every attendance row whose next action is due."""
-    rows = (await session.scalars(
-        select(Attendance).join(Conference, Conference.id == Attendance.conference_id)
+    session: AsyncSession, now: datetime, policy: RedialPolicy, bus: EventBus,
+    *, limit: int = TICK_LIMIT,
+) -> Ticked:
+    """Apply the connect policy to the attendance rows whose next action is due.
+
+    At most `limit` rows, oldest due first, in a fixed number of statements
+    (one locking read, one batched update, one batched publish) however many
+    are due."""
+    rows = (await session.execute(
+        select(*_CONNECTION_COLUMNS, Endpoint.code)
+        .join(Conference, Conference.id == Attendance.conference_id)
+        .join(Endpoint, Endpoint.id == Attendance.endpoint_id)
         .where(Conference.status.in_(RUNNING), Attendance.next_action_at <= now)
-        .order_by(Attendance.next_action_at, Attendance.id).with_for_update(of=Attendance)
-    )).unique()
+        .order_by(Attendance.next_action_at, Attendance.id).limit(limit)
+        .with_for_update(of=Attendance)
+    )).all()
     invitations = []
+    events: list[NewEvent] = []
+    changes: list[dict[str, object]] = []
     for row in rows:
-        conn, action = policy_rules.tick(connection_of(row), now, policy)
-        code = row.endpoint.code
-        if action is Action.ESCALATE_ABSENT and not row.escalated:
-            row.escalated = True
+        before = _connection(row)
+        conn, action = policy_rules.tick(before, now, policy)
+        escalated = row.escalated
+        if action is Action.ESCALATE_ABSENT and not escalated:
+            escalated = True
             # Staff (bookers, IT) see every event; the endpoint itself is told nothing new.
-            await bus.publish(session, "endpoint.absent", now, conference_id=row.conference_id,
-                              endpoint=code, data={"attempts": conn.attempts})
+            events.append(NewEvent("endpoint.absent", row.conference_id, row.code,
+                                   data={"attempts": conn.attempts}))
         elif action is Action.INVITE:
             conn = policy_rules.invite(conn, now, policy)
-            await bus.publish(session, "endpoint.invited", now, conference_id=row.conference_id,
-                              endpoint=code, audience=[code],
-                              data={"attempt": conn.attempts, "reason": conn.reason.value})
-            invitations.append(Invitation(row.conference_id, code))
-        store(row, conn)
-    return invitations
+            events.append(NewEvent("endpoint.invited", row.conference_id, row.code, (row.code,),
+                                   {"attempt": conn.attempts, "reason": conn.reason.value}))
+            invitations.append(Invitation(row.conference_id, row.code))
+        if conn != before or escalated != row.escalated:
+            changes.append({"id": row.id, "escalated": escalated, **_values(conn)})
+    if changes:
+        await session.execute(update(Attendance), changes)
+    await bus.publish_many(session, now, events)
+    return Ticked(invitations, len(rows))
 
 
 # What an endpoint's report does to its connection, and the event it publishes.

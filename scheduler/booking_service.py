@@ -24,7 +24,12 @@ from scheduler.booking_rules import (
     endpoint_conflicts,
     time_problems,
 )
-from scheduler.booking_store import booked_overlapping, endpoints_by_code, lock_bookings
+from scheduler.booking_store import (
+    booked_overlapping,
+    endpoints_by_code,
+    lock_bookings,
+    lock_conferences,
+)
 from scheduler.conference_schemas import ConferenceCreate, ConferenceUpdate, Scope, conference_json
 from scheduler.recurrence import RecurrenceError, expand, normalise
 from vcbridge.audit import Actor, record
@@ -236,6 +241,9 @@ async def _affected(
             Conference.status.in_(statuses),
         )
         .order_by(Conference.start)
+        # Locked like `conference` (see update_conference), and read as they are now.
+        .with_for_update(of=Conference)
+        .execution_options(populate_existing=True)
     )
     return list(rows)
 
@@ -256,6 +264,9 @@ async def update_conference(
     start or end sets the duration of each. A conference whose room is open
     or live only takes a new title, agenda or end (an extension)."""
     await lock_bookings(session)
+    # The row lock serialises this change with the lifecycle's transitions of the
+    # conference (which take only that lock); the refresh then reads its status.
+    await lock_conferences(session, [conference.id])
     await session.refresh(conference)
     fields = change.model_dump(exclude_unset=True)
     if not fields:
@@ -383,6 +394,7 @@ async def cancel_conference(
 ) -> list[Conference]:
     """Cancel one conference, or it and the rest of its series (rows are kept)."""
     await lock_bookings(session)
+    await lock_conferences(session, [conference.id])  # see update_conference
     await session.refresh(conference)
     if conference.status not in ACTIVE_STATUSES:
         raise BookingStateError(

@@ -29,6 +29,19 @@ async def lock_bookings(session: AsyncSession) -> None:
     await session.execute(select(BookingLock.id).where(BookingLock.id == 1).with_for_update())
 
 
+async def lock_conferences(session: AsyncSession, conference_ids: Iterable[int]) -> None:
+    """Lock conference rows until commit (PostgreSQL; SQLite's BEGIN IMMEDIATE
+    already holds the database), in id order so two lockers cannot deadlock.
+
+    A booking change to an existing conference takes this after the booking
+    lock, so it is serialised with the lifecycle's transitions of that
+    conference (see `scheduler/transitions.py`)."""
+    ids = sorted(set(conference_ids))
+    if ids:
+        await session.execute(select(Conference.id).where(Conference.id.in_(ids))
+                              .order_by(Conference.id).with_for_update())
+
+
 async def booked_overlapping(
     session: AsyncSession, slots: Sequence[Slot], exclude_ids: Iterable[int] = ()
 ) -> list[Booked]:

@@ -16,7 +16,7 @@ from scheduler.booking_service import (
     BookingStateError,
     update_conference,
 )
-from scheduler.booking_store import lock_bookings
+from scheduler.booking_store import lock_bookings, lock_conferences
 from scheduler.conference_schemas import ConferenceUpdate, conference_json
 from scheduler.connect_policy import RedialPolicy
 from scheduler.connect_policy import rollcall as build_rollcall
@@ -94,6 +94,8 @@ async def extend(request: web.Request) -> web.Response:
             # Locked first, so two extensions at once add up instead of racing.
             await lock_bookings(session)
             conference = await load_visible(session, request, principal)
+            # Serialised with the lifecycle too: an extension never races the end.
+            await lock_conferences(session, [conference.id])
             await session.refresh(conference)
             if not (principal.can(Permission.BOOK)
                     or principal.acts_for_endpoint(conference.chair_endpoint_id)):

@@ -1,37 +1,65 @@
-"""The lifecycle runner: APScheduler timers derived from the conference table.
+"""The lifecycle runner: an APScheduler timer derived from the conference table.
 
 The table is the truth; timers are a cache of it. At start (and when this
 process becomes the scheduler leader) `reconcile` brings every conference up
-to date with the clock and sets one timer per conference for its next
-transition within the horizon. Booking changes arrive as events on the bus
-(from any process) and re-derive that conference's timer at once; a periodic
-refresh brings conferences entering the horizon in. Timers live in
-APScheduler's in-memory store: losing them in a crash loses nothing, because
-the next leader derives them again from the table.
+to date with the clock and plans each conference's next transition within
+the horizon. Booking changes arrive as events on the bus (from any process)
+and re-derive that conference's plan at once; a periodic refresh brings
+conferences entering the horizon in. Plans live in memory: losing them in a
+crash loses nothing, because the next leader derives them again from the
+table.
+
+One APScheduler date job, the wake-up, is set for the earliest planned
+transition (not one job per conference: a thousand jobs cost most of a
+reconcile). When it fires, every conference due by then is advanced in one
+transaction, and the wake-up is set again for the next earliest. All syncs
+of this runner take turns (`_sync_lock`), so plans are made in the order the
+transactions committed and a stale plan never overwrites a newer one.
 
 APScheduler job options, chosen on purpose:
 - `misfire_grace_time=None`: a late timer still runs. Every job only calls
-  `advance`, which decides from the clock what is still due, so a late open
-  or end is done late rather than never, and a late warning is dropped by
-  the lifecycle rules (`WARN_GRACE`), not by APScheduler.
-- `coalesce=True`, `max_instances=1`: piled-up runs of one job collapse
-  into one."""
+  `advance_many`, which decides from the clock what is still due, so a late
+  open or end is done late rather than never, and a late warning is dropped
+  by the lifecycle rules (`WARN_GRACE`), not by APScheduler.
+- `coalesce=True`: piled-up runs of one job collapse into one.
+- `max_instances`: APScheduler counts a job as running until a callback
+  after the coroutine returns, so a job that sets itself again (the wake-up
+  does, at its end) would see its next run skipped and, for a date job,
+  lost. The wake-up therefore allows many instances; they take turns on the
+  sync lock and a run that finds nothing due costs nothing. The connect tick
+  allows two, and a tick that finds the previous one still running returns at
+  once rather than queueing. A tick works in short transactions and stops
+  after half its interval (the next tick does the rest), so it does not
+  overrun.
+
+`stop()` pauses the timers, waits for the jobs already running to finish
+(a transition is never cut in the middle), then shuts APScheduler down."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
+import time
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 
-from scheduler.attendance import tick_due
+from scheduler.attendance import TICK_LIMIT, tick_due
 from scheduler.bridge_port import BridgePort
 from scheduler.connect_policy import RedialPolicy
 from scheduler.lifecycle import Transition, due_transitions, next_transition
-from scheduler.transitions import Advanced, LifecycleSettings, advance, timeline_of
+from scheduler.transitions import (
+    LIFECYCLE_COLUMNS,
+    Advanced,
+    LifecycleSettings,
+    advance_many,
+    timeline_of,
+)
 from vcbridge.clock import Clock
 from vcbridge.db.engine import Database
 from vcbridge.db.models import ACTIVE_STATUSES, Conference
@@ -39,8 +67,18 @@ from vcbridge.events import EventBus
 
 log = logging.getLogger(__name__)
 
-# Booking events after which a conference's timer is derived again.
+# Booking events after which a conference's plan is derived again.
 _CHANGES = frozenset({"conference.booked", "conference.updated", "conference.cancelled"})
+
+WAKE_JOB = "lifecycle-wakeup"
+# See the module docstring: wake-ups waiting for their turn are cheap.
+WAKE_INSTANCES = 1000
+# Conferences advanced in one transaction: a catch-up of hundreds after a
+# restart is a few transactions, each short enough not to hold other writers
+# (bookings, the connect tick) up for long.
+BATCH = 100
+# How long `stop()` waits for running jobs.
+STOP_TIMEOUT_S = 15.0
 
 
 class LifecycleRunner:
@@ -73,11 +111,22 @@ class LifecycleRunner:
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
         )
         self._planned: dict[int, datetime] = {}
+        # (when, conference id), earliest first; an entry whose time is no longer
+        # the conference's plan is stale and skipped.
+        self._queue: list[tuple[datetime, int]] = []
+        self._armed: datetime | None = None
+        self._sync_lock = asyncio.Lock()
+        self._ticking = False
         self._follower: asyncio.Task[None] | None = None
+        self._active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stopping = False
         self.running = False
 
     async def start(self) -> None:
         """Start the timers: follow booking changes, reconcile, then tick and refresh."""
+        self._stopping = False
         self._scheduler.start()
         ready = asyncio.Event()
         # Subscribe before reconciling so no change slips between the two.
@@ -85,92 +134,197 @@ class LifecycleRunner:
         await ready.wait()
         await self.reconcile()
         self._scheduler.add_job(self._tick, "interval", seconds=self._tick_seconds,
-                                id="connect-tick")
+                                id="connect-tick", max_instances=2, replace_existing=True)
         self._scheduler.add_job(self._refresh, "interval", seconds=self._refresh_seconds,
-                                id="horizon-refresh")
+                                id="horizon-refresh", replace_existing=True)
         self.running = True
         log.info("lifecycle scheduler started")
 
-    async def stop(self) -> None:
-        """Stop every timer (another process may take over)."""
+    async def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """Stop every timer (another process may take over).
+
+        Jobs already running finish first, up to `timeout` seconds (a database
+        that hangs must not keep a deposed leader stopping for ever); the rest
+        is then cancelled."""
         self.running = False
+        self._stopping = True
+        if self._scheduler.running:
+            self._scheduler.pause()  # no new job starts
+            # Jobs handed to the event loop just before the pause start now, see
+            # `_stopping` and return, or are counted as active.
+            await asyncio.sleep(0)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self._active:
+                    await self._idle.wait()
+        if self._active:
+            log.warning("lifecycle scheduler: %d jobs still running after %.0f s; cancelling",
+                        self._active, timeout)
+        # No await between the check above and here: the follower is idle, waiting
+        # for the next change, and is cancelled there.
         if self._follower is not None:
             self._follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follower
+            self._follower = None
         if self._scheduler.running:
+            self._scheduler.remove_all_jobs()
             self._scheduler.shutdown(wait=False)
         self._planned.clear()
+        self._queue.clear()
+        self._armed = None
         log.info("lifecycle scheduler stopped")
 
     @property
     def planned(self) -> dict[int, datetime]:
-        """Conference id -> when its next timer fires."""
+        """Conference id -> when its next transition is due (the wake-up covers it)."""
         return dict(self._planned)
 
     async def reconcile(self) -> int:
-        """Bring every conference up to date with the clock and set its timer.
+        """Bring every conference up to date with the clock and plan its next transition.
 
-        Conferences with nothing due are planned from one read; only those
-        with a due transition get a write transaction. Returns how many
-        conferences were looked at."""
-        now = self._clock.now()
-        async with self._database.read() as session:
-            conferences = (await session.scalars(
-                select(Conference).where(Conference.status.in_(ACTIVE_STATUSES),
-                                         Conference.busy_start <= now + self._horizon)
-            )).all()
-            work = []
-            for conference in conferences:
-                timeline = timeline_of(conference, self._settings)
-                if due_transitions(conference.status, timeline, now, conference.warned):
-                    work.append(conference.id)
-                else:
-                    self._plan(conference.id, next_transition(
-                        conference.status, timeline, conference.warned, now=now))
-        for conference_id in work:
-            with contextlib.suppress(Exception):  # logged by sync; retried by the refresh
-                await self.sync(conference_id)
-        return len(conferences)
+        One read of the lifecycle columns plans the conferences with nothing
+        due; those with a due transition are advanced in batches of
+        `BATCH` per transaction. Returns how many conferences were looked at."""
+        return await self._catch_up(only_unplanned=False)
 
     async def sync(self, conference_id: int) -> Advanced:
-        """Advance one conference to now, act on the bridge, and set its next timer.
+        """Advance one conference to now, act on the bridge, and plan its next transition.
 
         If the transaction fails (a database outage, a lock timeout) the
-        conference is forgotten by the timers, so the next horizon refresh
-        (within `refresh_seconds`) tries it again, instead of it staying stuck."""
+        conference is forgotten by the plans, so the next horizon refresh
+        (within `refresh_seconds`) tries it again, instead of it staying stuck;
+        the error is raised."""
+        async with self._sync_lock:
+            results = await self._advance([conference_id])
+        await self._act(results[0])
+        return results[0]
+
+    async def sync_many(self, conference_ids: Sequence[int]) -> list[Advanced]:
+        """`sync` for several conferences, `BATCH` per transaction; one result per
+        distinct id that could be advanced.
+
+        A batch that fails is retried one conference at a time, so one bad
+        conference holds up no other; a conference that still fails is
+        forgotten (and logged) until the next refresh. A bridge call that fails
+        is logged and does not stop the others."""
+        ids = sorted(set(conference_ids))
+        results: list[Advanced] = []
+        for first in range(0, len(ids), BATCH):
+            chunk = ids[first:first + BATCH]
+            async with self._sync_lock:
+                try:
+                    done = await self._advance(chunk)
+                except Exception:
+                    if len(chunk) == 1:
+                        continue  # logged by _advance
+                    log.warning("advancing %d conferences together failed; one by one",
+                                len(chunk))
+                    done = []
+                    for conference_id in chunk:
+                        with contextlib.suppress(Exception):  # logged by _advance
+                            done += await self._advance([conference_id])
+            for result in done:
+                try:
+                    await self._act(result)
+                except Exception:
+                    log.exception("the bridge failed for conference %s",
+                                  result.conference_id)
+            results += done
+        return results
+
+    async def _advance(self, conference_ids: list[int]) -> list[Advanced]:
+        """One transaction over `conference_ids`, then their plans (sync lock held)."""
         try:
             async with self._database.write() as session:
-                result = await advance(session, conference_id, self._clock, self._settings,
-                                       self._bus)
+                results = await advance_many(session, conference_ids, self._clock,
+                                             self._settings, self._bus)
         except Exception:
-            self._planned.pop(conference_id, None)
-            log.exception("advancing conference %s failed; retrying at the next refresh",
-                          conference_id)
+            for conference_id in conference_ids:
+                self._planned.pop(conference_id, None)
+            log.exception("advancing conferences %s failed; retrying at the next refresh",
+                          conference_ids)
             raise
+        for result in results:
+            self._plan(result.conference_id, result.next)
+        self._arm()
+        return results
+
+    async def _act(self, result: Advanced) -> None:
+        """Ask the bridge for what the committed transitions need."""
         for transition in result.applied:
             if transition is Transition.OPEN:
-                await self._bridge.open_room(conference_id, result.participants)
+                await self._bridge.open_room(result.conference_id, result.participants)
             elif transition is Transition.END:
-                await self._bridge.close_room(conference_id)
-        self._plan(conference_id, result.next)
-        return result
+                await self._bridge.close_room(result.conference_id)
+
+    async def _catch_up(self, *, only_unplanned: bool) -> int:
+        now = self._clock.now()
+        async with self._database.read() as session:
+            rows = (await session.execute(
+                select(*LIFECYCLE_COLUMNS).where(
+                    Conference.status.in_(ACTIVE_STATUSES),
+                    Conference.busy_start <= now + self._horizon)
+            )).all()
+        work = []
+        for row in rows:
+            if only_unplanned and row.id in self._planned:
+                continue
+            timeline = timeline_of(row, self._settings)
+            if due_transitions(row.status, timeline, now, row.warned):
+                work.append(row.id)
+            else:
+                self._plan(row.id, next_transition(row.status, timeline, row.warned, now=now))
+        self._arm()
+        await self.sync_many(work)
+        return len(rows)
 
     def _plan(self, conference_id: int, upcoming: tuple[Transition, datetime] | None) -> None:
-        job_id = f"conference-{conference_id}"
+        """Remember when the conference's next transition is due (the caller arms)."""
         if upcoming is None or upcoming[1] > self._clock.now() + self._horizon:
-            if self._planned.pop(conference_id, None) is not None:
-                with contextlib.suppress(Exception):
-                    self._scheduler.remove_job(job_id)
+            self._planned.pop(conference_id, None)
             return
         at = upcoming[1]
-        self._scheduler.add_job(self._timer, "date", run_date=at, args=[conference_id],
-                                id=job_id, replace_existing=True)
-        self._planned[conference_id] = at
+        if self._planned.get(conference_id) != at:
+            self._planned[conference_id] = at
+            heapq.heappush(self._queue, (at, conference_id))
 
-    async def _timer(self, conference_id: int) -> None:
-        with contextlib.suppress(Exception):  # logged by sync; retried by the refresh
-            await self.sync(conference_id)
+    def _arm(self, *, again: bool = False) -> None:
+        """Set the wake-up for the earliest planned transition, if it changed
+        (`again`: set it even if unchanged, as the wake-up that was set has run)."""
+        queue = self._queue
+        while queue and self._planned.get(queue[0][1]) != queue[0][0]:
+            heapq.heappop(queue)
+        if not self._scheduler.running or self._stopping:
+            return  # started later (tests drive the runner by hand), or stopping
+        if not queue:
+            if self._armed is not None:
+                self._armed = None
+                with contextlib.suppress(JobLookupError):
+                    self._scheduler.remove_job(WAKE_JOB)
+            return
+        at = queue[0][0]
+        if at == self._armed and not again:
+            return
+        self._scheduler.add_job(self._wake, "date", run_date=at, id=WAKE_JOB,
+                                replace_existing=True, max_instances=WAKE_INSTANCES)
+        self._armed = at
+
+    async def _wake(self) -> None:
+        """The wake-up: advance every conference due by now, then set the next wake-up."""
+        async with self._activity() as go:
+            if not go:
+                return
+            try:
+                now = self._clock.now()
+                due = []
+                while self._queue and self._queue[0][0] <= now:
+                    at, conference_id = heapq.heappop(self._queue)
+                    if self._planned.get(conference_id) == at:
+                        due.append(conference_id)
+                await self.sync_many(due)
+            finally:
+                self._arm(again=True)
 
     async def _follow_changes(self, ready: asyncio.Event) -> None:
         async with self._bus.subscribe() as subscription:
@@ -178,33 +332,67 @@ class LifecycleRunner:
             while (event := await subscription.queue.get()) is not None:
                 if event.type not in _CHANGES or event.conference_id is None:
                     continue
-                try:
-                    if event.type == "conference.cancelled" and event.data.get("was") in (
-                        "open", "live"
-                    ):
-                        await self._bridge.close_room(event.conference_id)
-                    await self.sync(event.conference_id)
-                except Exception:
-                    log.exception("re-deriving conference %s failed", event.conference_id)
+                async with self._activity() as go:
+                    if not go:
+                        continue
+                    try:
+                        if event.type == "conference.cancelled" and event.data.get("was") in (
+                            "open", "live"
+                        ):
+                            await self._bridge.close_room(event.conference_id)
+                        await self.sync(event.conference_id)
+                    except Exception:
+                        log.exception("re-deriving conference %s failed", event.conference_id)
         if self.running:  # the bus cut us off (overflow): catch up from the table
             log.warning("lifecycle fell behind the event bus; reconciling")
             self._follower = asyncio.create_task(self._follow_changes(asyncio.Event()))
-            await self.reconcile()
+            async with self._activity() as go:
+                if go:
+                    await self.reconcile()
 
     async def _refresh(self) -> None:
-        now = self._clock.now()
-        async with self._database.read() as session:
-            ids = (await session.scalars(
-                select(Conference.id).where(Conference.status.in_(ACTIVE_STATUSES),
-                                            Conference.busy_start <= now + self._horizon)
-            )).all()
-        for conference_id in ids:
-            if conference_id not in self._planned:
-                with contextlib.suppress(Exception):  # logged by sync; tried again next time
-                    await self.sync(conference_id)
+        async with self._activity() as go:
+            if go:
+                await self._catch_up(only_unplanned=True)
 
     async def _tick(self) -> None:
-        async with self._database.write() as session:
-            invitations = await tick_due(session, self._clock.now(), self._redial, self._bus)
-        for invitation in invitations:
-            await self._bridge.invite(invitation.conference_id, invitation.endpoint)
+        if self._ticking:
+            return  # the previous tick is still running; the next one does the rest
+        async with self._activity() as go:
+            if not go:
+                return
+            self._ticking = True
+            try:
+                await self._tick_chunks()
+            finally:
+                self._ticking = False
+
+    async def _tick_chunks(self) -> None:
+        """The connect tick: due rows in short transactions, so a transition waiting
+        for the database (SQLite's one writer, PostgreSQL's event sequence row) gets
+        in between; stops after half its interval, and the next tick goes on."""
+        started = time.monotonic()
+        while True:
+            async with self._database.write() as session:
+                ticked = await tick_due(session, self._clock.now(), self._redial, self._bus)
+            for invitation in ticked.invitations:
+                await self._bridge.invite(invitation.conference_id, invitation.endpoint)
+            if (ticked.handled < TICK_LIMIT
+                    or time.monotonic() - started > self._tick_seconds / 2):
+                return
+
+    @contextlib.asynccontextmanager
+    async def _activity(self) -> AsyncIterator[bool]:
+        """Count a job as running, so `stop()` waits for it; yields False (do nothing)
+        once stopping."""
+        if self._stopping:
+            yield False
+            return
+        self._active += 1
+        self._idle.clear()
+        try:
+            yield True
+        finally:
+            self._active -= 1
+            if not self._active:
+                self._idle.set()

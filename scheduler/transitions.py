@@ -1,19 +1,35 @@
-"""The lifecycle's database side: bring one conference up to date with the clock.
+"""The lifecycle's database side: bring conferences up to date with the clock.
 
-`advance` is what every timer job runs. It reads the conference as it is now,
-asks the pure state machine (`lifecycle.py`) what is due, applies it and
-publishes the events, all in one transaction under the booking lock. Running
-it twice, late, after a restart, or for a cancelled conference is harmless."""
+`advance_many` is what every timer runs. It locks the conferences' rows,
+reads them as they are now, asks the pure state machine (`lifecycle.py`) what
+is due, applies it and publishes the events, all in one transaction, in a
+fixed number of statements however many conferences are due at once. Running
+it twice, late, after a restart, or for a cancelled conference is harmless.
+
+Only the conference rows are locked, not the global booking lock. That is
+safe because a transition changes nothing a conflict check reads except the
+status, and only from one active status to another (open, live) or, at or
+after the end, to ended: a booking checked before or after it finds the same
+conflicts, as the ended conference's busy time is over. What a transition
+must not race with is a change to the same conference (an edit, an
+extension, a cancellation): those lock the same row
+(`booking_store.lock_conferences`)
+after the booking lock, so either the change commits first and the
+transition reads the new times or status, or the transition commits first
+and the change sees the new status. No transaction takes the booking lock
+after a conference row, so the two locks cannot deadlock. On SQLite a write
+transaction holds the whole database from its BEGIN IMMEDIATE anyway."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import Row, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduler import attendance
-from scheduler.booking_store import lock_bookings
 from scheduler.lifecycle import (
     TERMINAL_STATUSES,
     Timeline,
@@ -23,8 +39,8 @@ from scheduler.lifecycle import (
     next_transition,
 )
 from vcbridge.clock import Clock
-from vcbridge.db.models import Conference
-from vcbridge.events import EventBus
+from vcbridge.db.models import Attendance, Conference, ConferenceStatus, Endpoint, Participant
+from vcbridge.events import EventBus, NewEvent
 from vcbridge.presence import online
 
 
@@ -42,13 +58,21 @@ class Advanced:
 
     conference_id: int
     applied: list[Transition] = field(default_factory=list)
+    # Participant codes, in booking order; filled when a transition was applied.
     participants: list[str] = field(default_factory=list)
     # The next timer to set, if the conference is still running or scheduled.
     next: tuple[Transition, datetime] | None = None
 
 
-def timeline_of(conference: Conference, settings: LifecycleSettings) -> Timeline:
-    """The lifecycle timeline of a stored conference."""
+# The columns the lifecycle needs: no title, agenda, participants or joins.
+LIFECYCLE_COLUMNS = (Conference.id, Conference.status, Conference.start, Conference.end,
+                     Conference.setup_minutes, Conference.warned)
+LifecycleRow = Row[int, ConferenceStatus, datetime, datetime, int, bool]
+
+
+def timeline_of(conference: Conference | LifecycleRow, settings: LifecycleSettings) -> Timeline:
+    """The lifecycle timeline of a stored conference (an ORM object or a row of
+    `LIFECYCLE_COLUMNS`)."""
     return Timeline(conference.start, conference.end, conference.setup_minutes,
                     settings.warn_minutes)
 
@@ -62,48 +86,6 @@ def _due_at(transition: Transition, timeline: Timeline) -> datetime:
     }[transition]
 
 
-async def advance(
-    session: AsyncSession,
-    conference_id: int,
-    clock: Clock,
-    settings: LifecycleSettings,
-    bus: EventBus,
-) -> Advanced:
-    """Apply every transition due now to one conference (idempotent).
-
-    The clock is read after the booking lock is taken, so a booking change
-    that committed while we waited is seen, and lateness includes the wait."""
-    await lock_bookings(session)
-    now = clock.now()
-    conference = await session.get(Conference, conference_id, populate_existing=True)
-    result = Advanced(conference_id)
-    if conference is None or conference.status in TERMINAL_STATUSES:
-        return result
-    timeline = timeline_of(conference, settings)
-    codes = [p.endpoint.code for p in conference.participants]
-    result.participants = codes
-    for transition in due_transitions(conference.status, timeline, now, conference.warned):
-        conference.status = apply(conference.status, transition)
-        late_ms = round((now - _due_at(transition, timeline)).total_seconds() * 1000)
-        data: dict[str, object] = {"late_ms": late_ms}
-        if transition is Transition.OPEN:
-            conference.opened_at = now
-            data.update(await _open(session, conference, timeline, now, settings))
-        elif transition is Transition.LIVE:
-            conference.live_at = now
-        elif transition is Transition.WARN:
-            conference.warned = True
-            data["minutes_left"] = max(round((timeline.end_at - now).total_seconds() / 60), 0)
-        elif transition is Transition.END:
-            conference.ended_at = now
-            await attendance.close_all(session, conference_id, now)
-        await bus.publish(session, _EVENT[transition], now, conference_id=conference_id,
-                          audience=codes, data=data)
-        result.applied.append(transition)
-    result.next = next_transition(conference.status, timeline, conference.warned, now=now)
-    return result
-
-
 _EVENT = {
     Transition.OPEN: "conference.opened",
     Transition.LIVE: "conference.live",
@@ -112,28 +94,116 @@ _EVENT = {
 }
 
 
-async def _open(
+async def advance(
     session: AsyncSession,
-    conference: Conference,
-    timeline: Timeline,
-    now: datetime,
+    conference_id: int,
+    clock: Clock,
     settings: LifecycleSettings,
-) -> dict[str, object]:
-    """Create the attendance rows (first invitation at the start) and check readiness."""
-    ids = [p.endpoint_id for p in conference.participants]
-    up = await online(session, ids, now, settings.presence_stale)
-    for row in attendance.create_rows(conference, max(timeline.live_at, now), now, up):
-        session.add(row)
-    ready = [p.endpoint.code for p in conference.participants if p.endpoint_id in up]
-    offline = [p.endpoint.code for p in conference.participants if p.endpoint_id not in up]
-    total = len(ids)
+    bus: EventBus,
+) -> Advanced:
+    """Apply every transition due now to one conference (idempotent)."""
+    return (await advance_many(session, [conference_id], clock, settings, bus))[0]
+
+
+async def advance_many(
+    session: AsyncSession,
+    conference_ids: Sequence[int],
+    clock: Clock,
+    settings: LifecycleSettings,
+    bus: EventBus,
+) -> list[Advanced]:
+    """Apply every transition due now to each conference (idempotent); one result per
+    distinct id, in id order (an unknown id gets an empty result).
+
+    The clock is read after the rows are locked, so a booking change that
+    committed while we waited is seen, and lateness includes the wait."""
+    ids = sorted(set(conference_ids))
+    rows = (await session.execute(
+        select(*LIFECYCLE_COLUMNS).where(Conference.id.in_(ids))
+        .order_by(Conference.id).with_for_update()
+    )).all()
+    now = clock.now()
+    results = {cid: Advanced(cid) for cid in ids}
+    work: list[tuple[LifecycleRow, Timeline, list[Transition]]] = []
+    for row in rows:
+        if row.status in TERMINAL_STATUSES:
+            continue
+        timeline = timeline_of(row, settings)
+        due = due_transitions(row.status, timeline, now, row.warned)
+        if due:
+            work.append((row, timeline, due))
+        else:
+            results[row.id].next = next_transition(row.status, timeline, row.warned, now=now)
+    if not work:
+        return list(results.values())
+
+    members: dict[int, list[tuple[int, str]]] = {row.id: [] for row, _, _ in work}
+    for cid, endpoint_id, code in (await session.execute(
+        select(Participant.conference_id, Participant.endpoint_id, Endpoint.code)
+        .join(Endpoint, Endpoint.id == Participant.endpoint_id)
+        .where(Participant.conference_id.in_(list(members))).order_by(Participant.id)
+    )).all():
+        members[cid].append((endpoint_id, code))
+    opening = [row.id for row, _, due in work if Transition.OPEN in due]
+    up = await online(session, {e for cid in opening for e, _ in members[cid]}, now,
+                      settings.presence_stale) if opening else set()
+
+    new_attendance: list[dict[str, object]] = []
+    ending: list[int] = []
+    changes: list[dict[str, object]] = []
+    events: list[NewEvent] = []
+    for row, timeline, due in work:
+        cid = row.id
+        result = results[cid]
+        codes = [code for _, code in members[cid]]
+        result.participants = codes
+        status, warned = row.status, row.warned
+        change: dict[str, object] = {"id": cid}
+        for transition in due:
+            status = apply(status, transition)
+            late_ms = round((now - _due_at(transition, timeline)).total_seconds() * 1000)
+            data: dict[str, object] = {"late_ms": late_ms}
+            if transition is Transition.OPEN:
+                change["opened_at"] = now
+                ids_of = [endpoint_id for endpoint_id, _ in members[cid]]
+                new_attendance += attendance.new_rows(cid, ids_of, max(timeline.live_at, now),
+                                                      now, up)
+                data["readiness"] = _readiness(members[cid], up)
+            elif transition is Transition.LIVE:
+                change["live_at"] = now
+            elif transition is Transition.WARN:
+                warned = change["warned"] = True
+                data["minutes_left"] = max(
+                    round((timeline.end_at - now).total_seconds() / 60), 0)
+            elif transition is Transition.END:
+                change["ended_at"] = now
+                ending.append(cid)
+            events.append(NewEvent(_EVENT[transition], cid, None, tuple(codes), data))
+            result.applied.append(transition)
+        change["status"] = status
+        changes.append(change)
+        result.next = next_transition(status, timeline, warned, now=now)
+
+    if new_attendance:
+        await session.execute(insert(Attendance), new_attendance)
+    # Attendance rows are locked before the event sequence, as the connect tick does.
+    await attendance.close_many(session, ending, now)
+    await session.execute(update(Conference), changes)
+    await bus.publish_many(session, now, events)
+    return list(results.values())
+
+
+def _readiness(members: list[tuple[int, str]], up: set[int]) -> dict[str, object]:
+    """The readiness check at the opening: who is on line."""
+    ready = [code for endpoint_id, code in members if endpoint_id in up]
+    offline = [code for endpoint_id, code in members if endpoint_id not in up]
+    total = len(members)
     return {
-        "readiness": {
-            "ready": ready,
-            "offline": offline,
-            "summary_vi": f"{len(ready)}/{total} điểm cầu sẵn sàng"
-            + (f"; chưa trực tuyến: {', '.join(offline)}" if offline else ""),
-            "summary_en": f"{len(ready)}/{total} endpoints ready"
-            + (f"; offline: {', '.join(offline)}" if offline else ""),
-        }
+        "ready": ready,
+        "offline": offline,
+        "summary_vi": f"{len(ready)}/{total} điểm cầu sẵn sàng"
+        + (f"; chưa trực tuyến: {', '.join(offline)}" if offline else ""),
+        "summary_en": f"{len(ready)}/{total} endpoints ready"
+        + (f"; offline: {', '.join(offline)}" if offline else ""),
     }
+

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 from sqlalchemy import event as sa_event
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -65,6 +65,17 @@ class BusEvent:
         }
 
 
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to publish (`EventBus.publish_many`); the sequence number comes later."""
+
+    type: str
+    conference_id: int | None = None
+    endpoint: str | None = None
+    audience: tuple[str, ...] = ()
+    data: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass(eq=False)
 class Subscription:
     """A subscriber's bounded queue; a subscriber that falls too far behind is cut off
@@ -101,18 +112,40 @@ class EventBus:
         data: dict[str, Any] | None = None,
     ) -> int:
         """Add an event to `session`'s transaction; returns its sequence number."""
-        seq = await session.scalar(
+        seqs = await self.publish_many(session, at, [
+            NewEvent(type_, conference_id, endpoint, tuple(audience), data or {})
+        ])
+        return seqs[0]
+
+    async def publish_many(
+        self, session: AsyncSession, at: datetime, events: Sequence[NewEvent]
+    ) -> list[int]:
+        """Add `events`, in order, to `session`'s transaction; returns their sequence numbers.
+
+        One sequence update (which locks the sequence row until commit, so
+        events still commit in sequence order), one multi-row insert and one
+        NOTIFY, however many events: the connect tick and the lifecycle
+        publish tens at once, and every round trip is time the sequence row
+        stays locked for every other publisher."""
+        if not events:
+            return []
+        last = await session.scalar(
             update(EventSequence).where(EventSequence.id == 1)
-            .values(last=EventSequence.last + 1).returning(EventSequence.last)
+            .values(last=EventSequence.last + len(events)).returning(EventSequence.last)
         )
-        assert seq is not None
-        session.add(Event(seq=seq, at=at, type=type_, conference_id=conference_id,
-                          endpoint_code=endpoint, audience=sorted(set(audience)),
-                          data=data or {}))
+        assert last is not None
+        first = int(last) - len(events) + 1
+        await session.execute(insert(Event), [
+            {"seq": first + i, "at": at, "type": e.type, "conference_id": e.conference_id,
+             "endpoint_code": e.endpoint, "audience": sorted(set(e.audience)),
+             "data": dict(e.data)}
+            for i, e in enumerate(events)
+        ])
         if not self._database.is_sqlite:
-            # Delivered to the other processes' listeners only if this transaction commits.
+            # Delivered to the other processes' listeners only if this transaction
+            # commits; one notification wakes a listener for every event up to `last`.
             await session.execute(text("SELECT pg_notify(:c, :s)"),
-                                  {"c": NOTIFY_CHANNEL, "s": str(seq)})
+                                  {"c": NOTIFY_CHANNEL, "s": str(last)})
         sync_session = session.sync_session
         if not sync_session.info.get("vcbridge_wakes_bus"):
             sync_session.info["vcbridge_wakes_bus"] = True
@@ -122,7 +155,7 @@ class EventBus:
                 self._wake.set()
 
             sa_event.listen(sync_session, "after_commit", wake_after_commit, once=True)
-        return int(seq)
+        return list(range(first, int(last) + 1))
 
     # -- reading ------------------------------------------------------------
 
