@@ -374,7 +374,8 @@ class LifecycleRunner:
         started = time.monotonic()
         while True:
             async with self._database.write() as session:
-                ticked = await tick_due(session, self._clock.now(), self._redial, self._bus)
+                ticked = await tick_due(session, self._clock.now(), self._redial, self._bus,
+                                        limit=TICK_LIMIT)
             for invitation in ticked.invitations:
                 await self._bridge.invite(invitation.conference_id, invitation.endpoint)
             if (ticked.handled < TICK_LIMIT

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -9,15 +12,21 @@ import pytest
 from sqlalchemy import select
 
 from scheduler import attendance
+from scheduler import runner as runner_module
+from scheduler.booking_api import BOOKING_POLICY
+from scheduler.booking_service import update_conference
 from scheduler.bridge_port import EventOnlyBridge
+from scheduler.conference_schemas import ConferenceUpdate
+from scheduler.lifecycle import Transition
 from scheduler.lifecycle_wiring import redial_policy
-from scheduler.runner import LifecycleRunner
-from scheduler.transitions import LifecycleSettings
+from scheduler.runner import BATCH, LifecycleRunner
+from scheduler.transitions import LifecycleSettings, advance
 from tests.conftest import Client
 from tests.test_booking import book
 from vcbridge.app_keys import DATABASE, EVENT_BUS, SETTINGS
+from vcbridge.audit import Actor
 from vcbridge.clock import FixedClock
-from vcbridge.db.models import Event
+from vcbridge.db.models import Conference, Event
 
 H = dict[str, str]
 # Today 14:00 Hanoi (the test clock starts at 10:00), setup 15 min, warning
@@ -255,3 +264,128 @@ async def test_readiness_at_open_uses_presence(
                                    headers=booker)).json()
     ready = {e["code"]: e["ready_at_open"] for e in call["endpoints"]}
     assert ready == {"UBND-TINH": False, "HUYEN-MUONG-LAT": False, "HUYEN-NGA-SON": True}
+
+
+async def test_a_long_outage_closes_every_missed_conference_exactly_once(
+    client: Client, booker: H, runner: LifecycleRunner, clock: FixedClock,
+    bridge: RecordingBridge,
+) -> None:
+    # A daily briefing, more occurrences than one catch-up transaction takes.
+    count = BATCH + 30
+    await book(client, booker, rrule=f"FREQ=DAILY;COUNT={count}", **TODAY)
+    clock.set(START + timedelta(days=count + 1))  # the service was down all that time
+    await runner.reconcile()
+    await runner.reconcile()  # and a second reconcile finds nothing left to do
+    async with client.app[DATABASE].read() as session:
+        statuses = Counter((await session.scalars(select(Conference.status))).all())
+        rows = (await session.scalars(select(Event))).all()
+    assert statuses == {"ended": count}
+    per_type = Counter(e.type for e in rows)
+    assert per_type["conference.ended"] == count
+    assert len({e.conference_id for e in rows if e.type == "conference.ended"}) == count
+    # Missed entirely: no room was opened, nobody invited.
+    assert per_type["conference.opened"] == 0 and per_type["endpoint.invited"] == 0
+    assert not [c for c in bridge.calls if c[0] != "close"]
+    assert runner.planned == {}
+
+
+async def test_an_extension_and_the_end_never_race(
+    client: Client, booker: H, runner: LifecycleRunner, clock: FixedClock,
+) -> None:
+    cid = (await book(client, booker, **TODAY))["id"]
+    clock.set(START + timedelta(minutes=1))
+    await runner.reconcile()
+    assert await status(client, booker, cid) == "live"
+    clock.set(START + timedelta(hours=2))  # the booked end: the end timer fires...
+    app = client.app
+    async with app[DATABASE].write() as session:  # ...while an extension is being saved
+        conference = await session.get(Conference, cid)
+        assert conference is not None
+        await update_conference(session, conference,
+                                ConferenceUpdate(end=conference.end + timedelta(minutes=10)),
+                                "this", Actor("booker1", "booker"), clock.now(),
+                                app[BOOKING_POLICY], app[EVENT_BUS])
+        ending = asyncio.create_task(runner.sync(cid))
+        await asyncio.sleep(0.2)  # the timer reaches the conference's row and waits there
+    result = await ending
+    # The end waited for the extension and saw the new end: nothing to do yet.
+    assert result.applied == []
+    assert await status(client, booker, cid) == "live"
+    assert runner.planned[cid] == START + timedelta(hours=2, minutes=5)  # the new warning
+
+
+async def test_an_extension_arriving_as_the_conference_ends_is_refused(
+    client: Client, booker: H, runner: LifecycleRunner, clock: FixedClock, make_user: Any,
+) -> None:
+    cid = (await book(client, booker, **TODAY))["id"]
+    chair = await make_user("op-ubnd", "operator", "UBND-TINH")
+    clock.set(START + timedelta(minutes=1))
+    await runner.reconcile()
+    clock.set(START + timedelta(hours=2))
+    app = client.app
+    async with app[DATABASE].write() as session:  # the end is being saved...
+        ended = await advance(session, cid, clock,
+                              LifecycleSettings(5, timedelta(seconds=60)), app[EVENT_BUS])
+        assert ended.applied == [Transition.END]
+        extending = asyncio.create_task(  # ...when the chair asks for ten more minutes
+            client.post(f"/api/v1/conferences/{cid}/extend", json={"minutes": 10},
+                        headers=chair))
+        await asyncio.sleep(0.2)  # the extension reaches the conference's row and waits
+    response = await extending
+    assert response.status == 409, await response.text()
+    body = await (await client.get(f"/api/v1/conferences/{cid}", headers=booker)).json()
+    assert (body["status"], body["end"]) == ("ended", TODAY["end"])
+
+
+async def test_one_tick_invites_everyone_due_even_in_several_transactions(
+    client: Client, booker: H, runner: LifecycleRunner, clock: FixedClock,
+    bridge: RecordingBridge, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    conference = await book(client, booker, **TODAY)
+    clock.set(START)
+    await runner.reconcile()
+    monkeypatch.setattr(runner_module, "TICK_LIMIT", 1)  # one row per transaction
+    await runner._tick()
+    assert sorted(c[2] for c in bridge.calls if c[0] == "invite") == sorted(
+        conference["participants"])
+
+
+class GatedBridge(RecordingBridge):
+    """Holds every invitation until released, as a slow bridge would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inviting = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def invite(self, conference_id: int, endpoint: str) -> None:
+        self.inviting.set()
+        await self.release.wait()
+        await super().invite(conference_id, endpoint)
+
+
+async def test_stop_lets_a_running_tick_finish(
+    client: Client, booker: H, clock: FixedClock, caplog: pytest.LogCaptureFixture,
+) -> None:
+    conference = await book(client, booker, **TODAY)
+    clock.set(START)
+    app = client.app
+    bridge = GatedBridge()
+    runner = LifecycleRunner(
+        app[DATABASE], app[EVENT_BUS], clock, bridge,
+        LifecycleSettings(warn_minutes=5, presence_stale=timedelta(seconds=60)),
+        redial_policy(app[SETTINGS]), timedelta(days=7), tick_seconds=0.2,
+    )
+    await runner.start()  # opens the room; the connect tick starts inviting
+    await asyncio.wait_for(bridge.inviting.wait(), 30)
+    stopping = asyncio.create_task(runner.stop())
+    await asyncio.sleep(0.3)
+    assert not stopping.done(), "stop() waits for the invitations being sent"
+    bridge.release.set()
+    await asyncio.wait_for(stopping, 30)
+    assert sorted(c[2] for c in bridge.calls if c[0] == "invite") == sorted(
+        conference["participants"])
+    assert not runner.running and runner.planned == {}
+    cancelled = [r for r in caplog.records
+                 if r.exc_info and isinstance(r.exc_info[1], asyncio.CancelledError)]
+    assert not cancelled and not [r for r in caplog.records if r.levelno >= logging.ERROR]
