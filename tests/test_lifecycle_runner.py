@@ -368,6 +368,7 @@ async def test_stop_lets_a_running_tick_finish(
     client: Client, booker: H, clock: FixedClock, caplog: pytest.LogCaptureFixture,
 ) -> None:
     conference = await book(client, booker, **TODAY)
+    cid = conference["id"]
     clock.set(START)
     app = client.app
     bridge = GatedBridge()
@@ -386,6 +387,9 @@ async def test_stop_lets_a_running_tick_finish(
     assert sorted(c[2] for c in bridge.calls if c[0] == "invite") == sorted(
         conference["participants"])
     assert not runner.running and runner.planned == {}
+    await runner.start()  # elected again later: the same runner takes over cleanly
+    assert runner.running and runner.planned[cid] == START + timedelta(hours=2, minutes=-5)
+    await runner.stop()
     cancelled = [r for r in caplog.records
                  if r.exc_info and isinstance(r.exc_info[1], asyncio.CancelledError)]
     assert not cancelled and not [r for r in caplog.records if r.levelno >= logging.ERROR]
