@@ -35,6 +35,7 @@ class ReceiveStats:
 
     packets: int = 0
     lost: int = 0
+    bytes: int = 0  # payload bytes
     highest_seq: int | None = None
 
     def add(self, sequence_number: int) -> None:
@@ -91,7 +92,9 @@ class AudioEngine:
 
     def on_packet(self, code: str, packet: RtpPacket) -> None:
         """A decrypted audio packet from `code` (from the receive tap)."""
-        self.stats[code].add(packet.sequence_number)
+        stats = self.stats[code]
+        stats.add(packet.sequence_number)
+        stats.bytes += len(packet.payload)
         level = packet.extensions.audio_level
         now_ms = int(self._loop.time() * 1000)
         if code in self.audible:

@@ -11,7 +11,9 @@ streams, so it takes media off aiortc's normal receive path:
   re-assembled encoded frame (`JitterFrame`) to the bridge on the event-loop
   thread, and the decoder thread exits at once;
 - keyframe requests: `RTCRtpSender._send_keyframe` is replaced per sender so
-  a site's PLI reaches the source of what it is watching.
+  a site's PLI reaches the source of what it is watching;
+- call quality: the sender's round-trip time, the far end's jitter (from its
+  RTCP receiver reports) and the bytes sent, read for the metrics.
 
 `tests/test_media_tap.py` checks each of these hooks, so an aiortc upgrade
 that moves them fails loudly instead of silently breaking media."""
@@ -93,6 +95,18 @@ async def request_keyframe(receiver: RTCRtpReceiver, ssrc: int) -> None:
 def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
     """Call `callback` when the far end of `sender` asks for a keyframe (PLI/FIR)."""
     sender._send_keyframe = callback  # type: ignore[method-assign]
+
+
+def sender_figures(sender: RTCRtpSender) -> tuple[float | None, int | None, int]:
+    """What aiortc's sender learnt from the far end's RTCP receiver reports: the round-trip
+    time (seconds), the far end's jitter (RTP clock units), and the bytes it sent."""
+    rtt: float | None = sender._RTCRtpSender__rtt  # type: ignore[attr-defined]
+    jitter: int | None = None
+    for stats in sender._RTCRtpSender__stats.values():  # type: ignore[attr-defined]
+        if stats.type == "remote-inbound-rtp":
+            jitter = stats.jitter
+    octets: int = sender._RTCRtpSender__octet_count  # type: ignore[attr-defined]
+    return rtt, jitter, octets
 
 
 def is_vp8_keyframe(frame: bytes) -> bool:

@@ -38,6 +38,7 @@ class VideoSource:
         self.slots: set[VideoSlot] = set()
         self.frames = 0
         self.keyframes = 0
+        self.bytes = 0
         self._last_request = -KEYFRAME_REQUEST_INTERVAL
         self._pending_request = False
 
@@ -53,6 +54,7 @@ class VideoSource:
     def on_frame(self, data: bytes, timestamp: int) -> None:
         """A re-assembled frame arrived: give it to every slot showing this source."""
         self.frames += 1
+        self.bytes += len(data)
         keyframe = is_vp8_keyframe(data)
         if keyframe:
             self.keyframes += 1

@@ -14,6 +14,8 @@ from aiortc import MediaStreamTrack, RTCConfiguration
 from aiortc.mediastreams import MediaStreamError
 
 from bridge.generated_media import ColourCardTrack, ToneTrack, dominant_colour, tone_energy
+from bridge.media_report import site_media
+from bridge.signaling import ROOMS
 from bridge.site_client import Received, SiteClient
 from scheduler.bridge_port import EventOnlyBridge
 from scheduler.lifecycle_wiring import redial_policy
@@ -157,6 +159,17 @@ async def test_sites_hear_each_other_see_the_chair_and_follow_the_floor(
         # The chair's grid shows every site.
         await eventually(lambda: close_to(chair.sees("grid:HUYEN-NGA-SON"),
                                           SITES["HUYEN-NGA-SON"][1]))
+        # The metrics' view of every site: media both ways, round trip and jitter from
+        # the sites' receiver reports.
+        registry = client.app[ROOMS]
+        await eventually(lambda: len(site_media(registry)) == 3 and all(
+            m.round_trip_time_seconds is not None and m.jitter_seconds is not None
+            for m in site_media(registry).values()), 20)
+        for code, media in site_media(registry).items():
+            assert media.packets_received and media.frames_received, (code, media)
+            assert media.bytes_received > 10_000 and media.bytes_sent > 10_000, (code, media)
+            assert media.round_trip_time_seconds is not None
+            assert 0 <= media.round_trip_time_seconds < 1 and media.packets_lost == 0, media
 
         # The chair mutes Nga Son: the others stop hearing it.
         await chair.client.send({"type": "mute", "endpoint": "HUYEN-NGA-SON", "muted": True})
