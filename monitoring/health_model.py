@@ -43,7 +43,7 @@ class ReasonCode(enum.StrEnum):
 
     NEVER_SEEN = "never_seen"  # offline: no heartbeat ever received
     NO_HEARTBEAT = "no_heartbeat"  # offline: the last heartbeat is too old
-    CONSOLE_ONLY = "console_only"  # offline, a hint: the event stream is up, heartbeats are not
+    CONSOLE_ONLY = "console_only"  # degraded: the event stream is up, heartbeats are not
     CAMERA_MISSING = "camera_missing"
     MICROPHONE_MISSING = "microphone_missing"
     SPEAKER_MISSING = "speaker_missing"
@@ -246,8 +246,8 @@ _TEXTS: dict[ReasonCode, tuple[str, str]] = {
     ReasonCode.NEVER_SEEN: ("chưa từng nhận được heartbeat", "no heartbeat ever received"),
     ReasonCode.NO_HEARTBEAT: ("không nhận được heartbeat trong {d_vi}",
                               "no heartbeat for {d_en}"),
-    ReasonCode.CONSOLE_ONLY: ("luồng sự kiện vẫn kết nối nhưng thiết bị không gửi heartbeat",
-                              "the event stream is connected but no heartbeat arrives"),
+    ReasonCode.CONSOLE_ONLY: ("chỉ có bảng điều khiển kết nối, chưa kiểm tra được thiết bị",
+                              "only the console is connected; devices not checked"),
     ReasonCode.CAMERA_MISSING: ("thiếu camera", "camera missing"),
     ReasonCode.MICROPHONE_MISSING: ("thiếu micrô", "microphone missing"),
     ReasonCode.SPEAKER_MISSING: ("thiếu loa", "speaker missing"),
@@ -339,17 +339,18 @@ def _under(value: float | None, minimum: float, active: bool, hysteresis: float)
 def evaluate(observation: Observation, now: datetime, thresholds: Thresholds) -> Health:
     """The health of one endpoint at `now`."""
     report = observation.report
+    # No (recent) heartbeat but the event stream is held (an operator's browser console,
+    # or an agent that stopped reporting): reachable and invitable, devices unverified.
     if report is None:
-        reasons = [Reason(ReasonCode.NEVER_SEEN)]
         if observation.stream_connected:
-            reasons.append(Reason(ReasonCode.CONSOLE_ONLY))
-        return Health(HealthState.OFFLINE, tuple(reasons))
+            return Health(HealthState.DEGRADED, (Reason(ReasonCode.CONSOLE_ONLY),))
+        return Health(HealthState.OFFLINE, (Reason(ReasonCode.NEVER_SEEN),))
     silent = (now - report.received_at).total_seconds()
     if silent > thresholds.offline_after.total_seconds():
-        reasons = [Reason(ReasonCode.NO_HEARTBEAT, value=silent)]
+        no_heartbeat = Reason(ReasonCode.NO_HEARTBEAT, value=silent)
         if observation.stream_connected:
-            reasons.append(Reason(ReasonCode.CONSOLE_ONLY))
-        return Health(HealthState.OFFLINE, tuple(reasons))
+            return Health(HealthState.DEGRADED, (no_heartbeat, Reason(ReasonCode.CONSOLE_ONLY)))
+        return Health(HealthState.OFFLINE, (no_heartbeat,))
 
     previous, h = observation.previous, thresholds.hysteresis
     found: list[Reason] = []
@@ -463,8 +464,7 @@ def readiness(participants: Sequence[ParticipantHealth], now: datetime, zone: Zo
     items = []
     for participant in participants:
         problems = tuple(r for r in participant.health.reasons if r.code in NOT_READY_CODES)
-        warnings = tuple(r for r in participant.health.reasons
-                         if r.code not in NOT_READY_CODES and r.code is not ReasonCode.CONSOLE_ONLY)
+        warnings = tuple(r for r in participant.health.reasons if r.code not in NOT_READY_CODES)
         ready = participant.health.state is not HealthState.OFFLINE and not problems
         items.append(ReadinessItem(participant, ready, problems, warnings))
     ready_count = sum(1 for i in items if i.ready)

@@ -51,19 +51,23 @@ def codes(value: Health) -> list[str]:
     return [r.code.value for r in value.reasons]
 
 
-def test_never_seen_and_silent_endpoints_are_offline() -> None:
-    assert health(None) == Health(HealthState.OFFLINE,
-                                  (Reason(ReasonCode.NEVER_SEEN), Reason(ReasonCode.CONSOLE_ONLY)))
-    assert codes(health(None, stream=False)) == ["never_seen"]
+def test_never_seen_and_silent_endpoints_are_offline_unless_their_console_is_open() -> None:
+    assert health(None, stream=False) == Health(HealthState.OFFLINE,
+                                                (Reason(ReasonCode.NEVER_SEEN),))
+    # Only the operator's browser console: reachable and invitable, devices unverified.
+    assert health(None) == Health(HealthState.DEGRADED, (Reason(ReasonCode.CONSOLE_ONLY),))
     assert health(report(30)).state is HealthState.OK  # exactly the limit: still on line
     silent = health(report(30.5), stream=False)
     assert silent.state is HealthState.OFFLINE
     assert silent.reasons == (Reason(ReasonCode.NO_HEARTBEAT, value=30.5),)
     assert silent.reasons[0].texts(ZONE) == ("không nhận được heartbeat trong 30 giây",
                                              "no heartbeat for 30 s")
-    # A silent endpoint is offline whatever its last report said.
+    # A silent endpoint's last report no longer counts, whatever it said.
     broken = report(600, devices=Devices(False, False, False), cpu_percent=100.0)
-    assert codes(health(broken)) == ["no_heartbeat", "console_only"]
+    assert codes(health(broken, stream=False)) == ["no_heartbeat"]
+    still_invitable = health(broken)
+    assert still_invitable.state is HealthState.DEGRADED
+    assert codes(still_invitable) == ["no_heartbeat", "console_only"]
 
 
 def test_the_example_of_the_issue() -> None:
@@ -221,24 +225,27 @@ def test_readiness_summary() -> None:
     ok = Health(HealthState.OK)
     people = [
         _participant("UBND-TINH", ok),
-        _participant("HUYEN-MUONG-LAT", health(report(3600)),
+        _participant("HUYEN-MUONG-LAT", health(report(3600), stream=False),
                      datetime(2026, 11, 27, 0, 12, tzinfo=UTC)),
         _participant("HUYEN-QUAN-SON", health(report(devices=Devices(False, True, True)))),
         _participant("HUYEN-NGA-SON", health(report(cpu_percent=99.0))),  # a warning only
-        _participant("HUYEN-YEN-DINH", health(None)),
+        _participant("HUYEN-YEN-DINH", health(None, stream=False)),
         _participant("HUYEN-HA-TRUNG", health(report(), stream=False)),
+        _participant("HUYEN-THO-XUAN", health(None)),  # the operator's console only: ready
     ]
     result = readiness(people, NOW, ZONE)
-    assert (result.ready, result.total) == (2, 6)
+    assert (result.ready, result.total) == (3, 7)
     assert result.summary_en == (
-        "2/6 ready; HUYEN-MUONG-LAT offline since 07:12; HUYEN-QUAN-SON camera missing; "
+        "3/7 ready; HUYEN-MUONG-LAT offline since 07:12; HUYEN-QUAN-SON camera missing; "
         "HUYEN-YEN-DINH never connected; HUYEN-HA-TRUNG cannot be invited (no event stream)")
     assert result.summary_vi == (
-        "2/6 điểm cầu sẵn sàng; HUYEN-MUONG-LAT mất kết nối từ 07:12; "
+        "3/7 điểm cầu sẵn sàng; HUYEN-MUONG-LAT mất kết nối từ 07:12; "
         "HUYEN-QUAN-SON thiếu camera; HUYEN-YEN-DINH chưa từng kết nối; "
         "HUYEN-HA-TRUNG không nhận được lời mời (mất luồng sự kiện)")
     nga_son = result.items[3]
     assert nga_son.ready and [w.code for w in nga_son.warnings] == [ReasonCode.HIGH_CPU]
+    tho_xuan = result.items[6]
+    assert tho_xuan.ready and [w.code for w in tho_xuan.warnings] == [ReasonCode.CONSOLE_ONLY]
     assert readiness([], NOW, ZONE).summary_en == "0/0 ready"
     assert readiness(people[:1], NOW, ZONE).summary_vi == "1/1 điểm cầu sẵn sàng"
 
