@@ -9,8 +9,9 @@ The scenario of issue 6, on loopback, with a real `vcbridge serve` process
    event stream, testsrc media): 30 in one helper process, one in its own
    `vcbridge agent` process (the one killed in step 5).
 3. Baseline: the server's CPU over `--window` seconds with the 31 agents only.
-4. Load: a helper process sends each simulated endpoint's heartbeat every 5 s
-   (spread evenly, keep-alive connections), as agents would. The server's CPU
+4. Load: a helper process holds each simulated endpoint's event stream and
+   sends its heartbeat on it every 5 s (spread evenly), as agents do
+   (`--transport http`: by POST instead, on keep-alive connections). The server's CPU
    is measured over the same window; heartbeat handling = load minus
    baseline. Then, the load going on, `/metrics` is scraped once a second:
    time (request to last byte, on the client) and size.
@@ -48,6 +49,7 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import statistics
 import subprocess
 import tempfile
@@ -133,15 +135,24 @@ def heartbeat_body() -> dict[str, Any]:
     }
 
 
-async def flood(server: str, tokens: dict[str, str], seconds: float) -> dict[str, Any]:
-    """Each endpoint's heartbeat every 5 s, spread evenly, for `seconds`."""
-    statuses: dict[int, int] = {}
+async def flood(server: str, tokens: dict[str, str], seconds: float, transport: str,
+                ready: Path) -> dict[str, Any]:
+    """Each endpoint's heartbeat every 5 s, spread evenly, for `seconds`: on its event
+    stream (as the agent does while the stream is up) or by POST. `ready` is written
+    once every endpoint is connected."""
+    if transport == "http":
+        ready.write_text("0")  # noqa: ASYNC240 - a few bytes, once
+        return await _flood_http(server, tokens, seconds)
+    return await _flood_stream(server, tokens, seconds, ready)
+
+
+async def _flood_http(server: str, tokens: dict[str, str], seconds: float) -> dict[str, Any]:
+    statuses: dict[str, int] = {}
     codes = sorted(tokens)
     interval = HEARTBEAT_SECONDS / len(codes)
-    connector = aiohttp.TCPConnector(limit=64)
     loop = asyncio.get_running_loop()
     pending: set[asyncio.Task[None]] = set()
-    async with aiohttp.ClientSession(connector=connector) as http:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as http:
 
         async def send(code: str) -> None:
             try:
@@ -149,9 +160,10 @@ async def flood(server: str, tokens: dict[str, str], seconds: float) -> dict[str
                         f"{server}/api/v1/endpoints/{code}/heartbeat", json=heartbeat_body(),
                         headers={"Authorization": f"Bearer {tokens[code]}"}) as response:
                     await response.read()
-                    statuses[response.status] = statuses.get(response.status, 0) + 1
+                    key = str(response.status)
             except (aiohttp.ClientError, OSError, TimeoutError):
-                statuses[0] = statuses.get(0, 0) + 1
+                key = "failed"
+            statuses[key] = statuses.get(key, 0) + 1
 
         start = loop.time()
         n = 0
@@ -164,7 +176,55 @@ async def flood(server: str, tokens: dict[str, str], seconds: float) -> dict[str
             task.add_done_callback(pending.discard)
             n += 1
         await asyncio.gather(*pending)
-    return {"sent": n, "statuses": statuses}
+    return {"sent": n, "answers": statuses}
+
+
+async def _flood_stream(server: str, tokens: dict[str, str], seconds: float, ready: Path
+                        ) -> dict[str, Any]:
+    answers: dict[str, int] = {}
+    sent = 0
+    loop = asyncio.get_running_loop()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        connecting = loop.time()
+        semaphore = asyncio.Semaphore(20)
+
+        async def connect(code: str) -> aiohttp.ClientWebSocketResponse:
+            async with semaphore:  # one event stream per endpoint, as its agent holds
+                return await http.ws_connect(
+                    f"{server}/api/v1/events", heartbeat=20,
+                    headers={"Authorization": f"Bearer {tokens[code]}"})
+
+        sockets = await asyncio.gather(*(connect(code) for code in sorted(tokens)))
+        ready.write_text(f"{loop.time() - connecting:.2f}")  # noqa: ASYNC240 - once
+        start = loop.time()
+
+        async def endpoint(index: int, ws: aiohttp.ClientWebSocketResponse) -> None:
+            nonlocal sent
+            await asyncio.sleep(HEARTBEAT_SECONDS * index / len(sockets))
+            reader = asyncio.create_task(read(ws))
+            while loop.time() - start < seconds:  # bounded: stops by itself
+                await ws.send_json({"type": "heartbeat", "body": heartbeat_body()})
+                sent += 1
+                await asyncio.sleep(HEARTBEAT_SECONDS)
+            reader.cancel()
+
+        async def read(ws: aiohttp.ClientWebSocketResponse) -> None:
+            async for message in ws:
+                body = message.json()
+                kind = body.get("type")
+                if kind == "error":
+                    kind = f"error:{body['error']['code']}"
+                if kind in ("heartbeat.ok",) or kind.startswith("error"):
+                    answers[kind] = answers.get(kind, 0) + 1
+
+        results = await asyncio.gather(*(endpoint(i, ws) for i, ws in enumerate(sockets)),
+                                       return_exceptions=True)
+        failures = [repr(r) for r in results if isinstance(r, BaseException)]
+        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+    if failures:
+        answers["failed_streams"] = len(failures)
+        print("stream failures:", failures[:5], file=sys.stderr)
+    return {"sent": sent, "answers": answers}
 
 
 async def agents(server: str, tokens: dict[str, str], seconds: float) -> None:
@@ -182,7 +242,9 @@ async def agents(server: str, tokens: dict[str, str], seconds: float) -> None:
 def worker_main(args: argparse.Namespace) -> int:
     work = json.loads(Path(args.worker_input).read_text())
     if args.worker == "flood":
-        result = asyncio.run(flood(work["server"], work["tokens"], work["seconds"]))
+        ready = Path(args.worker_input).with_suffix(".ready")
+        result = asyncio.run(flood(work["server"], work["tokens"], work["seconds"],
+                                   work["transport"], ready))
         Path(args.worker_input).with_suffix(".out").write_text(json.dumps(result))
     else:
         asyncio.run(agents(work["server"], work["tokens"], work["seconds"]))
@@ -221,6 +283,15 @@ async def scrape_times(base: str, count: int) -> tuple[list[float], list[int]]:
     return times, sizes
 
 
+def event_counts(work_dir: Path, database_url: str) -> dict[str, int]:
+    """Events stored so far, by type (SQLite only: read from the file)."""
+    if database_url:
+        return {}
+    path = work_dir / "service" / "vcbridge.sqlite3"
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        return dict(db.execute("SELECT type, count(*) FROM events GROUP BY type").fetchall())
+
+
 def health_state(service: Service, code: str) -> str:
     status, body = service.request("GET", f"/api/v1/health/{code}")
     if status != 200:
@@ -239,6 +310,7 @@ def wait_for(check: Any, timeout: float, what: str, interval: float = 0.2) -> fl
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"bench": "monitoring", "simulated": args.simulated,
+                              "transport": args.transport,
                               "window_s": args.window, "targets": TARGETS,
                               "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="vcbridge-bench-monitoring-") as tmp:
@@ -279,13 +351,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
             helpers.append(start_worker("flood", work_dir, {
                 "server": service.base, "seconds": args.window + args.scrapes + 15,
+                "transport": args.transport,
                 "tokens": {c: tokens[c] for c in simulated}}))
-            time.sleep(10)  # every simulated endpoint has reported once or twice
+            ready = work_dir / "flood.ready"
+            wait_for(ready.exists, 300, "the simulated endpoints to connect", 0.5)
+            report["simulated_connect_s"] = float(ready.read_text() or 0)
+            # Steady state: every endpoint reported and its first state change is recorded.
+            settle = time.monotonic()
+            wait_for(lambda: event_counts(work_dir, args.database_url).get(
+                "endpoint.health", 0) >= args.simulated or bool(args.database_url),
+                300, "the simulated endpoints' first states to be recorded", 1.0)
+            time.sleep(10)
+            report["settle_s"] = round(time.monotonic() - settle, 1)
             log(f"{args.simulated} simulated endpoints reporting; CPU over "
                 f"{args.window:.0f} s, then {args.scrapes} scrapes of /metrics")
+            events_before = event_counts(work_dir, args.database_url)
             loaded = cpu_percent(service.process.pid, args.window)
+            report["events_during_window"] = {
+                kind: count - events_before.get(kind, 0)
+                for kind, count in event_counts(work_dir, args.database_url).items()
+                if count != events_before.get(kind, 0)}
             times, sizes = asyncio.run(scrape_times(service.base, args.scrapes))
-            helpers[-1].wait(timeout=60)
+            try:
+                helpers[-1].wait(timeout=180)
+            except subprocess.TimeoutExpired:
+                raise RuntimeError("the load generator did not finish: "
+                                   + (work_dir / "flood.log").read_text()[-2000:]) from None
             flood_result = json.loads((work_dir / "flood.out").read_text())
             report["server_cpu_with_simulated_percent"] = round(loaded, 2)
             report["heartbeat_cpu_percent"] = round(
@@ -337,6 +428,9 @@ def main() -> int:
                         help="seconds of each CPU measurement")
     parser.add_argument("--warmup", type=float, default=20.0)
     parser.add_argument("--scrapes", type=int, default=20, help="one a second, under load")
+    parser.add_argument("--transport", choices=["stream", "http"], default="stream",
+                        help="simulated endpoints report on their event stream (as agents "
+                        "do) or by POST")
     parser.add_argument("--database-url", default="",
                         help="a PostgreSQL URL (default: SQLite in a temporary directory)")
     parser.add_argument("--worker", choices=["flood", "agents"], help=argparse.SUPPRESS)

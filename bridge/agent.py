@@ -301,6 +301,9 @@ class EndpointAgent:
         self._test_call: asyncio.Task[TestCallResult] | None = None
         self.last_test_call: TestCallResult | None = None
         self._report_now = asyncio.Event()  # a heartbeat should go at once
+        self._stream_ws: aiohttp.ClientWebSocketResponse | None = None
+        self._heartbeat_sent: float | None = None
+        self._rtt_ms: float | None = None  # the controller's answer time to a heartbeat
 
     # -- public --------------------------------------------------------------------
 
@@ -381,9 +384,8 @@ class EndpointAgent:
         return body
 
     async def _heartbeats(self) -> None:
-        """Report this endpoint's health every few seconds; a failure is only logged."""
-        url = f"{self.server}/api/v1/endpoints/{self.endpoint}/heartbeat"
-        rtt_ms: float | None = None
+        """Report this endpoint's health every few seconds, on the event stream while it is
+        up (no request per report), else by POST; a failure is only logged."""
         last_frames = sum(self._received.values())
         last_sent = time.monotonic()
         while True:
@@ -392,23 +394,43 @@ class EndpointAgent:
             self._report_now.clear()
             frames, interval = sum(self._received.values()), time.monotonic() - last_sent
             # Frames of every received slot: a rough picture of the call's health.
-            body = self.heartbeat(rtt_ms, frames - last_frames, max(interval, 0.001))
+            body = self.heartbeat(self._rtt_ms, frames - last_frames, max(interval, 0.001))
             last_frames, last_sent = frames, time.monotonic()
-            started = time.monotonic()
             try:
-                assert self._http is not None
-                async with self._http.post(url, json=body) as response:
-                    if response.status == 429 and self.last_test_call is not None:
-                        # Too soon after the last one (a test call just ended): again
-                        # shortly, so its result does not wait a whole interval.
-                        asyncio.get_running_loop().call_later(1.5, self._report_now.set)
-                    elif response.status >= 400:
-                        log.warning("the controller refused a heartbeat: HTTP %s %s",
-                                    response.status, (await response.text())[:200])
-                rtt_ms = round((time.monotonic() - started) * 1000, 1)
-                self._counters["heartbeats"] += 1
+                ws = self._stream_ws
+                if ws is not None and not ws.closed and self._stream_up:
+                    self._heartbeat_sent = time.monotonic()
+                    await ws.send_json({"type": "heartbeat", "body": body})
+                else:
+                    await self._post_heartbeat(body)
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 log.warning("heartbeat not delivered: %s", _describe(exc))
+
+    async def _post_heartbeat(self, body: dict[str, Any]) -> None:
+        assert self._http is not None
+        started = time.monotonic()
+        url = f"{self.server}/api/v1/endpoints/{self.endpoint}/heartbeat"
+        async with self._http.post(url, json=body) as response:
+            if response.status >= 400:
+                self._heartbeat_refused(response.status, (await response.text())[:200])
+                return
+        self._rtt_ms = round((time.monotonic() - started) * 1000, 1)
+        self._counters["heartbeats"] += 1
+
+    def _heartbeat_answered(self) -> None:
+        """The controller took a heartbeat sent on the event stream."""
+        if self._heartbeat_sent is not None:
+            self._rtt_ms = round((time.monotonic() - self._heartbeat_sent) * 1000, 1)
+            self._heartbeat_sent = None
+        self._counters["heartbeats"] += 1
+
+    def _heartbeat_refused(self, status: int, detail: str) -> None:
+        if status == 429 and self.last_test_call is not None:
+            # Too soon after the last one (a test call just ended): again shortly, so its
+            # result does not wait a whole interval.
+            asyncio.get_running_loop().call_later(1.5, self._report_now.set)
+        else:
+            log.warning("the controller refused a heartbeat: HTTP %s %s", status, detail)
 
     # -- the event stream -------------------------------------------------------------
 
@@ -453,16 +475,27 @@ class EndpointAgent:
         if self.last_seq is not None:
             url += f"?after={self.last_seq}"
         async with self._http.ws_connect(url, heartbeat=20) as ws:
-            async for message in ws:
-                if message.type is not aiohttp.WSMsgType.TEXT:
-                    break
-                body = message.json()
-                if body.get("type") == "stream.ready":
-                    await self._ready(body)
-                elif isinstance(body.get("seq"), int):
-                    self._on_event(body)
-                elif body.get("type") == "error":
-                    log.warning("the event stream reported an error: %s", body.get("error"))
+            self._stream_ws = ws
+            try:
+                async for message in ws:
+                    if message.type is not aiohttp.WSMsgType.TEXT:
+                        break
+                    body = message.json()
+                    kind = body.get("type")
+                    if kind == "stream.ready":
+                        await self._ready(body)
+                    elif isinstance(body.get("seq"), int):
+                        self._on_event(body)
+                    elif kind == "heartbeat.ok":
+                        self._heartbeat_answered()
+                    elif kind == "error" and body.get("for") == "heartbeat":
+                        error = body.get("error") or {}
+                        self._heartbeat_refused(
+                            _STATUS_OF_CODE.get(str(error.get("code")), 400), str(error)[:200])
+                    elif kind == "error":
+                        log.warning("the event stream reported an error: %s", body.get("error"))
+            finally:
+                self._stream_ws = None
             if ws.close_code == 1013:
                 log.info("the controller asked to resume the event stream; resuming after "
                          "event %s", self.last_seq)
@@ -793,6 +826,10 @@ class EndpointAgent:
                 f"joins {stats['joins']}, rejoins {stats['rejoins']}, "
                 f"join failures {stats['join_failures']}, media failures "
                 f"{stats['media_failures']}")
+
+
+# The HTTP status a heartbeat error code on the event stream stands for.
+_STATUS_OF_CODE = {"rate_limited": 429, "forbidden": 403, "too_large": 413, "invalid": 422}
 
 
 def _describe(exc: BaseException) -> str:

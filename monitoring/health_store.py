@@ -218,7 +218,7 @@ RowCache = dict[int, tuple[tuple[Any, ...], "Stored"]]
 
 async def load_stored_light(
     session: AsyncSession, needs_report: Callable[[int, datetime | None], bool],
-    cache: RowCache,
+    cache: RowCache, changed_since: datetime | None = None,
 ) -> dict[int, Stored]:
     """Every row, for the sweep (all rows every few seconds, so kept cheap):
 
@@ -227,14 +227,19 @@ async def load_stored_light(
       newer figures in memory skips them);
     - JSON and times as the driver gives them (SQLAlchemy's SQLite date parser is
       slow);
-    - a row identical to the one in `cache` (the previous sweep's) is not decoded again."""
+    - a row identical to the one in `cache` (the previous sweep's) is not decoded again;
+    - with `changed_since`, only rows written since then are read (the others are the
+      cache's; rows are never deleted, and a full read now and then catches up)."""
     t = EndpointHealth
-    rows = (await session.execute(
-        select(t.endpoint_id, t.state, type_coerce(t.reasons, Text),
-               type_coerce(t.since, Text), type_coerce(t.last_heartbeat, Text),
-               type_coerce(t.test_call, Text))
-    )).all()
-    stored: dict[int, Stored] = {}
+    query = select(t.endpoint_id, t.state, type_coerce(t.reasons, Text),
+                   type_coerce(t.since, Text), type_coerce(t.last_heartbeat, Text),
+                   type_coerce(t.test_call, Text))
+    partial = changed_since is not None and bool(cache)
+    if partial:
+        query = query.where(t.updated_at >= changed_since)
+    rows = (await session.execute(query)).all()
+    stored: dict[int, Stored] = (
+        {endpoint_id: hit[1] for endpoint_id, hit in cache.items()} if partial else {})
     fresh: list[tuple[Any, ...]] = []
     for row in rows:
         raw: tuple[Any, ...] = tuple(row)
@@ -261,8 +266,9 @@ async def load_stored_light(
             _utc(last_heartbeat),
             Latest(report, report_body if report else None, test_call, test_call_body))
         cache[endpoint_id] = (raw, stored[endpoint_id])
-    for endpoint_id in [i for i in cache if i not in stored]:
-        del cache[endpoint_id]
+    if not partial:
+        for endpoint_id in [i for i in cache if i not in stored]:
+            del cache[endpoint_id]
     return stored
 
 

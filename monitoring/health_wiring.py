@@ -3,7 +3,9 @@
 `setup(app)` (called by the composition root after the database and event
 bus contexts are registered) adds:
 
-- `POST /api/v1/endpoints/{code}/heartbeat` and the read routes of `health_api`;
+- `POST /api/v1/endpoints/{code}/heartbeat`, the same heartbeat as a message on
+  the event stream (`{"type": "heartbeat", "body": ...}`), and the read routes
+  of `health_api`;
 - a cleanup context that binds the monitor to the database and event bus,
   sweeps once at start (endpoints silent since before a restart go offline
   from when their heartbeats stopped), then runs four tasks: the recorder
@@ -32,10 +34,10 @@ from sqlalchemy import select
 
 from monitoring import health_api
 from monitoring.health_model import NOT_READY_CODES, HealthState
-from monitoring.heartbeats import MONITOR, HealthMonitor, post_heartbeat
+from monitoring.heartbeats import MONITOR, HealthMonitor, post_heartbeat, stream_heartbeat
 from monitoring.metrics import EndpointFacts, EndpointStatus, StatusModel, presence_status
 from monitoring.metrics import Health as MetricsHealth
-from vcbridge.app_keys import CLOCK, DATABASE, EVENT_BUS, SETTINGS, ZONE
+from vcbridge.app_keys import CLOCK, DATABASE, EVENT_BUS, SETTINGS, STREAM_MESSAGES, ZONE
 from vcbridge.db.models import Conference, Event, EventSequence
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ def setup(app: web.Application) -> HealthMonitor:
     monitor = HealthMonitor(app[SETTINGS], app[CLOCK], app[ZONE])
     app[MONITOR] = monitor
     app.router.add_post("/api/v1/endpoints/{code}/heartbeat", post_heartbeat)
+    app[STREAM_MESSAGES]["heartbeat"] = stream_heartbeat
     health_api.setup_routes(app)
     app.cleanup_ctx.append(_health_ctx)
     return monitor

@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -52,6 +52,7 @@ from monitoring.health_model import (
 )
 from monitoring.health_store import Bucket, EndpointInfo, Latest, PresenceRules, Stored
 from vcbridge.app_keys import CLOCK, ZONE
+from vcbridge.auth.principal import Principal
 from vcbridge.clock import Clock, to_local_iso
 from vcbridge.db.engine import Database
 from vcbridge.db.models import TokenScope
@@ -69,8 +70,10 @@ MAX_PENDING_BUCKETS = 200_000
 RECORD_BATCH_SECONDS = 0.2
 # ... in transactions of at most this many endpoints.
 RECORD_CHUNK = 200
-# The sweep re-reads the roster this often.
+# The sweep re-reads the roster and every health row this often (in between: the rows
+# written since the last sweep, read from this much earlier).
 ROSTER_SECONDS = 30.0
+SWEEP_OVERLAP = timedelta(seconds=10)
 
 # Why a heartbeat was refused (the keys of `HealthMonitor.dropped`).
 DROP_REASONS = ("unauthorized", "forbidden", "rate_limited", "too_large", "malformed", "invalid")
@@ -152,6 +155,14 @@ class Heartbeat(BaseModel):
     call: CallIn | None = None
     test_call: TestCallIn | None = None
     agent_version: Annotated[str, Field(max_length=64)] | None = None
+
+
+class StreamHeartbeat(BaseModel):
+    """A heartbeat sent on the event stream."""
+
+    model_config = _STRICT
+    type: Literal["heartbeat"]
+    body: Heartbeat
 
 
 def facts_of(body: Heartbeat, received_at: datetime) -> Latest:
@@ -259,6 +270,7 @@ class HealthMonitor:
         self._memo: dict[int, tuple[Stored | None, Report | None, TestCall | None, bool,
                                     Health, datetime]] = {}
         self._roster_until = 0.0
+        self._last_sweep: datetime | None = None
         self._last_accepted: dict[int, datetime] = {}
         self._pending: list[Bucket] = []
         # Endpoints whose change of state or reasons awaits recording: id -> (endpoint, when).
@@ -357,11 +369,19 @@ class HealthMonitor:
         store finished minutes."""
         now = self.clock.now()
         async with self.database.read() as session:
-            if self._roster is None or time.monotonic() >= self._roster_until:
+            full = self._roster is None or time.monotonic() >= self._roster_until
+            if full:
                 self._roster = await store.active_endpoints(session)
                 self._roster_until = time.monotonic() + ROSTER_SECONDS
+            assert self._roster is not None
             endpoints = self._roster
-            rows = await store.load_stored_light(session, self._needs_report, self._rows)
+            # Between full reads (every ROSTER_SECONDS), only the rows written since the
+            # last sweep, with a margin for other processes' clocks.
+            since = None if full or self._last_sweep is None else (
+                self._last_sweep - SWEEP_OVERLAP)
+            rows = await store.load_stored_light(session, self._needs_report, self._rows,
+                                                 since)
+            self._last_sweep = now
             self._presence = await store.load_presence(session, now, self.presence_rules)
         refresh: list[tuple[int, Latest]] = []
         board: dict[str, BoardEntry] = {}
@@ -572,9 +592,12 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse(raw: bytes) -> Heartbeat:
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _parse(raw: bytes | str, model: type[_Model]) -> _Model:
     try:
-        return Heartbeat.model_validate_json(raw)
+        return model.model_validate_json(raw)
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
             if err["type"] == "json_invalid":
@@ -592,31 +615,75 @@ async def post_heartbeat(request: web.Request) -> web.Response:
     """POST /api/v1/endpoints/{code}/heartbeat: the endpoint's agent reports."""
     monitor = request.app[MONITOR]
     try:
-        return await _heartbeat(request, monitor)
+        principal = require_principal(request)
+        code = request.match_info["code"]
+        _check_sender(principal, code)
+        _check_rate(monitor, principal, request.app[CLOCK].now())
+        raw = await _read_limited(request, monitor.max_bytes)
+        return web.json_response(await _accept(request, monitor, principal, code, raw))
     except ApiError as exc:
         monitor.drop(_DROP_OF_STATUS.get(exc.status, "other"))
         raise
 
 
-async def _heartbeat(request: web.Request, monitor: HealthMonitor) -> web.Response:
-    principal = require_principal(request)
+async def stream_heartbeat(request: web.Request, principal: Principal, raw: str
+                           ) -> dict[str, Any]:
+    """An agent's heartbeat on its event stream: `{"type": "heartbeat", "body": {...}}`
+    (the body is the POST's). Holding the stream already proves the token: no request,
+    no lookup. The answer is short (no times to format): `{"type": "heartbeat.ok",
+    "state", "reasons", "clock_offset_seconds", "clock_skew", "interval_seconds"}`."""
+    monitor = request.app[MONITOR]
+    try:
+        code = principal.endpoint_code or ""
+        _check_sender(principal, code)
+        now = request.app[CLOCK].now()
+        _check_rate(monitor, principal, now)
+        if len(raw) > monitor.max_bytes:
+            raise ApiError(413, "too_large", f"a heartbeat is at most {monitor.max_bytes} bytes")
+        body = _parse(raw, StreamHeartbeat).body
+        assert principal.endpoint_id is not None
+        accepted = await monitor.heartbeat(EndpointInfo(principal.endpoint_id, code, "", ""),
+                                           body)
+        zone = request.app[ZONE]
+        return {
+            "type": "heartbeat.ok",
+            "state": accepted.health.state.value,
+            "reasons": [r.to_json(zone, now) for r in accepted.health.reasons],
+            "clock_offset_seconds": round(accepted.clock_offset_seconds, 3),
+            "clock_skew": ReasonCode.CLOCK_SKEW in accepted.health.codes,
+            "interval_seconds": monitor.interval,
+        }
+    except ApiError as exc:
+        monitor.drop(_DROP_OF_STATUS.get(exc.status, "other"))
+        raise
+
+
+def _check_sender(principal: Principal, code: str) -> None:
     if principal.scope is not TokenScope.AGENT or principal.endpoint_id is None:
         raise forbidden("heartbeats are sent with the endpoint's agent token")
-    code = request.match_info["code"]
     if principal.endpoint_code != code:
         raise forbidden(f"this agent token belongs to {principal.endpoint_code}, not {code}")
-    now = request.app[CLOCK].now()
+
+
+def _check_rate(monitor: HealthMonitor, principal: Principal, now: datetime) -> None:
+    assert principal.endpoint_id is not None
     wait = monitor.too_soon(principal.endpoint_id, now)
     if wait is not None:
         seconds = max(1, math.ceil(wait))
         raise ApiError(429, "rate_limited", "heartbeats come too often for this endpoint",
                        {"retry_after_seconds": seconds}, headers={"Retry-After": str(seconds)})
-    body = _parse(await _read_limited(request, monitor.max_bytes))
+
+
+async def _accept(request: web.Request, monitor: HealthMonitor, principal: Principal,
+                  code: str, raw: bytes) -> dict[str, Any]:
+    """Parse, validate and take in a heartbeat; the answer's body."""
+    assert principal.endpoint_id is not None
+    body = _parse(raw, Heartbeat)
     endpoint = EndpointInfo(principal.endpoint_id, code, "", "")
     accepted = await monitor.heartbeat(endpoint, body)
     zone = request.app[ZONE]
     now = monitor.clock.now()
-    return web.json_response({
+    return {
         "endpoint": code,
         "state": accepted.health.state.value,
         "since": to_local_iso(accepted.since, zone),
@@ -625,5 +692,4 @@ async def _heartbeat(request: web.Request, monitor: HealthMonitor) -> web.Respon
         "clock_skew": ReasonCode.CLOCK_SKEW in accepted.health.codes,
         "interval_seconds": monitor.interval,
         "server_time": to_local_iso(now, zone),
-    })
-
+    }

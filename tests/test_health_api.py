@@ -536,3 +536,53 @@ async def test_a_burst_of_changes_is_recorded_in_chunks(
             select(HealthTransition.at).where(HealthTransition.state == "offline")))
     assert len(offline) == 31
     assert set(offline) == {clock.now() - timedelta(minutes=10) + timedelta(seconds=120)}
+
+
+async def test_heartbeats_on_the_event_stream(
+    client: Client, admin: dict[str, str], clock: FixedClock,
+    make_user: Callable[..., Awaitable[dict[str, str]]],
+) -> None:
+    """An agent reports over the event stream it already holds: the same checks and
+    answer as the POST; a refused heartbeat gets an error and the stream stays open."""
+    agent = await agent_token(client, admin, NGA_SON)
+    monitor = monitor_of(client)
+    async with client.ws_connect("/api/v1/events", headers=agent) as ws:
+        assert (await ws.receive_json(timeout=5))["type"] == "stream.ready"
+
+        async def say(message: Any) -> dict[str, Any]:
+            await ws.send_json(message)
+            while True:  # events may come first
+                reply: dict[str, Any] = await ws.receive_json(timeout=5)
+                if "seq" not in reply:
+                    return reply
+
+        await monitor.sweep()  # the service sweeps every 2 s: it sees the stream open
+        clock.set(clock.now() + timedelta(seconds=5))
+        ok = await say({"type": "heartbeat", "body": heartbeat(at=clock.now())})
+        assert ok["type"] == "heartbeat.ok" and ok["reasons"] == [], ok
+        assert ok["state"] == "ok" and ok["interval_seconds"] == 5
+        too_soon = await say({"type": "heartbeat", "body": heartbeat(at=clock.now())})
+        assert too_soon["error"]["code"] == "rate_limited" and too_soon["for"] == "heartbeat"
+        clock.set(clock.now() + timedelta(seconds=5))
+        for bad, code in [
+            ({"type": "heartbeat", "body": {"sent_at": 5}}, "invalid"),
+            ({"type": "heartbeat", "body": heartbeat(at=clock.now()), "x": 1}, "invalid"),
+            ({"type": "heartbeat", "body": [1]}, "invalid"),
+            ({"type": "heartbeat", "body": heartbeat(at=clock.now(), agent_version="v" * 20_000)},
+             "too_large"),
+        ]:
+            refused = await say(bad)
+            assert refused["type"] == "error" and refused["error"]["code"] == code, refused
+        assert await say({"type": "ping"}) == {"type": "pong"}  # still open
+        assert monitor.dropped["rate_limited"] == 1 and monitor.dropped["invalid"] == 3
+        assert monitor.dropped["too_large"] == 1
+    assert (await health_of(client, admin, NGA_SON))["state"] == "ok"
+
+    # A person's session on the stream cannot report for the endpoint's devices.
+    operator = await make_user("op-nga-son", "operator", NGA_SON)
+    async with client.ws_connect("/api/v1/events", headers=operator) as ws:
+        assert (await ws.receive_json(timeout=5))["type"] == "stream.ready"
+        await ws.send_json({"type": "heartbeat", "body": heartbeat(at=clock.now())})
+        refused = await ws.receive_json(timeout=5)
+        assert refused["error"]["code"] == "forbidden", refused
+    assert monitor.dropped["forbidden"] == 1

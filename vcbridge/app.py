@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from bridge import wiring as bridge_wiring
+from bridge.media_report import site_media
 from bridge.rooms import RoomRegistry
 from monitoring import health_wiring
 from monitoring import wiring as monitoring_wiring
@@ -33,6 +35,7 @@ from vcbridge.app_keys import (
     LOGIN_LIMITER,
     PASSWORDS,
     SETTINGS,
+    STREAM_MESSAGES,
     TOKEN_CACHE,
     ZONE,
 )
@@ -65,6 +68,7 @@ def create_app(
     app[PASSWORDS] = passwords_for(settings)
     app[TOKEN_CACHE] = AgentTokenCache(settings.agent_token_cache_seconds)
     app[HEALTH_REPORTERS] = {}
+    app[STREAM_MESSAGES] = {}
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_event_bus_ctx)
 
@@ -86,20 +90,11 @@ def create_app(
 
 
 def _bridge_media(rooms: RoomRegistry) -> MediaSource:
-    """Media counters of the sites connected to this process's rooms, for the metrics:
-    audio packets and losses (the bridge's receive taps), camera frames received."""
+    """The metrics' view of the sites connected to this process's rooms."""
 
     def read() -> dict[str, MediaCounters]:
-        counters: dict[str, MediaCounters] = {}
-        for room in list(rooms.rooms.values()):
-            for code in list(room.connections):
-                audio, video = room.audio.stats.get(code), room.sources.get(code)
-                counters[code] = MediaCounters(
-                    packets_received=audio.packets if audio else None,
-                    packets_lost=audio.lost if audio else None,
-                    frames_received=video.frames if video else None,
-                )
-        return counters
+        return {code: MediaCounters(**asdict(media))
+                for code, media in site_media(rooms).items()}
 
     return read
 

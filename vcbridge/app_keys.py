@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -14,6 +15,7 @@ from vcbridge.auth.token_cache import AgentTokenCache
 from vcbridge.clock import Clock
 from vcbridge.db.engine import Database
 from vcbridge.events import EventBus
+from vcbridge.presence import OpenStreams
 from vcbridge.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -31,3 +33,10 @@ HEALTH_REPORTERS = web.AppKey("health_reporters", dict[str, Callable[[], object]
 PRINCIPAL = web.RequestKey("principal", Principal)
 # Why a credential that came with the request was refused.
 AUTH_FAILURE = web.RequestKey("auth_failure", str)
+
+# Endpoints with an event stream open to this process (their presence is kept fresh).
+OPEN_STREAMS = web.AppKey("open_streams", OpenStreams)
+# Message types a client may send on the event stream, besides "ping": handler(request,
+# principal, the message's text) -> the reply; an ApiError is sent back as an error.
+StreamHandler = Callable[[web.Request, Principal, str], Awaitable[dict[str, Any]]]
+STREAM_MESSAGES = web.AppKey("stream_messages", dict[str, StreamHandler])

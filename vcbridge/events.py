@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -85,6 +85,9 @@ class Subscription:
         default_factory=lambda: asyncio.Queue(maxsize=2000)
     )
     overflowed: bool = False
+    # Only events this accepts are queued (an endpoint's stream wants its own events, not
+    # every endpoint's: a thousand streams must not all wake for each event).
+    accepts: Callable[[BusEvent], bool] | None = None
 
 
 class EventBus:
@@ -173,9 +176,11 @@ class EventBus:
             return int(await session.scalar(select(func.max(Event.seq))) or 0)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[Subscription]:
-        """Receive every event committed from now on, in order, while inside the block."""
-        subscription = Subscription()
+    async def subscribe(self, accepts: Callable[[BusEvent], bool] | None = None
+                        ) -> AsyncIterator[Subscription]:
+        """Receive every event committed from now on (that `accepts` takes, if given),
+        in order, while inside the block."""
+        subscription = Subscription(accepts=accepts)
         self._subscriptions.add(subscription)
         try:
             yield subscription
@@ -239,6 +244,9 @@ class EventBus:
 
 def _offer(subscription: Subscription, bus_event: BusEvent | None) -> None:
     if subscription.overflowed:
+        return
+    if (bus_event is not None and subscription.accepts is not None
+            and not subscription.accepts(bus_event)):
         return
     try:
         subscription.queue.put_nowait(bus_event)

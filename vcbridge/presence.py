@@ -5,6 +5,7 @@ answer. The monitoring package refines this with heartbeats and media stats."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -30,12 +31,36 @@ async def disconnected(session: AsyncSession, endpoint_id: int, now: datetime) -
         row.connections, row.last_seen = max(row.connections - 1, 0), now
 
 
-async def seen(session: AsyncSession, endpoint_id: int, now: datetime) -> None:
-    """Refresh an open connection's last-seen time."""
-    await session.execute(
-        update(EndpointPresence).where(EndpointPresence.endpoint_id == endpoint_id)
-        .values(last_seen=now)
-    )
+async def seen(session: AsyncSession, endpoint_ids: Iterable[int], now: datetime) -> None:
+    """Refresh the last-seen time of endpoints with an open connection (one statement)."""
+    ids = sorted(set(endpoint_ids))
+    for start in range(0, len(ids), 500):  # bounded IN lists
+        await session.execute(
+            update(EndpointPresence)
+            .where(EndpointPresence.endpoint_id.in_(ids[start:start + 500]))
+            .values(last_seen=now)
+        )
+
+
+class OpenStreams:
+    """The endpoints with an event stream open to this process, kept seen in the
+    database by one periodic statement for all of them (not one task each: a
+    thousand agents would otherwise cost a write every few milliseconds)."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[int] = Counter()
+
+    def opened(self, endpoint_id: int) -> None:
+        self._counts[endpoint_id] += 1
+
+    def closed(self, endpoint_id: int) -> None:
+        self._counts[endpoint_id] -= 1
+        if self._counts[endpoint_id] <= 0:
+            del self._counts[endpoint_id]
+
+    @property
+    def endpoint_ids(self) -> list[int]:
+        return list(self._counts)
 
 
 async def online(
