@@ -32,8 +32,9 @@ load processes priority over the rest: each child runs in a session of its
 own, and with autogroup scheduling (Linux's default) the session's
 niceness is set too, since a process's own niceness only counts within its
 session. `--load-uvloop` (if uvloop is installed) makes the load processes
-about a third cheaper; `--bridge-uvloop` runs the bridge on uvloop, as an
-experiment. Memory: the bridge warms up for about three minutes (RSS
+about a third cheaper; the bridge runs on uvloop as the service does by
+default (settings: event_loop), or on Python's own loop with
+`--bridge-asyncio`. Memory: the bridge warms up for about three minutes (RSS
 grows, then levels off); judge growth with `--seconds 300` and the slope
 over the last third of the run.
 
@@ -344,14 +345,10 @@ class Bridge:
             VCBRIDGE_ICE_HOST_ADDRESSES="127.0.0.1", VCBRIDGE_ICE_SERVERS="",
             VCBRIDGE_ADMIN_PASSWORD=ADMIN_PASSWORD, VCBRIDGE_PASSWORD_TIME_COST="1",
             VCBRIDGE_PASSWORD_MEMORY_KIB="64", VCBRIDGE_MAX_PARTICIPANT_PORTS="100",
-            VCBRIDGE_WARN_MINUTES="0",
+            VCBRIDGE_WARN_MINUTES="0", VCBRIDGE_EVENT_LOOP="uvloop" if uvloop else "asyncio",
         )
-        serve = ["serve", "--port", str(self.port), "--data-dir", str(self.data_dir)]
-        if uvloop:
-            command = [sys.executable, "-c", "import sys, uvloop; uvloop.install(); "
-                       "from vcbridge.cli import main; sys.exit(main())", *serve]
-        else:
-            command = [sys.executable, "-m", "vcbridge.cli", *serve]
+        command = [sys.executable, "-m", "vcbridge.cli", "serve", "--port", str(self.port),
+                   "--data-dir", str(self.data_dir)]
         with self.log_path.open("w") as out:
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
                 command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -1014,7 +1011,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     sites=n, seconds=args.seconds, per_process=args.per_process,
                     floor_interval=args.floor_interval, settle=args.settle, lead=args.lead,
                     media_dir=media_dir, work=work_root / f"sites{n}-{repeat}",
-                    bridge_uvloop=args.bridge_uvloop, load_uvloop=args.load_uvloop,
+                    bridge_uvloop=not args.bridge_asyncio, load_uvloop=args.load_uvloop,
                     py_spy=args.py_spy, join_deadline=args.join_deadline,
                     receive_path=args.receive_path, send_path=args.send_path)
                 result = await run_conference(options)
@@ -1027,7 +1024,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "conference", "machine": machine_info(), "targets": TARGETS,
         "parameters": {"seconds": args.seconds, "floor_interval": args.floor_interval,
-                       "per_process": args.per_process, "bridge_uvloop": args.bridge_uvloop,
+                       "per_process": args.per_process, "bridge_uvloop": not args.bridge_asyncio,
                        "nice": args.nice, "bridge_nice": BRIDGE_NICE,
                        "py_spy": bool(args.py_spy),
                        "load_uvloop": args.load_uvloop, "receive_path": args.receive_path,
@@ -1066,8 +1063,8 @@ def main() -> int:
     parser.add_argument("--media-dir", help="media cache (default <tmp>/vcbridge-bench-media)")
     parser.add_argument("--out-dir", help="keep logs and profiles here (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
-    parser.add_argument("--bridge-uvloop", action="store_true",
-                        help="run the bridge on uvloop (needs uvloop installed)")
+    parser.add_argument("--bridge-asyncio", action="store_true",
+                        help="run the bridge on Python's asyncio loop (default: uvloop)")
     parser.add_argument("--load-uvloop", action="store_true",
                         help="run the load processes on uvloop (needs uvloop installed)")
     parser.add_argument("--py-spy", metavar="PATH",

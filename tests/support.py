@@ -6,11 +6,14 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
+
+from vcbridge.settings import Settings
 
 # CI sets this: a missing component then fails the run instead of skipping.
 REQUIRE_ALL = os.environ.get("VCBRIDGE_REQUIRE_ALL") == "1"
@@ -82,3 +85,12 @@ async def login(client: TestClient[Any, Any], username: str, password: str) -> s
 def bearer(token: str) -> dict[str, str]:
     """The Authorization header for `token`."""
     return {"Authorization": f"Bearer {token}"}
+
+
+def loopback_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
+    """Settings of an in-process app whose bridge uses loopback only (no STUN), with
+    cheap password hashes and no background scheduler."""
+    return Settings(database_url=database_url, data_dir=data_dir,
+                    admin_password=ADMIN_PASSWORD, password_time_cost=1,
+                    password_memory_kib=64, scheduler_enabled=False, ice_servers=[],
+                    ice_host_addresses=["127.0.0.1"], **overrides)

@@ -30,7 +30,7 @@ from scheduler.runner import LifecycleRunner
 from scheduler.transitions import LifecycleSettings
 from tests.conftest import Client
 from tests.service_process import Service, service_env
-from tests.support import ADMIN_PASSWORD
+from tests.support import loopback_settings
 from tests.test_booking import book
 from vcbridge.app_keys import DATABASE, EVENT_BUS, SETTINGS
 from vcbridge.clock import FixedClock
@@ -43,9 +43,7 @@ LOOPBACK = "127.0.0.1"
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     """The in-process app's settings: its bridge on loopback only."""
-    return Settings(database_url=database_url, data_dir=tmp_path, admin_password=ADMIN_PASSWORD,
-                    password_time_cost=1, password_memory_kib=64, scheduler_enabled=False,
-                    ice_servers=[], ice_host_addresses=[LOOPBACK])
+    return loopback_settings(database_url, tmp_path)
 
 
 def eventually(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1

@@ -135,41 +135,41 @@ async def test_agent_tokens_are_remembered_but_revocation_and_expiry_win(
     from vcbridge.app_keys import DATABASE
     from vcbridge.db.models import ApiToken
 
-    response = await client.post("/api/v1/endpoints/HUYEN-NGA-SON/tokens", headers=admin,
-                                 json={"scope": "agent", "label": "cache"})
-    issued = await response.json()
-    agent = bearer(issued["token"])
-    assert (await client.get("/api/v1/auth/me", headers=agent)).status == 200
-    # Revoked behind this process's back (by another process): remembered until the
-    # cache forgets it (agent_token_cache_seconds), then refused.
-    async with client.app[DATABASE].write() as session:
-        await session.execute(update(ApiToken).where(ApiToken.id == issued["id"])
-                              .values(revoked_at=clock.now()))
-    assert (await client.get("/api/v1/auth/me", headers=agent)).status == 200
-    client.app[TOKEN_CACHE].clear()
-    assert (await client.get("/api/v1/auth/me", headers=agent)).status == 401
+    async def new_agent_token() -> tuple[int, H]:
+        response = await client.post("/api/v1/endpoints/HUYEN-NGA-SON/tokens", headers=admin,
+                                     json={"scope": "agent", "label": "cache"})
+        issued = await response.json()
+        agent = bearer(issued["token"])
+        assert await me(agent) == 200  # read once, remembered from now on
+        return int(issued["id"]), agent
 
-    response = await client.post("/api/v1/endpoints/HUYEN-NGA-SON/tokens", headers=admin,
-                                 json={"scope": "agent", "label": "cache 2"})
-    issued = await response.json()
-    agent = bearer(issued["token"])
-    assert (await client.get("/api/v1/auth/me", headers=agent)).status == 200
-    async with client.app[DATABASE].write() as session:  # expires in a minute
-        await session.execute(update(ApiToken).where(ApiToken.id == issued["id"])
-                              .values(expires_at=clock.now() + timedelta(minutes=1)))
+    async def me(headers: H) -> int:
+        return (await client.get("/api/v1/auth/me", headers=headers)).status
+
+    async def change(token_id: int, **values: Any) -> None:  # as another process would
+        async with client.app[DATABASE].write() as session:
+            await session.execute(update(ApiToken).where(ApiToken.id == token_id)
+                                  .values(**values))
+
+    # Revoked behind this process's back: remembered until the cache forgets it
+    # (agent_token_cache_seconds), then refused.
+    token_id, agent = await new_agent_token()
+    await change(token_id, revoked_at=clock.now())
+    assert await me(agent) == 200
     client.app[TOKEN_CACHE].clear()
-    assert (await client.get("/api/v1/auth/me", headers=agent)).status == 200
+    assert await me(agent) == 401
+
+    token_id, agent = await new_agent_token()
+    await change(token_id, expires_at=clock.now() + timedelta(minutes=1))
+    client.app[TOKEN_CACHE].clear()
+    assert await me(agent) == 200
     clock.set(clock.now() + timedelta(minutes=2))  # expired: refused, memory or not
-    assert (await client.get("/api/v1/auth/me", headers=agent)).status == 401
+    assert await me(agent) == 401
 
-    response = await client.post("/api/v1/endpoints/HUYEN-NGA-SON/tokens", headers=admin,
-                                 json={"scope": "agent", "label": "cache 3"})
-    issued = await response.json()
-    agent = bearer(issued["token"])
-    assert (await client.get("/api/v1/auth/me", headers=agent)).status == 200
-    revoked = await client.delete(f"/api/v1/endpoints/HUYEN-NGA-SON/tokens/{issued['id']}",
+    token_id, agent = await new_agent_token()
+    revoked = await client.delete(f"/api/v1/endpoints/HUYEN-NGA-SON/tokens/{token_id}",
                                   headers=admin)
     assert revoked.status == 200  # revoked through this process: refused at once
-    assert (await client.get("/api/v1/auth/me", headers=agent)).status == 401
+    assert await me(agent) == 401
     # A person's login token is never remembered: logging out is immediate everywhere.
     assert len(client.app[TOKEN_CACHE]) == 0

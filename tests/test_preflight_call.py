@@ -23,7 +23,7 @@ from scheduler.lifecycle_wiring import redial_policy
 from scheduler.runner import LifecycleRunner
 from scheduler.transitions import LifecycleSettings
 from tests.conftest import Client
-from tests.support import ADMIN_PASSWORD
+from tests.support import loopback_settings
 from tests.test_agent import until
 from tests.test_booking import book
 from vcbridge.app_keys import DATABASE, EVENT_BUS, SETTINGS
@@ -31,15 +31,11 @@ from vcbridge.clock import FixedClock
 from vcbridge.settings import Settings
 
 SITE = "HUYEN-NGA-SON"
-LOOPBACK = "127.0.0.1"
 
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path, admin_password=ADMIN_PASSWORD,
-                    password_time_cost=1, password_memory_kib=64, scheduler_enabled=False,
-                    ice_servers=[], ice_host_addresses=[LOOPBACK],
-                    health_preflight_wait_seconds=0)
+    return loopback_settings(database_url, tmp_path, health_preflight_wait_seconds=0)
 
 
 async def agent_token(client: Client, admin: dict[str, str], code: str = SITE) -> str:

@@ -59,8 +59,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    use_event_loop(settings)
     web.run_app(create_app(settings), host=args.host, port=args.port, access_log=None)
     return 0
+
+
+def use_event_loop(settings: Settings) -> None:
+    """Run on uvloop (libuv) unless the settings ask for Python's own event loop."""
+    if settings.event_loop == "uvloop":
+        import uvloop
+
+        uvloop.install()
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -156,10 +165,12 @@ def cmd_agent(args: argparse.Namespace) -> int:
         # aiortc and aioice log every ICE check: too much for a site's IT staff.
         for noisy in ("aiortc", "aioice"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    settings = load_settings()
     agent = EndpointAgent(
-        args.server, args.endpoint, token, media=args.media, settings=load_settings(),
+        args.server, args.endpoint, token, media=args.media, settings=settings,
         audio_device=args.audio_device, summary_seconds=args.stats_interval,
     )
+    use_event_loop(settings)
 
     async def run() -> None:
         main = asyncio.current_task()
