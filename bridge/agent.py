@@ -412,7 +412,8 @@ class EndpointAgent:
         url = f"{self.server}/api/v1/endpoints/{self.endpoint}/heartbeat"
         async with self._http.post(url, json=body) as response:
             if response.status >= 400:
-                self._heartbeat_refused(response.status, (await response.text())[:200])
+                detail = f"HTTP {response.status} {(await response.text())[:200]}"
+                self._heartbeat_refused(response.status == 429, detail)
                 return
         self._rtt_ms = round((time.monotonic() - started) * 1000, 1)
         self._counters["heartbeats"] += 1
@@ -424,13 +425,13 @@ class EndpointAgent:
             self._heartbeat_sent = None
         self._counters["heartbeats"] += 1
 
-    def _heartbeat_refused(self, status: int, detail: str) -> None:
-        if status == 429 and self.last_test_call is not None:
+    def _heartbeat_refused(self, too_soon: bool, detail: str) -> None:
+        if too_soon and self.last_test_call is not None:
             # Too soon after the last one (a test call just ended): again shortly, so its
             # result does not wait a whole interval.
             asyncio.get_running_loop().call_later(1.5, self._report_now.set)
         else:
-            log.warning("the controller refused a heartbeat: HTTP %s %s", status, detail)
+            log.warning("the controller refused a heartbeat: %s", detail)
 
     # -- the event stream -------------------------------------------------------------
 
@@ -490,8 +491,8 @@ class EndpointAgent:
                         self._heartbeat_answered()
                     elif kind == "error" and body.get("for") == "heartbeat":
                         error = body.get("error") or {}
-                        self._heartbeat_refused(
-                            _STATUS_OF_CODE.get(str(error.get("code")), 400), str(error)[:200])
+                        self._heartbeat_refused(error.get("code") == "rate_limited",
+                                                str(error)[:200])
                     elif kind == "error":
                         log.warning("the event stream reported an error: %s", body.get("error"))
             finally:
@@ -826,10 +827,6 @@ class EndpointAgent:
                 f"joins {stats['joins']}, rejoins {stats['rejoins']}, "
                 f"join failures {stats['join_failures']}, media failures "
                 f"{stats['media_failures']}")
-
-
-# The HTTP status a heartbeat error code on the event stream stands for.
-_STATUS_OF_CODE = {"rate_limited": 429, "forbidden": 403, "too_large": 413, "invalid": 422}
 
 
 def _describe(exc: BaseException) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -25,7 +25,7 @@ from aiortc.rtp import RtpPacket
 from sqlalchemy import select
 
 from bridge.peer_session import IceSettings, OfferError, PeerSession
-from bridge.video_router import VideoSlot, VideoSource
+from bridge.video_router import VideoSource
 from vcbridge.app_keys import DATABASE, SETTINGS
 from vcbridge.db.models import Endpoint
 from vcbridge.http.auth_middleware import require_principal
@@ -47,7 +47,6 @@ class EchoSession:
     peers: PeerSession
     source: VideoSource
     audio_packets: int = 0
-    slots: list[VideoSlot] = field(default_factory=list)
 
     def on_audio(self, packet: RtpPacket) -> None:
         self.audio_packets += 1
@@ -59,8 +58,8 @@ class EchoSession:
         if kind == "audio":
             answer = await self.peers.answer_audio(sdp, self.on_audio)
         elif kind == "video":
-            answer, self.slots = await self.peers.answer_video(sdp, self.source, [SLOT])
-            self.slots[0].show(self.source)
+            answer, slots = await self.peers.answer_video(sdp, self.source, [SLOT])
+            slots[0].show(self.source)  # the site's own camera, back to it
         else:
             raise OfferError('pc must be "audio" or "video"')
         return {"type": "answer", "pc": kind, "sdp": answer}
@@ -79,13 +78,11 @@ class TestCalls:
     def __init__(self, ice: IceSettings) -> None:
         self.ice = ice
         self.running: dict[str, EchoSession] = {}
-        self.count = 0
 
     def open(self, code: str) -> EchoSession:
         session = EchoSession(code, PeerSession(code, self.ice, lambda _p: None),
                               VideoSource(code))
         self.running[code] = session
-        self.count += 1
         return session
 
     async def close(self, session: EchoSession) -> None:

@@ -30,11 +30,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from monitoring import health_store as store
 from monitoring.health_model import (
@@ -58,8 +58,8 @@ from vcbridge.db.engine import Database
 from vcbridge.db.models import TokenScope
 from vcbridge.events import EventBus
 from vcbridge.http.auth_middleware import require_principal
-from vcbridge.http.errors import ApiError, bad_request, forbidden, invalid
-from vcbridge.http.parsing import validation_details
+from vcbridge.http.errors import ApiError, forbidden
+from vcbridge.http.parsing import parse_model
 from vcbridge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -592,21 +592,6 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-_Model = TypeVar("_Model", bound=BaseModel)
-
-
-def _parse(raw: bytes | str, model: type[_Model]) -> _Model:
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        for err in exc.errors(include_url=False):
-            if err["type"] == "json_invalid":
-                raise bad_request(f"malformed JSON: {err['msg']}") from None
-            if err["type"] == "model_type" and not err["loc"]:
-                raise invalid("the body must be a JSON object") from None
-        raise invalid("invalid heartbeat", validation_details(exc)) from None
-
-
 _DROP_OF_STATUS = {400: "malformed", 401: "unauthorized", 403: "forbidden", 413: "too_large",
                    415: "malformed", 422: "invalid", 429: "rate_limited"}
 
@@ -640,7 +625,7 @@ async def stream_heartbeat(request: web.Request, principal: Principal, raw: str
         _check_rate(monitor, principal, now)
         if len(raw) > monitor.max_bytes:
             raise ApiError(413, "too_large", f"a heartbeat is at most {monitor.max_bytes} bytes")
-        body = _parse(raw, StreamHeartbeat).body
+        body = parse_model(raw, StreamHeartbeat).body
         assert principal.endpoint_id is not None
         accepted = await monitor.heartbeat(EndpointInfo(principal.endpoint_id, code, "", ""),
                                            body)
@@ -678,7 +663,7 @@ async def _accept(request: web.Request, monitor: HealthMonitor, principal: Princ
                   code: str, raw: bytes) -> dict[str, Any]:
     """Parse, validate and take in a heartbeat; the answer's body."""
     assert principal.endpoint_id is not None
-    body = _parse(raw, Heartbeat)
+    body = parse_model(raw, Heartbeat)
     endpoint = EndpointInfo(principal.endpoint_id, code, "", "")
     accepted = await monitor.heartbeat(endpoint, body)
     zone = request.app[ZONE]

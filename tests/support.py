@@ -6,13 +6,17 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from scheduler.runner import LifecycleRunner
+from vcbridge.clock import Clock
 from vcbridge.settings import Settings
 
 # CI sets this: a missing component then fails the run instead of skipping.
@@ -94,3 +98,16 @@ def loopback_settings(database_url: str, data_dir: Path, **overrides: Any) -> Se
                     admin_password=ADMIN_PASSWORD, password_time_cost=1,
                     password_memory_kib=64, scheduler_enabled=False, ice_servers=[],
                     ice_host_addresses=["127.0.0.1"], **overrides)
+
+
+def manual_runner(app: web.Application, clock: Clock) -> LifecycleRunner:
+    """A lifecycle runner on the app's database and bus, driven by hand (`sync`) on
+    `clock`, with the bridge left to the app's event-driven rooms."""
+    from scheduler.bridge_port import EventOnlyBridge
+    from scheduler.lifecycle_wiring import redial_policy
+    from scheduler.transitions import LifecycleSettings
+    from vcbridge.app_keys import DATABASE, EVENT_BUS, SETTINGS
+
+    return LifecycleRunner(app[DATABASE], app[EVENT_BUS], clock, EventOnlyBridge(),
+                           LifecycleSettings(5, timedelta(seconds=60)),
+                           redial_policy(app[SETTINGS]), timedelta(days=1))

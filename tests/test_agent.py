@@ -24,15 +24,10 @@ from av import AudioFrame, VideoFrame
 
 from bridge.agent import AgentConfigError, EndpointAgent, _Restamped
 from bridge.signaling import ROOMS
-from scheduler.bridge_port import EventOnlyBridge
-from scheduler.lifecycle_wiring import redial_policy
-from scheduler.runner import LifecycleRunner
-from scheduler.transitions import LifecycleSettings
 from tests.conftest import Client
 from tests.service_process import Service, service_env
-from tests.support import loopback_settings
+from tests.support import loopback_settings, manual_runner
 from tests.test_booking import book
-from vcbridge.app_keys import DATABASE, EVENT_BUS, SETTINGS
 from vcbridge.clock import FixedClock
 from vcbridge.settings import Settings
 
@@ -221,9 +216,7 @@ async def test_agent_rejoins_when_the_bridge_drops_it_and_leaves_at_the_end(
                             start="2026-11-27T10:15:00+07:00", end="2026-11-27T11:00:00+07:00")
     cid = conference["id"]
     app = client.app
-    runner = LifecycleRunner(app[DATABASE], app[EVENT_BUS], clock, EventOnlyBridge(),
-                             LifecycleSettings(5, timedelta(seconds=60)),
-                             redial_policy(app[SETTINGS]), timedelta(days=1))
+    runner = manual_runner(app, clock)
     await runner.sync(cid)  # 10:00: the room opens
     response = await client.post(f"/api/v1/endpoints/{SITE}/tokens", json={}, headers=admin)
     agent = EndpointAgent(str(client.make_url("")).rstrip("/"), SITE,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,8 @@ from sqlalchemy import select
 
 from monitoring.availability import BadMonth, Uptime, month_bounds, uptime
 from tests.conftest import NOW, Client
-from tests.test_health_support import health_app, health_settings
+from tests.test_health_support import health_settings
 from vcbridge.app_keys import DATABASE, EVENT_BUS
-from vcbridge.clock import FixedClock
 from vcbridge.db.models import (
     Attendance,
     Conference,
@@ -45,13 +43,6 @@ def local(day: int, hour: int, month: int = 11) -> datetime:
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return health_settings(database_url, tmp_path)
-
-
-@pytest.fixture
-async def client(
-    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, clock: FixedClock
-) -> Client:
-    return await aiohttp_client(health_app(settings, clock))
 
 
 # -- pure ------------------------------------------------------------------------------------

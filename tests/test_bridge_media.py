@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,9 @@ from bridge.generated_media import ColourCardTrack, ToneTrack, dominant_colour, 
 from bridge.media_report import site_media
 from bridge.signaling import ROOMS
 from bridge.site_client import Received, SiteClient
-from scheduler.bridge_port import EventOnlyBridge
-from scheduler.lifecycle_wiring import redial_policy
-from scheduler.runner import LifecycleRunner
-from scheduler.transitions import LifecycleSettings
 from tests.conftest import Client
+from tests.support import manual_runner
 from tests.test_booking import book
-from vcbridge.app_keys import DATABASE, EVENT_BUS, SETTINGS
 from vcbridge.clock import FixedClock
 from vcbridge.settings import Settings
 
@@ -110,9 +105,7 @@ async def room(client: Client, booker: H, admin: H, clock: FixedClock) -> Any:
     conference = await book(client, booker, participants=list(SITES),
                             start="2026-11-27T10:15:00+07:00", end="2026-11-27T12:00:00+07:00")
     app = client.app
-    runner = LifecycleRunner(app[DATABASE], app[EVENT_BUS], clock, EventOnlyBridge(),
-                             LifecycleSettings(5, timedelta(seconds=60)),
-                             redial_policy(app[SETTINGS]), timedelta(days=1))
+    runner = manual_runner(app, clock)
     await runner.sync(conference["id"])  # 10:00 is its open time
     tokens = {}
     for code in SITES:

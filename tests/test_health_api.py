@@ -19,7 +19,6 @@ from tests.support import bearer, login
 from tests.test_health_support import (
     agent_token,
     codes,
-    health_app,
     health_of,
     health_settings,
     heartbeat,
@@ -27,6 +26,7 @@ from tests.test_health_support import (
     monitor_of,
     send,
 )
+from vcbridge.app import create_app
 from vcbridge.app_keys import DATABASE
 from vcbridge.clock import FixedClock
 from vcbridge.db.models import Endpoint, EndpointHealth, Event, HealthSample, HealthTransition
@@ -39,13 +39,6 @@ MUONG_LAT = "HUYEN-MUONG-LAT"
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return health_settings(database_url, tmp_path)
-
-
-@pytest.fixture
-async def client(
-    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, clock: FixedClock
-) -> Client:
-    return await aiohttp_client(health_app(settings, clock))
 
 
 async def _count(client: Client, model: Any, **where: Any) -> int:
@@ -344,7 +337,7 @@ async def test_transitions_survive_a_restart(
     assert (await send(client, agent, NGA_SON, no_mic, clock)).status == 200
     await client.close()  # the app stops: its cleanup flushes what memory holds
 
-    again = await aiohttp_client(health_app(settings, clock))
+    again = await aiohttp_client(create_app(settings, clock=clock))
     token = await login(again, "admin", "admin-password-for-tests")
     detail = await health_of(again, bearer(token), NGA_SON)
     assert detail["state"] == "degraded"
@@ -453,7 +446,7 @@ async def test_two_processes_share_the_state(
 ) -> None:
     """Heartbeats land on process A; process B neither loses them nor takes the endpoint
     for silent while A keeps writing its newest figures every persist period."""
-    other = await aiohttp_client(health_app(settings, clock))
+    other = await aiohttp_client(create_app(settings, clock=clock))
     a, b = monitor_of(client), monitor_of(other)
     agent = await agent_token(client, admin, NGA_SON)
     no_cam = heartbeat(devices={"camera": False, "microphone": True, "speaker": True})

@@ -5,7 +5,6 @@ the document against the router both ways)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from openapi_spec_validator import validate
 from monitoring.health_api import openapi_fragment
 from monitoring.heartbeats import MONITOR
 from tests.conftest import Client
-from tests.test_health_support import agent_token, health_app, health_settings, heartbeat, send
+from tests.test_health_support import agent_token, health_settings, heartbeat, send
 from vcbridge.api.openapi_routes import EVENT_TYPES, openapi_document
 from vcbridge.clock import FixedClock
 from vcbridge.settings import Settings
@@ -29,13 +28,6 @@ HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return health_settings(database_url, tmp_path)
-
-
-@pytest.fixture
-async def client(
-    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, clock: FixedClock
-) -> Client:
-    return await aiohttp_client(health_app(settings, clock))
 
 
 def test_health_operations_are_complete() -> None:

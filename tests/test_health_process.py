@@ -15,7 +15,8 @@ import pytest
 
 from tests.conftest import Client
 from tests.support import ADMIN_PASSWORD, bearer, login
-from tests.test_health_support import agent_token, health_app, health_settings
+from tests.test_health_support import agent_token, health_settings
+from vcbridge.app import create_app
 from vcbridge.settings import Settings
 
 CODE = "HUYEN-MUONG-LAT"
@@ -63,7 +64,7 @@ async def _health(client: Client, admin: dict[str, str]) -> dict[str, Any]:
 async def test_killed_sender_goes_offline_in_time(
     aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings
 ) -> None:
-    client = await aiohttp_client(health_app(settings))  # the real clock
+    client = await aiohttp_client(create_app(settings))  # the real clock
     admin = bearer(await login(client, "admin", ADMIN_PASSWORD))
     token = (await agent_token(client, admin, CODE))["Authorization"].removeprefix("Bearer ")
     url = str(client.make_url(f"/api/v1/endpoints/{CODE}/heartbeat"))

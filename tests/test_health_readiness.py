@@ -18,7 +18,6 @@ from scheduler.transitions import LifecycleSettings, advance
 from tests.conftest import Client
 from tests.test_health_support import (
     agent_token,
-    health_app,
     health_settings,
     heartbeat,
     monitor_of,
@@ -40,13 +39,6 @@ AT_0740 = datetime(2026, 11, 27, 0, 40, tzinfo=UTC)
 def settings(database_url: str, tmp_path: Path) -> Settings:
     # The fixed clock jumps minutes while the event streams stay open: keep them fresh.
     return health_settings(database_url, tmp_path, presence_stale_seconds=3600)
-
-
-@pytest.fixture
-async def client(
-    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, clock: FixedClock
-) -> Client:
-    return await aiohttp_client(health_app(settings, clock))
 
 
 async def _on_stream(stack: AsyncExitStack, client: Client, agent: dict[str, str]

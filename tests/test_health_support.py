@@ -1,7 +1,7 @@
 """Helpers of the endpoint-health tests (no tests here).
 
-Each health test module overrides the conftest's `settings` and `client`
-fixtures with `health_settings` and `health_app` (the service's app). The
+Each health test module overrides the conftest's `settings` fixture with
+`health_settings` (the conftest's `client` is the service's app). The
 background sweep runs only every minute on these settings: tests sweep by
 hand (`monitor.sweep()`) on the fixed clock."""
 
@@ -11,13 +11,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from monitoring.heartbeats import MONITOR, HealthMonitor
 from tests.conftest import NOW, Client
 from tests.support import ADMIN_PASSWORD
-from vcbridge.app import create_app
-from vcbridge.clock import Clock, FixedClock
+from vcbridge.clock import FixedClock
 from vcbridge.settings import Settings
 
 # Settings of the health tests (the conftest's plus deterministic health timing).
@@ -40,10 +37,6 @@ def health_settings(database_url: str, data_dir: Path, **overrides: Any) -> Sett
         scheduler_enabled=False,
         **(HEALTH_SETTINGS | overrides),
     )
-
-
-def health_app(settings: Settings, clock: Clock | None = None) -> web.Application:
-    return create_app(settings, clock=clock)
 
 
 def monitor_of(client: Client) -> HealthMonitor:

@@ -18,15 +18,10 @@ from bridge.generated_media import ColourCardTrack, ToneTrack
 from bridge.ice_policy import rtc_configuration
 from bridge.test_call import TEST_CALLS
 from bridge.test_call_client import run_test_call
-from scheduler.bridge_port import EventOnlyBridge
-from scheduler.lifecycle_wiring import redial_policy
-from scheduler.runner import LifecycleRunner
-from scheduler.transitions import LifecycleSettings
 from tests.conftest import Client
-from tests.support import loopback_settings
+from tests.support import loopback_settings, manual_runner
 from tests.test_agent import until
 from tests.test_booking import book
-from vcbridge.app_keys import DATABASE, EVENT_BUS, SETTINGS
 from vcbridge.clock import FixedClock
 from vcbridge.settings import Settings
 
@@ -131,9 +126,7 @@ async def test_the_agent_tests_its_line_when_the_room_opens_and_readiness_shows_
     task = asyncio.create_task(agent.run())
     try:
         await until(lambda: agent.stats()["stream_connected"], "the event stream")
-        runner = LifecycleRunner(app[DATABASE], app[EVENT_BUS], clock, EventOnlyBridge(),
-                                 LifecycleSettings(5, timedelta(seconds=60)),
-                                 redial_policy(app[SETTINGS]), timedelta(days=1))
+        runner = manual_runner(app, clock)
         clock.set(clock.now() + timedelta(minutes=3))  # 10:03: the room is open
         await runner.sync(cid)
         # The heartbeat goes at once (not after the 60 s interval) with the result.

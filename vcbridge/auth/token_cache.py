@@ -58,5 +58,5 @@ class AgentTokenCache:
             del self._entries[hashed]
 
     def clear(self) -> None:
-        """Endpoints changed (retired, say): read every token again."""
+        """Forget every token: each is read from the database again."""
         self._entries.clear()

@@ -31,11 +31,15 @@ async def read_body(request: web.Request) -> bytes:
 
 
 async def read_model(request: web.Request, model: type[ModelT]) -> ModelT:
-    """The JSON body validated against `model`: 400 if malformed, 422 if invalid.
+    """The JSON body validated against `model`: 400 if malformed, 422 if invalid."""
+    return parse_model(await read_body(request), model)
+
+
+def parse_model(raw: bytes | str, model: type[ModelT]) -> ModelT:
+    """JSON text validated against `model`: 400 if malformed, 422 if invalid.
 
     Validation is strict (no "5" for 5) and unknown fields are refused, so a
     typo in a field name is an error rather than silently ignored."""
-    raw = await read_body(request)
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
