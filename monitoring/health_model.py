@@ -26,6 +26,7 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -151,6 +152,10 @@ class Report:
     cpu_percent: float | None = None
     network_rtt_ms: float | None = None
     call: CallFigures | None = None
+    # Kept for the stored form and the API, not used by the model.
+    sent_at: datetime | None = None
+    agent_version: str | None = None
+    network_interface: str | None = None
 
 
 @dataclass(frozen=True)
@@ -315,7 +320,7 @@ class Health:
     state: HealthState
     reasons: tuple[Reason, ...] = ()
 
-    @property
+    @cached_property
     def codes(self) -> frozenset[ReasonCode]:
         return frozenset(r.code for r in self.reasons)
 

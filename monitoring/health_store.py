@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any, cast
 
 from sqlalchemy import Table, Text, bindparam, delete, func, select, type_coerce, update
@@ -62,19 +63,18 @@ class PresenceRules:
 # -- the JSON forms kept in endpoint_health ------------------------------------------
 
 
-def report_to_json(report: Report, sent_at: datetime, agent_version: str | None,
-                   interface: str | None) -> dict[str, Any]:
+def report_to_json(report: Report) -> dict[str, Any]:
     """The stored (and API) form of a heartbeat's facts."""
     call = report.call
     return {
         "received_at": report.received_at.isoformat(),
-        "sent_at": sent_at.isoformat(),
+        "sent_at": report.sent_at.isoformat() if report.sent_at else None,
         "clock_offset_seconds": round(report.clock_offset_seconds, 3),
-        "agent_version": agent_version,
+        "agent_version": report.agent_version,
         "devices": {"camera": report.devices.camera, "microphone": report.devices.microphone,
                     "speaker": report.devices.speaker},
         "cpu_percent": report.cpu_percent,
-        "network": {"interface": interface, "rtt_ms": report.network_rtt_ms},
+        "network": {"interface": report.network_interface, "rtt_ms": report.network_rtt_ms},
         "call": None if call is None else {
             "conference": call.conference, "rtt_ms": call.rtt_ms, "jitter_ms": call.jitter_ms,
             "packet_loss_ratio": call.packet_loss_ratio, "bitrate_in_bps": call.bitrate_in_bps,
@@ -100,6 +100,9 @@ def report_from_json(body: Mapping[str, Any] | None) -> Report | None:
             cpu_percent=body.get("cpu_percent"),
             network_rtt_ms=network.get("rtt_ms"),
             call=None if call is None else CallFigures(**call),
+            sent_at=datetime.fromisoformat(body["sent_at"]) if body.get("sent_at") else None,
+            agent_version=body.get("agent_version"),
+            network_interface=network.get("interface"),
         )
     except (KeyError, TypeError, ValueError):
         return None
@@ -133,9 +136,17 @@ class Latest:
     """The newest facts about an endpoint (from memory or from its row)."""
 
     report: Report | None = None
-    report_json: dict[str, Any] | None = None
     test_call: TestCall | None = None
-    test_call_json: dict[str, Any] | None = None
+
+    # The stored (and API) forms, made only when asked for: most heartbeats are never
+    # written or shown.
+    @cached_property
+    def report_json(self) -> dict[str, Any] | None:
+        return None if self.report is None else report_to_json(self.report)
+
+    @cached_property
+    def test_call_json(self) -> dict[str, Any] | None:
+        return None if self.test_call is None else test_call_to_json(self.test_call)
 
     def newer(self, other: Latest) -> Latest:
         """Each part from whichever of the two is newer."""
@@ -143,12 +154,8 @@ class Latest:
         use_mine = theirs is None or (mine is not None and mine.received_at >= theirs.received_at)
         mine_tc, theirs_tc = self.test_call, other.test_call
         use_mine_tc = theirs_tc is None or (mine_tc is not None and mine_tc.at >= theirs_tc.at)
-        return Latest(
-            self.report if use_mine else other.report,
-            self.report_json if use_mine else other.report_json,
-            self.test_call if use_mine_tc else other.test_call,
-            self.test_call_json if use_mine_tc else other.test_call_json,
-        )
+        return Latest(self.report if use_mine else other.report,
+                      self.test_call if use_mine_tc else other.test_call)
 
 
 @dataclass(frozen=True)
@@ -179,8 +186,7 @@ def _decode(row: EndpointHealth) -> Stored:
     test_call = test_call_from_json(row.test_call)
     return Stored(row.endpoint_id, _state(row.state), reasons_from_store(row.reasons),
                   row.since, row.last_heartbeat,
-                  Latest(report, row.report if report else None,
-                         test_call, row.test_call if test_call else None))
+                  Latest(report, test_call))
 
 
 # -- reading ---------------------------------------------------------------------------
@@ -260,11 +266,11 @@ async def load_stored_light(
         state, reasons_text, since, last_heartbeat, test_call_text = raw[1:]
         report_body = reports.get(endpoint_id)
         report = report_from_json(report_body)
-        test_call, test_call_body = _decoded(test_call_text, _decode_test_call)
+        test_call = _decoded(test_call_text, _decode_test_call)
         stored[endpoint_id] = Stored(
             endpoint_id, _state(state), _decoded(reasons_text, _decode_reasons), _utc(since),
             _utc(last_heartbeat),
-            Latest(report, report_body if report else None, test_call, test_call_body))
+            Latest(report, test_call))
         cache[endpoint_id] = (raw, stored[endpoint_id])
     if not partial:
         for endpoint_id in [i for i in cache if i not in stored]:
@@ -290,9 +296,8 @@ def _decode_reasons(body: Any) -> tuple[Reason, ...]:
     return reasons_from_store(body if isinstance(body, list) else None)
 
 
-def _decode_test_call(body: Any) -> tuple[TestCall | None, dict[str, Any] | None]:
-    test_call = test_call_from_json(body if isinstance(body, dict) else None)
-    return test_call, (body if test_call is not None else None)
+def _decode_test_call(body: Any) -> TestCall | None:
+    return test_call_from_json(body if isinstance(body, dict) else None)
 
 
 async def load_presence(session: AsyncSession, now: datetime, rules: PresenceRules,

@@ -166,7 +166,7 @@ class StreamHeartbeat(BaseModel):
 
 
 def facts_of(body: Heartbeat, received_at: datetime) -> Latest:
-    """The model's facts (and their stored form) from an accepted heartbeat."""
+    """The model's facts from an accepted heartbeat."""
     offset = (received_at - body.sent_at).total_seconds()
     call = None if body.call is None else CallFigures(**body.call.model_dump())
     network = body.network or NetworkIn()
@@ -177,18 +177,18 @@ def facts_of(body: Heartbeat, received_at: datetime) -> Latest:
         cpu_percent=body.cpu_percent,
         network_rtt_ms=network.rtt_ms,
         call=call,
+        sent_at=body.sent_at,
+        agent_version=body.agent_version,
+        network_interface=network.interface,
     )
-    report_json = store.report_to_json(report, body.sent_at, body.agent_version,
-                                       network.interface)
-    test_call = test_call_json = None
+    test_call = None
     if body.test_call is not None:
         tc = body.test_call
         # The agent's clock may be off: move the time by the offset this heartbeat shows.
         at = tc.at.astimezone(UTC) + timedelta(seconds=offset)
         test_call = TestCall(ok=tc.ok, at=min(at, received_at), audio_packets=tc.audio_packets,
                              video_frames=tc.video_frames, loss=tc.loss, rtt_ms=tc.rtt_ms)
-        test_call_json = store.test_call_to_json(test_call)
-    return Latest(report, report_json, test_call, test_call_json)
+    return Latest(report, test_call)
 
 
 # -- the monitor ---------------------------------------------------------------------------
