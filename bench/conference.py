@@ -335,7 +335,7 @@ def slope_per_minute(points: Sequence[tuple[float, int]]) -> float | None:
 class Bridge:
     """`vcbridge serve` in its own process, and an admin HTTP client for it."""
 
-    def __init__(self, work: Path, uvloop: bool) -> None:
+    def __init__(self, work: Path, uvloop: bool, audio_frame_ms: int) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.data_dir = work / "data"
@@ -346,6 +346,7 @@ class Bridge:
             VCBRIDGE_ADMIN_PASSWORD=ADMIN_PASSWORD, VCBRIDGE_PASSWORD_TIME_COST="1",
             VCBRIDGE_PASSWORD_MEMORY_KIB="64", VCBRIDGE_MAX_PARTICIPANT_PORTS="100",
             VCBRIDGE_WARN_MINUTES="0", VCBRIDGE_EVENT_LOOP="uvloop" if uvloop else "asyncio",
+            VCBRIDGE_BRIDGE_AUDIO_FRAME_MS=str(audio_frame_ms),
         )
         command = [sys.executable, "-m", "vcbridge.cli", "serve", "--port", str(self.port),
                    "--data-dir", str(self.data_dir)]
@@ -547,6 +548,7 @@ class RunOptions:
     join_deadline: float
     receive_path: str
     send_path: str
+    bridge_audio_frame_ms: int = 20
 
 
 async def wait_quiet(limit_pct: float, max_wait: float) -> float:
@@ -575,7 +577,7 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
         raise ValueError(f"the roster has only {len(order)} endpoints")
     others = [c for c in participants if c != CHAIR]
     options.work.mkdir(parents=True, exist_ok=True)
-    bridge = Bridge(options.work, options.bridge_uvloop)
+    bridge = Bridge(options.work, options.bridge_uvloop, options.bridge_audio_frame_ms)
     loads: list[LoadProcess] = []
     tasks: list[asyncio.Task[Any]] = []
     spy: asyncio.subprocess.Process | None = None
@@ -602,6 +604,7 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
                 "media_dir": str(options.media_dir), "max_seconds": max_seconds,
                 "uvloop": options.load_uvloop, "join_timeout": options.join_deadline,
                 "receive_path": options.receive_path, "send_path": options.send_path,
+                "mix_frame_ms": options.bridge_audio_frame_ms,
                 "sites": [{"code": c, "token": tokens[c], "offset": order.index(c)}
                           for c in group],
             }
@@ -1013,7 +1016,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     media_dir=media_dir, work=work_root / f"sites{n}-{repeat}",
                     bridge_uvloop=not args.bridge_asyncio, load_uvloop=args.load_uvloop,
                     py_spy=args.py_spy, join_deadline=args.join_deadline,
-                    receive_path=args.receive_path, send_path=args.send_path)
+                    receive_path=args.receive_path, send_path=args.send_path,
+                    bridge_audio_frame_ms=args.bridge_audio_frame_ms)
                 result = await run_conference(options)
                 result["work_dir"] = str(options.work)
                 runs.append(result)
@@ -1034,7 +1038,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                                  "fps": conference_media.FPS,
                                  "kbps_median": statistics.median(
                                      c["video_kbps"] for c in clips.values())},
-                       "audio_frame_ms": conference_media.AUDIO_FRAME_MS, "talkers": talkers},
+                       "audio_frame_ms": conference_media.AUDIO_FRAME_MS,
+                       "bridge_audio_frame_ms": args.bridge_audio_frame_ms, "talkers": talkers},
         "runs": runs,
     }
 
@@ -1063,6 +1068,8 @@ def main() -> int:
     parser.add_argument("--media-dir", help="media cache (default <tmp>/vcbridge-bench-media)")
     parser.add_argument("--out-dir", help="keep logs and profiles here (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    parser.add_argument("--bridge-audio-frame-ms", type=int, choices=[20, 40, 60], default=20,
+                        help="the Opus frame of the bridge's mixes (setting bridge_audio_frame_ms)")
     parser.add_argument("--bridge-asyncio", action="store_true",
                         help="run the bridge on Python's asyncio loop (default: uvloop)")
     parser.add_argument("--load-uvloop", action="store_true",

@@ -350,6 +350,7 @@ class AudioStats:
     first: float | None = None
     last_seq: int | None = None
     last_ts: int | None = None
+    frame_ticks: int = AUDIO_TICKS  # the bridge's mix frame (bridge_audio_frame_ms)
 
     def add(self, sequence_number: int, timestamp: int, now: float) -> None:
         second = int(now)
@@ -364,9 +365,9 @@ class AudioStats:
             if gap > 1:
                 self.seq_lost[second] += gap - 1
             step = (timestamp - (self.last_ts or 0)) % (1 << 32)
-            if step > AUDIO_TICKS and step < (1 << 31):
+            if step > self.frame_ticks and step < (1 << 31):
                 # A mix frame never sent to us (the bridge's queue dropped it).
-                self.ts_missing[second] += step // AUDIO_TICKS - 1
+                self.ts_missing[second] += step // self.frame_ticks - 1
         self.last_seq, self.last_ts = sequence_number, timestamp
 
 
@@ -557,7 +558,8 @@ class LoadSite:
         self.video = LoopedVideo(media, offset)
         self.audio = LoopedAudio(media, offset * 7)
         self.slots: dict[str, SlotStats] = {}
-        self.mix = AudioStats()
+        self.mix = AudioStats(
+            frame_ticks=SAMPLE_RATE * config.get("mix_frame_ms", AUDIO_FRAME_MS) // 1000)
         self.client: LoadClient | None = None
         self.invited: float | None = None
         self.join_started: float | None = None

@@ -61,7 +61,9 @@ class AudioEngine:
                  on_speaker_change: Callable[[str | None], None] | None = None) -> None:
         self.frame_ms = frame_ms
         self.frame_samples = SAMPLE_RATE * frame_ms // 1000
-        self.mixer = AudioMixer(max_speakers=max_speakers, frame_samples=self.frame_samples)
+        # Room for two frames of 20 ms packets (browsers send 20 ms whatever we send).
+        self.mixer = AudioMixer(max_speakers=max_speakers, frame_samples=self.frame_samples,
+                                max_queued=max(3, 2 * frame_ms // 20))
         self.detector = ActiveSpeakerDetector()
         self.max_speakers = max_speakers
         self.outputs: dict[str, OutboundTrack] = {}

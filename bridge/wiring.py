@@ -29,6 +29,7 @@ def setup(app: web.Application, settings: Settings, hooks: RoomHooks) -> RoomReg
     """Add the signaling, recordings and page routes and the room registry's lifetime
     to `app`."""
     registry = RoomRegistry(ice_settings(settings), hooks,
+                            frame_ms=settings.bridge_audio_frame_ms,
                             recordings_dir=settings.effective_recordings_dir)
     signaling.setup_routes(app, registry)
     test_call.setup_routes(app, registry.ice)

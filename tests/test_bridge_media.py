@@ -31,12 +31,15 @@ SITES = {  # code: (tone Hz, colour)
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
+def settings(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     from tests.support import ADMIN_PASSWORD
 
+    # `request.param`: the bridge's audio frame in ms (parametrised tests), else the default.
+    frame_ms = getattr(request, "param", 20)
     return Settings(database_url=database_url, data_dir=tmp_path, admin_password=ADMIN_PASSWORD,
                     password_time_cost=1, password_memory_kib=64, scheduler_enabled=False,
-                    ice_servers=[], ice_host_addresses=["127.0.0.1"])
+                    ice_servers=[], ice_host_addresses=["127.0.0.1"],
+                    bridge_audio_frame_ms=frame_ms)
 
 
 class Site:
@@ -172,6 +175,29 @@ async def test_sites_hear_each_other_see_the_chair_and_follow_the_floor(
         await nga.client.send({"type": "mute", "endpoint": "UBND-TINH", "muted": True})
         await eventually(lambda: any(e["error"]["code"] == "not_chair"
                                      for e in nga.client.errors) if nga.client else False, 20)
+    finally:
+        for site in sites.values():
+            await site.stop()
+
+
+@pytest.mark.parametrize("settings", [60], indirect=True)
+async def test_with_60_ms_mixes_sites_hear_each_other_and_not_themselves(
+    client: Client, room: Any
+) -> None:
+    """The bridge may send 60 ms Opus frames (a third of the packets) while the sites
+    send 20 ms ones: the mix-minus still holds, and the frames are 60 ms long."""
+    conference_id, tokens = room
+    sites = {code: Site(code) for code in SITES}
+    try:
+        for code, site in sites.items():
+            await join(client, conference_id, tokens[code], site)
+        await eventually(lambda: all(len(s.audio) >= 30 for s in sites.values()))
+        await asyncio.sleep(1.0)
+        for site in sites.values():
+            assert len(site.audio[-1]) == 2 * 2880, len(site.audio[-1])  # stereo, 60 ms
+            own = site.heard(SITES[site.code][0], 20)
+            others = [site.heard(SITES[c][0], 20) for c in SITES if c != site.code]
+            assert min(others) > 50 * max(own, 1.0), (site.code, own, others)
     finally:
         for site in sites.values():
             await site.stop()

@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     signaling_offer_timeout_seconds: float = Field(default=30, gt=0, le=600)
     # Bridge: where conference recordings are written; None (empty): <data_dir>/recordings.
     recordings_dir: Path | None = None
+    # Bridge: the Opus frame of the mixes the bridge sends (and its mixing clock). 60 ms
+    # sends a third of the packets of 20 ms for 40 ms more delay (docs/performance.md);
+    # sites may send any frame size.
+    bridge_audio_frame_ms: Literal[20, 40, 60] = 20
 
     # An agent token read from the database is trusted this long by this process (agents
     # call every few seconds); revoking through this process takes effect at once, through
