@@ -51,6 +51,7 @@ from bridge.ice_policy import (
 )
 from bridge.site_client import Received, SiteClient
 from bridge.test_call_client import TestCallResult, run_test_call
+from bridge.video_stall import read_video
 from vcbridge import __version__
 from vcbridge.settings import Settings, load_settings
 
@@ -324,6 +325,7 @@ class EndpointAgent:
             "join_failures": self._counters["join_failures"],
             "media_failures": self._counters["media_failures"],
             "signaling_drops": self._counters["signaling_drops"],
+            "video_restarts": self._counters["video_restarts"],
             "left": self._counters["left"],
             "received_frames": dict(self._received),
             "test_calls": self._counters["test_calls"],
@@ -789,12 +791,25 @@ class EndpointAgent:
         task.add_done_callback(self._consumers.discard)
 
     async def _drain(self, conference_id: int, item: Received) -> None:
-        """Read every frame of a received track (its queue is unbounded), count, discard."""
+        """Read every frame of a received track (its queue is unbounded), count, discard.
+        A video that stops decoding while its packets still arrive (after a network
+        outage) is restarted from a fresh keyframe (`bridge/video_stall.py`)."""
         log.debug("conference %s: receiving %s (%s)", conference_id, item.slot, item.track.kind)
+
+        def frame() -> None:
+            self._received[item.slot] += 1
+
+        def restart() -> None:
+            log.info("conference %s: the %s video is stuck after a loss; asking for a fresh "
+                     "keyframe", conference_id, item.slot)
+            self._counters["video_restarts"] += 1
+
         with contextlib.suppress(MediaStreamError):
+            if item.track.kind == "video" and item.receiver is not None:
+                await read_video(item.track, item.receiver, frame, restart)
             while True:
                 await item.track.recv()
-                self._received[item.slot] += 1
+                frame()
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -13,7 +13,12 @@ streams, so it takes media off aiortc's normal receive path:
 - keyframe requests: `RTCRtpSender._send_keyframe` is replaced per sender so
   a site's PLI reaches the source of what it is watching;
 - call quality: the sender's round-trip time, the far end's jitter (from its
-  RTCP receiver reports) and the bytes sent, read for the metrics.
+  RTCP receiver reports) and the bytes sent, read for the metrics;
+- a stuck video receiver (the agent's, which decodes): its packet count, and a
+  restart of its jitter buffer with a keyframe request. aiortc's video jitter
+  buffer holds 512 packets and, after a loss nobody retransmits (a network
+  outage of a few seconds), outputs nothing until that many more have
+  arrived: tens of seconds of frozen picture at a district's bitrate.
 
 `tests/test_media_tap.py` checks each of these hooks, so an aiortc upgrade
 that moves them fails loudly instead of silently breaking media."""
@@ -25,6 +30,7 @@ from typing import Any
 
 import aiortc.rtcrtpreceiver as rtcrtpreceiver
 from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtp import RtpPacket
 
 PINNED_AIORTC = "1.16.0"
@@ -107,6 +113,23 @@ def sender_figures(sender: RTCRtpSender) -> tuple[float | None, int | None, int]
             jitter = stats.jitter
     octets: int = sender._RTCRtpSender__octet_count  # type: ignore[attr-defined]
     return rtt, jitter, octets
+
+
+def packets_received(receiver: RTCRtpReceiver) -> int:
+    """RTP packets `receiver` has taken in so far (all its sources)."""
+    streams = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+    return sum(int(stream.packets_received) for stream in streams.values())
+
+
+async def restart_video_receiver(receiver: RTCRtpReceiver) -> None:
+    """Forget what `receiver`'s jitter buffer waits for and ask its sources for a keyframe,
+    so decoding starts again from the next keyframe instead of 512 packets later."""
+    old: JitterBuffer = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
+    receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(  # type: ignore[attr-defined]
+        capacity=old.capacity, is_video=True)
+    receiver._RTCRtpReceiver__nack_generator = rtcrtpreceiver.NackGenerator()  # type: ignore[attr-defined]
+    for ssrc in list(receiver._RTCRtpReceiver__remote_streams):  # type: ignore[attr-defined]
+        await receiver._send_rtcp_pli(ssrc)
 
 
 def is_vp8_keyframe(frame: bytes) -> bool:

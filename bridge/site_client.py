@@ -20,6 +20,7 @@ from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
     RTCPeerConnection,
+    RTCRtpReceiver,
     RTCRtpSender,
     RTCSessionDescription,
 )
@@ -39,6 +40,7 @@ class Received:
 
     slot: str
     track: MediaStreamTrack
+    receiver: RTCRtpReceiver | None = None
 
 
 @dataclass
@@ -131,7 +133,8 @@ class SiteClient:
         def _track(track: MediaStreamTrack) -> None:
             transceivers = pc.getTransceivers()
             index = next((i for i, t in enumerate(transceivers) if t.receiver.track is track), 0)
-            received = Received(slots[index] if index < len(slots) else f"line{index}", track)
+            received = Received(slots[index] if index < len(slots) else f"line{index}", track,
+                                transceivers[index].receiver if transceivers else None)
             if self.on_received is not None:
                 self.on_received(received)
 

@@ -31,17 +31,17 @@ def service_env(**extra: str) -> dict[str, str]:
 
 
 class Service:
-    """One `vcbridge serve` process on a free loopback port."""
+    """One `vcbridge serve` process on a free port (of loopback, or of `host`)."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str], host: str = "127.0.0.1") -> None:
         self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"http://{host}:{self.port}"
         self.log = data_dir / f"serve-{self.port}.log"
         data_dir.mkdir(parents=True, exist_ok=True)
         with self.log.open("w") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "vcbridge.cli", "serve", "--port", str(self.port),
-                 "--data-dir", str(data_dir)],
+                [sys.executable, "-m", "vcbridge.cli", "serve", "--host", host,
+                 "--port", str(self.port), "--data-dir", str(data_dir)],
                 env=env, stdout=out, stderr=subprocess.STDOUT,
             )
         self.token = ""

@@ -34,6 +34,11 @@ def test_receiver_hooks_exist_with_the_expected_shape() -> None:
         "loop", "input_q", "output_q", "decode_error"]
     assert list(inspect.signature(RTCRtpReceiver._send_rtcp_pli).parameters) == [
         "self", "media_ssrc"]
+    # What a stuck video receiver's restart replaces and reads (video_stall.py).
+    assert "self.__jitter_buffer = JitterBuffer(capacity=512, is_video=True)" in source
+    assert "self.__nack_generator = NackGenerator()" in source
+    assert "self.__remote_streams: dict[int, StreamStatistics] = {}" in source
+    assert "packets_received" in inspect.getsource(rtcrtpreceiver.StreamStatistics.__init__)
 
 
 def test_sender_hooks_exist_with_the_expected_shape() -> None:
