@@ -60,6 +60,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # APScheduler logs every run of every job (the lifecycle tick: each second) at INFO.
+    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
     use_event_loop(settings)
     app = create_app(settings)
     app.on_startup.append(_freeze_startup_heap)  # after every cleanup_ctx has started
