@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     # Bridge: the Opus frame of the mixes the bridge sends (and its mixing clock). 60 ms
     # sends a third of the packets of 20 ms for 40 ms more delay (docs/performance.md);
     # sites may send any frame size.
-    bridge_audio_frame_ms: Literal[20, 40, 60] = 20
+    bridge_audio_frame_ms: int = 20
 
     # An agent token read from the database is trusted this long by this process (agents
     # call every few seconds); revoking through this process takes effect at once, through
@@ -127,6 +127,13 @@ class Settings(BaseSettings):
     _csv = field_validator(
         "ice_servers", "ice_host_addresses", "redial_backoff_seconds", mode="before"
     )(_split_csv)
+
+    @field_validator("bridge_audio_frame_ms")
+    @classmethod
+    def _opus_mix_frame(cls, value: int) -> int:
+        if value not in (20, 40, 60):
+            raise ValueError("the bridge's Opus frame must be 20, 40 or 60 ms")
+        return value
 
     @field_validator("recordings_dir", mode="before")
     @classmethod
