@@ -45,6 +45,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import tempfile
@@ -261,6 +262,8 @@ def main() -> int:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(worker(*args.worker))
         return 0
+    # A plain kill must still remove the namespace and the veth pair (finally blocks).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     report = asyncio.run(measure(args))
     results = report["outages"]
     for seconds in sorted({r["outage_s"] for r in results}):
