@@ -28,6 +28,7 @@ from monitoring.health_model import (
     readiness,
     stream_connected,
 )
+from monitoring.health_store import Latest, report_from_json, report_to_json
 from vcbridge.settings import Settings, SettingsError, load_settings
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -274,3 +275,17 @@ def test_thresholds_from_settings(tmp_path: object) -> None:
 def test_bad_health_settings_are_refused(overrides: dict[str, float], message: str) -> None:
     with pytest.raises(SettingsError, match=re.escape(message)):
         load_settings(**overrides)
+
+
+def test_a_report_reads_back_from_its_stored_form() -> None:
+    report = Report(received_at=datetime(2026, 11, 27, 3, 0, tzinfo=UTC),
+                    devices=Devices(True, False, True), clock_offset_seconds=1.25,
+                    cpu_percent=12.5, network_rtt_ms=3.5,
+                    call=CallFigures(conference=7, rtt_ms=40.0, packet_loss_ratio=0.01),
+                    sent_at=datetime(2026, 11, 27, 2, 59, 58, tzinfo=UTC),
+                    agent_version="0.1.0", network_interface="eth0")
+    assert report_from_json(report_to_json(report)) == report
+    stored = Latest(report).report_json
+    assert stored is not None and stored["network"] == {"interface": "eth0", "rtt_ms": 3.5}
+    assert stored["sent_at"] == "2026-11-27T02:59:58+00:00"
+    assert Latest().report_json is None

@@ -50,10 +50,13 @@ async def test_video_resumes_after_a_loss_the_jitter_buffer_would_wait_out() -> 
     rtp_receiver: RTCRtpReceiver = receiver_pc.getTransceivers()[0].receiver
     handle = rtp_receiver._handle_rtp_packet
     lost = {"left": 0}
+    loss_over = asyncio.Event()
 
     async def lossy(packet: Any, arrival_time_ms: int) -> None:
         if lost["left"] > 0:  # the network drops it (retransmissions too)
             lost["left"] -= 1
+            if not lost["left"]:
+                loss_over.set()
             return
         await handle(packet, arrival_time_ms)
 
@@ -69,8 +72,7 @@ async def test_video_resumes_after_a_loss_the_jitter_buffer_would_wait_out() -> 
             assert loop.time() < deadline, "no video at all"
             await asyncio.sleep(0.1)
         lost["left"] = 40  # about 2.7 s of this video: far fewer than 512 packets
-        while lost["left"] > 0:
-            await asyncio.sleep(0.1)
+        await asyncio.wait_for(loss_over.wait(), 15)
         # The sender keeps its last 128 packets for retransmission: ~3 s at a district's
         # 500 kbit/s. After a longer outage nothing can be repaired; here, forget them.
         sender_pc.getSenders()[0]._RTCRtpSender__rtp_history.clear()  # type: ignore[attr-defined]
