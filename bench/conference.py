@@ -126,7 +126,6 @@ TALKERS = 2  # the first non-chair participants talk louder than the rest
 ADMIN_PASSWORD = "bench-admin-password"  # noqa: S105 - a throwaway service
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
-AUDIO_PACKETS_PER_SECOND = 50
 # A run is spoiled when the bridge's event loop waits for a CPU (runnable, not
 # running) more than this share of the time (median of the 1-s intervals).
 CONTENDED_PCT = 10.0
@@ -775,7 +774,7 @@ def analyse(options: RunOptions, participants: list[str], idle_rss: int | None,
         seq_lost = sum(audio["seq_lost"].get(str(b), 0) for b in buckets)
         ts_missing = sum(audio["ts_missing"].get(str(b), 0) for b in buckets)
         ts_missing_total += ts_missing
-        expected = AUDIO_PACKETS_PER_SECOND * len(buckets)
+        expected = 1000 / options.bridge_audio_frame_ms * len(buckets)
         shortfall = max(0.0, 1 - packets / expected) if expected else 0.0
         seq_loss = seq_lost / (packets + seq_lost) if packets + seq_lost else 0.0
         loss = max(shortfall, seq_loss)
