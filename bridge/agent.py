@@ -792,6 +792,7 @@ class EndpointAgent:
 
     async def _drain(self, conference_id: int, item: Received) -> None:
         """Read every frame of a received track (its queue is unbounded), count, discard.
+
         A video that stops decoding while its packets still arrive (after a network
         outage) is restarted from a fresh keyframe (`bridge/video_stall.py`)."""
         log.debug("conference %s: receiving %s (%s)", conference_id, item.slot, item.track.kind)

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import socket
+import subprocess
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from aiortc import MediaStreamTrack, RTCConfiguration
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceTransportPolicy
 from aiortc.mediastreams import MediaStreamError
 
 from bridge.generated_media import ColourCardTrack, ToneTrack, dominant_colour, tone_energy
+from bridge.ice_policy import ice_servers
 from bridge.media_report import site_media
 from bridge.signaling import ROOMS
 from bridge.site_client import Received, SiteClient
 from tests.conftest import Client
-from tests.support import manual_runner
+from tests.support import manual_runner, skip_or_fail
 from tests.test_booking import book
 from vcbridge.clock import FixedClock
 from vcbridge.settings import Settings
@@ -117,9 +122,10 @@ async def room(client: Client, booker: H, admin: H, clock: FixedClock) -> Any:
     return conference["id"], tokens
 
 
-async def join(client: Client, conference_id: int, token: str, site: Site) -> SiteClient:
+async def join(client: Client, conference_id: int, token: str, site: Site,
+               configuration: RTCConfiguration | None = None) -> SiteClient:
     base = str(client.make_url("")).rstrip("/")
-    sc = SiteClient(base, conference_id, token, RTCConfiguration(iceServers=[]),
+    sc = SiteClient(base, conference_id, token, configuration or RTCConfiguration(iceServers=[]),
                     audio=site.tone, video=site.camera, on_received=site.received)
     await sc.join()
     site.client = sc
@@ -243,6 +249,66 @@ async def test_a_site_that_drops_comes_back_with_its_seat_and_floor(
         await asyncio.wait_for(again.client.ended.wait(), 5)
         assert again.client.closed_reason == "replaced"
         assert chair.client.state["present"].count("HUYEN-NGA-SON") == 1
+    finally:
+        for site in sites.values():
+            await site.stop()
+
+
+@pytest.fixture
+def turn_server(tmp_path: Path) -> Any:
+    """coturn on loopback with one long-term user, as docs/ice-and-nat.md sets it up;
+    yields its URI in the form `VCBRIDGE_ICE_SERVERS` takes."""
+    binary = shutil.which("turnserver")
+    if binary is None:
+        skip_or_fail("coturn (turnserver) is not installed: apt-get install coturn")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "turnserver.log"
+    process = subprocess.Popen(
+        [str(binary), "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1",
+         f"--listening-port={port}", "--min-port=49160", "--max-port=49999",
+         "--lt-cred-mech", "--user=district:relay-secret", "--realm=vcbridge.test",
+         "--allow-loopback-peers", "--no-tls", "--no-dtls", "--no-cli", "--no-multicast-peers",
+         f"--log-file={log}", "--simple-log", "--pidfile", str(tmp_path / "turn.pid")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)  # it binds at once; a dead process shows below
+        assert process.poll() is None, log.read_text() if log.exists() else "turnserver died"
+        yield f"turn:district:relay-secret@127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def test_a_district_behind_nat_joins_through_a_turn_relay(
+    client: Client, room: Any, turn_server: Any
+) -> None:
+    """A site that can use relayed candidates only (as behind a strict NAT) hears and
+    sees the others through coturn, configured with the `turn:user:password@host:port`
+    form of the ice_servers setting."""
+    uri = turn_server
+    conference_id, tokens = room
+    relayed = RTCConfiguration(iceServers=ice_servers([uri]),
+                               iceTransportPolicy=RTCIceTransportPolicy.RELAY)
+    sites = {code: Site(code) for code in SITES}
+    try:
+        for code, site in sites.items():
+            await join(client, conference_id, tokens[code], site,
+                       relayed if code == "HUYEN-MUONG-LAT" else None)
+        muong = sites["HUYEN-MUONG-LAT"]
+        await eventually(lambda: len(muong.audio) >= 50, 30)
+        await eventually(lambda: close_to(muong.sees("chair"), SITES["UBND-TINH"][1]), 30)
+        assert muong.heard(440.0) > 50 * max(muong.heard(880.0), 1.0)
+        # The chair sees the relayed site in its grid: media went both ways through TURN.
+        chair = sites["UBND-TINH"]
+        await eventually(lambda: close_to(chair.sees("grid:HUYEN-MUONG-LAT"),
+                                          SITES["HUYEN-MUONG-LAT"][1]), 30)
+        assert muong.client is not None
+        for pc in muong.client.peer_connections:
+            for transceiver in pc.getTransceivers():
+                pair = transceiver.receiver.transport.transport._connection._nominated[1]
+                assert pair.local_candidate.type == "relay", pair
     finally:
         for site in sites.values():
             await site.stop()
