@@ -665,6 +665,31 @@ COUNT_CAPTURE = """
 """
 
 
+# Grades two silent connections with the page's QualityMeter: a receive-only video
+# connection (a console in control mode while no site sends a picture) and one with
+# an audio receiver (where the bridge's mix never pauses).
+QUALITY_WITHOUT_MEDIA = """async () => {
+  const { QualityMeter } = await import('/static/room.js');
+  const silent = (kind) => ({
+    connectionState: 'connected',
+    getReceivers: () => [{ track: { kind } }],
+    getStats: async () => new Map([
+      ['t', { type: 'transport', selectedCandidatePairId: 'p' }],
+      ['p', { type: 'candidate-pair', id: 'p', currentRoundTripTime: 0.01 }],
+      ['i', { type: 'inbound-rtp', kind, packetsReceived: 0, packetsLost: 0,
+              bytesReceived: 0 }],
+    ]),
+  });
+  const graded = async (kind) => {
+    const meter = new QualityMeter();
+    await meter.sample([silent(kind)]);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    return (await meter.sample([silent(kind)])).grade;
+  };
+  return { receive_only_video: await graded('video'), with_audio: await graded('audio') };
+}"""
+
+
 async def test_a_booker_runs_the_meeting_from_the_console_without_media(
     service: Service,
 ) -> None:
@@ -716,6 +741,10 @@ async def test_a_booker_runs_the_meeting_from_the_console_without_media(
             stats = await media_stats(console)
             assert stats["open"] == 1 and stats["framesSent"] == 0, stats
             assert "booker-vp" in (await console.text_content("#user-box") or "")
+            # Nothing coming in is a broken link only where the mix should flow: the
+            # page's own quality meter, fed connections that receive nothing.
+            assert await console.evaluate(QUALITY_WITHOUT_MEDIA) == {
+                "receive_only_video": "good", "with_audio": "poor"}
 
             # The district asks for the floor; the booker gives it from the queue.
             await district_site.client.send({"type": "floor.request"})

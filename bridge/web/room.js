@@ -347,7 +347,12 @@ export class QualityMeter {
       if (totals.bytesIn >= previous.bytesIn) result.kbpsIn = ((totals.bytesIn - previous.bytesIn) * 8) / 1000 / seconds;
       if (totals.bytesOut >= previous.bytesOut) result.kbpsOut = ((totals.bytesOut - previous.bytesOut) * 8) / 1000 / seconds;
     }
-    result.grade = grade(result);
+    // The bridge sends the mix without pause (silence too): with an audio receiver,
+    // nothing coming in means a broken link. A receive-only console (control mode)
+    // legitimately gets nothing while no site sends a picture.
+    const expectsFlow = pcs.some((pc) => pc && pc.connectionState !== 'closed'
+      && pc.getReceivers().some((r) => r.track && r.track.kind === 'audio'));
+    result.grade = grade(result, expectsFlow);
     return result;
   }
 
@@ -356,11 +361,11 @@ export class QualityMeter {
   }
 }
 
-function grade({ rttMs, lossPct, kbpsIn }) {
+function grade({ rttMs, lossPct, kbpsIn }, expectsFlow) {
   if (rttMs === null && lossPct === null) return 'none';
   const rtt = rttMs || 0;
   const loss = lossPct || 0;
-  if (rtt > 400 || loss > 8 || kbpsIn === 0) return 'poor';
+  if (rtt > 400 || loss > 8 || (expectsFlow && kbpsIn === 0)) return 'poor';
   if (rtt > 150 || loss > 2) return 'fair';
   return 'good';
 }
