@@ -162,8 +162,8 @@ class Room:
             asyncio.get_running_loop().create_task(self.disconnect_control(control))
 
     async def connect_control(self, moderator: floor.Moderator, send: Send) -> ControlConnection:
-        """A moderator's console connected. Changes nothing in the room's state: the
-        caller greets it and sends it the current state."""
+        """A moderator's console connected. Changes nothing in the floor state; the
+        caller greets it, then calls `broadcast` (the state names who moderates)."""
         label = f"control:{next(self._control_numbers)}"
         connection = ControlConnection(label, moderator, send,
                                        PeerSession(label, self.ice, self._peer_failed))
@@ -177,6 +177,8 @@ class Room:
         del self.controls[connection.label]
         await connection.peers.close()
         connection.closed.set()
+        if not self.closed:
+            await self.broadcast()  # one moderator fewer
 
     # -- media negotiation ------------------------------------------------------
 
@@ -391,7 +393,9 @@ class Room:
         """The room state every client is sent after each change."""
         body: dict[str, Any] = dict(floor.snapshot(self.state))
         body.update(type="state", conference=self.conference_id, speaker=self.audio.speaker,
-                    main=self._main(), recording=self.recorder is not None)
+                    main=self._main(), recording=self.recorder is not None,
+                    # Who moderates from a console besides the chair (user names).
+                    moderators=sorted({c.moderator.user for c in self.controls.values()}))
         return body
 
     async def broadcast(self) -> None:

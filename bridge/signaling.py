@@ -143,7 +143,7 @@ async def _control_ws(request: web.Request, room: Room, moderator: Moderator
             "role": "control", "user": moderator.user, "slots": room.control_slot_names(),
             "ice_servers": request.app[SETTINGS].ice_servers,
         })
-        await ws.send_json(room.snapshot())
+        await room.broadcast()  # to this console, and everyone learns who moderates
         # Media is optional here (the grid's video), so there is no offer deadline.
         await _serve(ws, room, connection, None)
     finally:

@@ -509,6 +509,25 @@ AIORTC_CAMERA = (30, 60, 200)
 CHROMIUM_GREEN = (0, 128, 0)  # the background of Chromium's built-in fake camera
 
 
+@contextlib.asynccontextmanager
+async def _control_console(service: Service, cid: int, username: str) -> Any:
+    """A booker `username` (created here) holding the room's signaling in control mode."""
+    import aiohttp
+
+    status, body = service.request("POST", "/api/v1/users", {
+        "username": username, "password": password_of(username), "role": "booker"})
+    assert status == 201, body
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{service.base}/api/v1/auth/login", json={
+                "username": username, "password": password_of(username)}) as response:
+            token = (await response.json())["token"]
+        async with http.ws_connect(
+                f"{service.base}/api/v1/conferences/{cid}/signal?role=control",
+                headers={"Authorization": f"Bearer {token}"}) as ws:
+            assert (await ws.receive_json())["role"] == "control"
+            yield ws
+
+
 async def test_floor_asked_on_the_join_page_and_granted_on_the_console_reaches_a_site(
     service: Service,
 ) -> None:
@@ -549,6 +568,14 @@ async def test_floor_asked_on_the_join_page_and_granted_on_the_console_reaches_a
             # The roll call counts 3 of 6; the declined district shows as absent.
             assert await console.text_content("#rollcall-count") == "3/6 điểm cầu"
             await until(lambda: _absent_shown(console, "HUYEN-YEN-DINH"), "the decline")
+
+            # A booker's console in control mode: the chair's operator is told who else
+            # moderates, and no longer once it leaves.
+            async with _control_console(service, cid, "booker-chuyen-doi-so"):
+                chip = await console.wait_for_selector("#moderators-chip")
+                assert (await chip.text_content() or "").strip() == (
+                    "Cùng điều hành: booker-chuyen-doi-so")
+            await console.wait_for_selector("#moderators-chip", state="detached")
 
             # "Xin phát biểu": the console's queue shows it within half a second.
             effects: dict[str, float] = {}

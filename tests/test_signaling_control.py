@@ -238,6 +238,9 @@ async def test_several_consoles_and_the_chair_moderate_together(
         await join(client, conference_id, tokens[MUONG], muong)
         assert chair.client is not None and muong.client is not None
         await second.wait_state(lambda s: s["present"] == [MUONG, CHAIR])
+        # Everyone in the room is told who moderates from a console.
+        await first.wait_state(lambda s: s["moderators"] == ["admin", "booker1"])
+        await muong.client.wait_state(lambda s: s.get("moderators") == ["admin", "booker1"])
 
         # The booker mutes all, the admin locks, the chair unmutes Muong Lat:
         # each action reaches everyone.
@@ -262,6 +265,7 @@ async def test_several_consoles_and_the_chair_moderate_together(
         # One console leaves; the other keeps working, and the room is unchanged.
         await first.close()
         desks.remove(first)
+        await chair.client.wait_state(lambda s: s.get("moderators") == ["admin"])
         await second.send({"type": "remove", "endpoint": MUONG})
         await asyncio.wait_for(muong.client.ended.wait(), 5)
         assert muong.client.closed_reason == "removed"

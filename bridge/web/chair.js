@@ -377,6 +377,9 @@ function renderChips() {
   const chips = [statusChip(page.conference.status)];
   if (page.state && page.state.locked) chips.push(el('span', { class: 'chip chip-warn', id: 'locked-chip' }, icon('lock'), t('room_locked')));
   if (page.state && page.state.recording) chips.push(el('span', { class: 'chip chip-rec' }, icon('rec'), t('recording')));
+  // Who else moderates from a console (a booker, an admin): their actions reach the room too.
+  const others = ((page.state && page.state.moderators) || []).filter((name) => name !== page.me.name);
+  if (others.length) chips.push(el('span', { class: 'chip', id: 'moderators-chip' }, t('moderators_chip', { names: others.join(', ') })));
   fill(ui.chips, chips);
 }
 

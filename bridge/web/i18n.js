@@ -97,6 +97,7 @@ const TEXTS = {
     refused_join: 'Không vào được phòng họp: {reason}',
     locked_text: 'Phòng họp đang khóa: chủ tọa không nhận thêm điểm cầu.',
     recording: 'Đang ghi hình',
+    moderators_chip: 'Cùng điều hành: {names}',
 
     quality: 'Chất lượng kết nối',
     quality_good: 'Tốt',
@@ -268,6 +269,7 @@ const TEXTS = {
     refused_join: 'Could not enter the room: {reason}',
     locked_text: 'The room is locked: the chair admits no more endpoints.',
     recording: 'Recording',
+    moderators_chip: 'Also moderating: {names}',
 
     quality: 'Connection quality',
     quality_good: 'Good',
