@@ -808,9 +808,10 @@ class EndpointAgent:
         with contextlib.suppress(MediaStreamError):
             if item.track.kind == "video" and item.receiver is not None:
                 await read_video(item.track, item.receiver, frame, restart)
-            while True:
-                await item.track.recv()
-                frame()
+            else:
+                while True:
+                    await item.track.recv()
+                    frame()
 
     # -- helpers ----------------------------------------------------------------------------
 

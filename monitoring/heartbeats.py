@@ -577,17 +577,20 @@ MONITOR = web.AppKey("health_monitor", HealthMonitor)
 # -- HTTP ------------------------------------------------------------------------------------
 
 
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "too_large", f"a heartbeat is at most {limit} bytes")
+
+
 async def _read_limited(request: web.Request, limit: int) -> bytes:
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    too_large = ApiError(413, "too_large", f"a heartbeat is at most {limit} bytes")
     if request.content_length is not None and request.content_length > limit:
-        raise too_large
+        raise _too_large(limit)
     chunks, size = [], 0
     async for chunk in request.content.iter_any():
         size += len(chunk)
         if size > limit:
-            raise too_large
+            raise _too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -624,20 +627,13 @@ async def stream_heartbeat(request: web.Request, principal: Principal, raw: str
         now = request.app[CLOCK].now()
         _check_rate(monitor, principal, now)
         if len(raw) > monitor.max_bytes:
-            raise ApiError(413, "too_large", f"a heartbeat is at most {monitor.max_bytes} bytes")
+            raise _too_large(monitor.max_bytes)
         body = parse_model(raw, StreamHeartbeat).body
         assert principal.endpoint_id is not None
         accepted = await monitor.heartbeat(EndpointInfo(principal.endpoint_id, code, "", ""),
                                            body)
-        zone = request.app[ZONE]
-        return {
-            "type": "heartbeat.ok",
-            "state": accepted.health.state.value,
-            "reasons": [r.to_json(zone, now) for r in accepted.health.reasons],
-            "clock_offset_seconds": round(accepted.clock_offset_seconds, 3),
-            "clock_skew": ReasonCode.CLOCK_SKEW in accepted.health.codes,
-            "interval_seconds": monitor.interval,
-        }
+        return {"type": "heartbeat.ok",
+                **_answer(monitor, accepted, request.app[ZONE], now)}
     except ApiError as exc:
         monitor.drop(_DROP_OF_STATUS.get(exc.status, "other"))
         raise
@@ -668,13 +664,18 @@ async def _accept(request: web.Request, monitor: HealthMonitor, principal: Princ
     accepted = await monitor.heartbeat(endpoint, body)
     zone = request.app[ZONE]
     now = monitor.clock.now()
+    return {"endpoint": code, **_answer(monitor, accepted, zone, now),
+            "since": to_local_iso(accepted.since, zone),
+            "server_time": to_local_iso(now, zone)}
+
+
+def _answer(monitor: HealthMonitor, accepted: Accepted, zone: ZoneInfo, now: datetime
+            ) -> dict[str, Any]:
+    """What both answers to an accepted heartbeat (POST and event stream) say."""
     return {
-        "endpoint": code,
         "state": accepted.health.state.value,
-        "since": to_local_iso(accepted.since, zone),
         "reasons": [r.to_json(zone, now) for r in accepted.health.reasons],
         "clock_offset_seconds": round(accepted.clock_offset_seconds, 3),
         "clock_skew": ReasonCode.CLOCK_SKEW in accepted.health.codes,
         "interval_seconds": monitor.interval,
-        "server_time": to_local_iso(now, zone),
     }

@@ -22,7 +22,7 @@ from bridge.media_report import site_media
 from bridge.signaling import ROOMS
 from bridge.site_client import Received, SiteClient
 from tests.conftest import Client
-from tests.support import manual_runner, skip_or_fail
+from tests.support import loopback_settings, manual_runner, skip_or_fail
 from tests.test_booking import book
 from vcbridge.clock import FixedClock
 from vcbridge.settings import Settings
@@ -37,14 +37,9 @@ SITES = {  # code: (tone Hz, colour)
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
-    from tests.support import ADMIN_PASSWORD
-
     # `request.param`: the bridge's audio frame in ms (parametrised tests), else the default.
-    frame_ms = getattr(request, "param", 20)
-    return Settings(database_url=database_url, data_dir=tmp_path, admin_password=ADMIN_PASSWORD,
-                    password_time_cost=1, password_memory_kib=64, scheduler_enabled=False,
-                    ice_servers=[], ice_host_addresses=["127.0.0.1"],
-                    bridge_audio_frame_ms=frame_ms)
+    return loopback_settings(database_url, tmp_path,
+                             bridge_audio_frame_ms=getattr(request, "param", 20))
 
 
 class Site:

@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import Client
+from tests.support import loopback_settings
 from tests.test_bridge_media import SITES, Site, join
 
 # The shared fixture: an open conference of the three test sites.
@@ -20,12 +21,7 @@ H = dict[str, str]
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    from tests.support import ADMIN_PASSWORD
-
-    return Settings(database_url=database_url, data_dir=tmp_path, admin_password=ADMIN_PASSWORD,
-                    password_time_cost=1, password_memory_kib=64, scheduler_enabled=False,
-                    ice_servers=[], ice_host_addresses=["127.0.0.1"],
-                    signaling_offer_timeout_seconds=1.0)
+    return loopback_settings(database_url, tmp_path, signaling_offer_timeout_seconds=1.0)
 
 
 async def connect(client: Client, conference_id: int, token: str

@@ -134,8 +134,7 @@ async def _read_client(request: web.Request, principal: Principal,
                 try:
                     reply = await handler(request, principal, message.data)
                 except ApiError as exc:  # refused; the stream stays open
-                    reply = {"type": "error", "for": kind, "error": {
-                        "code": exc.code, "message": exc.message, "details": exc.details}}
+                    reply = {"type": "error", "for": kind, "error": exc.body()}
                 await ws.send_json(reply)
                 continue
             accepted = ", ".join(f'"{k}"' for k in ["ping", *sorted(handlers)])

@@ -28,6 +28,13 @@ class ApiError(Exception):
         self.details = details
         self.headers = headers or {}
 
+    def body(self) -> dict[str, Any]:
+        """`{"code", "message", "details"}` (details only when there are some)."""
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details is not None:
+            body["details"] = self.details
+        return body
+
 
 def bad_request(message: str, details: Any = None) -> ApiError:
     return ApiError(400, "bad_request", message, details)
@@ -55,10 +62,8 @@ def invalid(message: str, details: Any = None) -> ApiError:
 
 def error_response(error: ApiError) -> web.Response:
     """The JSON response for `error`."""
-    body: dict[str, Any] = {"code": error.code, "message": error.message}
-    if error.details is not None:
-        body["details"] = error.details
-    return web.json_response({"error": body}, status=error.status, headers=error.headers)
+    return web.json_response({"error": error.body()}, status=error.status,
+                             headers=error.headers)
 
 
 _HTTP_CODES = {
