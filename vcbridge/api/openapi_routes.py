@@ -23,6 +23,8 @@ from vcbridge import __version__
 from vcbridge.api.schemas import EndpointTokenCreate, LoginRequest, UserCreate, UserUpdate
 from vcbridge.db.models import ConferenceStatus, EndpointKind, Role, TokenScope
 from vcbridge.http.auth_middleware import CSRF_HEADER, SESSION_COOKIE
+from vcbridge.http.json_schema import URL_TEXT_PATTERN
+from vcbridge.http.parsing import MAX_ID
 from vcbridge.roster import CODE_PATTERN
 
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -75,7 +77,12 @@ LOCAL_TIME: Schema = {
     "description": "RFC 3339 in the province's time zone, e.g. 2026-11-30T08:00:00+07:00.",
     "examples": ["2026-11-30T08:00:00+07:00"],
 }
+# A time in a query string: the years vcbridge.http.parsing.query_datetime accepts.
+QUERY_TIME: Schema = LOCAL_TIME | {"pattern": r"^(19[0-9]{2}|[2-8][0-9]{3}|9000)-"}
 ENDPOINT_CODE: Schema = {"type": "string", "pattern": CODE_PATTERN, "examples": ["UBND-TINH"]}
+# Free text in a query string: control characters are refused before routing (400).
+QUERY_TEXT: Schema = {"type": "string", "pattern": URL_TEXT_PATTERN}
+ID: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 # The file name of a recording: bridge/recorder.py's NAME_PATTERN (a test keeps them equal).
 RECORDING_NAME: Schema = {
     "type": "string",
@@ -592,7 +599,11 @@ def _error(description: str, schema: str = "Error", headers: dict[str, Any] | No
 
 
 ERROR_RESPONSES: dict[str, Schema] = {
-    "BadRequest": _error("Malformed JSON body (code bad_request)."),
+    "BadRequest": _error(
+        "Malformed request (code bad_request): a JSON body that does not parse, or control "
+        "characters (U+0000-U+001F, U+007F) in the URL's path or query string. The latter "
+        "is refused before routing, so every operation may answer it."
+    ),
     "Unauthorized": _error(
         "No valid credentials: missing, invalid, expired or revoked token (code unauthorized).",
         headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
@@ -645,12 +656,9 @@ def _query(name: str, schema: Schema, description: str) -> Schema:
 PARAMETERS: dict[str, Schema] = {
     "EndpointCode": {"name": "code", "in": "path", "required": True, "schema": ENDPOINT_CODE,
                      "description": "The endpoint's code."},
-    "ConferenceId": {"name": "id", "in": "path", "required": True,
-                     "schema": {"type": "integer", "minimum": 1}},
-    "UserId": {"name": "id", "in": "path", "required": True,
-               "schema": {"type": "integer", "minimum": 1}},
-    "TokenId": {"name": "id", "in": "path", "required": True,
-                "schema": {"type": "integer", "minimum": 1}},
+    "ConferenceId": {"name": "id", "in": "path", "required": True, "schema": ID},
+    "UserId": {"name": "id", "in": "path", "required": True, "schema": ID},
+    "TokenId": {"name": "id", "in": "path", "required": True, "schema": ID},
     "RecordingName": {"name": "name", "in": "path", "required": True, "schema": RECORDING_NAME,
                       "description": "The recording's `id` from the listing."},
     "Scope": _query(
@@ -678,15 +686,18 @@ def _op(operation_id: str, summary: str, tag: str, responses: dict[str, Any], *,
             "required": True, "content": {JSON: {"schema": _ref(body)}},
         }
     operation["security"] = PUBLIC if public else AUTHENTICATED
-    operation["responses"] = responses
+    # Any request can be malformed (vcbridge/http/errors.py); an operation may say more.
+    responses = {"400": {"$ref": "#/components/responses/BadRequest"}} | responses
+    operation["responses"] = dict(sorted(responses.items()))
     return operation
 
 
 def _paths() -> dict[str, Schema]:
     csrf = _param("CsrfToken")
     time_range = [
-        _query("from", LOCAL_TIME, "Only from this time on (RFC 3339 with offset)."),
-        _query("to", LOCAL_TIME, "Only before this time (RFC 3339 with offset)."),
+        _query("from", QUERY_TIME, "Only from this time on (RFC 3339 with offset)."),
+        _query("to", QUERY_TIME, "Only before this time (RFC 3339 with offset; after "
+               "`from`, else 422)."),
     ]
     location = {"Location": {"schema": {"type": "string"},
                              "description": "The URL of the new resource."}}
@@ -749,7 +760,7 @@ def _paths() -> dict[str, Schema]:
         "/api/v1/endpoints": {"get": _op(
             "listEndpoints", "The roster of endpoints", "endpoints",
             {"200": _json(_ref("EndpointList"), "The endpoints, in roster order."),
-             **_err(401, 403)},
+             **_err(401, 403, 422)},
             parameters=[_query("include_retired", {"type": "boolean", "default": False},
                                "`true` to include endpoints retired from the roster.")],
         )},
@@ -803,7 +814,7 @@ def _paths() -> dict[str, Schema]:
              **_err(401, 403, 404)},
             parameters=[
                 _param("EndpointCode"),
-                _query("token", {"type": "string"},
+                _query("token", QUERY_TEXT,
                        "A calendar-scope token, for calendar programs that cannot send "
                        "headers. A bearer header or session cookie works as well."),
             ],
@@ -823,7 +834,7 @@ def _paths() -> dict[str, Schema]:
                         "type": "string", "enum": [s.value for s in ConferenceStatus]}},
                         "Only these statuses (repeat the parameter for several)."),
                      "style": "form", "explode": True},
-                    _query("series", {"type": "integer", "minimum": 1},
+                    _query("series", ID,
                            "Only the occurrences of this series."),
                     _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000,
                                      "default": 200}, "Page size."),
@@ -969,12 +980,12 @@ def _paths() -> dict[str, Schema]:
             {"200": _json(_ref("AuditEventList"), "Events, newest first."),
              **_err(401, 403, 422)},
             parameters=[
-                _query("action", {"type": "string"}, "Exact action, e.g. conference.create."),
-                _query("actor", {"type": "string"}, "Exact actor name."),
-                _query("target_type", {"type": "string"}, "Exact target type."),
-                _query("target_id", {"type": "string"}, "Exact target id."),
+                _query("action", QUERY_TEXT, "Exact action, e.g. conference.create."),
+                _query("actor", QUERY_TEXT, "Exact actor name."),
+                _query("target_type", QUERY_TEXT, "Exact target type."),
+                _query("target_id", QUERY_TEXT, "Exact target id."),
                 *time_range,
-                _query("before_id", {"type": "integer", "minimum": 1},
+                _query("before_id", ID,
                        "Only events older than this id (the next page)."),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000,
                                  "default": 100}, "Page size."),

@@ -1,0 +1,122 @@
+"""The API keeps its contract: schemathesis against the served OpenAPI document.
+
+A real `vcbridge serve` on a scratch database (SQLite, or PostgreSQL when
+VCBRIDGE_TEST_DATABASE_URL names one) is fuzzed over every HTTP operation of
+/api/v1/openapi.json with the settings in tests/schemathesis.toml: a bounded
+number of examples per operation, deterministic generation, authenticated
+as the admin (and, where only an endpoint may call, as its agent or
+operator). Every answer must be no 5xx and a documented status, content
+type, header set and body; what the document forbids must be refused and
+what it allows accepted (with the business rules the document names as the
+only 422s). Any finding fails the test with schemathesis's report,
+including a curl command that reproduces it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.service_process import Service, service_env
+from tests.support import create_scratch_database, drop_scratch_database
+
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+TEST_DATABASE_URL = os.environ.get("VCBRIDGE_TEST_DATABASE_URL", "")
+# The endpoint whose agent sends heartbeats and whose operator declines (both fuzzed).
+SITE = "HUYEN-NGA-SON"
+CHAIR = "UBND-TINH"
+# Generous: the run takes about two minutes on a busy two-core machine; this only
+# catches a hung run.
+RUN_TIMEOUT = 900
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    """A scratch service. Failed logins (the fuzzer sends many) must not lock the admin
+    out of the run, so the login limit is set out of the way."""
+    env = service_env(VCBRIDGE_LOGIN_MAX_FAILURES="1000", VCBRIDGE_LOGIN_WINDOW_SECONDS="1")
+    url = ""
+    if TEST_DATABASE_URL.startswith("postgresql"):
+        url = asyncio.run(create_scratch_database(TEST_DATABASE_URL))
+        env["VCBRIDGE_DATABASE_URL"] = url
+    service = Service(tmp_path / "service", env)
+    try:
+        service.wait_healthy()
+        yield service
+    finally:
+        service.stop()
+        if url:
+            asyncio.run(drop_scratch_database(url))
+
+
+def _created(service: Service, path: str, body: dict[str, object]) -> dict[str, object]:
+    status, answer = service.request("POST", path, body)
+    assert status in (200, 201), (path, status, answer)
+    return dict(answer)
+
+
+def _fixtures(service: Service) -> dict[str, str]:
+    """What the run needs beyond the admin, as VCBRIDGE_CONTRACT_* variables for
+    tests/schemathesis.toml and tests/contract_hooks.py: the admin's id, the site's agent
+    and operator tokens, and a conference of the site that is open now."""
+    service.login()
+    status, me = service.request("GET", "/api/v1/users")
+    assert status == 200, me
+    (admin,) = (u for u in me["users"] if u["username"] == "admin")
+    password = "contract-password-123"
+    agent = _created(service, f"/api/v1/endpoints/{SITE}/tokens", {"scope": "agent"})
+    _created(service, "/api/v1/users", {
+        "username": "contract-operator", "password": password, "role": "operator",
+        "endpoint": SITE})
+    status, login = service.request("POST", "/api/v1/auth/login", {
+        "username": "contract-operator", "password": password})
+    assert status == 200, login
+    start = datetime.now(UTC) + timedelta(minutes=5)
+    conference = _created(service, "/api/v1/conferences", {
+        "title": "Kiểm thử hợp đồng API", "chair": CHAIR, "participants": [CHAIR, SITE],
+        "start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat(),
+        "setup_minutes": 15})
+    return {
+        "VCBRIDGE_CONTRACT_PASSWORD": "admin-password-e2e",
+        "VCBRIDGE_CONTRACT_ADMIN_ID": str(admin["id"]),
+        "VCBRIDGE_CONTRACT_SITE": SITE,
+        "VCBRIDGE_CONTRACT_AGENT_TOKEN": str(agent["token"]),
+        "VCBRIDGE_CONTRACT_OPERATOR_TOKEN": str(login["token"]),
+        "VCBRIDGE_CONTRACT_CONFERENCE": str(conference["id"]),
+    }
+
+
+def test_the_service_keeps_its_openapi_contract(service: Service, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VCBRIDGE_")}
+    env |= _fixtures(service)
+    env["NO_COLOR"] = "1"
+    # tests/schemathesis.toml names its hooks as the module tests.contract_hooks.
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    run = subprocess.run(
+        [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "--no-color",
+         "run", f"{service.base}/api/v1/openapi.json"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT,
+        check=False,
+    )
+    report = run.stdout + run.stderr
+    print(report)  # pytest shows it on failure: each finding with a curl reproduction
+    assert run.returncode == 0, "schemathesis found contract violations:\n" + report[-30_000:]
+    # A run that reached nothing proves nothing: every selected operation was tested.
+    selected = re.search(r"Selected: (\d+)/(\d+)", report)
+    tested = re.search(r"Tested: (\d+)", report)
+    assert selected and tested, report
+    assert tested[1] == selected[1], report
+    assert int(selected[1]) >= 25, report
+    # No error logged on the way, even one the client did not see as a 500. (aiohttp's
+    # own parser logs the requests it refuses before any handler, e.g. a NUL in a header.)
+    errors = [line for line in service.log.read_text().splitlines()
+              if " ERROR " in line and " aiohttp.server: " not in line]
+    assert not errors, "\n".join(errors)
