@@ -40,8 +40,10 @@ RUN_TIMEOUT = 900
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
     """A scratch service. Failed logins (the fuzzer sends many) must not lock the admin
-    out of the run, so the login limit is set out of the way."""
-    env = service_env(VCBRIDGE_LOGIN_MAX_FAILURES="1000", VCBRIDGE_LOGIN_WINDOW_SECONDS="1")
+    out of the run, nor the heartbeats' minimum gap answer most of them 429: both limits
+    are set out of the way (their own tests hold them)."""
+    env = service_env(VCBRIDGE_LOGIN_MAX_FAILURES="1000", VCBRIDGE_LOGIN_WINDOW_SECONDS="1",
+                      VCBRIDGE_HEALTH_HEARTBEAT_MIN_GAP_SECONDS="0")
     url = ""
     if TEST_DATABASE_URL.startswith("postgresql"):
         url = asyncio.run(create_scratch_database(TEST_DATABASE_URL))
@@ -63,33 +65,43 @@ def _created(service: Service, path: str, body: dict[str, object]) -> dict[str, 
 
 
 def _fixtures(service: Service) -> dict[str, str]:
-    """What the run needs beyond the admin, as VCBRIDGE_CONTRACT_* variables for
-    tests/schemathesis.toml and tests/contract_hooks.py: the admin's id, the site's agent
-    and operator tokens, and a conference of the site that is open now."""
+    """What the run needs, as VCBRIDGE_CONTRACT_* variables for tests/schemathesis.toml
+    and tests/contract_hooks.py: the site's agent and operator tokens (and which
+    accounts and tokens the run must keep), and conferences in several states for the
+    ids the fuzzer tries (the first ids are these): one of the site open now, a weekly
+    series, a cancelled one."""
     service.login()
-    status, me = service.request("GET", "/api/v1/users")
-    assert status == 200, me
-    (admin,) = (u for u in me["users"] if u["username"] == "admin")
+    status, users = service.request("GET", "/api/v1/users")
+    assert status == 200, users
+    (admin,) = (u for u in users["users"] if u["username"] == "admin")
     password = "contract-password-123"
     agent = _created(service, f"/api/v1/endpoints/{SITE}/tokens", {"scope": "agent"})
-    _created(service, "/api/v1/users", {
+    operator = _created(service, "/api/v1/users", {
         "username": "contract-operator", "password": password, "role": "operator",
         "endpoint": SITE})
     status, login = service.request("POST", "/api/v1/auth/login", {
         "username": "contract-operator", "password": password})
     assert status == 200, login
-    start = datetime.now(UTC) + timedelta(minutes=5)
-    conference = _created(service, "/api/v1/conferences", {
-        "title": "Kiểm thử hợp đồng API", "chair": CHAIR, "participants": [CHAIR, SITE],
-        "start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat(),
-        "setup_minutes": 15})
+
+    def booking(start: datetime, **extra: object) -> dict[str, object]:
+        return {"title": "Kiểm thử hợp đồng API", "chair": CHAIR, "participants": [CHAIR, SITE],
+                "start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat(),
+                "setup_minutes": 15, **extra}
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    _created(service, "/api/v1/conferences", booking(now + timedelta(minutes=5)))
+    _created(service, "/api/v1/conferences",
+             booking(now + timedelta(days=3), rrule="FREQ=WEEKLY;COUNT=3"))
+    cancelled = _created(service, "/api/v1/conferences", booking(now + timedelta(days=1)))
+    status, body = service.request("DELETE", f"/api/v1/conferences/{cancelled['id']}")
+    assert status == 200, body
     return {
         "VCBRIDGE_CONTRACT_PASSWORD": "admin-password-e2e",
-        "VCBRIDGE_CONTRACT_ADMIN_ID": str(admin["id"]),
         "VCBRIDGE_CONTRACT_SITE": SITE,
         "VCBRIDGE_CONTRACT_AGENT_TOKEN": str(agent["token"]),
         "VCBRIDGE_CONTRACT_OPERATOR_TOKEN": str(login["token"]),
-        "VCBRIDGE_CONTRACT_CONFERENCE": str(conference["id"]),
+        "VCBRIDGE_CONTRACT_KEEP_USERS": f"{admin['id']},{operator['id']}",
+        "VCBRIDGE_CONTRACT_KEEP_TOKENS": str(agent["id"]),
     }
 
 
