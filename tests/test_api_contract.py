@@ -39,11 +39,18 @@ RUN_TIMEOUT = 900
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
-    """A scratch service. Failed logins (the fuzzer sends many) must not lock the admin
-    out of the run, nor the heartbeats' minimum gap answer most of them 429: both limits
-    are set out of the way (their own tests hold them)."""
-    env = service_env(VCBRIDGE_LOGIN_MAX_FAILURES="1000", VCBRIDGE_LOGIN_WINDOW_SECONDS="1",
-                      VCBRIDGE_HEALTH_HEARTBEAT_MIN_GAP_SECONDS="0")
+    """A scratch service. Failed logins (the fuzzer sends many, some as `admin`) must not
+    lock the admin out of the run, nor the heartbeats' minimum gap answer most of them
+    429: both limits are set out of the way (their own tests hold them). The login
+    settings of both forms are given (a count per window, and a backoff per account and
+    address); the service ignores the ones it does not have."""
+    env = service_env(
+        VCBRIDGE_LOGIN_MAX_FAILURES="1000", VCBRIDGE_LOGIN_WINDOW_SECONDS="1",
+        VCBRIDGE_LOGIN_BACKOFF_SECONDS="0.001", VCBRIDGE_LOGIN_BACKOFF_MAX_SECONDS="0.001",
+        VCBRIDGE_LOGIN_BACKOFF_RESET_SECONDS="0.01",
+        VCBRIDGE_LOGIN_ADDRESS_MAX_FAILURES="100000",
+        VCBRIDGE_HEALTH_HEARTBEAT_MIN_GAP_SECONDS="0",
+    )
     url = ""
     if TEST_DATABASE_URL.startswith("postgresql"):
         url = asyncio.run(create_scratch_database(TEST_DATABASE_URL))

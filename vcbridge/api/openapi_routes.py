@@ -198,9 +198,9 @@ def _error_schema(description: str, details: Schema | None = None) -> Schema:
             "code": {
                 "type": "string",
                 "description": "Stable machine-readable code: bad_request, unauthorized, "
-                "invalid_credentials, forbidden, csrf, not_found, method_not_allowed, "
-                "conflict, too_large, unsupported_media_type, invalid, rate_limited, "
-                "internal.",
+                "invalid_credentials, forbidden, csrf, origin_not_allowed, not_found, "
+                "method_not_allowed, conflict, too_large, unsupported_media_type, invalid, "
+                "rate_limited, internal.",
                 "examples": ["invalid"],
             },
             "message": {"type": "string", "description": "Human-readable explanation."},
@@ -600,17 +600,21 @@ def _error(description: str, schema: str = "Error", headers: dict[str, Any] | No
 
 ERROR_RESPONSES: dict[str, Schema] = {
     "BadRequest": _error(
-        "Malformed request (code bad_request): a JSON body that does not parse, or control "
-        "characters (U+0000-U+001F, U+007F) in the URL's path or query string. The latter "
-        "is refused before routing, so every operation may answer it."
+        "Malformed request (code bad_request): a JSON body that does not parse; control "
+        "characters (U+0000-U+001F, U+007F) in the URL's path or query string; or a request "
+        "the HTTP parser refuses (a request line or header field over 8190 bytes, a "
+        "malformed header). The last two are refused before routing, so every operation "
+        "may answer them."
     ),
     "Unauthorized": _error(
         "No valid credentials: missing, invalid, expired or revoked token (code unauthorized).",
         headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
     ),
     "Forbidden": _error(
-        "The caller's role or token scope does not allow this (code forbidden), or a cookie "
-        f"session sent an unsafe request without the right {CSRF_HEADER} header (code csrf)."
+        "The caller's role or token scope does not allow this (code forbidden); a cookie "
+        f"session sent an unsafe request without the right {CSRF_HEADER} header (code csrf); "
+        "or a WebSocket upgrade or write riding on the session cookie comes from a page of "
+        "another origin (code origin_not_allowed, `details.origin`)."
     ),
     "NotFound": _error("No such resource, or one the caller may not see (code not_found)."),
     "Conflict": _error("The request clashes with the current state (code conflict)."),
@@ -711,9 +715,12 @@ def _paths() -> dict[str, Schema]:
         "/metrics": {"get": _op(
             "getMetrics", "Prometheus metrics of this process", "health",
             {"200": {"description": "The Prometheus text exposition format.",
-                     "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                     "content": {"text/plain": {"schema": {"type": "string"}}}},
+             **_err(401)},
             public=True,
-            description="Public: the service port is assumed to be internal (see "
+            description="For the IT staff's Prometheus. With the `metrics_token` setting, a "
+            "scrape sends it as `Authorization: Bearer` (401 without it); without one the "
+            "route is open, which the service allows only when it listens on loopback (see "
             "monitoring/metrics_routes.py). Answers from memory; never queries the database.",
         )},
         "/api/v1/auth/login": {"post": _op(
@@ -812,14 +819,13 @@ def _paths() -> dict[str, Schema]:
                 "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
             },
              **_err(401, 403, 404)},
-            parameters=[
-                _param("EndpointCode"),
-                _query("token", QUERY_TEXT,
-                       "A calendar-scope token, for calendar programs that cannot send "
-                       "headers. A bearer header or session cookie works as well."),
-            ],
+            parameters=[_param("EndpointCode")],
+            # `?token=` is the calendarToken security scheme, not also a parameter: declared
+            # twice, a client (or a fuzzer) could not tell a credential from a filter.
             description="Readable by the endpoint's own operator, agent or calendar token, "
-            "and by roles that read every conference.",
+            "and by roles that read every conference. Calendar programs that cannot send "
+            "headers give a calendar-scope token as `?token=` (security scheme "
+            "`calendarToken`); a bearer header or session cookie works as well.",
         ) | {"security": [*AUTHENTICATED, {"calendarToken": []}]}},
         "/api/v1/conferences": {
             "get": _op(
@@ -1045,7 +1051,8 @@ def openapi_document() -> dict[str, Any]:
                                "description": f"The session cookie set by login; unsafe "
                                f"methods also need the {CSRF_HEADER} header."},
                 "calendarToken": {"type": "apiKey", "in": "query", "name": "token",
-                                  "description": "A calendar-scope token (calendar feed only)."},
+                                  "description": "A calendar-scope token as `?token=` "
+                                  "(calendar feed only; control characters get 400)."},
             },
         },
     }
