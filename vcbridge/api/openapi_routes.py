@@ -100,7 +100,8 @@ SIGNAL_DESCRIPTION = (
     "happen before the upgrade, so a refused connection gets an ordinary JSON error instead "
     "of `101`: 400 when the request is not a WebSocket upgrade, 403 for a caller bound to no "
     "endpoint, 404 for an unknown conference or one the endpoint is not part of, 409 when "
-    "the conference is not open or live (the room opens `setup_minutes` before the start).\n\n"
+    "the conference is not open or live (the room opens `setup_minutes` before the start), "
+    "429 when the caller connected to this room too often within a minute.\n\n"
     "With `role=control` a person moderates without being a site (docs/signaling.md, "
     "\"Control mode\"): an admin or booker for any conference, or the chair endpoint's "
     "operator. No seat, no media sent, not in the roll call; the room state, the chair's "
@@ -928,7 +929,12 @@ def _paths() -> dict[str, Schema]:
                 },
             },
              "400": _error("Not a WebSocket upgrade request (code bad_request)."),
-             **_err(401, 403, 404, 409, 422)},
+             **_err(401, 403, 404, 409, 422),
+             "429": _error(
+                 "This site (or moderator) connected to the room too often within a minute "
+                 "(setting signaling_joins_per_minute; code rate_limited).",
+                 headers={"Retry-After": {"schema": {"type": "integer", "minimum": 1},
+                                          "description": "Seconds to wait."}})},
             parameters=[_param("ConferenceId"), _query(
                 "role", {"type": "string", "enum": ["site", "control"], "default": "site"},
                 "`site`: an endpoint joins with its media; `control`: a moderator's console "
