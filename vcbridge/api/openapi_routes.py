@@ -835,7 +835,8 @@ def _paths() -> dict[str, Schema]:
                  **_err(401, 403, 422)},
                 parameters=[
                     _query("endpoint", ENDPOINT_CODE,
-                           "Only conferences this (active) endpoint takes part in."),
+                           "Only conferences this (active) endpoint takes part in; 422 for "
+                           "an unknown one."),
                     *time_range,
                     {**_query("status", {"type": "array", "items": {
                         "type": "string", "enum": [s.value for s in ConferenceStatus]}},
@@ -857,6 +858,13 @@ def _paths() -> dict[str, Schema]:
                               location),
                  **_err(400, 401, 403, 409, 413, 415, 422, conflict="BookingConflict")},
                 body="ConferenceCreate", parameters=[csrf],
+                description="422 for a body the schema refuses, or for the booking rules "
+                "beyond it (`details.problems`): start in the past or beyond the booking "
+                "horizon, end not after start, longer than the maximum duration, setup_minutes "
+                "above the configured maximum, times outside "
+                "the years 2000-2199, an unknown or retired endpoint, the chair not among the "
+                "participants, a recurrence rule the service does not take. 409 for a clash "
+                "with other conferences or the bridge's capacity.",
             ),
         },
         "/api/v1/conferences/{id}": {
