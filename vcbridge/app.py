@@ -85,7 +85,8 @@ def create_app(
     openapi_routes.setup_routes(app)
     monitor = health_wiring.setup(app)
     monitoring_wiring.setup(app, media=_bridge_media(rooms),
-                            status_model=health_wiring.status_model(monitor))
+                            status_model=health_wiring.status_model(monitor),
+                            token=settings.metrics_token or None)
     return app
 
 

@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from vcbridge.auth.passwords import Passwords
+from vcbridge.http.origin import normalise_origin
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "vcbridge.toml"
@@ -60,6 +61,12 @@ class Settings(BaseSettings):
 
     # HTTP
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Origins ("https://host[:port]") whose pages may open a WebSocket or write with the
+    # session cookie, besides the service's own (vcbridge/http/origin.py).
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The bearer token Prometheus must send to GET /metrics; empty: /metrics is open,
+    # which `vcbridge serve` allows only on a loopback address.
+    metrics_token: str = Field(default="", repr=False)
 
     # Booking rules
     default_setup_minutes: int = Field(default=15, ge=0, le=240)
@@ -125,8 +132,22 @@ class Settings(BaseSettings):
     ice_host_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     _csv = field_validator(
-        "ice_servers", "ice_host_addresses", "redial_backoff_seconds", mode="before"
+        "ice_servers", "ice_host_addresses", "redial_backoff_seconds", "allowed_origins",
+        mode="before",
     )(_split_csv)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        return [normalise_origin(origin) for origin in value]
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _scrape_token(cls, value: str) -> str:
+        if value and (len(value) < 16 or any(ch.isspace() for ch in value)):
+            raise ValueError("must be at least 16 characters without spaces "
+                             "(e.g. the output of `openssl rand -hex 32`)")
+        return value
 
     @field_validator("bridge_audio_frame_ms")
     @classmethod

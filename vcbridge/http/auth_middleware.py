@@ -2,7 +2,9 @@
 
 Handlers then call `require_principal` / `require_permission`. A request
 authenticated by cookie must carry the matching X-CSRF-Token header on any
-unsafe method, so another site cannot ride on the cookie."""
+unsafe method, so another site cannot ride on the cookie; and a WebSocket upgrade
+or a write riding on the cookie must come from an allowed page origin
+(`vcbridge/http/origin.py`), so another origin of the same site cannot either."""
 
 from __future__ import annotations
 
@@ -11,11 +13,12 @@ import hmac
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from vcbridge.app_keys import AUTH_FAILURE, CLOCK, DATABASE, PRINCIPAL, TOKEN_CACHE
+from vcbridge.app_keys import AUTH_FAILURE, CLOCK, DATABASE, PRINCIPAL, SETTINGS, TOKEN_CACHE
 from vcbridge.auth.principal import Permission, Principal
 from vcbridge.auth.tokens import csrf_for, resolve, token_hash
 from vcbridge.db.models import TokenScope
 from vcbridge.http.errors import ApiError, forbidden, unauthorized
+from vcbridge.http.origin import is_websocket_upgrade, origin_allowed
 
 SESSION_COOKIE = "vcbridge_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -43,6 +46,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         and (cookie := request.cookies.get(SESSION_COOKIE))
     ):
         secret, from_cookie = cookie, True
+        _check_origin(request)
     if secret is not None:
         principal = await _principal(request, secret)
         if principal is None:
@@ -55,6 +59,25 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
                     raise ApiError(403, "csrf", f"missing or wrong {CSRF_HEADER} header")
             request[PRINCIPAL] = principal
     return await handler(request)
+
+
+def _check_origin(request: web.Request) -> None:
+    """Refuse (403, before any look-up of the session) a cookie-authenticated WebSocket
+    upgrade from a page of a foreign origin, or without `Origin` (every browser sends
+    one on a handshake); and a cookie-authenticated write whose `Origin` is foreign (a
+    write without `Origin` is left to the CSRF token: older clients omit it)."""
+    upgrade = is_websocket_upgrade(request)
+    if not upgrade and (request.method in SAFE_METHODS or "Origin" not in request.headers):
+        return
+    if not origin_allowed(request, request.app[SETTINGS].allowed_origins):
+        sent = request.headers.get("Origin")
+        raise ApiError(
+            403, "origin_not_allowed",
+            "this request rides on the session cookie but comes from a page of another "
+            "origin (or names none); open the page from the service's own address, or "
+            "add its origin to allowed_origins",
+            {"origin": sent[:200] if sent is not None else None},
+        )
 
 
 async def _principal(request: web.Request, secret: str) -> Principal | None:
