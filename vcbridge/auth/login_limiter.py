@@ -190,7 +190,8 @@ class LoginLimiter:
         self.cleanup_seconds = cleanup_seconds
         self.cleanup_every = cleanup_every
         self.cleanup_batch = cleanup_batch
-        self._next_cleanup = time.monotonic()
+        # time.monotonic() of the next cleanup done by `reserve`.
+        self.next_cleanup = time.monotonic()
         self._since_cleanup = 0
 
     async def reserve(
@@ -244,10 +245,10 @@ class LoginLimiter:
 
     async def _maybe_clean(self, database: Database, now: datetime) -> None:
         self._since_cleanup += 1
-        if self._since_cleanup < self.cleanup_every and time.monotonic() < self._next_cleanup:
+        if self._since_cleanup < self.cleanup_every and time.monotonic() < self.next_cleanup:
             return
         self._since_cleanup = 0
-        self._next_cleanup = time.monotonic() + self.cleanup_seconds
+        self.next_cleanup = time.monotonic() + self.cleanup_seconds
         try:
             await self.cleanup(database, now)
         except Exception:  # a failed cleanup must not fail the login; it runs again later
