@@ -20,9 +20,6 @@ from vcbridge.http.errors import ApiError, forbidden
 from vcbridge.http.parsing import read_model
 from vcbridge.users import user_json
 
-# The audit action of a key that reaches its limit.
-LIMIT_ACTIONS = {Reason.BACKOFF: "auth.login_backoff", Reason.ADDRESS: "auth.login_address_limit"}
-
 
 async def login(request: web.Request) -> web.Response:
     """POST /api/v1/auth/login: a bearer token, also set as the session cookie.
@@ -33,7 +30,7 @@ async def login(request: web.Request) -> web.Response:
     settings, database = request.app[SETTINGS], request.app[DATABASE]
     limiter, clock = request.app[LOGIN_LIMITER], request.app[CLOCK]
     remote = remote_of(request)
-    verdict = await limiter.reserve(database, body.username, remote, clock.now())
+    verdict = await limiter.reserve(database, body.username, remote, clock)
     if isinstance(verdict, Refused):
         wait = max(1, math.ceil(verdict.retry_after))
         raise ApiError(
@@ -55,11 +52,13 @@ async def login(request: web.Request) -> web.Response:
                          None, None, now)
             # Once per burst, not per attempt: the failure that starts a backoff or a limit.
             for reason in verdict.crossed(limiter.policy):
-                target = ("user", body.username[:64]) if reason is Reason.BACKOFF else (
-                    "address", remote[:64])
-                await record(session, actor, LIMIT_ACTIONS[reason], *target, None,
-                             {"failures": verdict.user_failures if reason is Reason.BACKOFF
-                              else verdict.address_failures}, now)
+                if reason is Reason.BACKOFF:
+                    await record(session, actor, "auth.login_backoff", "user",
+                                 body.username[:64], None,
+                                 {"failures": verdict.user_failures}, now)
+                else:
+                    await record(session, actor, "auth.login_address_limit", "address",
+                                 remote[:64], None, {"failures": verdict.address_failures}, now)
         raise ApiError(401, "invalid_credentials", "wrong user name or password")
     lifetime = timedelta(hours=settings.login_token_hours)
     async with database.write() as session:

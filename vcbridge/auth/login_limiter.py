@@ -35,6 +35,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vcbridge.clock import Clock
 from vcbridge.db.engine import Database
 from vcbridge.db.models import LoginThrottle
 from vcbridge.settings import Settings
@@ -195,14 +196,15 @@ class LoginLimiter:
         self._since_cleanup = 0
 
     async def reserve(
-        self, database: Database, username: str, remote: str, now: datetime
+        self, database: Database, username: str, remote: str, clock: Clock
     ) -> Reserved | Refused:
         """Count an attempt of `username` from `remote` before its password is checked."""
-        await self._maybe_clean(database, now)
+        await self._maybe_clean(database, clock.now())
         keys = user_key(username, remote), address_key(remote)
         async with database.write() as session:
             # Lock in one order everywhere, so two attempts never wait on each other.
-            rows = {key: await _lock(session, key, now) for key in sorted(keys)}
+            rows = {key: await _lock(session, key, clock.now()) for key in sorted(keys)}
+            now = clock.now()  # once the rows are ours: what waited is judged by then
             verdict = decide(self.policy, rows[keys[0]], rows[keys[1]], now)
             if isinstance(verdict, Refused):
                 self.stats.refused[verdict.reason] += 1
