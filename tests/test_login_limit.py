@@ -130,6 +130,19 @@ async def test_two_apps_on_one_database_share_the_limit(
     assert (one[0] + two[0], one[1] + two[1]) == (5, 195)
 
 
+async def test_right_and_wrong_passwords_in_parallel_never_deadlock(
+    aiohttp_client: MakeClient, settings: Settings, clock: FixedClock
+) -> None:
+    # Limits out of the way: every attempt is checked, and the right ones forgiven
+    # while the wrong ones are counted on the same rows.
+    roomy = settings.model_copy(update={"login_max_failures": 1000,
+                                        "login_address_max_failures": 1000})
+    client = await aiohttp_client(create_app(roomy, clock=clock))
+    results = await asyncio.gather(*(post(client, RIGHT if i % 2 else WRONG)
+                                     for i in range(100)))
+    assert Counter(status for status, _, _ in results) == {200: 50, 401: 50}
+
+
 @pytest.fixture
 def services() -> Iterator[list[Service]]:
     started: list[Service] = []

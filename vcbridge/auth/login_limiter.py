@@ -202,10 +202,11 @@ class LoginLimiter:
         await self._maybe_clean(database, clock.now())
         keys = user_key(username, remote), address_key(remote)
         async with database.write() as session:
-            # Lock in one order everywhere, so two attempts never wait on each other.
-            rows = {key: await _lock(session, key, clock.now()) for key in sorted(keys)}
+            # Always the address row first (`forgive` too): two attempts never deadlock.
+            address = await _lock(session, keys[1], clock.now())
+            user = await _lock(session, keys[0], clock.now())
             now = clock.now()  # once the rows are ours: what waited is judged by then
-            verdict = decide(self.policy, rows[keys[0]], rows[keys[1]], now)
+            verdict = decide(self.policy, user, address, now)
             if isinstance(verdict, Refused):
                 self.stats.refused[verdict.reason] += 1
                 return verdict
@@ -225,7 +226,7 @@ class LoginLimiter:
 
     async def forgive(self, session: AsyncSession, reserved: Reserved) -> None:
         """Undo a reservation whose password was right: the user name's backoff is cleared."""
-        await session.execute(delete(THROTTLE).where(THROTTLE.c.key == reserved.user_key))
+        # The address row first, in the order `reserve` locks them: no deadlock.
         await session.execute(
             update(THROTTLE)
             .where(THROTTLE.c.key == reserved.address_key,
@@ -233,6 +234,7 @@ class LoginLimiter:
                    THROTTLE.c.failures > 0)
             .values(failures=THROTTLE.c.failures - 1)
         )
+        await session.execute(delete(THROTTLE).where(THROTTLE.c.key == reserved.user_key))
 
     async def cleanup(self, database: Database, now: datetime) -> int:
         """Delete up to `cleanup_batch` expired rows; the number deleted."""
