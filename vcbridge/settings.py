@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -52,8 +52,19 @@ class Settings(BaseSettings):
 
     # Authentication
     login_token_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    # Failed logins for one user name from one client address before each next attempt
+    # from there waits login_backoff_seconds, doubling up to login_backoff_max_seconds;
+    # forgotten login_backoff_reset_seconds after the last failure, or at a success.
     login_max_failures: int = Field(default=5, ge=1, le=1000)
-    login_window_seconds: float = Field(default=300.0, gt=0)
+    login_backoff_seconds: float = Field(default=1.0, gt=0, le=3600)
+    login_backoff_max_seconds: float = Field(default=300.0, gt=0, le=86400)
+    login_backoff_reset_seconds: float = Field(default=3600.0, gt=0, le=7 * 86400)
+    # Failed logins from one client address (any user names) per window.
+    login_address_max_failures: int = Field(default=20, ge=1, le=100_000)
+    login_window_seconds: float = Field(default=300.0, gt=0, le=86400)
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client;
+    # empty: the client is the TCP peer and the header is ignored.
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(default_factory=list)
     cookie_secure: bool = False
     # Argon2id cost of password hashes (OWASP minimum by default).
     password_time_cost: int = Field(default=2, ge=1, le=20)
@@ -133,6 +144,7 @@ class Settings(BaseSettings):
 
     _csv = field_validator(
         "ice_servers", "ice_host_addresses", "redial_backoff_seconds", "allowed_origins",
+        "trusted_proxies",
         mode="before",
     )(_split_csv)
 
@@ -172,6 +184,16 @@ class Settings(BaseSettings):
         if self.health_offline_after_seconds < 2 * self.health_heartbeat_interval_seconds:
             raise ValueError("health_offline_after_seconds must be at least twice "
                              "health_heartbeat_interval_seconds")
+        return self
+
+    @model_validator(mode="after")
+    def _login_backoff(self) -> Settings:
+        # A backoff that outlives the memory of the failures would start over at zero.
+        if self.login_backoff_max_seconds < self.login_backoff_seconds:
+            raise ValueError("login_backoff_max_seconds must be at least login_backoff_seconds")
+        if self.login_backoff_reset_seconds <= self.login_backoff_max_seconds:
+            raise ValueError("login_backoff_reset_seconds must be more than "
+                             "login_backoff_max_seconds")
         return self
 
     @field_validator("redial_backoff_seconds")

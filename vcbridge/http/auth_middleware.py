@@ -9,6 +9,8 @@ or a write riding on the cookie must come from an allowed page origin
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -113,5 +115,36 @@ def require_permission(request: web.Request, permission: Permission) -> Principa
 
 
 def remote_of(request: web.Request) -> str:
-    """The client address for the audit log."""
-    return request.remote or ""
+    """The client address, for the audit log and the login limiter.
+
+    The TCP peer, unless the peer is one of `trusted_proxies`: then the
+    right-most X-Forwarded-For address that is not a trusted proxy. A client
+    may write anything into the header, but only to the left of what the
+    proxies append, so with no trusted proxy the header is ignored."""
+    peer = request.remote or ""
+    settings = request.app.get(SETTINGS)
+    trusted = settings.trusted_proxies if settings is not None else []
+    if not trusted or not _trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for value in request.headers.getall("X-Forwarded-For", ())
+            for hop in value.split(",")]
+    client = peer
+    for hop in reversed(hops):
+        try:
+            address = ip_address(hop)
+        except ValueError:
+            break  # junk is not an address a proxy wrote: keep the last good hop
+        client = str(address)
+        if not _trusted(client, trusted):
+            break
+    return client[:64]
+
+
+def _trusted(address: str, networks: Sequence[IPv4Network | IPv6Network]) -> bool:
+    try:
+        parsed: IPv4Address | IPv6Address = ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(parsed, IPv6Address) and parsed.ipv4_mapped is not None:
+        parsed = parsed.ipv4_mapped
+    return any(parsed.version == net.version and parsed in net for net in networks)
