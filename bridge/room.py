@@ -142,9 +142,11 @@ class Room:
         if self.connections.get(connection.code) is not connection:
             return  # already replaced by a newer connection
         del self.connections[connection.code]
-        await self._drop_connection(connection)
+        # The seat first, before anything awaits: closing the peer connections takes a
+        # while, and a cancelled handler must not leave the site present forever.
         with contextlib.suppress(floor.FloorError):
             self._apply(floor.leave(self.state, connection.code))
+        await self._drop_connection(connection)
         if connection.media_reported:
             await self.hooks.attendance(self.conference_id, connection.code,
                                         "left" if left else "dropped")

@@ -108,7 +108,9 @@ async def signal_ws(request: web.Request) -> web.StreamResponse:
         left = await _serve(ws, room, connection, settings.signaling_offer_timeout_seconds,
                             ConnectionRate(signaling_limits(settings)))
     finally:
-        await room.disconnect(connection, left=left)
+        # Shielded: aiohttp cancels the handler when the client goes away, and the room
+        # must still release the seat, report the drop and tell the others.
+        await asyncio.shield(room.disconnect(connection, left=left))
         await ws.close()
     return ws
 
@@ -159,7 +161,7 @@ async def _control_ws(request: web.Request, room: Room, moderator: Moderator
         await _serve(ws, room, connection, None,
                      ConnectionRate(signaling_limits(request.app[SETTINGS])))
     finally:
-        await room.disconnect_control(connection)
+        await asyncio.shield(room.disconnect_control(connection))
         await ws.close()
     return ws
 
