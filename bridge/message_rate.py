@@ -79,3 +79,33 @@ class ConnectionRate:
     def offer(self, now: float) -> RateRefusal | None:
         """The message is an offer (counted once more); "offers" if over the limit."""
         return None if self.offers.take(now) else "offers"
+
+
+@dataclass
+class JoinBudgets:
+    """How often each site (or moderator) may connect to a room: `per_minute` at once,
+    refilled at that rate.
+
+    A refused offer closes its connection, so a site that reconnects in a loop would
+    escape the per-connection limits; this bounds the loop. Keyed by the caller (room,
+    endpoint code or user name), who has already been authenticated and authorised:
+    nobody can spend another's budget. Full buckets are forgotten when there are many."""
+
+    per_minute: int
+    buckets: dict[tuple[int, str], TokenBucket] = field(default_factory=dict)
+    max_keys: int = 4096
+
+    def join(self, key: tuple[int, str], now: float) -> bool:
+        """A connection of `key` at `now`; False if over the budget."""
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            if len(self.buckets) >= self.max_keys:
+                self._forget_full(now)
+            bucket = self.buckets[key] = TokenBucket(self.per_minute, self.per_minute / 60.0)
+        return bucket.take(now)
+
+    def _forget_full(self, now: float) -> None:
+        for key, bucket in list(self.buckets.items()):
+            if bucket.updated is None or (
+                    bucket.tokens + (now - bucket.updated) * bucket.rate >= bucket.capacity):
+                del self.buckets[key]

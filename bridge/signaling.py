@@ -75,6 +75,7 @@ async def signal_ws(request: web.Request) -> web.StreamResponse:
     if mode == "control":
         moderator = _moderator(request, principal, conference_id, chair_id, participant_ids)
         _check_running(conference_id, status, conference.setup_minutes)
+        _check_joins(request, conference_id, f"user:{moderator.user}")
         return await _control_ws(
             request, request.app[ROOMS].room_for(conference_id, chair, participants), moderator)
     code = principal.endpoint_code
@@ -86,6 +87,7 @@ async def signal_ws(request: web.Request) -> web.StreamResponse:
         # Not booked (nor admitted by the chair): the conference is not its business.
         raise not_found(f"no conference {conference_id}")
     _check_running(conference_id, status, conference.setup_minutes)
+    _check_joins(request, conference_id, code)
     room = request.app[ROOMS].room_for(conference_id, chair, participants)
 
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_MESSAGE)
@@ -120,6 +122,16 @@ def _check_running(conference_id: int, status: ConferenceStatus, setup_minutes: 
     if status not in (ConferenceStatus.OPEN, ConferenceStatus.LIVE):
         raise conflict(f"conference {conference_id} is {status.value}; the room opens "
                        f"{setup_minutes} minutes before the start")
+
+
+def _check_joins(request: web.Request, conference_id: int, who: str) -> None:
+    """429 when `who` connected to this room too often (`signaling_joins_per_minute`)."""
+    registry = request.app[ROOMS]
+    if not registry.joins.join((conference_id, who), asyncio.get_running_loop().time()):
+        wait = max(1, round(60 / registry.joins.per_minute))
+        raise ApiError(429, "rate_limited",
+                       f"too many connections to this room: at most "
+                       f"{registry.joins.per_minute} a minute", headers={"Retry-After": str(wait)})
 
 
 def _moderator(request: web.Request, principal: Principal, conference_id: int,

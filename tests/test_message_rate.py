@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.message_rate import ConnectionRate, SignalingLimits, TokenBucket
+from bridge.message_rate import ConnectionRate, JoinBudgets, SignalingLimits, TokenBucket
 
 
 def test_a_bucket_allows_its_burst_then_its_rate() -> None:
@@ -74,3 +74,23 @@ def test_offers_are_limited_per_minute() -> None:
 def test_limits_must_be_positive(limits: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="positive"):
         SignalingLimits(**limits)  # type: ignore[arg-type]
+
+
+def test_joins_are_budgeted_per_site_and_room() -> None:
+    budgets = JoinBudgets(per_minute=12)
+    assert all(budgets.join((1, "HUYEN-NGA-SON"), 0.0) for _ in range(12))
+    assert not budgets.join((1, "HUYEN-NGA-SON"), 1.0)
+    # Another site, or the same site in another room, has its own budget.
+    assert budgets.join((1, "HUYEN-MUONG-LAT"), 1.0)
+    assert budgets.join((2, "HUYEN-NGA-SON"), 1.0)
+    assert budgets.join((1, "HUYEN-NGA-SON"), 5.0)  # one back every 5 s
+
+
+def test_join_budgets_forget_full_buckets_when_there_are_many() -> None:
+    budgets = JoinBudgets(per_minute=2, max_keys=3)
+    for code in ("A", "B", "C"):
+        budgets.join((1, code), 0.0)
+    budgets.join((1, "A"), 0.0)  # A is now empty: remembered
+    budgets.join((1, "D"), 120.0)  # B and C refilled long ago: forgotten
+    assert set(budgets.buckets) <= {(1, "A"), (1, "D")}
+    assert len(budgets.buckets) <= 3

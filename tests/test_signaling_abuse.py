@@ -197,6 +197,9 @@ async def floor_rows(client: Client, conference_id: int) -> tuple[int, int, int]
     return len(audits), len(events), stored
 
 
+# Reconnecting is budgeted too (`signaling_joins_per_minute`, tested below); here the
+# hostile site may reconnect freely, so that what is measured is the offers' cost.
+@pytest.mark.parametrize("settings", [{"signaling_joins_per_minute": 600}], indirect=True)
 async def test_a_hostile_site_neither_stalls_nor_floods_the_room(
     client: Client, room: Any
 ) -> None:
@@ -309,3 +312,22 @@ async def test_offers_past_the_per_minute_limit_are_refused(client: Client, room
     assert codes == ["rate_limited"] and ws.close_code == 1008
     the_room = client.app[ROOMS].rooms[conference_id]
     await eventually(lambda: NGA not in the_room.state.present, 10)
+
+
+async def test_a_site_that_reconnects_in_a_loop_is_refused_before_the_upgrade(
+    client: Client, room: Any
+) -> None:
+    """A refused offer closes the socket, so a hostile site reconnects to send the next:
+    after 12 connections in a minute (the default) it gets 429 before any upgrade."""
+    conference_id, tokens = room
+    url = f"/api/v1/conferences/{conference_id}/signal"
+    for _ in range(12):
+        ws = await signal(client, conference_id, tokens[MUONG])
+        await ws.close()
+    refused = await client.get(url, headers={"Authorization": f"Bearer {tokens[MUONG]}"})
+    assert refused.status == 429
+    assert (await refused.json())["error"]["code"] == "rate_limited"
+    assert int(refused.headers["Retry-After"]) >= 1
+    # Another site of the room is not affected.
+    other = await signal(client, conference_id, tokens[NGA])
+    await other.close()
