@@ -28,7 +28,7 @@ class RoomRegistry:
     """The rooms of this process by conference id."""
 
     def __init__(self, ice: IceSettings, hooks: RoomHooks, *, frame_ms: int = 20,
-                 recordings_dir: Path | None = None, joins_per_minute: int = 12) -> None:
+                 recordings_dir: Path | None = None, joins_per_minute: int = 20) -> None:
         self.ice = ice
         # Connections per minute per site or moderator and room (signaling checks it).
         self.joins = JoinBudgets(joins_per_minute)

@@ -40,7 +40,7 @@ ROOMS = web.AppKey("rooms", RoomRegistry)
 MAX_MESSAGE = 512 * 1024
 # Every message of the protocol is a flat object (docs/signaling.md): deeper is garbage.
 MAX_NESTING = 4
-# Close codes: a malformed message, a message of an unknown type, too fast.
+# Close codes of the errors that end a connection (any other: 1003).
 _CLOSE_CODES = {"bad_message": 1007, "rate_limited": 1008}
 
 
@@ -98,14 +98,14 @@ async def signal_ws(request: web.Request) -> web.StreamResponse:
         await ws.send_json(_error(exc.code, str(exc)))
         await ws.close(code=4403, message=b"refused")
         return ws
-    await ws.send_json({
-        "type": "joined", "conference": conference_id, "endpoint": code,
-        "role": "chair" if code == chair else "site", "slots": room.slot_names(code),
-        "ice_servers": request.app[SETTINGS].ice_servers,
-    })
-    await room.broadcast()
     left = False
     try:
+        await ws.send_json({
+            "type": "joined", "conference": conference_id, "endpoint": code,
+            "role": "chair" if code == chair else "site", "slots": room.slot_names(code),
+            "ice_servers": request.app[SETTINGS].ice_servers,
+        })
+        await room.broadcast()
         settings = request.app[SETTINGS]
         left = await _serve(ws, room, connection, settings.signaling_offer_timeout_seconds,
                             ConnectionRate(signaling_limits(settings)))

@@ -34,7 +34,7 @@ from tests.test_bridge_media import Site, eventually, join
 
 # The shared fixture: an open conference of the three test sites.
 from tests.test_bridge_media import room as room
-from vcbridge.app_keys import DATABASE
+from vcbridge.app_keys import DATABASE, SETTINGS
 from vcbridge.db.models import AuditEvent, Event
 from vcbridge.settings import Settings
 
@@ -322,12 +322,23 @@ async def test_a_site_that_reconnects_in_a_loop_is_refused_before_the_upgrade(
     client: Client, room: Any
 ) -> None:
     """A refused offer closes the socket, so a hostile site reconnects to send the next:
-    after 12 connections in a minute (the default) it gets 429 before any upgrade."""
+    after 20 connections in a minute (the default) it gets 429 before any upgrade."""
     conference_id, tokens = room
     url = f"/api/v1/conferences/{conference_id}/signal"
-    for _ in range(12):
-        ws = await signal(client, conference_id, tokens[MUONG])
+    assert client.app[SETTINGS].signaling_joins_per_minute == 20
+    loop = asyncio.get_running_loop()
+    start, joined = loop.time(), 0
+    while True:
+        try:
+            ws = await signal(client, conference_id, tokens[MUONG])
+        except aiohttp.WSServerHandshakeError as exc:
+            assert exc.status == 429
+            break
         await ws.close()
+        joined += 1
+        assert joined < 100, "never refused"
+    # The budget of 20, plus what it refilled meanwhile (one every 3 s: a slow machine).
+    assert 20 <= joined <= 20 + (loop.time() - start) / 3 + 1, joined
     refused = await client.get(url, headers={"Authorization": f"Bearer {tokens[MUONG]}"})
     assert refused.status == 429
     assert (await refused.json())["error"]["code"] == "rate_limited"

@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     signaling_message_rate: float = Field(default=5, gt=0, le=1000)
     signaling_offers_per_minute: int = Field(default=6, ge=2, le=600)
     # Bridge: connections per minute to one room by one site (or moderator); past it: 429.
-    signaling_joins_per_minute: int = Field(default=12, ge=2, le=600)
+    signaling_joins_per_minute: int = Field(default=20, ge=2, le=600)
     # Bridge: where conference recordings are written; None (empty): <data_dir>/recordings.
     recordings_dir: Path | None = None
     # Bridge: the Opus frame of the mixes the bridge sends (and its mixing clock). 60 ms
