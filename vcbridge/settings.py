@@ -107,6 +107,14 @@ class Settings(BaseSettings):
 
     # Bridge: a site that joins must offer its media within this time.
     signaling_offer_timeout_seconds: float = Field(default=30, gt=0, le=600)
+    # Bridge: per signaling connection, messages at once and per second after that, and
+    # media offers per minute (a client needs 2 per connection); past either the client
+    # gets `rate_limited` and its socket is closed (docs/signaling.md).
+    signaling_message_burst: int = Field(default=30, ge=5, le=10_000)
+    signaling_message_rate: float = Field(default=5, gt=0, le=1000)
+    signaling_offers_per_minute: int = Field(default=6, ge=2, le=600)
+    # Bridge: connections per minute to one room by one site (or moderator); past it: 429.
+    signaling_joins_per_minute: int = Field(default=20, ge=2, le=600)
     # Bridge: where conference recordings are written; None (empty): <data_dir>/recordings.
     recordings_dir: Path | None = None
     # Bridge: the Opus frame of the mixes the bridge sends (and its mixing clock). 60 ms
