@@ -6,6 +6,7 @@ the change and its audit record together, or raises and writes nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,7 +32,8 @@ from scheduler.booking_store import (
     lock_conferences,
 )
 from scheduler.conference_schemas import ConferenceCreate, ConferenceUpdate, Scope, conference_json
-from scheduler.recurrence import RecurrenceError, expand, normalise
+from scheduler.recurrence import RecurrenceError, normalise
+from scheduler.recurrence_worker import RecurrenceWorkers
 from vcbridge.audit import Actor, record
 from vcbridge.clock import to_local_iso
 from vcbridge.db.models import (
@@ -154,15 +156,7 @@ def _slot_problems(slots: list[Slot], now: datetime, limits: BookingLimits) -> l
     return problems
 
 
-async def create_conference(
-    session: AsyncSession,
-    request: ConferenceCreate,
-    actor: Actor,
-    now: datetime,
-    policy: BookingPolicy,
-    bus: EventBus,
-) -> list[Conference]:
-    """Book a conference (every occurrence of a series); returns the rows created."""
+def _first_slot(request: ConferenceCreate, now: datetime, policy: BookingPolicy) -> Slot:
     setup = (
         request.setup_minutes
         if request.setup_minutes is not None
@@ -172,18 +166,46 @@ async def create_conference(
     problems = time_problems(first, now, policy.limits)
     if problems:
         raise BookingInvalid(problems)
+    return first
+
+
+async def expand_series(
+    request: ConferenceCreate, now: datetime, policy: BookingPolicy, workers: RecurrenceWorkers
+) -> list[datetime] | None:
+    """The starts of every occurrence of a series request (None for a single conference).
+
+    Called before the write transaction: the expansion runs in a worker process
+    within a time budget, and nobody waits for the booking lock meanwhile."""
+    _first_slot(request, now, policy)
+    if request.rrule is None:
+        return None
+    try:
+        return await workers.expand(
+            request.rrule, request.start, request.end - request.start, policy.zone,
+            max_occurrences=policy.limits.max_occurrences,
+            horizon_end=now + policy.limits.horizon,
+        )
+    except RecurrenceError as exc:
+        raise BookingInvalid([str(exc)]) from None
+
+
+async def create_conference(
+    session: AsyncSession,
+    request: ConferenceCreate,
+    actor: Actor,
+    now: datetime,
+    policy: BookingPolicy,
+    bus: EventBus,
+    starts: Sequence[datetime] | None = None,
+) -> list[Conference]:
+    """Book a conference (every occurrence of a series); returns the rows created.
+
+    A series needs `starts`, its occurrences from `expand_series`."""
+    first = _first_slot(request, now, policy)
+    if request.rrule is not None and not starts:
+        raise ValueError("a series is booked with the starts from expand_series")
     duration = request.end - request.start
-    starts = [first.start]
-    if request.rrule is not None:
-        try:  # pure work, done before the lock so it never holds other bookers up
-            starts = expand(
-                request.rrule, request.start, duration, policy.zone,
-                max_occurrences=policy.limits.max_occurrences,
-                horizon_end=now + policy.limits.horizon,
-            )
-        except RecurrenceError as exc:
-            raise BookingInvalid([str(exc)]) from None
-    slots = [Slot(s, s + duration, setup) for s in starts]
+    slots = [Slot(s, s + duration, first.setup_minutes) for s in (starts or [first.start])]
     await lock_bookings(session)
     endpoints = await _resolve_endpoints(session, request.chair, request.participants)
     await _check_free(session, slots, request.participants, policy)
@@ -203,7 +225,7 @@ async def create_conference(
             chair=endpoints[request.chair],
             start=slot.start,
             end=slot.end,
-            setup_minutes=setup,
+            setup_minutes=slot.setup_minutes,
             busy_start=slot.busy_start,
             status=ConferenceStatus.SCHEDULED,
             revision=0,
