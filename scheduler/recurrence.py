@@ -319,10 +319,10 @@ def expand(
     starts: list[datetime] = []
     try:
         for step, occurrence in enumerate(bounded):
-            if step == max_occurrences:  # the step budget of this loop
-                raise RecurrenceError(f"rrule gives more than {max_occurrences} occurrences")
             if rule.count is not None and step == rule.count:
                 break
+            if step == max_occurrences:  # the step budget of this loop
+                raise RecurrenceError(f"rrule gives more than {max_occurrences} occurrences")
             starts.append((occurrence + fraction).astimezone(UTC))
     except (ValueError, TypeError, OverflowError) as exc:
         if isinstance(exc, RecurrenceError):
