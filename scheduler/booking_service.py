@@ -44,7 +44,7 @@ from vcbridge.db.models import (
     Endpoint,
     Participant,
 )
-from vcbridge.events import EventBus
+from vcbridge.events import EventBus, NewEvent
 
 RUNNING_STATUSES = (ConferenceStatus.OPEN, ConferenceStatus.LIVE)
 # What may change once the room is open: nothing that moves people or the start.
@@ -243,10 +243,11 @@ async def create_conference(
         after["occurrences"] = [c.id for c in created]
     await record(session, actor, "conference.create", "conference", created[0].id, None,
                  after, now)
-    for conference in created:
-        await bus.publish(session, "conference.booked", now, conference_id=conference.id,
-                          audience=request.participants,
-                          data={"start": to_local_iso(conference.start, policy.zone)})
+    await bus.publish_many(session, now, [  # one statement for every occurrence
+        NewEvent("conference.booked", conference.id, None, tuple(request.participants),
+                 {"start": to_local_iso(conference.start, policy.zone)})
+        for conference in created
+    ])
     return created
 
 
@@ -423,6 +424,7 @@ async def cancel_conference(
             f"conference {conference.id} is already {conference.status.value}"
         )
     rows = await _affected(session, conference, scope, ACTIVE_STATUSES)
+    events = []
     for row in rows:
         before = conference_json(row, policy.zone)
         if row.status in RUNNING_STATUSES:
@@ -433,8 +435,9 @@ async def cancel_conference(
         after = conference_json(row, policy.zone)
         await record(session, actor, "conference.cancel", "conference", row.id, before,
                      after, now)
-        await bus.publish(session, "conference.cancelled", now, conference_id=row.id,
-                          audience=after["participants"], data={"was": before["status"]})
+        events.append(NewEvent("conference.cancelled", row.id, None,
+                               tuple(after["participants"]), {"was": before["status"]}))
+    await bus.publish_many(session, now, events)
     await session.flush()
     return rows
 
