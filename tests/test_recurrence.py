@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from scheduler.recurrence import MAX_INTERVAL, RecurrenceError, expand, parse
 from scheduler.recurrence_worker import RecurrenceWorkers
+from tests.service_process import Service, service_env
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
@@ -222,3 +225,45 @@ async def test_two_workers_answer_while_one_is_stuck() -> None:
             await stuck
     finally:
         await workers.close()
+
+
+# --------------------------------------------------------------------------
+# `vcbridge serve` as a real process
+# --------------------------------------------------------------------------
+
+
+def children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(c) for c in (task / "children").read_text().split()}
+    return found
+
+
+def test_the_service_refuses_interval_00_and_stops_on_sigterm_with_its_workers(
+    tmp_path: Path,
+) -> None:
+    """Issue 11: INTERVAL=00 hung `vcbridge serve`, and only SIGKILL stopped it."""
+    service = Service(tmp_path, service_env())
+    try:
+        service.wait_healthy()
+        service.login()
+        start = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+        body = {"title": "Giao ban", "chair": "UBND-TINH",
+                "participants": ["UBND-TINH", "HUYEN-NGA-SON"], "start": start.isoformat(),
+                "end": (start + HOUR).isoformat()}
+        status, answer = service.request("POST", "/api/v1/conferences",
+                                         {**body, "rrule": "FREQ=WEEKLY;INTERVAL=00;COUNT=3"})
+        assert status == 422 and "INTERVAL" in answer["error"]["message"], answer
+        status, answer = service.request("POST", "/api/v1/conferences",
+                                         {**body, "rrule": "FREQ=WEEKLY;COUNT=3"})
+        assert status == 201, answer
+        assert service.wait_healthy(timeout=5)["status"] == "ok"
+        workers = children(service.process.pid)
+        assert workers, "a series was booked, so a worker runs"
+        service.process.send_signal(signal.SIGTERM)
+        assert service.process.wait(timeout=20) == 0
+        for pid in workers:  # stopped with the service, not left behind
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        service.stop()
