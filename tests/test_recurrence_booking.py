@@ -289,6 +289,7 @@ def hang_guard() -> Iterator[None]:
 
 
 HANG_SECONDS = 120
+ANSWER_SECONDS = 2.0
 
 
 @hypothesis_settings(
@@ -314,12 +315,21 @@ async def test_any_rrule_with_any_start_answers_quickly(
                              max_occurrences=1, horizon_end=start + timedelta(days=1))
     body = booking(rule, start, end=(start + timedelta(minutes=minutes)).isoformat(),
                    chair=pair[0], participants=pair)
-    async with asyncio.timeout(2):
+    loop = asyncio.get_running_loop()
+    for _attempt in range(2):
+        began = loop.time()
         sent = asyncio.create_task(client.post(CONFERENCES, json=body, headers=booker))
-        health = await client.get("/healthz")
+        health = await asyncio.wait_for(client.get("/healthz"), 60)
         assert health.status == 200
-        response = await sent
+        response = await asyncio.wait_for(sent, 60)
         text = await response.text()
+        elapsed = loop.time() - began
+        # A busy machine may stall any process once (seen at load 4 on 2 cores, with
+        # a rule refused in a millisecond); a slow rule or a blocked loop is slow
+        # again. The repeat runs the same expansion (a 409 is decided after it).
+        if elapsed <= ANSWER_SECONDS:
+            break
+    assert elapsed <= ANSWER_SECONDS, f"{rule!r} took {elapsed:.1f} s, twice"
     assert response.status == 201 or 400 <= response.status < 500, (rule, response.status, text)
     assert response.content_type == "application/json", text
     event(f"HTTP {response.status}")  # shown by --hypothesis-show-statistics
