@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     max_occurrences: int = Field(default=260, ge=1, le=2000)
     max_concurrent_conferences: int = Field(default=4, ge=1, le=1000)
     max_participant_ports: int = Field(default=80, ge=2, le=100000)
+    # Wall time a worker process may spend expanding one RRULE; past it: 422.
+    recurrence_budget_seconds: float = Field(default=2.0, gt=0, le=60)
 
     # Lifecycle scheduler
     scheduler_enabled: bool = True
