@@ -176,8 +176,10 @@ async def measure(options: argparse.Namespace) -> dict[str, Any]:
     with Namespace() as netns, contextlib.ExitStack() as stack:
         tmp = options.out_dir or stack.enter_context(
             tempfile.TemporaryDirectory(prefix="vcbridge-bench-rejoin-"))
+        # Listening beyond loopback (the namespace's link) needs a scrape token.
         env = service_env(VCBRIDGE_ICE_HOST_ADDRESSES=HERE, VCBRIDGE_ICE_SERVERS="",
-                          VCBRIDGE_WARN_MINUTES="0", VCBRIDGE_HEALTH_PREFLIGHT_WAIT_SECONDS="0")
+                          VCBRIDGE_WARN_MINUTES="0", VCBRIDGE_HEALTH_PREFLIGHT_WAIT_SECONDS="0",
+                          VCBRIDGE_METRICS_TOKEN=os.urandom(16).hex())
         service = Service(Path(tmp) / "service", env, host=HERE)
         chair = district = None
         try:

@@ -29,8 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from bridge import control_messages as messages
 from bridge import floor_control as floor
 from bridge.audio_engine import AudioEngine
+from bridge.coalescer import Coalescer
 from bridge.peer_session import IceSettings, OfferError, PeerSession
 from bridge.recorder import Recorder, RecordingError
 from bridge.video_router import VideoSlot, VideoSource
@@ -38,6 +40,10 @@ from bridge.video_router import VideoSlot, VideoSource
 log = logging.getLogger(__name__)
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+# The room state goes out at most this often (seconds): a single change at once, a burst
+# of changes as one more state at the end of each interval, always the latest.
+STATE_BROADCAST_INTERVAL = 0.1
 
 
 class RoomHooks(Protocol):
@@ -109,6 +115,7 @@ class Room:
         self.recorder: Recorder | None = None
         self._finishing: set[str] = set()  # recordings stopped, their files not yet finished
         self._order = list(sites)
+        self._broadcasts = Coalescer(self._send_state, STATE_BROADCAST_INTERVAL)
 
     @property
     def chair(self) -> str:
@@ -135,9 +142,11 @@ class Room:
         if self.connections.get(connection.code) is not connection:
             return  # already replaced by a newer connection
         del self.connections[connection.code]
-        await self._drop_connection(connection)
+        # The seat first, before anything awaits: closing the peer connections takes a
+        # while, and a cancelled handler must not leave the site present forever.
         with contextlib.suppress(floor.FloorError):
             self._apply(floor.leave(self.state, connection.code))
+        await self._drop_connection(connection)
         if connection.media_reported:
             await self.hooks.attendance(self.conference_id, connection.code,
                                         "left" if left else "dropped")
@@ -236,57 +245,49 @@ class Room:
 
     # -- control ----------------------------------------------------------------
 
-    async def control(self, actor: floor.FloorActor, message: dict[str, Any]) -> None:
+    async def control(self, actor: floor.FloorActor, message: messages.ControlMessage
+                      ) -> None:
         """A floor or moderation message from a site or a moderator; raises FloorError
-        or ValueError if refused."""
-        kind = message.get("type")
-        if kind == "record":
-            on = message.get("on")
-            if not isinstance(on, bool):
-                raise ValueError('"record" needs "on": true or false')
-            await self.record(actor, on)
+        or RecordingError if refused.
+
+        What is published and audited is the message's defined fields only
+        (`messages.stored_fields`), never what else a client may have sent."""
+        if isinstance(message, messages.Record):
+            await self.record(actor, message.on)
             return
-        target = message.get("endpoint")
-        flag = message.get("muted", message.get("locked"))
         state = self.state
-        if kind == "floor.request":
-            new = floor.request_floor(state, floor.site_role(actor))
-        elif kind == "floor.cancel":
-            new = floor.cancel_request(state, floor.site_role(actor))
-        elif kind == "floor.release":
-            new = floor.release_floor(state, floor.site_role(actor))
-        elif kind == "floor.revoke":
-            new = floor.revoke(state, actor)
-        elif kind in ("floor.grant", "floor.refuse", "admit", "remove", "mute"):
-            if not isinstance(target, str):
-                raise ValueError(f'"{kind}" needs "endpoint": an endpoint code')
-            if kind == "mute":
-                if not isinstance(flag, bool):
-                    raise ValueError('"mute" needs "muted": true or false')
-                new = floor.mute(state, actor, target, flag)
-            else:
+        match message:
+            case messages.FloorRequest():
+                new = floor.request_floor(state, floor.site_role(actor))
+            case messages.FloorCancel():
+                new = floor.cancel_request(state, floor.site_role(actor))
+            case messages.FloorRelease():
+                new = floor.release_floor(state, floor.site_role(actor))
+            case messages.FloorRevoke():
+                new = floor.revoke(state, actor)
+            case messages.Mute():
+                new = floor.mute(state, actor, message.endpoint, message.muted)
+            case messages.MuteAll():
+                new = floor.mute_all(state, actor, message.muted)
+            case messages.Lock():
+                new = floor.lock(state, actor, message.locked)
+            case messages.Targeted():
                 action = {"floor.grant": floor.grant, "floor.refuse": floor.refuse,
-                          "admit": floor.admit, "remove": floor.remove}[kind]
-                new = action(state, actor, target)
-        elif kind in ("mute_all", "lock"):
-            if not isinstance(flag, bool):
-                raise ValueError(f'"{kind}" needs "{"muted" if kind == "mute_all" else "locked"}"'
-                                 ": true or false")
-            new = (floor.mute_all if kind == "mute_all" else floor.lock)(state, actor, flag)
-        else:
-            raise ValueError(f"unknown message type {kind!r}")
+                          "admit": floor.admit, "remove": floor.remove}[message.type]
+                new = action(state, actor, message.endpoint)
         if new is state:
             return
         self._apply(new)
-        if kind == "remove" and isinstance(target, str) and target in self.connections:
+        if (isinstance(message, messages.Targeted) and message.type == "remove"
+                and message.endpoint in self.connections):
+            target = message.endpoint
             removed = self.connections.pop(target)
             await self._drop_connection(removed, notice={
                 "type": "removed", "message": "the chair removed this site from the room"})
             if removed.media_reported:  # gone on the chair's decision: not redialled
                 await self.hooks.attendance(self.conference_id, target, "left")
         await self.broadcast()
-        data = {k: v for k, v in message.items() if k != "type"}
-        await self._report(actor, kind, data)
+        await self._report(actor, message.type, messages.stored_fields(message))
 
     async def _report(self, actor: floor.FloorActor, action: str, data: dict[str, Any]
                       ) -> None:
@@ -366,7 +367,7 @@ class Room:
 
     def _speaker_changed(self, _speaker: str | None) -> None:
         self._reroute()
-        asyncio.get_running_loop().create_task(self.broadcast())
+        self._broadcasts.request()
 
     def _main(self) -> str | None:
         return floor.main_video(self.state, self.audio.speaker)
@@ -399,7 +400,14 @@ class Room:
         return body
 
     async def broadcast(self) -> None:
-        """Send the room state to every connected site and moderator."""
+        """Send the room state to every connected site and moderator, coalesced: at once
+        after a quiet interval, else folded into one send of the latest state at the end
+        of the current interval (`STATE_BROADCAST_INTERVAL`). Returns without waiting."""
+        self._broadcasts.request()
+
+    async def _send_state(self) -> None:
+        if self.closed:
+            return
         message = self.snapshot()
         receivers: list[SiteConnection | ControlConnection] = [
             *self.connections.values(), *self.controls.values()]
@@ -410,6 +418,7 @@ class Room:
     async def close(self, reason: str) -> None:
         """Disconnect everyone (the conference ended)."""
         self.closed = True
+        await self._broadcasts.close()
         await self.audio.stop()
         if self.recorder is not None:
             try:

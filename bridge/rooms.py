@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from bridge.message_rate import JoinBudgets
 from bridge.peer_session import IceSettings
 from bridge.room import Room, RoomHooks
 from vcbridge.events import EventBus
@@ -27,8 +28,10 @@ class RoomRegistry:
     """The rooms of this process by conference id."""
 
     def __init__(self, ice: IceSettings, hooks: RoomHooks, *, frame_ms: int = 20,
-                 recordings_dir: Path | None = None) -> None:
+                 recordings_dir: Path | None = None, joins_per_minute: int = 20) -> None:
         self.ice = ice
+        # Connections per minute per site or moderator and room (signaling checks it).
+        self.joins = JoinBudgets(joins_per_minute)
         self.hooks = hooks
         self.frame_ms = frame_ms
         self.recordings_dir = recordings_dir

@@ -18,7 +18,9 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from bridge.control_messages import CONTROL_TYPES, parse_control
 from bridge.floor_control import FloorError, Moderator
+from bridge.message_rate import ConnectionRate, SignalingLimits
 from bridge.peer_session import OfferError
 from bridge.recorder import RecordingError
 from bridge.room import ControlConnection, Room, SiteConnection
@@ -29,16 +31,24 @@ from vcbridge.db.models import Conference, ConferenceStatus, TokenScope
 from vcbridge.http.auth_middleware import remote_of, require_principal
 from vcbridge.http.errors import ApiError, conflict, forbidden, invalid, not_found
 from vcbridge.http.parsing import path_int
+from vcbridge.settings import Settings
 
 log = logging.getLogger(__name__)
 
 ROOMS = web.AppKey("rooms", RoomRegistry)
 # An SDP offer for the chair's 31 video lines is large; keep a generous bound.
 MAX_MESSAGE = 512 * 1024
-_CONTROL = frozenset({
-    "floor.request", "floor.cancel", "floor.release", "floor.grant", "floor.refuse",
-    "floor.revoke", "mute", "mute_all", "lock", "admit", "remove", "record",
-})
+# Every message of the protocol is a flat object (docs/signaling.md): deeper is garbage.
+MAX_NESTING = 4
+# Close codes of the errors that end a connection (any other: 1003).
+_CLOSE_CODES = {"bad_message": 1007, "rate_limited": 1008}
+
+
+def signaling_limits(settings: Settings) -> SignalingLimits:
+    """The per-connection limits from the settings."""
+    return SignalingLimits(message_rate=settings.signaling_message_rate,
+                           message_burst=settings.signaling_message_burst,
+                           offers_per_minute=settings.signaling_offers_per_minute)
 
 
 def _error(code: str, message: str) -> dict[str, Any]:
@@ -65,6 +75,7 @@ async def signal_ws(request: web.Request) -> web.StreamResponse:
     if mode == "control":
         moderator = _moderator(request, principal, conference_id, chair_id, participant_ids)
         _check_running(conference_id, status, conference.setup_minutes)
+        _check_joins(request, conference_id, f"user:{moderator.user}")
         return await _control_ws(
             request, request.app[ROOMS].room_for(conference_id, chair, participants), moderator)
     code = principal.endpoint_code
@@ -76,6 +87,7 @@ async def signal_ws(request: web.Request) -> web.StreamResponse:
         # Not booked (nor admitted by the chair): the conference is not its business.
         raise not_found(f"no conference {conference_id}")
     _check_running(conference_id, status, conference.setup_minutes)
+    _check_joins(request, conference_id, code)
     room = request.app[ROOMS].room_for(conference_id, chair, participants)
 
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_MESSAGE)
@@ -86,18 +98,21 @@ async def signal_ws(request: web.Request) -> web.StreamResponse:
         await ws.send_json(_error(exc.code, str(exc)))
         await ws.close(code=4403, message=b"refused")
         return ws
-    await ws.send_json({
-        "type": "joined", "conference": conference_id, "endpoint": code,
-        "role": "chair" if code == chair else "site", "slots": room.slot_names(code),
-        "ice_servers": request.app[SETTINGS].ice_servers,
-    })
-    await room.broadcast()
     left = False
     try:
-        left = await _serve(ws, room, connection,
-                            request.app[SETTINGS].signaling_offer_timeout_seconds)
+        await ws.send_json({
+            "type": "joined", "conference": conference_id, "endpoint": code,
+            "role": "chair" if code == chair else "site", "slots": room.slot_names(code),
+            "ice_servers": request.app[SETTINGS].ice_servers,
+        })
+        await room.broadcast()
+        settings = request.app[SETTINGS]
+        left = await _serve(ws, room, connection, settings.signaling_offer_timeout_seconds,
+                            ConnectionRate(signaling_limits(settings)))
     finally:
-        await room.disconnect(connection, left=left)
+        # Shielded: aiohttp cancels the handler when the client goes away, and the room
+        # must still release the seat, report the drop and tell the others.
+        await asyncio.shield(room.disconnect(connection, left=left))
         await ws.close()
     return ws
 
@@ -107,6 +122,16 @@ def _check_running(conference_id: int, status: ConferenceStatus, setup_minutes: 
     if status not in (ConferenceStatus.OPEN, ConferenceStatus.LIVE):
         raise conflict(f"conference {conference_id} is {status.value}; the room opens "
                        f"{setup_minutes} minutes before the start")
+
+
+def _check_joins(request: web.Request, conference_id: int, who: str) -> None:
+    """429 when `who` connected to this room too often (`signaling_joins_per_minute`)."""
+    registry = request.app[ROOMS]
+    if not registry.joins.join((conference_id, who), asyncio.get_running_loop().time()):
+        wait = max(1, round(60 / registry.joins.per_minute))
+        raise ApiError(429, "rate_limited",
+                       f"too many connections to this room: at most "
+                       f"{registry.joins.per_minute} a minute", headers={"Retry-After": str(wait)})
 
 
 def _moderator(request: web.Request, principal: Principal, conference_id: int,
@@ -145,45 +170,52 @@ async def _control_ws(request: web.Request, room: Room, moderator: Moderator
         })
         await room.broadcast()  # to this console, and everyone learns who moderates
         # Media is optional here (the grid's video), so there is no offer deadline.
-        await _serve(ws, room, connection, None)
+        await _serve(ws, room, connection, None,
+                     ConnectionRate(signaling_limits(request.app[SETTINGS])))
     finally:
-        await room.disconnect_control(connection)
+        await asyncio.shield(room.disconnect_control(connection))
         await ws.close()
     return ws
 
 
 async def _serve(ws: web.WebSocketResponse, room: Room,
                  connection: SiteConnection | ControlConnection,
-                 offer_timeout: float | None) -> bool:
+                 offer_timeout: float | None, rate: ConnectionRate) -> bool:
     """Handle the client's messages; returns True when the site said goodbye.
 
-    `offer_timeout`: seconds a site has to offer its media (None: no deadline)."""
-    joined_at = asyncio.get_running_loop().time()
+    `offer_timeout`: seconds a site has to offer its media (None: no deadline).
+    `rate`: this connection's limits; past one the client gets `rate_limited` and the
+    socket is closed (the caller then releases the seat as on any disconnect)."""
+    loop = asyncio.get_running_loop()
+    joined_at = loop.time()
     offered_media = False
     while not connection.closed.is_set():
         timeout = None if offer_timeout is None or offered_media else max(offer_timeout - (
             asyncio.get_running_loop().time() - joined_at), 0.1)
         try:
-            message = await asyncio.wait_for(_next(ws, connection), timeout)
+            message = await asyncio.wait_for(_next(ws, connection, rate), timeout)
         except TimeoutError:
             await ws.send_json(_error("timeout", "no media offer received in time"))
             await ws.close(code=1008, message=b"no offer")
             return False
         if message is None:
             return False
+        kind = None if isinstance(message, ApiError) else message.get("type")
+        if kind == "offer" and rate.offer(loop.time()) is not None:
+            message = ApiError(429, "rate_limited", "too many offers on this connection: at "
+                               f"most {rate.limits.offers_per_minute} a minute")
         if isinstance(message, ApiError):
             await ws.send_json(_error(message.code, message.message))
-            await ws.close(code=1007 if message.code == "bad_message" else 1003,
+            await ws.close(code=_CLOSE_CODES.get(message.code, 1003),
                            message=message.code.encode())
             return False
-        kind = message.get("type")
         try:
             if kind == "offer":
                 answer = await room.offer(connection, message.get("pc"), message.get("sdp"))
                 offered_media = True
                 await ws.send_json(answer)
-            elif kind in _CONTROL:
-                await room.control(connection.actor, message)
+            elif kind in CONTROL_TYPES:
+                await room.control(connection.actor, parse_control(message))
             elif kind == "ping":
                 await ws.send_json({"type": "pong"})
             elif kind == "leave":
@@ -206,9 +238,10 @@ async def _serve(ws: web.WebSocketResponse, room: Room,
     return False
 
 
-async def _next(ws: web.WebSocketResponse, connection: SiteConnection | ControlConnection
-                ) -> dict[str, Any] | ApiError | None:
-    """The next JSON object from the client, an ApiError for garbage, None when closed."""
+async def _next(ws: web.WebSocketResponse, connection: SiteConnection | ControlConnection,
+                rate: ConnectionRate) -> dict[str, Any] | ApiError | None:
+    """The next JSON object from the client, an ApiError for garbage or a client over its
+    message rate, None when closed."""
     receive = asyncio.ensure_future(ws.receive())
     closed = asyncio.ensure_future(connection.closed.wait())
     done, _ = await asyncio.wait({receive, closed}, return_when=asyncio.FIRST_COMPLETED)
@@ -221,18 +254,50 @@ async def _next(ws: web.WebSocketResponse, connection: SiteConnection | ControlC
     message = receive.result()
     if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
         return None
+    # Counted before anything else is done with it: parsing is work too.
+    if rate.message(asyncio.get_running_loop().time()) is not None:
+        limits = rate.limits
+        return ApiError(429, "rate_limited", "too many messages on this connection: at most "
+                        f"{limits.message_burst} at once and {limits.message_rate:g} a second")
     if message.type is WSMsgType.ERROR:
         # Too large or broken frames end here (aiohttp closes with 1009 for size).
         return ApiError(400, "bad_message", f"unreadable message: {ws.exception()}")
     if message.type is not WSMsgType.TEXT:
         return ApiError(400, "bad_message", "send JSON text messages")
+    return _decode(message.data)
+
+
+def _decode(text: str) -> dict[str, Any] | ApiError:
+    """A protocol message from a text frame, or ApiError("bad_message")."""
     try:
-        body = json.loads(message.data)
+        body = json.loads(text)
     except json.JSONDecodeError as exc:
         return ApiError(400, "bad_message", f"malformed JSON: {exc}")
+    except (ValueError, RecursionError):
+        # Nested deeper than the parser's recursion limit, or a number too long to read.
+        return ApiError(400, "bad_message", "malformed JSON: nested too deep or too long")
     if not isinstance(body, dict) or not isinstance(body.get("type"), str):
         return ApiError(400, "bad_message", 'a message is a JSON object with a "type"')
+    if _nested_deeper(body, MAX_NESTING):
+        return ApiError(400, "bad_message", f"a message is nested at most {MAX_NESTING} deep")
     return body
+
+
+def _nested_deeper(value: object, limit: int) -> bool:
+    """Whether `value` holds containers more than `limit` levels deep (iteratively: the
+    value may be as deep as the parser allowed)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (item.values() if isinstance(item, dict)
+                    else item if isinstance(item, list) else None)
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, (dict, list)))
+    return False
 
 
 def setup_routes(app: web.Application, registry: RoomRegistry) -> None:

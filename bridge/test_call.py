@@ -144,7 +144,7 @@ async def _serve(ws: web.WebSocketResponse, echo: EchoSession) -> None:
             return
         try:
             body = message.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             body = None
         if not isinstance(body, dict):
             await ws.send_json(_error("bad_message", "a message is a JSON object"))

@@ -30,7 +30,8 @@ def setup(app: web.Application, settings: Settings, hooks: RoomHooks) -> RoomReg
     to `app`."""
     registry = RoomRegistry(ice_settings(settings), hooks,
                             frame_ms=settings.bridge_audio_frame_ms,
-                            recordings_dir=settings.effective_recordings_dir)
+                            recordings_dir=settings.effective_recordings_dir,
+                            joins_per_minute=settings.signaling_joins_per_minute)
     signaling.setup_routes(app, registry)
     test_call.setup_routes(app, registry.ice)
     recordings_api.setup_routes(app, settings.effective_recordings_dir)

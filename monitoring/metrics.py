@@ -49,6 +49,10 @@ Service-wide:
 - `vcbridge_http_requests_total{route,method,status}` counter and
   `vcbridge_http_request_duration_seconds{route,method}` histogram.
 - `vcbridge_heartbeats_dropped_total{reason}` counter (`HEARTBEAT_DROP_REASONS`).
+- `vcbridge_login_failures_total` counter: wrong user name or password (401);
+  `vcbridge_logins_refused_total{reason}` counter, reason backoff/address: logins
+  refused by the login limiter (429). Per process, read from the core's
+  `LoginStats` at scrape time (`watch_logins`).
 
 No label ever holds an unbounded value (a conference title or id, a user, a
 raw URL): `endpoint` only takes roster codes (anything else is ignored),
@@ -96,7 +100,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -104,6 +108,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from monitoring.endpoint_gauges import EndpointGauge, render_all
+from vcbridge.auth.login_limiter import LoginStats, Reason
 from vcbridge.clock import Clock
 from vcbridge.db.engine import Database
 from vcbridge.db.models import (
@@ -290,6 +295,30 @@ class _ConferenceCounts(Collector):
             for state in CONFERENCE_STATES:
                 family.add_metric([state], self.counts.get(state, 0))
         return [family]
+
+
+class _LoginCounts(Collector):
+    """The login counters, collected at scrape time from the core's login limiter."""
+
+    def __init__(self, stats: LoginStats) -> None:
+        self.stats = stats
+
+    def describe(self) -> Iterable[Metric]:
+        return self.collect()
+
+    def collect(self) -> Iterable[Metric]:
+        failures = CounterMetricFamily(
+            "vcbridge_login_failures",
+            "Failed logins (wrong user name or password, or an inactive account).")
+        failures.add_metric([], self.stats.failures)
+        refused = CounterMetricFamily(
+            "vcbridge_logins_refused",
+            "Logins refused by the login limiter (429), by reason: backoff (the user name "
+            "from that address) or address (that address, any user names).",
+            labels=["reason"])
+        for reason in Reason:
+            refused.add_metric([reason.value], self.stats.refused.get(reason, 0))
+        return [failures, refused]
 
 
 class Metrics:
@@ -499,6 +528,10 @@ class Metrics:
         self.http_requests.labels(route, method, str(status)).inc()
         if seconds is not None:
             self.http_duration.labels(route, method).observe(seconds)
+
+    def watch_logins(self, stats: LoginStats) -> None:
+        """Export the login counters of the core's login limiter."""
+        self.registry.register(_LoginCounts(stats))
 
     def heartbeat_dropped(self, reason: str) -> None:
         self.heartbeats_dropped.labels(

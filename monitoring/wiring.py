@@ -32,7 +32,14 @@ from monitoring.metrics import (
     StatusModel,
     presence_status,
 )
-from vcbridge.app_keys import CLOCK, DATABASE, EVENT_BUS, HEALTH_REPORTERS, SETTINGS
+from vcbridge.app_keys import (
+    CLOCK,
+    DATABASE,
+    EVENT_BUS,
+    HEALTH_REPORTERS,
+    LOGIN_LIMITER,
+    SETTINGS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +80,8 @@ def setup(
     metrics = Metrics(is_leader=scheduler_leader(app))
     monitoring = Monitoring(metrics)
     app[METRICS], app[MONITORING] = metrics, monitoring
+    if LOGIN_LIMITER in app:
+        metrics.watch_logins(app[LOGIN_LIMITER].stats)
     app.middlewares.insert(0, metrics_middleware(metrics))
     metrics_routes.setup_routes(app, metrics, token)
 

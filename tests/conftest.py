@@ -152,7 +152,9 @@ async def booker(make_user: Callable[..., Awaitable[dict[str, str]]]) -> dict[st
 ENGINE_INDEPENDENT = {
     "test_active_speaker", "test_agent", "test_audio_mixer", "test_bridge_media",
     "test_browser_pages", "test_connect_policy", "test_floor_control", "test_lifecycle",
-    "test_media_tap", "test_recording", "test_signaling",
+    "test_media_tap", "test_recording", "test_signaling", "test_recurrence",
+    "test_booking_rules", "test_message_rate", "test_sdp_precheck", "test_control_messages",
+    "test_coalescer",
 }
 
 

@@ -1098,17 +1098,20 @@ async def test_bad_user_patch(
 
 
 @asynccontextmanager
-async def only_audited(client: Client, failures: int) -> AsyncIterator[None]:
-    """Nothing but `failures` new auth.login_failed audit events is written."""
+async def only_audited(
+    client: Client, failures: int, then: tuple[str, ...] = ()
+) -> AsyncIterator[None]:
+    """Nothing but `failures` new auth.login_failed audit events (followed by the
+    actions `then`) is written, besides the login limiter's counts."""
     async with client.app[DATABASE].read() as session:
         last = await session.scalar(select(func.max(AuditEvent.id))) or 0
-    async with unchanged(client, skip=("audit_events",)):
+    async with unchanged(client, skip=("audit_events", "login_throttle")):
         yield
     async with client.app[DATABASE].read() as session:
         actions = (await session.scalars(
-            select(AuditEvent.action).where(AuditEvent.id > last)
+            select(AuditEvent.action).where(AuditEvent.id > last).order_by(AuditEvent.id)
         )).all()
-    assert list(actions) == ["auth.login_failed"] * failures
+    assert list(actions) == ["auth.login_failed"] * failures + list(then)
 
 
 @pytest.mark.parametrize("credentials", [
@@ -1166,7 +1169,7 @@ async def test_login_not_json_content_type(client: Client, admin: Headers) -> No
 
 
 async def test_login_rate_limit(client: Client, admin: Headers) -> None:
-    async with only_audited(client, failures=5):
+    async with only_audited(client, failures=5, then=("auth.login_backoff",)):
         for _ in range(5):
             response = await client.post(
                 LOGIN, json={"username": "admin", "password": "wrong-password"}

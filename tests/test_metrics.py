@@ -62,6 +62,7 @@ FAMILIES = {
     "vcbridge_scheduler_transition_lateness_seconds", "vcbridge_invitations",
     "vcbridge_redials", "vcbridge_scheduler_leader", "vcbridge_http_requests",
     "vcbridge_http_request_duration_seconds", "vcbridge_heartbeats_dropped",
+    "vcbridge_login_failures", "vcbridge_logins_refused",
     # Process metrics, from the collectors registered on the app's own registry.
     "process_cpu_seconds", "process_resident_memory_bytes", "python_gc_collections",
     "python_info",
@@ -311,12 +312,13 @@ async def test_metrics_is_public_by_default(
 def test_alert_rules_check_and_unit_tests_pass() -> None:
     checked = run_promtool("check", "rules", "prometheus-rules.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "4 rules found" in checked.stdout
+    assert "6 rules found" in checked.stdout
     tested = run_promtool("test", "rules", "prometheus-rules.test.yml")
     assert tested.returncode == 0, tested.stdout + tested.stderr
     tests = (MONITORING / "prometheus-rules.test.yml").read_text(encoding="utf-8")
     for alert in ("VcbridgeEndpointOffline", "VcbridgeEndpointPacketLoss",
-                  "VcbridgeEndpointNotReadyBeforeConference", "VcbridgeSchedulerLeaderMissing"):
+                  "VcbridgeEndpointNotReadyBeforeConference", "VcbridgeSchedulerLeaderMissing",
+                  "VcbridgeLoginFailuresHigh", "VcbridgeLoginsRefused"):
         assert f"alertname: {alert}" in tests
     config = run_promtool("check", "config", "prometheus.yml")
     assert config.returncode == 0, config.stdout + config.stderr

@@ -100,12 +100,17 @@ async def test_bad_messages_end_the_call_with_a_clear_error(
                            "bad_offer"),
                           ({"type": "offer", "pc": "data", "sdp": ""}, "bad_offer"),
                           ({"type": "dance"}, "bad_message"),
-                          ([1, 2], "bad_message")]:
+                          ([1, 2], "bad_message"),
+                          # Past the parser's recursion limit: was an unhandled error.
+                          ("[" * 10_000 + "]" * 10_000, "bad_message")]:
         async with aiohttp.ClientSession() as http, http.ws_connect(
                 url, headers={"Authorization": f"Bearer {token}"}) as ws:
             joined = await ws.receive_json(timeout=5)
             assert joined["type"] == "joined" and joined["slots"] == ["self"]
-            await ws.send_json(message)
+            if isinstance(message, str):
+                await ws.send_str(message)
+            else:
+                await ws.send_json(message)
             answers = [await ws.receive_json(timeout=5) for _ in range(2)]
             assert answers[0] == {"type": "error", "error": {
                 "code": code, "message": answers[0]["error"]["message"]}}, answers

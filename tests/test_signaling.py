@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
 
 from tests.conftest import Client
 from tests.support import loopback_settings
@@ -56,6 +57,12 @@ async def error_then_close(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any
     ('{"type": "offer", "pc": "screen", "sdp": "v=0\\r\\n"}', "bad_offer"),
     ('{"type": "offer", "pc": "audio", "sdp": "v=0\\r\\no=- 1 1 IN IP4 0.0.0.0\\r\\n'
      'm=audio 9 UDP/TLS/RTP/SAVPF 0\\r\\n"}', "bad_offer"),
+    # Nested past the parser's recursion limit: was an unhandled RecursionError.
+    pytest.param('{"type": "ping", "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                 "bad_message", id="nested-100000-deep"),
+    ('{"type": "ping", "x": [[[[{"y": 1}]]]]}', "bad_message"),  # no message is this deep
+    pytest.param('{"type": "ping", "n": ' + "9" * 5000 + "}", "bad_message",
+                 id="a-5000-digit-integer"),
 ])
 async def test_bad_messages_get_an_error_and_a_closed_socket(
     client: Client, room: Any, message: str, code: str
@@ -122,3 +129,47 @@ async def test_bad_input_from_one_site_leaves_the_room_working(
     finally:
         await chair.stop()
         await nga.stop()
+
+
+async def real_offer(kind: str) -> str:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        pc.addTransceiver(kind, direction="sendrecv")
+        await pc.setLocalDescription(await pc.createOffer())
+        return str(pc.localDescription.sdp)
+    finally:
+        await pc.close()
+
+
+@pytest.mark.parametrize("dropped", ["a=fingerprint:", "a=setup:"])
+async def test_an_offer_without_dtls_parameters_is_refused(
+    client: Client, room: Any, dropped: str
+) -> None:
+    """Without a fingerprint the offer used to be answered, then failed inside aiortc;
+    without a DTLS role aiortc's own parser failed with an unhandled AttributeError."""
+    conference_id, tokens = room
+    sdp = "".join(line for line in (await real_offer("audio")).splitlines(keepends=True)
+                  if not line.startswith(dropped))
+    ws = await connect(client, conference_id, tokens["HUYEN-NGA-SON"])
+    await ws.send_json({"type": "offer", "pc": "audio", "sdp": sdp})
+    error = await error_then_close(ws)
+    assert error["code"] == "bad_offer", error
+    assert ws.close_code == 1007
+
+
+async def test_a_client_past_its_message_rate_is_told_and_closed(
+    client: Client, room: Any
+) -> None:
+    conference_id, tokens = room
+    ws = await connect(client, conference_id, tokens["HUYEN-NGA-SON"])
+    for _ in range(200):
+        await ws.send_json({"type": "ping"})
+    answers: list[str] = []
+    async for message in ws:
+        if message.type is aiohttp.WSMsgType.TEXT:
+            body = message.json()
+            answers.append(body["error"]["code"] if body["type"] == "error" else body["type"])
+    assert ws.closed and ws.close_code == 1008
+    # The burst (30 by default) was answered, then one error, then nothing.
+    assert answers[-1] == "rate_limited"
+    assert 30 <= answers.count("pong") < 60, answers

@@ -39,7 +39,7 @@ from vcbridge.app_keys import (
     TOKEN_CACHE,
     ZONE,
 )
-from vcbridge.auth.login_limiter import LoginLimiter
+from vcbridge.auth.login_limiter import LoginLimiter, LoginPolicy
 from vcbridge.auth.token_cache import AgentTokenCache
 from vcbridge.bootstrap import prepare_database
 from vcbridge.clock import Clock, SystemClock
@@ -64,7 +64,7 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[ZONE] = ZoneInfo(settings.timezone)
-    app[LOGIN_LIMITER] = LoginLimiter(settings.login_max_failures, settings.login_window_seconds)
+    app[LOGIN_LIMITER] = LoginLimiter(LoginPolicy.from_settings(settings))
     app[PASSWORDS] = passwords_for(settings)
     app[TOKEN_CACHE] = AgentTokenCache(settings.agent_token_cache_seconds)
     app[HEALTH_REPORTERS] = {}
@@ -85,7 +85,8 @@ def create_app(
     openapi_routes.setup_routes(app)
     monitor = health_wiring.setup(app)
     monitoring_wiring.setup(app, media=_bridge_media(rooms),
-                            status_model=health_wiring.status_model(monitor))
+                            status_model=health_wiring.status_model(monitor),
+                            token=settings.metrics_token or None)
     return app
 
 

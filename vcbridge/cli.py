@@ -54,9 +54,12 @@ def _with_database(
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from monitoring.metrics_routes import check_metrics_exposure
     from vcbridge.app import create_app
+    from vcbridge.http import server
 
     settings = _settings(args)
+    check_metrics_exposure(args.host, settings.metrics_token)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -65,7 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     use_event_loop(settings)
     app = create_app(settings)
     app.on_startup.append(_freeze_startup_heap)  # after every cleanup_ctx has started
-    web.run_app(app, host=args.host, port=args.port, access_log=None)
+    server.run(app, host=args.host, port=args.port)
     return 0
 
 

@@ -135,6 +135,9 @@ class EventBus:
         last = await session.scalar(
             update(EventSequence).where(EventSequence.id == 1)
             .values(last=EventSequence.last + len(events)).returning(EventSequence.last)
+            # No ORM object holds the sequence: without this, every publish scans the
+            # session's whole identity map (quadratic in a long series' occurrences).
+            .execution_options(synchronize_session=False)
         )
         assert last is not None
         first = int(last) - len(events) + 1

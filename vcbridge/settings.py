@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from vcbridge.auth.passwords import Passwords
+from vcbridge.http.origin import normalise_origin
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "vcbridge.toml"
@@ -51,8 +52,19 @@ class Settings(BaseSettings):
 
     # Authentication
     login_token_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    # Failed logins for one user name from one client address before each next attempt
+    # from there waits login_backoff_seconds, doubling up to login_backoff_max_seconds;
+    # forgotten login_backoff_reset_seconds after the last failure, or at a success.
     login_max_failures: int = Field(default=5, ge=1, le=1000)
-    login_window_seconds: float = Field(default=300.0, gt=0)
+    login_backoff_seconds: float = Field(default=1.0, gt=0, le=3600)
+    login_backoff_max_seconds: float = Field(default=300.0, gt=0, le=86400)
+    login_backoff_reset_seconds: float = Field(default=3600.0, gt=0, le=7 * 86400)
+    # Failed logins from one client address (any user names) per window.
+    login_address_max_failures: int = Field(default=20, ge=1, le=100_000)
+    login_window_seconds: float = Field(default=300.0, gt=0, le=86400)
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client;
+    # empty: the client is the TCP peer and the header is ignored.
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(default_factory=list)
     cookie_secure: bool = False
     # Argon2id cost of password hashes (OWASP minimum by default).
     password_time_cost: int = Field(default=2, ge=1, le=20)
@@ -60,6 +72,12 @@ class Settings(BaseSettings):
 
     # HTTP
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Origins ("https://host[:port]") whose pages may open a WebSocket or write with the
+    # session cookie, besides the service's own (vcbridge/http/origin.py).
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The bearer token Prometheus must send to GET /metrics; empty: /metrics is open,
+    # which `vcbridge serve` allows only on a loopback address.
+    metrics_token: str = Field(default="", repr=False)
 
     # Booking rules
     default_setup_minutes: int = Field(default=15, ge=0, le=240)
@@ -69,6 +87,8 @@ class Settings(BaseSettings):
     max_occurrences: int = Field(default=260, ge=1, le=2000)
     max_concurrent_conferences: int = Field(default=4, ge=1, le=1000)
     max_participant_ports: int = Field(default=80, ge=2, le=100000)
+    # Wall time a worker process may spend expanding one RRULE; past it: 422.
+    recurrence_budget_seconds: float = Field(default=2.0, gt=0, le=60)
 
     # Lifecycle scheduler
     scheduler_enabled: bool = True
@@ -89,6 +109,14 @@ class Settings(BaseSettings):
 
     # Bridge: a site that joins must offer its media within this time.
     signaling_offer_timeout_seconds: float = Field(default=30, gt=0, le=600)
+    # Bridge: per signaling connection, messages at once and per second after that, and
+    # media offers per minute (a client needs 2 per connection); past either the client
+    # gets `rate_limited` and its socket is closed (docs/signaling.md).
+    signaling_message_burst: int = Field(default=30, ge=5, le=10_000)
+    signaling_message_rate: float = Field(default=5, gt=0, le=1000)
+    signaling_offers_per_minute: int = Field(default=6, ge=2, le=600)
+    # Bridge: connections per minute to one room by one site (or moderator); past it: 429.
+    signaling_joins_per_minute: int = Field(default=20, ge=2, le=600)
     # Bridge: where conference recordings are written; None (empty): <data_dir>/recordings.
     recordings_dir: Path | None = None
     # Bridge: the Opus frame of the mixes the bridge sends (and its mixing clock). 60 ms
@@ -125,8 +153,23 @@ class Settings(BaseSettings):
     ice_host_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     _csv = field_validator(
-        "ice_servers", "ice_host_addresses", "redial_backoff_seconds", mode="before"
+        "ice_servers", "ice_host_addresses", "redial_backoff_seconds", "allowed_origins",
+        "trusted_proxies",
+        mode="before",
     )(_split_csv)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        return [normalise_origin(origin) for origin in value]
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _scrape_token(cls, value: str) -> str:
+        if value and (len(value) < 16 or any(ch.isspace() for ch in value)):
+            raise ValueError("must be at least 16 characters without spaces "
+                             "(e.g. the output of `openssl rand -hex 32`)")
+        return value
 
     @field_validator("bridge_audio_frame_ms")
     @classmethod
@@ -151,6 +194,16 @@ class Settings(BaseSettings):
         if self.health_offline_after_seconds < 2 * self.health_heartbeat_interval_seconds:
             raise ValueError("health_offline_after_seconds must be at least twice "
                              "health_heartbeat_interval_seconds")
+        return self
+
+    @model_validator(mode="after")
+    def _login_backoff(self) -> Settings:
+        # A backoff that outlives the memory of the failures would start over at zero.
+        if self.login_backoff_max_seconds < self.login_backoff_seconds:
+            raise ValueError("login_backoff_max_seconds must be at least login_backoff_seconds")
+        if self.login_backoff_reset_seconds <= self.login_backoff_max_seconds:
+            raise ValueError("login_backoff_reset_seconds must be more than "
+                             "login_backoff_max_seconds")
         return self
 
     @field_validator("redial_backoff_seconds")

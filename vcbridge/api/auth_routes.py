@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import math
 from datetime import timedelta
 
 from aiohttp import web
@@ -11,6 +11,7 @@ from sqlalchemy import select
 from vcbridge.api.schemas import LoginRequest
 from vcbridge.app_keys import CLOCK, DATABASE, LOGIN_LIMITER, PASSWORDS, SETTINGS, ZONE
 from vcbridge.audit import Actor, record
+from vcbridge.auth.login_limiter import Reason, Refused
 from vcbridge.auth.tokens import csrf_for, issue_token
 from vcbridge.clock import to_local_iso
 from vcbridge.db.models import ApiToken, TokenScope, User
@@ -21,43 +22,57 @@ from vcbridge.users import user_json
 
 
 async def login(request: web.Request) -> web.Response:
-    """POST /api/v1/auth/login: a bearer token, also set as the session cookie."""
+    """POST /api/v1/auth/login: a bearer token, also set as the session cookie.
+
+    The attempt is counted by the login limiter before the password is
+    checked, and forgiven when it was right (vcbridge/auth/login_limiter.py)."""
     body = await read_model(request, LoginRequest)
-    settings = request.app[SETTINGS]
-    limiter = request.app[LOGIN_LIMITER]
+    settings, database = request.app[SETTINGS], request.app[DATABASE]
+    limiter, clock = request.app[LOGIN_LIMITER], request.app[CLOCK]
     remote = remote_of(request)
-    keys = [f"user:{body.username.lower()}", f"addr:{remote}"]
-    wait = limiter.retry_after(keys, time.monotonic())
-    if wait > 0:
+    verdict = await limiter.reserve(database, body.username, remote, clock)
+    if isinstance(verdict, Refused):
+        wait = max(1, math.ceil(verdict.retry_after))
         raise ApiError(
             429, "rate_limited", "too many failed logins; try again later",
-            {"retry_after_seconds": int(wait) + 1},
-            headers={"Retry-After": str(int(wait) + 1)},
+            {"retry_after_seconds": wait}, headers={"Retry-After": str(wait)},
         )
-    now = request.app[CLOCK].now()
-    async with request.app[DATABASE].write() as session:
-        user = await session.scalar(select(User).where(User.username == body.username))
-        ok = await request.app[PASSWORDS].verify(
-            user.password_hash if user else None, body.password
-        )
-        if user is None or not ok or not user.active:
-            limiter.fail(keys, time.monotonic())
-            await record(session, Actor(body.username[:100], "anonymous", remote),
-                         "auth.login_failed", "user", body.username[:64], None, None, now)
-            failed = True
-        else:
-            failed = False
-            limiter.succeed(keys[:1])
-            lifetime = timedelta(hours=settings.login_token_hours)
-            secret, token = await issue_token(
-                session, TokenScope.LOGIN, now, user_id=user.id, lifetime=lifetime,
-                label="login", created_by=user.username,
-            )
-            await record(session, Actor(user.username, user.role.value, remote),
-                         "auth.login", "user", user.id, None, None, now)
-    if failed:  # after the commit, so the failure stays in the audit log
+    async with database.read() as session:
+        found = await session.scalar(select(User).where(User.username == body.username))
+    # The hash is checked outside any transaction: it takes tens of milliseconds.
+    ok = await request.app[PASSWORDS].verify(
+        found.password_hash if found else None, body.password
+    )
+    now = clock.now()
+    if found is None or not ok or not found.active:
+        limiter.failed()
+        actor = Actor(body.username[:100], "anonymous", remote)
+        async with database.write() as session:
+            await record(session, actor, "auth.login_failed", "user", body.username[:64],
+                         None, None, now)
+            # Once per burst, not per attempt: the failure that starts a backoff or a limit.
+            for reason in verdict.crossed(limiter.policy):
+                if reason is Reason.BACKOFF:
+                    await record(session, actor, "auth.login_backoff", "user",
+                                 body.username[:64], None,
+                                 {"failures": verdict.user_failures}, now)
+                else:
+                    await record(session, actor, "auth.login_address_limit", "address",
+                                 remote[:64], None, {"failures": verdict.address_failures}, now)
         raise ApiError(401, "invalid_credentials", "wrong user name or password")
-    assert user is not None and token.expires_at is not None
+    lifetime = timedelta(hours=settings.login_token_hours)
+    async with database.write() as session:
+        await limiter.forgive(session, verdict)
+        user = await session.get(User, found.id)
+        if user is None or not user.active:  # deactivated while its password was checked
+            raise ApiError(401, "invalid_credentials", "wrong user name or password")
+        secret, token = await issue_token(
+            session, TokenScope.LOGIN, now, user_id=user.id, lifetime=lifetime,
+            label="login", created_by=user.username,
+        )
+        await record(session, Actor(user.username, user.role.value, remote),
+                     "auth.login", "user", user.id, None, None, now)
+    assert token.expires_at is not None
     response = web.json_response({
         "token": secret,
         "token_type": "Bearer",

@@ -123,8 +123,11 @@ async def _read_client(request: web.Request, principal: Principal,
         if message.type is WSMsgType.TEXT:
             try:
                 body: Any = json.loads(message.data)
+                problem = ""
             except json.JSONDecodeError:
-                body = None
+                body, problem = None, "the message is not valid JSON"
+            except RecursionError:  # nested past Python's limit (e.g. 60,000 "[")
+                body, problem = None, "the message is JSON nested too deeply"
             kind = body.get("type") if isinstance(body, dict) else None
             if kind == "ping":
                 await ws.send_json({"type": "pong"})
@@ -140,7 +143,8 @@ async def _read_client(request: web.Request, principal: Principal,
             accepted = ", ".join(f'"{k}"' for k in ["ping", *sorted(handlers)])
             await ws.send_json({"type": "error", "error": {
                 "code": "bad_message",
-                "message": f"the event stream accepts only messages of type {accepted}",
+                "message": (f"{problem}; " if problem else "")
+                + f"the event stream accepts only messages of type {accepted}",
             }})
         await ws.close(code=1003, message=b"unsupported message")
         return

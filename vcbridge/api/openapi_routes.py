@@ -16,6 +16,8 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from monitoring.health_api import openapi_fragment as health_fragment
+from scheduler.booking_api import MAX_CONFERENCE_PAGE
+from scheduler.booking_service import MAX_LISTED_CONFLICTS
 from scheduler.conference_schemas import ConferenceCreate, ConferenceUpdate
 from scheduler.connect_policy import ConnectState, Reason
 from scheduler.lifecycle_api import Extension
@@ -308,7 +310,11 @@ def _response_schemas() -> dict[str, Schema]:
                     "endpoints": {"type": "array", "items": ENDPOINT_CODE,
                                   "description": "The requested endpoints it holds."},
                 }),
+                "maxItems": MAX_LISTED_CONFLICTS,
+                "description": f"The earliest {MAX_LISTED_CONFLICTS} at most.",
             },
+            "conflicts_total": {"type": "integer", "minimum": 0,
+                                "description": "How many conferences conflict in all."},
             "capacity": _nullable(_object({
                 "at": LOCAL_TIME,
                 "conferences": {"type": "integer"},
@@ -815,7 +821,8 @@ def _paths() -> dict[str, Schema]:
         "/api/v1/endpoints/{code}/calendar.ics": {"get": _op(
             "getEndpointCalendar", "iCalendar feed of an endpoint's conferences", "calendar",
             {"200": {
-                "description": "RFC 5545 calendar: conferences from 60 days ago on.",
+                "description": "RFC 5545 calendar: conferences from 60 days ago on, at "
+                "most 1,000 (the earliest).",
                 "content": {"text/calendar": {"schema": {"type": "string"}}},
                 "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
             },
@@ -844,8 +851,9 @@ def _paths() -> dict[str, Schema]:
                      "style": "form", "explode": True},
                     _query("series", ID,
                            "Only the occurrences of this series."),
-                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000,
-                                     "default": 200}, "Page size."),
+                    _query("limit", {"type": "integer", "minimum": 1,
+                                     "maximum": MAX_CONFERENCE_PAGE, "default": 200},
+                           "Page size."),
                     _query("offset", {"type": "integer", "minimum": 0, "maximum": 10_000_000,
                                       "default": 0}, "Page start (see `next_offset`)."),
                 ],

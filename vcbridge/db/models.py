@@ -283,6 +283,25 @@ class EndpointPresence(Base):
     last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class LoginThrottle(Base):
+    """Failed logins of one key, shared by every process (vcbridge/auth/login_limiter.py).
+
+    A key is a user name from one client address (`u|<address>|<name>`:
+    exponential backoff) or a client address (`a|<address>`: a fixed window).
+    Each attempt locks its rows while it is counted, so parallel attempts are
+    counted one after the other; rows past `expires_at` are forgotten."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    # The address key: start of its window. The user name key: its first failure.
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The user name key: no attempt before this time (None: no backoff).
+    blocked_until: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
 class EndpointHealth(Base):
     """An endpoint's latest health (monitoring), shared by every process.
 

@@ -2,20 +2,25 @@
 
 Handlers then call `require_principal` / `require_permission`. A request
 authenticated by cookie must carry the matching X-CSRF-Token header on any
-unsafe method, so another site cannot ride on the cookie."""
+unsafe method, so another site cannot ride on the cookie; and a WebSocket upgrade
+or a write riding on the cookie must come from an allowed page origin
+(`vcbridge/http/origin.py`), so another origin of the same site cannot either."""
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from vcbridge.app_keys import AUTH_FAILURE, CLOCK, DATABASE, PRINCIPAL, TOKEN_CACHE
+from vcbridge.app_keys import AUTH_FAILURE, CLOCK, DATABASE, PRINCIPAL, SETTINGS, TOKEN_CACHE
 from vcbridge.auth.principal import Permission, Principal
 from vcbridge.auth.tokens import csrf_for, resolve, token_hash
 from vcbridge.db.models import TokenScope
 from vcbridge.http.errors import ApiError, forbidden, unauthorized
+from vcbridge.http.origin import is_websocket_upgrade, origin_allowed
 
 SESSION_COOKIE = "vcbridge_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -43,6 +48,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         and (cookie := request.cookies.get(SESSION_COOKIE))
     ):
         secret, from_cookie = cookie, True
+        _check_origin(request)
     if secret is not None:
         principal = await _principal(request, secret)
         if principal is None:
@@ -55,6 +61,25 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
                     raise ApiError(403, "csrf", f"missing or wrong {CSRF_HEADER} header")
             request[PRINCIPAL] = principal
     return await handler(request)
+
+
+def _check_origin(request: web.Request) -> None:
+    """Refuse (403, before any look-up of the session) a cookie-authenticated WebSocket
+    upgrade from a page of a foreign origin, or without `Origin` (every browser sends
+    one on a handshake); and a cookie-authenticated write whose `Origin` is foreign (a
+    write without `Origin` is left to the CSRF token: older clients omit it)."""
+    upgrade = is_websocket_upgrade(request)
+    if not upgrade and (request.method in SAFE_METHODS or "Origin" not in request.headers):
+        return
+    if not origin_allowed(request, request.app[SETTINGS].allowed_origins):
+        sent = request.headers.get("Origin")
+        raise ApiError(
+            403, "origin_not_allowed",
+            "this request rides on the session cookie but comes from a page of another "
+            "origin (or names none); open the page from the service's own address, or "
+            "add its origin to allowed_origins",
+            {"origin": sent[:200] if sent is not None else None},
+        )
 
 
 async def _principal(request: web.Request, secret: str) -> Principal | None:
@@ -90,5 +115,36 @@ def require_permission(request: web.Request, permission: Permission) -> Principa
 
 
 def remote_of(request: web.Request) -> str:
-    """The client address for the audit log."""
-    return request.remote or ""
+    """The client address, for the audit log and the login limiter.
+
+    The TCP peer, unless the peer is one of `trusted_proxies`: then the
+    right-most X-Forwarded-For address that is not a trusted proxy. A client
+    may write anything into the header, but only to the left of what the
+    proxies append, so with no trusted proxy the header is ignored."""
+    peer = request.remote or ""
+    settings = request.app.get(SETTINGS)
+    trusted = settings.trusted_proxies if settings is not None else []
+    if not trusted or not _trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for value in request.headers.getall("X-Forwarded-For", ())
+            for hop in value.split(",")]
+    client = peer
+    for hop in reversed(hops):
+        try:
+            address = ip_address(hop)
+        except ValueError:
+            break  # junk is not an address a proxy wrote: keep the last good hop
+        client = str(address)
+        if not _trusted(client, trusted):
+            break
+    return client[:64]
+
+
+def _trusted(address: str, networks: Sequence[IPv4Network | IPv6Network]) -> bool:
+    try:
+        parsed: IPv4Address | IPv6Address = ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(parsed, IPv6Address) and parsed.ipv4_mapped is not None:
+        parsed = parsed.ipv4_mapped
+    return any(parsed.version == net.version and parsed in net for net in networks)
