@@ -74,6 +74,27 @@ What happens, for each site count N:
    Every child is killed at the end, on Ctrl-C and on errors too (and dies
    with the harness: PR_SET_PDEATHSIG).
 
+`--hostile` (issue 11: one booked site must not stall the others' media):
+each site count runs twice, first a baseline without an attacker (skip it
+with `--no-baseline`), then the same conference with one more booked site,
+`BENCH-HOSTILE` (added to a copy of the roster given to the bridge as
+`roster_file`: a 31-site run keeps all 31 honest sites). It sends no media;
+`bench/hostile_site.py`, in its own process, attacks signaling over the
+steady part in bounded rounds: an offer of 1,000 media lines, an offer
+without a fingerprint, 19 floor requests with a 400 KB junk field, a
+1,000-a-second floor flood, 10 reconnections; it stops by itself a second
+before the steady part ends. Both runs time `GET /healthz` every 0.1 s (the
+bridge answers on its event loop: the round trip bounds the loop's stalls
+from above; the baseline shows its normal cost). With the bridge's default
+`signaling_joins_per_minute` (20) most attacks are refused before the
+upgrade (`http_429`); `--hostile-joins-per-minute 600` lets every attack
+reach the room, to measure what each costs there. Reported in one more
+table and under `hostile` in the JSON: the other sites' fps (min, median,
+worst second), audio loss (max, median), mix frames missing (the bridge's
+skipped mixing ticks as the sites see them), `/healthz` median / p99 / max,
+and the attacker's outcomes by error code (`bad_offer`, `bad_message`,
+`rate_limited`, `http_429`; `answered` would be a defence that failed).
+
 Received video is counted per slot in one-second buckets over the steady
 part; a site's own floor time (it sees no floor video while it holds the
 floor) is left out of its floor slot. Audio loss at a site is the larger of
@@ -719,7 +740,8 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
         if options.probe_health:
             result["healthz_ms"] = health_summary(health, steady_start, steady_end)
         if hostile is not None:
-            result["hostile"] = hostile_summary(hostile, sampler, steady_start, steady_end)
+            result["hostile"] = hostile_summary(hostile, sampler, health, steady_start,
+                                                steady_end)
         profile = options.work / "bridge-profile.txt"
         if options.py_spy and profile.exists():
             result["profile"] = {"file": str(profile), **profile_summary.summarise(profile)}
@@ -790,10 +812,23 @@ def health_summary(samples: list[tuple[float, float, bool]], start: float, end: 
             "failed": sum(not ok for at, _, ok in samples if start <= at <= end)}
 
 
-def hostile_summary(hostile: LoadProcess, sampler: Sampler, start: float, end: float
+def hostile_summary(hostile: LoadProcess, sampler: Sampler,
+                    health: list[tuple[float, float, bool]], start: float, end: float
                     ) -> dict[str, Any]:
-    """What the hostile site sent and how the bridge answered (error code -> count)."""
+    """What the hostile site sent and how the bridge answered (error code -> count), and
+    the slowest /healthz round trip while each kind of attack was under way."""
     result = hostile.result or {}
+    during: dict[str, dict[str, float]] = {}
+    for name, began, ended in result.get("timeline", []):
+        figures = during.setdefault(name, {"seconds": 0.0, "healthz_max_ms": 0.0,
+                                           "healthz_over_100ms": 0})
+        figures["seconds"] += ended - began
+        for at, ms, _ in health:
+            if at - ms / 1000 < ended and at > began:  # the probe overlapped the attack
+                figures["healthz_max_ms"] = round(max(figures["healthz_max_ms"], ms), 1)
+                figures["healthz_over_100ms"] += ms > 100
+    for figures in during.values():
+        figures["seconds"] = round(figures["seconds"], 1)
     refused: dict[str, int] = {}
     for attack in result.get("attacks", {}).values():
         for code, n in attack["outcomes"].items():
@@ -803,7 +838,8 @@ def hostile_summary(hostile: LoadProcess, sampler: Sampler, start: float, end: f
             "refused": dict(sorted(refused.items(), key=lambda kv: -kv[1])),
             "answered_offers": sum(a["outcomes"].get("answered", 0)
                                    for a in result.get("attacks", {}).values()),
-            "attacks": result.get("attacks"), "rounds": result.get("rounds"),
+            "attacks": result.get("attacks"), "during": during,
+            "rounds": result.get("rounds"),
             "connections": result.get("connections"),
             "messages_sent": result.get("messages_sent"),
             "mb_sent": round(result.get("bytes_sent", 0) / 1e6, 1),
@@ -1081,7 +1117,7 @@ def hostile_figures(run: dict[str, Any]) -> dict[str, Any]:
             "contended": run["contended"], "load_average": run.get("load_average"),
             "refused": hostile.get("refused"), "answered_offers": hostile.get("answered_offers"),
             "attack_connections": hostile.get("connections"),
-            "attack_mb_sent": hostile.get("mb_sent"),
+            "attack_mb_sent": hostile.get("mb_sent"), "during": hostile.get("during"),
             "hostile_cpu_pct_median": (hostile.get("cpu_pct") or {}).get("median"),
             "targets_met": {"fps": run["targets_met"]["fps"],
                             "audio_loss": run["targets_met"]["audio_loss"]}}
@@ -1111,6 +1147,9 @@ def hostile_table(rows: list[dict[str, Any]]) -> str:
             lines.append(f"{r['sites']:>5} sites, hostile: refused {r['refused']}; offers "
                          f"answered {r['answered_offers']}; {r['attack_connections']} "
                          f"connection attempts, {r['attack_mb_sent']} MB sent")
+            for name, d in (r["during"] or {}).items():
+                lines.append(f"{'':>7}{name:<22} {d['seconds']:>6} s   /healthz max "
+                             f"{d['healthz_max_ms']:>6} ms, {d['healthz_over_100ms']} over 100 ms")
     lines.append("targets for the other sites, with the attacker: fps >= 14, audio loss < 1 %")
     return "\n".join(lines)
 

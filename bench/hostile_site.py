@@ -120,6 +120,7 @@ class Attacker:
         self.connections = 0
         self.rounds = 0
         self.started: float | None = None
+        self.timeline: list[tuple[str, float, float]] = []  # (attack, start, end), time.time()
         self.ended: float | None = None
 
     async def connect(self, attack: str) -> aiohttp.ClientWebSocketResponse | None:
@@ -252,10 +253,13 @@ class Attacker:
                     if loop.time() >= deadline or self.connections >= self.max_connections:
                         break
                     self.runs[name] += 1
+                    began = time.time()
                     try:
                         await asyncio.wait_for(step(), max(0.1, deadline - loop.time()) + 5)
                     except TimeoutError:
                         self.outcomes[name]["timeout"] += 1
+                    finally:
+                        self.timeline.append((name, began, time.time()))
                     await asyncio.sleep(self.pause)
                 self.rounds += 1
         finally:
@@ -264,7 +268,7 @@ class Attacker:
     def result(self) -> dict[str, Any]:
         return {"started": self.started, "ended": self.ended, "rounds": self.rounds,
                 "connections": self.connections, "bytes_sent": self.bytes_sent,
-                "messages_sent": dict(self.messages),
+                "messages_sent": dict(self.messages), "timeline": self.timeline,
                 "attacks": {name: {"runs": self.runs[name], "outcomes": dict(self.outcomes[name])}
                             for name in ATTACKS}}
 
