@@ -90,10 +90,13 @@ from above; the baseline shows its normal cost). With the bridge's default
 upgrade (`http_429`); `--hostile-joins-per-minute 600` lets every attack
 reach the room, to measure what each costs there. Reported in one more
 table and under `hostile` in the JSON: the other sites' fps (min, median,
-worst second), audio loss (max, median), mix frames missing (the bridge's
-skipped mixing ticks as the sites see them), `/healthz` median / p99 / max,
-and the attacker's outcomes by error code (`bad_offer`, `bad_message`,
-`rate_limited`, `http_429`; `answered` would be a defence that failed).
+worst second), audio loss (max, median: mixing ticks the bridge skipped
+because its loop was late by more than a frame show here, as a shortfall
+against 50 packets a second with a contiguous RTP stream), mix frames missing
+(timestamp gaps), `/healthz` median / p99 / max, the slowest `/healthz` while
+each kind of attack was under way, and the attacker's outcomes by error code
+(`bad_offer`, `bad_message`, `rate_limited`, `http_429`; `answered` would be
+a defence that failed).
 
 Received video is counted per slot in one-second buckets over the steady
 part; a site's own floor time (it sees no floor video while it holds the
