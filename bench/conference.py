@@ -74,6 +74,30 @@ What happens, for each site count N:
    Every child is killed at the end, on Ctrl-C and on errors too (and dies
    with the harness: PR_SET_PDEATHSIG).
 
+`--hostile` (issue 11: one booked site must not stall the others' media):
+each site count runs twice, first a baseline without an attacker (skip it
+with `--no-baseline`), then the same conference with one more booked site,
+`BENCH-HOSTILE` (added to a copy of the roster given to the bridge as
+`roster_file`: a 31-site run keeps all 31 honest sites). It sends no media;
+`bench/hostile_site.py`, in its own process, attacks signaling over the
+steady part in bounded rounds: an offer of 1,000 media lines, an offer
+without a fingerprint, 19 floor requests with a 400 KB junk field, a
+1,000-a-second floor flood, 10 reconnections; it stops by itself a second
+before the steady part ends. Both runs time `GET /healthz` every 0.1 s (the
+bridge answers on its event loop: the round trip bounds the loop's stalls
+from above; the baseline shows its normal cost). With the bridge's default
+`signaling_joins_per_minute` (20) most attacks are refused before the
+upgrade (`http_429`); `--hostile-joins-per-minute 600` lets every attack
+reach the room, to measure what each costs there. Reported in one more
+table and under `hostile` in the JSON: the other sites' fps (min, median,
+worst second), audio loss (max, median: mixing ticks the bridge skipped
+because its loop was late by more than a frame show here, as a shortfall
+against 50 packets a second with a contiguous RTP stream), mix frames missing
+(timestamp gaps), `/healthz` median / p99 / max, the slowest `/healthz` while
+each kind of attack was under way, and the attacker's outcomes by error code
+(`bad_offer`, `bad_message`, `rate_limited`, `http_429`; `answered` would be
+a defence that failed).
+
 Received video is counted per slot in one-second buckets over the steady
 part; a site's own floor time (it sees no floor video while it holds the
 floor) is left out of its floor slot. Audio loss at a site is the larger of
@@ -122,6 +146,9 @@ import yaml
 from bench import conference_media, profile_summary
 
 CHAIR = "UBND-TINH"
+# --hostile: one more booked endpoint, added to a copy of the roster (the province's
+# 31 are all honest sites in a full run); `bench/hostile_site.py` plays it.
+HOSTILE = "BENCH-HOSTILE"
 TALKERS = 2  # the first non-chair participants talk louder than the rest
 ADMIN_PASSWORD = "bench-admin-password"  # noqa: S105 - a throwaway service
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -334,7 +361,8 @@ def slope_per_minute(points: Sequence[tuple[float, int]]) -> float | None:
 class Bridge:
     """`vcbridge serve` in its own process, and an admin HTTP client for it."""
 
-    def __init__(self, work: Path, uvloop: bool, audio_frame_ms: int) -> None:
+    def __init__(self, work: Path, uvloop: bool, audio_frame_ms: int,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.data_dir = work / "data"
@@ -347,6 +375,7 @@ class Bridge:
             VCBRIDGE_WARN_MINUTES="0", VCBRIDGE_EVENT_LOOP="uvloop" if uvloop else "asyncio",
             VCBRIDGE_BRIDGE_AUDIO_FRAME_MS=str(audio_frame_ms),
         )
+        env.update(extra_env or {})
         command = [sys.executable, "-m", "vcbridge.cli", "serve", "--port", str(self.port),
                    "--data-dir", str(self.data_dir)]
         with self.log_path.open("w") as out:
@@ -449,10 +478,12 @@ class AdminEvents:
 
 
 class LoadProcess:
-    """One `bench/load_sites.py` process and its JSON-line channel."""
+    """One `bench/load_sites.py` process (or `module`'s) and its JSON-line channel."""
 
-    def __init__(self, name: str, config: dict[str, Any], work: Path) -> None:
+    def __init__(self, name: str, config: dict[str, Any], work: Path,
+                 module: str = "bench.load_sites") -> None:
         self.name = name
+        self.module = module
         self.config = config
         self.config_path = work / f"{name}.json"
         self.config_path.write_text(json.dumps(config))
@@ -467,7 +498,7 @@ class LoadProcess:
     async def start(self) -> None:
         with self.stderr_path.open("w") as err:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.load_sites", str(self.config_path), cwd=ROOT,
+                sys.executable, "-m", self.module, str(self.config_path), cwd=ROOT,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=err,
                 start_new_session=True, preexec_fn=_load_child,
                 limit=64 * 1024 * 1024)
@@ -548,6 +579,10 @@ class RunOptions:
     receive_path: str
     send_path: str
     bridge_audio_frame_ms: int = 20
+    hostile: bool = False  # one more booked site attacks signaling (bench/hostile_site.py)
+    hostile_pause: float = 0.1
+    probe_health: bool = False  # time GET /healthz every 0.1 s over the steady part
+    bridge_env: dict[str, str] = field(default_factory=dict)
 
 
 async def wait_quiet(limit_pct: float, max_wait: float) -> float:
@@ -576,8 +611,14 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
         raise ValueError(f"the roster has only {len(order)} endpoints")
     others = [c for c in participants if c != CHAIR]
     options.work.mkdir(parents=True, exist_ok=True)
-    bridge = Bridge(options.work, options.bridge_uvloop, options.bridge_audio_frame_ms)
+    bridge_env = dict(options.bridge_env)
+    if options.hostile:
+        bridge_env["VCBRIDGE_ROSTER_FILE"] = str(hostile_roster(options.work))
+    bridge = Bridge(options.work, options.bridge_uvloop, options.bridge_audio_frame_ms,
+                    bridge_env)
     loads: list[LoadProcess] = []
+    hostile: LoadProcess | None = None
+    health: list[tuple[float, float, bool]] = []
     tasks: list[asyncio.Task[Any]] = []
     spy: asyncio.subprocess.Process | None = None
     sampler = Sampler({"bridge": bridge.pid})
@@ -588,6 +629,13 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
         tasks.append(asyncio.create_task(sampler.run()))
         bridge_idle_rss = proc_rss_kib(bridge.pid)
         tokens = {code: await bridge.agent_token(code) for code in participants}
+        max_seconds = (options.lead + options.join_deadline + options.settle + options.seconds
+                       + 120)
+        if options.hostile:
+            hostile = LoadProcess("hostile", {
+                "base_url": bridge.base, "conference_id": None,
+                "token": await bridge.agent_token(HOSTILE), "max_seconds": max_seconds,
+                "pause": options.hostile_pause}, options.work, module="bench.hostile_site")
 
         # Load processes: the chair alone in the first (it receives every site's
         # video: as much as 30 ordinary sites), the others dealt round-robin.
@@ -595,8 +643,6 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
         groups: list[list[str]] = [[CHAIR]] + [[] for _ in range(count)]
         for i, code in enumerate(others):
             groups[1 + i % count].append(code)
-        max_seconds = (options.lead + options.join_deadline + options.settle + options.seconds
-                       + 120)
         for n, group in enumerate(groups):
             config = {
                 "base_url": bridge.base, "conference_id": None, "chair": CHAIR,
@@ -617,8 +663,9 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
         await asyncio.wait_for(events.ready.wait(), 10)
         start_at = (datetime.now(UTC) + timedelta(seconds=options.lead)).replace(
             microsecond=0) + timedelta(seconds=1)
-        conference_id = await bridge.book(participants, start_at,
-                                          options.seconds + options.join_deadline + 60)
+        conference_id = await bridge.book(
+            participants + ([HOSTILE] if options.hostile else []), start_at,
+            options.seconds + options.join_deadline + 60)
         log(f"{options.sites} sites: conference {conference_id} opens at "
             f"{start_at.astimezone().strftime('%H:%M:%S')}; {len(loads)} load processes")
 
@@ -634,7 +681,13 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
             load.on_event = on_event
             await load.start()
             sampler.pids[load.name] = load.pid
-        await asyncio.wait_for(asyncio.gather(*(load.ready.wait() for load in loads)), 60)
+        if hostile is not None:
+            hostile.config["conference_id"] = conference_id
+            hostile.config_path.write_text(json.dumps(hostile.config))
+            await hostile.start()
+            sampler.pids[hostile.name] = hostile.pid
+        await asyncio.wait_for(asyncio.gather(
+            *(p.ready.wait() for p in [*loads, *([hostile] if hostile else [])])), 60)
         if time.time() > start_at.timestamp() - 1:
             raise RuntimeError("the load processes were not listening before the start; "
                                "raise --lead")
@@ -660,6 +713,12 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
                     str(int(options.seconds)), "--rate", "50", "--format", "raw",
                     "--nonblocking", "-o", str(spy_out), stdout=subprocess.DEVNULL,
                     stderr=spy_log, start_new_session=True, preexec_fn=_die_with_parent)
+        if options.probe_health:
+            tasks.append(asyncio.create_task(probe_health(bridge, health)))
+        if hostile is not None:
+            # Over the steady part, so that its figures are taken under attack; the
+            # rounds stop by themselves a second before its end.
+            await hostile.send({"cmd": "attack", "seconds": max(1.0, options.seconds - 1)})
         rotation = others[TALKERS:] + others[:TALKERS] if len(others) > TALKERS else others
         grant_at = steady_start
         k = 0
@@ -672,6 +731,8 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
         sampler.sample()
         rss_end_sample = proc_rss_kib(bridge.pid)
 
+        if hostile is not None:
+            await hostile.stop(30)
         await asyncio.gather(*(load.stop(30) for load in loads))
         if spy is not None:
             with contextlib.suppress(TimeoutError):
@@ -679,6 +740,11 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
         result = analyse(options, participants, bridge_idle_rss, rss_end_sample, sampler,
                          loads, events, conference_id, steady_start, steady_end)
         result["bridge_log"] = bridge_log_findings(bridge.log_path)
+        if options.probe_health:
+            result["healthz_ms"] = health_summary(health, steady_start, steady_end)
+        if hostile is not None:
+            result["hostile"] = hostile_summary(hostile, sampler, health, steady_start,
+                                                steady_end)
         profile = options.work / "bridge-profile.txt"
         if options.py_spy and profile.exists():
             result["profile"] = {"file": str(profile), **profile_summary.summarise(profile)}
@@ -691,6 +757,8 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
                 spy.kill()
         for load in loads:
             await load.kill()
+        if hostile is not None:
+            await hostile.kill()
         await bridge.stop()
 
 
@@ -707,6 +775,80 @@ def bridge_log_findings(path: Path) -> dict[str, int]:
                 if needle in line:
                     counts[key] += 1
     return counts
+
+
+def hostile_roster(work: Path) -> Path:
+    """A copy of the roster with the hostile site added (the bridge's roster_file)."""
+    roster = yaml.safe_load((ROOT / "configs" / "endpoints.yaml").read_text())
+    roster["endpoints"].append({"code": HOSTILE, "kind": "district",
+                                "name": "Điểm cầu thử tấn công (benchmark)",
+                                "name_en": "Benchmark hostile site"})
+    path = work / "endpoints.yaml"
+    path.write_text(yaml.safe_dump(roster, allow_unicode=True))
+    return path
+
+
+async def probe_health(bridge: Bridge, samples: list[tuple[float, float, bool]],
+                       period: float = 0.1) -> None:
+    """GET /healthz every `period` s: (time, round trip ms, ok). The bridge answers on
+    its event loop, so the round trip bounds the loop's stalls from above (plus the
+    HTTP and `SELECT 1` costs, which a run without an attacker shows)."""
+    async with aiohttp.ClientSession() as session:
+        while True:
+            sent, ok = time.monotonic(), False
+            with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+                async with session.get(bridge.base + "/healthz",
+                                       timeout=aiohttp.ClientTimeout(total=30)) as response:
+                    await response.read()
+                    ok = response.status == 200
+            took = time.monotonic() - sent
+            samples.append((time.time(), 1000 * took, ok))
+            await asyncio.sleep(max(0.0, period - took))
+
+
+def health_summary(samples: list[tuple[float, float, bool]], start: float, end: float
+                   ) -> dict[str, Any]:
+    values = [ms for at, ms, _ in samples if start <= at <= end]
+    return {"median": _r(percentile(values, 50), 1), "p99": _r(percentile(values, 99), 1),
+            "max": _r(max(values, default=None), 1), "n": len(values),
+            "over_100ms": sum(v > 100 for v in values),
+            "failed": sum(not ok for at, _, ok in samples if start <= at <= end)}
+
+
+def hostile_summary(hostile: LoadProcess, sampler: Sampler,
+                    health: list[tuple[float, float, bool]], start: float, end: float
+                    ) -> dict[str, Any]:
+    """What the hostile site sent and how the bridge answered (error code -> count), and
+    the slowest /healthz round trip while each kind of attack was under way."""
+    result = hostile.result or {}
+    during: dict[str, dict[str, float]] = {}
+    for name, began, ended in result.get("timeline", []):
+        figures = during.setdefault(name, {"seconds": 0.0, "healthz_max_ms": 0.0,
+                                           "healthz_over_100ms": 0})
+        figures["seconds"] += ended - began
+        for at, ms, _ in health:
+            if at - ms / 1000 < ended and at > began:  # the probe overlapped the attack
+                figures["healthz_max_ms"] = round(max(figures["healthz_max_ms"], ms), 1)
+                figures["healthz_over_100ms"] += ms > 100
+    for figures in during.values():
+        figures["seconds"] = round(figures["seconds"], 1)
+    refused: dict[str, int] = {}
+    for attack in result.get("attacks", {}).values():
+        for code, n in attack["outcomes"].items():
+            if code not in ("joined", "answered", "closed", "timeout", "send_failed"):
+                refused[code] = refused.get(code, 0) + n
+    return {"reported": hostile.result is not None,
+            "refused": dict(sorted(refused.items(), key=lambda kv: -kv[1])),
+            "answered_offers": sum(a["outcomes"].get("answered", 0)
+                                   for a in result.get("attacks", {}).values()),
+            "attacks": result.get("attacks"), "during": during,
+            "rounds": result.get("rounds"),
+            "connections": result.get("connections"),
+            "messages_sent": result.get("messages_sent"),
+            "mb_sent": round(result.get("bytes_sent", 0) / 1e6, 1),
+            "seconds": _r(result["ended"] - result["started"], 1)
+            if result.get("ended") and result.get("started") else None,
+            "cpu_pct": summary(sampler.cpu_series([hostile.name], start, end))}
 
 
 # -- analysis -------------------------------------------------------------------------------------
@@ -750,6 +892,8 @@ def analyse(options: RunOptions, participants: list[str], idle_rss: int | None,
             continue
         slot_fps: dict[str, dict[str, float]] = {}
         for name, slot in site["slots"].items():
+            if name == f"grid:{HOSTILE}":
+                continue  # the hostile site sends no video: not a figure of the others
             counts = {int(k): v for k, v in slot["frames"].items()}
             own = held.get(code, []) if name == "floor" else []
             used = [b for b in buckets
@@ -960,6 +1104,59 @@ def table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def hostile_figures(run: dict[str, Any]) -> dict[str, Any]:
+    """The figures of a --hostile comparison: what the other sites received, how long
+    the bridge took to answer /healthz, what the attacker got."""
+    hostile = run.get("hostile") or {}
+    return {"variant": run.get("variant"), "sites": run["sites"],
+            "fps_min": run["fps"]["min"], "fps_median": run["fps"]["median"],
+            "fps_worst_second": run["fps"]["worst_second"],
+            "audio_loss_pct_max": run["audio_loss_pct"]["max"],
+            "audio_loss_pct_median": run["audio_loss_pct"]["median"],
+            "mix_frames_missing": run["audio_loss_pct"]["mix_frames_missing_total"],
+            "healthz_ms": run.get("healthz_ms"),
+            "bridge_cpu_pct_median": run["bridge_cpu_pct"]["median"],
+            "bridge_cpu_wait_pct_median": run["bridge_cpu_wait_pct"]["median"],
+            "contended": run["contended"], "load_average": run.get("load_average"),
+            "refused": hostile.get("refused"), "answered_offers": hostile.get("answered_offers"),
+            "attack_connections": hostile.get("connections"),
+            "attack_mb_sent": hostile.get("mb_sent"), "during": hostile.get("during"),
+            "hostile_cpu_pct_median": (hostile.get("cpu_pct") or {}).get("median"),
+            "targets_met": {"fps": run["targets_met"]["fps"],
+                            "audio_loss": run["targets_met"]["audio_loss"]}}
+
+
+def hostile_table(rows: list[dict[str, Any]]) -> str:
+    def f(value: Any, fmt: str = "{:.0f}") -> str:
+        return "-" if value is None else fmt.format(value)
+
+    header = ("sites  run       fps min/med (worst s)  audio loss % max/med  mix missing  "
+              "healthz ms med/p99/max  bridge CPU %  wait %  load avg")
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        h = r["healthz_ms"] or {}
+        load = r["load_average"]
+        lines.append(
+            f"{r['sites']:>5}  {r['variant'] or '-':<8}  "
+            f"{f(r['fps_min'], '{:.1f}'):>6} / {f(r['fps_median'], '{:.1f}'):<5} "
+            f"({f(r['fps_worst_second'])})    "
+            f"{f(r['audio_loss_pct_max'], '{:.2f}'):>8} / "
+            f"{f(r['audio_loss_pct_median'], '{:.2f}'):<8}  {r['mix_frames_missing']:>11}  "
+            f"{f(h.get('median')):>6} / {f(h.get('p99')):>5} / {f(h.get('max')):<6}  "
+            f"{f(r['bridge_cpu_pct_median']):>12}  {f(r['bridge_cpu_wait_pct_median']):>6}"
+            f"  {f(load[0] if load else None, '{:.2f}'):>8}")
+    for r in rows:
+        if r["variant"] == "hostile":
+            lines.append(f"{r['sites']:>5} sites, hostile: refused {r['refused']}; offers "
+                         f"answered {r['answered_offers']}; {r['attack_connections']} "
+                         f"connection attempts, {r['attack_mb_sent']} MB sent")
+            for name, d in (r["during"] or {}).items():
+                lines.append(f"{'':>7}{name:<22} {d['seconds']:>6} s   /healthz max "
+                             f"{d['healthz_max_ms']:>6} ms, {d['healthz_over_100ms']} over 100 ms")
+    lines.append("targets for the other sites, with the attacker: fps >= 14, audio loss < 1 %")
+    return "\n".join(lines)
+
+
 def machine_info() -> dict[str, Any]:
     model = next((line.split(":", 1)[1].strip()
                   for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -1004,27 +1201,42 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         tempfile.mkdtemp(prefix="vcbridge-bench-conf-"))
     runs = []
     try:
+        # --hostile: a baseline run without the attacker first (unless --no-baseline),
+        # then the same conference with it; both time /healthz.
+        variants: list[bool | None] = [None]
+        if args.hostile:
+            variants = [True] if args.no_baseline else [False, True]
+        bridge_env = ({"VCBRIDGE_SIGNALING_JOINS_PER_MINUTE": str(args.hostile_joins_per_minute)}
+                      if args.hostile_joins_per_minute else {})
         for n in counts:
             for repeat in range(args.repeat):
-                if args.quiet_below:
-                    busy = await wait_quiet(args.quiet_below, args.quiet_wait)
-                    log(f"machine busy {busy:.0f} % of one core before the run")
-                options = RunOptions(
-                    sites=n, seconds=args.seconds, per_process=args.per_process,
-                    floor_interval=args.floor_interval, settle=args.settle, lead=args.lead,
-                    media_dir=media_dir, work=work_root / f"sites{n}-{repeat}",
-                    bridge_uvloop=not args.bridge_asyncio, load_uvloop=args.load_uvloop,
-                    py_spy=args.py_spy, join_deadline=args.join_deadline,
-                    receive_path=args.receive_path, send_path=args.send_path,
-                    bridge_audio_frame_ms=args.bridge_audio_frame_ms)
-                result = await run_conference(options)
-                result["work_dir"] = str(options.work)
-                runs.append(result)
-                log("\n" + table([result]))
+                for hostile in variants:
+                    if args.quiet_below:
+                        busy = await wait_quiet(args.quiet_below, args.quiet_wait)
+                        log(f"machine busy {busy:.0f} % of one core before the run")
+                    suffix = {None: "", False: "-baseline", True: "-hostile"}[hostile]
+                    options = RunOptions(
+                        sites=n, seconds=args.seconds, per_process=args.per_process,
+                        floor_interval=args.floor_interval, settle=args.settle,
+                        lead=args.lead, media_dir=media_dir,
+                        work=work_root / f"sites{n}-{repeat}{suffix}",
+                        bridge_uvloop=not args.bridge_asyncio, load_uvloop=args.load_uvloop,
+                        py_spy=args.py_spy, join_deadline=args.join_deadline,
+                        receive_path=args.receive_path, send_path=args.send_path,
+                        bridge_audio_frame_ms=args.bridge_audio_frame_ms,
+                        hostile=bool(hostile), hostile_pause=args.hostile_pause,
+                        probe_health=hostile is not None, bridge_env=bridge_env)
+                    result = await run_conference(options)
+                    result["work_dir"] = str(options.work)
+                    if hostile is not None:
+                        result["variant"] = "hostile" if hostile else "baseline"
+                        result["load_average"] = os.getloadavg()
+                    runs.append(result)
+                    log("\n" + table([result]))
     finally:
         if not args.out_dir and not args.keep:
             shutil.rmtree(work_root, ignore_errors=True)
-    return {
+    report: dict[str, Any] = {
         "benchmark": "conference", "machine": machine_info(), "targets": TARGETS,
         "parameters": {"seconds": args.seconds, "floor_interval": args.floor_interval,
                        "per_process": args.per_process, "bridge_uvloop": not args.bridge_asyncio,
@@ -1041,6 +1253,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                        "bridge_audio_frame_ms": args.bridge_audio_frame_ms, "talkers": talkers},
         "runs": runs,
     }
+    if args.hostile:
+        report["hostile"] = [hostile_figures(r) for r in runs]
+        report["parameters"]["hostile_joins_per_minute"] = args.hostile_joins_per_minute
+        report["parameters"]["hostile_pause"] = args.hostile_pause
+    return report
 
 
 def main() -> int:
@@ -1085,6 +1302,18 @@ def main() -> int:
                              "of one core")
     parser.add_argument("--quiet-wait", type=float, default=120.0,
                         help="longest wait for --quiet-below, seconds")
+    parser.add_argument("--hostile", action="store_true",
+                        help="one more booked site attacks signaling over the steady part "
+                             "(bench/hostile_site.py), after a baseline run without it; "
+                             "both time GET /healthz every 0.1 s")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="with --hostile: skip the baseline run")
+    parser.add_argument("--hostile-pause", type=float, default=0.1,
+                        help="with --hostile: seconds between two attacks")
+    parser.add_argument("--hostile-joins-per-minute", type=int, default=0, metavar="N",
+                        help="the bridge's signaling_joins_per_minute for every site (default: "
+                             "the setting's default, 20): raise it to let the hostile site "
+                             "reconnect for every offer and measure the offers' own cost")
     args = parser.parse_args()
     global NICE, BRIDGE_NICE  # read in the children's preexec functions
     NICE = args.nice
@@ -1095,6 +1324,8 @@ def main() -> int:
         log("interrupted; every child process was stopped")
         return 130
     log("\n" + table(report["runs"]))
+    if "hostile" in report:
+        log("\n" + hostile_table(report["hostile"]))
     print(json.dumps(report, separators=(",", ":")))
     return 0
 
