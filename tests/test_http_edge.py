@@ -326,3 +326,26 @@ async def test_deeply_nested_json_on_the_event_stream_is_a_bad_message(
         await ws.send_json({"type": "ping"})
         assert (await ws.receive_json(timeout=5)) == {"type": "pong"}
     assert (await client.get("/healthz")).status == 200
+
+
+async def test_a_client_gone_mid_answer_is_not_an_error_of_the_service(
+    aiohttp_client: Callable[..., Awaitable[Client]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that resets its connection during a WebSocket handshake (seen under a
+    hostile site's reconnect loop) is logged as gone, not as an unhandled error."""
+    from aiohttp import web
+
+    from vcbridge.http.errors import error_middleware
+
+    async def handshake_lost(request: web.Request) -> web.StreamResponse:
+        raise ConnectionResetError("Connection lost")
+
+    app = web.Application(middlewares=[error_middleware])
+    app.router.add_get("/ws", handshake_lost)
+    client = await aiohttp_client(app)
+    with caplog.at_level("INFO", logger="vcbridge.http.errors"):
+        response = await client.get("/ws")
+    assert response.status == 400
+    assert "client closed the connection" in (await response.json())["error"]["message"]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert any("client left" in r.getMessage() for r in caplog.records)

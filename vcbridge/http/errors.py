@@ -107,6 +107,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(
             ApiError(exc.status, _HTTP_CODES.get(exc.status, "error"), message, headers=headers)
         )
+    except ConnectionResetError:
+        # The client left mid-answer (a WebSocket handshake under load, say): nobody to
+        # answer, and not the service's error.
+        log.info("client left during %s %s", request.method, request.path)
+        return error_response(ApiError(400, "bad_request", "the client closed the connection"))
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(ApiError(500, "internal", "internal server error"))
