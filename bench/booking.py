@@ -103,15 +103,21 @@ from scheduler.booking_service import (
 from scheduler.booking_store import booked_overlapping, lock_bookings
 from scheduler.conference_schemas import ConferenceCreate
 from vcbridge.app import create_app
-from vcbridge.app_keys import PASSWORDS
-from vcbridge.audit import Actor
-from vcbridge.bootstrap import prepare_database
-from vcbridge.clock import FixedClock
-from vcbridge.db.engine import Database
-from vcbridge.db.models import Conference, ConferenceStatus, Endpoint, EndpointKind, Participant
-from vcbridge.events import EventBus
-from vcbridge.roster import load_roster
-from vcbridge.settings import Settings
+from vcbridge.core.app_keys import PASSWORDS
+from vcbridge.core.audit import Actor
+from vcbridge.core.bootstrap import prepare_database
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.db.engine import Database
+from vcbridge.core.db.models import (
+    Conference,
+    ConferenceStatus,
+    Endpoint,
+    EndpointKind,
+    Participant,
+)
+from vcbridge.core.events import EventBus
+from vcbridge.core.roster import load_roster
+from vcbridge.core.settings import Settings
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 TARGET_CONFLICT_CHECK_P99_MS = 5.0

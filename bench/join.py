@@ -63,7 +63,7 @@ from bridge.ice_policy import allowed_networks, restrict_host_addresses
 from bridge.site_client import Received, SiteClient
 from tests.service_process import Service, service_env
 from tests.test_browser_pages import CHROMIUM, chromium_missing, launch, log_in, new_page
-from vcbridge.settings import Settings
+from vcbridge.core.settings import Settings
 
 LOOPBACK = "127.0.0.1"
 TARGETS = {"browser_s": 2.0, "agent_s": 1.0}

@@ -61,7 +61,7 @@ import aiohttp
 import yaml
 
 from tests.service_process import Service, service_env
-from vcbridge.settings import Settings
+from vcbridge.core.settings import Settings
 
 LOOPBACK = "127.0.0.1"
 TARGETS = {"heartbeat_cpu_percent": 10.0, "scrape_ms": 50.0}

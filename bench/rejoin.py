@@ -111,7 +111,7 @@ async def worker(server: str, token: str) -> None:
     import logging
 
     from bridge.agent import EndpointAgent
-    from vcbridge.settings import Settings
+    from vcbridge.core.settings import Settings
 
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

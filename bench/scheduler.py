@@ -114,13 +114,13 @@ from scheduler.bridge_port import EventOnlyBridge
 from scheduler.lifecycle_wiring import redial_policy
 from scheduler.runner import LifecycleRunner
 from scheduler.transitions import Advanced, LifecycleSettings
-from vcbridge.bootstrap import prepare_database
-from vcbridge.clock import SystemClock
-from vcbridge.db.engine import Database
-from vcbridge.db.models import ACTIVE_STATUSES, Conference, ConferenceStatus, Endpoint, Event
-from vcbridge.db.models import Participant as ParticipantRow
-from vcbridge.events import EventBus
-from vcbridge.settings import Settings, passwords_for
+from vcbridge.core.bootstrap import prepare_database
+from vcbridge.core.clock import SystemClock
+from vcbridge.core.db.engine import Database
+from vcbridge.core.db.models import ACTIVE_STATUSES, Conference, ConferenceStatus, Endpoint, Event
+from vcbridge.core.db.models import Participant as ParticipantRow
+from vcbridge.core.events import EventBus
+from vcbridge.core.settings import Settings, passwords_for
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 TARGET_P99_LATE_MS = 250.0

@@ -53,7 +53,7 @@ from bridge.site_client import Received, SiteClient
 from bridge.test_call_client import TestCallResult, run_test_call
 from bridge.video_stall import read_video
 from vcbridge import __version__
-from vcbridge.settings import Settings, load_settings
+from vcbridge.core.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 

@@ -32,13 +32,13 @@ from aiohttp import web
 
 from bridge.recorder import parse_recording_name
 from bridge.signaling import ROOMS
-from vcbridge.app_keys import DATABASE, ZONE
-from vcbridge.auth.principal import Permission, Principal
-from vcbridge.clock import to_local_iso
-from vcbridge.db.models import Conference
-from vcbridge.http.auth_middleware import require_principal
-from vcbridge.http.errors import conflict, forbidden, not_found
-from vcbridge.http.parsing import path_int
+from vcbridge.core.app_keys import DATABASE, ZONE
+from vcbridge.core.auth.principal import Permission, Principal
+from vcbridge.core.clock import to_local_iso
+from vcbridge.core.db.models import Conference
+from vcbridge.core.http.auth_middleware import require_principal
+from vcbridge.core.http.errors import conflict, forbidden, not_found
+from vcbridge.core.http.parsing import path_int
 
 RECORDINGS_DIR = web.AppKey("recordings_dir", Path)
 

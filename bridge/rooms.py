@@ -17,7 +17,7 @@ from pathlib import Path
 from bridge.message_rate import JoinBudgets
 from bridge.peer_session import IceSettings
 from bridge.room import Room, RoomHooks
-from vcbridge.events import EventBus
+from vcbridge.core.events import EventBus
 
 log = logging.getLogger(__name__)
 

@@ -25,13 +25,13 @@ from bridge.peer_session import OfferError
 from bridge.recorder import RecordingError
 from bridge.room import ControlConnection, Room, SiteConnection
 from bridge.rooms import RoomRegistry
-from vcbridge.app_keys import DATABASE, SETTINGS
-from vcbridge.auth.principal import Permission, Principal
-from vcbridge.db.models import Conference, ConferenceStatus, TokenScope
-from vcbridge.http.auth_middleware import remote_of, require_principal
-from vcbridge.http.errors import ApiError, conflict, forbidden, invalid, not_found
-from vcbridge.http.parsing import path_int
-from vcbridge.settings import Settings
+from vcbridge.core.app_keys import DATABASE, SETTINGS
+from vcbridge.core.auth.principal import Permission, Principal
+from vcbridge.core.db.models import Conference, ConferenceStatus, TokenScope
+from vcbridge.core.http.auth_middleware import remote_of, require_principal
+from vcbridge.core.http.errors import ApiError, conflict, forbidden, invalid, not_found
+from vcbridge.core.http.parsing import path_int
+from vcbridge.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

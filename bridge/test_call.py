@@ -26,10 +26,10 @@ from sqlalchemy import select
 
 from bridge.peer_session import IceSettings, OfferError, PeerSession
 from bridge.video_router import VideoSource
-from vcbridge.app_keys import DATABASE, SETTINGS
-from vcbridge.db.models import Endpoint
-from vcbridge.http.auth_middleware import require_principal
-from vcbridge.http.errors import forbidden, not_found
+from vcbridge.core.app_keys import DATABASE, SETTINGS
+from vcbridge.core.db.models import Endpoint
+from vcbridge.core.http.auth_middleware import require_principal
+from vcbridge.core.http.errors import forbidden, not_found
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from bridge.ice_policy import allowed_networks, restrict_host_addresses, rtc_con
 from bridge.peer_session import IceSettings
 from bridge.room import RoomHooks
 from bridge.rooms import RoomRegistry
-from vcbridge.app_keys import EVENT_BUS
-from vcbridge.settings import Settings
+from vcbridge.core.app_keys import EVENT_BUS
+from vcbridge.core.settings import Settings
 
 
 def ice_settings(settings: Settings) -> IceSettings:

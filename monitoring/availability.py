@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitoring.health_model import HealthState
 from monitoring.health_store import EndpointInfo
-from vcbridge.db.models import (
+from vcbridge.core.db.models import (
     Attendance,
     Conference,
     Endpoint,

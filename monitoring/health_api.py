@@ -30,13 +30,13 @@ from monitoring.health_model import (
     readiness,
 )
 from monitoring.heartbeats import MONITOR, EndpointView, HealthMonitor, Heartbeat
-from vcbridge.app_keys import DATABASE, ZONE
-from vcbridge.auth.principal import Permission, Principal
-from vcbridge.clock import to_local_iso
-from vcbridge.db.models import Conference, Endpoint
-from vcbridge.http.auth_middleware import require_permission, require_principal
-from vcbridge.http.errors import forbidden, invalid, not_found
-from vcbridge.http.parsing import path_int, query_int
+from vcbridge.core.app_keys import DATABASE, ZONE
+from vcbridge.core.auth.principal import Permission, Principal
+from vcbridge.core.clock import to_local_iso
+from vcbridge.core.db.models import Conference, Endpoint
+from vcbridge.core.http.auth_middleware import require_permission, require_principal
+from vcbridge.core.http.errors import forbidden, invalid, not_found
+from vcbridge.core.http.parsing import path_int, query_int
 
 CSV = "text/csv"
 
@@ -269,7 +269,7 @@ def setup_routes(app: web.Application) -> None:
 
 
 # -- OpenAPI ------------------------------------------------------------------------------
-# The operations of these routes, for vcbridge/api/openapi_routes.py to merge into its
+# The operations of these routes, for vcbridge/openapi_routes.py to merge into its
 # document (its tests check the document against the router both ways). The `$ref`s
 # point at that document's shared components (responses, parameters, security).
 

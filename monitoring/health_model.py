@@ -6,7 +6,7 @@ An endpoint is `ok`, `degraded` or `offline`, with reasons. The inputs:
   `offline_after` -> offline;
 - the agent's self-report: a missing camera, microphone or speaker, a busy
   CPU, a clock far from the server's -> degraded;
-- the event stream (vcbridge/presence.py): an agent that sends heartbeats but
+- the event stream (vcbridge/core/presence.py): an agent that sends heartbeats but
   holds no event-stream connection cannot be invited -> degraded;
 - call quality while in a call: packet loss, round-trip time, jitter, frame
   rate past their thresholds -> degraded;
@@ -30,7 +30,7 @@ from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from vcbridge.settings import Settings
+from vcbridge.core.settings import Settings
 
 
 class HealthState(enum.StrEnum):

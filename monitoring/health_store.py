@@ -36,15 +36,15 @@ from monitoring.health_model import (
     evaluate,
     stream_connected,
 )
-from vcbridge.clock import to_local_iso
-from vcbridge.db.models import (
+from vcbridge.core.clock import to_local_iso
+from vcbridge.core.db.models import (
     Endpoint,
     EndpointHealth,
     EndpointPresence,
     HealthSample,
     HealthTransition,
 )
-from vcbridge.events import EventBus
+from vcbridge.core.events import EventBus
 
 # The figures of a sample: (column prefix, where in the report).
 SAMPLE_FIGURES = ("cpu", "net_rtt", "rtt", "jitter", "loss", "fps", "bitrate_in", "bitrate_out")

@@ -37,8 +37,8 @@ from monitoring.health_model import NOT_READY_CODES, HealthState
 from monitoring.heartbeats import MONITOR, HealthMonitor, post_heartbeat, stream_heartbeat
 from monitoring.metrics import EndpointFacts, EndpointStatus, StatusModel, presence_status
 from monitoring.metrics import Health as MetricsHealth
-from vcbridge.app_keys import CLOCK, DATABASE, EVENT_BUS, SETTINGS, STREAM_MESSAGES, ZONE
-from vcbridge.db.models import Conference, Event, EventSequence
+from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS, SETTINGS, STREAM_MESSAGES, ZONE
+from vcbridge.core.db.models import Conference, Event, EventSequence
 
 log = logging.getLogger(__name__)
 

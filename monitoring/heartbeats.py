@@ -51,16 +51,16 @@ from monitoring.health_model import (
     offline_since,
 )
 from monitoring.health_store import Bucket, EndpointInfo, Latest, PresenceRules, Stored
-from vcbridge.app_keys import CLOCK, ZONE
-from vcbridge.auth.principal import Principal
-from vcbridge.clock import Clock, to_local_iso
-from vcbridge.db.engine import Database
-from vcbridge.db.models import TokenScope
-from vcbridge.events import EventBus
-from vcbridge.http.auth_middleware import require_principal
-from vcbridge.http.errors import ApiError, forbidden
-from vcbridge.http.parsing import parse_model
-from vcbridge.settings import Settings
+from vcbridge.core.app_keys import CLOCK, ZONE
+from vcbridge.core.auth.principal import Principal
+from vcbridge.core.clock import Clock, to_local_iso
+from vcbridge.core.db.engine import Database
+from vcbridge.core.db.models import TokenScope
+from vcbridge.core.events import EventBus
+from vcbridge.core.http.auth_middleware import require_principal
+from vcbridge.core.http.errors import ApiError, forbidden
+from vcbridge.core.http.parsing import parse_model
+from vcbridge.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -108,10 +108,10 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from monitoring.endpoint_gauges import EndpointGauge, render_all
-from vcbridge.auth.login_limiter import LoginStats, Reason
-from vcbridge.clock import Clock
-from vcbridge.db.engine import Database
-from vcbridge.db.models import (
+from vcbridge.core.auth.login_limiter import LoginStats, Reason
+from vcbridge.core.clock import Clock
+from vcbridge.core.db.engine import Database
+from vcbridge.core.db.models import (
     ACTIVE_STATUSES,
     Attendance,
     Conference,
@@ -120,8 +120,8 @@ from vcbridge.db.models import (
     EndpointPresence,
     Participant,
 )
-from vcbridge.events import BusEvent, EventBus
-from vcbridge.presence import online
+from vcbridge.core.events import BusEvent, EventBus
+from vcbridge.core.presence import online
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from monitoring.metrics import Metrics
-from vcbridge.http.errors import unauthorized
-from vcbridge.settings import SettingsError
+from vcbridge.core.http.errors import unauthorized
+from vcbridge.core.settings import SettingsError
 
 METRICS_PATH = "/metrics"
 

@@ -32,7 +32,7 @@ from monitoring.metrics import (
     StatusModel,
     presence_status,
 )
-from vcbridge.app_keys import (
+from vcbridge.core.app_keys import (
     CLOCK,
     DATABASE,
     EVENT_BUS,

@@ -21,8 +21,8 @@ from scheduler.connect_policy import (
     Reason,
     RedialPolicy,
 )
-from vcbridge.db.models import Attendance, Conference, ConferenceStatus, Endpoint
-from vcbridge.events import EventBus, NewEvent
+from vcbridge.core.db.models import Attendance, Conference, ConferenceStatus, Endpoint
+from vcbridge.core.events import EventBus, NewEvent
 
 RUNNING = (ConferenceStatus.OPEN, ConferenceStatus.LIVE)
 

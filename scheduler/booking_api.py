@@ -29,12 +29,12 @@ from scheduler.conference_schemas import (
     conference_json,
 )
 from scheduler.recurrence_worker import RecurrenceWorkers
-from vcbridge.app_keys import CLOCK, DATABASE, EVENT_BUS, SETTINGS, ZONE
-from vcbridge.auth.principal import Permission, Principal
-from vcbridge.db.models import Conference, ConferenceStatus, Endpoint
-from vcbridge.http.auth_middleware import remote_of, require_permission, require_principal
-from vcbridge.http.errors import ApiError, conflict, forbidden, invalid, not_found
-from vcbridge.http.parsing import MAX_ID, path_int, query_datetime, query_int, read_model
+from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS, SETTINGS, ZONE
+from vcbridge.core.auth.principal import Permission, Principal
+from vcbridge.core.db.models import Conference, ConferenceStatus, Endpoint
+from vcbridge.core.http.auth_middleware import remote_of, require_permission, require_principal
+from vcbridge.core.http.errors import ApiError, conflict, forbidden, invalid, not_found
+from vcbridge.core.http.parsing import MAX_ID, path_int, query_datetime, query_int, read_model
 
 BOOKING_POLICY = web.AppKey("booking_policy", BookingPolicy)
 # The largest page of `GET /api/v1/conferences`: loading a page's conferences and their

@@ -34,9 +34,9 @@ from scheduler.booking_store import (
 from scheduler.conference_schemas import ConferenceCreate, ConferenceUpdate, Scope, conference_json
 from scheduler.recurrence import RecurrenceError, normalise
 from scheduler.recurrence_worker import RecurrenceWorkers
-from vcbridge.audit import Actor, record
-from vcbridge.clock import to_local_iso
-from vcbridge.db.models import (
+from vcbridge.core.audit import Actor, record
+from vcbridge.core.clock import to_local_iso
+from vcbridge.core.db.models import (
     ACTIVE_STATUSES,
     Conference,
     ConferenceSeries,
@@ -44,7 +44,7 @@ from vcbridge.db.models import (
     Endpoint,
     Participant,
 )
-from vcbridge.events import EventBus, NewEvent
+from vcbridge.core.events import EventBus, NewEvent
 
 RUNNING_STATUSES = (ConferenceStatus.OPEN, ConferenceStatus.LIVE)
 # A 409 lists this many conflicting conferences (a long series against another one

@@ -11,12 +11,12 @@ from icalendar import Calendar, Event
 from sqlalchemy import select
 
 from scheduler.booking_store import conference_query, filter_conferences
-from vcbridge.app_keys import CLOCK, DATABASE, PRINCIPAL
-from vcbridge.auth.principal import Permission
-from vcbridge.auth.tokens import resolve_token
-from vcbridge.db.models import Conference, ConferenceStatus, Endpoint, TokenScope
-from vcbridge.http.auth_middleware import require_principal
-from vcbridge.http.errors import forbidden, not_found, unauthorized
+from vcbridge.core.app_keys import CLOCK, DATABASE, PRINCIPAL
+from vcbridge.core.auth.principal import Permission
+from vcbridge.core.auth.tokens import resolve_token
+from vcbridge.core.db.models import Conference, ConferenceStatus, Endpoint, TokenScope
+from vcbridge.core.http.auth_middleware import require_principal
+from vcbridge.core.http.errors import forbidden, not_found, unauthorized
 
 # Past conferences stay in the feed this long; calendar programs keep their own history.
 FEED_PAST = timedelta(days=60)

@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from vcbridge.clock import to_local_iso
-from vcbridge.db.models import Conference
-from vcbridge.http.text import clean_text
-from vcbridge.roster import CODE_PATTERN
+from vcbridge.core.clock import to_local_iso
+from vcbridge.core.db.models import Conference
+from vcbridge.core.http.text import clean_text
+from vcbridge.core.roster import CODE_PATTERN
 
 
 def _single_line(value: str) -> str:

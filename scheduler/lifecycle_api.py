@@ -20,13 +20,13 @@ from scheduler.booking_store import lock_bookings, lock_conferences
 from scheduler.conference_schemas import ConferenceUpdate, conference_json
 from scheduler.connect_policy import RedialPolicy
 from scheduler.connect_policy import rollcall as build_rollcall
-from vcbridge.app_keys import CLOCK, DATABASE, EVENT_BUS, ZONE
-from vcbridge.auth.principal import Permission
-from vcbridge.clock import to_local_iso
-from vcbridge.db.models import ConferenceStatus
-from vcbridge.http.auth_middleware import remote_of, require_principal
-from vcbridge.http.errors import conflict, forbidden
-from vcbridge.http.parsing import read_model
+from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS, ZONE
+from vcbridge.core.auth.principal import Permission
+from vcbridge.core.clock import to_local_iso
+from vcbridge.core.db.models import ConferenceStatus
+from vcbridge.core.http.auth_middleware import remote_of, require_principal
+from vcbridge.core.http.errors import conflict, forbidden
+from vcbridge.core.http.parsing import read_model
 
 REDIAL_POLICY = web.AppKey("redial_policy", RedialPolicy)
 

@@ -60,10 +60,10 @@ from scheduler.transitions import (
     advance_many,
     timeline_of,
 )
-from vcbridge.clock import Clock
-from vcbridge.db.engine import Database
-from vcbridge.db.models import ACTIVE_STATUSES, Conference
-from vcbridge.events import EventBus
+from vcbridge.core.clock import Clock
+from vcbridge.core.db.engine import Database
+from vcbridge.core.db.models import ACTIVE_STATUSES, Conference
+from vcbridge.core.events import EventBus
 
 log = logging.getLogger(__name__)
 

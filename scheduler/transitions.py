@@ -38,10 +38,10 @@ from scheduler.lifecycle import (
     due_transitions,
     next_transition,
 )
-from vcbridge.clock import Clock
-from vcbridge.db.models import Attendance, Conference, ConferenceStatus, Endpoint, Participant
-from vcbridge.events import EventBus, NewEvent
-from vcbridge.presence import online
+from vcbridge.core.clock import Clock
+from vcbridge.core.db.models import Attendance, Conference, ConferenceStatus, Endpoint, Participant
+from vcbridge.core.events import EventBus, NewEvent
+from vcbridge.core.presence import online
 
 
 @dataclass(frozen=True)

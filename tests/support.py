@@ -16,8 +16,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from scheduler.runner import LifecycleRunner
-from vcbridge.clock import Clock
-from vcbridge.settings import Settings
+from vcbridge.core.clock import Clock
+from vcbridge.core.settings import Settings
 
 # CI sets this: a missing component then fails the run instead of skipping.
 REQUIRE_ALL = os.environ.get("VCBRIDGE_REQUIRE_ALL") == "1"
@@ -106,7 +106,7 @@ def manual_runner(app: web.Application, clock: Clock) -> LifecycleRunner:
     from scheduler.bridge_port import EventOnlyBridge
     from scheduler.lifecycle_wiring import redial_policy
     from scheduler.transitions import LifecycleSettings
-    from vcbridge.app_keys import DATABASE, EVENT_BUS, SETTINGS
+    from vcbridge.core.app_keys import DATABASE, EVENT_BUS, SETTINGS
 
     return LifecycleRunner(app[DATABASE], app[EVENT_BUS], clock, EventOnlyBridge(),
                            LifecycleSettings(5, timedelta(seconds=60)),

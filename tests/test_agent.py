@@ -28,8 +28,8 @@ from tests.conftest import Client
 from tests.service_process import Service, service_env
 from tests.support import loopback_settings, manual_runner
 from tests.test_booking import book
-from vcbridge.clock import FixedClock
-from vcbridge.settings import Settings
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.settings import Settings
 
 SITE = "HUYEN-NGA-SON"
 LOOPBACK = "127.0.0.1"

@@ -24,8 +24,8 @@ from bridge.site_client import Received, SiteClient
 from tests.conftest import Client
 from tests.support import loopback_settings, manual_runner, skip_or_fail
 from tests.test_booking import book
-from vcbridge.clock import FixedClock
-from vcbridge.settings import Settings
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.settings import Settings
 
 H = dict[str, str]
 SITES = {  # code: (tone Hz, colour)

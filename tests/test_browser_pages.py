@@ -36,7 +36,7 @@ from bridge.ice_policy import allowed_networks, restrict_host_addresses
 from bridge.site_client import Received, SiteClient
 from tests.service_process import Service, service_env
 from tests.support import skip_or_fail
-from vcbridge.settings import Settings
+from vcbridge.core.settings import Settings
 
 # -- driving Chromium (also used by bench/join.py) ------------------------------------------
 

@@ -27,10 +27,10 @@ from tests.test_health_support import (
     send,
 )
 from vcbridge.app import create_app
-from vcbridge.app_keys import DATABASE
-from vcbridge.clock import FixedClock
-from vcbridge.db.models import Endpoint, EndpointHealth, Event, HealthSample, HealthTransition
-from vcbridge.settings import Settings
+from vcbridge.core.app_keys import DATABASE
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.db.models import Endpoint, EndpointHealth, Event, HealthSample, HealthTransition
+from vcbridge.core.settings import Settings
 
 NGA_SON = "HUYEN-NGA-SON"
 MUONG_LAT = "HUYEN-MUONG-LAT"

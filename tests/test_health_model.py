@@ -29,7 +29,7 @@ from monitoring.health_model import (
     stream_connected,
 )
 from monitoring.health_store import Latest, report_from_json, report_to_json
-from vcbridge.settings import Settings, SettingsError, load_settings
+from vcbridge.core.settings import Settings, SettingsError, load_settings
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)  # 10:00 in Hanoi

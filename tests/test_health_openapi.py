@@ -18,9 +18,9 @@ from monitoring.health_api import openapi_fragment
 from monitoring.heartbeats import MONITOR
 from tests.conftest import Client
 from tests.test_health_support import agent_token, health_settings, heartbeat, send
-from vcbridge.api.openapi_routes import EVENT_TYPES, openapi_document
-from vcbridge.clock import FixedClock
-from vcbridge.settings import Settings
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.settings import Settings
+from vcbridge.openapi_routes import EVENT_TYPES, openapi_document
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
 

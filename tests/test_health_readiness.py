@@ -23,10 +23,10 @@ from tests.test_health_support import (
     monitor_of,
     send,
 )
-from vcbridge.app_keys import DATABASE, EVENT_BUS
-from vcbridge.clock import FixedClock
-from vcbridge.db.models import Event
-from vcbridge.settings import Settings
+from vcbridge.core.app_keys import DATABASE, EVENT_BUS
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.db.models import Event
+from vcbridge.core.settings import Settings
 
 CHAIR, MUONG_LAT, NGA_SON, QUAN_SON = (
     "UBND-TINH", "HUYEN-MUONG-LAT", "HUYEN-NGA-SON", "HUYEN-QUAN-SON")

@@ -14,8 +14,8 @@ from typing import Any
 from monitoring.heartbeats import MONITOR, HealthMonitor
 from tests.conftest import NOW, Client
 from tests.support import ADMIN_PASSWORD
-from vcbridge.clock import FixedClock
-from vcbridge.settings import Settings
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.settings import Settings
 
 # Settings of the health tests (the conftest's plus deterministic health timing).
 HEALTH_SETTINGS: dict[str, Any] = {

@@ -30,8 +30,8 @@ from tests.support import ADMIN_PASSWORD, bearer
 from tests.test_bridge_media import room as room
 from tests.test_bridge_media import settings as settings
 from vcbridge.app import create_app
-from vcbridge.clock import FixedClock
-from vcbridge.settings import Settings, SettingsError, load_settings
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.settings import Settings, SettingsError, load_settings
 
 H = dict[str, str]
 EVIL = "http://evil.example"

@@ -23,10 +23,10 @@ from scheduler.runner import BATCH, LifecycleRunner
 from scheduler.transitions import LifecycleSettings, advance
 from tests.conftest import Client
 from tests.test_booking import book
-from vcbridge.app_keys import DATABASE, EVENT_BUS, SETTINGS
-from vcbridge.audit import Actor
-from vcbridge.clock import FixedClock
-from vcbridge.db.models import Conference, Event
+from vcbridge.core.app_keys import DATABASE, EVENT_BUS, SETTINGS
+from vcbridge.core.audit import Actor
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.db.models import Conference, Event
 
 H = dict[str, str]
 # Today 14:00 Hanoi (the test clock starts at 10:00), setup 15 min, warning

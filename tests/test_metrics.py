@@ -39,11 +39,11 @@ from tests.conftest import Client
 from tests.support import ADMIN_PASSWORD, bearer, login, skip_or_fail
 from tests.test_health_support import heartbeat
 from vcbridge.app import create_app
-from vcbridge.clock import FixedClock
-from vcbridge.events import BusEvent, EventBus
-from vcbridge.http.errors import error_middleware
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.events import BusEvent, EventBus
+from vcbridge.core.http.errors import error_middleware
+from vcbridge.core.settings import Settings
 from vcbridge.room_reports import RoomReports
-from vcbridge.settings import Settings
 
 MONITORING = Path(__file__).resolve().parent.parent / "monitoring"
 ROSTER_SIZE = 31

@@ -21,9 +21,9 @@ from tests.conftest import Client
 from tests.support import bearer
 from tests.support import login as log_in
 from vcbridge import __version__
-from vcbridge.api.openapi_routes import openapi_document
-from vcbridge.app_keys import DATABASE, EVENT_BUS, SETTINGS
-from vcbridge.clock import FixedClock
+from vcbridge.core.app_keys import DATABASE, EVENT_BUS, SETTINGS
+from vcbridge.core.clock import FixedClock
+from vcbridge.openapi_routes import openapi_document
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 PUBLIC = {

@@ -22,8 +22,8 @@ from tests.conftest import Client
 from tests.support import loopback_settings, manual_runner
 from tests.test_agent import until
 from tests.test_booking import book
-from vcbridge.clock import FixedClock
-from vcbridge.settings import Settings
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.settings import Settings
 
 SITE = "HUYEN-NGA-SON"
 

@@ -30,8 +30,8 @@ from tests.conftest import Client
 from tests.test_bridge_media import SITES, Site, close_to, eventually, join
 from tests.test_bridge_media import room as room
 from tests.test_bridge_media import settings as settings
-from vcbridge.api.openapi_routes import RECORDING_NAME
-from vcbridge.settings import Settings
+from vcbridge.core.settings import Settings
+from vcbridge.openapi_routes import RECORDING_NAME
 
 H = dict[str, str]
 CHAIR, NGA, MUONG = SITES

@@ -34,9 +34,9 @@ from tests.test_bridge_media import Site, eventually, join
 
 # The shared fixture: an open conference of the three test sites.
 from tests.test_bridge_media import room as room
-from vcbridge.app_keys import DATABASE, SETTINGS
-from vcbridge.db.models import AuditEvent, Event
-from vcbridge.settings import Settings
+from vcbridge.core.app_keys import DATABASE, SETTINGS
+from vcbridge.core.db.models import AuditEvent, Event
+from vcbridge.core.settings import Settings
 
 CHAIR, NGA, MUONG = "UBND-TINH", "HUYEN-NGA-SON", "HUYEN-MUONG-LAT"
 

@@ -18,16 +18,16 @@ from monitoring.metrics import MediaCounters, MediaSource
 from scheduler import booking_api, calendar_feed
 from scheduler import lifecycle_wiring as lifecycle
 from scheduler.bridge_port import BridgePort, EventOnlyBridge
-from vcbridge.api import (
+from vcbridge import openapi_routes
+from vcbridge.core.api import (
     audit_routes,
     auth_routes,
     endpoints_routes,
     events_routes,
     health_routes,
-    openapi_routes,
     users_routes,
 )
-from vcbridge.app_keys import (
+from vcbridge.core.app_keys import (
     CLOCK,
     DATABASE,
     EVENT_BUS,
@@ -39,16 +39,16 @@ from vcbridge.app_keys import (
     TOKEN_CACHE,
     ZONE,
 )
-from vcbridge.auth.login_limiter import LoginLimiter, LoginPolicy
-from vcbridge.auth.token_cache import AgentTokenCache
-from vcbridge.bootstrap import prepare_database
-from vcbridge.clock import Clock, SystemClock
-from vcbridge.db.engine import Database
-from vcbridge.events import EventBus
-from vcbridge.http.auth_middleware import auth_middleware
-from vcbridge.http.errors import error_middleware
+from vcbridge.core.auth.login_limiter import LoginLimiter, LoginPolicy
+from vcbridge.core.auth.token_cache import AgentTokenCache
+from vcbridge.core.bootstrap import prepare_database
+from vcbridge.core.clock import Clock, SystemClock
+from vcbridge.core.db.engine import Database
+from vcbridge.core.events import EventBus
+from vcbridge.core.http.auth_middleware import auth_middleware
+from vcbridge.core.http.errors import error_middleware
+from vcbridge.core.settings import Settings, passwords_for
 from vcbridge.room_reports import RoomReports
-from vcbridge.settings import Settings, passwords_for
 
 log = logging.getLogger(__name__)
 

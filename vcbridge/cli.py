@@ -16,14 +16,14 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy import select
 
-from vcbridge.audit import Actor
-from vcbridge.clock import SystemClock
-from vcbridge.db.engine import Database
-from vcbridge.db.migrate import upgrade
-from vcbridge.db.models import Endpoint, Role, TokenScope
-from vcbridge.roster import RosterError, load_roster, sync_roster
-from vcbridge.settings import Settings, SettingsError, load_settings, passwords_for
-from vcbridge.users import UserError, create_user
+from vcbridge.core.audit import Actor
+from vcbridge.core.clock import SystemClock
+from vcbridge.core.db.engine import Database
+from vcbridge.core.db.migrate import upgrade
+from vcbridge.core.db.models import Endpoint, Role, TokenScope
+from vcbridge.core.roster import RosterError, load_roster, sync_roster
+from vcbridge.core.settings import Settings, SettingsError, load_settings, passwords_for
+from vcbridge.core.users import UserError, create_user
 
 CLI_ACTOR = Actor(name=f"cli:{getpass.getuser()}", role="admin")
 
@@ -56,7 +56,7 @@ def _with_database(
 def cmd_serve(args: argparse.Namespace) -> int:
     from monitoring.metrics_routes import check_metrics_exposure
     from vcbridge.app import create_app
-    from vcbridge.http import server
+    from vcbridge.core.http import server
 
     settings = _settings(args)
     check_metrics_exposure(args.host, settings.metrics_token)
@@ -114,7 +114,7 @@ def cmd_endpoints_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_endpoints_token(args: argparse.Namespace) -> int:
-    from vcbridge.api.endpoints_routes import issue_endpoint_token
+    from vcbridge.core.api.endpoints_routes import issue_endpoint_token
 
     async def work(database: Database, _settings: Settings) -> int:
         await upgrade(database)

@@ -11,8 +11,8 @@ from aiohttp import web
 from bridge.floor_control import Moderator
 from scheduler import attendance
 from scheduler.lifecycle_api import REDIAL_POLICY
-from vcbridge.app_keys import CLOCK, DATABASE, EVENT_BUS
-from vcbridge.audit import Actor, record
+from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS
+from vcbridge.core.audit import Actor, record
 
 
 class RoomReports:
