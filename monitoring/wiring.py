@@ -20,9 +20,8 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from monitoring import metrics_routes
-from monitoring.http_metrics import metrics_middleware
-from monitoring.metrics import (
+from monitoring.metrics import routes as metrics_routes
+from monitoring.metrics.families import (
     METRICS,
     MediaSampler,
     MediaSource,
@@ -32,6 +31,7 @@ from monitoring.metrics import (
     StatusModel,
     presence_status,
 )
+from monitoring.metrics.http_middleware import metrics_middleware
 from vcbridge.core.app_keys import (
     CLOCK,
     DATABASE,

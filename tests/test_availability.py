@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from monitoring.availability import BadMonth, Uptime, month_bounds, uptime
+from monitoring.health.availability import BadMonth, Uptime, month_bounds, uptime
 from tests.conftest import NOW, Client
 from tests.test_health_support import health_settings
 from vcbridge.core.app_keys import DATABASE, EVENT_BUS

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from monitoring import heartbeats
-from monitoring.health_wiring import status_model
-from monitoring.metrics import EndpointFacts
+from monitoring.health import monitor as heartbeats
+from monitoring.health.wiring import status_model
+from monitoring.metrics.families import EndpointFacts
 from tests.conftest import Client
 from tests.support import bearer, login
 from tests.test_health_support import (

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitoring.health_model import (
+from monitoring.health.model import (
     CallFigures,
     Devices,
     Health,
@@ -28,7 +28,7 @@ from monitoring.health_model import (
     readiness,
     stream_connected,
 )
-from monitoring.health_store import Latest, report_from_json, report_to_json
+from monitoring.health.store import Latest, report_from_json, report_to_json
 from vcbridge.core.settings import Settings, SettingsError, load_settings
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -14,8 +14,8 @@ from aiohttp import ClientResponse
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
-from monitoring.health_api import openapi_fragment
-from monitoring.heartbeats import MONITOR
+from monitoring.health.api import openapi_fragment
+from monitoring.health.monitor import MONITOR
 from tests.conftest import Client
 from tests.test_health_support import agent_token, health_settings, heartbeat, send
 from vcbridge.core.clock import FixedClock

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from monitoring.heartbeats import MONITOR, HealthMonitor
+from monitoring.health.monitor import MONITOR, HealthMonitor
 from tests.conftest import NOW, Client
 from tests.support import ADMIN_PASSWORD
 from vcbridge.core.clock import FixedClock

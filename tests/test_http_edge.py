@@ -20,8 +20,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from monitoring.heartbeats import MONITOR
-from monitoring.metrics_routes import check_metrics_exposure, is_loopback
+from monitoring.health.monitor import MONITOR
+from monitoring.metrics.routes import check_metrics_exposure, is_loopback
 from tests.conftest import Client
 from tests.service_process import Service, service_env
 from tests.support import ADMIN_PASSWORD, bearer

@@ -19,10 +19,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitoring import metrics_routes, wiring
-from monitoring.endpoint_gauges import EndpointGauge
-from monitoring.heartbeats import MONITOR
-from monitoring.metrics import (
+from monitoring import wiring
+from monitoring.health.monitor import MONITOR
+from monitoring.metrics import routes as metrics_routes
+from monitoring.metrics.endpoint_gauges import EndpointGauge
+from monitoring.metrics.families import (
     JOINED,
     EndpointStatus,
     Health,

@@ -12,7 +12,7 @@ from openapi_spec_validator import validate
 
 from bridge.pages import PAGE_ROUTES
 from bridge.signaling import ROOMS
-from monitoring.health_api import openapi_fragment as health_fragment
+from monitoring.health.api import openapi_fragment as health_fragment
 from scheduler.bridge_port import EventOnlyBridge
 from scheduler.lifecycle_wiring import redial_policy
 from scheduler.runner import LifecycleRunner

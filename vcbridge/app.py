@@ -12,9 +12,9 @@ from aiohttp import web
 from bridge import wiring as bridge_wiring
 from bridge.media_report import site_media
 from bridge.rooms import RoomRegistry
-from monitoring import health_wiring
 from monitoring import wiring as monitoring_wiring
-from monitoring.metrics import MediaCounters, MediaSource
+from monitoring.health import wiring as health_wiring
+from monitoring.metrics.families import MediaCounters, MediaSource
 from scheduler import booking_api, calendar_feed
 from scheduler import lifecycle_wiring as lifecycle
 from scheduler.bridge_port import BridgePort, EventOnlyBridge

@@ -54,7 +54,7 @@ def _with_database(
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from monitoring.metrics_routes import check_metrics_exposure
+    from monitoring.metrics.routes import check_metrics_exposure
     from vcbridge.app import create_app
     from vcbridge.core.http import server
 

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from monitoring.health_api import openapi_fragment as health_fragment
+from monitoring.health.api import openapi_fragment as health_fragment
 from scheduler.booking_api import MAX_CONFERENCE_PAGE
 from scheduler.booking_service import MAX_LISTED_CONFLICTS
 from scheduler.conference_schemas import ConferenceCreate, ConferenceUpdate

@@ -313,7 +313,7 @@ class EndpointHealth(Base):
 
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"), primary_key=True)
     state: Mapped[str] = mapped_column(String(20))  # ok, degraded, offline
-    # [{"code", "value"?, "limit"?, "at"?}] (monitoring.health_model.Reason)
+    # [{"code", "value"?, "limit"?, "at"?}] (monitoring.health.model.Reason)
     reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # When the current state began.
     since: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -32,11 +32,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 from sqlalchemy import select
 
-from monitoring import health_api
-from monitoring.health_model import NOT_READY_CODES, HealthState
-from monitoring.heartbeats import MONITOR, HealthMonitor, post_heartbeat, stream_heartbeat
-from monitoring.metrics import EndpointFacts, EndpointStatus, StatusModel, presence_status
-from monitoring.metrics import Health as MetricsHealth
+from monitoring.health import api as health_api
+from monitoring.health.model import NOT_READY_CODES, HealthState
+from monitoring.health.monitor import MONITOR, HealthMonitor, post_heartbeat, stream_heartbeat
+from monitoring.metrics.families import EndpointFacts, EndpointStatus, StatusModel, presence_status
+from monitoring.metrics.families import Health as MetricsHealth
 from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS, SETTINGS, STREAM_MESSAGES, ZONE
 from vcbridge.core.db.models import Conference, Event, EventSequence
 

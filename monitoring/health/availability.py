@@ -32,8 +32,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from monitoring.health_model import HealthState
-from monitoring.health_store import EndpointInfo
+from monitoring.health.model import HealthState
+from monitoring.health.store import EndpointInfo
 from vcbridge.core.db.models import (
     Attendance,
     Conference,

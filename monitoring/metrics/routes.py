@@ -21,7 +21,7 @@ import ipaddress
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from monitoring.metrics import Metrics
+from monitoring.metrics.families import Metrics
 from vcbridge.core.http.errors import unauthorized
 from vcbridge.core.settings import SettingsError
 

@@ -20,16 +20,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from monitoring import availability
-from monitoring import health_store as store
-from monitoring.health_model import (
+from monitoring.health import availability, store
+from monitoring.health.model import (
     HealthState,
     ParticipantHealth,
     Readiness,
     ReasonCode,
     readiness,
 )
-from monitoring.heartbeats import MONITOR, EndpointView, HealthMonitor, Heartbeat
+from monitoring.health.monitor import MONITOR, EndpointView, HealthMonitor, Heartbeat
 from vcbridge.core.app_keys import DATABASE, ZONE
 from vcbridge.core.auth.principal import Permission, Principal
 from vcbridge.core.clock import to_local_iso

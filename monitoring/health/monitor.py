@@ -36,8 +36,8 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from monitoring import health_store as store
-from monitoring.health_model import (
+from monitoring.health import store
+from monitoring.health.model import (
     CallFigures,
     Devices,
     Health,
@@ -50,7 +50,7 @@ from monitoring.health_model import (
     evaluate,
     offline_since,
 )
-from monitoring.health_store import Bucket, EndpointInfo, Latest, PresenceRules, Stored
+from monitoring.health.store import Bucket, EndpointInfo, Latest, PresenceRules, Stored
 from vcbridge.core.app_keys import CLOCK, ZONE
 from vcbridge.core.auth.principal import Principal
 from vcbridge.core.clock import Clock, to_local_iso

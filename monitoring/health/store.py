@@ -22,7 +22,7 @@ from sqlalchemy import Table, Text, bindparam, delete, func, select, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from monitoring.health_model import (
+from monitoring.health.model import (
     CallFigures,
     Devices,
     Health,

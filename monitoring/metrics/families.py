@@ -107,7 +107,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from monitoring.endpoint_gauges import EndpointGauge, render_all
+from monitoring.metrics.endpoint_gauges import EndpointGauge, render_all
 from vcbridge.core.auth.login_limiter import LoginStats, Reason
 from vcbridge.core.clock import Clock
 from vcbridge.core.db.engine import Database
