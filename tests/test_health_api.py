@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from monitoring.health import monitor as heartbeats
-from monitoring.health.wiring import status_model
-from monitoring.metrics.families import EndpointFacts
+from monitoring.metrics.status import EndpointFacts
+from monitoring.wiring import status_model
 from tests.conftest import Client
 from tests.support import bearer, login
 from tests.test_health_support import (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import asdict
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -13,8 +12,6 @@ from bridge import wiring as bridge_wiring
 from bridge.media_report import site_media
 from bridge.rooms import RoomRegistry
 from monitoring import wiring as monitoring_wiring
-from monitoring.health import wiring as health_wiring
-from monitoring.metrics.families import MediaCounters, MediaSource
 from scheduler import booking_api, calendar_feed
 from scheduler import lifecycle_wiring as lifecycle
 from scheduler.bridge_port import BridgePort, EventOnlyBridge
@@ -47,6 +44,7 @@ from vcbridge.core.db.engine import Database
 from vcbridge.core.events import EventBus
 from vcbridge.core.http.auth_middleware import auth_middleware
 from vcbridge.core.http.errors import error_middleware
+from vcbridge.core.media_counters import MediaCounters, MediaSource
 from vcbridge.core.settings import Settings, passwords_for
 from vcbridge.room_reports import RoomReports
 
@@ -83,10 +81,7 @@ def create_app(
     audit_routes.setup_routes(app)
     events_routes.setup_routes(app)
     openapi_routes.setup_routes(app)
-    monitor = health_wiring.setup(app)
-    monitoring_wiring.setup(app, media=_bridge_media(rooms),
-                            status_model=health_wiring.status_model(monitor),
-                            token=settings.metrics_token or None)
+    monitoring_wiring.setup(app, media=_bridge_media(rooms), token=settings.metrics_token or None)
     return app
 
 
@@ -94,8 +89,7 @@ def _bridge_media(rooms: RoomRegistry) -> MediaSource:
     """The metrics' view of the sites connected to this process's rooms."""
 
     def read() -> dict[str, MediaCounters]:
-        return {code: MediaCounters(**asdict(media))
-                for code, media in site_media(rooms).items()}
+        return site_media(rooms)
 
     return read
 

@@ -33,10 +33,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from monitoring.health import api as health_api
-from monitoring.health.model import NOT_READY_CODES, HealthState
 from monitoring.health.monitor import MONITOR, HealthMonitor, post_heartbeat, stream_heartbeat
-from monitoring.metrics.families import EndpointFacts, EndpointStatus, StatusModel, presence_status
-from monitoring.metrics.families import Health as MetricsHealth
 from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS, SETTINGS, STREAM_MESSAGES, ZONE
 from vcbridge.core.db.models import Conference, Event, EventSequence
 
@@ -146,18 +143,3 @@ async def publish_readiness(app: web.Application, conference_id: int) -> bool:
         )
     return True
 
-
-def status_model(monitor: HealthMonitor) -> StatusModel:
-    """The metrics' `StatusModel` backed by the health model: each endpoint's state as of
-    the monitor's last sweep (`monitoring.wiring.setup(app, status_model=...)`); until the
-    first sweep, the presence-based default."""
-
-    def status(facts: EndpointFacts) -> EndpointStatus:
-        entry = monitor.board.get(facts.code)
-        if entry is None:
-            return presence_status(facts)
-        health = entry.health
-        ready = health.state is not HealthState.OFFLINE and not health.codes & NOT_READY_CODES
-        return EndpointStatus(MetricsHealth(health.state.value), ready, entry.last_heartbeat)
-
-    return status

@@ -69,28 +69,27 @@ processes. Around a leader change a few events may be missed. HTTP metrics
 and media quality are per process (the process that served the request or
 hosts the room).
 
-How the parts feed it:
-- `MetricsRecorder` follows the event bus (transitions, invitations, joins);
-- `StateRefresher` reads the database every 10 s (roster, conference counts,
-  presence, next conferences, roll call) and caches it: a scrape never
-  queries the database;
-- `MediaSampler` turns cumulative media counters (from the bridge, through a
-  `MediaSource` given by the composition root) into rates and ratios;
-- the health model and heartbeats (later work) plug in as a `StatusModel`
-  and through `set_endpoint_status`, `set_quality`, `heartbeat_dropped`."""
+How the parts feed it (each in its own module of this package):
+- `recorder.MetricsRecorder` follows the event bus (transitions, invitations, joins);
+- `refresher.StateRefresher` reads the database every 10 s (roster, conference
+  counts, presence, next conferences, roll call) and caches it: a scrape never
+  queries the database; the health monitor decides each endpoint's status
+  through a `status.StatusModel`;
+- `media.MediaSampler` turns cumulative media counters (the core's
+  `MediaCounters`, from the bridge through a `MediaSource` given by the
+  composition root) into rates and ratios;
+- `collectors` reads the conference counts and login counters at scrape time;
+- `heartbeat_dropped` counts refused heartbeats, for a listener on the health
+  monitor's `drop_listeners`;
+- `routes` serves `GET /metrics`, `http_middleware` counts the requests."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import enum
-import logging
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from aiohttp import web
 from prometheus_client import (
@@ -100,34 +99,18 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
-from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
+from monitoring.health.model import HealthState
+from monitoring.metrics.collectors import CONFERENCE_STATES, ConferenceCounts, LoginCounts
 from monitoring.metrics.endpoint_gauges import EndpointGauge, render_all
-from vcbridge.core.auth.login_limiter import LoginStats, Reason
-from vcbridge.core.clock import Clock
-from vcbridge.core.db.engine import Database
-from vcbridge.core.db.models import (
-    ACTIVE_STATUSES,
-    Attendance,
-    Conference,
-    ConferenceStatus,
-    Endpoint,
-    EndpointPresence,
-    Participant,
-)
-from vcbridge.core.events import BusEvent, EventBus
-from vcbridge.core.presence import online
-
-log = logging.getLogger(__name__)
+from monitoring.metrics.status import EndpointStatus
+from vcbridge.core.auth.login_limiter import LoginStats
 
 NAN = math.nan
 
-CONFERENCE_STATES = tuple(s.value for s in ACTIVE_STATUSES)  # scheduled, open, live
 # The lifecycle events that carry `data.late_ms`, and their `transition` label.
 TRANSITIONS: Mapping[str, str] = {
     "conference.opened": "open",
@@ -135,62 +118,14 @@ TRANSITIONS: Mapping[str, str] = {
     "conference.ending_soon": "warn",
     "conference.ended": "end",
 }
-# Why a heartbeat was refused (the reasons of monitoring/heartbeats.py); any other is "other".
+# Why a heartbeat was refused (monitoring/health/heartbeat_api.py); any other is "other".
 HEARTBEAT_DROP_REASONS = (
     "unauthorized", "forbidden", "rate_limited", "too_large", "malformed", "invalid", "other",
 )
-# The attendance state of an endpoint in the call (scheduler.connect_policy.ConnectState.JOINED;
-# the column is core schema, the value is checked against the enum by the tests).
-JOINED = "joined"
-# The reason of a first invitation; any other reason (no_answer, dropped, absent) is a redial.
-FIRST_CALL_REASON = "invited"
-
 LATENESS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
                     900.0, 3600.0)
 JOIN_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-class Health(enum.StrEnum):
-    """An endpoint's health as `vcbridge_endpoint_health_state` shows it."""
-
-    OK = "ok"
-    DEGRADED = "degraded"
-    OFFLINE = "offline"
-
-
-@dataclass(frozen=True)
-class EndpointFacts:
-    """What the refresher knows of one endpoint: the input of a `StatusModel`."""
-
-    code: str
-    online: bool  # presence: its agent or console holds the event stream open
-    last_seen: datetime | None
-    in_conference: bool
-    next_conference_start: datetime | None
-
-
-@dataclass(frozen=True)
-class EndpointStatus:
-    """An endpoint's health, readiness and last sign of life."""
-
-    health: Health
-    ready: bool
-    last_heartbeat: datetime | None = None
-
-
-# Decides an endpoint's status from the facts; the health model will supply its own.
-StatusModel = Callable[[EndpointFacts], EndpointStatus]
-
-
-def presence_status(facts: EndpointFacts) -> EndpointStatus:
-    """The status until the health model exists: on line (presence) is ok and ready.
-
-    `degraded` is never given here: deciding it (loss, heartbeats, pre-flight
-    checks) is the health model's job."""
-    if facts.online:
-        return EndpointStatus(Health.OK, True, facts.last_seen)
-    return EndpointStatus(Health.OFFLINE, False, facts.last_seen)
 
 
 @dataclass(frozen=True)
@@ -208,117 +143,9 @@ class Quality:
 QUALITY_FIELDS = tuple(f.name for f in fields(Quality))
 
 
-@dataclass(frozen=True)
-class MediaCounters:
-    """One endpoint's media as this process sees it. Counters are cumulative (a
-    decrease means they restarted); None: not measured by the source."""
-
-    packets_received: int | None = None
-    packets_lost: int | None = None
-    bytes_received: int | None = None
-    bytes_sent: int | None = None
-    frames_received: int | None = None
-    round_trip_time_seconds: float | None = None  # latest value
-    jitter_seconds: float | None = None  # latest value
-
-
-# Endpoint code -> its media counters; only endpoints connected to a room of this process.
-MediaSource = Callable[[], Mapping[str, MediaCounters]]
-
-
-def _delta(new: int | None, old: int | None) -> int | None:
-    if new is None or old is None or new < old:
-        return None
-    return new - old
-
-
-def quality_between(
-    previous: MediaCounters | None, current: MediaCounters, seconds: float
-) -> Quality:
-    """The quality over the window from `previous` to `current` (`seconds` long).
-
-    Without a previous sample (or after a counter restart) the rates are left
-    alone; a window with no packets has no loss ratio (NaN)."""
-    loss: float | None = None
-    receive: float | None = None
-    send: float | None = None
-    fps: float | None = None
-    if previous is not None and seconds > 0:
-        received = _delta(current.packets_received, previous.packets_received)
-        lost = _delta(current.packets_lost, previous.packets_lost)
-        if received is not None and lost is not None:
-            loss = lost / (received + lost) if received + lost else NAN
-        bytes_in = _delta(current.bytes_received, previous.bytes_received)
-        bytes_out = _delta(current.bytes_sent, previous.bytes_sent)
-        frames = _delta(current.frames_received, previous.frames_received)
-        receive = None if bytes_in is None else bytes_in / seconds
-        send = None if bytes_out is None else bytes_out / seconds
-        fps = None if frames is None else frames / seconds
-    return Quality(
-        round_trip_time_seconds=current.round_trip_time_seconds,
-        jitter_seconds=current.jitter_seconds,
-        packet_loss_ratio=loss,
-        receive_bytes_per_second=receive,
-        send_bytes_per_second=send,
-        frames_per_second=fps,
-    )
-
-
 def _timestamp(at: datetime | None) -> float:
     return NAN if at is None else at.timestamp()
 
-
-class _ConferenceCounts(Collector):
-    """`vcbridge_conferences`, collected at scrape time from the refresher's cached counts.
-
-    Counts older than their validity (the refresher stopped succeeding) are
-    not exported: an absent series says "unknown", a stale one would lie."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] | None = None
-        self.valid_until = 0.0
-
-    @staticmethod
-    def _family() -> GaugeMetricFamily:
-        return GaugeMetricFamily(
-            "vcbridge_conferences",
-            "Conferences by lifecycle state (from the database, refreshed every few seconds).",
-            labels=["state"],
-        )
-
-    def describe(self) -> Iterable[Metric]:
-        return [self._family()]
-
-    def collect(self) -> Iterable[Metric]:
-        family = self._family()
-        if self.counts is not None and time.monotonic() <= self.valid_until:
-            for state in CONFERENCE_STATES:
-                family.add_metric([state], self.counts.get(state, 0))
-        return [family]
-
-
-class _LoginCounts(Collector):
-    """The login counters, collected at scrape time from the core's login limiter."""
-
-    def __init__(self, stats: LoginStats) -> None:
-        self.stats = stats
-
-    def describe(self) -> Iterable[Metric]:
-        return self.collect()
-
-    def collect(self) -> Iterable[Metric]:
-        failures = CounterMetricFamily(
-            "vcbridge_login_failures",
-            "Failed logins (wrong user name or password, or an inactive account).")
-        failures.add_metric([], self.stats.failures)
-        refused = CounterMetricFamily(
-            "vcbridge_logins_refused",
-            "Logins refused by the login limiter (429), by reason: backoff (the user name "
-            "from that address) or address (that address, any user names).",
-            labels=["reason"])
-        for reason in Reason:
-            refused.add_metric([reason.value], self.stats.refused.get(reason, 0))
-        return [failures, refused]
 
 
 class Metrics:
@@ -338,12 +165,18 @@ class Metrics:
         # Per-endpoint families, rendered by `render` after the registry's (fast path).
         self._endpoint_gauges: list[EndpointGauge] = []
 
-        def endpoint_gauge(name: str, doc: str, extra_label: str | None = None
-                           ) -> EndpointGauge:
-            gauge = EndpointGauge(f"vcbridge_endpoint_{name}", doc, extra_label)
-            self._endpoint_gauges.append(gauge)
-            return gauge
+        self._add_endpoint_families()
+        self._add_service_families()
 
+    def _endpoint_gauge(self, name: str, doc: str, extra_label: str | None = None
+                        ) -> EndpointGauge:
+        gauge = EndpointGauge(f"vcbridge_endpoint_{name}", doc, extra_label)
+        self._endpoint_gauges.append(gauge)
+        return gauge
+
+    def _add_endpoint_families(self) -> None:
+        """The per-endpoint gauges (the fast path: see endpoint_gauges.py)."""
+        endpoint_gauge = self._endpoint_gauge
         self.up = endpoint_gauge("up", "1 when the endpoint is reachable (health ok or degraded).")
         self.health_state = endpoint_gauge(
             "health_state",
@@ -378,7 +211,10 @@ class Metrics:
         }
         assert tuple(self.quality) == QUALITY_FIELDS
 
-        self._conference_counts = _ConferenceCounts()
+    def _add_service_families(self) -> None:
+        """The service-wide families, in the registry."""
+        registry = self.registry
+        self._conference_counts = ConferenceCounts()
         registry.register(self._conference_counts)
         self.participants_connected = Gauge(
             "vcbridge_participants_connected",
@@ -440,7 +276,7 @@ class Metrics:
         wanted = set(codes)
         for code in sorted(wanted - self._endpoints):
             self._endpoints.add(code)
-            self.set_endpoint_status(code, EndpointStatus(Health.OFFLINE, False))
+            self.set_endpoint_status(code, EndpointStatus(HealthState.OFFLINE, False))
             self.in_conference.set(code, 1 if code in self._joined else 0)
             self.next_conference_start.set(code, NAN)
             self.clear_quality(code)
@@ -455,8 +291,8 @@ class Metrics:
     def set_endpoint_status(self, code: str, status: EndpointStatus) -> None:
         if code not in self._endpoints:
             return
-        self.up.set(code, 0 if status.health is Health.OFFLINE else 1)
-        for state in Health:
+        self.up.set(code, 0 if status.health is HealthState.OFFLINE else 1)
+        for state in HealthState:
             self.health_state.set(code, 1 if state is status.health else 0, state.value)
         self.ready.set(code, 1 if status.ready else 0)
         self.last_heartbeat.set(code, _timestamp(status.last_heartbeat))
@@ -531,7 +367,7 @@ class Metrics:
 
     def watch_logins(self, stats: LoginStats) -> None:
         """Export the login counters of the core's login limiter."""
-        self.registry.register(_LoginCounts(stats))
+        self.registry.register(LoginCounts(stats))
 
     def heartbeat_dropped(self, reason: str) -> None:
         self.heartbeats_dropped.labels(
@@ -539,217 +375,3 @@ class Metrics:
 
 
 METRICS = web.AppKey("metrics", Metrics)
-
-
-# -- the event bus ---------------------------------------------------------------------
-
-
-class MetricsRecorder:
-    """Follows the event bus and records what the events say.
-
-    Joined/dropped/left/ended update who is in a conference in every
-    process; counters and histograms only on the scheduler leader (see the
-    module docstring). Join durations need the time of the first invitation
-    of each (conference, endpoint) until it joins: that map is bounded
-    (`max_pending`, oldest forgotten first) and emptied when a conference
-    ends. An invitation after a join (a redial after a drop) starts a new
-    wait, so a rejoin is measured from its first redial."""
-
-    def __init__(self, metrics: Metrics, bus: EventBus, *, max_pending: int = 4096) -> None:
-        self._metrics = metrics
-        self._bus = bus
-        self._max_pending = max_pending
-        self._invited: OrderedDict[tuple[int, str], datetime] = OrderedDict()
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def pending(self) -> int:
-        """How many first invitations await their join."""
-        return len(self._invited)
-
-    async def start(self) -> None:
-        """Subscribe (returns once subscribed, so no later event is missed)."""
-        ready = asyncio.Event()
-        self._task = asyncio.create_task(self._follow(ready), name="metrics-recorder")
-        await ready.wait()
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _follow(self, ready: asyncio.Event) -> None:
-        while True:
-            async with self._bus.subscribe() as subscription:
-                ready.set()
-                while (event := await subscription.queue.get()) is not None:
-                    try:
-                        self.handle(event)
-                    except Exception:  # a malformed event must not stop the metrics
-                        log.exception("metrics: event %s not recorded", event.seq)
-            # Cut off (we fell behind) or the bus stopped: subscribe again; the
-            # refresher corrects the state from the database.
-            await asyncio.sleep(0.5)
-
-    def handle(self, event: BusEvent) -> None:
-        """Record one event."""
-        metrics = self._metrics
-        leader = metrics.is_leader()
-        conference, code = event.conference_id, event.endpoint
-        transition = TRANSITIONS.get(event.type)
-        if transition is not None:
-            late_ms = event.data.get("late_ms")
-            if leader and isinstance(late_ms, int | float) and not isinstance(late_ms, bool):
-                metrics.observe_lateness(transition, late_ms / 1000)
-        if event.type in ("conference.ended", "conference.cancelled") and conference is not None:
-            metrics.conference_closed(conference)
-            for key in [k for k in self._invited if k[0] == conference]:
-                del self._invited[key]
-            return
-        if conference is None or code is None:
-            return
-        key = (conference, code)
-        if event.type == "endpoint.invited":
-            attempt = event.data.get("attempt")
-            reason = event.data.get("reason")
-            redial = (isinstance(attempt, int) and attempt > 1) or (
-                isinstance(reason, str) and reason != FIRST_CALL_REASON)
-            if leader:
-                metrics.observe_invitation(redial)
-            if key not in self._invited:
-                self._invited[key] = event.at
-                while len(self._invited) > self._max_pending:
-                    self._invited.popitem(last=False)
-        elif event.type == "endpoint.joined":
-            metrics.joined(code, conference)
-            invited_at = self._invited.pop(key, None)
-            if leader and invited_at is not None:
-                metrics.observe_join((event.at - invited_at).total_seconds())
-        elif event.type in ("endpoint.dropped", "endpoint.left", "endpoint.declined"):
-            metrics.not_joined(code, conference)
-            if event.type == "endpoint.declined":
-                self._invited.pop(key, None)
-
-
-# -- the database ----------------------------------------------------------------------
-
-
-class StateRefresher:
-    """Reads the roster, presence, conference counts, next conferences and the roll
-    call from the database every `interval` seconds into `Metrics`. Scrapes read
-    this cache; they never query the database."""
-
-    def __init__(
-        self,
-        metrics: Metrics,
-        database: Database,
-        clock: Clock,
-        *,
-        presence_stale: timedelta,
-        status_model: StatusModel = presence_status,
-        interval: float = 10.0,
-    ) -> None:
-        self._metrics = metrics
-        self._database = database
-        self._clock = clock
-        self._stale = presence_stale
-        self._status_model = status_model
-        self.interval = interval
-
-    async def run(self) -> None:
-        """Refresh every `interval` seconds until cancelled (failures are logged, retried)."""
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.refresh()
-            except Exception:
-                log.exception("metrics: refreshing from the database failed")
-
-    async def refresh(self) -> None:
-        """One refresh: a few reads in one session."""
-        now = self._clock.now()
-        running = (ConferenceStatus.OPEN, ConferenceStatus.LIVE)
-        async with self._database.read() as session:
-            endpoints = (await session.execute(
-                select(Endpoint.id, Endpoint.code).where(Endpoint.active).order_by(Endpoint.id)
-            )).all()
-            counts = {
-                ConferenceStatus(status).value: int(count)
-                for status, count in (await session.execute(
-                    select(Conference.status, func.count())
-                    .where(Conference.status.in_(ACTIVE_STATUSES)).group_by(Conference.status)
-                )).all()
-            }
-            next_start: dict[int, datetime] = {
-                endpoint_id: start
-                for endpoint_id, start in (await session.execute(
-                    select(Participant.endpoint_id, func.min(Conference.start))
-                    .join(Conference, Conference.id == Participant.conference_id)
-                    .where(Conference.status.in_((ConferenceStatus.SCHEDULED,
-                                                  ConferenceStatus.OPEN)),
-                           Conference.start > now)
-                    .group_by(Participant.endpoint_id)
-                )).all()
-            }
-            last_seen: dict[int, datetime] = {
-                endpoint_id: seen
-                for endpoint_id, seen in (await session.execute(
-                    select(EndpointPresence.endpoint_id, EndpointPresence.last_seen)
-                )).all()
-            }
-            up = await online(session, [e.id for e in endpoints], now, self._stale)
-            joined: dict[str, int] = {
-                code: conference_id
-                for code, conference_id in (await session.execute(
-                    select(Endpoint.code, Attendance.conference_id)
-                    .join(Endpoint, Endpoint.id == Attendance.endpoint_id)
-                    .join(Conference, Conference.id == Attendance.conference_id)
-                    .where(Attendance.state == JOINED, Conference.status.in_(running))
-                )).all()
-            }
-        metrics = self._metrics
-        metrics.set_roster(e.code for e in endpoints)
-        metrics.set_conference_counts(counts, valid_for=3 * self.interval)
-        metrics.set_joined(joined)
-        for endpoint_id, code in endpoints:
-            start = next_start.get(endpoint_id)
-            metrics.set_next_conference_start(code, start)
-            facts = EndpointFacts(code, endpoint_id in up, last_seen.get(endpoint_id),
-                                  code in joined, start)
-            metrics.set_endpoint_status(code, self._status_model(facts))
-
-
-# -- media -----------------------------------------------------------------------------
-
-
-class MediaSampler:
-    """Samples a `MediaSource` every `interval` seconds into the quality gauges."""
-
-    def __init__(self, metrics: Metrics, source: MediaSource, *, interval: float = 5.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._metrics = metrics
-        self._source = source
-        self.interval = interval
-        self._monotonic = monotonic
-        self._previous: dict[str, tuple[float, MediaCounters]] = {}
-
-    async def run(self) -> None:
-        while True:
-            try:
-                self.sample()
-            except Exception:
-                log.exception("metrics: sampling media counters failed")
-            await asyncio.sleep(self.interval)
-
-    def sample(self) -> None:
-        now = self._monotonic()
-        current = dict(self._source())
-        for code in self._previous.keys() - current.keys():
-            self._metrics.clear_quality(code)
-        for code, counters in current.items():
-            before = self._previous.get(code)
-            previous, seconds = (None, 0.0) if before is None else (before[1], now - before[0])
-            self._metrics.set_quality(code, quality_between(previous, counters, seconds))
-        self._previous = {code: (now, counters) for code, counters in current.items()}
-
