@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from monitoring.health import monitor as heartbeats
+from monitoring.health import recorder
 from monitoring.metrics.status import EndpointFacts
 from monitoring.wiring import status_model
 from tests.conftest import Client
@@ -499,15 +499,15 @@ async def test_a_burst_of_changes_is_recorded_in_chunks(
 ) -> None:
     """Every endpoint's first heartbeat at once (a rollout, or the end of an outage):
     recorded in a few short transactions, one transition and one event each."""
-    monkeypatch.setattr(heartbeats, "RECORD_CHUNK", 7)
+    monkeypatch.setattr(recorder, "RECORD_CHUNK", 7)
     chunks: list[int] = []
-    record = heartbeats.store.record
+    record = recorder.transitions.record
 
     async def counted(session: Any, changes: Any, *args: Any) -> Any:
         chunks.append(len(changes))
         return await record(session, changes, *args)
 
-    monkeypatch.setattr(heartbeats.store, "record", counted)
+    monkeypatch.setattr(recorder.transitions, "record", counted)
     async with client.app[DATABASE].read() as session:
         codes_ = list(await session.scalars(select(Endpoint.code).where(Endpoint.active)))
     clock.set(clock.now() + timedelta(seconds=5))

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from monitoring.health.codec import report_from_json, report_to_json
+from monitoring.health.latest import Latest
 from monitoring.health.model import (
     CallFigures,
     Devices,
@@ -28,7 +30,6 @@ from monitoring.health.model import (
     readiness,
     stream_connected,
 )
-from monitoring.health.store import Latest, report_from_json, report_to_json
 from vcbridge.core.settings import Settings, SettingsError, load_settings
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -28,7 +28,9 @@ from monitoring.health.model import (
     ReasonCode,
     readiness,
 )
-from monitoring.health.monitor import MONITOR, EndpointView, HealthMonitor, Heartbeat
+from monitoring.health.monitor import MONITOR, EndpointView, HealthMonitor
+from monitoring.health.samples import sample_json, samples_since
+from monitoring.health.wire import Heartbeat
 from vcbridge.core.app_keys import DATABASE, ZONE
 from vcbridge.core.auth.principal import Permission, Principal
 from vcbridge.core.clock import to_local_iso
@@ -130,10 +132,10 @@ async def get_health(request: web.Request) -> web.Response:
             raise forbidden("you can only see your own endpoint's health")
         (view,) = await monitor.views(session, [endpoint])
         now = monitor.clock.now()
-        samples = await store.samples_since(session, endpoint.id, now - timedelta(hours=hours))
+        samples = await samples_since(session, endpoint.id, now - timedelta(hours=hours))
         transitions = await store.recent_transitions(session, endpoint.id)
     body = view_json(view, zone, now)
-    body["samples"] = [store.sample_json(s, zone) for s in samples]
+    body["samples"] = [sample_json(s, zone) for s in samples]
     body["transitions"] = [store.transition_json(t, zone, now) for t in transitions]
     return web.json_response(body)
 

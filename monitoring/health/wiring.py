@@ -33,7 +33,8 @@ from aiohttp import web
 from sqlalchemy import select
 
 from monitoring.health import api as health_api
-from monitoring.health.monitor import MONITOR, HealthMonitor, post_heartbeat, stream_heartbeat
+from monitoring.health.heartbeat_api import post_heartbeat, stream_heartbeat
+from monitoring.health.monitor import MONITOR, HealthMonitor
 from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS, SETTINGS, STREAM_MESSAGES, ZONE
 from vcbridge.core.db.models import Conference, Event, EventSequence
 

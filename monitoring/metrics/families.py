@@ -147,7 +147,6 @@ def _timestamp(at: datetime | None) -> float:
     return NAN if at is None else at.timestamp()
 
 
-
 class Metrics:
     """The metric families of one process and the only code that writes them."""
 

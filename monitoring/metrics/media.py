@@ -87,4 +87,3 @@ class MediaSampler:
             previous, seconds = (None, 0.0) if before is None else (before[1], now - before[0])
             self._metrics.set_quality(code, quality_between(previous, counters, seconds))
         self._previous = {code: (now, counters) for code, counters in current.items()}
-

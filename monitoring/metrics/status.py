@@ -46,4 +46,3 @@ def presence_status(facts: EndpointFacts) -> EndpointStatus:
     if facts.online:
         return EndpointStatus(HealthState.OK, True, facts.last_seen)
     return EndpointStatus(HealthState.OFFLINE, False, facts.last_seen)
-
