@@ -18,7 +18,6 @@ from monitoring.health.model import (
     Health,
     HealthState,
     Observation,
-    ParticipantHealth,
     Reason,
     ReasonCode,
     Report,
@@ -27,9 +26,9 @@ from monitoring.health.model import (
     clock_text,
     duration_text,
     evaluate,
-    readiness,
     stream_connected,
 )
+from monitoring.health.readiness import ParticipantHealth, readiness
 from vcbridge.core.settings import Settings, SettingsError, load_settings
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import ClientWebSocketResponse
 from sqlalchemy import select
 
-from monitoring.health.wiring import publish_readiness
+from monitoring.health.readiness_publisher import publish_readiness
 from scheduler.transitions import LifecycleSettings, advance
 from tests.conftest import Client
 from tests.test_health_support import (

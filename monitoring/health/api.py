@@ -21,14 +21,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitoring.health import availability, store
-from monitoring.health.model import (
-    HealthState,
-    ParticipantHealth,
-    Readiness,
-    ReasonCode,
-    readiness,
-)
+from monitoring.health.model import HealthState, ReasonCode
 from monitoring.health.monitor import MONITOR, EndpointView, HealthMonitor
+from monitoring.health.readiness import ParticipantHealth, Readiness, readiness
 from monitoring.health.samples import sample_json, samples_since
 from monitoring.health.wire import Heartbeat
 from vcbridge.core.app_keys import DATABASE, ZONE

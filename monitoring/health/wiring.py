@@ -5,22 +5,14 @@ bus contexts are registered) adds:
 
 - `POST /api/v1/endpoints/{code}/heartbeat`, the same heartbeat as a message on
   the event stream (`{"type": "heartbeat", "body": ...}`), and the read routes
-  of `health_api`;
+  of `api.py`;
 - a cleanup context that binds the monitor to the database and event bus,
   sweeps once at start (endpoints silent since before a restart go offline
   from when their heartbeats stopped), then runs four tasks: the recorder
   (stores the changes heartbeats reveal, batched), the sweep every
   `health_sweep_seconds`, the pruning of old samples every hour, and the
-  readiness publisher;
-- at shutdown the monitor's unrecorded changes and samples are written.
-
-The readiness publisher follows the event bus: for each `conference.opened`
-it waits `health_preflight_wait_seconds` (the agents make their test calls
-when the room opens; about 6 s) and publishes `conference.readiness`
-(audience: the participants) with the pre-flight summary. Every process
-sees every event, so the event is published under the event-sequence row
-lock, and only if the conference has none yet: one per conference whatever
-the number of processes."""
+  readiness publisher (`readiness_publisher.py`);
+- at shutdown the monitor's unrecorded changes and samples are written."""
 
 from __future__ import annotations
 
@@ -30,18 +22,16 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
-from sqlalchemy import select
 
 from monitoring.health import api as health_api
 from monitoring.health.heartbeat_api import post_heartbeat, stream_heartbeat
 from monitoring.health.monitor import MONITOR, HealthMonitor
+from monitoring.health.readiness_publisher import readiness_publisher
 from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS, SETTINGS, STREAM_MESSAGES, ZONE
-from vcbridge.core.db.models import Conference, Event, EventSequence
 
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_SECONDS = 3600.0
-READINESS_EVENT = "conference.readiness"
 
 
 def setup(app: web.Application) -> HealthMonitor:
@@ -68,7 +58,7 @@ async def _health_ctx(app: web.Application) -> AsyncIterator[None]:
                             name="health-sweep"),
         asyncio.create_task(_every(PRUNE_EVERY_SECONDS, monitor.prune, "prune", at_once=True),
                             name="health-prune"),
-        asyncio.create_task(_readiness_publisher(app), name="health-readiness"),
+        asyncio.create_task(readiness_publisher(app), name="health-readiness"),
         asyncio.create_task(monitor.run_recorder(), name="health-recorder"),
     ]
     yield
@@ -93,54 +83,3 @@ async def _every(seconds: float, job: Callable[[], Awaitable[object]], name: str
         except Exception:  # a database hiccup must not stop monitoring for good
             log.exception("health: %s failed; retrying", name)
         await asyncio.sleep(seconds)
-
-
-async def _readiness_publisher(app: web.Application) -> None:
-    bus, wait = app[EVENT_BUS], app[SETTINGS].health_preflight_wait_seconds
-    pending: set[asyncio.Task[None]] = set()
-    try:
-        while True:
-            async with bus.subscribe() as subscription:
-                while (event := await subscription.queue.get()) is not None:
-                    if event.type == "conference.opened" and event.conference_id is not None:
-                        task = asyncio.create_task(_readiness_after(app, event.conference_id,
-                                                                    wait))
-                        pending.add(task)
-                        task.add_done_callback(pending.discard)
-            # Fell behind (or the bus is stopping): subscribe again after a breath.
-            await asyncio.sleep(1.0)
-    finally:
-        for task in list(pending):
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-
-
-async def _readiness_after(app: web.Application, conference_id: int, wait: float) -> None:
-    await asyncio.sleep(wait)
-    try:
-        await publish_readiness(app, conference_id)
-    except Exception:
-        log.exception("health: readiness of conference %s failed", conference_id)
-
-
-async def publish_readiness(app: web.Application, conference_id: int) -> bool:
-    """Publish `conference.readiness` for a conference unless it has one; True if published."""
-    monitor, bus = app[MONITOR], app[EVENT_BUS]
-    async with app[DATABASE].write() as session:
-        # The lock every publisher takes first: two processes cannot both find none.
-        await session.execute(
-            select(EventSequence.id).where(EventSequence.id == 1).with_for_update())
-        done = await session.scalar(
-            select(Event.seq).where(Event.conference_id == conference_id,
-                                    Event.type == READINESS_EVENT).limit(1))
-        conference = await session.get(Conference, conference_id)
-        if done is not None or conference is None:
-            return False
-        result, _ = await health_api.conference_readiness(session, monitor, conference)
-        await bus.publish(
-            session, READINESS_EVENT, monitor.clock.now(), conference_id=conference_id,
-            audience=[p.endpoint.code for p in conference.participants],
-            data=health_api.readiness_event_data(result),
-        )
-    return True
-
