@@ -59,6 +59,7 @@ from vcbridge.core.db.models import TokenScope
 from vcbridge.core.events import EventBus
 from vcbridge.core.http.auth_middleware import require_principal
 from vcbridge.core.http.errors import ApiError, forbidden
+from vcbridge.core.http.json_schema import Documented, whole_number
 from vcbridge.core.http.parsing import parse_model
 from vcbridge.core.settings import Settings
 
@@ -93,7 +94,8 @@ def _in_range(value: datetime) -> datetime:
     return value
 
 
-When = Annotated[AwareDatetime, AfterValidator(_in_range)]
+When = Annotated[AwareDatetime, AfterValidator(_in_range),
+                 Documented(pattern=r"^(2[01][0-9]{2}|2200)-")]
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
 
@@ -122,7 +124,7 @@ class CallIn(BaseModel):
     """Media figures of the call the endpoint is in, over the last interval."""
 
     model_config = _STRICT
-    conference: Annotated[int, Field(ge=1, le=2**62)] | None = None
+    conference: Annotated[int, Field(ge=1, le=2**62), whole_number] | None = None
     rtt_ms: float | None = _figure(600_000)
     jitter_ms: float | None = _figure(600_000)
     packet_loss_ratio: float | None = _figure(1)
@@ -138,8 +140,8 @@ class TestCallIn(BaseModel):
     model_config = _STRICT
     ok: bool
     at: When
-    audio_packets: Annotated[int, Field(ge=0, le=10**9)] = 0
-    video_frames: Annotated[int, Field(ge=0, le=10**9)] = 0
+    audio_packets: Annotated[int, Field(ge=0, le=10**9), whole_number] = 0
+    video_frames: Annotated[int, Field(ge=0, le=10**9), whole_number] = 0
     loss: float | None = _figure(1)
     rtt_ms: float | None = _figure(600_000)
 
