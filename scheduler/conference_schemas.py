@@ -10,21 +10,28 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from vcbridge.core.clock import to_local_iso
 from vcbridge.core.db.models import Conference
-from vcbridge.core.http.text import clean_text
+from vcbridge.core.http.json_schema import Documented, whole_number
+from vcbridge.core.http.text import TextRule, clean_text, multi_line_text
 from vcbridge.core.roster import CODE_PATTERN
 
 
 def _single_line(value: str) -> str:
-    value = clean_text(value).strip()
+    value = clean_text(value)
+    # Checked before stripping, so that the document's pattern can say it.
     if "\n" in value or "\t" in value:
         raise ValueError("must be a single line")
+    value = value.strip()
     if not value:
         raise ValueError("must not be blank")
     return value
 
 
-Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_single_line)]
-Agenda = Annotated[str, Field(max_length=20_000), AfterValidator(clean_text)]
+# One line, no control characters, something besides white space.
+TITLE_PATTERN = (r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f]"
+                 r"[^\x00-\x1f\x7f-\x9f]*$")
+Title = Annotated[str, Field(min_length=1, max_length=200),
+                  TextRule(_single_line, TITLE_PATTERN)]
+Agenda = Annotated[str, Field(max_length=20_000), multi_line_text]
 EndpointCode = Annotated[str, Field(pattern=CODE_PATTERN)]
 
 
@@ -36,9 +43,10 @@ def _unique(codes: list[str]) -> list[str]:
 
 
 Participants = Annotated[
-    list[EndpointCode], Field(min_length=2, max_length=1000), AfterValidator(_unique)
+    list[EndpointCode], Field(min_length=2, max_length=1000), AfterValidator(_unique),
+    Documented(uniqueItems=True),
 ]
-SetupMinutes = Annotated[int, Field(ge=0, le=1440)]
+SetupMinutes = Annotated[int, Field(ge=0, le=1440), whole_number]
 
 
 def _plausible_year(value: datetime) -> datetime:
@@ -48,7 +56,10 @@ def _plausible_year(value: datetime) -> datetime:
     return value
 
 
-When = Annotated[AwareDatetime, AfterValidator(_plausible_year)]
+# The years are a booking rule (422), stated in words: a pattern on top of the format
+# leaves a generator too few strings.
+When = Annotated[AwareDatetime, AfterValidator(_plausible_year),
+                 Documented(description="RFC 3339 with a UTC offset, years 2000 to 2199.")]
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 

@@ -26,6 +26,7 @@ from vcbridge.core.clock import to_local_iso
 from vcbridge.core.db.models import ConferenceStatus
 from vcbridge.core.http.auth_middleware import remote_of, require_principal
 from vcbridge.core.http.errors import conflict, forbidden
+from vcbridge.core.http.json_schema import whole_number
 from vcbridge.core.http.parsing import read_model
 
 REDIAL_POLICY = web.AppKey("redial_policy", RedialPolicy)
@@ -35,7 +36,7 @@ class Extension(BaseModel):
     """POST /api/v1/conferences/{id}/extend."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    minutes: Annotated[int, Field(ge=1, le=240)]
+    minutes: Annotated[int, Field(ge=1, le=240), whole_number]
 
 
 async def rollcall(request: web.Request) -> web.Response:

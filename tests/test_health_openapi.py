@@ -110,6 +110,16 @@ async def test_answers_match_the_fragment(client: Client, admin: dict[str, str],
     await check(await client.get(f"{report}?month=2026-11", headers=admin), "get", report, 200)
     await check(await client.get(f"{report}?format=csv", headers=admin), "get", report, 200)
     await check(await client.get(f"{report}?month=11-2026", headers=admin), "get", report, 422)
+    # The document forbids these (pattern), so the service refuses them too: an empty
+    # month is not "this month", and 00 or 13 is no month.
+    for month in ("", "2026-00", "2026-13", "1999-12", "٢٠٢٦-١١"):
+        body = await check(await client.get(report, params={"month": month}, headers=admin),
+                           "get", report, 422)
+        assert "month" in body["error"]["message"], body
+    # Control characters in the query string: refused before the handler, as documented.
+    body = await check(await client.get(report, params={"month": "2026-11\x00"},
+                                        headers=admin), "get", report, 400)
+    assert "control characters" in body["error"]["message"]
     start = clock.now() + timedelta(hours=2)
     booked = await client.post("/api/v1/conferences", headers=admin, json={
         "title": "Họp", "chair": "UBND-TINH", "participants": ["UBND-TINH", code],

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
+import pytest
 from aiohttp import ClientResponse, ClientWebSocketResponse, WSMsgType
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from bridge.pages import PAGE_ROUTES
 from bridge.signaling import ROOMS
 from monitoring.health.api import openapi_fragment as health_fragment
 from scheduler.bridge_port import EventOnlyBridge
+from scheduler.conference_schemas import ConferenceCreate
+from scheduler.lifecycle_api import Extension
 from scheduler.lifecycle_wiring import redial_policy
 from scheduler.runner import LifecycleRunner
 from scheduler.transitions import LifecycleSettings
@@ -21,6 +27,7 @@ from tests.conftest import Client
 from tests.support import bearer
 from tests.support import login as log_in
 from vcbridge import __version__
+from vcbridge.core.api.schemas import EndpointTokenCreate, LoginRequest, UserCreate
 from vcbridge.core.app_keys import DATABASE, EVENT_BUS, SETTINGS
 from vcbridge.core.clock import FixedClock
 from vcbridge.openapi_routes import openapi_document
@@ -462,3 +469,69 @@ async def test_answers_match_documented_schemas(
               for method in item}
     assert succeeded == set(_operations(check.document)) - health, (
         "exercise every operation here")
+
+
+def test_every_operation_documents_the_400_of_a_malformed_request() -> None:
+    # Control characters in the URL are refused before routing, so any operation answers 400.
+    for key, operation in _operations(openapi_document()).items():
+        assert "400" in operation["responses"], key
+
+
+# Text fields whose rules a validator enforces in code and the document states as a pattern.
+TEXT_FIELDS: list[tuple[type[BaseModel], str]] = [
+    (LoginRequest, "username"), (UserCreate, "full_name"), (EndpointTokenCreate, "label"),
+    (ConferenceCreate, "title"), (ConferenceCreate, "agenda"),
+]
+# Control characters (C0, DEL, C1), white space and a little of everything else.
+TEXT = st.text(st.one_of(st.sampled_from("\x00\x07\t\n\r\x1b \x7f\x85\x9f\xa0\u2028\u3000ab"),
+                         st.characters(codec="utf-8")), max_size=12)
+
+
+@pytest.mark.parametrize(("model", "name"), TEXT_FIELDS,
+                         ids=[f"{m.__name__}.{n}" for m, n in TEXT_FIELDS])
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(text=TEXT)
+def test_documented_text_rules_are_the_validators(
+    model: type[BaseModel], name: str, text: str
+) -> None:
+    """Both directions: a string the document's schema allows is accepted by the
+    validator, and one it forbids is refused."""
+    field = model.model_fields[name]
+    adapter: TypeAdapter[Any] = TypeAdapter(
+        Annotated[field.annotation, *field.metadata], config=ConfigDict(strict=True))
+    document = openapi_document()
+    schema = dict(document["components"]["schemas"][model.__name__]["properties"][name])
+    # JSON Schema's patterns are ECMA-262, where "$" is the end of the text; in Python's
+    # re (which jsonschema uses) it also matches before a final newline.
+    assert schema["pattern"].endswith("$")
+    schema["pattern"] = schema["pattern"][:-1] + r"\Z"
+    documented = Draft202012Validator(schema).is_valid(text)
+    try:
+        adapter.validate_python(text)
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert documented == accepted, (model.__name__, name, text, schema)
+
+
+def test_integer_fields_take_whole_json_numbers() -> None:
+    # JSON Schema's "integer" includes 10.0, so the strict models take it (not 10.5 or "10").
+    assert Extension.model_validate_json('{"minutes": 10.0}').minutes == 10
+    for bad in ('{"minutes": 10.5}', '{"minutes": "10"}', '{"minutes": true}'):
+        with pytest.raises(ValidationError):
+            Extension.model_validate_json(bad)
+
+
+async def test_query_times_are_rfc3339_exactly(client: Client, admin: dict[str, str]) -> None:
+    check = Checker(await _served(client))
+    path = "/api/v1/conferences"
+    for text in ("2026-11-30T08:00:00+07:00", "2026-11-30t01:00:00z",
+                 "2026-11-30T01:00:00.1234567Z", "1900-01-01T00:00:00-00:00"):
+        await check(await client.get(path, params={"from": text}, headers=admin),
+                    "GET", path, 200)
+    # Other ISO 8601 forms, no offset, out of the documented years.
+    for text in ("20261130T080000+0700", "2026-11-30 08:00:00+07:00", "2026-11-30",
+                 "2026-W48-1T08:00:00+07:00", "2026-11-30T08+07:00", "2026-11-30T08:00:00",
+                 "1899-12-31T23:59:59Z", "٢٠٢٦-11-30T08:00:00Z"):
+        await check(await client.get(path, params={"from": text}, headers=admin),
+                    "GET", path, 422)

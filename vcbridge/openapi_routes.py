@@ -25,6 +25,8 @@ from vcbridge import __version__
 from vcbridge.core.api.schemas import EndpointTokenCreate, LoginRequest, UserCreate, UserUpdate
 from vcbridge.core.db.models import ConferenceStatus, EndpointKind, Role, TokenScope
 from vcbridge.core.http.auth_middleware import CSRF_HEADER, SESSION_COOKIE
+from vcbridge.core.http.json_schema import URL_TEXT_PATTERN
+from vcbridge.core.http.parsing import MAX_ID
 from vcbridge.core.roster import CODE_PATTERN
 
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -77,7 +79,12 @@ LOCAL_TIME: Schema = {
     "description": "RFC 3339 in the province's time zone, e.g. 2026-11-30T08:00:00+07:00.",
     "examples": ["2026-11-30T08:00:00+07:00"],
 }
+# A time in a query string: the years vcbridge.core.http.parsing.query_datetime accepts.
+QUERY_TIME: Schema = LOCAL_TIME | {"pattern": r"^(19[0-9]{2}|[2-8][0-9]{3}|9000)-"}
 ENDPOINT_CODE: Schema = {"type": "string", "pattern": CODE_PATTERN, "examples": ["UBND-TINH"]}
+# Free text in a query string: control characters are refused before routing (400).
+QUERY_TEXT: Schema = {"type": "string", "pattern": URL_TEXT_PATTERN}
+ID: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 # The file name of a recording: bridge/recorder.py's NAME_PATTERN (a test keeps them equal).
 RECORDING_NAME: Schema = {
     "type": "string",
@@ -95,7 +102,8 @@ SIGNAL_DESCRIPTION = (
     "happen before the upgrade, so a refused connection gets an ordinary JSON error instead "
     "of `101`: 400 when the request is not a WebSocket upgrade, 403 for a caller bound to no "
     "endpoint, 404 for an unknown conference or one the endpoint is not part of, 409 when "
-    "the conference is not open or live (the room opens `setup_minutes` before the start).\n\n"
+    "the conference is not open or live (the room opens `setup_minutes` before the start), "
+    "429 when the caller connected to this room too often within a minute.\n\n"
     "With `role=control` a person moderates without being a site (docs/signaling.md, "
     "\"Control mode\"): an admin or booker for any conference, or the chair endpoint's "
     "operator. No seat, no media sent, not in the roll call; the room state, the chair's "
@@ -193,9 +201,9 @@ def _error_schema(description: str, details: Schema | None = None) -> Schema:
             "code": {
                 "type": "string",
                 "description": "Stable machine-readable code: bad_request, unauthorized, "
-                "invalid_credentials, forbidden, csrf, not_found, method_not_allowed, "
-                "conflict, too_large, unsupported_media_type, invalid, rate_limited, "
-                "internal.",
+                "invalid_credentials, forbidden, csrf, origin_not_allowed, not_found, "
+                "method_not_allowed, conflict, too_large, unsupported_media_type, invalid, "
+                "rate_limited, internal.",
                 "examples": ["invalid"],
             },
             "message": {"type": "string", "description": "Human-readable explanation."},
@@ -598,14 +606,22 @@ def _error(description: str, schema: str = "Error", headers: dict[str, Any] | No
 
 
 ERROR_RESPONSES: dict[str, Schema] = {
-    "BadRequest": _error("Malformed JSON body (code bad_request)."),
+    "BadRequest": _error(
+        "Malformed request (code bad_request): a JSON body that does not parse; control "
+        "characters (U+0000-U+001F, U+007F) in the URL's path or query string; or a request "
+        "the HTTP parser refuses (a request line or header field over 8190 bytes, a "
+        "malformed header). The last two are refused before routing, so every operation "
+        "may answer them."
+    ),
     "Unauthorized": _error(
         "No valid credentials: missing, invalid, expired or revoked token (code unauthorized).",
         headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
     ),
     "Forbidden": _error(
-        "The caller's role or token scope does not allow this (code forbidden), or a cookie "
-        f"session sent an unsafe request without the right {CSRF_HEADER} header (code csrf)."
+        "The caller's role or token scope does not allow this (code forbidden); a cookie "
+        f"session sent an unsafe request without the right {CSRF_HEADER} header (code csrf); "
+        "or a WebSocket upgrade or write riding on the session cookie comes from a page of "
+        "another origin (code origin_not_allowed, `details.origin`)."
     ),
     "NotFound": _error("No such resource, or one the caller may not see (code not_found)."),
     "Conflict": _error("The request clashes with the current state (code conflict)."),
@@ -651,12 +667,9 @@ def _query(name: str, schema: Schema, description: str) -> Schema:
 PARAMETERS: dict[str, Schema] = {
     "EndpointCode": {"name": "code", "in": "path", "required": True, "schema": ENDPOINT_CODE,
                      "description": "The endpoint's code."},
-    "ConferenceId": {"name": "id", "in": "path", "required": True,
-                     "schema": {"type": "integer", "minimum": 1}},
-    "UserId": {"name": "id", "in": "path", "required": True,
-               "schema": {"type": "integer", "minimum": 1}},
-    "TokenId": {"name": "id", "in": "path", "required": True,
-                "schema": {"type": "integer", "minimum": 1}},
+    "ConferenceId": {"name": "id", "in": "path", "required": True, "schema": ID},
+    "UserId": {"name": "id", "in": "path", "required": True, "schema": ID},
+    "TokenId": {"name": "id", "in": "path", "required": True, "schema": ID},
     "RecordingName": {"name": "name", "in": "path", "required": True, "schema": RECORDING_NAME,
                       "description": "The recording's `id` from the listing."},
     "Scope": _query(
@@ -684,15 +697,18 @@ def _op(operation_id: str, summary: str, tag: str, responses: dict[str, Any], *,
             "required": True, "content": {JSON: {"schema": _ref(body)}},
         }
     operation["security"] = PUBLIC if public else AUTHENTICATED
-    operation["responses"] = responses
+    # Any request can be malformed (vcbridge/core/http/errors.py); an operation may say more.
+    responses = {"400": {"$ref": "#/components/responses/BadRequest"}} | responses
+    operation["responses"] = dict(sorted(responses.items()))
     return operation
 
 
 def _paths() -> dict[str, Schema]:
     csrf = _param("CsrfToken")
     time_range = [
-        _query("from", LOCAL_TIME, "Only from this time on (RFC 3339 with offset)."),
-        _query("to", LOCAL_TIME, "Only before this time (RFC 3339 with offset)."),
+        _query("from", QUERY_TIME, "Only from this time on (RFC 3339 with offset)."),
+        _query("to", QUERY_TIME, "Only before this time (RFC 3339 with offset; after "
+               "`from`, else 422)."),
     ]
     location = {"Location": {"schema": {"type": "string"},
                              "description": "The URL of the new resource."}}
@@ -706,9 +722,12 @@ def _paths() -> dict[str, Schema]:
         "/metrics": {"get": _op(
             "getMetrics", "Prometheus metrics of this process", "health",
             {"200": {"description": "The Prometheus text exposition format.",
-                     "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                     "content": {"text/plain": {"schema": {"type": "string"}}}},
+             **_err(401)},
             public=True,
-            description="Public: the service port is assumed to be internal (see "
+            description="For the IT staff's Prometheus. With the `metrics_token` setting, a "
+            "scrape sends it as `Authorization: Bearer` (401 without it); without one the "
+            "route is open, which the service allows only when it listens on loopback (see "
             "monitoring/metrics_routes.py). Answers from memory; never queries the database.",
         )},
         "/api/v1/auth/login": {"post": _op(
@@ -755,7 +774,7 @@ def _paths() -> dict[str, Schema]:
         "/api/v1/endpoints": {"get": _op(
             "listEndpoints", "The roster of endpoints", "endpoints",
             {"200": _json(_ref("EndpointList"), "The endpoints, in roster order."),
-             **_err(401, 403)},
+             **_err(401, 403, 422)},
             parameters=[_query("include_retired", {"type": "boolean", "default": False},
                                "`true` to include endpoints retired from the roster.")],
         )},
@@ -808,14 +827,13 @@ def _paths() -> dict[str, Schema]:
                 "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
             },
              **_err(401, 403, 404)},
-            parameters=[
-                _param("EndpointCode"),
-                _query("token", {"type": "string"},
-                       "A calendar-scope token, for calendar programs that cannot send "
-                       "headers. A bearer header or session cookie works as well."),
-            ],
+            parameters=[_param("EndpointCode")],
+            # `?token=` is the calendarToken security scheme, not also a parameter: declared
+            # twice, a client (or a fuzzer) could not tell a credential from a filter.
             description="Readable by the endpoint's own operator, agent or calendar token, "
-            "and by roles that read every conference.",
+            "and by roles that read every conference. Calendar programs that cannot send "
+            "headers give a calendar-scope token as `?token=` (security scheme "
+            "`calendarToken`); a bearer header or session cookie works as well.",
         ) | {"security": [*AUTHENTICATED, {"calendarToken": []}]}},
         "/api/v1/conferences": {
             "get": _op(
@@ -824,13 +842,14 @@ def _paths() -> dict[str, Schema]:
                  **_err(401, 403, 422)},
                 parameters=[
                     _query("endpoint", ENDPOINT_CODE,
-                           "Only conferences this (active) endpoint takes part in."),
+                           "Only conferences this (active) endpoint takes part in; 422 for "
+                           "an unknown one."),
                     *time_range,
                     {**_query("status", {"type": "array", "items": {
                         "type": "string", "enum": [s.value for s in ConferenceStatus]}},
                         "Only these statuses (repeat the parameter for several)."),
                      "style": "form", "explode": True},
-                    _query("series", {"type": "integer", "minimum": 1},
+                    _query("series", ID,
                            "Only the occurrences of this series."),
                     _query("limit", {"type": "integer", "minimum": 1,
                                      "maximum": MAX_CONFERENCE_PAGE, "default": 200},
@@ -847,6 +866,13 @@ def _paths() -> dict[str, Schema]:
                               location),
                  **_err(400, 401, 403, 409, 413, 415, 422, conflict="BookingConflict")},
                 body="ConferenceCreate", parameters=[csrf],
+                description="422 for a body the schema refuses, or for the booking rules "
+                "beyond it (`details.problems`): start in the past or beyond the booking "
+                "horizon, end not after start, longer than the maximum duration, setup_minutes "
+                "above the configured maximum, times outside "
+                "the years 2000-2199, an unknown or retired endpoint, the chair not among the "
+                "participants, a recurrence rule the service does not take. 409 for a clash "
+                "with other conferences or the bridge's capacity.",
             ),
         },
         "/api/v1/conferences/{id}": {
@@ -919,7 +945,12 @@ def _paths() -> dict[str, Schema]:
                 },
             },
              "400": _error("Not a WebSocket upgrade request (code bad_request)."),
-             **_err(401, 403, 404, 409, 422)},
+             **_err(401, 403, 404, 409, 422),
+             "429": _error(
+                 "This site (or moderator) connected to the room too often within a minute "
+                 "(setting signaling_joins_per_minute; code rate_limited).",
+                 headers={"Retry-After": {"schema": {"type": "integer", "minimum": 1},
+                                          "description": "Seconds to wait."}})},
             parameters=[_param("ConferenceId"), _query(
                 "role", {"type": "string", "enum": ["site", "control"], "default": "site"},
                 "`site`: an endpoint joins with its media; `control`: a moderator's console "
@@ -977,12 +1008,12 @@ def _paths() -> dict[str, Schema]:
             {"200": _json(_ref("AuditEventList"), "Events, newest first."),
              **_err(401, 403, 422)},
             parameters=[
-                _query("action", {"type": "string"}, "Exact action, e.g. conference.create."),
-                _query("actor", {"type": "string"}, "Exact actor name."),
-                _query("target_type", {"type": "string"}, "Exact target type."),
-                _query("target_id", {"type": "string"}, "Exact target id."),
+                _query("action", QUERY_TEXT, "Exact action, e.g. conference.create."),
+                _query("actor", QUERY_TEXT, "Exact actor name."),
+                _query("target_type", QUERY_TEXT, "Exact target type."),
+                _query("target_id", QUERY_TEXT, "Exact target id."),
                 *time_range,
-                _query("before_id", {"type": "integer", "minimum": 1},
+                _query("before_id", ID,
                        "Only events older than this id (the next page)."),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000,
                                  "default": 100}, "Page size."),
@@ -1042,7 +1073,8 @@ def openapi_document() -> dict[str, Any]:
                                "description": f"The session cookie set by login; unsafe "
                                f"methods also need the {CSRF_HEADER} header."},
                 "calendarToken": {"type": "apiKey", "in": "query", "name": "token",
-                                  "description": "A calendar-scope token (calendar feed only)."},
+                                  "description": "A calendar-scope token as `?token=` "
+                                  "(calendar feed only; control characters get 400)."},
             },
         },
     }

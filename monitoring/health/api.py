@@ -152,7 +152,10 @@ async def availability_report(request: web.Request) -> web.Response:
     monitor = request.app[MONITOR]
     zone = request.app[ZONE]
     now = monitor.clock.now()
-    month = request.query.get("month") or availability.current_month(now, zone)
+    # Absent means this month; present but empty is as wrong as any other bad month (422).
+    month = request.query.get("month")
+    if month is None:
+        month = availability.current_month(now, zone)
     try:
         async with request.app[DATABASE].read() as session:
             endpoints = await store.active_endpoints(session)
@@ -270,6 +273,8 @@ def setup_routes(app: web.Application) -> None:
 # point at that document's shared components (responses, parameters, security).
 
 _JSON = "application/json"
+# What monitoring.availability.month_bounds accepts.
+MONTH = r"^(2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])$"
 _TIME = {"type": "string", "format": "date-time",
          "description": "RFC 3339 in the province's time zone."}
 
@@ -295,7 +300,9 @@ def _schema_ref(name: str) -> dict[str, Any]:
 def _responses(*statuses: int) -> dict[str, Any]:
     names = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
              413: "TooLarge", 415: "UnsupportedMediaType", 422: "Invalid"}
-    return {str(s): {"$ref": f"#/components/responses/{names[s]}"} for s in statuses}
+    # 400 always: control characters in the URL are refused before routing.
+    return {str(s): {"$ref": f"#/components/responses/{names[s]}"}
+            for s in sorted({400, *statuses})}
 
 
 def _ok(schema: str, description: str) -> dict[str, Any]:
@@ -375,7 +382,7 @@ def openapi_fragment() -> dict[str, Any]:
             "samples": {"type": "array", "items": sample},
             "transitions": {"type": "array", "items": transition}}),
         "AvailabilityReport": _closed({
-            "month": {"type": "string", "pattern": r"^\d{4}-\d{2}$"}, "from": _TIME,
+            "month": {"type": "string", "pattern": MONTH}, "from": _TIME,
             "to": _TIME, "elapsed_seconds": {"type": "integer"},
             "endpoints": {"type": "array", "items": row}}),
         "Readiness": _closed({
@@ -433,8 +440,9 @@ def openapi_fragment() -> dict[str, Any]:
             "format=csv or Accept: text/csv.",
             "parameters": [
                 {"name": "month", "in": "query", "required": False,
-                 "schema": {"type": "string", "pattern": r"^\d{4}-\d{2}$"},
-                 "description": "YYYY-MM; default: the current month."},
+                 "schema": {"type": "string", "pattern": MONTH},
+                 "description": "YYYY-MM, 2000-01 to 2200-12; default: the current month. "
+                 "422 for a month that has not begun."},
                 {"name": "format", "in": "query", "required": False,
                  "schema": {"type": "string", "enum": ["json", "csv"]}}],
             "responses": {

@@ -43,7 +43,7 @@ from vcbridge.core.db.models import (
     HealthTransition,
 )
 
-MONTH_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
+MONTH_PATTERN = re.compile(r"^([0-9]{4})-([0-9]{2})$")  # ASCII digits only
 JOINED = "joined"  # scheduler.connect_policy.ConnectState.JOINED (a stored column value)
 
 

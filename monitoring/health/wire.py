@@ -10,6 +10,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from monitoring.health.latest import Latest
 from monitoring.health.model import CallFigures, Devices, Report, TestCall
+from vcbridge.core.http.json_schema import Documented, whole_number
 
 
 def _in_range(value: datetime) -> datetime:
@@ -23,7 +24,8 @@ def _in_range(value: datetime) -> datetime:
     return value
 
 
-When = Annotated[AwareDatetime, AfterValidator(_in_range)]
+When = Annotated[AwareDatetime, AfterValidator(_in_range),
+                 Documented(pattern=r"^(2[01][0-9]{2}|2200)-")]
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
 
@@ -52,7 +54,7 @@ class CallIn(BaseModel):
     """Media figures of the call the endpoint is in, over the last interval."""
 
     model_config = _STRICT
-    conference: Annotated[int, Field(ge=1, le=2**62)] | None = None
+    conference: Annotated[int, Field(ge=1, le=2**62), whole_number] | None = None
     rtt_ms: float | None = _figure(600_000)
     jitter_ms: float | None = _figure(600_000)
     packet_loss_ratio: float | None = _figure(1)
@@ -68,8 +70,8 @@ class TestCallIn(BaseModel):
     model_config = _STRICT
     ok: bool
     at: When
-    audio_packets: Annotated[int, Field(ge=0, le=10**9)] = 0
-    video_frames: Annotated[int, Field(ge=0, le=10**9)] = 0
+    audio_packets: Annotated[int, Field(ge=0, le=10**9), whole_number] = 0
+    video_frames: Annotated[int, Field(ge=0, le=10**9), whole_number] = 0
     loss: float | None = _figure(1)
     rtt_ms: float | None = _figure(600_000)
 

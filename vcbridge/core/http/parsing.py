@@ -13,6 +13,8 @@ from vcbridge.core.http.errors import ApiError, bad_request, invalid
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 MAX_ID = 2**31 - 1  # ids are 32-bit integer columns
+_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+                      r"([Zz]|[+-][0-9]{2}:[0-9]{2})\Z")
 
 
 def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
@@ -60,13 +62,17 @@ def query_datetime(request: web.Request, name: str) -> datetime | None:
     if text is None:
         return None
     # An unencoded "+07:00" arrives as " 07:00" (form decoding): take it back.
-    text = re.sub(r" (\d{2}:\d{2})$", r"+\1", text)
+    text = re.sub(r" ([0-9]{2}:[0-9]{2})$", r"+\1", text)
+    # RFC 3339 exactly, as the document says (fromisoformat alone takes other ISO 8601
+    # forms, such as 20261130T0800+0700, and refuses a lower-case "z").
+    if not _RFC3339.match(text):
+        if _RFC3339.match(text + "Z"):
+            raise invalid(f"query parameter {name!r}: needs a UTC offset, e.g. +07:00")
+        raise invalid(f"query parameter {name!r}: not an RFC 3339 date-time")
     try:
-        value = datetime.fromisoformat(text)
+        value = datetime.fromisoformat(text.upper())
     except ValueError:
         raise invalid(f"query parameter {name!r}: not an RFC 3339 date-time") from None
-    if value.tzinfo is None:
-        raise invalid(f"query parameter {name!r}: needs a UTC offset, e.g. +07:00")
     if not 1900 <= value.year <= 9000:  # keeps the range arithmetic from overflowing
         raise invalid(f"query parameter {name!r}: must be between the years 1900 and 9000")
     return value
