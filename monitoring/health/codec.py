@@ -65,12 +65,14 @@ def report_from_json(body: Mapping[str, Any] | None) -> Report | None:
 
 
 def test_call_to_json(test_call: TestCall) -> dict[str, Any]:
+    """The stored (and API) form of a test call."""
     return {"ok": test_call.ok, "at": test_call.at.isoformat(),
             "audio_packets": test_call.audio_packets, "video_frames": test_call.video_frames,
             "loss": test_call.loss, "rtt_ms": test_call.rtt_ms}
 
 
 def test_call_from_json(body: Mapping[str, Any] | None) -> TestCall | None:
+    """The model's `TestCall` from its stored form (None when absent or unreadable)."""
     if not body:
         return None
     try:
@@ -83,11 +85,13 @@ def test_call_from_json(body: Mapping[str, Any] | None) -> TestCall | None:
 
 
 def reasons_from_store(items: Iterable[Mapping[str, Any]] | None) -> tuple[Reason, ...]:
+    """The reasons of a stored list, leaving out codes this version does not know."""
     reasons = (Reason.from_store(item) for item in items or ())
     return tuple(r for r in reasons if r is not None)
 
 
 def state_of(text: str) -> HealthState:
+    """A stored state; an unknown one reads as offline."""
     try:
         return HealthState(text)
     except ValueError:
@@ -109,8 +113,10 @@ def decoded(value: Any, decode: Callable[[Any], Any]) -> Any:
 
 
 def decode_reasons(body: Any) -> tuple[Reason, ...]:
+    """Reasons from a decoded JSON column."""
     return reasons_from_store(body if isinstance(body, list) else None)
 
 
 def decode_test_call(body: Any) -> TestCall | None:
+    """A test call from a decoded JSON column."""
     return test_call_from_json(body if isinstance(body, dict) else None)

@@ -26,10 +26,12 @@ class Latest:
     # written or shown.
     @cached_property
     def report_json(self) -> dict[str, Any] | None:
+        """The report's stored form (None: no report)."""
         return None if self.report is None else report_to_json(self.report)
 
     @cached_property
     def test_call_json(self) -> dict[str, Any] | None:
+        """The test call's stored form (None: no test call)."""
         return None if self.test_call is None else test_call_to_json(self.test_call)
 
     def newer(self, other: Latest) -> Latest:
@@ -55,4 +57,5 @@ class Stored:
 
     @property
     def codes(self) -> frozenset[ReasonCode]:
+        """The codes of the stored reasons."""
         return frozenset(r.code for r in self.reasons)

@@ -49,11 +49,13 @@ class ChangeRecorder:
 
     @property
     def database(self) -> Database:
+        """The database (after `bind`)."""
         assert self._database is not None, "HealthMonitor used before bind()"
         return self._database
 
     @property
     def bus(self) -> EventBus:
+        """The event bus (after `bind`)."""
         assert self._bus is not None, "HealthMonitor used before bind()"
         return self._bus
 

@@ -34,6 +34,7 @@ class Bucket:
     counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, report: Report, degraded: bool) -> None:
+        """Add one heartbeat's figures (`degraded`: the endpoint was not ok)."""
         self.heartbeats += 1
         self.degraded += int(degraded)
         call = report.call
@@ -50,6 +51,7 @@ class Bucket:
                 self.counts[name] = self.counts.get(name, 0) + 1
 
     def values(self) -> dict[str, Any]:
+        """The row's columns."""
         values: dict[str, Any] = {
             "endpoint_id": self.endpoint_id, "minute": self.minute,
             "heartbeats": self.heartbeats, "degraded": self.degraded, "in_call": self.in_call,
@@ -61,6 +63,7 @@ class Bucket:
 
 
 def minute_of(at: datetime) -> datetime:
+    """The UTC minute `at` falls in."""
     return at.astimezone(UTC).replace(second=0, microsecond=0)
 
 
@@ -81,6 +84,7 @@ async def add_samples(session: AsyncSession, buckets: Sequence[Bucket]) -> None:
 
 
 async def prune_samples(session: AsyncSession, before: datetime) -> int:
+    """Delete the samples of minutes before `before`; how many were deleted."""
     result = await session.execute(delete(HealthSample).where(HealthSample.minute < before))
     return int(getattr(result, "rowcount", 0) or 0)
 
@@ -109,6 +113,7 @@ def sample_json(row: HealthSample, zone: Any) -> dict[str, Any]:
 
 async def samples_since(session: AsyncSession, endpoint_id: int, since: datetime
                         ) -> list[HealthSample]:
+    """An endpoint's samples from `since` on, oldest first."""
     rows = await session.scalars(
         select(HealthSample).where(HealthSample.endpoint_id == endpoint_id,
                                    HealthSample.minute >= since)

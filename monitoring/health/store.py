@@ -170,6 +170,7 @@ async def load_presence(session: AsyncSession, now: datetime, rules: PresenceRul
 
 async def recent_transitions(session: AsyncSession, endpoint_id: int,
                              limit: int = RECENT_TRANSITIONS) -> list[HealthTransition]:
+    """An endpoint's latest transitions, newest first."""
     rows = await session.scalars(
         select(HealthTransition).where(HealthTransition.endpoint_id == endpoint_id)
         .order_by(HealthTransition.at.desc(), HealthTransition.id.desc()).limit(limit)
@@ -178,6 +179,7 @@ async def recent_transitions(session: AsyncSession, endpoint_id: int,
 
 
 def transition_json(row: HealthTransition, zone: Any, now: datetime) -> dict[str, Any]:
+    """A transition as the API shows it."""
     return {
         "at": to_local_iso(row.at, zone),
         "state": row.state,

@@ -34,9 +34,11 @@ class ConferenceCounts(Collector):
         )
 
     def describe(self) -> Iterable[Metric]:
+        """The families this collector exports."""
         return [self._family()]
 
     def collect(self) -> Iterable[Metric]:
+        """The families with their current values."""
         family = self._family()
         if self.counts is not None and time.monotonic() <= self.valid_until:
             for state in CONFERENCE_STATES:
@@ -51,9 +53,11 @@ class LoginCounts(Collector):
         self.stats = stats
 
     def describe(self) -> Iterable[Metric]:
+        """The families this collector exports."""
         return self.collect()
 
     def collect(self) -> Iterable[Metric]:
+        """The families with their current values."""
         failures = CounterMetricFamily(
             "vcbridge_login_failures",
             "Failed logins (wrong user name or password, or an inactive account).")

@@ -263,6 +263,7 @@ class Metrics:
 
     @property
     def endpoints(self) -> frozenset[str]:
+        """The endpoints exported now (the active roster)."""
         return frozenset(self._endpoints)
 
     def is_leader(self) -> bool:
@@ -288,6 +289,7 @@ class Metrics:
     # -- per-endpoint state -------------------------------------------------------
 
     def set_endpoint_status(self, code: str, status: EndpointStatus) -> None:
+        """Set an endpoint's up, health state, ready and last-heartbeat series."""
         if code not in self._endpoints:
             return
         self.up.set(code, 0 if status.health is HealthState.OFFLINE else 1)
@@ -297,6 +299,7 @@ class Metrics:
         self.last_heartbeat.set(code, _timestamp(status.last_heartbeat))
 
     def set_next_conference_start(self, code: str, start: datetime | None) -> None:
+        """Set the start of the endpoint's next conference (None: none)."""
         if code in self._endpoints:
             self.next_conference_start.set(code, _timestamp(start))
 
@@ -316,6 +319,7 @@ class Metrics:
                 gauge.set(code, NAN)
 
     def joined(self, code: str, conference_id: int) -> None:
+        """`code` joined `conference_id`."""
         if code in self._endpoints:
             self._joined[code] = conference_id
             self.in_conference.set(code, 1)
@@ -329,6 +333,7 @@ class Metrics:
             self.in_conference.set(code, 0)
 
     def conference_closed(self, conference_id: int) -> None:
+        """Nobody is joined to `conference_id` any more (it ended)."""
         for code in [c for c, conf in self._joined.items() if conf == conference_id]:
             self.not_joined(code, conference_id)
 
@@ -348,14 +353,17 @@ class Metrics:
         self._conference_counts.valid_until = time.monotonic() + valid_for
 
     def observe_lateness(self, transition: str, seconds: float) -> None:
+        """How late a lifecycle transition ran."""
         self.lateness.labels(transition).observe(max(seconds, 0.0))
 
     def observe_invitation(self, redial: bool) -> None:
+        """One invitation sent (`redial`: a redial)."""
         self.invitations.inc()
         if redial:
             self.redials.inc()
 
     def observe_join(self, seconds: float) -> None:
+        """The time from an endpoint's first invitation to its joining."""
         self.join_duration.observe(max(seconds, 0.0))
 
     def observe_http(self, route: str, method: str, status: int, seconds: float | None) -> None:
@@ -369,6 +377,7 @@ class Metrics:
         self.registry.register(LoginCounts(stats))
 
     def heartbeat_dropped(self, reason: str) -> None:
+        """Count a refused heartbeat by reason (unknown reasons as other)."""
         self.heartbeats_dropped.labels(
             reason if reason in HEARTBEAT_DROP_REASONS else "other").inc()
 

@@ -70,6 +70,7 @@ class MediaSampler:
         self._previous: dict[str, tuple[float, MediaCounters]] = {}
 
     async def run(self) -> None:
+        """Sample every `interval` seconds until cancelled (failures are logged)."""
         while True:
             try:
                 self.sample()
@@ -78,6 +79,7 @@ class MediaSampler:
             await asyncio.sleep(self.interval)
 
     def sample(self) -> None:
+        """One sample: set the quality of every connected endpoint, clear the others."""
         now = self._monotonic()
         current = dict(self._source())
         for code in self._previous.keys() - current.keys():

@@ -47,6 +47,7 @@ class MetricsRecorder:
         await ready.wait()
 
     async def stop(self) -> None:
+        """Stop following the bus."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
