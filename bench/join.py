@@ -57,10 +57,10 @@ from typing import Any
 from aiortc import RTCConfiguration
 from aiortc.mediastreams import MediaStreamError
 
-from bridge.agent import EndpointAgent
-from bridge.generated_media import ColourCardTrack, ToneTrack
+from bridge.agent.endpoint_agent import EndpointAgent
+from bridge.agent.generated_media import ColourCardTrack, ToneTrack
+from bridge.agent.site_client import Received, SiteClient
 from bridge.ice_policy import allowed_networks, restrict_host_addresses
-from bridge.site_client import Received, SiteClient
 from tests.service_process import Service, service_env
 from tests.test_browser_pages import CHROMIUM, chromium_missing, launch, log_in, new_page
 from vcbridge.core.settings import Settings

@@ -229,7 +229,7 @@ async def _flood_stream(server: str, tokens: dict[str, str], seconds: float, rea
 
 async def agents(server: str, tokens: dict[str, str], seconds: float) -> None:
     """Run one in-process endpoint agent per token for `seconds` (or until killed)."""
-    from bridge.agent import EndpointAgent  # only the agents' process needs aiortc
+    from bridge.agent.endpoint_agent import EndpointAgent  # only the agents' process needs aiortc
 
     settings = Settings(ice_servers=[], ice_host_addresses=[LOOPBACK])
     running = [asyncio.create_task(EndpointAgent(server, code, token, settings=settings,

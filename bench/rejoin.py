@@ -110,7 +110,7 @@ async def worker(server: str, token: str) -> None:
     """Run the district's agent; print what it has received every 50 ms."""
     import logging
 
-    from bridge.agent import EndpointAgent
+    from bridge.agent.endpoint_agent import EndpointAgent
     from vcbridge.core.settings import Settings
 
     logging.basicConfig(level=logging.INFO,

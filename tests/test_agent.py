@@ -22,7 +22,7 @@ import pytest
 from aiortc import MediaStreamTrack
 from av import AudioFrame, VideoFrame
 
-from bridge.agent import AgentConfigError, EndpointAgent, _Restamped
+from bridge.agent.endpoint_agent import AgentConfigError, EndpointAgent, _Restamped
 from bridge.signaling import ROOMS
 from tests.conftest import Client
 from tests.service_process import Service, service_env

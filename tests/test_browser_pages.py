@@ -30,10 +30,10 @@ import pytest
 from aiortc import MediaStreamTrack, RTCConfiguration
 from aiortc.mediastreams import MediaStreamError
 
-from bridge.agent import EndpointAgent, site_identity
-from bridge.generated_media import ColourCardTrack, ToneTrack, dominant_colour
+from bridge.agent.endpoint_agent import EndpointAgent, site_identity
+from bridge.agent.generated_media import ColourCardTrack, ToneTrack, dominant_colour
+from bridge.agent.site_client import Received, SiteClient
 from bridge.ice_policy import allowed_networks, restrict_host_addresses
-from bridge.site_client import Received, SiteClient
 from tests.service_process import Service, service_env
 from tests.support import skip_or_fail
 from vcbridge.core.settings import Settings

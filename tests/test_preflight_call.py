@@ -13,11 +13,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bridge.agent import EndpointAgent
-from bridge.generated_media import ColourCardTrack, ToneTrack
+from bridge.agent.endpoint_agent import EndpointAgent
+from bridge.agent.generated_media import ColourCardTrack, ToneTrack
+from bridge.agent.preflight import run_test_call
 from bridge.ice_policy import rtc_configuration
-from bridge.test_call import TEST_CALLS
-from bridge.test_call_client import run_test_call
+from bridge.preflight_echo import TEST_CALLS
 from tests.conftest import Client
 from tests.support import loopback_settings, manual_runner
 from tests.test_agent import until

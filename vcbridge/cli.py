@@ -162,7 +162,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     """Run the unattended endpoint agent until SIGINT or SIGTERM."""
     import signal
 
-    from bridge.agent import AgentConfigError, EndpointAgent
+    from bridge.agent.endpoint_agent import AgentConfigError, EndpointAgent
 
     token = args.token or os.environ.get(AGENT_TOKEN_ENV, "")
     if not token:

@@ -43,15 +43,15 @@ from av import AudioFrame, VideoFrame
 from av.frame import Frame
 from av.packet import Packet
 
-from bridge.generated_media import VIDEO_CLOCK, ColourCardTrack, ToneTrack
+from bridge.agent.generated_media import VIDEO_CLOCK, ColourCardTrack, ToneTrack
+from bridge.agent.preflight import TestCallResult, run_test_call
+from bridge.agent.site_client import Received, SiteClient
+from bridge.agent.video_stall import read_video
 from bridge.ice_policy import (
     allowed_networks,
     restrict_host_addresses,
     rtc_configuration,
 )
-from bridge.site_client import Received, SiteClient
-from bridge.test_call_client import TestCallResult, run_test_call
-from bridge.video_stall import read_video
 from vcbridge import __version__
 from vcbridge.core.settings import Settings, load_settings
 

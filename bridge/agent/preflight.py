@@ -20,8 +20,8 @@ from typing import Any
 from aiortc import MediaStreamTrack, RTCConfiguration
 from aiortc.mediastreams import MediaStreamError
 
+from bridge.agent.site_client import Received, SiteClient
 from bridge.ice_policy import Network
-from bridge.site_client import Received, SiteClient
 
 log = logging.getLogger(__name__)
 
