@@ -22,11 +22,13 @@ import pytest
 from aiortc import MediaStreamTrack
 from av import AudioFrame, VideoFrame
 
-from bridge.agent.endpoint_agent import AgentConfigError, EndpointAgent, _Restamped
+from bridge.agent.endpoint_agent import EndpointAgent
+from bridge.agent.media_sources import Restamped
+from bridge.agent.settings import AgentConfigError
 from bridge.signaling import ROOMS
 from tests.conftest import Client
 from tests.service_process import Service, service_env
-from tests.support import loopback_settings, manual_runner
+from tests.support import loopback_agent, loopback_settings, manual_runner
 from tests.test_booking import book
 from vcbridge.core.clock import FixedClock
 from vcbridge.core.settings import Settings
@@ -162,9 +164,7 @@ async def test_agent_with_a_bad_token_logs_401_and_keeps_retrying(
     client: Client, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     base = str(client.make_url("")).rstrip("/")
-    agent = EndpointAgent(
-        base, SITE, "vca_not-a-real-token",
-        settings=settings)
+    agent = EndpointAgent(loopback_agent(base, SITE, "vca_not-a-real-token"))
     caplog.set_level(logging.INFO, logger="bridge.agent")
     task = asyncio.create_task(agent.run())
     loop = asyncio.get_running_loop()
@@ -193,9 +193,7 @@ async def test_agent_refuses_a_token_of_another_endpoint(
     response = await client.post("/api/v1/endpoints/UBND-TINH/tokens", json={}, headers=admin)
     assert response.status == 201
     token = (await response.json())["token"]
-    agent = EndpointAgent(
-        str(client.make_url("")).rstrip("/"), SITE, token,
-        settings=settings)
+    agent = EndpointAgent(loopback_agent(str(client.make_url("")), SITE, token))
     with pytest.raises(AgentConfigError, match="belongs to UBND-TINH"):
         await asyncio.wait_for(agent.run(), 10)
 
@@ -219,8 +217,8 @@ async def test_agent_rejoins_when_the_bridge_drops_it_and_leaves_at_the_end(
     runner = manual_runner(app, clock)
     await runner.sync(cid)  # 10:00: the room opens
     response = await client.post(f"/api/v1/endpoints/{SITE}/tokens", json={}, headers=admin)
-    agent = EndpointAgent(str(client.make_url("")).rstrip("/"), SITE,
-                          (await response.json())["token"], settings=settings)
+    agent = EndpointAgent(loopback_agent(str(client.make_url("")), SITE,
+                                         (await response.json())["token"]))
     task = asyncio.create_task(agent.run())
     try:
         # Started while the conference is open: it finds it and joins.
@@ -271,7 +269,7 @@ class _Looping(MediaStreamTrack):
 
 async def test_a_looping_source_gets_timestamps_that_only_go_forward() -> None:
     for kind in ("audio", "video"):
-        track = _Restamped(_Looping(kind))
+        track = Restamped(_Looping(kind))
         stamps = [(await track.recv()).pts for _ in range(7)]
         assert all(b is not None and a is not None and b > a
                    for a, b in itertools.pairwise(stamps)), (kind, stamps)

@@ -162,7 +162,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
     """Run the unattended endpoint agent until SIGINT or SIGTERM."""
     import signal
 
-    from bridge.agent.endpoint_agent import AgentConfigError, EndpointAgent
+    from bridge.agent.endpoint_agent import EndpointAgent
+    from bridge.agent.settings import AgentConfigError, AgentSettings
 
     token = args.token or os.environ.get(AGENT_TOKEN_ENV, "")
     if not token:
@@ -181,11 +182,14 @@ def cmd_agent(args: argparse.Namespace) -> int:
         # aiortc and aioice log every ICE check: too much for a site's IT staff.
         for noisy in ("aiortc", "aioice"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The same configuration file and VCBRIDGE_* variables as the service; the agent
+    # gets only its part (the ICE servers and host addresses) in its own settings.
     settings = load_settings()
-    agent = EndpointAgent(
-        args.server, args.endpoint, token, media=args.media, settings=settings,
-        audio_device=args.audio_device, summary_seconds=args.stats_interval,
-    )
+    agent = EndpointAgent(AgentSettings(
+        server=args.server, endpoint=args.endpoint, token=token, media=args.media,
+        audio_device=args.audio_device, ice_servers=settings.ice_servers,
+        ice_host_addresses=settings.ice_host_addresses, summary_seconds=args.stats_interval,
+    ))
     use_event_loop(settings)
 
     async def run() -> None:
