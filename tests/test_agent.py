@@ -24,14 +24,15 @@ from av import AudioFrame, VideoFrame
 
 from bridge.agent.endpoint_agent import EndpointAgent
 from bridge.agent.media_sources import Restamped
-from bridge.agent.settings import AgentConfigError
+from bridge.agent.settings import AgentConfigError, AgentSettings
 from bridge.signaling import ROOMS
 from tests.conftest import Client
 from tests.service_process import Service, service_env
 from tests.support import loopback_agent, loopback_settings, manual_runner
 from tests.test_booking import book
+from vcbridge.cli import agent_settings, build_parser
 from vcbridge.core.clock import FixedClock
-from vcbridge.core.settings import Settings
+from vcbridge.core.settings import Settings, load_settings
 
 SITE = "HUYEN-NGA-SON"
 LOOPBACK = "127.0.0.1"
@@ -275,3 +276,20 @@ async def test_a_looping_source_gets_timestamps_that_only_go_forward() -> None:
                    for a, b in itertools.pairwise(stamps)), (kind, stamps)
         if kind == "audio":
             assert stamps == [i * 960 for i in range(7)]
+
+
+def test_vcbridge_agent_takes_its_settings_from_the_flags_and_the_services_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VCBRIDGE_ICE_SERVERS", "stun:stun.example.org:3478")
+    monkeypatch.setenv("VCBRIDGE_ICE_HOST_ADDRESSES", "127.0.0.1, 10.20.0.7")
+    args = build_parser().parse_args([
+        "agent", "--server", "http://10.20.0.5:8080/", "--endpoint", SITE,
+        "--media", "testsrc", "--audio-device", "hw:1", "--stats-interval", "7"])
+    settings = agent_settings(args, "vca_secret-token", load_settings())
+    assert settings == AgentSettings(
+        server="http://10.20.0.5:8080", endpoint=SITE, token="vca_secret-token",
+        media="testsrc", audio_device="hw:1", ice_servers=("stun:stun.example.org:3478",),
+        ice_host_addresses=("127.0.0.1", "10.20.0.7"), summary_seconds=7.0)
+    assert settings.heartbeat_seconds == 5.0 and settings.stream_retry == (0.5, 30.0)
+    assert "vca_secret-token" not in repr(settings), "the token must not reach a log line"
