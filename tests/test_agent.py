@@ -23,7 +23,7 @@ from aiortc import MediaStreamTrack
 from av import AudioFrame, VideoFrame
 
 from bridge.agent.endpoint_agent import EndpointAgent
-from bridge.agent.media_sources import Restamped
+from bridge.agent.media_sources import MediaSource, Restamped
 from bridge.agent.settings import AgentConfigError, AgentSettings
 from bridge.signaling import ROOMS
 from tests.conftest import Client
@@ -293,3 +293,16 @@ def test_vcbridge_agent_takes_its_settings_from_the_flags_and_the_services_varia
         ice_host_addresses=("127.0.0.1", "10.20.0.7"), summary_seconds=7.0)
     assert settings.heartbeat_seconds == 5.0 and settings.stream_retry == (0.5, 30.0)
     assert "vca_secret-token" not in repr(settings), "the token must not reach a log line"
+
+
+def test_a_media_source_that_cannot_open_lends_no_tracks_and_says_why(tmp_path: Path) -> None:
+    errors: list[Exception] = []
+    missing = MediaSource(str(tmp_path / "missing.mp4"), SITE)
+    with missing.borrowed(errors.append) as tracks:
+        assert tracks == (None, None)  # the agent then joins receive-only
+    assert len(errors) == 1, errors
+    generated = MediaSource("testsrc", SITE)
+    with generated.borrowed(errors.append) as (audio, video):
+        assert audio is not None and video is not None
+        assert audio.readyState == "live"
+    assert audio.readyState == "ended" and len(errors) == 1  # given back: stopped

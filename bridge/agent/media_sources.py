@@ -110,10 +110,12 @@ class MediaSource:
     def borrowed(self, on_error: Callable[[Exception], None]) -> Iterator[Tracks]:
         """Tracks for one use, given back afterwards; (None, None) when the source
         cannot be opened (`on_error` says so: present but unseen beats absent)."""
+        tracks: Tracks | None = None
         try:
             tracks = self.acquire()
         except Exception as exc:
             on_error(exc)
+        if tracks is None:
             yield None, None
             return
         try:
