@@ -5,7 +5,7 @@ The scenario of issue 6, on loopback, with a real `vcbridge serve` process
 
 1. The roster is the province's 31 endpoints plus `--simulated` (1,000)
    simulated ones (`SIM-0001`...), each with an agent token.
-2. 31 real endpoint agents (`bridge/agent.py`; heartbeats every 5 s, the
+2. 31 real endpoint agents (`bridge/agent/`; heartbeats every 5 s, the
    event stream, testsrc media): 30 in one helper process, one in its own
    `vcbridge agent` process (the one killed in step 5).
 3. Baseline: the server's CPU over `--window` seconds with the 31 agents only.
@@ -229,12 +229,12 @@ async def _flood_stream(server: str, tokens: dict[str, str], seconds: float, rea
 
 async def agents(server: str, tokens: dict[str, str], seconds: float) -> None:
     """Run one in-process endpoint agent per token for `seconds` (or until killed)."""
-    from bridge.agent import EndpointAgent  # only the agents' process needs aiortc
+    from bridge.agent.endpoint_agent import EndpointAgent  # only the agents' process needs aiortc
+    from bridge.agent.settings import AgentSettings
 
-    settings = Settings(ice_servers=[], ice_host_addresses=[LOOPBACK])
-    running = [asyncio.create_task(EndpointAgent(server, code, token, settings=settings,
-                                                 summary_seconds=3600).run())
-               for code, token in tokens.items()]
+    running = [asyncio.create_task(EndpointAgent(AgentSettings(
+        server=server, endpoint=code, token=token, ice_host_addresses=[LOOPBACK],
+        summary_seconds=3600)).run()) for code, token in tokens.items()]
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.gather(*running), seconds)
 

@@ -110,15 +110,15 @@ async def worker(server: str, token: str) -> None:
     """Run the district's agent; print what it has received every 50 ms."""
     import logging
 
-    from bridge.agent import EndpointAgent
-    from vcbridge.core.settings import Settings
+    from bridge.agent.endpoint_agent import EndpointAgent
+    from bridge.agent.settings import AgentSettings
 
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    settings = Settings(ice_servers=[], ice_host_addresses=[THERE])
-    agent = EndpointAgent(server, DISTRICT, token, media="testsrc", settings=settings,
-                          summary_seconds=3600)
+    agent = EndpointAgent(AgentSettings(server=server, endpoint=DISTRICT, token=token,
+                                        media="testsrc", ice_host_addresses=[THERE],
+                                        summary_seconds=3600))
     task = asyncio.create_task(agent.run())
     try:
         while not task.done():

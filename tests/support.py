@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from bridge.agent.settings import AgentSettings
 from scheduler.runner import LifecycleRunner
 from vcbridge.core.clock import Clock
 from vcbridge.core.settings import Settings
@@ -98,6 +99,12 @@ def loopback_settings(database_url: str, data_dir: Path, **overrides: Any) -> Se
                     admin_password=ADMIN_PASSWORD, password_time_cost=1,
                     password_memory_kib=64, scheduler_enabled=False, ice_servers=[],
                     ice_host_addresses=["127.0.0.1"], **overrides)
+
+
+def loopback_agent(server: str, endpoint: str, token: str, **overrides: Any) -> AgentSettings:
+    """An endpoint agent's settings with loopback only (no STUN)."""
+    return AgentSettings(server=server, endpoint=endpoint, token=token,
+                         ice_host_addresses=("127.0.0.1",), **overrides)
 
 
 def manual_runner(app: web.Application, clock: Clock) -> LifecycleRunner:

@@ -30,13 +30,13 @@ import pytest
 from aiortc import MediaStreamTrack, RTCConfiguration
 from aiortc.mediastreams import MediaStreamError
 
-from bridge.agent import EndpointAgent, site_identity
-from bridge.generated_media import ColourCardTrack, ToneTrack, dominant_colour
+from bridge.agent.endpoint_agent import EndpointAgent
+from bridge.agent.generated_media import ColourCardTrack, ToneTrack, dominant_colour
+from bridge.agent.media_sources import site_identity
+from bridge.agent.site_client import Received, SiteClient
 from bridge.ice_policy import allowed_networks, restrict_host_addresses
-from bridge.site_client import Received, SiteClient
 from tests.service_process import Service, service_env
-from tests.support import skip_or_fail
-from vcbridge.core.settings import Settings
+from tests.support import loopback_agent, skip_or_fail
 
 # -- driving Chromium (also used by bench/join.py) ------------------------------------------
 
@@ -305,10 +305,6 @@ def roll_state(service: Service, conference_id: int, code: str) -> str:
     return str(next(e["state"] for e in body["endpoints"] if e["code"] == code))
 
 
-def agent_settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, ice_servers=[], ice_host_addresses=[LOOPBACK])
-
-
 class AiortcSite:
     """A district played by aiortc: a colour card and a tone; it records the room
     states it gets (with their arrival time) and the colour of each received slot."""
@@ -399,8 +395,9 @@ async def test_operator_waits_for_the_room_gets_the_chairs_media_and_survives_a_
                       datetime.now(UTC) + timedelta(minutes=5), title=TITLE)
     cid = conference["id"]
     # The chair is the unattended endpoint agent, following its own event stream.
-    agent = EndpointAgent(service.base, chair_code, endpoint_token(service, chair_code),
-                          settings=agent_settings(tmp_path), summary_seconds=3600)
+    agent = EndpointAgent(loopback_agent(service.base, chair_code,
+                                         endpoint_token(service, chair_code),
+                                         summary_seconds=3600))
     agent_task = asyncio.create_task(agent.run())
     errors: list[str] = []
     async with async_playwright() as playwright:

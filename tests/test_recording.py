@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from yarl import URL
 
-from bridge.generated_media import dominant_colour, tone_energy
+from bridge.agent.generated_media import dominant_colour, tone_energy
 from bridge.recorder import (
     NAME_PATTERN,
     opus_head,

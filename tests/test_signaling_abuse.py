@@ -26,8 +26,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 from sqlalchemy import select
 
+from bridge.agent.site_client import Received
 from bridge.signaling import ROOMS
-from bridge.site_client import Received
 from tests.conftest import Client
 from tests.support import loopback_settings
 from tests.test_bridge_media import Site, eventually, join

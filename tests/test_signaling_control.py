@@ -23,7 +23,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
-from bridge.generated_media import dominant_colour
+from bridge.agent.generated_media import dominant_colour
 from bridge.signaling import ROOMS
 from tests.conftest import Client
 from tests.test_booking import book

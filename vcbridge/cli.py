@@ -16,6 +16,7 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy import select
 
+from bridge.agent.settings import AgentSettings
 from vcbridge.core.audit import Actor
 from vcbridge.core.clock import SystemClock
 from vcbridge.core.db.engine import Database
@@ -158,11 +159,22 @@ def cmd_users_create(args: argparse.Namespace) -> int:
 AGENT_TOKEN_ENV = "VCBRIDGE_AGENT_TOKEN"  # noqa: S105 - a variable name, not a secret
 
 
+def agent_settings(args: argparse.Namespace, token: str, settings: Settings) -> AgentSettings:
+    """The agent's own settings from its flags and the service's configuration: the same
+    configuration file and `VCBRIDGE_*` variables (ICE servers, host addresses)."""
+    return AgentSettings(
+        server=args.server, endpoint=args.endpoint, token=token, media=args.media,
+        audio_device=args.audio_device, ice_servers=settings.ice_servers,
+        ice_host_addresses=settings.ice_host_addresses, summary_seconds=args.stats_interval,
+    )
+
+
 def cmd_agent(args: argparse.Namespace) -> int:
     """Run the unattended endpoint agent until SIGINT or SIGTERM."""
     import signal
 
-    from bridge.agent import AgentConfigError, EndpointAgent
+    from bridge.agent.endpoint_agent import EndpointAgent
+    from bridge.agent.settings import AgentConfigError
 
     token = args.token or os.environ.get(AGENT_TOKEN_ENV, "")
     if not token:
@@ -182,10 +194,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
         for noisy in ("aiortc", "aioice"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = load_settings()
-    agent = EndpointAgent(
-        args.server, args.endpoint, token, media=args.media, settings=settings,
-        audio_device=args.audio_device, summary_seconds=args.stats_interval,
-    )
+    agent = EndpointAgent(agent_settings(args, token, settings))
     use_event_loop(settings)
 
     async def run() -> None:

@@ -1,4 +1,5 @@
-"""The bridge's side of a pre-flight test call: `GET /api/v1/endpoints/{code}/test-call`.
+"""The bridge's side of a pre-flight test call, the echo:
+`GET /api/v1/endpoints/{code}/test-call`.
 
 Before a conference an endpoint agent proves that media really flows both
 ways between it and the bridge: it connects as it would to a room (the same
@@ -49,6 +50,7 @@ class EchoSession:
     audio_packets: int = 0
 
     def on_audio(self, packet: RtpPacket) -> None:
+        """An audio packet from the site: counted, and sent straight back."""
         self.audio_packets += 1
         if self.peers.audio_out is not None:
             self.peers.audio_out.push(packet.payload, packet.timestamp, AUDIO_TIME_BASE)
@@ -70,22 +72,22 @@ class EchoSession:
                 "video_frames": self.source.frames}
 
 
-class TestCalls:
+class EchoCalls:
     """The test calls running in this process, one per endpoint."""
-
-    __test__ = False  # not a pytest test class, despite the name
 
     def __init__(self, ice: IceSettings) -> None:
         self.ice = ice
         self.running: dict[str, EchoSession] = {}
 
     def open(self, code: str) -> EchoSession:
+        """Start `code`'s test call."""
         session = EchoSession(code, PeerSession(code, self.ice, lambda _p: None),
                               VideoSource(code))
         self.running[code] = session
         return session
 
     async def close(self, session: EchoSession) -> None:
+        """End a test call and free its peer connections."""
         if self.running.get(session.code) is session:
             del self.running[session.code]
         await session.peers.close()
@@ -96,10 +98,10 @@ class TestCalls:
             await self.close(session)
 
 
-TEST_CALLS = web.AppKey("test_calls", TestCalls)
+ECHO_CALLS = web.AppKey("echo_calls", EchoCalls)
 
 
-async def test_call_ws(request: web.Request) -> web.StreamResponse:
+async def echo_call_ws(request: web.Request) -> web.StreamResponse:
     """A short echo call for the endpoint's own agent or operator."""
     principal = require_principal(request)
     code = request.match_info["code"]
@@ -113,7 +115,7 @@ async def test_call_ws(request: web.Request) -> web.StreamResponse:
         endpoint = await session.scalar(select(Endpoint.id).where(Endpoint.code == code))
     if endpoint is None:
         raise not_found(f"no endpoint {code}")
-    calls = request.app[TEST_CALLS]
+    calls = request.app[ECHO_CALLS]
     previous = calls.running.get(code)
     if previous is not None:
         await calls.close(previous)
@@ -171,12 +173,12 @@ def _error(code: str, message: str) -> dict[str, Any]:
 
 def setup_routes(app: web.Application, ice: IceSettings) -> None:
     """Add the test-call route and its registry's lifetime to `app`."""
-    calls = TestCalls(ice)
-    app[TEST_CALLS] = calls
-    app.router.add_get("/api/v1/endpoints/{code}/test-call", test_call_ws)
+    calls = EchoCalls(ice)
+    app[ECHO_CALLS] = calls
+    app.router.add_get("/api/v1/endpoints/{code}/test-call", echo_call_ws)
 
-    async def test_calls_ctx(_app: web.Application) -> Any:
+    async def echo_calls_ctx(_app: web.Application) -> Any:
         yield
         await calls.stop()
 
-    app.cleanup_ctx.append(test_calls_ctx)
+    app.cleanup_ctx.append(echo_calls_ctx)
