@@ -53,6 +53,7 @@ from bridge.site_client import Received, SiteClient
 from bridge.test_call_client import TestCallResult, run_test_call
 from bridge.video_stall import read_video
 from vcbridge import __version__
+from vcbridge.core.event_types import ROOM_CLOSING, EventType
 from vcbridge.core.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -562,19 +563,19 @@ class EndpointAgent:
         if not isinstance(conference, int):
             return
         data = event.get("data") or {}
-        if kind == "endpoint.invited" and event.get("endpoint") in (None, self.endpoint):
+        if kind == EventType.ENDPOINT_INVITED and event.get("endpoint") in (None, self.endpoint):
             self._attend(conference, f"invited (attempt {data.get('attempt', '?')})")
-        elif kind == "conference.live":
+        elif kind == EventType.CONFERENCE_LIVE:
             self._attend(conference, "the conference started")
-        elif kind == "conference.opened":
+        elif kind == EventType.CONFERENCE_OPENED:
             log.info("conference %s: the room is open; testing the line to the bridge, "
                      "joining when invited at the start", conference)
             self._start_test_call(conference)
-        elif kind == "conference.ending_soon":
+        elif kind == EventType.CONFERENCE_ENDING_SOON:
             log.info("conference %s: ends in %s minutes", conference,
                      data.get("minutes_left", "?"))
-        elif kind in ("conference.ended", "conference.cancelled"):
-            self._leave(conference, "ended" if kind == "conference.ended" else "cancelled")
+        elif isinstance(kind, str) and kind in ROOM_CLOSING:
+            self._leave(conference, ROOM_CLOSING[EventType(kind)])
         else:
             log.debug("event %s: %s for conference %s", seq, kind, conference)
 

@@ -44,6 +44,7 @@ from vcbridge.core.db.models import (
     HealthSample,
     HealthTransition,
 )
+from vcbridge.core.event_types import EventType
 from vcbridge.core.events import EventBus
 
 # The figures of a sample: (column prefix, where in the report).
@@ -478,7 +479,7 @@ async def _record_one(
             row.since = at
         row.state, row.reasons = health.state.value, stored_reasons
         await bus.publish(
-            session, "endpoint.health", now, endpoint=change.endpoint.code,
+            session, EventType.ENDPOINT_HEALTH, now, endpoint=change.endpoint.code,
             audience=[change.endpoint.code],
             data={
                 "state": health.state.value,

@@ -39,11 +39,13 @@ from monitoring.metrics import EndpointFacts, EndpointStatus, StatusModel, prese
 from monitoring.metrics import Health as MetricsHealth
 from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS, SETTINGS, STREAM_MESSAGES, ZONE
 from vcbridge.core.db.models import Conference, Event, EventSequence
+from vcbridge.core.event_types import EventType
+from vcbridge.core.events import BusEvent
 
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_SECONDS = 3600.0
-READINESS_EVENT = "conference.readiness"
+READINESS_EVENT = EventType.CONFERENCE_READINESS
 
 
 def setup(app: web.Application) -> HealthMonitor:
@@ -100,18 +102,19 @@ async def _every(seconds: float, job: Callable[[], Awaitable[object]], name: str
 async def _readiness_publisher(app: web.Application) -> None:
     bus, wait = app[EVENT_BUS], app[SETTINGS].health_preflight_wait_seconds
     pending: set[asyncio.Task[None]] = set()
+
+    async def opened(event: BusEvent) -> None:
+        if event.conference_id is not None:
+            task = asyncio.create_task(_readiness_after(app, event.conference_id, wait))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+    follower = bus.follow({EventType.CONFERENCE_OPENED}, opened, retry_seconds=1.0,
+                          name="health-readiness")
     try:
-        while True:
-            async with bus.subscribe() as subscription:
-                while (event := await subscription.queue.get()) is not None:
-                    if event.type == "conference.opened" and event.conference_id is not None:
-                        task = asyncio.create_task(_readiness_after(app, event.conference_id,
-                                                                    wait))
-                        pending.add(task)
-                        task.add_done_callback(pending.discard)
-            # Fell behind (or the bus is stopping): subscribe again after a breath.
-            await asyncio.sleep(1.0)
+        await follower.wait()
     finally:
+        await follower.stop()
         for task in list(pending):
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
