@@ -398,3 +398,24 @@ async def test_stop_lets_a_running_tick_finish(
     cancelled = [r for r in caplog.records
                  if r.exc_info and isinstance(r.exc_info[1], asyncio.CancelledError)]
     assert not cancelled and not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_cancelling_a_running_conference_closes_its_room_through_the_bridge(
+    client: Client, booker: H, runner: LifecycleRunner, clock: FixedClock,
+    bridge: RecordingBridge,
+) -> None:
+    """The runner follows booking changes on the bus (any process's): a running
+    conference cancelled has its room closed, the sites told "cancelled"."""
+    cid = (await book(client, booker, **TODAY))["id"]
+    clock.set(START + timedelta(minutes=1))
+    await runner.start()
+    try:
+        assert ("open", cid, ["UBND-TINH", "HUYEN-NGA-SON", "HUYEN-MUONG-LAT"]) in bridge.calls
+        response = await client.delete(f"/api/v1/conferences/{cid}", headers=booker)
+        assert response.status == 200
+        async with asyncio.timeout(10):
+            while cid not in bridge.reasons:
+                await asyncio.sleep(0.01)
+        assert bridge.reasons[cid] == "cancelled"
+    finally:
+        await runner.stop()
