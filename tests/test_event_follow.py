@@ -15,7 +15,8 @@ from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS
 from vcbridge.core.event_types import EventType
 from vcbridge.core.events import BusEvent, NewEvent
 
-JOINED, LEFT, DROPPED = EventType.ENDPOINT_JOINED, EventType.ENDPOINT_LEFT, EventType.ENDPOINT_DROPPED
+JOINED, LEFT = EventType.ENDPOINT_JOINED, EventType.ENDPOINT_LEFT
+DROPPED = EventType.ENDPOINT_DROPPED
 
 
 async def publish(client: Client, *types: EventType) -> list[int]:
@@ -27,10 +28,11 @@ async def publish(client: Client, *types: EventType) -> list[int]:
 
 async def until(check: Callable[[], Any], what: str, timeout: float = 10) -> None:
     """Wait for `check()` (a generous bound: only broken behaviour reaches it)."""
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.01)
-    assert check(), what
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
 
 
 async def test_the_named_types_arrive_in_order_from_the_moment_follow_returns(
