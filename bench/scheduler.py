@@ -35,7 +35,7 @@ uvloop):
    connect tick (real redial policy from the settings), as in production
    when nobody answers.
 2. A real `EventBus` and a `LifecycleRunner` with the real `SystemClock` and
-   an `EventOnlyBridge` (`warn_minutes=0`: the transitions are open, live and
+   a bridge that only notes its calls (`warn_minutes=0`: the transitions are open, live and
    end). `await runner.start()` is timed: it includes the first reconcile of
    every conference.
 3. Halfway through `--minutes`, a crash: `runner.stop()`, `--outage` seconds
@@ -110,7 +110,6 @@ import asyncpg
 import sqlalchemy
 from sqlalchemy import func, insert, select, text
 
-from scheduler.bridge_port import EventOnlyBridge
 from scheduler.lifecycle_wiring import redial_policy
 from scheduler.runner import LifecycleRunner
 from scheduler.transitions import Advanced, LifecycleSettings
@@ -249,19 +248,20 @@ class InstrumentedRunner(LifecycleRunner):
         self.probe.tick_ms.append((time.perf_counter() - started) * 1000)
 
 
-class RecordingBridge(EventOnlyBridge):
-    """An event-only bridge that notes when it was asked to act (after commit)."""
+class RecordingBridge:
+    """A `BridgePort` with no rooms that notes when it was asked to act (after commit)."""
 
     def __init__(self, probe: Probe) -> None:
         self.probe = probe
 
-    async def open_room(self, conference_id: int, participants: Sequence[str]) -> None:
+    async def open_room(self, conference_id: int, chair: str,
+                        participants: Sequence[str]) -> None:
         self.probe.opened.setdefault(conference_id, datetime.now(UTC))
 
     async def invite(self, conference_id: int, endpoint: str) -> None:
         self.probe.invites += 1
 
-    async def close_room(self, conference_id: int) -> None:
+    async def close_room(self, conference_id: int, reason: str) -> None:
         self.probe.closed.setdefault(conference_id, datetime.now(UTC))
 
 

@@ -116,13 +116,17 @@ class Room:
         self._finishing: set[str] = set()  # recordings stopped, their files not yet finished
         self._order = list(sites)
         self._broadcasts = Coalescer(self._send_state, STATE_BROADCAST_INTERVAL)
+        self._started = False
 
     @property
     def chair(self) -> str:
         return self.state.chair
 
     def start(self) -> None:
-        self.audio.start()
+        """Start the audio engine (once; a closed room stays stopped)."""
+        if not self._started and not self.closed:
+            self._started = True
+            self.audio.start()
 
     # -- connections --------------------------------------------------------
 

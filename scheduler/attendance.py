@@ -22,6 +22,7 @@ from scheduler.connect_policy import (
     RedialPolicy,
 )
 from vcbridge.core.db.models import Attendance, Conference, ConferenceStatus, Endpoint
+from vcbridge.core.event_types import EventType
 from vcbridge.core.events import EventBus, NewEvent
 
 RUNNING = (ConferenceStatus.OPEN, ConferenceStatus.LIVE)
@@ -157,11 +158,12 @@ async def tick_due(
         if action is Action.ESCALATE_ABSENT and not escalated:
             escalated = True
             # Staff (bookers, IT) see every event; the endpoint itself is told nothing new.
-            events.append(NewEvent("endpoint.absent", row.conference_id, row.code,
+            events.append(NewEvent(EventType.ENDPOINT_ABSENT, row.conference_id, row.code,
                                    data={"attempts": conn.attempts}))
         elif action is Action.INVITE:
             conn = policy_rules.invite(conn, now, policy)
-            events.append(NewEvent("endpoint.invited", row.conference_id, row.code, (row.code,),
+            events.append(NewEvent(EventType.ENDPOINT_INVITED, row.conference_id, row.code,
+                                   (row.code,),
                                    {"attempt": conn.attempts, "reason": conn.reason.value}))
             invitations.append(Invitation(row.conference_id, row.code))
         if conn != before or escalated != row.escalated:
@@ -173,11 +175,11 @@ async def tick_due(
 
 
 # What an endpoint's report does to its connection, and the event it publishes.
-_REPORTS: dict[str, tuple[Callable[..., EndpointConnection], str, bool]] = {
-    "joined": (policy_rules.joined, "endpoint.joined", False),
-    "dropped": (policy_rules.dropped, "endpoint.dropped", True),
-    "declined": (policy_rules.declined, "endpoint.declined", True),
-    "left": (policy_rules.left, "endpoint.left", False),
+_REPORTS: dict[str, tuple[Callable[..., EndpointConnection], EventType, bool]] = {
+    "joined": (policy_rules.joined, EventType.ENDPOINT_JOINED, False),
+    "dropped": (policy_rules.dropped, EventType.ENDPOINT_DROPPED, True),
+    "declined": (policy_rules.declined, EventType.ENDPOINT_DECLINED, True),
+    "left": (policy_rules.left, EventType.ENDPOINT_LEFT, False),
 }
 REPORT_KINDS: Sequence[str] = tuple(_REPORTS)
 

@@ -44,6 +44,7 @@ from vcbridge.core.db.models import (
     Endpoint,
     Participant,
 )
+from vcbridge.core.event_types import EventType
 from vcbridge.core.events import EventBus, NewEvent
 
 RUNNING_STATUSES = (ConferenceStatus.OPEN, ConferenceStatus.LIVE)
@@ -254,7 +255,7 @@ async def create_conference(
     await record(session, actor, "conference.create", "conference", created[0].id, None,
                  after, now)
     await bus.publish_many(session, now, [  # one statement for every occurrence
-        NewEvent("conference.booked", conference.id, None, tuple(request.participants),
+        NewEvent(EventType.CONFERENCE_BOOKED, conference.id, None, tuple(request.participants),
                  {"start": to_local_iso(conference.start, policy.zone)})
         for conference in created
     ])
@@ -377,7 +378,7 @@ async def _record_update(
     await session.flush()
     after = conference_json(row, policy.zone)
     await record(session, actor, "conference.update", "conference", row.id, before, after, now)
-    await bus.publish(session, "conference.updated", now, conference_id=row.id,
+    await bus.publish(session, EventType.CONFERENCE_UPDATED, now, conference_id=row.id,
                       audience=after["participants"],
                       data={"changed": sorted(k for k in after if after[k] != before[k])})
 
@@ -453,7 +454,7 @@ async def cancel_conference(
         after = conference_json(row, policy.zone)
         await record(session, actor, "conference.cancel", "conference", row.id, before,
                      after, now)
-        events.append(NewEvent("conference.cancelled", row.id, None,
+        events.append(NewEvent(EventType.CONFERENCE_CANCELLED, row.id, None,
                                tuple(after["participants"]), {"was": before["status"]}))
         if len(events) % _FLUSH_EVERY == 0:
             await session.flush()

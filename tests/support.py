@@ -109,12 +109,11 @@ def loopback_agent(server: str, endpoint: str, token: str, **overrides: Any) -> 
 
 def manual_runner(app: web.Application, clock: Clock) -> LifecycleRunner:
     """A lifecycle runner on the app's database and bus, driven by hand (`sync`) on
-    `clock`, with the bridge left to the app's event-driven rooms."""
-    from scheduler.bridge_port import EventOnlyBridge
-    from scheduler.lifecycle_wiring import redial_policy
+    `clock`, acting on the app's own bridge (its room registry), as the leader's does."""
+    from scheduler.lifecycle_wiring import BRIDGE, redial_policy
     from scheduler.transitions import LifecycleSettings
     from vcbridge.core.app_keys import DATABASE, EVENT_BUS, SETTINGS
 
-    return LifecycleRunner(app[DATABASE], app[EVENT_BUS], clock, EventOnlyBridge(),
+    return LifecycleRunner(app[DATABASE], app[EVENT_BUS], clock, app[BRIDGE],
                            LifecycleSettings(5, timedelta(seconds=60)),
                            redial_policy(app[SETTINGS]), timedelta(days=1))

@@ -17,10 +17,9 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from bridge.pages import PAGE_ROUTES
 from bridge.signaling import ROOMS
 from monitoring.health.api import openapi_fragment as health_fragment
-from scheduler.bridge_port import EventOnlyBridge
 from scheduler.conference_schemas import ConferenceCreate
 from scheduler.lifecycle_api import Extension
-from scheduler.lifecycle_wiring import redial_policy
+from scheduler.lifecycle_wiring import BRIDGE, redial_policy
 from scheduler.runner import LifecycleRunner
 from scheduler.transitions import LifecycleSettings
 from tests.conftest import Client
@@ -322,7 +321,7 @@ async def test_answers_match_documented_schemas(
 
     app = client.app
     lifecycle = LifecycleRunner(
-        app[DATABASE], app[EVENT_BUS], clock, EventOnlyBridge(),
+        app[DATABASE], app[EVENT_BUS], clock, app[BRIDGE],
         LifecycleSettings(warn_minutes=5, presence_stale=timedelta(seconds=60)),
         redial_policy(app[SETTINGS]), timedelta(days=1),
     )

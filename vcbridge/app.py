@@ -14,7 +14,6 @@ from bridge.rooms import RoomRegistry
 from monitoring import wiring as monitoring_wiring
 from scheduler import booking_api, calendar_feed
 from scheduler import lifecycle_wiring as lifecycle
-from scheduler.bridge_port import BridgePort, EventOnlyBridge
 from vcbridge import openapi_routes
 from vcbridge.core.api import (
     audit_routes,
@@ -51,9 +50,7 @@ from vcbridge.room_reports import RoomReports
 log = logging.getLogger(__name__)
 
 
-def create_app(
-    settings: Settings, *, clock: Clock | None = None, bridge: BridgePort | None = None
-) -> web.Application:
+def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     """The vcbridge application for `settings` (the database is opened on startup)."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -76,8 +73,10 @@ def create_app(
     endpoints_routes.setup_routes(app)
     calendar_feed.setup_routes(app)
     booking_api.setup_routes(app)
-    lifecycle.setup(app, bridge or EventOnlyBridge())
+    # The seam between the scheduler and the bridge: the lifecycle opens and closes
+    # this process's rooms through the registry (scheduler/bridge_port.py).
     rooms = bridge_wiring.setup(app, settings, RoomReports(app))
+    lifecycle.setup(app, rooms)
     audit_routes.setup_routes(app)
     events_routes.setup_routes(app)
     openapi_routes.setup_routes(app)

@@ -24,6 +24,7 @@ from scheduler.lifecycle_api import Extension
 from vcbridge import __version__
 from vcbridge.core.api.schemas import EndpointTokenCreate, LoginRequest, UserCreate, UserUpdate
 from vcbridge.core.db.models import ConferenceStatus, EndpointKind, Role, TokenScope
+from vcbridge.core.event_types import described
 from vcbridge.core.http.auth_middleware import CSRF_HEADER, SESSION_COOKIE
 from vcbridge.core.http.json_schema import URL_TEXT_PATTERN
 from vcbridge.core.http.parsing import MAX_ID
@@ -112,45 +113,9 @@ SIGNAL_DESCRIPTION = (
     "403 for another caller who may see the conference, 422 for an unknown `role`."
 )
 
-# The event types of the event stream: what each means and the `data` keys it always carries.
-EVENT_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "conference.booked": ("Booked (one per occurrence of a series); data.start.", ("start",)),
-    "conference.updated": ("Changed; data.changed lists the changed fields.", ("changed",)),
-    "conference.cancelled": ("Cancelled; data.was is the status before.", ("was",)),
-    "conference.opened": ("The room opened (setup time began); data.readiness says which "
-                          "endpoints were on line.", ("late_ms", "readiness")),
-    "conference.live": ("The conference started; participants are invited.", ("late_ms",)),
-    "conference.ending_soon": ("The end is near; data.minutes_left.",
-                               ("late_ms", "minutes_left")),
-    "conference.ended": ("The conference ended; the room closed.", ("late_ms",)),
-    "endpoint.invited": ("The bridge invites the endpoint; data.attempt and data.reason "
-                         "(why: a first call or the failure being redialled).",
-                         ("attempt", "reason")),
-    "endpoint.joined": ("The endpoint joined.", ()),
-    "endpoint.dropped": ("The endpoint lost the call; it is redialled.", ()),
-    "endpoint.declined": ("The endpoint declined; it is not re-invited automatically.", ()),
-    "endpoint.left": ("The endpoint hung up.", ()),
-    "endpoint.absent": ("The endpoint never answered data.attempts invitations (told to staff "
-                        "once; it is still redialled).", ("attempts",)),
-    # What happens in a media room (bridge/room.py); `endpoint` is the site that acted.
-    "floor.request": ("The site asked for the floor.", ()),
-    "floor.cancel": ("The site withdrew its request for the floor.", ()),
-    "floor.release": ("The site gave the floor back.", ()),
-    "floor.grant": ("The chair gave the floor to data.endpoint.", ("endpoint",)),
-    "floor.refuse": ("The chair refused data.endpoint's request.", ("endpoint",)),
-    "floor.revoke": ("The chair took the floor back.", ()),
-    "floor.mute": ("The chair muted (data.muted true) or unmuted data.endpoint.",
-                   ("endpoint", "muted")),
-    "floor.mute_all": ("The chair muted or unmuted every site but itself and the floor "
-                       "holder (data.muted).", ("muted",)),
-    "floor.lock": ("The chair locked or unlocked the room (data.locked).", ("locked",)),
-    "floor.admit": ("The chair let in data.endpoint, which was not booked.", ("endpoint",)),
-    "floor.remove": ("The chair removed data.endpoint for good.", ("endpoint",)),
-    "floor.record": ("Recording started (data.on true) or stopped; data.recording is the "
-                     "file (GET /api/v1/conferences/{id}/recordings). data.cause says why the "
-                     "bridge stopped it itself: the room closed (ended, cancelled, shutdown) or "
-                     "writing failed (failed).", ("on", "recording")),
-} | health_fragment()["event_types"]  # endpoint health and readiness (monitoring/)
+# The event types of the event stream: what each means and the `data` keys it always carries
+# (the event contract, vcbridge/core/event_types.py).
+EVENT_TYPES: dict[str, tuple[str, tuple[str, ...]]] = described()
 
 EVENTS_DESCRIPTION = "\n".join([
     "A WebSocket (send the usual upgrade headers; `ws://` or `wss://` to this path). "

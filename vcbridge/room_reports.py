@@ -13,6 +13,7 @@ from scheduler import attendance
 from scheduler.lifecycle_api import REDIAL_POLICY
 from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS
 from vcbridge.core.audit import Actor, record
+from vcbridge.core.event_types import EventType
 
 
 class RoomReports:
@@ -31,7 +32,7 @@ class RoomReports:
                            data: dict[str, Any], moderator: Moderator | None = None) -> None:
         app = self._app
         now = app[CLOCK].now()
-        name = action if action.startswith("floor.") else f"floor.{action}"
+        name = EventType.floor(action)
         target = data.get("endpoint")
         audience = [actor, target] if isinstance(target, str) else [actor]
         if moderator is None:

@@ -33,6 +33,7 @@ from bridge.agent.preflight import PreflightCaller, PreflightResult
 from bridge.agent.received_media import ReceivedMedia
 from bridge.agent.settings import AgentSettings
 from bridge.ice_policy import allowed_networks, restrict_host_addresses, rtc_configuration
+from vcbridge.core.event_types import ROOM_CLOSING, EventType
 
 log = logging.getLogger(__name__)
 
@@ -150,20 +151,19 @@ class EndpointAgent:
         if not isinstance(conference, int):
             return
         data = event.get("data") or {}
-        if kind == "endpoint.invited" and event.get("endpoint") in (None, self.endpoint):
+        if kind == EventType.ENDPOINT_INVITED and event.get("endpoint") in (None, self.endpoint):
             self.attendances.attend(conference, f"invited (attempt {data.get('attempt', '?')})")
-        elif kind == "conference.live":
+        elif kind == EventType.CONFERENCE_LIVE:
             self.attendances.attend(conference, "the conference started")
-        elif kind == "conference.opened":
+        elif kind == EventType.CONFERENCE_OPENED:
             log.info("conference %s: the room is open; testing the line to the bridge, "
                      "joining when invited at the start", conference)
             self.preflight.start(conference)
-        elif kind == "conference.ending_soon":
+        elif kind == EventType.CONFERENCE_ENDING_SOON:
             log.info("conference %s: ends in %s minutes", conference,
                      data.get("minutes_left", "?"))
-        elif kind in ("conference.ended", "conference.cancelled"):
-            self.attendances.leave(conference,
-                                   "ended" if kind == "conference.ended" else "cancelled")
+        elif isinstance(kind, str) and kind in ROOM_CLOSING:
+            self.attendances.leave(conference, ROOM_CLOSING[EventType(kind)])
         else:
             log.debug("event %s: %s for conference %s", event.get("seq"), kind, conference)
 

@@ -30,6 +30,7 @@ from vcbridge.core.app_keys import DATABASE, ZONE
 from vcbridge.core.auth.principal import Permission, Principal
 from vcbridge.core.clock import to_local_iso
 from vcbridge.core.db.models import Conference, Endpoint
+from vcbridge.core.event_types import EventType, described
 from vcbridge.core.http.auth_middleware import require_permission, require_principal
 from vcbridge.core.http.errors import forbidden, invalid, not_found
 from vcbridge.core.http.parsing import path_int, query_int
@@ -461,13 +462,6 @@ def openapi_fragment() -> dict[str, Any]:
                           **_responses(401, 404)},
         }},
     }
-    event_types = {
-        "endpoint.health": ("The endpoint's health state or reasons changed; data.state, "
-                            "data.previous, data.since, data.reasons.",
-                            ("state", "previous", "since", "reasons")),
-        "conference.readiness": ("The pre-flight check when the room opens: data.ready of "
-                                 "data.total, data.summary_vi, data.summary_en, "
-                                 "data.endpoints.",
-                                 ("ready", "total", "summary_vi", "summary_en", "endpoints")),
-    }
+    event_types = described(frozenset({EventType.ENDPOINT_HEALTH,
+                                       EventType.CONFERENCE_READINESS}))
     return {"paths": paths, "schemas": schemas, "event_types": event_types}

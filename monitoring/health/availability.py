@@ -42,6 +42,7 @@ from vcbridge.core.db.models import (
     HealthSample,
     HealthTransition,
 )
+from vcbridge.core.event_types import EventType
 
 MONTH_PATTERN = re.compile(r"^([0-9]{4})-([0-9]{2})$")  # ASCII digits only
 JOINED = "joined"  # scheduler.connect_policy.ConnectState.JOINED (a stored column value)
@@ -180,7 +181,7 @@ async def _attendance(session: AsyncSession, start: datetime, end: datetime
     joined = {(conference_id, code) for conference_id, code in await session.execute(
         select(Event.conference_id, Event.endpoint_code)
         .join(Conference, Conference.id == Event.conference_id)
-        .where(in_month, Event.type == "endpoint.joined")
+        .where(in_month, Event.type == EventType.ENDPOINT_JOINED)
     )}
     invited: dict[int, int] = defaultdict(int)
     attended: dict[int, int] = defaultdict(int)

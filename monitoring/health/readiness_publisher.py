@@ -19,28 +19,31 @@ from monitoring.health import api as health_api
 from monitoring.health.monitor import MONITOR
 from vcbridge.core.app_keys import DATABASE, EVENT_BUS, SETTINGS
 from vcbridge.core.db.models import Conference, Event, EventSequence
+from vcbridge.core.event_types import EventType
+from vcbridge.core.events import BusEvent
 
 log = logging.getLogger(__name__)
 
-READINESS_EVENT = "conference.readiness"
+READINESS_EVENT = EventType.CONFERENCE_READINESS
 
 
 async def readiness_publisher(app: web.Application) -> None:
     """Follow the bus: the readiness of each conference that opens (a background task)."""
     bus, wait = app[EVENT_BUS], app[SETTINGS].health_preflight_wait_seconds
     pending: set[asyncio.Task[None]] = set()
+
+    async def opened(event: BusEvent) -> None:
+        if event.conference_id is not None:
+            task = asyncio.create_task(_readiness_after(app, event.conference_id, wait))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+    follower = bus.follow({EventType.CONFERENCE_OPENED}, opened, retry_seconds=1.0,
+                          name="health-readiness")
     try:
-        while True:
-            async with bus.subscribe() as subscription:
-                while (event := await subscription.queue.get()) is not None:
-                    if event.type == "conference.opened" and event.conference_id is not None:
-                        task = asyncio.create_task(_readiness_after(app, event.conference_id,
-                                                                    wait))
-                        pending.add(task)
-                        task.add_done_callback(pending.discard)
-            # Fell behind (or the bus is stopping): subscribe again after a breath.
-            await asyncio.sleep(1.0)
+        await follower.wait()
     finally:
+        await follower.stop()
         for task in list(pending):
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)

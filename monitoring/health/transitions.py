@@ -36,6 +36,7 @@ from monitoring.health.store import (
 )
 from vcbridge.core.clock import to_local_iso
 from vcbridge.core.db.models import EndpointHealth, HealthTransition
+from vcbridge.core.event_types import EventType
 from vcbridge.core.events import EventBus
 
 
@@ -145,7 +146,7 @@ async def _record_one(
             row.since = at
         row.state, row.reasons = health.state.value, stored_reasons
         await bus.publish(
-            session, "endpoint.health", now, endpoint=change.endpoint.code,
+            session, EventType.ENDPOINT_HEALTH, now, endpoint=change.endpoint.code,
             audience=[change.endpoint.code],
             data={
                 "state": health.state.value,

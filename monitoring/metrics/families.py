@@ -108,15 +108,16 @@ from monitoring.metrics.collectors import CONFERENCE_STATES, ConferenceCounts, L
 from monitoring.metrics.endpoint_gauges import EndpointGauge, render_all
 from monitoring.metrics.status import EndpointStatus
 from vcbridge.core.auth.login_limiter import LoginStats
+from vcbridge.core.event_types import EventType
 
 NAN = math.nan
 
 # The lifecycle events that carry `data.late_ms`, and their `transition` label.
 TRANSITIONS: Mapping[str, str] = {
-    "conference.opened": "open",
-    "conference.live": "live",
-    "conference.ending_soon": "warn",
-    "conference.ended": "end",
+    EventType.CONFERENCE_OPENED: "open",
+    EventType.CONFERENCE_LIVE: "live",
+    EventType.CONFERENCE_ENDING_SOON: "warn",
+    EventType.CONFERENCE_ENDED: "end",
 }
 # Why a heartbeat was refused (monitoring/health/heartbeat_api.py); any other is "other".
 HEARTBEAT_DROP_REASONS = (

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
 from datetime import datetime
 
 from monitoring.metrics.families import TRANSITIONS, Metrics
-from vcbridge.core.events import BusEvent, EventBus
+from vcbridge.core.event_types import ROOM_CLOSING, TRANSITION_EVENTS, EventType
+from vcbridge.core.events import BusEvent, EventBus, Follower
 
 log = logging.getLogger(__name__)
 
 # The reason of a first invitation; any other reason (no_answer, dropped, absent) is a redial.
 FIRST_CALL_REASON = "invited"
+# The roll-call events after which an endpoint is no longer in its conference.
+_NOT_JOINED = frozenset({EventType.ENDPOINT_DROPPED, EventType.ENDPOINT_LEFT,
+                         EventType.ENDPOINT_DECLINED})
+# Every event `MetricsRecorder` records something of.
+RECORDED_EVENTS = frozenset({*TRANSITION_EVENTS, *ROOM_CLOSING, *_NOT_JOINED,
+                             EventType.ENDPOINT_INVITED, EventType.ENDPOINT_JOINED})
 
 
 class MetricsRecorder:
@@ -33,7 +38,7 @@ class MetricsRecorder:
         self._bus = bus
         self._max_pending = max_pending
         self._invited: OrderedDict[tuple[int, str], datetime] = OrderedDict()
-        self._task: asyncio.Task[None] | None = None
+        self._follower: Follower | None = None
 
     @property
     def pending(self) -> int:
@@ -42,29 +47,18 @@ class MetricsRecorder:
 
     async def start(self) -> None:
         """Subscribe (returns once subscribed, so no later event is missed)."""
-        ready = asyncio.Event()
-        self._task = asyncio.create_task(self._follow(ready), name="metrics-recorder")
-        await ready.wait()
+        # Cut off from the bus (it fell behind), it subscribes again; the refresher
+        # corrects the state from the database.
+        self._follower = self._bus.follow(RECORDED_EVENTS, self._record,
+                                          name="metrics-recorder")
 
     async def stop(self) -> None:
         """Stop following the bus."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._follower is not None:
+            await self._follower.stop()
 
-    async def _follow(self, ready: asyncio.Event) -> None:
-        while True:
-            async with self._bus.subscribe() as subscription:
-                ready.set()
-                while (event := await subscription.queue.get()) is not None:
-                    try:
-                        self.handle(event)
-                    except Exception:  # a malformed event must not stop the metrics
-                        log.exception("metrics: event %s not recorded", event.seq)
-            # Cut off (we fell behind) or the bus stopped: subscribe again; the
-            # refresher corrects the state from the database.
-            await asyncio.sleep(0.5)
+    async def _record(self, event: BusEvent) -> None:
+        self.handle(event)
 
     def handle(self, event: BusEvent) -> None:
         """Record one event."""
@@ -76,7 +70,7 @@ class MetricsRecorder:
             late_ms = event.data.get("late_ms")
             if leader and isinstance(late_ms, int | float) and not isinstance(late_ms, bool):
                 metrics.observe_lateness(transition, late_ms / 1000)
-        if event.type in ("conference.ended", "conference.cancelled") and conference is not None:
+        if event.type in ROOM_CLOSING and conference is not None:
             metrics.conference_closed(conference)
             for key in [k for k in self._invited if k[0] == conference]:
                 del self._invited[key]
@@ -84,7 +78,7 @@ class MetricsRecorder:
         if conference is None or code is None:
             return
         key = (conference, code)
-        if event.type == "endpoint.invited":
+        if event.type == EventType.ENDPOINT_INVITED:
             attempt = event.data.get("attempt")
             reason = event.data.get("reason")
             redial = (isinstance(attempt, int) and attempt > 1) or (
@@ -95,12 +89,12 @@ class MetricsRecorder:
                 self._invited[key] = event.at
                 while len(self._invited) > self._max_pending:
                     self._invited.popitem(last=False)
-        elif event.type == "endpoint.joined":
+        elif event.type == EventType.ENDPOINT_JOINED:
             metrics.joined(code, conference)
             invited_at = self._invited.pop(key, None)
             if leader and invited_at is not None:
                 metrics.observe_join((event.at - invited_at).total_seconds())
-        elif event.type in ("endpoint.dropped", "endpoint.left", "endpoint.declined"):
+        elif event.type in _NOT_JOINED:
             metrics.not_joined(code, conference)
-            if event.type == "endpoint.declined":
+            if event.type == EventType.ENDPOINT_DECLINED:
                 self._invited.pop(key, None)

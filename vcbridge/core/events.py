@@ -6,14 +6,19 @@ events table (woken at once by its own commits and, on PostgreSQL, by
 NOTIFY from other processes; otherwise every second) and hands new events,
 in sequence order, to its local subscribers: WebSocket clients and the
 scheduler. A client that reconnects asks for everything after the last
-number it saw."""
+number it saw.
+
+Inside the service, a part that acts on events `follow`s them: a handler
+called for each event of the types it names, re-subscribed after it was cut
+off, with a hook to catch up from the database over the gap. The event types
+and their payloads are the contract of `vcbridge/core/event_types.py`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,12 +33,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vcbridge.core.clock import to_local_iso
 from vcbridge.core.db.engine import Database
 from vcbridge.core.db.models import Event, EventSequence
+from vcbridge.core.event_types import EventType
 
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "vcbridge_events"
 POLL_SECONDS = 1.0
 BATCH = 500
+# A follower cut off from the bus subscribes again after this breath.
+FOLLOW_RETRY_SECONDS = 0.5
+
+EventHandler = Callable[["BusEvent"], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -67,9 +77,11 @@ class BusEvent:
 
 @dataclass(frozen=True)
 class NewEvent:
-    """An event to publish (`EventBus.publish_many`); the sequence number comes later."""
+    """An event to publish (`EventBus.publish_many`); the sequence number comes later.
 
-    type: str
+    `data` follows the type's payload (`vcbridge.core.event_types.EVENTS`)."""
+
+    type: EventType
     conference_id: int | None = None
     endpoint: str | None = None
     audience: tuple[str, ...] = ()
@@ -106,7 +118,7 @@ class EventBus:
     async def publish(
         self,
         session: AsyncSession,
-        type_: str,
+        type_: EventType,
         at: datetime,
         *,
         conference_id: int | None = None,
@@ -142,7 +154,7 @@ class EventBus:
         assert last is not None
         first = int(last) - len(events) + 1
         await session.execute(insert(Event), [
-            {"seq": first + i, "at": at, "type": e.type, "conference_id": e.conference_id,
+            {"seq": first + i, "at": at, "type": str(e.type), "conference_id": e.conference_id,
              "endpoint_code": e.endpoint, "audience": sorted(set(e.audience)),
              "data": dict(e.data)}
             for i, e in enumerate(events)
@@ -183,12 +195,46 @@ class EventBus:
                         ) -> AsyncIterator[Subscription]:
         """Receive every event committed from now on (that `accepts` takes, if given),
         in order, while inside the block."""
-        subscription = Subscription(accepts=accepts)
-        self._subscriptions.add(subscription)
+        subscription = self._add(accepts)
         try:
             yield subscription
         finally:
-            self._subscriptions.discard(subscription)
+            self._remove(subscription)
+
+    def follow(
+        self,
+        types: Iterable[EventType] | None,
+        handler: EventHandler,
+        *,
+        on_gap: Callable[[], Awaitable[None]] | None = None,
+        retry_seconds: float = FOLLOW_RETRY_SECONDS,
+        name: str = "event-follower",
+    ) -> Follower:
+        """Call `handler` for every event of `types` (every event: None) committed from
+        now on, in order, one at a time, until the returned follower is stopped.
+
+        Subscribed before this returns, so no event committed afterwards is missed
+        while the subscription lasts. A handler that raises is logged and the next
+        event follows: one bad event must not stop the follower. Cut off (it fell
+        behind, or the bus stopped), the follower subscribes again after
+        `retry_seconds`, then awaits `on_gap()`: the events in between were missed,
+        and the caller catches up from the database (its errors are logged too).
+        `Follower.stop()` cancels it, the handler running at that moment included."""
+        wanted = None if types is None else frozenset(types)
+        accepts = None if wanted is None else (lambda event: event.type in wanted)
+        follower = Follower(self, handler, accepts, on_gap, retry_seconds, name)
+        follower.subscription = self._add(accepts)
+        follower.task = asyncio.get_running_loop().create_task(follower.run(), name=name)
+        follower.task.add_done_callback(lambda _task: follower.unsubscribe())
+        return follower
+
+    def _add(self, accepts: Callable[[BusEvent], bool] | None) -> Subscription:
+        subscription = Subscription(accepts=accepts)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def _remove(self, subscription: Subscription) -> None:
+        self._subscriptions.discard(subscription)
 
     @property
     def last_seq(self) -> int:
@@ -243,6 +289,62 @@ class EventBus:
             self._last_seq = bus_event.seq
             for subscription in list(self._subscriptions):
                 _offer(subscription, bus_event)
+
+
+@dataclass(eq=False)
+class Follower:
+    """A running `EventBus.follow`."""
+
+    bus: EventBus
+    handler: EventHandler
+    accepts: Callable[[BusEvent], bool] | None
+    on_gap: Callable[[], Awaitable[None]] | None
+    retry_seconds: float
+    name: str
+    subscription: Subscription | None = None
+    task: asyncio.Task[None] | None = None
+    # How many times it was cut off and subscribed again (tests, logs).
+    gaps: int = 0
+
+    async def stop(self) -> None:
+        """Cancel the follower and wait for it to end."""
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        self.unsubscribe()
+
+    async def wait(self) -> None:
+        """Wait until the follower ends (it ends only when stopped or cancelled)."""
+        if self.task is not None:
+            await self.task
+
+    def unsubscribe(self) -> None:
+        """Stop queueing events for this follower."""
+        if self.subscription is not None:
+            self.bus._remove(self.subscription)
+
+    async def run(self) -> None:
+        """The follower's task: handle events; after a cut-off, subscribe again."""
+        while True:
+            assert self.subscription is not None
+            queue = self.subscription.queue
+            while (event := await queue.get()) is not None:
+                try:
+                    await self.handler(event)
+                except Exception:  # one bad event must not stop the follower
+                    log.exception("%s: event %s (%s) not handled", self.name, event.seq,
+                                  event.type)
+            self.unsubscribe()
+            log.warning("%s: cut off from the event bus; subscribing again", self.name)
+            await asyncio.sleep(self.retry_seconds)
+            self.subscription = self.bus._add(self.accepts)
+            self.gaps += 1
+            if self.on_gap is not None:
+                try:
+                    await self.on_gap()
+                except Exception:
+                    log.exception("%s: catching up after a gap failed", self.name)
 
 
 def _offer(subscription: Subscription, bus_event: BusEvent | None) -> None:
