@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from monitoring.health_wiring import publish_readiness
+from monitoring.health.readiness_publisher import publish_readiness
 from sqlalchemy import select
 
 from bridge.floor_control import Moderator

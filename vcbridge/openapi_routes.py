@@ -693,7 +693,7 @@ def _paths() -> dict[str, Schema]:
             description="For the IT staff's Prometheus. With the `metrics_token` setting, a "
             "scrape sends it as `Authorization: Bearer` (401 without it); without one the "
             "route is open, which the service allows only when it listens on loopback (see "
-            "monitoring/metrics_routes.py). Answers from memory; never queries the database.",
+            "monitoring/metrics/routes.py). Answers from memory; never queries the database.",
         )},
         "/api/v1/auth/login": {"post": _op(
             "login", "Log in: a bearer token, also set as the session cookie", "auth",
