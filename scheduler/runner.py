@@ -62,7 +62,7 @@ from scheduler.transitions import (
 )
 from vcbridge.core.clock import Clock
 from vcbridge.core.db.engine import Database
-from vcbridge.core.db.models import ACTIVE_STATUSES, Conference
+from vcbridge.core.db.models import ACTIVE_STATUSES, RUNNING_STATUSES, Conference
 from vcbridge.core.events import EventBus
 
 log = logging.getLogger(__name__)
@@ -336,9 +336,8 @@ class LifecycleRunner:
                     if not go:
                         continue
                     try:
-                        if event.type == "conference.cancelled" and event.data.get("was") in (
-                            "open", "live"
-                        ):
+                        was = event.data.get("was")
+                        if event.type == "conference.cancelled" and was in RUNNING_STATUSES:
                             await self._bridge.close_room(event.conference_id)
                         await self.sync(event.conference_id)
                     except Exception:
