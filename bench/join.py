@@ -61,8 +61,8 @@ from bridge.agent import EndpointAgent
 from bridge.generated_media import ColourCardTrack, ToneTrack
 from bridge.ice_policy import allowed_networks, restrict_host_addresses
 from bridge.site_client import Received, SiteClient
-from tests.service_process import Service, service_env
-from tests.test_browser_pages import CHROMIUM, chromium_missing, launch, log_in, new_page
+from harness.chromium import CHROMIUM, chromium_missing, launch, log_in, new_page
+from harness.service_process import Service, service_env
 from vcbridge.core.settings import Settings
 
 LOOPBACK = "127.0.0.1"

@@ -60,7 +60,7 @@ from typing import Any
 import aiohttp
 import yaml
 
-from tests.service_process import Service, service_env
+from harness.service_process import Service, service_env
 from vcbridge.core.settings import Settings
 
 LOOPBACK = "127.0.0.1"

@@ -53,7 +53,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.service_process import Service, service_env
+from harness.service_process import Service, service_env
 
 HERE, THERE = "10.231.0.1", "10.231.0.2"
 CHAIR, DISTRICT = "UBND-TINH", "HUYEN-NGA-SON"

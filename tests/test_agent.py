@@ -24,8 +24,8 @@ from av import AudioFrame, VideoFrame
 
 from bridge.agent import AgentConfigError, EndpointAgent, _Restamped
 from bridge.signaling import ROOMS
+from harness.service_process import Service, service_env
 from tests.conftest import Client
-from tests.service_process import Service, service_env
 from tests.support import loopback_settings, manual_runner
 from tests.test_booking import book
 from vcbridge.core.clock import FixedClock
