@@ -16,7 +16,7 @@ from monitoring.health_wiring import status_model
 from monitoring.metrics import EndpointFacts
 from tests.conftest import Client
 from tests.support import bearer, login
-from tests.test_health_support import (
+from tests.health_support import (
     agent_token,
     codes,
     health_of,

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import Client
 from tests.support import ADMIN_PASSWORD, bearer, login
-from tests.test_health_support import agent_token, health_settings
+from tests.health_support import agent_token, health_settings
 from vcbridge.app import create_app
 from vcbridge.core.settings import Settings
 
