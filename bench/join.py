@@ -28,19 +28,11 @@ end. The machine's load average is reported with the figures: other work on
 a 2-core machine shows directly in join times.
 """
 
-# ruff: noqa: E402 - the imports below must follow the sys.path fix.
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import project_path  # noqa: F401 - first: the project, not bench/, on sys.path
 
-# `python bench/join.py` puts bench/ first on sys.path, where a sibling
-# bench/scheduler.py would shadow the `scheduler` package: look in the project.
-_BENCH_DIR = Path(__file__).resolve().parent
-ROOT = _BENCH_DIR.parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH_DIR]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# isort: split
 
 import argparse
 import asyncio
@@ -48,15 +40,18 @@ import contextlib
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiortc import RTCConfiguration
 from aiortc.mediastreams import MediaStreamError
 
+from bench.shared import log
 from bridge.agent import EndpointAgent
 from bridge.generated_media import ColourCardTrack, ToneTrack
 from bridge.ice_policy import allowed_networks, restrict_host_addresses
@@ -109,10 +104,6 @@ async () => {
   }
 }
 """
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def summary(values: list[float]) -> dict[str, float]:

@@ -15,7 +15,6 @@ from monitoring import heartbeats
 from monitoring.health_wiring import status_model
 from monitoring.metrics import EndpointFacts
 from tests.conftest import Client
-from tests.support import bearer, login
 from tests.health_support import (
     agent_token,
     codes,
@@ -26,6 +25,7 @@ from tests.health_support import (
     monitor_of,
     send,
 )
+from tests.support import bearer, login
 from vcbridge.app import create_app
 from vcbridge.core.app_keys import DATABASE
 from vcbridge.core.clock import FixedClock

@@ -1,0 +1,68 @@
+"""What the benchmark scripts share: figures, a scratch PostgreSQL database, the machine."""
+
+from __future__ import annotations
+
+import math
+import platform
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+
+def log(message: str) -> None:
+    """A timestamped progress line on stderr; stdout keeps only the JSON line."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile of `values` (non-empty)."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summary(ms: Sequence[float], digits: int = 1) -> dict[str, Any]:
+    """n, p50, p99, max and mean of values already in milliseconds, rounded to `digits`."""
+    if not ms:
+        return {"n": 0, "p50": None, "p99": None, "max": None, "mean": None}
+    return {
+        "n": len(ms),
+        "p50": round(percentile(ms, 50), digits),
+        "p99": round(percentile(ms, 99), digits),
+        "max": round(max(ms), digits),
+        "mean": round(sum(ms) / len(ms), digits),
+    }
+
+
+@asynccontextmanager
+async def scratch_postgres(base_url: str) -> AsyncIterator[tuple[str, str]]:
+    """A new PostgreSQL database, dropped afterwards; yields (URL, server version)."""
+    dsn = base_url.replace("postgresql+asyncpg://", "postgresql://")
+    admin = await asyncpg.connect(dsn, timeout=5)
+    name = f"vcbridge_bench_{uuid.uuid4().hex[:12]}"
+    try:
+        version = str(await admin.fetchval("SHOW server_version"))
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield base_url.rsplit("/", 1)[0] + f"/{name}", version
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo, if readable."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
