@@ -70,7 +70,6 @@ import secrets
 import signal
 import sqlite3
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -86,7 +85,7 @@ import sqlalchemy
 from aiohttp import web
 from sqlalchemy import insert, select, text
 
-from bench.shared import cpu_model, scratch_postgres
+from bench.shared import cpu_model, on_each_database
 from bench.shared import summary as summary_ms
 from scheduler.booking_api import BOOKING_POLICY
 from scheduler.booking_rules import Slot, capacity_problem, endpoint_conflicts
@@ -693,7 +692,6 @@ async def main_async(args: argparse.Namespace) -> int:
         with contextlib.suppress(NotImplementedError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     wanted = ["sqlite", "postgres"] if args.db == "both" else [args.db]
-    results: dict[str, dict[str, Any]] = {}
     machine: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "cpu_model": cpu_model(),
@@ -713,21 +711,10 @@ async def main_async(args: argparse.Namespace) -> int:
     plan = make_plan(codes, provincial, args.conferences, args.max_concurrent)
     log(f"planned in {plan.seconds:.1f} s, endpoint utilisation "
         f"{plan.schedule.utilisation():.0%}")
-    with tempfile.TemporaryDirectory(prefix="vcbridge-bench-") as tmp:
-        for db in wanted:
-            started = time.perf_counter()
-            try:
-                if db == "sqlite":
-                    url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.sqlite3'}"
-                    results[db] = await bench_database(url, db, args, Path(tmp), plan)
-                else:
-                    async with scratch_postgres(args.postgres_url) as (url, version):
-                        machine["postgres"] = version
-                        results[db] = await bench_database(url, db, args, Path(tmp), plan)
-            except (OSError, asyncpg.PostgresError, sqlalchemy.exc.SQLAlchemyError,
-                    RuntimeError) as exc:
-                results[db] = {"error": f"{type(exc).__name__}: {exc}"}
-            results[db]["elapsed_s"] = round(time.perf_counter() - started, 1)
+    results = await on_each_database(
+        wanted, args.postgres_url, machine,
+        lambda url, db, tmp: bench_database(url, db, args, tmp, plan),
+        failures=(OSError, asyncpg.PostgresError, sqlalchemy.exc.SQLAlchemyError, RuntimeError))
     machine["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     log("")
     log(table(results))

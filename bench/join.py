@@ -58,6 +58,7 @@ from bridge.ice_policy import allowed_networks, restrict_host_addresses
 from bridge.site_client import Received, SiteClient
 from harness.chromium import CHROMIUM, chromium_missing, launch, log_in, new_page
 from harness.service_process import Service, service_env
+from vcbridge.core.db.models import RUNNING_STATUSES
 from vcbridge.core.settings import Settings
 
 LOOPBACK = "127.0.0.1"
@@ -151,7 +152,7 @@ async def wait_open(service: Service, conference_id: int, timeout: float = 20) -
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status, body = service.request("GET", f"/api/v1/conferences/{conference_id}")
-        if status == 200 and body["status"] in ("open", "live"):
+        if status == 200 and body["status"] in RUNNING_STATUSES:
             return
         await asyncio.sleep(0.1)
     raise TimeoutError(f"conference {conference_id} did not open")

@@ -88,7 +88,6 @@ import platform
 import random
 import sqlite3
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Sequence
@@ -101,7 +100,7 @@ import apscheduler
 import sqlalchemy
 from sqlalchemy import func, insert, select, text
 
-from bench.shared import cpu_model, percentile, scratch_postgres, summary
+from bench.shared import cpu_model, on_each_database, percentile, summary
 from scheduler.bridge_port import EventOnlyBridge
 from scheduler.lifecycle_wiring import redial_policy
 from scheduler.runner import LifecycleRunner
@@ -783,22 +782,9 @@ async def main_async(args: argparse.Namespace) -> int:
     }
     # Read once, at the start: the redial policy, horizon and presence timing.
     base = Settings(admin_password="")
-    results: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="vcbridge-bench-") as tmp:
-        for db in wanted:
-            started = time.perf_counter()
-            try:
-                if db == "sqlite":
-                    url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.sqlite3'}"
-                    results[db] = await bench_database(url, db, args, Path(tmp), base)
-                else:
-                    async with scratch_postgres(args.postgres_url) as (url, version):
-                        machine["postgres"] = version
-                        results[db] = await bench_database(url, db, args, Path(tmp), base)
-            except Exception as exc:  # report it and go on with the next database
-                log.exception("%s failed", db)
-                results[db] = {"error": f"{type(exc).__name__}: {exc}"}
-            results[db]["elapsed_s"] = round(time.perf_counter() - started, 1)
+    results = await on_each_database(
+        wanted, args.postgres_url, machine,
+        lambda url, db, tmp: bench_database(url, db, args, tmp, base), logger=log)
     machine["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     emit("")
     emit(table(results))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import platform
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,39 @@ async def scratch_postgres(base_url: str) -> AsyncIterator[tuple[str, str]]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+# One database's run: (URL, "sqlite" or "postgres", a scratch directory) -> its figures.
+DatabaseRun = Callable[[str, str, Path], Awaitable[dict[str, Any]]]
+
+
+async def on_each_database(
+    wanted: Sequence[str], postgres_url: str, machine: dict[str, Any], run: DatabaseRun,
+    failures: tuple[type[Exception], ...] = (Exception,), logger: logging.Logger | None = None,
+) -> dict[str, dict[str, Any]]:
+    """`run` on a fresh SQLite file and/or a scratch PostgreSQL database, each timed.
+
+    A failure (`failures`) is reported in that database's figures (and logged with
+    its traceback on `logger`), and the next database still runs. The PostgreSQL
+    server's version goes to `machine["postgres"]`."""
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="vcbridge-bench-") as tmp:
+        for db in wanted:
+            started = time.perf_counter()
+            try:
+                if db == "sqlite":
+                    url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.sqlite3'}"
+                    results[db] = await run(url, db, Path(tmp))
+                else:
+                    async with scratch_postgres(postgres_url) as (url, version):
+                        machine["postgres"] = version
+                        results[db] = await run(url, db, Path(tmp))
+            except failures as exc:
+                if logger is not None:
+                    logger.exception("%s failed", db)
+                results[db] = {"error": f"{type(exc).__name__}: {exc}"}
+            results[db]["elapsed_s"] = round(time.perf_counter() - started, 1)
+    return results
 
 
 def cpu_model() -> str:
