@@ -28,19 +28,11 @@ end. The machine's load average is reported with the figures: other work on
 a 2-core machine shows directly in join times.
 """
 
-# ruff: noqa: E402 - the imports below must follow the sys.path fix.
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import project_path  # noqa: F401 - first: the project, not bench/, on sys.path
 
-# `python bench/join.py` puts bench/ first on sys.path, where a sibling
-# bench/scheduler.py would shadow the `scheduler` package: look in the project.
-_BENCH_DIR = Path(__file__).resolve().parent
-ROOT = _BENCH_DIR.parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH_DIR]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# isort: split
 
 import argparse
 import asyncio
@@ -48,23 +40,27 @@ import contextlib
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiortc import RTCConfiguration
 from aiortc.mediastreams import MediaStreamError
 
+from bench.shared import log
 from bridge.agent.endpoint_agent import EndpointAgent
 from bridge.agent.generated_media import ColourCardTrack, ToneTrack
 from bridge.agent.received_media import ReceivedMedia
 from bridge.agent.settings import AgentSettings
 from bridge.agent.site_client import Received, SiteClient
 from bridge.ice_policy import allowed_networks, restrict_host_addresses
-from tests.service_process import Service, service_env
-from tests.test_browser_pages import CHROMIUM, chromium_missing, launch, log_in, new_page
+from harness.chromium import CHROMIUM, chromium_missing, launch, log_in, new_page
+from harness.service_process import Service, service_env
+from vcbridge.core.db.models import RUNNING_STATUSES
 
 LOOPBACK = "127.0.0.1"
 TARGETS = {"browser_s": 2.0, "agent_s": 1.0}
@@ -112,10 +108,6 @@ async () => {
 """
 
 
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def summary(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     return {
@@ -161,7 +153,7 @@ async def wait_open(service: Service, conference_id: int, timeout: float = 20) -
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status, body = service.request("GET", f"/api/v1/conferences/{conference_id}")
-        if status == 200 and body["status"] in ("open", "live"):
+        if status == 200 and body["status"] in RUNNING_STATUSES:
             return
         await asyncio.sleep(0.1)
     raise TimeoutError(f"conference {conference_id} did not open")

@@ -29,19 +29,11 @@ A table goes to stderr, one JSON line with every figure to stdout at the end.
 CPU shares are of one core (utime + stime of the server process, from /proc).
 """
 
-# ruff: noqa: E402 - the imports below must follow the sys.path fix.
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from project_path import ROOT  # first: the project, not bench/, on sys.path
 
-# `python bench/monitoring.py` puts bench/ first on sys.path, where a sibling
-# bench/scheduler.py would shadow the `scheduler` package: look in the project.
-_BENCH_DIR = Path(__file__).resolve().parent
-ROOT = _BENCH_DIR.parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH_DIR]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# isort: split
 
 import argparse
 import asyncio
@@ -52,15 +44,18 @@ import signal
 import sqlite3
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import yaml
 
-from tests.service_process import Service, service_env
+from bench.shared import log
+from harness.service_process import Service, service_env
 from vcbridge.core.settings import Settings
 
 LOOPBACK = "127.0.0.1"
@@ -68,10 +63,6 @@ TARGETS = {"heartbeat_cpu_percent": 10.0, "scrape_ms": 50.0}
 HEARTBEAT_SECONDS = 5.0
 KILLED = "HUYEN-MUONG-LAT"  # the agent whose process dies
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -33,7 +33,8 @@ from aiohttp import web
 from bridge.recorder import parse_recording_name
 from bridge.signaling import ROOMS
 from vcbridge.core.app_keys import DATABASE, ZONE
-from vcbridge.core.auth.principal import Permission, Principal
+from vcbridge.core.auth.conference_access import Access, parties, recordings_access
+from vcbridge.core.auth.principal import Principal
 from vcbridge.core.clock import to_local_iso
 from vcbridge.core.db.models import Conference
 from vcbridge.core.http.auth_middleware import require_principal
@@ -115,10 +116,10 @@ async def _authorise(request: web.Request, principal: Principal) -> int:
         conference = await session.get(Conference, conference_id)
         if conference is None:
             raise not_found(f"no conference {conference_id}")
-        if (principal.can(Permission.READ_ALL_CONFERENCES)
-                or principal.acts_for_endpoint(conference.chair_endpoint_id)):
+        access = recordings_access(principal, parties(conference))
+        if access is Access.GRANTED:
             return conference_id
-        if any(principal.acts_for_endpoint(p.endpoint_id) for p in conference.participants):
+        if access is Access.FORBIDDEN:
             raise forbidden("only staff and the chair endpoint may read the recordings")
     # A conference the caller may not see is answered as absent: no probing of ids.
     raise not_found(f"no conference {conference_id}")

@@ -21,11 +21,14 @@ from scheduler.connect_policy import (
     Reason,
     RedialPolicy,
 )
-from vcbridge.core.db.models import Attendance, Conference, ConferenceStatus, Endpoint
+from vcbridge.core.db.models import (
+    RUNNING_STATUSES,
+    Attendance,
+    Conference,
+    Endpoint,
+)
 from vcbridge.core.event_types import EventType
 from vcbridge.core.events import EventBus, NewEvent
-
-RUNNING = (ConferenceStatus.OPEN, ConferenceStatus.LIVE)
 
 
 def connection_of(row: Attendance) -> EndpointConnection:
@@ -144,7 +147,7 @@ async def tick_due(
         select(*_CONNECTION_COLUMNS, Endpoint.code)
         .join(Conference, Conference.id == Attendance.conference_id)
         .join(Endpoint, Endpoint.id == Attendance.endpoint_id)
-        .where(Conference.status.in_(RUNNING), Attendance.next_action_at <= now)
+        .where(Conference.status.in_(RUNNING_STATUSES), Attendance.next_action_at <= now)
         .order_by(Attendance.next_action_at, Attendance.id).limit(limit)
         .with_for_update(of=Attendance)
     )).all()
@@ -203,7 +206,7 @@ async def report(
         select(Attendance).join(Conference, Conference.id == Attendance.conference_id)
         .join(Endpoint, Endpoint.id == Attendance.endpoint_id)
         .where(Attendance.conference_id == conference_id, Endpoint.code == endpoint_code,
-               Conference.status.in_(RUNNING))
+               Conference.status.in_(RUNNING_STATUSES))
         .with_for_update(of=Attendance)
     )
     if row is None:

@@ -30,6 +30,7 @@ from scheduler.conference_schemas import (
 )
 from scheduler.recurrence_worker import RecurrenceWorkers
 from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS, SETTINGS, ZONE
+from vcbridge.core.auth.conference_access import may_see, parties
 from vcbridge.core.auth.principal import Permission, Principal
 from vcbridge.core.db.models import Conference, ConferenceStatus, Endpoint
 from vcbridge.core.http.auth_middleware import remote_of, require_permission, require_principal
@@ -69,19 +70,13 @@ def _scope(request: web.Request) -> Scope:
     return cast(Scope, scope)
 
 
-def _can_see(principal: Principal, conference: Conference) -> bool:
-    if principal.can(Permission.READ_ALL_CONFERENCES):
-        return True
-    return any(principal.acts_for_endpoint(p.endpoint_id) for p in conference.participants)
-
-
 async def load_visible(
     session: AsyncSession, request: web.Request, principal: Principal
 ) -> Conference:
     conference_id = path_int(request, "id", "conference")
     conference = await session.get(Conference, conference_id)
     # A conference the caller may not see is answered as absent: no probing of ids.
-    if conference is None or not _can_see(principal, conference):
+    if conference is None or not may_see(principal, parties(conference)):
         raise not_found(f"no conference {conference_id}")
     return conference
 

@@ -38,6 +38,7 @@ from vcbridge.core.audit import Actor, record
 from vcbridge.core.clock import to_local_iso
 from vcbridge.core.db.models import (
     ACTIVE_STATUSES,
+    RUNNING_STATUSES,
     Conference,
     ConferenceSeries,
     ConferenceStatus,
@@ -47,7 +48,6 @@ from vcbridge.core.db.models import (
 from vcbridge.core.event_types import EventType
 from vcbridge.core.events import EventBus, NewEvent
 
-RUNNING_STATUSES = (ConferenceStatus.OPEN, ConferenceStatus.LIVE)
 # A 409 lists this many conflicting conferences (a long series against another one
 # conflicts with every occurrence: 2,000 made a 1.7 MB answer).
 MAX_LISTED_CONFLICTS = 100

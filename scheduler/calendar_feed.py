@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from scheduler.booking_store import conference_query, filter_conferences
 from vcbridge.core.app_keys import CLOCK, DATABASE, PRINCIPAL
-from vcbridge.core.auth.principal import Permission
+from vcbridge.core.auth.conference_access import may_see_endpoint
 from vcbridge.core.auth.tokens import resolve_token
 from vcbridge.core.db.models import Conference, ConferenceStatus, Endpoint, TokenScope
 from vcbridge.core.http.auth_middleware import require_principal
@@ -78,8 +78,7 @@ async def calendar_ics(request: web.Request) -> web.Response:
         endpoint = await session.scalar(select(Endpoint).where(Endpoint.code == code))
         if endpoint is None:
             raise not_found(f"no endpoint {code!r}")
-        if not (principal.can(Permission.READ_ALL_CONFERENCES)
-                or principal.acts_for_endpoint(endpoint.id)):
+        if not may_see_endpoint(principal, endpoint.id):
             raise forbidden("this calendar belongs to another endpoint")
         query = filter_conferences(
             conference_query(), endpoint_id=endpoint.id, start_from=now - FEED_PAST

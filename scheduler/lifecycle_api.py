@@ -23,7 +23,7 @@ from scheduler.connect_policy import rollcall as build_rollcall
 from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS, ZONE
 from vcbridge.core.auth.principal import Permission
 from vcbridge.core.clock import to_local_iso
-from vcbridge.core.db.models import ConferenceStatus
+from vcbridge.core.db.models import RUNNING_STATUSES, ConferenceStatus
 from vcbridge.core.http.auth_middleware import remote_of, require_principal
 from vcbridge.core.http.errors import conflict, forbidden
 from vcbridge.core.http.json_schema import whole_number
@@ -101,7 +101,7 @@ async def extend(request: web.Request) -> web.Response:
             if not (principal.can(Permission.BOOK)
                     or principal.acts_for_endpoint(conference.chair_endpoint_id)):
                 raise forbidden("only the chair endpoint or a booker can extend a conference")
-            if conference.status not in (ConferenceStatus.OPEN, ConferenceStatus.LIVE):
+            if conference.status not in RUNNING_STATUSES:
                 raise conflict(f"conference {conference.id} is {conference.status.value}; "
                                "only an open or live conference can be extended")
             change = ConferenceUpdate(end=conference.end + timedelta(minutes=body.minutes))

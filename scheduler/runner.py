@@ -62,7 +62,7 @@ from scheduler.transitions import (
 )
 from vcbridge.core.clock import Clock
 from vcbridge.core.db.engine import Database
-from vcbridge.core.db.models import ACTIVE_STATUSES, Conference
+from vcbridge.core.db.models import ACTIVE_STATUSES, RUNNING_STATUSES, Conference
 from vcbridge.core.event_types import EventType
 from vcbridge.core.events import BusEvent, EventBus, Follower
 
@@ -336,7 +336,7 @@ class LifecycleRunner:
                 return
             try:
                 if (event.type == EventType.CONFERENCE_CANCELLED
-                        and event.data.get("was") in ("open", "live")):
+                        and event.data.get("was") in RUNNING_STATUSES):
                     await self._bridge.close_room(event.conference_id, "cancelled")
                 await self.sync(event.conference_id)
             except Exception:

@@ -26,8 +26,8 @@ from bridge.agent.endpoint_agent import EndpointAgent
 from bridge.agent.media_sources import MediaSource, Restamped
 from bridge.agent.settings import AgentConfigError, AgentSettings
 from bridge.signaling import ROOMS
+from harness.service_process import Service, service_env
 from tests.conftest import Client
-from tests.service_process import Service, service_env
 from tests.support import loopback_agent, loopback_settings, manual_runner
 from tests.test_booking import book
 from vcbridge.cli import agent_settings, build_parser

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from monitoring.health.availability import BadMonth, Uptime, month_bounds, uptime
 from tests.conftest import NOW, Client
-from tests.test_health_support import health_settings
+from tests.health_support import health_settings
 from vcbridge.core.app_keys import DATABASE, EVENT_BUS
 from vcbridge.core.db.models import (
     Attendance,

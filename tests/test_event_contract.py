@@ -7,16 +7,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from monitoring.health.readiness_publisher import publish_readiness
 from sqlalchemy import select
 
-from bridge.floor_control import Moderator
+from monitoring.health.readiness_publisher import publish_readiness
 from scheduler import attendance
 from scheduler.lifecycle_wiring import redial_policy
 from tests.conftest import Client
 from tests.support import manual_runner
 from tests.test_booking import book
 from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS, SETTINGS
+from vcbridge.core.audit import Actor
 from vcbridge.core.clock import FixedClock
 from vcbridge.core.db.models import Event
 from vcbridge.core.event_types import EVENTS, Audience, EventType, described, payload_adapter
@@ -70,7 +70,7 @@ async def _life_of_a_conference(client: Client, booker: H, clock: FixedClock) ->
     await reports.floor_action(cid, NGA_SON, "floor.request", {})
     await reports.floor_action(cid, CHAIR, "floor.grant", {"endpoint": NGA_SON})
     await reports.floor_action(cid, CHAIR, "mute", {"endpoint": MUONG_LAT, "muted": True},
-                               moderator=Moderator("booker1", "booker"))
+                               moderator=Actor("booker1", "booker"))
     await reports.floor_action(cid, CHAIR, "record", {"on": False, "recording": "x.webm",
                                                       "cause": "ended"})
     clock.set(start + timedelta(hours=1, minutes=55))

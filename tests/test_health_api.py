@@ -15,8 +15,7 @@ from monitoring.health import recorder
 from monitoring.metrics.status import EndpointFacts
 from monitoring.wiring import status_model
 from tests.conftest import Client
-from tests.support import bearer, login
-from tests.test_health_support import (
+from tests.health_support import (
     agent_token,
     codes,
     health_of,
@@ -26,6 +25,7 @@ from tests.test_health_support import (
     monitor_of,
     send,
 )
+from tests.support import bearer, login
 from vcbridge.app import create_app
 from vcbridge.core.app_keys import DATABASE
 from vcbridge.core.clock import FixedClock

@@ -17,7 +17,7 @@ from openapi_spec_validator import validate
 from monitoring.health.api import openapi_fragment
 from monitoring.health.monitor import MONITOR
 from tests.conftest import Client
-from tests.test_health_support import agent_token, health_settings, heartbeat, send
+from tests.health_support import agent_token, health_settings, heartbeat, send
 from vcbridge.core.clock import FixedClock
 from vcbridge.core.settings import Settings
 from vcbridge.openapi_routes import EVENT_TYPES, openapi_document

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import Client
+from tests.health_support import agent_token, health_settings
 from tests.support import ADMIN_PASSWORD, bearer, login
-from tests.test_health_support import agent_token, health_settings
 from vcbridge.app import create_app
 from vcbridge.core.settings import Settings
 

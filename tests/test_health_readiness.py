@@ -16,7 +16,7 @@ from sqlalchemy import select
 from monitoring.health.readiness_publisher import publish_readiness
 from scheduler.transitions import LifecycleSettings, advance
 from tests.conftest import Client
-from tests.test_health_support import (
+from tests.health_support import (
     agent_token,
     health_settings,
     heartbeat,

@@ -20,10 +20,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from harness.service_process import Service, service_env
 from monitoring.health.monitor import MONITOR
 from monitoring.metrics.routes import check_metrics_exposure, is_loopback
 from tests.conftest import Client
-from tests.service_process import Service, service_env
 from tests.support import ADMIN_PASSWORD, bearer
 
 # The shared fixtures: an open conference of the three test sites, and its settings.

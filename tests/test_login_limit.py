@@ -19,8 +19,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
+from harness.service_process import Service, service_env
 from tests.conftest import Client
-from tests.service_process import Service, service_env
 from tests.support import ADMIN_PASSWORD, create_scratch_database, drop_scratch_database
 from vcbridge.app import create_app
 from vcbridge.core.app_keys import DATABASE, LOGIN_LIMITER

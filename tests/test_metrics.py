@@ -32,8 +32,8 @@ from monitoring.metrics.status import EndpointStatus
 from scheduler.connect_policy import ConnectState
 from scheduler.lifecycle_wiring import RUNNER
 from tests.conftest import Client
+from tests.health_support import heartbeat
 from tests.support import ADMIN_PASSWORD, bearer, login, skip_or_fail
-from tests.test_health_support import heartbeat
 from vcbridge.app import create_app
 from vcbridge.core.clock import FixedClock
 from vcbridge.core.events import BusEvent, EventBus

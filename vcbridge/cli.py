@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from bridge.agent.settings import AgentSettings
 from vcbridge.core.audit import Actor
@@ -39,10 +40,27 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def _announce_database(settings: Settings) -> None:
+    """Say on stderr which database this command works on, and when it starts a new one.
+
+    A relative data_dir (the default `./var`) is relative to the directory the
+    command runs from: run elsewhere, it would silently fill a new, empty database
+    while the service uses another one."""
+    url = make_url(settings.effective_database_url)
+    print(f"database: {url.render_as_string(hide_password=True)}", file=sys.stderr)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        print(f"note: {url.database} does not exist yet: this creates a new, empty database. "
+              "If the service already runs, point this command at its data: run it from the "
+              "service's directory, or pass --data-dir, or set VCBRIDGE_DATA_DIR, "
+              "VCBRIDGE_DATABASE_URL or VCBRIDGE_CONFIG as the service has them.",
+              file=sys.stderr)
+
+
 def _with_database(
     args: argparse.Namespace, work: Callable[[Database, Settings], Awaitable[int]]
 ) -> int:
     settings = _settings(args)
+    _announce_database(settings)
 
     async def run() -> int:
         database = Database(settings.effective_database_url)
@@ -134,8 +152,28 @@ def cmd_endpoints_token(args: argparse.Namespace) -> int:
     return _with_database(args, work)
 
 
+NEW_PASSWORD_ENV = "VCBRIDGE_NEW_PASSWORD"  # noqa: S105 - a variable name, not a secret
+
+
+def _new_password() -> str | None:
+    """The new account's password: from VCBRIDGE_NEW_PASSWORD, or asked on the terminal."""
+    if password := os.environ.get(NEW_PASSWORD_ENV):
+        return password
+    if not sys.stdin.isatty():
+        print(f"error: no terminal to ask for the password: set {NEW_PASSWORD_ENV}",
+              file=sys.stderr)
+        return None
+    try:
+        return getpass.getpass("Mật khẩu / Password: ")
+    except (EOFError, KeyboardInterrupt):
+        print("\nerror: no password given", file=sys.stderr)
+        return None
+
+
 def cmd_users_create(args: argparse.Namespace) -> int:
-    password = os.environ.get("VCBRIDGE_NEW_PASSWORD") or getpass.getpass("Mật khẩu / Password: ")
+    password = _new_password()
+    if password is None:
+        return 2
 
     async def work(database: Database, settings: Settings) -> int:
         await upgrade(database)

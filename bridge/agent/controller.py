@@ -11,12 +11,12 @@ from typing import Any
 import aiohttp
 
 from bridge.agent.settings import AgentConfigError, AgentSettings
+from vcbridge.core.db.models import RUNNING_STATUSES
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/api/v1/events"
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
-RUNNING = ("open", "live")
 # The errors that mean "the controller cannot be reached now": retried, not fatal.
 UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError)
 
@@ -104,7 +104,7 @@ class Controller:
             return False
         if status != 200:
             return None
-        return body.get("status") in RUNNING
+        return body.get("status") in RUNNING_STATUSES
 
     async def post_heartbeat(self, body: dict[str, Any]) -> tuple[int, str]:
         """POST a heartbeat: the status, and the answer's text when refused."""

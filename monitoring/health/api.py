@@ -27,7 +27,8 @@ from monitoring.health.readiness import ParticipantHealth, Readiness, readiness
 from monitoring.health.samples import sample_json, samples_since
 from monitoring.health.wire import Heartbeat
 from vcbridge.core.app_keys import DATABASE, ZONE
-from vcbridge.core.auth.principal import Permission, Principal
+from vcbridge.core.auth.conference_access import is_staff, may_see, may_see_endpoint, parties
+from vcbridge.core.auth.principal import Permission
 from vcbridge.core.clock import to_local_iso
 from vcbridge.core.db.models import Conference, Endpoint
 from vcbridge.core.event_types import EventType, described
@@ -75,17 +76,13 @@ def view_json(view: EndpointView, zone: ZoneInfo, now: datetime) -> dict[str, An
     }
 
 
-def _is_staff(principal: Principal) -> bool:
-    return principal.can(Permission.READ_ALL_CONFERENCES)
-
-
 async def list_health(request: web.Request) -> web.Response:
     """GET /api/v1/health: every endpoint (an operator: its own)."""
     principal = require_principal(request)
     monitor = request.app[MONITOR]
     zone = request.app[ZONE]
     async with request.app[DATABASE].read() as session:
-        if _is_staff(principal):
+        if is_staff(principal):
             endpoints = await store.active_endpoints(session)
         elif principal.endpoint_id is not None:
             endpoints = await store.active_endpoints(session, [principal.endpoint_id])
@@ -124,7 +121,7 @@ async def get_health(request: web.Request) -> web.Response:
         await monitor.record_changes()
     async with request.app[DATABASE].read() as session:
         endpoint = await _endpoint_by_code(session, request.match_info["code"])
-        if not (_is_staff(principal) or principal.acts_for_endpoint(endpoint.id)):
+        if not may_see_endpoint(principal, endpoint.id):
             raise forbidden("you can only see your own endpoint's health")
         (view,) = await monitor.views(session, [endpoint])
         now = monitor.clock.now()
@@ -224,10 +221,7 @@ async def get_readiness(request: web.Request) -> web.Response:
     async with request.app[DATABASE].read() as session:
         conference = await session.get(Conference, conference_id)
         # A conference the caller may not see is answered as absent (as the booking API does).
-        if conference is None or not (
-                _is_staff(principal)
-                or any(principal.acts_for_endpoint(p.endpoint_id)
-                       for p in conference.participants)):
+        if conference is None or not may_see(principal, parties(conference)):
             raise not_found(f"no conference {conference_id}")
         result, views = await conference_readiness(session, monitor, conference)
     now = monitor.clock.now()

@@ -15,6 +15,7 @@ from vcbridge.core.clock import Clock
 from vcbridge.core.db.engine import Database
 from vcbridge.core.db.models import (
     ACTIVE_STATUSES,
+    RUNNING_STATUSES,
     Attendance,
     Conference,
     ConferenceStatus,
@@ -65,7 +66,7 @@ class StateRefresher:
     async def refresh(self) -> None:
         """One refresh: a few reads in one session."""
         now = self._clock.now()
-        running = (ConferenceStatus.OPEN, ConferenceStatus.LIVE)
+        running = RUNNING_STATUSES
         async with self._database.read() as session:
             endpoints = (await session.execute(
                 select(Endpoint.id, Endpoint.code).where(Endpoint.active).order_by(Endpoint.id)

@@ -59,8 +59,10 @@ class ConferenceStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+# Statuses whose room is open: sites may join, the conference is running.
+RUNNING_STATUSES = (ConferenceStatus.OPEN, ConferenceStatus.LIVE)
 # Statuses that hold their endpoints and bridge capacity.
-ACTIVE_STATUSES = (ConferenceStatus.SCHEDULED, ConferenceStatus.OPEN, ConferenceStatus.LIVE)
+ACTIVE_STATUSES = (ConferenceStatus.SCHEDULED, *RUNNING_STATUSES)
 
 
 class TokenScope(enum.StrEnum):

@@ -1,4 +1,4 @@
-"""Run `vcbridge serve` as a real process for end-to-end tests."""
+"""Run `vcbridge serve` as a real process, for end-to-end tests and benchmarks."""
 
 from __future__ import annotations
 
