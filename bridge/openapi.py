@@ -3,10 +3,14 @@ WebSocket operation), the pre-flight test call, recordings, and the floor.* even
 
 from __future__ import annotations
 
-from vcbridge.core.api.openapi import obj
+from bridge.responses import (
+    RECORDING_NAME_EXAMPLE,
+    RECORDING_NAME_PATTERN,
+    Recording,
+    RecordingList,
+)
 from vcbridge.core.http.openapi import (
     ENDPOINT_CODE,
-    LOCAL_TIME,
     NOT_AN_UPGRADE,
     WEBSOCKET_HEADERS,
     ApiPart,
@@ -14,7 +18,6 @@ from vcbridge.core.http.openapi import (
     error,
     errors,
     json_content,
-    nullable,
     operation,
     param,
     query,
@@ -22,11 +25,8 @@ from vcbridge.core.http.openapi import (
 )
 
 # The file name of a recording: bridge/recorder.py's NAME_PATTERN (a test keeps them equal).
-RECORDING_NAME: Schema = {
-    "type": "string",
-    "pattern": r"^conference-[0-9]+-[0-9]{8}T[0-9]{6}Z\.webm$",
-    "examples": ["conference-12-20261127T031500Z.webm"],
-}
+RECORDING_NAME: Schema = {"type": "string", "pattern": RECORDING_NAME_PATTERN,
+                          "examples": [RECORDING_NAME_EXAMPLE]}
 
 SIGNAL_DESCRIPTION = (
     "The bridge's signaling WebSocket: a site (an endpoint's agent or operator) joins the "
@@ -140,29 +140,7 @@ def part() -> ApiPart:
     """The bridge's paths, schemas and events."""
     return ApiPart(
         paths=_paths(),
-        schemas={
-        "Recording": obj(
-            {
-                "id": RECORDING_NAME | {"description": "The file name: "
-                                        "conference-<id>-<UTC start>.webm."},
-                "started": LOCAL_TIME | {"description": "When the recording started."},
-                "size": {"type": "integer", "minimum": 0, "description": "Bytes."},
-                "duration": nullable({"type": "number", "minimum": 0}) | {
-                    "description": "Seconds; null while it is being written, or for a file "
-                    "cut short (the bridge stopped without finishing it: it plays up to "
-                    "where it was cut)."},
-                "recording": {"type": "boolean",
-                              "description": "True while the bridge is still writing it."},
-            },
-            description="One recording: a WebM file with the conference's common audio mix "
-            "(Opus) and its main video (VP8).",
-        ),
-        "RecordingList": obj({
-            "conference": {"type": "integer"},
-            "recordings": {"type": "array", "items": ref("Recording"),
-                           "description": "Oldest first."},
-        }),
-        },
+        models=(Recording, RecordingList),
         parameters={
     "RecordingName": {"name": "name", "in": "path", "required": True, "schema": RECORDING_NAME,
                       "description": "The recording's `id` from the listing."},

@@ -4,11 +4,19 @@ iCalendar feed, and the conference.* and endpoint.* events."""
 from __future__ import annotations
 
 from scheduler.booking_api import MAX_CONFERENCE_PAGE
-from scheduler.booking_service import MAX_LISTED_CONFLICTS
 from scheduler.conference_schemas import ConferenceCreate, ConferenceUpdate
-from scheduler.connect_policy import ConnectState, Reason
+from scheduler.connect_policy import Reason
 from scheduler.lifecycle_api import Extension
-from vcbridge.core.api.openapi import error_schema, obj
+from scheduler.responses import (
+    BookingConflictError,
+    Conference,
+    ConferenceChanged,
+    ConferenceCreated,
+    ConferenceList,
+    ConflictDetails,
+    Declined,
+    RollCall,
+)
 from vcbridge.core.db.models import ConferenceStatus
 from vcbridge.core.http.openapi import (
     AUTHENTICATED,
@@ -23,7 +31,7 @@ from vcbridge.core.http.openapi import (
     error,
     errors,
     json_content,
-    nullable,
+    obj,
     operation,
     param,
     query,
@@ -51,144 +59,6 @@ EVENT_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "endpoint.absent": ("The endpoint never answered data.attempts invitations (told to staff "
                         "once; it is still redialled).", ("attempts",)),
 }
-
-
-def _conference_schemas() -> dict[str, Schema]:
-    conference = obj(
-        {
-            "id": {"type": "integer"},
-            "title": {"type": "string", "maxLength": 200},
-            "agenda": {"type": "string"},
-            "chair": ENDPOINT_CODE | {"description": "Code of the chairing endpoint."},
-            "participants": {"type": "array", "items": ENDPOINT_CODE,
-                             "description": "Codes of every endpoint, the chair included."},
-            "start": LOCAL_TIME,
-            "end": LOCAL_TIME,
-            "setup_minutes": {"type": "integer", "minimum": 0,
-                              "description": "Endpoints are held this long before `start`."},
-            "rrule": nullable({"type": "string"}) | {
-                "description": "The RFC 5545 RRULE of the series, null for a single conference."
-            },
-            "series_id": nullable({"type": "integer"}),
-            "status": {"type": "string", "enum": [s.value for s in ConferenceStatus]},
-            "created_at": LOCAL_TIME,
-            "created_by": {"type": "string"},
-            "updated_at": LOCAL_TIME,
-            "updated_by": {"type": "string"},
-        },
-        closed=False,
-        description="A conference (for a series: one occurrence).",
-    )
-    return {
-        "Conference": conference,
-        "ConferenceList": obj({
-            "conferences": {"type": "array", "items": ref("Conference")},
-            "next_offset": nullable({"type": "integer"}) | {
-                "description": "The `offset` of the next page; null on the last page."
-            },
-        }),
-        "ConferenceCreated": {
-            "allOf": [ref("Conference")],
-            "properties": {"occurrence_ids": {
-                "type": "array", "items": {"type": "integer"},
-                "description": "For a recurring booking: the id of every occurrence.",
-            }},
-        },
-        "ConferenceChanged": {
-            "allOf": [ref("Conference")],
-            "required": ["affected"],
-            "properties": {"affected": {
-                "type": "array", "items": {"type": "integer"},
-                "description": "Ids of every conference changed (several with scope=following).",
-            }},
-        },
-    }
-
-
-def _running_schemas() -> dict[str, Schema]:
-    rollcall_endpoint = obj(
-        {
-            "code": ENDPOINT_CODE,
-            "state": {"type": "string", "enum": [s.value for s in ConnectState]},
-            "reason": {"type": "string", "enum": [r.value for r in Reason],
-                       "description": "Why it is in this state: equal to the state, except "
-                       "while invited (`invited` for a first call, else the failure being "
-                       "redialled) and `not_invited` while pending."},
-            "attempts": {"type": "integer", "minimum": 0,
-                         "description": "Invitations since the endpoint last joined."},
-            "redialling": {"type": "boolean",
-                           "description": "The bridge calls it again on its own."},
-            "ready_at_open": nullable({"type": "boolean"}) | {
-                "description": "On line when the room opened; null before it opened."},
-            "since": nullable(LOCAL_TIME) | {
-                "description": "When the state last changed; null before the room opened."},
-        },
-        description="One participant in the roll call.",
-    )
-    return {
-        "RollCall": obj(
-            {
-                "conference": {"type": "integer"},
-                "status": {"type": "string", "enum": [s.value for s in ConferenceStatus]},
-                "expected": {"type": "integer", "minimum": 0,
-                             "description": "Participants expected."},
-                "connected": {"type": "integer", "minimum": 0,
-                              "description": "Participants joined now."},
-                "endpoints": {"type": "array", "items": rollcall_endpoint,
-                              "description": "Every participant, in roster order."},
-                "summary_vi": {"type": "string", "examples": [
-                    "2/3 điểm cầu đã kết nối; chưa vào: HUYEN-A không trả lời (đang gọi lại)"]},
-                "summary_en": {"type": "string", "examples": [
-                    "2/3 connected; missing: HUYEN-A no answer (redialling)"]},
-            },
-            description="Who is expected, who is connected, and why the others are not.",
-        ),
-        "Declined": obj({
-            "conference": {"type": "integer"},
-            "endpoint": ENDPOINT_CODE | {"description": "The caller's endpoint."},
-            "state": {"type": "string", "enum": [s.value for s in ConnectState],
-                      "description": "The endpoint's state after the request (declined, "
-                      "or unchanged if it had already joined)."},
-        }),
-    }
-
-
-def _conflict_schemas() -> dict[str, Schema]:
-    conflict_details = obj(
-        {
-            "conflicts": {
-                "type": "array",
-                "items": obj({
-                    "conference": {"type": "integer", "description": "Id of the conference."},
-                    "title": {"type": "string"},
-                    "start": LOCAL_TIME,
-                    "end": LOCAL_TIME,
-                    "endpoints": {"type": "array", "items": ENDPOINT_CODE,
-                                  "description": "The requested endpoints it holds."},
-                }),
-                "maxItems": MAX_LISTED_CONFLICTS,
-                "description": f"The earliest {MAX_LISTED_CONFLICTS} at most.",
-            },
-            "conflicts_total": {"type": "integer", "minimum": 0,
-                                "description": "How many conferences conflict in all."},
-            "capacity": nullable(obj({
-                "at": LOCAL_TIME,
-                "conferences": {"type": "integer"},
-                "ports": {"type": "integer"},
-                "reason": {"type": "string"},
-            })),
-        },
-        description="Why a booking conflicts: the conferences holding requested endpoints "
-        "and/or the moment the bridge would be over capacity.",
-    )
-    return {
-        "ConflictDetails": conflict_details,
-        "BookingConflictError": error_schema(
-            "409: endpoints taken, bridge full (details given) or a conference state that "
-            "forbids the change (no details).",
-            ref("ConflictDetails"),
-        ),
-    }
 
 
 def _event_data() -> dict[str, Schema]:
@@ -357,8 +227,9 @@ def part() -> ApiPart:
     """The scheduler's paths, models and events."""
     return ApiPart(
         paths=_booking_paths() | _running_paths(),
-        models=(ConferenceCreate, ConferenceUpdate, Extension),
-        schemas=_conference_schemas() | _running_schemas() | _conflict_schemas(),
+        models=(ConferenceCreate, ConferenceUpdate, Extension, Conference, ConferenceList,
+                ConferenceCreated, ConferenceChanged, RollCall, Declined, ConflictDetails,
+                BookingConflictError),
         parameters={
     "Scope": query(
         "scope", {"type": "string", "enum": ["this", "following"], "default": "this"},

@@ -21,6 +21,7 @@ from vcbridge.core.api.responses import (
 )
 from vcbridge.core.api.schemas import EndpointTokenCreate, LoginRequest, UserCreate, UserUpdate
 from vcbridge.core.http.auth_middleware import CSRF_HEADER, SESSION_COOKIE
+from vcbridge.core.http.error_models import Error, InvalidError, RateLimitedError
 from vcbridge.core.http.openapi import (
     CSRF,
     ENDPOINT_CODE,
@@ -37,6 +38,7 @@ from vcbridge.core.http.openapi import (
     errors,
     json_content,
     nullable,
+    obj,
     operation,
     param,
     query,
@@ -44,21 +46,6 @@ from vcbridge.core.http.openapi import (
 )
 
 EventTypes = Mapping[str, tuple[str, tuple[str, ...]]]
-
-
-def obj(properties: dict[str, Schema], *, required: list[str] | None = None,
-        description: str = "", closed: bool = True) -> Schema:
-    """A JSON object schema (for what no body model describes: errors, stream messages)."""
-    schema: Schema = {
-        "type": "object",
-        "required": list(properties) if required is None else required,
-        "properties": properties,
-    }
-    if closed:
-        schema["additionalProperties"] = False
-    if description:
-        schema["description"] = description
-    return schema
 
 
 def events_description(event_types: EventTypes) -> str:
@@ -105,28 +92,6 @@ def events_description(event_types: EventTypes) -> str:
 ])
 
 
-def error_schema(description: str, details: Schema | None = None) -> Schema:
-    """The error contract `{"error": {"code", "message", "details"}}`."""
-    body: Schema = obj(
-        {
-            "code": {
-                "type": "string",
-                "description": "Stable machine-readable code: bad_request, unauthorized, "
-                "invalid_credentials, forbidden, csrf, origin_not_allowed, not_found, "
-                "method_not_allowed, conflict, too_large, unsupported_media_type, invalid, "
-                "rate_limited, internal.",
-                "examples": ["invalid"],
-            },
-            "message": {"type": "string", "description": "Human-readable explanation."},
-            "details": details if details is not None else {
-                "description": "Extra, code-specific data; absent when there is none."
-            },
-        },
-        required=["code", "message"],
-    )
-    return obj({"error": body}, description=description)
-
-
 ERROR_RESPONSES: dict[str, Schema] = {
     "BadRequest": error(
         "Malformed request (code bad_request): a JSON body that does not parse; control "
@@ -166,30 +131,6 @@ ERROR_RESPONSES: dict[str, Schema] = {
         "RateLimitedError",
         headers={"Retry-After": {"schema": {"type": "integer"},
                                  "description": "Seconds to wait."}},
-    ),
-}
-
-
-INVALID_DETAILS: Schema = {
-    "anyOf": [
-        {
-            "type": "array",
-            "description": "Body validation errors.",
-            "items": obj({
-                "field": {"type": "string", "examples": ["participants"]},
-                "problem": {"type": "string"},
-            }),
-        },
-        obj({"problems": {"type": "array", "items": {"type": "string"}}},
-            description="Booking rules broken."),
-    ]
-}
-ERROR_SCHEMAS: dict[str, Schema] = {
-    "Error": error_schema("The error contract of every failure."),
-    "InvalidError": error_schema("422: the request breaks a rule.", INVALID_DETAILS),
-    "RateLimitedError": error_schema(
-        "429: too many failed logins.",
-        obj({"retry_after_seconds": {"type": "integer", "minimum": 1}}),
     ),
 }
 
@@ -377,9 +318,9 @@ def part(event_types: EventTypes, event_data: Mapping[str, Schema]) -> ApiPart:
         paths=_account_paths() | _roster_paths() | _events_path(event_types),
         models=(LoginRequest, UserCreate, UserUpdate, EndpointTokenCreate, Health,
                 LoginResponse, Me, Ok, User, UserList, Endpoint, EndpointList, Token,
-                TokenCreated, TokenList, AuditEventList),
+                TokenCreated, TokenList, AuditEventList, Error, InvalidError, RateLimitedError),
         schemas={"BusEvent": _bus_event(event_types, event_data),
-                 "EventStreamMessage": EVENT_STREAM_MESSAGE} | ERROR_SCHEMAS,
+                 "EventStreamMessage": EVENT_STREAM_MESSAGE},
         parameters={
             "UserId": {"name": "id", "in": "path", "required": True, "schema": ID},
             "TokenId": {"name": "id", "in": "path", "required": True, "schema": ID},

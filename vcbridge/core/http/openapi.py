@@ -68,6 +68,21 @@ def nullable(schema: Schema) -> Schema:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
+def obj(properties: dict[str, Schema], *, required: list[str] | None = None,
+        description: str = "", closed: bool = True) -> Schema:
+    """A JSON object schema, for what no body model describes (WebSocket messages, events)."""
+    schema: Schema = {
+        "type": "object",
+        "required": list(properties) if required is None else required,
+        "properties": properties,
+    }
+    if closed:
+        schema["additionalProperties"] = False
+    if description:
+        schema["description"] = description
+    return schema
+
+
 def model_schemas(models: Iterable[type[BaseModel]]) -> dict[str, Schema]:
     """Each model's JSON Schema (pydantic's own), the nested models hoisted beside it."""
     schemas: dict[str, Schema] = {}
