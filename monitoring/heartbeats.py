@@ -51,6 +51,7 @@ from monitoring.health_model import (
     offline_since,
 )
 from monitoring.health_store import Bucket, EndpointInfo, Latest, PresenceRules, Stored
+from monitoring.responses import HeartbeatAnswer
 from vcbridge.core.app_keys import CLOCK, ZONE
 from vcbridge.core.auth.principal import Principal
 from vcbridge.core.clock import Clock, to_local_iso
@@ -61,6 +62,7 @@ from vcbridge.core.http.auth_middleware import require_principal
 from vcbridge.core.http.errors import ApiError, forbidden
 from vcbridge.core.http.json_schema import Documented, whole_number
 from vcbridge.core.http.parsing import parse_model
+from vcbridge.core.http.render import render
 from vcbridge.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -610,7 +612,8 @@ async def post_heartbeat(request: web.Request) -> web.Response:
         _check_sender(principal, code)
         _check_rate(monitor, principal, request.app[CLOCK].now())
         raw = await _read_limited(request, monitor.max_bytes)
-        return web.json_response(await _accept(request, monitor, principal, code, raw))
+        answer = await _accept(request, monitor, principal, code, raw)
+        return render(HeartbeatAnswer.model_validate(answer))
     except ApiError as exc:
         monitor.drop(_DROP_OF_STATUS.get(exc.status, "other"))
         raise

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from bridge.pages import PAGE_ROUTES
 from bridge.signaling import ROOMS
-from monitoring.health_api import openapi_fragment as health_fragment
+from monitoring.openapi import health_paths
 from scheduler.bridge_port import EventOnlyBridge
 from scheduler.conference_schemas import ConferenceCreate
 from scheduler.lifecycle_api import Extension
@@ -465,7 +465,7 @@ async def test_answers_match_documented_schemas(
 
     succeeded = {(method, path) for method, path, status in check.seen if status < 300}
     # The health operations have their own live run (tests/test_health_openapi.py).
-    health = {(method.upper(), path) for path, item in health_fragment()["paths"].items()
+    health = {(method.upper(), path) for path, item in health_paths().items()
               for method in item}
     assert succeeded == set(_operations(check.document)) - health, (
         "exercise every operation here")

@@ -42,7 +42,7 @@ EndpointCode = Annotated[str, Field(pattern=CODE_PATTERN, examples=["UBND-TINH"]
 
 def body_of(model: BaseModel) -> Any:
     """The JSON-ready body of a response model (also what the audit log keeps)."""
-    return model.model_dump(mode="json", exclude_unset=True)
+    return model.model_dump(mode="json", exclude_unset=True, by_alias=True)
 
 
 def render(model: BaseModel, *, status: int = 200,
