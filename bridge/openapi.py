@@ -21,7 +21,6 @@ from vcbridge.core.http.openapi import (
     operation,
     param,
     query,
-    ref,
 )
 
 # The file name of a recording: bridge/recorder.py's NAME_PATTERN (a test keeps them equal).
@@ -110,7 +109,7 @@ def _paths() -> dict[str, Schema]:
         )},
         "/api/v1/conferences/{id}/recordings": {"get": operation(
             "listRecordings", "The conference's recordings", "bridge",
-            {"200": json_content(ref("RecordingList"), "Every recording of the conference."),
+            {"200": json_content(RecordingList, "Every recording of the conference."),
              **errors(401, 403, 404)},
             parameters=[param("ConferenceId")],
             description="The chair starts and stops recording in the room (signaling message "
@@ -141,10 +140,10 @@ def part() -> ApiPart:
     return ApiPart(
         paths=_paths(),
         models=(Recording, RecordingList),
-        parameters={
-    "RecordingName": {"name": "name", "in": "path", "required": True, "schema": RECORDING_NAME,
-                      "description": "The recording's `id` from the listing."},
-        },
+        parameters={"RecordingName": {
+            "name": "name", "in": "path", "required": True, "schema": RECORDING_NAME,
+            "description": "The recording's `id` from the listing.",
+        }},
         event_types=EVENT_TYPES,
         event_data={
             "endpoint": ENDPOINT_CODE | {"description": "floor.*: the site acted upon."},

@@ -35,7 +35,6 @@ from vcbridge.core.http.openapi import (
     operation,
     param,
     query,
-    ref,
 )
 
 # The event types the scheduler publishes: what each means and the `data` keys it carries.
@@ -77,24 +76,24 @@ def _event_data() -> dict[str, Schema]:
         "room opened.",
     )
     return {
-            "late_ms": {"type": "integer", "description": "Lifecycle transitions: "
-                        "milliseconds between the due time and when it ran."},
-            "readiness": readiness,
-            "minutes_left": {"type": "integer", "minimum": 0,
-                             "description": "conference.ending_soon: minutes to the end."},
-            "start": LOCAL_TIME | {"description": "conference.booked: the start."},
-            "changed": {"type": "array", "items": {"type": "string"},
-                        "description": "conference.updated: the fields that changed."},
-            "was": {"type": "string", "enum": [s.value for s in ConferenceStatus],
-                    "description": "conference.cancelled: the status before."},
-            "attempt": {"type": "integer", "minimum": 1,
-                        "description": "endpoint.invited: the invitation's number since the "
-                        "endpoint last joined."},
-            "reason": {"type": "string", "enum": [r.value for r in Reason],
-                       "description": "endpoint.invited: `invited` for a first call, else "
-                       "the failure being redialled."},
-            "attempts": {"type": "integer", "minimum": 1,
-                         "description": "endpoint.absent: the invitations left unanswered."},
+        "late_ms": {"type": "integer", "description": "Lifecycle transitions: "
+                    "milliseconds between the due time and when it ran."},
+        "readiness": readiness,
+        "minutes_left": {"type": "integer", "minimum": 0,
+                         "description": "conference.ending_soon: minutes to the end."},
+        "start": LOCAL_TIME | {"description": "conference.booked: the start."},
+        "changed": {"type": "array", "items": {"type": "string"},
+                    "description": "conference.updated: the fields that changed."},
+        "was": {"type": "string", "enum": [s.value for s in ConferenceStatus],
+                "description": "conference.cancelled: the status before."},
+        "attempt": {"type": "integer", "minimum": 1,
+                    "description": "endpoint.invited: the invitation's number since the "
+                    "endpoint last joined."},
+        "reason": {"type": "string", "enum": [r.value for r in Reason],
+                   "description": "endpoint.invited: `invited` for a first call, else "
+                   "the failure being redialled."},
+        "attempts": {"type": "integer", "minimum": 1,
+                     "description": "endpoint.absent: the invitations left unanswered."},
     }
 
 
@@ -103,7 +102,7 @@ def _booking_paths() -> dict[str, Schema]:
         "/api/v1/conferences": {
             "get": operation(
                 "listConferences", "List conferences", "conferences",
-                {"200": json_content(ref("ConferenceList"), "The conferences by start time."),
+                {"200": json_content(ConferenceList, "The conferences by start time."),
                  **errors(401, 403, 422)},
                 parameters=[
                     query("endpoint", ENDPOINT_CODE,
@@ -127,7 +126,7 @@ def _booking_paths() -> dict[str, Schema]:
             ),
             "post": operation(
                 "createConference", "Book a conference or a recurring series", "conferences",
-                {"201": json_content(ref("ConferenceCreated"), "Booked (the first occurrence).",
+                {"201": json_content(ConferenceCreated, "Booked (the first occurrence).",
                               LOCATION),
                  **errors(400, 401, 403, 409, 413, 415, 422, conflict="BookingConflict")},
                 body="ConferenceCreate", parameters=[CSRF],
@@ -142,13 +141,13 @@ def _booking_paths() -> dict[str, Schema]:
         },
         "/api/v1/conferences/{id}": {
             "get": operation("getConference", "One conference", "conferences",
-                       {"200": json_content(ref("Conference"), "The conference."),
+                       {"200": json_content(Conference, "The conference."),
                         **errors(401, 403, 404)},
                        parameters=[param("ConferenceId")]),
             "patch": operation(
                 "updateConference", "Change a conference (or it and the following ones)",
                 "conferences",
-                {"200": json_content(ref("ConferenceChanged"), "The conference after the change."),
+                {"200": json_content(ConferenceChanged, "The conference after the change."),
                  **errors(400, 401, 403, 404, 409, 413, 415, 422, conflict="BookingConflict")},
                 body="ConferenceUpdate",
                 parameters=[param("ConferenceId"), param("Scope"), CSRF],
@@ -156,7 +155,7 @@ def _booking_paths() -> dict[str, Schema]:
             "delete": operation(
                 "cancelConference", "Cancel a conference (or it and the following ones)",
                 "conferences",
-                {"200": json_content(ref("ConferenceChanged"),
+                {"200": json_content(ConferenceChanged,
                               "The conference, cancelled (the record is kept)."),
                  **errors(401, 403, 404, 409, 422, conflict="BookingConflict")},
                 parameters=[param("ConferenceId"), param("Scope"), CSRF],
@@ -187,7 +186,7 @@ def _running_paths() -> dict[str, Schema]:
         "/api/v1/conferences/{id}/rollcall": {"get": operation(
             "getRollCall", "Roll call: who is expected, connected, and missing (and why)",
             "conferences",
-            {"200": json_content(ref("RollCall"), "The roll call."), **errors(401, 403, 404)},
+            {"200": json_content(RollCall, "The roll call."), **errors(401, 403, 404)},
             parameters=[param("ConferenceId")],
             description="Before the room opens (and for a conference cancelled before it "
             "opened) every participant is `pending` / `not_invited` with 0 attempts and null "
@@ -196,7 +195,7 @@ def _running_paths() -> dict[str, Schema]:
         )},
         "/api/v1/conferences/{id}/extend": {"post": operation(
             "extendConference", "Extend an open or live conference", "conferences",
-            {"200": json_content(ref("Conference"), "The conference with its new end."),
+            {"200": json_content(Conference, "The conference with its new end."),
              **errors(400, 401, 403, 404, 409, 413, 415, 422, conflict="BookingConflict")},
             body="Extension", parameters=[param("ConferenceId"), CSRF],
             description="Moves the end `minutes` later, if every participant and the bridge "
@@ -209,7 +208,7 @@ def _running_paths() -> dict[str, Schema]:
         "/api/v1/conferences/{id}/decline": {"post": operation(
             "declineConference", "Decline the invitation (the caller's endpoint)",
             "conferences",
-            {"200": json_content(ref("Declined"), "Recorded: the endpoint is not re-invited "
+            {"200": json_content(Declined, "Recorded: the endpoint is not re-invited "
                           "automatically."),
              **errors(401, 403, 404, 409)},
             parameters=[param("ConferenceId"), CSRF],
@@ -230,19 +229,16 @@ def part() -> ApiPart:
         models=(ConferenceCreate, ConferenceUpdate, Extension, Conference, ConferenceList,
                 ConferenceCreated, ConferenceChanged, RollCall, Declined, ConflictDetails,
                 BookingConflictError),
-        parameters={
-    "Scope": query(
-        "scope", {"type": "string", "enum": ["this", "following"], "default": "this"},
-        "For an occurrence of a series: change only this one, or this and every later one.",
-    ),
-        },
-        responses={
-    "BookingConflict": error(
-        "The booking clashes with other conferences or the bridge capacity, with the "
-        "conflicting conferences in `details`; or the conference's state forbids the change.",
-        "BookingConflictError",
-    ),
-        },
+        parameters={"Scope": query(
+            "scope", {"type": "string", "enum": ["this", "following"], "default": "this"},
+            "For an occurrence of a series: change only this one, or this and every later one.",
+        )},
+        responses={"BookingConflict": error(
+            "The booking clashes with other conferences or the bridge capacity, with the "
+            "conflicting conferences in `details`; or the conference's state forbids the "
+            "change.",
+            BookingConflictError.__name__,
+        )},
         event_types=EVENT_TYPES,
         event_data=_event_data(),
     )

@@ -188,13 +188,13 @@ def _account_paths() -> dict[str, Schema]:
     return {
         "/healthz": {"get": operation(
             "getHealth", "Liveness: the service and its database", "health",
-            {"200": json_content(ref("Health"), "The service and its database answer."),
-             "503": json_content(ref("Health"), "The database does not answer.")},
+            {"200": json_content(Health, "The service and its database answer."),
+             "503": json_content(Health, "The database does not answer.")},
             public=True,
         )},
         "/api/v1/auth/login": {"post": operation(
             "login", "Log in: a bearer token, also set as the session cookie", "auth",
-            {"200": json_content(ref("LoginResponse"), "Logged in.", {
+            {"200": json_content(LoginResponse, "Logged in.", {
                 "Set-Cookie": {"schema": {"type": "string"},
                                "description": f"{SESSION_COOKIE}: the same token, HttpOnly."},
             }),
@@ -206,20 +206,20 @@ def _account_paths() -> dict[str, Schema]:
         )},
         "/api/v1/auth/logout": {"post": operation(
             "logout", "Log out: revoke the current login token", "auth",
-            {"200": json_content(ref("Ok"), "Logged out; the session cookie is cleared."),
+            {"200": json_content(Ok, "Logged out; the session cookie is cleared."),
              **errors(401, 403)},
             parameters=[CSRF],
         )},
         "/api/v1/auth/me": {"get": operation(
             "getMe", "Who am I (and the CSRF token of a cookie session)", "auth",
-            {"200": json_content(ref("Me"), "The caller."), **errors(401, 403)},
+            {"200": json_content(Me, "The caller."), **errors(401, 403)},
         )},
         "/api/v1/users": {
             "get": operation("listUsers", "List user accounts (admin)", "users",
-                       {"200": json_content(ref("UserList"), "Every account, by user name."),
+                       {"200": json_content(UserList, "Every account, by user name."),
                         **errors(401, 403)}),
             "post": operation("createUser", "Create a user account (admin)", "users",
-                        {"201": json_content(ref("User"), "Created.", LOCATION),
+                        {"201": json_content(User, "Created.", LOCATION),
                          **errors(400, 401, 403, 409, 413, 415, 422)},
                         body="UserCreate", parameters=[CSRF],
                         description="409 when the user name is taken; 422 for a weak password "
@@ -227,7 +227,7 @@ def _account_paths() -> dict[str, Schema]:
         },
         "/api/v1/users/{id}": {"patch": operation(
             "updateUser", "Change a user account (admin)", "users",
-            {"200": json_content(ref("User"), "The account after the change."),
+            {"200": json_content(User, "The account after the change."),
              **errors(400, 401, 403, 404, 413, 415, 422)},
             body="UserUpdate", parameters=[param("UserId"), CSRF],
             description="Only the fields given change. A new password, role, endpoint or "
@@ -240,25 +240,25 @@ def _roster_paths() -> dict[str, Schema]:
     return {
         "/api/v1/endpoints": {"get": operation(
             "listEndpoints", "The roster of endpoints", "endpoints",
-            {"200": json_content(ref("EndpointList"), "The endpoints, in roster order."),
+            {"200": json_content(EndpointList, "The endpoints, in roster order."),
              **errors(401, 403, 422)},
             parameters=[query("include_retired", {"type": "boolean", "default": False},
                                "`true` to include endpoints retired from the roster.")],
         )},
         "/api/v1/endpoints/{code}": {"get": operation(
             "getEndpoint", "One endpoint", "endpoints",
-            {"200": json_content(ref("Endpoint"), "The endpoint (active or retired)."),
+            {"200": json_content(Endpoint, "The endpoint (active or retired)."),
              **errors(401, 403, 404)},
             parameters=[param("EndpointCode")],
         )},
         "/api/v1/endpoints/{code}/tokens": {
             "get": operation("listEndpointTokens", "An endpoint's tokens (admin)", "endpoints",
-                       {"200": json_content(ref("TokenList"), "The tokens' metadata."),
+                       {"200": json_content(TokenList, "The tokens' metadata."),
                         **errors(401, 403, 404)},
                        parameters=[param("EndpointCode")]),
             "post": operation("createEndpointToken", "Issue an agent or calendar token (admin)",
                         "endpoints",
-                        {"201": json_content(ref("TokenCreated"),
+                        {"201": json_content(TokenCreated,
                                              "Issued; the secret is shown once."),
                          **errors(400, 401, 403, 404, 413, 415, 422)},
                         body="EndpointTokenCreate", parameters=[param("EndpointCode"), CSRF],
@@ -267,12 +267,12 @@ def _roster_paths() -> dict[str, Schema]:
         },
         "/api/v1/endpoints/{code}/tokens/{id}": {"delete": operation(
             "revokeEndpointToken", "Revoke an endpoint token at once (admin)", "endpoints",
-            {"200": json_content(ref("Token"), "The token, revoked."), **errors(401, 403, 404)},
+            {"200": json_content(Token, "The token, revoked."), **errors(401, 403, 404)},
             parameters=[param("EndpointCode"), param("TokenId"), CSRF],
         )},
         "/api/v1/audit": {"get": operation(
             "listAuditEvents", "Read the audit log (admin)", "audit",
-            {"200": json_content(ref("AuditEventList"), "Events, newest first."),
+            {"200": json_content(AuditEventList, "Events, newest first."),
              **errors(401, 403, 422)},
             parameters=[
                 query("action", QUERY_TEXT, "Exact action, e.g. conference.create."),
