@@ -25,12 +25,13 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from zoneinfo import ZoneInfo
 
 import av
 from aiohttp import web
 
 from bridge.recorder import parse_recording_name
+from bridge.responses import Recording, RecordingList
 from bridge.signaling import ROOMS
 from vcbridge.core.app_keys import DATABASE, ZONE
 from vcbridge.core.auth.conference_access import Access, parties, recordings_access
@@ -40,6 +41,7 @@ from vcbridge.core.db.models import Conference
 from vcbridge.core.http.auth_middleware import require_principal
 from vcbridge.core.http.errors import conflict, forbidden, not_found
 from vcbridge.core.http.parsing import path_int
+from vcbridge.core.http.render import render
 
 RECORDINGS_DIR = web.AppKey("recordings_dir", Path)
 
@@ -93,14 +95,13 @@ def _duration(path: str, size: int, mtime_ns: int) -> float | None:
     return None if duration is None else round(duration / 1_000_000, 3)
 
 
-def describe(files: list[RecordingFile], active: set[str]) -> list[dict[str, Any]]:
-    """The listing's rows, less the times (blocking: reads each file's header once)."""
-    return [{
-        "id": f.name,
-        "size": f.size,
-        "duration": None if f.name in active else _duration(str(f.path), f.size, f.mtime_ns),
-        "recording": f.name in active,
-    } for f in files]
+def describe(files: list[RecordingFile], active: set[str], zone: ZoneInfo) -> list[Recording]:
+    """The listing (blocking: reads each file's header once)."""
+    return [Recording(
+        id=f.name, started=to_local_iso(f.started, zone), size=f.size,
+        duration=None if f.name in active else _duration(str(f.path), f.size, f.mtime_ns),
+        recording=f.name in active,
+    ) for f in files]
 
 
 def _active(request: web.Request, conference_id: int) -> set[str]:
@@ -130,11 +131,9 @@ async def list_recordings(request: web.Request) -> web.Response:
     principal = require_principal(request)
     conference_id = await _authorise(request, principal)
     files = await asyncio.to_thread(scan, request.app[RECORDINGS_DIR], conference_id)
-    rows = await asyncio.to_thread(describe, files, _active(request, conference_id))
-    zone = request.app[ZONE]
-    for row, file in zip(rows, files, strict=True):
-        row["started"] = to_local_iso(file.started, zone)
-    return web.json_response({"conference": conference_id, "recordings": rows})
+    rows = await asyncio.to_thread(describe, files, _active(request, conference_id),
+                                   request.app[ZONE])
+    return render(RecordingList(conference=conference_id, recordings=rows))
 
 
 async def download(request: web.Request) -> web.FileResponse:

@@ -34,6 +34,12 @@ from scheduler.booking_store import (
 from scheduler.conference_schemas import ConferenceCreate, ConferenceUpdate, Scope, conference_json
 from scheduler.recurrence import RecurrenceError, normalise
 from scheduler.recurrence_worker import RecurrenceWorkers
+from scheduler.responses import (
+    MAX_LISTED_CONFLICTS,
+    Capacity,
+    ConflictDetails,
+    ConflictingConference,
+)
 from vcbridge.core.audit import Actor, record
 from vcbridge.core.clock import to_local_iso
 from vcbridge.core.db.models import (
@@ -47,10 +53,8 @@ from vcbridge.core.db.models import (
 )
 from vcbridge.core.event_types import EventType
 from vcbridge.core.events import EventBus, NewEvent
+from vcbridge.core.http.render import body_of
 
-# A 409 lists this many conflicting conferences (a long series against another one
-# conflicts with every occurrence: 2,000 made a 1.7 MB answer).
-MAX_LISTED_CONFLICTS = 100
 # A long series is written (and read for an edit) this many occurrences at a time:
 # one flush of 2,000 occurrences of 31 sites held the event loop for ~1.5 s.
 _FLUSH_EVERY = 50
@@ -100,27 +104,24 @@ class BookingConflict(Exception):
     def details(self) -> dict[str, Any]:
         """The 409 details: the earliest conflicting conferences and the endpoints each
         holds, and how many conflict in all."""
-        return {
-            "conflicts": [
-                {
-                    "conference": c.conference.id,
-                    "title": c.conference.title,
-                    "start": to_local_iso(c.conference.start, self.zone),
-                    "end": to_local_iso(c.conference.end, self.zone),
-                    "endpoints": list(c.endpoints),
-                }
+        capacity = self.capacity
+        details = ConflictDetails(
+            conflicts=[
+                ConflictingConference(
+                    conference=c.conference.id, title=c.conference.title,
+                    start=to_local_iso(c.conference.start, self.zone),
+                    end=to_local_iso(c.conference.end, self.zone), endpoints=list(c.endpoints),
+                )
                 for c in self.conflicts[:MAX_LISTED_CONFLICTS]
             ],
-            "conflicts_total": len(self.conflicts),
-            "capacity": None
-            if self.capacity is None
-            else {
-                "at": to_local_iso(self.capacity.at, self.zone),
-                "conferences": self.capacity.conferences,
-                "ports": self.capacity.ports,
-                "reason": self.capacity.reason,
-            },
-        }
+            conflicts_total=len(self.conflicts),
+            capacity=None if capacity is None else Capacity(
+                at=to_local_iso(capacity.at, self.zone), conferences=capacity.conferences,
+                ports=capacity.ports, reason=capacity.reason,
+            ),
+        )
+        body: dict[str, Any] = body_of(details)
+        return body
 
 
 class BookingStateError(Exception):

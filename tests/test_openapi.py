@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from bridge.pages import PAGE_ROUTES
 from bridge.signaling import ROOMS
-from monitoring.health.api import openapi_fragment as health_fragment
+from monitoring.openapi import health_paths
 from scheduler.conference_schemas import ConferenceCreate
 from scheduler.lifecycle_api import Extension
 from scheduler.lifecycle_wiring import BRIDGE, redial_policy
@@ -464,7 +464,7 @@ async def test_answers_match_documented_schemas(
 
     succeeded = {(method, path) for method, path, status in check.seen if status < 300}
     # The health operations have their own live run (tests/test_health_openapi.py).
-    health = {(method.upper(), path) for path, item in health_fragment()["paths"].items()
+    health = {(method.upper(), path) for path, item in health_paths().items()
               for method in item}
     assert succeeded == set(_operations(check.document)) - health, (
         "exercise every operation here")

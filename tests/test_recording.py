@@ -18,6 +18,7 @@ import pytest
 from yarl import URL
 
 from bridge.agent.generated_media import dominant_colour, tone_energy
+from bridge.openapi import RECORDING_NAME
 from bridge.recorder import (
     NAME_PATTERN,
     opus_head,
@@ -31,7 +32,6 @@ from tests.test_bridge_media import SITES, Site, close_to, eventually, join
 from tests.test_bridge_media import room as room
 from tests.test_bridge_media import settings as settings
 from vcbridge.core.settings import Settings
-from vcbridge.openapi_routes import RECORDING_NAME
 
 H = dict[str, str]
 CHAIR, NGA, MUONG = SITES

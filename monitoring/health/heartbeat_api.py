@@ -15,6 +15,7 @@ from monitoring.health.model import ReasonCode
 from monitoring.health.monitor import MONITOR, Accepted, HealthMonitor
 from monitoring.health.store import EndpointInfo
 from monitoring.health.wire import Heartbeat, StreamHeartbeat
+from monitoring.responses import HeartbeatAnswer
 from vcbridge.core.app_keys import CLOCK, ZONE
 from vcbridge.core.auth.principal import Principal
 from vcbridge.core.clock import to_local_iso
@@ -22,6 +23,7 @@ from vcbridge.core.db.models import TokenScope
 from vcbridge.core.http.auth_middleware import require_principal
 from vcbridge.core.http.errors import ApiError, forbidden
 from vcbridge.core.http.parsing import parse_model
+from vcbridge.core.http.render import render
 
 # Why a heartbeat was refused (the keys of `HealthMonitor.dropped`).
 DROP_REASONS = ("unauthorized", "forbidden", "rate_limited", "too_large", "malformed", "invalid")
@@ -58,7 +60,8 @@ async def post_heartbeat(request: web.Request) -> web.Response:
         _check_sender(principal, code)
         _check_rate(monitor, principal, request.app[CLOCK].now())
         raw = await _read_limited(request, monitor.max_bytes)
-        return web.json_response(await _accept(request, monitor, principal, code, raw))
+        answer = await _accept(request, monitor, principal, code, raw)
+        return render(HeartbeatAnswer.model_validate(answer))
     except ApiError as exc:
         monitor.drop(_DROP_OF_STATUS.get(exc.status, "other"))
         raise

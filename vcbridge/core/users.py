@@ -8,9 +8,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vcbridge.core.api import responses
 from vcbridge.core.audit import Actor, record
 from vcbridge.core.auth.passwords import Passwords, password_problem
 from vcbridge.core.db.models import ApiToken, Endpoint, Role, TokenScope, User
+from vcbridge.core.http.render import body_of
 
 
 class UserError(Exception):
@@ -22,15 +24,9 @@ class UserError(Exception):
 
 
 def user_json(user: User) -> dict[str, Any]:
-    """A user as the API shows it (never the password hash)."""
-    return {
-        "id": user.id,
-        "username": user.username,
-        "role": user.role.value,
-        "endpoint": user.endpoint.code if user.endpoint else None,
-        "full_name": user.full_name,
-        "active": user.active,
-    }
+    """A user as the API shows it (never the password hash), JSON-ready for the audit log."""
+    body: dict[str, Any] = body_of(responses.User.of(user))
+    return body
 
 
 async def _endpoint(session: AsyncSession, role: Role, code: str | None) -> Endpoint | None:

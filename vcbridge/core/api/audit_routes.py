@@ -5,12 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import select
 
+from vcbridge.core.api import responses
 from vcbridge.core.app_keys import DATABASE, ZONE
 from vcbridge.core.auth.principal import Permission
-from vcbridge.core.clock import to_local_iso
 from vcbridge.core.db.models import AuditEvent
 from vcbridge.core.http.auth_middleware import require_permission
 from vcbridge.core.http.parsing import MAX_ID, query_datetime, query_int
+from vcbridge.core.http.render import render
 
 
 async def list_audit(request: web.Request) -> web.Response:
@@ -34,21 +35,8 @@ async def list_audit(request: web.Request) -> web.Response:
     zone = request.app[ZONE]
     async with request.app[DATABASE].read() as session:
         events = (await session.scalars(query.limit(limit))).all()
-    return web.json_response({"events": [
-        {
-            "id": e.id,
-            "at": to_local_iso(e.at, zone),
-            "actor": e.actor,
-            "role": e.role,
-            "action": e.action,
-            "target_type": e.target_type,
-            "target_id": e.target_id,
-            "before": e.before,
-            "after": e.after,
-            "remote": e.remote,
-        }
-        for e in events
-    ]})
+    return render(responses.AuditEventList(
+        events=[responses.AuditEvent.of(e, zone) for e in events]))
 
 
 def setup_routes(app: web.Application) -> None:

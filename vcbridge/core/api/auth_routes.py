@@ -8,6 +8,8 @@ from datetime import timedelta
 from aiohttp import web
 from sqlalchemy import select
 
+from vcbridge.core.api import responses
+from vcbridge.core.api.responses import LoginResponse, Me, Ok
 from vcbridge.core.api.schemas import LoginRequest
 from vcbridge.core.app_keys import CLOCK, DATABASE, LOGIN_LIMITER, PASSWORDS, SETTINGS, ZONE
 from vcbridge.core.audit import Actor, record
@@ -18,7 +20,7 @@ from vcbridge.core.db.models import ApiToken, TokenScope, User
 from vcbridge.core.http.auth_middleware import SESSION_COOKIE, remote_of, require_principal
 from vcbridge.core.http.errors import ApiError, forbidden
 from vcbridge.core.http.parsing import read_model
-from vcbridge.core.users import user_json
+from vcbridge.core.http.render import render
 
 
 async def login(request: web.Request) -> web.Response:
@@ -73,13 +75,11 @@ async def login(request: web.Request) -> web.Response:
         await record(session, Actor(user.username, user.role.value, remote),
                      "auth.login", "user", user.id, None, None, now)
     assert token.expires_at is not None
-    response = web.json_response({
-        "token": secret,
-        "token_type": "Bearer",
-        "expires_at": to_local_iso(token.expires_at, request.app[ZONE]),
-        "csrf_token": csrf_for(secret),
-        "user": user_json(user),
-    })
+    response = render(LoginResponse(
+        token=secret, token_type="Bearer",  # noqa: S106 (the scheme's name)
+        expires_at=to_local_iso(token.expires_at, request.app[ZONE]),
+        csrf_token=csrf_for(secret), user=responses.User.of(user),
+    ))
     response.set_cookie(
         SESSION_COOKIE, secret, httponly=True, samesite="Strict", path="/",
         secure=settings.cookie_secure, max_age=int(lifetime.total_seconds()),
@@ -99,7 +99,7 @@ async def logout(request: web.Request) -> web.Response:
             token.revoked_at = now
             await record(session, principal.actor(remote_of(request)), "auth.logout",
                          "user", principal.user_id or 0, None, None, now)
-    response = web.json_response({"ok": True})
+    response = render(Ok(ok=True))
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
 
@@ -107,16 +107,11 @@ async def logout(request: web.Request) -> web.Response:
 async def me(request: web.Request) -> web.Response:
     """GET /api/v1/auth/me: the caller, and the CSRF token for cookie sessions."""
     principal = require_principal(request)
-    body = {
-        "name": principal.name,
-        "role": principal.role.value if principal.role else None,
-        "scope": principal.scope.value,
-        "endpoint": principal.endpoint_code,
-    }
     cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie and not request.headers.get("Authorization"):
-        body["csrf_token"] = csrf_for(cookie)
-    return web.json_response(body)
+    extra = ({"csrf_token": csrf_for(cookie)}
+             if cookie and not request.headers.get("Authorization") else {})
+    return render(Me(name=principal.name, role=principal.role, scope=principal.scope,
+                     endpoint=principal.endpoint_code, **extra))
 
 
 def setup_routes(app: web.Application) -> None:

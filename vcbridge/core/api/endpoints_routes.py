@@ -3,54 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vcbridge.core.api.responses import Endpoint as EndpointOut
+from vcbridge.core.api.responses import EndpointList, Token, TokenCreated, TokenList
 from vcbridge.core.api.schemas import EndpointTokenCreate
 from vcbridge.core.app_keys import CLOCK, DATABASE, TOKEN_CACHE, ZONE
 from vcbridge.core.audit import Actor, record
 from vcbridge.core.auth.principal import Permission
 from vcbridge.core.auth.tokens import issue_token
-from vcbridge.core.clock import to_local_iso
 from vcbridge.core.db.models import ApiToken, Endpoint, TokenScope
 from vcbridge.core.http.auth_middleware import remote_of, require_permission, require_principal
 from vcbridge.core.http.errors import invalid, not_found
 from vcbridge.core.http.parsing import path_int, read_model
-
-
-def endpoint_json(endpoint: Endpoint) -> dict[str, Any]:
-    """An endpoint as the API shows it."""
-    return {
-        "code": endpoint.code,
-        "name": endpoint.name,
-        "name_en": endpoint.name_en,
-        "kind": endpoint.kind.value,
-        "address": endpoint.address,
-        "contact_name": endpoint.contact_name,
-        "contact_phone": endpoint.contact_phone,
-        "contact_email": endpoint.contact_email,
-        "active": endpoint.active,
-    }
-
-
-def token_json(token: ApiToken, zone: ZoneInfo) -> dict[str, Any]:
-    """A token's metadata (never its secret)."""
-    def when(value: datetime | None) -> str | None:
-        return to_local_iso(value, zone) if value else None
-
-    return {
-        "id": token.id,
-        "scope": token.scope.value,
-        "label": token.label,
-        "created_at": when(token.created_at),
-        "created_by": token.created_by,
-        "expires_at": when(token.expires_at),
-        "revoked_at": when(token.revoked_at),
-    }
+from vcbridge.core.http.render import render
 
 
 async def _endpoint(session: AsyncSession, code: str) -> Endpoint:
@@ -71,7 +40,7 @@ async def list_endpoints(request: web.Request) -> web.Response:
         query = query.where(Endpoint.active.is_(True))
     async with request.app[DATABASE].read() as session:
         endpoints = (await session.scalars(query)).all()
-    return web.json_response({"endpoints": [endpoint_json(e) for e in endpoints]})
+    return render(EndpointList(endpoints=[EndpointOut.of(e) for e in endpoints]))
 
 
 async def get_endpoint(request: web.Request) -> web.Response:
@@ -79,7 +48,7 @@ async def get_endpoint(request: web.Request) -> web.Response:
     require_principal(request)
     async with request.app[DATABASE].read() as session:
         endpoint = await _endpoint(session, request.match_info["code"])
-    return web.json_response(endpoint_json(endpoint))
+    return render(EndpointOut.of(endpoint))
 
 
 async def issue_endpoint_token(
@@ -106,8 +75,8 @@ async def create_token(request: web.Request) -> web.Response:
         secret, token = await issue_endpoint_token(
             session, endpoint, scope, body.label, principal.actor(remote_of(request)), now
         )
-        payload = token_json(token, request.app[ZONE]) | {"token": secret}
-    return web.json_response(payload, status=201)
+        payload = TokenCreated(**Token.fields_of(token, request.app[ZONE]), token=secret)
+    return render(payload, status=201)
 
 
 async def list_tokens(request: web.Request) -> web.Response:
@@ -119,7 +88,7 @@ async def list_tokens(request: web.Request) -> web.Response:
             select(ApiToken).where(ApiToken.endpoint_id == endpoint.id).order_by(ApiToken.id)
         )).all()
     zone = request.app[ZONE]
-    return web.json_response({"tokens": [token_json(t, zone) for t in tokens]})
+    return render(TokenList(tokens=[Token.of(t, zone) for t in tokens]))
 
 
 async def revoke_token(request: web.Request) -> web.Response:
@@ -136,9 +105,9 @@ async def revoke_token(request: web.Request) -> web.Response:
             token.revoked_at = now
             await record(session, principal.actor(remote_of(request)), "endpoint.token_revoke",
                          "endpoint", endpoint.code, {"token_id": token.id}, None, now)
-        payload = token_json(token, request.app[ZONE])
+        payload = Token.of(token, request.app[ZONE])
     request.app[TOKEN_CACHE].forget_token(token_id)  # after the commit: no stale refill
-    return web.json_response(payload)
+    return render(payload)
 
 
 def setup_routes(app: web.Application) -> None:

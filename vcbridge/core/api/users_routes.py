@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import select
 
+from vcbridge.core.api import responses
 from vcbridge.core.api.schemas import UserCreate, UserUpdate
 from vcbridge.core.app_keys import CLOCK, DATABASE, PASSWORDS
 from vcbridge.core.auth.principal import Permission
@@ -12,7 +13,8 @@ from vcbridge.core.db.models import Role, User
 from vcbridge.core.http.auth_middleware import remote_of, require_permission
 from vcbridge.core.http.errors import ApiError, conflict, invalid, not_found
 from vcbridge.core.http.parsing import path_int, read_model
-from vcbridge.core.users import UserError, create_user, update_user, user_json
+from vcbridge.core.http.render import render
+from vcbridge.core.users import UserError, create_user, update_user
 
 
 def _user_error(exc: UserError) -> ApiError:
@@ -24,7 +26,7 @@ async def list_users(request: web.Request) -> web.Response:
     require_permission(request, Permission.MANAGE_USERS)
     async with request.app[DATABASE].read() as session:
         users = (await session.scalars(select(User).order_by(User.username))).all()
-        return web.json_response({"users": [user_json(u) for u in users]})
+        return render(responses.UserList(users=[responses.User.of(u) for u in users]))
 
 
 async def create(request: web.Request) -> web.Response:
@@ -40,11 +42,10 @@ async def create(request: web.Request) -> web.Response:
                 actor=principal.actor(remote_of(request)), now=now,
                 passwords=request.app[PASSWORDS],
             )
-            payload = user_json(user)
+            payload = responses.User.of(user)
     except UserError as exc:
         raise _user_error(exc) from None
-    return web.json_response(payload, status=201,
-                             headers={"Location": f"/api/v1/users/{payload['id']}"})
+    return render(payload, status=201, headers={"Location": f"/api/v1/users/{payload.id}"})
 
 
 async def patch(request: web.Request) -> web.Response:
@@ -68,10 +69,10 @@ async def patch(request: web.Request) -> web.Response:
                 raise not_found(f"no user {user_id}")
             await update_user(session, user, changes, principal.actor(remote_of(request)), now,
                               request.app[PASSWORDS])
-            payload = user_json(user)
+            payload = responses.User.of(user)
     except UserError as exc:
         raise _user_error(exc) from None
-    return web.json_response(payload)
+    return render(payload)
 
 
 def setup_routes(app: web.Application) -> None:

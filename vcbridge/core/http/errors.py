@@ -11,6 +11,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from vcbridge.core.http.error_models import Error
+from vcbridge.core.http.render import body_of, render
+
 log = logging.getLogger(__name__)
 
 
@@ -28,11 +31,13 @@ class ApiError(Exception):
         self.details = details
         self.headers = headers or {}
 
+    def model(self) -> Error:
+        """`{"error": {"code", "message", "details"}}` (details only when there are some)."""
+        return Error.of(self.code, self.message, self.details)
+
     def body(self) -> dict[str, Any]:
-        """`{"code", "message", "details"}` (details only when there are some)."""
-        body: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.details is not None:
-            body["details"] = self.details
+        """`{"code", "message", "details"}`: the error inside a WebSocket message."""
+        body: dict[str, Any] = body_of(self.model().error)
         return body
 
 
@@ -62,8 +67,7 @@ def invalid(message: str, details: Any = None) -> ApiError:
 
 def error_response(error: ApiError) -> web.Response:
     """The JSON response for `error`."""
-    return web.json_response({"error": error.body()}, status=error.status,
-                             headers=error.headers)
+    return render(error.model(), status=error.status, headers=error.headers)
 
 
 _HTTP_CODES = {

@@ -28,6 +28,7 @@ from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
 from vcbridge.core.http.errors import ApiError
+from vcbridge.core.http.render import render
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class ContractRequestHandler(RequestHandler):
             self.log_exception("Error handling request from %s", request.remote, exc_info=exc)
             error = (ApiError(504, "timeout", "the request took too long") if status == 504
                      else ApiError(500, "internal", "internal server error"))
-        response = web.json_response({"error": error.body()}, status=error.status)
+        response = render(error.model(), status=error.status)
         response.force_close()
         return response
 
