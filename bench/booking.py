@@ -52,38 +52,30 @@ before and after, and each conflict check sample also times a `SELECT 1` in
 the same transaction, the floor that CPU contention raises for everything.
 """
 
-# ruff: noqa: E402 - the imports below must follow the sys.path fix.
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import project_path  # noqa: F401 - first: the project, not bench/, on sys.path
 
-# `python bench/booking.py` puts bench/ first on sys.path, where a sibling
-# bench/scheduler.py would shadow the `scheduler` package: look in the project.
-_BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH_DIR]
-if str(_BENCH_DIR.parent) not in sys.path:
-    sys.path.insert(0, str(_BENCH_DIR.parent))
+# isort: split
 
 import argparse
 import asyncio
 import contextlib
 import copy
 import json
-import math
 import os
 import platform
 import random
 import secrets
 import signal
 import sqlite3
-import tempfile
+import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -93,6 +85,8 @@ import sqlalchemy
 from aiohttp import web
 from sqlalchemy import insert, select, text
 
+from bench.shared import cpu_model, on_each_database
+from bench.shared import summary as summary_ms
 from scheduler.booking_api import BOOKING_POLICY
 from scheduler.booking_rules import Slot, capacity_problem, endpoint_conflicts
 from scheduler.booking_service import (
@@ -103,15 +97,21 @@ from scheduler.booking_service import (
 from scheduler.booking_store import booked_overlapping, lock_bookings
 from scheduler.conference_schemas import ConferenceCreate
 from vcbridge.app import create_app
-from vcbridge.app_keys import PASSWORDS
-from vcbridge.audit import Actor
-from vcbridge.bootstrap import prepare_database
-from vcbridge.clock import FixedClock
-from vcbridge.db.engine import Database
-from vcbridge.db.models import Conference, ConferenceStatus, Endpoint, EndpointKind, Participant
-from vcbridge.events import EventBus
-from vcbridge.roster import load_roster
-from vcbridge.settings import Settings
+from vcbridge.core.app_keys import PASSWORDS
+from vcbridge.core.audit import Actor
+from vcbridge.core.bootstrap import prepare_database
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.db.engine import Database
+from vcbridge.core.db.models import (
+    Conference,
+    ConferenceStatus,
+    Endpoint,
+    EndpointKind,
+    Participant,
+)
+from vcbridge.core.events import EventBus
+from vcbridge.core.roster import load_roster
+from vcbridge.core.settings import Settings
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 TARGET_CONFLICT_CHECK_P99_MS = 5.0
@@ -163,25 +163,9 @@ class _Rollback(Exception):
 # --------------------------------------------------------------------------- statistics
 
 
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile of `values` (non-empty)."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
 def summary(values: list[float]) -> dict[str, Any]:
-    """p50 / p99 / max / mean in milliseconds of durations given in seconds."""
-    if not values:
-        return {"n": 0, "p50": None, "p99": None, "max": None, "mean": None}
-    ms = [v * 1000 for v in values]
-    return {
-        "n": len(ms),
-        "p50": round(percentile(ms, 50), 3),
-        "p99": round(percentile(ms, 99), 3),
-        "max": round(max(ms), 3),
-        "mean": round(sum(ms) / len(ms), 3),
-    }
+    """p50 / p99 / max / mean in milliseconds (3 decimals) of durations given in seconds."""
+    return summary_ms([v * 1000 for v in values], digits=3)
 
 
 def log(message: str) -> None:
@@ -659,35 +643,7 @@ async def bench_database(
     return result
 
 
-@asynccontextmanager
-async def scratch_postgres(base_url: str) -> AsyncIterator[tuple[str, str]]:
-    """A new PostgreSQL database, dropped afterwards; yields (URL, server version)."""
-    dsn = base_url.replace("postgresql+asyncpg://", "postgresql://")
-    admin = await asyncpg.connect(dsn, timeout=5)
-    name = f"vcbridge_bench_{uuid.uuid4().hex[:12]}"
-    try:
-        version = str(await admin.fetchval("SHOW server_version"))
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield base_url.rsplit("/", 1)[0] + f"/{name}", version
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 # --------------------------------------------------------------------------- report
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo, if readable."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
@@ -736,7 +692,6 @@ async def main_async(args: argparse.Namespace) -> int:
         with contextlib.suppress(NotImplementedError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     wanted = ["sqlite", "postgres"] if args.db == "both" else [args.db]
-    results: dict[str, dict[str, Any]] = {}
     machine: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "cpu_model": cpu_model(),
@@ -756,21 +711,10 @@ async def main_async(args: argparse.Namespace) -> int:
     plan = make_plan(codes, provincial, args.conferences, args.max_concurrent)
     log(f"planned in {plan.seconds:.1f} s, endpoint utilisation "
         f"{plan.schedule.utilisation():.0%}")
-    with tempfile.TemporaryDirectory(prefix="vcbridge-bench-") as tmp:
-        for db in wanted:
-            started = time.perf_counter()
-            try:
-                if db == "sqlite":
-                    url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.sqlite3'}"
-                    results[db] = await bench_database(url, db, args, Path(tmp), plan)
-                else:
-                    async with scratch_postgres(args.postgres_url) as (url, version):
-                        machine["postgres"] = version
-                        results[db] = await bench_database(url, db, args, Path(tmp), plan)
-            except (OSError, asyncpg.PostgresError, sqlalchemy.exc.SQLAlchemyError,
-                    RuntimeError) as exc:
-                results[db] = {"error": f"{type(exc).__name__}: {exc}"}
-            results[db]["elapsed_s"] = round(time.perf_counter() - started, 1)
+    results = await on_each_database(
+        wanted, args.postgres_url, machine,
+        lambda url, db, tmp: bench_database(url, db, args, tmp, plan),
+        failures=(OSError, asyncpg.PostgresError, sqlalchemy.exc.SQLAlchemyError, RuntimeError))
     machine["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     log("")
     log(table(results))

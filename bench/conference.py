@@ -106,19 +106,11 @@ bridge's audio clock, one packet per 20 ms frame); mix frames the bridge
 dropped for a slow receiver show as RTP timestamp gaps and are reported too.
 """
 
-# ruff: noqa: E402 - the imports below must follow the sys.path fix.
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from project_path import ROOT  # first: the project, not bench/, on sys.path
 
-# `python bench/conference.py` puts bench/ first on sys.path, where a sibling
-# bench/scheduler.py would shadow the `scheduler` package: look in the project.
-_BENCH_DIR = Path(__file__).resolve().parent
-ROOT = _BENCH_DIR.parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH_DIR]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# isort: split
 
 import argparse
 import asyncio
@@ -133,17 +125,20 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import yaml
 
 from bench import conference_media, profile_summary
+from bench.shared import log
 
 CHAIR = "UBND-TINH"
 # --hostile: one more booked endpoint, added to a copy of the roster (the province's
@@ -159,10 +154,6 @@ CONTENDED_PCT = 10.0
 
 TARGETS = {"bridge_cpu_pct_max": 100.0, "bridge_cpu_pct_aim": 60.0, "audio_loss_pct": 1.0,
            "fps_min": 14.0, "floor_switch_s": 1.0, "join_s": 2.0}
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # -- participants -------------------------------------------------------------------------

@@ -10,7 +10,7 @@ Two figures, each the median of `--joins` (10) joins, on loopback:
   inside the page (`performance.now()`; the page's getStats() polled every
   10 ms: inbound video `framesDecoded > 0`). Then "Rời hội nghị", and again.
   Target: under 2 s.
-- agent: the unattended endpoint agent (`bridge/agent.py`, testsrc media),
+- agent: the unattended endpoint agent (`bridge/agent/`, testsrc media),
   following its event stream. For each join a new conference is booked
   between a chair (already in the room) and the agent's endpoint, starting
   three seconds later; at the start the scheduler invites the endpoint. Time =
@@ -28,19 +28,11 @@ end. The machine's load average is reported with the figures: other work on
 a 2-core machine shows directly in join times.
 """
 
-# ruff: noqa: E402 - the imports below must follow the sys.path fix.
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import project_path  # noqa: F401 - first: the project, not bench/, on sys.path
 
-# `python bench/join.py` puts bench/ first on sys.path, where a sibling
-# bench/scheduler.py would shadow the `scheduler` package: look in the project.
-_BENCH_DIR = Path(__file__).resolve().parent
-ROOT = _BENCH_DIR.parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH_DIR]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# isort: split
 
 import argparse
 import asyncio
@@ -48,22 +40,27 @@ import contextlib
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiortc import RTCConfiguration
 from aiortc.mediastreams import MediaStreamError
 
-from bridge.agent import EndpointAgent
-from bridge.generated_media import ColourCardTrack, ToneTrack
+from bench.shared import log
+from bridge.agent.endpoint_agent import EndpointAgent
+from bridge.agent.generated_media import ColourCardTrack, ToneTrack
+from bridge.agent.received_media import ReceivedMedia
+from bridge.agent.settings import AgentSettings
+from bridge.agent.site_client import Received, SiteClient
 from bridge.ice_policy import allowed_networks, restrict_host_addresses
-from bridge.site_client import Received, SiteClient
-from tests.service_process import Service, service_env
-from tests.test_browser_pages import CHROMIUM, chromium_missing, launch, log_in, new_page
-from vcbridge.settings import Settings
+from harness.chromium import CHROMIUM, chromium_missing, launch, log_in, new_page
+from harness.service_process import Service, service_env
+from vcbridge.core.db.models import RUNNING_STATUSES
 
 LOOPBACK = "127.0.0.1"
 TARGETS = {"browser_s": 2.0, "agent_s": 1.0}
@@ -111,10 +108,6 @@ async () => {
 """
 
 
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def summary(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     return {
@@ -160,7 +153,7 @@ async def wait_open(service: Service, conference_id: int, timeout: float = 20) -
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status, body = service.request("GET", f"/api/v1/conferences/{conference_id}")
-        if status == 200 and body["status"] in ("open", "live"):
+        if status == 200 and body["status"] in RUNNING_STATUSES:
             return
         await asyncio.sleep(0.1)
     raise TimeoutError(f"conference {conference_id} did not open")
@@ -233,41 +226,44 @@ async def browser_joins(service: Service, joins: int) -> tuple[list[float], list
 # -- the agent -----------------------------------------------------------------------------------
 
 
-class TimedAgent(EndpointAgent):
-    """The endpoint agent, noting when its invitation came and when the first
-    picture of the chair arrived."""
+class TimedReceived(ReceivedMedia):
+    """What the agent receives, noting when the first picture of the chair arrived."""
 
-    invited_at: float | None = None
-    invitation_lag: float | None = None
     first_frame_at: float | None = None
     frame_seen: asyncio.Event
 
-    def _on_event(self, event: dict[str, Any]) -> None:
+    async def drain(self, conference_id: int, item: Received) -> None:
+        if item.slot == "chair" and self.first_frame_at is None:
+            with contextlib.suppress(MediaStreamError):
+                await item.track.recv()
+                self.first_frame_at = time.monotonic()
+                self.frame_seen.set()
+        await super().drain(conference_id, item)
+
+
+class TimedAgent(EndpointAgent):
+    """The endpoint agent, noting when its invitation came."""
+
+    invited_at: float | None = None
+    invitation_lag: float | None = None
+    received: TimedReceived
+
+    def on_event(self, event: dict[str, Any]) -> None:
         if (self.invited_at is None
                 and event.get("type") in ("endpoint.invited", "conference.live")
                 and event.get("endpoint") in (None, self.endpoint)):
             self.invited_at = time.monotonic()
             sent = datetime.fromisoformat(str(event["at"]))
             self.invitation_lag = (datetime.now(UTC) - sent).total_seconds()
-        super()._on_event(event)
-
-    async def _drain(self, conference_id: int, item: Received) -> None:
-        if item.slot == "chair" and self.first_frame_at is None:
-            with contextlib.suppress(MediaStreamError):
-                await item.track.recv()
-                self.first_frame_at = time.monotonic()
-                self.frame_seen.set()
-        await super()._drain(conference_id, item)
+        super().on_event(event)
 
 
 async def agent_joins(service: Service, joins: int) -> tuple[list[float], list[float]]:
     times: list[float] = []
     lags: list[float] = []
-    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="vcbridge-bench-join-")),
-                        ice_servers=[], ice_host_addresses=[LOOPBACK])
     for attempt in range(1, joins + 1):
         chair_code, site = AGENT_PAIRS[(attempt - 1) % len(AGENT_PAIRS)]
-        elapsed, lag = await agent_join(service, settings, chair_code, site)
+        elapsed, lag = await agent_join(service, chair_code, site)
         times.append(elapsed)
         lags.append(lag)
         log(f"agent join {attempt} ({site}): {elapsed:.3f} s from the invitation "
@@ -275,12 +271,13 @@ async def agent_joins(service: Service, joins: int) -> tuple[list[float], list[f
     return times, lags
 
 
-async def agent_join(service: Service, settings: Settings, chair_code: str, site: str
-                     ) -> tuple[float, float]:
+async def agent_join(service: Service, chair_code: str, site: str) -> tuple[float, float]:
     """One join of a fresh agent: (invitation to first frame, invitation delivery), s."""
-    agent = TimedAgent(service.base, site, token(service, site), settings=settings,
-                       summary_seconds=3600)
-    agent.frame_seen = asyncio.Event()
+    received = TimedReceived()
+    received.frame_seen = asyncio.Event()
+    agent = TimedAgent(AgentSettings(server=service.base, endpoint=site,
+                                     token=token(service, site), ice_host_addresses=[LOOPBACK],
+                                     summary_seconds=3600), received=received)
     task = asyncio.create_task(agent.run())
     chair: SiteClient | None = None
     try:
@@ -292,11 +289,11 @@ async def agent_join(service: Service, settings: Settings, chair_code: str, site
                              datetime.now(UTC) + timedelta(seconds=3), setup_minutes=1)
         await wait_open(service, conference_id)
         chair = await chair_client(service, conference_id, chair_code)
-        await asyncio.wait_for(agent.frame_seen.wait(), 30)
-        assert agent.invited_at is not None and agent.first_frame_at is not None
+        await asyncio.wait_for(received.frame_seen.wait(), 30)
+        assert agent.invited_at is not None and received.first_frame_at is not None
         service.request("DELETE", f"/api/v1/conferences/{conference_id}")
         await poll(lambda: not agent.stats()["attending"], 10)  # it leaves on its own
-        return agent.first_frame_at - agent.invited_at, agent.invitation_lag or 0.0
+        return received.first_frame_at - agent.invited_at, agent.invitation_lag or 0.0
     finally:
         if chair is not None:
             await chair.close()

@@ -3,7 +3,7 @@
 Started by `bench/conference.py` (`python -m bench.load_sites CONFIG.json`),
 never by hand. Each site behaves like an endpoint agent: it opens its event
 stream with its agent token, waits for its `endpoint.invited`, then joins the
-room with `bridge.site_client.SiteClient` (one audio and one video peer
+room with `bridge.agent.site_client.SiteClient` (one audio and one video peer
 connection). It is built to cost little, so the benchmark measures the
 bridge rather than itself: 31 sites through aiortc's own send and receive
 paths needed more than one of this machine's two cores.
@@ -76,9 +76,9 @@ from bench.conference_media import (
 )
 from bench.conference_media import frame_sources as load_frame_sources
 from bench.conference_media import load_site as load_site_media
+from bridge.agent.site_client import Received, SiteClient
 from bridge.ice_policy import restrict_host_addresses
 from bridge.media_tap import on_keyframe_request, tap_audio, tap_video
-from bridge.site_client import Received, SiteClient
 
 log = logging.getLogger("bench.load_sites")
 

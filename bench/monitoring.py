@@ -5,7 +5,7 @@ The scenario of issue 6, on loopback, with a real `vcbridge serve` process
 
 1. The roster is the province's 31 endpoints plus `--simulated` (1,000)
    simulated ones (`SIM-0001`...), each with an agent token.
-2. 31 real endpoint agents (`bridge/agent.py`; heartbeats every 5 s, the
+2. 31 real endpoint agents (`bridge/agent/`; heartbeats every 5 s, the
    event stream, testsrc media): 30 in one helper process, one in its own
    `vcbridge agent` process (the one killed in step 5).
 3. Baseline: the server's CPU over `--window` seconds with the 31 agents only.
@@ -29,19 +29,11 @@ A table goes to stderr, one JSON line with every figure to stdout at the end.
 CPU shares are of one core (utime + stime of the server process, from /proc).
 """
 
-# ruff: noqa: E402 - the imports below must follow the sys.path fix.
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from project_path import ROOT  # first: the project, not bench/, on sys.path
 
-# `python bench/monitoring.py` puts bench/ first on sys.path, where a sibling
-# bench/scheduler.py would shadow the `scheduler` package: look in the project.
-_BENCH_DIR = Path(__file__).resolve().parent
-ROOT = _BENCH_DIR.parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH_DIR]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# isort: split
 
 import argparse
 import asyncio
@@ -52,26 +44,25 @@ import signal
 import sqlite3
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import yaml
 
-from tests.service_process import Service, service_env
-from vcbridge.settings import Settings
+from bench.shared import log
+from harness.service_process import Service, service_env
+from vcbridge.core.settings import Settings
 
 LOOPBACK = "127.0.0.1"
 TARGETS = {"heartbeat_cpu_percent": 10.0, "scrape_ms": 50.0}
 HEARTBEAT_SECONDS = 5.0
 KILLED = "HUYEN-MUONG-LAT"  # the agent whose process dies
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -229,12 +220,12 @@ async def _flood_stream(server: str, tokens: dict[str, str], seconds: float, rea
 
 async def agents(server: str, tokens: dict[str, str], seconds: float) -> None:
     """Run one in-process endpoint agent per token for `seconds` (or until killed)."""
-    from bridge.agent import EndpointAgent  # only the agents' process needs aiortc
+    from bridge.agent.endpoint_agent import EndpointAgent  # only the agents' process needs aiortc
+    from bridge.agent.settings import AgentSettings
 
-    settings = Settings(ice_servers=[], ice_host_addresses=[LOOPBACK])
-    running = [asyncio.create_task(EndpointAgent(server, code, token, settings=settings,
-                                                 summary_seconds=3600).run())
-               for code, token in tokens.items()]
+    running = [asyncio.create_task(EndpointAgent(AgentSettings(
+        server=server, endpoint=code, token=token, ice_host_addresses=[LOOPBACK],
+        summary_seconds=3600)).run()) for code, token in tokens.items()]
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.gather(*running), seconds)
 

@@ -28,17 +28,11 @@ network returning. Measured with real parts only:
 Needs root (network namespaces, tc). Progress goes to stderr, one JSON line to
 stdout at the end."""
 
-# ruff: noqa: E402 - the imports below must follow the sys.path fix.
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import project_path  # noqa: F401 - first: the project, not bench/, on sys.path
 
-_BENCH_DIR = Path(__file__).resolve().parent
-ROOT = _BENCH_DIR.parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH_DIR]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# isort: split
 
 import argparse
 import asyncio
@@ -48,21 +42,20 @@ import os
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from tests.service_process import Service, service_env
+from bench.shared import log
+from harness.service_process import Service, service_env
 
 HERE, THERE = "10.231.0.1", "10.231.0.2"
 CHAIR, DISTRICT = "UBND-TINH", "HUYEN-NGA-SON"
 TARGET_SECONDS = 3.0
 SAMPLE_SECONDS = 0.05
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def run(*command: str) -> None:
@@ -110,15 +103,15 @@ async def worker(server: str, token: str) -> None:
     """Run the district's agent; print what it has received every 50 ms."""
     import logging
 
-    from bridge.agent import EndpointAgent
-    from vcbridge.settings import Settings
+    from bridge.agent.endpoint_agent import EndpointAgent
+    from bridge.agent.settings import AgentSettings
 
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    settings = Settings(ice_servers=[], ice_host_addresses=[THERE])
-    agent = EndpointAgent(server, DISTRICT, token, media="testsrc", settings=settings,
-                          summary_seconds=3600)
+    agent = EndpointAgent(AgentSettings(server=server, endpoint=DISTRICT, token=token,
+                                        media="testsrc", ice_host_addresses=[THERE],
+                                        summary_seconds=3600))
     task = asyncio.create_task(agent.run())
     try:
         while not task.done():

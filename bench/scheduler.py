@@ -35,7 +35,7 @@ uvloop):
    connect tick (real redial policy from the settings), as in production
    when nobody answers.
 2. A real `EventBus` and a `LifecycleRunner` with the real `SystemClock` and
-   an `EventOnlyBridge` (`warn_minutes=0`: the transitions are open, live and
+   a bridge that only notes its calls (`warn_minutes=0`: the transitions are open, live and
    end). `await runner.start()` is timed: it includes the first reconcile of
    every conference.
 3. Halfway through `--minutes`, a crash: `runner.stop()`, `--outage` seconds
@@ -72,55 +72,45 @@ Every figure in milliseconds is p50 / p99 / max (nearest rank). A table goes
 to stderr and one JSON line with every figure to stdout.
 """
 
-# ruff: noqa: E402 - the imports below must follow the sys.path fix.
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import project_path  # noqa: F401 - first: the project, not bench/, on sys.path
 
-# Run as `python bench/scheduler.py`, this file's directory comes first on
-# sys.path and this very file would shadow the `scheduler` package.
-_BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH_DIR]
-if str(_BENCH_DIR.parent) not in sys.path:
-    sys.path.insert(0, str(_BENCH_DIR.parent))
+# isort: split
 
 import argparse
 import asyncio
 import contextlib
 import json
 import logging
-import math
 import os
 import platform
 import random
 import sqlite3
-import tempfile
+import sys
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import apscheduler
-import asyncpg
 import sqlalchemy
 from sqlalchemy import func, insert, select, text
 
-from scheduler.bridge_port import EventOnlyBridge
+from bench.shared import cpu_model, on_each_database, percentile, summary
 from scheduler.lifecycle_wiring import redial_policy
 from scheduler.runner import LifecycleRunner
 from scheduler.transitions import Advanced, LifecycleSettings
-from vcbridge.bootstrap import prepare_database
-from vcbridge.clock import SystemClock
-from vcbridge.db.engine import Database
-from vcbridge.db.models import ACTIVE_STATUSES, Conference, ConferenceStatus, Endpoint, Event
-from vcbridge.db.models import Participant as ParticipantRow
-from vcbridge.events import EventBus
-from vcbridge.settings import Settings, passwords_for
+from vcbridge.core.bootstrap import prepare_database
+from vcbridge.core.clock import SystemClock
+from vcbridge.core.db.engine import Database
+from vcbridge.core.db.models import ACTIVE_STATUSES, Conference, ConferenceStatus, Endpoint, Event
+from vcbridge.core.db.models import Participant as ParticipantRow
+from vcbridge.core.events import EventBus
+from vcbridge.core.settings import Settings, passwords_for
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 TARGET_P99_LATE_MS = 250.0
@@ -137,26 +127,6 @@ log = logging.getLogger("bench.scheduler")
 
 
 # --------------------------------------------------------------------------- statistics
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile of `values` (non-empty)."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def summary(ms: Sequence[float]) -> dict[str, Any]:
-    """n, p50, p99, max and mean of values already in milliseconds."""
-    if not ms:
-        return {"n": 0, "p50": None, "p99": None, "max": None, "mean": None}
-    return {
-        "n": len(ms),
-        "p50": round(percentile(ms, 50), 1),
-        "p99": round(percentile(ms, 99), 1),
-        "max": round(max(ms), 1),
-        "mean": round(sum(ms) / len(ms), 1),
-    }
 
 
 def ms_between(later: datetime, earlier: datetime) -> float:
@@ -249,19 +219,20 @@ class InstrumentedRunner(LifecycleRunner):
         self.probe.tick_ms.append((time.perf_counter() - started) * 1000)
 
 
-class RecordingBridge(EventOnlyBridge):
-    """An event-only bridge that notes when it was asked to act (after commit)."""
+class RecordingBridge:
+    """A `BridgePort` with no rooms that notes when it was asked to act (after commit)."""
 
     def __init__(self, probe: Probe) -> None:
         self.probe = probe
 
-    async def open_room(self, conference_id: int, participants: Sequence[str]) -> None:
+    async def open_room(self, conference_id: int, chair: str,
+                        participants: Sequence[str]) -> None:
         self.probe.opened.setdefault(conference_id, datetime.now(UTC))
 
     async def invite(self, conference_id: int, endpoint: str) -> None:
         self.probe.invites += 1
 
-    async def close_room(self, conference_id: int) -> None:
+    async def close_room(self, conference_id: int, reason: str) -> None:
         self.probe.closed.setdefault(conference_id, datetime.now(UTC))
 
 
@@ -732,38 +703,7 @@ async def analyse(
     }
 
 
-# --------------------------------------------------------------------------- databases
-
-
-@asynccontextmanager
-async def scratch_postgres(base_url: str) -> AsyncIterator[tuple[str, str]]:
-    """A new PostgreSQL database, dropped afterwards; yields (URL, server version)."""
-    dsn = base_url.replace("postgresql+asyncpg://", "postgresql://")
-    admin = await asyncpg.connect(dsn, timeout=5)
-    name = f"vcbridge_bench_{uuid.uuid4().hex[:12]}"
-    try:
-        version = str(await admin.fetchval("SHOW server_version"))
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield base_url.rsplit("/", 1)[0] + f"/{name}", version
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 # --------------------------------------------------------------------------- report
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo, if readable."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _fmt(value: Any) -> str:
@@ -842,22 +782,9 @@ async def main_async(args: argparse.Namespace) -> int:
     }
     # Read once, at the start: the redial policy, horizon and presence timing.
     base = Settings(admin_password="")
-    results: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="vcbridge-bench-") as tmp:
-        for db in wanted:
-            started = time.perf_counter()
-            try:
-                if db == "sqlite":
-                    url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.sqlite3'}"
-                    results[db] = await bench_database(url, db, args, Path(tmp), base)
-                else:
-                    async with scratch_postgres(args.postgres_url) as (url, version):
-                        machine["postgres"] = version
-                        results[db] = await bench_database(url, db, args, Path(tmp), base)
-            except Exception as exc:  # report it and go on with the next database
-                log.exception("%s failed", db)
-                results[db] = {"error": f"{type(exc).__name__}: {exc}"}
-            results[db]["elapsed_s"] = round(time.perf_counter() - started, 1)
+    results = await on_each_database(
+        wanted, args.postgres_url, machine,
+        lambda url, db, tmp: bench_database(url, db, args, tmp, base), logger=log)
     machine["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     emit("")
     emit(table(results))

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
-from vcbridge.roster import CODE_PATTERN
+from vcbridge.core.roster import CODE_PATTERN
 
 EndpointCode = Annotated[str, StringConstraints(pattern=CODE_PATTERN, max_length=64)]
 

@@ -14,7 +14,7 @@ snapshots out of order keeps the newest.
 Authority is the chair's endpoint code (`actor == state.chair`), not its
 presence: the chair's operator console is a separate web client, and it must
 keep moderating while the chair endpoint itself is reconnecting. A
-`Moderator` (a booker or admin at the chair console, or the chair's operator
+moderator (an `Actor`: a booker or admin at the chair console, or the chair's operator
 without media) has the same authority on the chair's behalf without being a
 site: it takes no seat, cannot ask for the floor, and is never in `sites`.
 
@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal, TypeAlias, TypedDict
+
+from vcbridge.core.audit import Actor
 
 FloorErrorCode = Literal[
     "not_chair",  # the action is the chair's and the actor is not the chair
@@ -50,22 +52,12 @@ class FloorError(Exception):
         self.code: FloorErrorCode = code
 
 
-@dataclass(frozen=True)
-class Moderator:
-    """A person who moderates the room on the chair's behalf without being a site.
-
-    A booker or admin (or the chair endpoint's operator) at the chair console in
-    control mode: every chair action is allowed to them, as if the chair did it;
-    a site's own actions are not (they have no seat to ask the floor for).
-    `role` and `remote` are carried for the audit log, which names the person."""
-
-    user: str
-    role: str
-    remote: str = ""
-
-
-# Who performs an action: a site's endpoint code (the chair's included) or a moderator.
-FloorActor: TypeAlias = str | Moderator
+# Who performs an action: a site's endpoint code (the chair's included) or a moderator,
+# a person who moderates on the chair's behalf without being a site: a booker or admin
+# (or the chair endpoint's operator) at the chair console in control mode. Every chair
+# action is allowed to a moderator, as if the chair did it; a site's own actions are not
+# (no seat to ask the floor for). A moderator is the audit `Actor` the log names.
+FloorActor: TypeAlias = str | Actor
 
 
 @dataclass(frozen=True)
@@ -136,7 +128,7 @@ def chair_role(state: FloorState, actor: FloorActor) -> None:
 
     Every moderation action checks this first, so a district's client gets
     "not_chair" whatever else is wrong with its request."""
-    if isinstance(actor, Moderator):
+    if isinstance(actor, Actor):
         return
     if actor != state.chair:
         raise FloorError(
@@ -149,9 +141,9 @@ def site_role(actor: FloorActor) -> str:
 
     Asking for the floor, withdrawing and giving it back are a site's own acts:
     a moderator has no seat and no voice in the room."""
-    if isinstance(actor, Moderator):
+    if isinstance(actor, Actor):
         raise FloorError(
-            "not_site", f"{actor.user} moderates without being a site: only a site asks for, "
+            "not_site", f"{actor.name} moderates without being a site: only a site asks for, "
             "withdraws or gives back the floor"
         )
     return actor

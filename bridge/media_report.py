@@ -8,30 +8,16 @@ reads counters the receive taps and aiortc's senders keep anyway."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from bridge.media_tap import sender_figures
 from bridge.rooms import RoomRegistry
+from vcbridge.core.media_counters import MediaCounters
 
 AUDIO_CLOCK = 48_000  # Opus RTP clock: jitter in these units
 
 
-@dataclass(frozen=True)
-class SiteMedia:
-    """One site's media counters and latest quality figures."""
-
-    packets_received: int | None  # audio packets from the site
-    packets_lost: int | None  # audio packets from the site that never came
-    bytes_received: int  # audio payload and video frame bytes from the site
-    bytes_sent: int  # what the bridge's senders sent the site (RTP payload)
-    frames_received: int | None  # camera frames from the site
-    round_trip_time_seconds: float | None
-    jitter_seconds: float | None  # the site's jitter on the audio it receives
-
-
-def site_media(rooms: RoomRegistry) -> dict[str, SiteMedia]:
+def site_media(rooms: RoomRegistry) -> dict[str, MediaCounters]:
     """Endpoint code -> its media, for every site connected to a room of this process."""
-    report: dict[str, SiteMedia] = {}
+    report: dict[str, MediaCounters] = {}
     for room in list(rooms.rooms.values()):
         for code, connection in list(room.connections.items()):
             audio, video = room.audio.stats.get(code), room.sources.get(code)
@@ -48,7 +34,7 @@ def site_media(rooms: RoomRegistry) -> dict[str, SiteMedia]:
                         rtt = sender_rtt
                         if sender_jitter is not None:
                             jitter = sender_jitter / AUDIO_CLOCK
-            report[code] = SiteMedia(
+            report[code] = MediaCounters(
                 packets_received=audio.packets if audio else None,
                 packets_lost=audio.lost if audio else None,
                 bytes_received=(audio.bytes if audio else 0) + (video.bytes if video else 0),

@@ -25,20 +25,23 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from zoneinfo import ZoneInfo
 
 import av
 from aiohttp import web
 
 from bridge.recorder import parse_recording_name
+from bridge.responses import Recording, RecordingList
 from bridge.signaling import ROOMS
-from vcbridge.app_keys import DATABASE, ZONE
-from vcbridge.auth.principal import Permission, Principal
-from vcbridge.clock import to_local_iso
-from vcbridge.db.models import Conference
-from vcbridge.http.auth_middleware import require_principal
-from vcbridge.http.errors import conflict, forbidden, not_found
-from vcbridge.http.parsing import path_int
+from vcbridge.core.app_keys import DATABASE, ZONE
+from vcbridge.core.auth.conference_access import Access, parties, recordings_access
+from vcbridge.core.auth.principal import Principal
+from vcbridge.core.clock import to_local_iso
+from vcbridge.core.db.models import Conference
+from vcbridge.core.http.auth_middleware import require_principal
+from vcbridge.core.http.errors import conflict, forbidden, not_found
+from vcbridge.core.http.parsing import path_int
+from vcbridge.core.http.render import render
 
 RECORDINGS_DIR = web.AppKey("recordings_dir", Path)
 
@@ -92,14 +95,13 @@ def _duration(path: str, size: int, mtime_ns: int) -> float | None:
     return None if duration is None else round(duration / 1_000_000, 3)
 
 
-def describe(files: list[RecordingFile], active: set[str]) -> list[dict[str, Any]]:
-    """The listing's rows, less the times (blocking: reads each file's header once)."""
-    return [{
-        "id": f.name,
-        "size": f.size,
-        "duration": None if f.name in active else _duration(str(f.path), f.size, f.mtime_ns),
-        "recording": f.name in active,
-    } for f in files]
+def describe(files: list[RecordingFile], active: set[str], zone: ZoneInfo) -> list[Recording]:
+    """The listing (blocking: reads each file's header once)."""
+    return [Recording(
+        id=f.name, started=to_local_iso(f.started, zone), size=f.size,
+        duration=None if f.name in active else _duration(str(f.path), f.size, f.mtime_ns),
+        recording=f.name in active,
+    ) for f in files]
 
 
 def _active(request: web.Request, conference_id: int) -> set[str]:
@@ -115,10 +117,10 @@ async def _authorise(request: web.Request, principal: Principal) -> int:
         conference = await session.get(Conference, conference_id)
         if conference is None:
             raise not_found(f"no conference {conference_id}")
-        if (principal.can(Permission.READ_ALL_CONFERENCES)
-                or principal.acts_for_endpoint(conference.chair_endpoint_id)):
+        access = recordings_access(principal, parties(conference))
+        if access is Access.GRANTED:
             return conference_id
-        if any(principal.acts_for_endpoint(p.endpoint_id) for p in conference.participants):
+        if access is Access.FORBIDDEN:
             raise forbidden("only staff and the chair endpoint may read the recordings")
     # A conference the caller may not see is answered as absent: no probing of ids.
     raise not_found(f"no conference {conference_id}")
@@ -129,11 +131,9 @@ async def list_recordings(request: web.Request) -> web.Response:
     principal = require_principal(request)
     conference_id = await _authorise(request, principal)
     files = await asyncio.to_thread(scan, request.app[RECORDINGS_DIR], conference_id)
-    rows = await asyncio.to_thread(describe, files, _active(request, conference_id))
-    zone = request.app[ZONE]
-    for row, file in zip(rows, files, strict=True):
-        row["started"] = to_local_iso(file.started, zone)
-    return web.json_response({"conference": conference_id, "recordings": rows})
+    rows = await asyncio.to_thread(describe, files, _active(request, conference_id),
+                                   request.app[ZONE])
+    return render(RecordingList(conference=conference_id, recordings=rows))
 
 
 async def download(request: web.Request) -> web.FileResponse:

@@ -11,7 +11,7 @@ The chair may record the conference (`record`): the common audio mix and the
 main video (the chair's camera while nothing else is the main video) go to a
 WebM file in `recordings_dir`, through `bridge/recorder.py`.
 
-Moderators (`floor.Moderator`: a booker or admin at the chair console) connect
+Moderators (an audit `Actor`: a booker or admin at the chair console) connect
 in control mode: a `ControlConnection` gets every room state and may send the
 chair's actions, on the chair's behalf, and may receive the chair's view of
 the video (the floor and one grid slot per site, the chair's own included)
@@ -36,6 +36,7 @@ from bridge.coalescer import Coalescer
 from bridge.peer_session import IceSettings, OfferError, PeerSession
 from bridge.recorder import Recorder, RecordingError
 from bridge.video_router import VideoSlot, VideoSource
+from vcbridge.core.audit import Actor
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class RoomHooks(Protocol):
         """A site joined, dropped or left (the scheduler's roll call)."""
 
     async def floor_action(self, conference_id: int, actor: str, action: str,
-                           data: dict[str, Any], moderator: floor.Moderator | None = None
+                           data: dict[str, Any], moderator: Actor | None = None
                            ) -> None:
         """A moderation action took effect (event bus and audit log).
 
@@ -84,13 +85,13 @@ class ControlConnection:
     the chair's view of the video, receive-only. Holds no seat."""
 
     label: str  # unique in the room, never an endpoint code ("control:3")
-    moderator: floor.Moderator
+    moderator: Actor
     send: Send
     peers: PeerSession
     closed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
-    def actor(self) -> floor.Moderator:
+    def actor(self) -> Actor:
         """Who this connection's control messages come from: the moderator."""
         return self.moderator
 
@@ -116,13 +117,17 @@ class Room:
         self._finishing: set[str] = set()  # recordings stopped, their files not yet finished
         self._order = list(sites)
         self._broadcasts = Coalescer(self._send_state, STATE_BROADCAST_INTERVAL)
+        self._started = False
 
     @property
     def chair(self) -> str:
         return self.state.chair
 
     def start(self) -> None:
-        self.audio.start()
+        """Start the audio engine (once; a closed room stays stopped)."""
+        if not self._started and not self.closed:
+            self._started = True
+            self.audio.start()
 
     # -- connections --------------------------------------------------------
 
@@ -170,7 +175,7 @@ class Room:
         if control is not None and control.peers is peers:
             asyncio.get_running_loop().create_task(self.disconnect_control(control))
 
-    async def connect_control(self, moderator: floor.Moderator, send: Send) -> ControlConnection:
+    async def connect_control(self, moderator: Actor, send: Send) -> ControlConnection:
         """A moderator's console connected. Changes nothing in the floor state; the
         caller greets it, then calls `broadcast` (the state names who moderates)."""
         label = f"control:{next(self._control_numbers)}"
@@ -292,7 +297,7 @@ class Room:
     async def _report(self, actor: floor.FloorActor, action: str, data: dict[str, Any]
                       ) -> None:
         """Publish and audit an action; a moderator's is the chair's, naming the person."""
-        if isinstance(actor, floor.Moderator):
+        if isinstance(actor, Actor):
             await self.hooks.floor_action(self.conference_id, self.chair, action, data,
                                           moderator=actor)
         else:
@@ -396,7 +401,7 @@ class Room:
         body.update(type="state", conference=self.conference_id, speaker=self.audio.speaker,
                     main=self._main(), recording=self.recorder is not None,
                     # Who moderates from a console besides the chair (user names).
-                    moderators=sorted({c.moderator.user for c in self.controls.values()}))
+                    moderators=sorted({c.moderator.name for c in self.controls.values()}))
         return body
 
     async def broadcast(self) -> None:

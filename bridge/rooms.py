@@ -1,15 +1,20 @@
-"""All rooms of this bridge process, opened on demand and closed by the event bus.
+"""All rooms of this bridge process, opened by the lifecycle or on demand, closed at the end.
 
-A room exists while its conference is open or live. It is created when the
-first site connects (the signaling handler has checked the conference's
-status in the database) and closed when `conference.ended` or
-`conference.cancelled` arrives on the event bus, whichever process the
-scheduler leader runs in."""
+The registry is the scheduler's bridge (`scheduler/bridge_port.BridgePort`,
+implemented structurally: the bridge does not import the scheduler; the
+composition root passes the registry to the lifecycle). On the scheduler
+leader the lifecycle opens a conference's room when its setup time begins
+(`open_room`) and closes it at the end or on a cancellation (`close_room`).
+
+The fallback, for a process that is not the leader or that restarted: a room
+is created when the first site or moderator connects (the signaling handler
+has checked the conference's status in the database), and closed when
+`conference.ended` or `conference.cancelled` arrives on the event bus,
+whichever process the scheduler leader runs in. A room's audio engine starts
+with its first connection, so an opened room nobody joins costs nothing."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,11 +22,11 @@ from pathlib import Path
 from bridge.message_rate import JoinBudgets
 from bridge.peer_session import IceSettings
 from bridge.room import Room, RoomHooks
-from vcbridge.events import EventBus
+from vcbridge.core.event_types import ROOM_CLOSING, EventType
+from vcbridge.core.events import BusEvent, EventBus, Follower
 
 log = logging.getLogger(__name__)
 
-_CLOSING = {"conference.ended": "ended", "conference.cancelled": "cancelled"}
 
 
 class RoomRegistry:
@@ -36,19 +41,35 @@ class RoomRegistry:
         self.frame_ms = frame_ms
         self.recordings_dir = recordings_dir
         self.rooms: dict[int, Room] = {}
-        self._follower: asyncio.Task[None] | None = None
+        self._follower: Follower | None = None
 
     def room_for(self, conference_id: int, chair: str, sites: Sequence[str]) -> Room:
-        """The conference's room, created (and started) on first use."""
+        """The conference's room for a connection: created on first use, started."""
+        room = self._room(conference_id, chair, sites)
+        room.start()
+        return room
+
+    def _room(self, conference_id: int, chair: str, sites: Sequence[str]) -> Room:
         room = self.rooms.get(conference_id)
         if room is None:
             room = Room(conference_id, chair, sites, self.ice, self.hooks,
                         frame_ms=self.frame_ms)
             room.recordings_dir = self.recordings_dir
-            room.start()
             self.rooms[conference_id] = room
             log.info("room %s opened", conference_id)
         return room
+
+    # -- the scheduler's BridgePort ----------------------------------------------------
+
+    async def open_room(self, conference_id: int, chair: str,
+                        participants: Sequence[str]) -> None:
+        """The conference's setup time began: its room is ready for its sites."""
+        self._room(conference_id, chair, participants)
+
+    async def invite(self, conference_id: int, endpoint: str) -> None:
+        """Nothing more to do: sites dial in, and the `endpoint.invited` event (published
+        with the decision) is the invitation their agents act on."""
+        return None
 
     async def close_room(self, conference_id: int, reason: str) -> None:
         """Disconnect everyone and forget the room."""
@@ -58,23 +79,16 @@ class RoomRegistry:
             log.info("room %s closed (%s)", conference_id, reason)
 
     def start(self, bus: EventBus) -> None:
-        """Close rooms when their conference ends or is cancelled."""
-        self._follower = asyncio.get_running_loop().create_task(self._follow(bus))
+        """Close rooms when their conference ends or is cancelled (any process's leader)."""
+        self._follower = bus.follow(ROOM_CLOSING, self._on_closing, name="rooms")
 
     async def stop(self) -> None:
+        """Stop following the bus and close every room (the sites are told "shutdown")."""
         if self._follower is not None:
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
+            await self._follower.stop()
         for conference_id in list(self.rooms):
             await self.close_room(conference_id, "shutdown")
 
-    async def _follow(self, bus: EventBus) -> None:
-        while True:
-            async with bus.subscribe() as subscription:
-                while (event := await subscription.queue.get()) is not None:
-                    reason = _CLOSING.get(event.type)
-                    if reason and event.conference_id in self.rooms:
-                        await self.close_room(event.conference_id, reason)
-            # Cut off (we fell behind) or the bus restarted: subscribe again.
-            await asyncio.sleep(0.5)
+    async def _on_closing(self, event: BusEvent) -> None:
+        if event.conference_id in self.rooms:
+            await self.close_room(event.conference_id, ROOM_CLOSING[EventType(event.type)])

@@ -19,19 +19,21 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from bridge.control_messages import CONTROL_TYPES, parse_control
-from bridge.floor_control import FloorError, Moderator
+from bridge.floor_control import FloorError
 from bridge.message_rate import ConnectionRate, SignalingLimits
 from bridge.peer_session import OfferError
 from bridge.recorder import RecordingError
 from bridge.room import ControlConnection, Room, SiteConnection
 from bridge.rooms import RoomRegistry
-from vcbridge.app_keys import DATABASE, SETTINGS
-from vcbridge.auth.principal import Permission, Principal
-from vcbridge.db.models import Conference, ConferenceStatus, TokenScope
-from vcbridge.http.auth_middleware import remote_of, require_principal
-from vcbridge.http.errors import ApiError, conflict, forbidden, invalid, not_found
-from vcbridge.http.parsing import path_int
-from vcbridge.settings import Settings
+from vcbridge.core.app_keys import DATABASE, SETTINGS
+from vcbridge.core.audit import Actor
+from vcbridge.core.auth.conference_access import Access, Parties, moderation_access, parties
+from vcbridge.core.auth.principal import Principal
+from vcbridge.core.db.models import RUNNING_STATUSES, Conference, ConferenceStatus
+from vcbridge.core.http.auth_middleware import remote_of, require_principal
+from vcbridge.core.http.errors import ApiError, conflict, forbidden, invalid, not_found
+from vcbridge.core.http.parsing import path_int
+from vcbridge.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +72,11 @@ async def signal_ws(request: web.Request) -> web.StreamResponse:
             raise not_found(f"no conference {conference_id}")
         participants = [p.endpoint.code for p in conference.participants]
         chair, status = conference.chair.code, conference.status
-        chair_id = conference.chair_endpoint_id
-        participant_ids = {p.endpoint_id for p in conference.participants}
+        who = parties(conference)
     if mode == "control":
-        moderator = _moderator(request, principal, conference_id, chair_id, participant_ids)
+        moderator = _moderator(request, principal, conference_id, who)
         _check_running(conference_id, status, conference.setup_minutes)
-        _check_joins(request, conference_id, f"user:{moderator.user}")
+        _check_joins(request, conference_id, f"user:{moderator.name}")
         return await _control_ws(
             request, request.app[ROOMS].room_for(conference_id, chair, participants), moderator)
     code = principal.endpoint_code
@@ -119,7 +120,7 @@ async def signal_ws(request: web.Request) -> web.StreamResponse:
 
 def _check_running(conference_id: int, status: ConferenceStatus, setup_minutes: int) -> None:
     """409 unless the conference's room is open (open or live)."""
-    if status not in (ConferenceStatus.OPEN, ConferenceStatus.LIVE):
+    if status not in RUNNING_STATUSES:
         raise conflict(f"conference {conference_id} is {status.value}; the room opens "
                        f"{setup_minutes} minutes before the start")
 
@@ -135,37 +136,32 @@ def _check_joins(request: web.Request, conference_id: int, who: str) -> None:
 
 
 def _moderator(request: web.Request, principal: Principal, conference_id: int,
-               chair_id: int, participant_ids: set[int]) -> Moderator:
-    """The caller as a moderator of this conference, or 403/404.
+               who: Parties) -> Actor:
+    """The caller as a moderator of this conference, or 403/404 (`moderation_access`).
 
-    A person (a login session, not an agent's token) who may moderate any
-    conference (bookers and admins: Permission.MODERATE) or the chair
-    endpoint's operator (a second console, e.g. while the endpoint's own agent
-    carries the chair's media). Others who may see the conference get 403; a
-    conference the caller may not see is answered as absent, like for sites."""
-    person = principal.scope is TokenScope.LOGIN and principal.role is not None
-    if person and (principal.can(Permission.MODERATE) or principal.acts_for_endpoint(chair_id)):
-        actor = principal.actor(remote_of(request))
-        return Moderator(user=actor.name, role=actor.role, remote=actor.remote)
-    if (principal.can(Permission.READ_ALL_CONFERENCES) or principal.acts_for_endpoint(chair_id)
-            or any(principal.acts_for_endpoint(i) for i in participant_ids)):
+    Others who may see the conference get 403; a conference the caller may not
+    see is answered as absent, like for sites."""
+    access = moderation_access(principal, who)
+    if access is Access.GRANTED:
+        return principal.actor(remote_of(request))
+    if access is Access.FORBIDDEN:
         raise forbidden("only a person logged in as a booker, an admin or the chair "
                         "endpoint's operator may control the room")
     raise not_found(f"no conference {conference_id}")
 
 
-async def _control_ws(request: web.Request, room: Room, moderator: Moderator
+async def _control_ws(request: web.Request, room: Room, moderator: Actor
                       ) -> web.StreamResponse:
     """A moderator's console: the room states, the chair's actions, no seat."""
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_MESSAGE)
     await ws.prepare(request)
     connection = await room.connect_control(moderator, ws.send_json)
-    log.info("room %s: %s (%s) controls from %s", room.conference_id, moderator.user,
+    log.info("room %s: %s (%s) controls from %s", room.conference_id, moderator.name,
              moderator.role, moderator.remote or "?")
     try:
         await ws.send_json({
             "type": "joined", "conference": room.conference_id, "endpoint": None,
-            "role": "control", "user": moderator.user, "slots": room.control_slot_names(),
+            "role": "control", "user": moderator.name, "slots": room.control_slot_names(),
             "ice_servers": request.app[SETTINGS].ice_servers,
         })
         await room.broadcast()  # to this console, and everyone learns who moderates

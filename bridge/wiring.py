@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from bridge import pages, recordings_api, signaling, test_call
+from bridge import pages, preflight_echo, recordings_api, signaling
 from bridge.ice_policy import allowed_networks, restrict_host_addresses, rtc_configuration
 from bridge.peer_session import IceSettings
 from bridge.room import RoomHooks
 from bridge.rooms import RoomRegistry
-from vcbridge.app_keys import EVENT_BUS
-from vcbridge.settings import Settings
+from vcbridge.core.app_keys import EVENT_BUS
+from vcbridge.core.settings import Settings
 
 
 def ice_settings(settings: Settings) -> IceSettings:
@@ -33,7 +33,7 @@ def setup(app: web.Application, settings: Settings, hooks: RoomHooks) -> RoomReg
                             recordings_dir=settings.effective_recordings_dir,
                             joins_per_minute=settings.signaling_joins_per_minute)
     signaling.setup_routes(app, registry)
-    test_call.setup_routes(app, registry.ice)
+    preflight_echo.setup_routes(app, registry.ice)
     recordings_api.setup_routes(app, settings.effective_recordings_dir)
     pages.setup_routes(app)
 

@@ -1,13 +1,14 @@
-"""Wires monitoring into the application: `/metrics`, the HTTP middleware, and the
-background parts that keep the metrics current.
+"""Assembles monitoring in the application: endpoint health (`monitoring.health.wiring`),
+then `/metrics`, the HTTP middleware, and the background parts that keep the metrics
+current, with the health monitor deciding each endpoint's status.
 
-`setup(app)` is called by the composition root after the core, scheduler and
-bridge are set up (its cleanup context needs the database and the event
-bus, which the core's cleanup contexts open first). It depends on the core
-only: whether this process is the scheduler leader is read from the core's
-health reporters (`/healthz` shows the same answer), media counters come
-through a `MediaSource` the composition root builds from the bridge, and
-the health model (later) plugs in as a `StatusModel`."""
+`setup(app)` is the one call the composition root makes, after the core,
+scheduler and bridge are set up (its cleanup contexts need the database and
+the event bus, which the core's cleanup contexts open first). It depends on
+the core only: whether this process is the scheduler leader is read from the
+core's health reporters (`/healthz` shows the same answer), and media
+counters come through a `MediaSource` the composition root builds from the
+bridge."""
 
 from __future__ import annotations
 
@@ -20,19 +21,22 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from monitoring import metrics_routes
-from monitoring.http_metrics import metrics_middleware
-from monitoring.metrics import (
-    METRICS,
-    MediaSampler,
-    MediaSource,
-    Metrics,
-    MetricsRecorder,
-    StateRefresher,
+from monitoring.health import wiring as health_wiring
+from monitoring.health.model import NOT_READY_CODES, HealthState
+from monitoring.health.monitor import HealthMonitor
+from monitoring.metrics import routes as metrics_routes
+from monitoring.metrics.families import METRICS, Metrics
+from monitoring.metrics.http_middleware import metrics_middleware
+from monitoring.metrics.media import MediaSampler
+from monitoring.metrics.recorder import MetricsRecorder
+from monitoring.metrics.refresher import StateRefresher
+from monitoring.metrics.status import (
+    EndpointFacts,
+    EndpointStatus,
     StatusModel,
     presence_status,
 )
-from vcbridge.app_keys import (
+from vcbridge.core.app_keys import (
     CLOCK,
     DATABASE,
     EVENT_BUS,
@@ -40,6 +44,7 @@ from vcbridge.app_keys import (
     LOGIN_LIMITER,
     SETTINGS,
 )
+from vcbridge.core.media_counters import MediaSource
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +73,36 @@ def scheduler_leader(app: web.Application) -> Callable[[], bool]:
 
 
 def setup(
+    app: web.Application,
+    *,
+    media: MediaSource | None = None,
+    token: str | None = None,
+    refresh_seconds: float = 10.0,
+    media_seconds: float = 5.0,
+) -> Metrics:
+    """Add endpoint health (routes, monitor, background tasks), then the metrics
+    middleware (outermost), `GET /metrics` and the metrics' lifetime."""
+    monitor = health_wiring.setup(app)
+    return setup_metrics(app, media=media, status_model=status_model(monitor), token=token,
+                         refresh_seconds=refresh_seconds, media_seconds=media_seconds)
+
+
+def status_model(monitor: HealthMonitor) -> StatusModel:
+    """The metrics' `StatusModel` backed by the health model: each endpoint's state as of
+    the monitor's last sweep; until the first sweep, the presence-based default."""
+
+    def status(facts: EndpointFacts) -> EndpointStatus:
+        entry = monitor.board.get(facts.code)
+        if entry is None:
+            return presence_status(facts)
+        health = entry.health
+        ready = health.state is not HealthState.OFFLINE and not health.codes & NOT_READY_CODES
+        return EndpointStatus(health.state, ready, entry.last_heartbeat)
+
+    return status
+
+
+def setup_metrics(
     app: web.Application,
     *,
     media: MediaSource | None = None,

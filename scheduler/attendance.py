@@ -21,10 +21,14 @@ from scheduler.connect_policy import (
     Reason,
     RedialPolicy,
 )
-from vcbridge.db.models import Attendance, Conference, ConferenceStatus, Endpoint
-from vcbridge.events import EventBus, NewEvent
-
-RUNNING = (ConferenceStatus.OPEN, ConferenceStatus.LIVE)
+from vcbridge.core.db.models import (
+    RUNNING_STATUSES,
+    Attendance,
+    Conference,
+    Endpoint,
+)
+from vcbridge.core.event_types import EventType
+from vcbridge.core.events import EventBus, NewEvent
 
 
 def connection_of(row: Attendance) -> EndpointConnection:
@@ -143,7 +147,7 @@ async def tick_due(
         select(*_CONNECTION_COLUMNS, Endpoint.code)
         .join(Conference, Conference.id == Attendance.conference_id)
         .join(Endpoint, Endpoint.id == Attendance.endpoint_id)
-        .where(Conference.status.in_(RUNNING), Attendance.next_action_at <= now)
+        .where(Conference.status.in_(RUNNING_STATUSES), Attendance.next_action_at <= now)
         .order_by(Attendance.next_action_at, Attendance.id).limit(limit)
         .with_for_update(of=Attendance)
     )).all()
@@ -157,11 +161,12 @@ async def tick_due(
         if action is Action.ESCALATE_ABSENT and not escalated:
             escalated = True
             # Staff (bookers, IT) see every event; the endpoint itself is told nothing new.
-            events.append(NewEvent("endpoint.absent", row.conference_id, row.code,
+            events.append(NewEvent(EventType.ENDPOINT_ABSENT, row.conference_id, row.code,
                                    data={"attempts": conn.attempts}))
         elif action is Action.INVITE:
             conn = policy_rules.invite(conn, now, policy)
-            events.append(NewEvent("endpoint.invited", row.conference_id, row.code, (row.code,),
+            events.append(NewEvent(EventType.ENDPOINT_INVITED, row.conference_id, row.code,
+                                   (row.code,),
                                    {"attempt": conn.attempts, "reason": conn.reason.value}))
             invitations.append(Invitation(row.conference_id, row.code))
         if conn != before or escalated != row.escalated:
@@ -173,11 +178,11 @@ async def tick_due(
 
 
 # What an endpoint's report does to its connection, and the event it publishes.
-_REPORTS: dict[str, tuple[Callable[..., EndpointConnection], str, bool]] = {
-    "joined": (policy_rules.joined, "endpoint.joined", False),
-    "dropped": (policy_rules.dropped, "endpoint.dropped", True),
-    "declined": (policy_rules.declined, "endpoint.declined", True),
-    "left": (policy_rules.left, "endpoint.left", False),
+_REPORTS: dict[str, tuple[Callable[..., EndpointConnection], EventType, bool]] = {
+    "joined": (policy_rules.joined, EventType.ENDPOINT_JOINED, False),
+    "dropped": (policy_rules.dropped, EventType.ENDPOINT_DROPPED, True),
+    "declined": (policy_rules.declined, EventType.ENDPOINT_DECLINED, True),
+    "left": (policy_rules.left, EventType.ENDPOINT_LEFT, False),
 }
 REPORT_KINDS: Sequence[str] = tuple(_REPORTS)
 
@@ -201,7 +206,7 @@ async def report(
         select(Attendance).join(Conference, Conference.id == Attendance.conference_id)
         .join(Endpoint, Endpoint.id == Attendance.endpoint_id)
         .where(Attendance.conference_id == conference_id, Endpoint.code == endpoint_code,
-               Conference.status.in_(RUNNING))
+               Conference.status.in_(RUNNING_STATUSES))
         .with_for_update(of=Attendance)
     )
     if row is None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any, cast
+from typing import cast
 
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from scheduler import responses
 from scheduler.booking_rules import BookingLimits
 from scheduler.booking_service import (
     BookingConflict,
@@ -26,15 +27,17 @@ from scheduler.conference_schemas import (
     ConferenceCreate,
     ConferenceUpdate,
     Scope,
-    conference_json,
 )
 from scheduler.recurrence_worker import RecurrenceWorkers
-from vcbridge.app_keys import CLOCK, DATABASE, EVENT_BUS, SETTINGS, ZONE
-from vcbridge.auth.principal import Permission, Principal
-from vcbridge.db.models import Conference, ConferenceStatus, Endpoint
-from vcbridge.http.auth_middleware import remote_of, require_permission, require_principal
-from vcbridge.http.errors import ApiError, conflict, forbidden, invalid, not_found
-from vcbridge.http.parsing import MAX_ID, path_int, query_datetime, query_int, read_model
+from scheduler.responses import ConferenceChanged, ConferenceCreated, ConferenceList
+from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS, SETTINGS, ZONE
+from vcbridge.core.auth.conference_access import may_see, parties
+from vcbridge.core.auth.principal import Permission, Principal
+from vcbridge.core.db.models import Conference, ConferenceStatus, Endpoint
+from vcbridge.core.http.auth_middleware import remote_of, require_permission, require_principal
+from vcbridge.core.http.errors import ApiError, conflict, forbidden, invalid, not_found
+from vcbridge.core.http.parsing import MAX_ID, path_int, query_datetime, query_int, read_model
+from vcbridge.core.http.render import render
 
 BOOKING_POLICY = web.AppKey("booking_policy", BookingPolicy)
 # The largest page of `GET /api/v1/conferences`: loading a page's conferences and their
@@ -69,19 +72,13 @@ def _scope(request: web.Request) -> Scope:
     return cast(Scope, scope)
 
 
-def _can_see(principal: Principal, conference: Conference) -> bool:
-    if principal.can(Permission.READ_ALL_CONFERENCES):
-        return True
-    return any(principal.acts_for_endpoint(p.endpoint_id) for p in conference.participants)
-
-
 async def load_visible(
     session: AsyncSession, request: web.Request, principal: Principal
 ) -> Conference:
     conference_id = path_int(request, "id", "conference")
     conference = await session.get(Conference, conference_id)
     # A conference the caller may not see is answered as absent: no probing of ids.
-    if conference is None or not _can_see(principal, conference):
+    if conference is None or not may_see(principal, parties(conference)):
         raise not_found(f"no conference {conference_id}")
     return conference
 
@@ -130,10 +127,10 @@ async def list_conferences(request: web.Request) -> web.Response:
             start_to=start_to, statuses=statuses, series_id=series_id,
         )
         rows = (await session.scalars(query.limit(limit + 1).offset(offset))).all()
-    return web.json_response({
-        "conferences": [conference_json(c, zone) for c in rows[:limit]],
-        "next_offset": offset + limit if len(rows) > limit else None,
-    })
+    return render(ConferenceList(
+        conferences=[responses.Conference.of(c, zone) for c in rows[:limit]],
+        next_offset=offset + limit if len(rows) > limit else None,
+    ))
 
 
 async def create(request: web.Request) -> web.Response:
@@ -150,14 +147,14 @@ async def create(request: web.Request) -> web.Response:
                 session, body, principal.actor(remote_of(request)), now, policy,
                 request.app[EVENT_BUS], starts,
             )
-            payload: dict[str, Any] = conference_json(created[0], policy.zone)
-            if created[0].series_id is not None:
-                payload["occurrence_ids"] = [c.id for c in created]
+            series = ({"occurrence_ids": [c.id for c in created]}
+                      if created[0].series_id is not None else {})
+            payload = ConferenceCreated(
+                **responses.Conference.fields_of(created[0], policy.zone), **series)
     except (BookingConflict, BookingInvalid, BookingStateError) as exc:
         raise booking_error(exc) from None
-    return web.json_response(
-        payload, status=201, headers={"Location": f"/api/v1/conferences/{created[0].id}"}
-    )
+    return render(payload, status=201,
+                  headers={"Location": f"/api/v1/conferences/{created[0].id}"})
 
 
 async def get_one(request: web.Request) -> web.Response:
@@ -165,7 +162,7 @@ async def get_one(request: web.Request) -> web.Response:
     principal = require_principal(request)
     async with request.app[DATABASE].read() as session:
         conference = await load_visible(session, request, principal)
-        return web.json_response(conference_json(conference, request.app[ZONE]))
+        return render(responses.Conference.of(conference, request.app[ZONE]))
 
 
 async def patch(request: web.Request) -> web.Response:
@@ -182,11 +179,11 @@ async def patch(request: web.Request) -> web.Response:
                 session, conference, change, scope, principal.actor(remote_of(request)),
                 now, policy, request.app[EVENT_BUS],
             )
-            payload = conference_json(conference, policy.zone)
-            payload["affected"] = [r.id for r in rows]
+            payload = ConferenceChanged(**responses.Conference.fields_of(conference, policy.zone),
+                                        affected=[r.id for r in rows])
     except (BookingConflict, BookingInvalid, BookingStateError) as exc:
         raise booking_error(exc) from None
-    return web.json_response(payload)
+    return render(payload)
 
 
 async def delete(request: web.Request) -> web.Response:
@@ -202,11 +199,11 @@ async def delete(request: web.Request) -> web.Response:
                 session, conference, scope, principal.actor(remote_of(request)), now, policy,
                 request.app[EVENT_BUS],
             )
-            payload = conference_json(conference, policy.zone)
-            payload["affected"] = [r.id for r in rows]
+            payload = ConferenceChanged(**responses.Conference.fields_of(conference, policy.zone),
+                                        affected=[r.id for r in rows])
     except BookingStateError as exc:
         raise booking_error(exc) from None
-    return web.json_response(payload)
+    return render(payload)
 
 
 async def _recurrence_workers_ctx(app: web.Application) -> AsyncIterator[None]:

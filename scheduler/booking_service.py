@@ -34,22 +34,27 @@ from scheduler.booking_store import (
 from scheduler.conference_schemas import ConferenceCreate, ConferenceUpdate, Scope, conference_json
 from scheduler.recurrence import RecurrenceError, normalise
 from scheduler.recurrence_worker import RecurrenceWorkers
-from vcbridge.audit import Actor, record
-from vcbridge.clock import to_local_iso
-from vcbridge.db.models import (
+from scheduler.responses import (
+    MAX_LISTED_CONFLICTS,
+    Capacity,
+    ConflictDetails,
+    ConflictingConference,
+)
+from vcbridge.core.audit import Actor, record
+from vcbridge.core.clock import to_local_iso
+from vcbridge.core.db.models import (
     ACTIVE_STATUSES,
+    RUNNING_STATUSES,
     Conference,
     ConferenceSeries,
     ConferenceStatus,
     Endpoint,
     Participant,
 )
-from vcbridge.events import EventBus, NewEvent
+from vcbridge.core.event_types import EventType
+from vcbridge.core.events import EventBus, NewEvent
+from vcbridge.core.http.render import body_of
 
-RUNNING_STATUSES = (ConferenceStatus.OPEN, ConferenceStatus.LIVE)
-# A 409 lists this many conflicting conferences (a long series against another one
-# conflicts with every occurrence: 2,000 made a 1.7 MB answer).
-MAX_LISTED_CONFLICTS = 100
 # A long series is written (and read for an edit) this many occurrences at a time:
 # one flush of 2,000 occurrences of 31 sites held the event loop for ~1.5 s.
 _FLUSH_EVERY = 50
@@ -99,27 +104,24 @@ class BookingConflict(Exception):
     def details(self) -> dict[str, Any]:
         """The 409 details: the earliest conflicting conferences and the endpoints each
         holds, and how many conflict in all."""
-        return {
-            "conflicts": [
-                {
-                    "conference": c.conference.id,
-                    "title": c.conference.title,
-                    "start": to_local_iso(c.conference.start, self.zone),
-                    "end": to_local_iso(c.conference.end, self.zone),
-                    "endpoints": list(c.endpoints),
-                }
+        capacity = self.capacity
+        details = ConflictDetails(
+            conflicts=[
+                ConflictingConference(
+                    conference=c.conference.id, title=c.conference.title,
+                    start=to_local_iso(c.conference.start, self.zone),
+                    end=to_local_iso(c.conference.end, self.zone), endpoints=list(c.endpoints),
+                )
                 for c in self.conflicts[:MAX_LISTED_CONFLICTS]
             ],
-            "conflicts_total": len(self.conflicts),
-            "capacity": None
-            if self.capacity is None
-            else {
-                "at": to_local_iso(self.capacity.at, self.zone),
-                "conferences": self.capacity.conferences,
-                "ports": self.capacity.ports,
-                "reason": self.capacity.reason,
-            },
-        }
+            conflicts_total=len(self.conflicts),
+            capacity=None if capacity is None else Capacity(
+                at=to_local_iso(capacity.at, self.zone), conferences=capacity.conferences,
+                ports=capacity.ports, reason=capacity.reason,
+            ),
+        )
+        body: dict[str, Any] = body_of(details)
+        return body
 
 
 class BookingStateError(Exception):
@@ -254,7 +256,7 @@ async def create_conference(
     await record(session, actor, "conference.create", "conference", created[0].id, None,
                  after, now)
     await bus.publish_many(session, now, [  # one statement for every occurrence
-        NewEvent("conference.booked", conference.id, None, tuple(request.participants),
+        NewEvent(EventType.CONFERENCE_BOOKED, conference.id, None, tuple(request.participants),
                  {"start": to_local_iso(conference.start, policy.zone)})
         for conference in created
     ])
@@ -377,7 +379,7 @@ async def _record_update(
     await session.flush()
     after = conference_json(row, policy.zone)
     await record(session, actor, "conference.update", "conference", row.id, before, after, now)
-    await bus.publish(session, "conference.updated", now, conference_id=row.id,
+    await bus.publish(session, EventType.CONFERENCE_UPDATED, now, conference_id=row.id,
                       audience=after["participants"],
                       data={"changed": sorted(k for k in after if after[k] != before[k])})
 
@@ -453,7 +455,7 @@ async def cancel_conference(
         after = conference_json(row, policy.zone)
         await record(session, actor, "conference.cancel", "conference", row.id, before,
                      after, now)
-        events.append(NewEvent("conference.cancelled", row.id, None,
+        events.append(NewEvent(EventType.CONFERENCE_CANCELLED, row.id, None,
                                tuple(after["participants"]), {"was": before["status"]}))
         if len(events) % _FLUSH_EVERY == 0:
             await session.flush()

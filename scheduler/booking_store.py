@@ -9,7 +9,7 @@ from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduler.booking_rules import MAX_BUSY_SPAN, Booked, Slot
-from vcbridge.db.models import (
+from vcbridge.core.db.models import (
     ACTIVE_STATUSES,
     BookingLock,
     Conference,

@@ -11,12 +11,12 @@ from icalendar import Calendar, Event
 from sqlalchemy import select
 
 from scheduler.booking_store import conference_query, filter_conferences
-from vcbridge.app_keys import CLOCK, DATABASE, PRINCIPAL
-from vcbridge.auth.principal import Permission
-from vcbridge.auth.tokens import resolve_token
-from vcbridge.db.models import Conference, ConferenceStatus, Endpoint, TokenScope
-from vcbridge.http.auth_middleware import require_principal
-from vcbridge.http.errors import forbidden, not_found, unauthorized
+from vcbridge.core.app_keys import CLOCK, DATABASE, PRINCIPAL
+from vcbridge.core.auth.conference_access import may_see_endpoint
+from vcbridge.core.auth.tokens import resolve_token
+from vcbridge.core.db.models import Conference, ConferenceStatus, Endpoint, TokenScope
+from vcbridge.core.http.auth_middleware import require_principal
+from vcbridge.core.http.errors import forbidden, not_found, unauthorized
 
 # Past conferences stay in the feed this long; calendar programs keep their own history.
 FEED_PAST = timedelta(days=60)
@@ -78,8 +78,7 @@ async def calendar_ics(request: web.Request) -> web.Response:
         endpoint = await session.scalar(select(Endpoint).where(Endpoint.code == code))
         if endpoint is None:
             raise not_found(f"no endpoint {code!r}")
-        if not (principal.can(Permission.READ_ALL_CONFERENCES)
-                or principal.acts_for_endpoint(endpoint.id)):
+        if not may_see_endpoint(principal, endpoint.id):
             raise forbidden("this calendar belongs to another endpoint")
         query = filter_conferences(
             conference_query(), endpoint_id=endpoint.id, start_from=now - FEED_PAST

@@ -8,11 +8,12 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from vcbridge.clock import to_local_iso
-from vcbridge.db.models import Conference
-from vcbridge.http.json_schema import Documented, whole_number
-from vcbridge.http.text import TextRule, clean_text, multi_line_text
-from vcbridge.roster import CODE_PATTERN
+from scheduler import responses
+from vcbridge.core.db.models import Conference
+from vcbridge.core.http.json_schema import Documented, whole_number
+from vcbridge.core.http.render import body_of
+from vcbridge.core.http.text import TextRule, clean_text, multi_line_text
+from vcbridge.core.roster import CODE_PATTERN
 
 
 def _single_line(value: str) -> str:
@@ -97,25 +98,6 @@ Scope = Literal["this", "following"]
 
 
 def conference_json(conference: Conference, zone: ZoneInfo) -> dict[str, Any]:
-    """A conference as the API shows it (times in the province's zone, with offset)."""
-
-    def when(value: datetime) -> str:
-        return to_local_iso(value, zone)
-
-    return {
-        "id": conference.id,
-        "title": conference.title,
-        "agenda": conference.agenda,
-        "chair": conference.chair.code,
-        "participants": [p.endpoint.code for p in conference.participants],
-        "start": when(conference.start),
-        "end": when(conference.end),
-        "setup_minutes": conference.setup_minutes,
-        "rrule": conference.series.rrule if conference.series else None,
-        "series_id": conference.series_id,
-        "status": conference.status.value,
-        "created_at": when(conference.created_at),
-        "created_by": conference.created_by,
-        "updated_at": when(conference.updated_at),
-        "updated_by": conference.updated_by,
-    }
+    """A conference as the API shows it, JSON-ready (the audit log's before and after)."""
+    body: dict[str, Any] = body_of(responses.Conference.of(conference, zone))
+    return body

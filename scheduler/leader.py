@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from vcbridge.db.engine import Database
+from vcbridge.core.db.engine import Database
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import enum
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from vcbridge.db.models import ConferenceStatus
+from vcbridge.core.db.models import ConferenceStatus
 
 # How late the end-of-meeting warning may still be sent. A warning minutes
 # late (the service was down) would interrupt the chair with stale news, so a

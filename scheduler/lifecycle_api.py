@@ -8,7 +8,7 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from scheduler import attendance
+from scheduler import attendance, responses
 from scheduler.booking_api import BOOKING_POLICY, booking_error, load_visible
 from scheduler.booking_service import (
     BookingConflict,
@@ -17,17 +17,19 @@ from scheduler.booking_service import (
     update_conference,
 )
 from scheduler.booking_store import lock_bookings, lock_conferences
-from scheduler.conference_schemas import ConferenceUpdate, conference_json
-from scheduler.connect_policy import RedialPolicy
+from scheduler.conference_schemas import ConferenceUpdate
+from scheduler.connect_policy import ConnectState, Reason, RedialPolicy
 from scheduler.connect_policy import rollcall as build_rollcall
-from vcbridge.app_keys import CLOCK, DATABASE, EVENT_BUS, ZONE
-from vcbridge.auth.principal import Permission
-from vcbridge.clock import to_local_iso
-from vcbridge.db.models import ConferenceStatus
-from vcbridge.http.auth_middleware import remote_of, require_principal
-from vcbridge.http.errors import conflict, forbidden
-from vcbridge.http.json_schema import whole_number
-from vcbridge.http.parsing import read_model
+from scheduler.responses import Declined, RollCall, RollCallEndpoint
+from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS, ZONE
+from vcbridge.core.auth.principal import Permission
+from vcbridge.core.clock import to_local_iso
+from vcbridge.core.db.models import RUNNING_STATUSES, Conference, ConferenceStatus
+from vcbridge.core.http.auth_middleware import remote_of, require_principal
+from vcbridge.core.http.errors import conflict, forbidden
+from vcbridge.core.http.json_schema import whole_number
+from vcbridge.core.http.parsing import read_model
+from vcbridge.core.http.render import render
 
 REDIAL_POLICY = web.AppKey("redial_policy", RedialPolicy)
 
@@ -48,40 +50,38 @@ async def rollcall(request: web.Request) -> web.Response:
         rows = await attendance.rows_of(session, conference.id)
     connections = {row.endpoint.code: attendance.connection_of(row) for row in rows}
     if not rows:
-        # The room has not opened yet: everyone is expected, nobody invited.
-        codes = [p.endpoint.code for p in conference.participants]
-        cancelled = conference.status is ConferenceStatus.CANCELLED
-        return web.json_response({
-            "conference": conference.id, "status": conference.status.value,
-            "expected": len(codes), "connected": 0, "endpoints": [
-                {"code": c, "state": "pending", "reason": "not_invited", "attempts": 0,
-                 "redialling": False, "ready_at_open": None, "since": None} for c in codes],
-            "summary_vi": f"0/{len(codes)} điểm cầu đã kết nối; "
-            + ("hội nghị đã bị hủy" if cancelled else "phòng họp chưa mở"),
-            "summary_en": f"0/{len(codes)} connected; "
-            + ("the conference was cancelled" if cancelled else "the room is not open yet"),
-        })
+        return render(_unopened_rollcall(conference))
     call = build_rollcall(connections)
-    return web.json_response({
-        "conference": conference.id,
-        "status": conference.status.value,
-        "expected": call.expected,
-        "connected": call.connected,
-        "endpoints": [
-            {
-                "code": row.endpoint.code,
-                "state": row.state,
-                "reason": row.reason,
-                "attempts": row.attempts,
-                "redialling": connections[row.endpoint.code].redialling,
-                "ready_at_open": row.ready_at_open,
-                "since": to_local_iso(row.last_change, zone),
-            }
+    return render(RollCall(
+        conference=conference.id, status=conference.status,
+        expected=call.expected, connected=call.connected,
+        endpoints=[
+            RollCallEndpoint(
+                code=row.endpoint.code, state=row.state, reason=row.reason,
+                attempts=row.attempts, redialling=connections[row.endpoint.code].redialling,
+                ready_at_open=row.ready_at_open, since=to_local_iso(row.last_change, zone),
+            )
             for row in rows
         ],
-        "summary_vi": call.summary_vi(),
-        "summary_en": call.summary_en(),
-    })
+        summary_vi=call.summary_vi(), summary_en=call.summary_en(),
+    ))
+
+
+def _unopened_rollcall(conference: Conference) -> RollCall:
+    # The room has not opened yet: everyone is expected, nobody invited.
+    codes = [p.endpoint.code for p in conference.participants]
+    cancelled = conference.status is ConferenceStatus.CANCELLED
+    return RollCall(
+        conference=conference.id, status=conference.status,
+        expected=len(codes), connected=0, endpoints=[
+            RollCallEndpoint(code=c, state=ConnectState.PENDING, reason=Reason.NOT_INVITED,
+                             attempts=0, redialling=False, ready_at_open=None, since=None)
+            for c in codes],
+        summary_vi=f"0/{len(codes)} điểm cầu đã kết nối; "
+        + ("hội nghị đã bị hủy" if cancelled else "phòng họp chưa mở"),
+        summary_en=f"0/{len(codes)} connected; "
+        + ("the conference was cancelled" if cancelled else "the room is not open yet"),
+    )
 
 
 async def extend(request: web.Request) -> web.Response:
@@ -101,17 +101,17 @@ async def extend(request: web.Request) -> web.Response:
             if not (principal.can(Permission.BOOK)
                     or principal.acts_for_endpoint(conference.chair_endpoint_id)):
                 raise forbidden("only the chair endpoint or a booker can extend a conference")
-            if conference.status not in (ConferenceStatus.OPEN, ConferenceStatus.LIVE):
+            if conference.status not in RUNNING_STATUSES:
                 raise conflict(f"conference {conference.id} is {conference.status.value}; "
                                "only an open or live conference can be extended")
             change = ConferenceUpdate(end=conference.end + timedelta(minutes=body.minutes))
             await update_conference(session, conference, change, "this",
                                     principal.actor(remote_of(request)), now, policy,
                                     request.app[EVENT_BUS])
-            payload = conference_json(conference, policy.zone)
+            payload = responses.Conference.of(conference, policy.zone)
     except (BookingConflict, BookingInvalid, BookingStateError) as exc:
         raise booking_error(exc) from None
-    return web.json_response(payload)
+    return render(payload)
 
 
 async def decline(request: web.Request) -> web.Response:
@@ -128,8 +128,8 @@ async def decline(request: web.Request) -> web.Response:
         )
     if state is None:
         raise conflict(f"conference {conference.id} is not running")
-    return web.json_response({"conference": conference.id, "endpoint": principal.endpoint_code,
-                              "state": state.value})
+    return render(Declined(conference=conference.id, endpoint=principal.endpoint_code,
+                           state=state))
 
 
 def setup_routes(app: web.Application, redial: RedialPolicy) -> None:

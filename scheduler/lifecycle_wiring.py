@@ -15,8 +15,8 @@ from scheduler.connect_policy import RedialPolicy
 from scheduler.leader import Leadership
 from scheduler.runner import LifecycleRunner
 from scheduler.transitions import LifecycleSettings
-from vcbridge.app_keys import CLOCK, DATABASE, EVENT_BUS, HEALTH_REPORTERS, SETTINGS
-from vcbridge.settings import Settings
+from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS, HEALTH_REPORTERS, SETTINGS
+from vcbridge.core.settings import Settings
 
 RUNNER = web.AppKey("lifecycle_runner", LifecycleRunner)
 LEADERSHIP = web.AppKey("leadership", Leadership)

@@ -60,15 +60,17 @@ from scheduler.transitions import (
     advance_many,
     timeline_of,
 )
-from vcbridge.clock import Clock
-from vcbridge.db.engine import Database
-from vcbridge.db.models import ACTIVE_STATUSES, Conference
-from vcbridge.events import EventBus
+from vcbridge.core.clock import Clock
+from vcbridge.core.db.engine import Database
+from vcbridge.core.db.models import ACTIVE_STATUSES, RUNNING_STATUSES, Conference
+from vcbridge.core.event_types import EventType
+from vcbridge.core.events import BusEvent, EventBus, Follower
 
 log = logging.getLogger(__name__)
 
 # Booking events after which a conference's plan is derived again.
-_CHANGES = frozenset({"conference.booked", "conference.updated", "conference.cancelled"})
+_CHANGES = frozenset({EventType.CONFERENCE_BOOKED, EventType.CONFERENCE_UPDATED,
+                      EventType.CONFERENCE_CANCELLED})
 
 WAKE_JOB = "lifecycle-wakeup"
 # See the module docstring: wake-ups waiting for their turn are cheap.
@@ -117,7 +119,7 @@ class LifecycleRunner:
         self._armed: datetime | None = None
         self._sync_lock = asyncio.Lock()
         self._ticking = False
-        self._follower: asyncio.Task[None] | None = None
+        self._follower: Follower | None = None
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -128,10 +130,10 @@ class LifecycleRunner:
         """Start the timers: follow booking changes, reconcile, then tick and refresh."""
         self._stopping = False
         self._scheduler.start()
-        ready = asyncio.Event()
-        # Subscribe before reconciling so no change slips between the two.
-        self._follower = asyncio.create_task(self._follow_changes(ready), name="lifecycle-bus")
-        await ready.wait()
+        # Subscribe before reconciling so no change slips between the two; cut off from
+        # the bus (it fell behind), it subscribes again and catches up from the table.
+        self._follower = self._bus.follow(_CHANGES, self._on_change, on_gap=self._after_gap,
+                                          retry_seconds=0.0, name="lifecycle-bus")
         await self.reconcile()
         self._scheduler.add_job(self._tick, "interval", seconds=self._tick_seconds,
                                 id="connect-tick", max_instances=2, replace_existing=True)
@@ -163,9 +165,7 @@ class LifecycleRunner:
         # No await between the check above and here: the follower is idle, waiting
         # for the next change, and is cancelled there.
         if self._follower is not None:
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
+            await self._follower.stop()
             self._follower = None
         if self._scheduler.running:
             self._scheduler.remove_all_jobs()
@@ -254,9 +254,10 @@ class LifecycleRunner:
         """Ask the bridge for what the committed transitions need."""
         for transition in result.applied:
             if transition is Transition.OPEN:
-                await self._bridge.open_room(result.conference_id, result.participants)
+                await self._bridge.open_room(result.conference_id, result.chair,
+                                             result.participants)
             elif transition is Transition.END:
-                await self._bridge.close_room(result.conference_id)
+                await self._bridge.close_room(result.conference_id, "ended")
 
     async def _catch_up(self, *, only_unplanned: bool) -> int:
         now = self._clock.now()
@@ -326,29 +327,27 @@ class LifecycleRunner:
             finally:
                 self._arm(again=True)
 
-    async def _follow_changes(self, ready: asyncio.Event) -> None:
-        async with self._bus.subscribe() as subscription:
-            ready.set()
-            while (event := await subscription.queue.get()) is not None:
-                if event.type not in _CHANGES or event.conference_id is None:
-                    continue
-                async with self._activity() as go:
-                    if not go:
-                        continue
-                    try:
-                        if event.type == "conference.cancelled" and event.data.get("was") in (
-                            "open", "live"
-                        ):
-                            await self._bridge.close_room(event.conference_id)
-                        await self.sync(event.conference_id)
-                    except Exception:
-                        log.exception("re-deriving conference %s failed", event.conference_id)
-        if self.running:  # the bus cut us off (overflow): catch up from the table
-            log.warning("lifecycle fell behind the event bus; reconciling")
-            self._follower = asyncio.create_task(self._follow_changes(asyncio.Event()))
-            async with self._activity() as go:
-                if go:
-                    await self.reconcile()
+    async def _on_change(self, event: BusEvent) -> None:
+        """A booking change (any process): close a cancelled running room, re-plan."""
+        if event.conference_id is None:
+            return
+        async with self._activity() as go:
+            if not go:
+                return
+            try:
+                if (event.type == EventType.CONFERENCE_CANCELLED
+                        and event.data.get("was") in RUNNING_STATUSES):
+                    await self._bridge.close_room(event.conference_id, "cancelled")
+                await self.sync(event.conference_id)
+            except Exception:
+                log.exception("re-deriving conference %s failed", event.conference_id)
+
+    async def _after_gap(self) -> None:
+        """The bus cut the follower off (overflow): catch up from the table."""
+        log.warning("lifecycle fell behind the event bus; reconciling")
+        async with self._activity() as go:
+            if go:
+                await self.reconcile()
 
     async def _refresh(self) -> None:
         async with self._activity() as go:

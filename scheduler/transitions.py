@@ -38,10 +38,11 @@ from scheduler.lifecycle import (
     due_transitions,
     next_transition,
 )
-from vcbridge.clock import Clock
-from vcbridge.db.models import Attendance, Conference, ConferenceStatus, Endpoint, Participant
-from vcbridge.events import EventBus, NewEvent
-from vcbridge.presence import online
+from vcbridge.core.clock import Clock
+from vcbridge.core.db.models import Attendance, Conference, ConferenceStatus, Endpoint, Participant
+from vcbridge.core.event_types import EventType
+from vcbridge.core.events import EventBus, NewEvent
+from vcbridge.core.presence import online
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,10 @@ class Advanced:
 
     conference_id: int
     applied: list[Transition] = field(default_factory=list)
-    # Participant codes, in booking order; filled when a transition was applied.
+    # Participant codes, in booking order, and the chair's; filled when a transition
+    # was applied.
     participants: list[str] = field(default_factory=list)
+    chair: str = ""
     # The next timer to set, if the conference is still running or scheduled.
     next: tuple[Transition, datetime] | None = None
 
@@ -87,10 +90,10 @@ def _due_at(transition: Transition, timeline: Timeline) -> datetime:
 
 
 _EVENT = {
-    Transition.OPEN: "conference.opened",
-    Transition.LIVE: "conference.live",
-    Transition.WARN: "conference.ending_soon",
-    Transition.END: "conference.ended",
+    Transition.OPEN: EventType.CONFERENCE_OPENED,
+    Transition.LIVE: EventType.CONFERENCE_LIVE,
+    Transition.WARN: EventType.CONFERENCE_ENDING_SOON,
+    Transition.END: EventType.CONFERENCE_ENDED,
 }
 
 
@@ -137,13 +140,7 @@ async def advance_many(
     if not work:
         return list(results.values())
 
-    members: dict[int, list[tuple[int, str]]] = {row.id: [] for row, _, _ in work}
-    for cid, endpoint_id, code in (await session.execute(
-        select(Participant.conference_id, Participant.endpoint_id, Endpoint.code)
-        .join(Endpoint, Endpoint.id == Participant.endpoint_id)
-        .where(Participant.conference_id.in_(list(members))).order_by(Participant.id)
-    )).all():
-        members[cid].append((endpoint_id, code))
+    members, chairs = await _members(session, [row.id for row, _, _ in work])
     opening = [row.id for row, _, due in work if Transition.OPEN in due]
     up = await online(session, {e for cid in opening for e, _ in members[cid]}, now,
                       settings.presence_stale) if opening else set()
@@ -156,7 +153,7 @@ async def advance_many(
         cid = row.id
         result = results[cid]
         codes = [code for _, code in members[cid]]
-        result.participants = codes
+        result.participants, result.chair = codes, chairs.get(cid, "")
         status, warned = row.status, row.warned
         change: dict[str, object] = {"id": cid}
         for transition in due:
@@ -191,6 +188,25 @@ async def advance_many(
     await session.execute(update(Conference), changes)
     await bus.publish_many(session, now, events)
     return list(results.values())
+
+
+async def _members(session: AsyncSession, conference_ids: list[int]
+                   ) -> tuple[dict[int, list[tuple[int, str]]], dict[int, str]]:
+    """Each conference's participants ((endpoint id, code), booking order) and its chair's
+    code, in one read."""
+    members: dict[int, list[tuple[int, str]]] = {cid: [] for cid in conference_ids}
+    chairs: dict[int, str] = {}
+    for cid, endpoint_id, code, is_chair in (await session.execute(
+        select(Participant.conference_id, Participant.endpoint_id, Endpoint.code,
+               Participant.endpoint_id == Conference.chair_endpoint_id)
+        .join(Endpoint, Endpoint.id == Participant.endpoint_id)
+        .join(Conference, Conference.id == Participant.conference_id)
+        .where(Participant.conference_id.in_(conference_ids)).order_by(Participant.id)
+    )).all():
+        members[cid].append((endpoint_id, code))
+        if is_chair:
+            chairs[cid] = code
+    return members, chairs
 
 
 def _readiness(members: list[tuple[int, str]], up: set[int]) -> dict[str, object]:

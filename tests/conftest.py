@@ -23,10 +23,10 @@ from tests.support import (
     login,
 )
 from vcbridge.app import create_app
-from vcbridge.clock import FixedClock
-from vcbridge.db.engine import Database
-from vcbridge.db.migrate import upgrade
-from vcbridge.settings import Settings
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.db.engine import Database
+from vcbridge.core.db.migrate import upgrade
+from vcbridge.core.settings import Settings
 
 TEST_DATABASE_URL = os.environ.get("VCBRIDGE_TEST_DATABASE_URL", "")
 # Friday 2026-11-27 10:00 in Hanoi: every booking test lives on this clock.

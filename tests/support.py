@@ -15,9 +15,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from bridge.agent.settings import AgentSettings
 from scheduler.runner import LifecycleRunner
-from vcbridge.clock import Clock
-from vcbridge.settings import Settings
+from vcbridge.core.clock import Clock
+from vcbridge.core.settings import Settings
 
 # CI sets this: a missing component then fails the run instead of skipping.
 REQUIRE_ALL = os.environ.get("VCBRIDGE_REQUIRE_ALL") == "1"
@@ -100,14 +101,19 @@ def loopback_settings(database_url: str, data_dir: Path, **overrides: Any) -> Se
                     ice_host_addresses=["127.0.0.1"], **overrides)
 
 
+def loopback_agent(server: str, endpoint: str, token: str, **overrides: Any) -> AgentSettings:
+    """An endpoint agent's settings with loopback only (no STUN)."""
+    return AgentSettings(server=server, endpoint=endpoint, token=token,
+                         ice_host_addresses=("127.0.0.1",), **overrides)
+
+
 def manual_runner(app: web.Application, clock: Clock) -> LifecycleRunner:
     """A lifecycle runner on the app's database and bus, driven by hand (`sync`) on
-    `clock`, with the bridge left to the app's event-driven rooms."""
-    from scheduler.bridge_port import EventOnlyBridge
-    from scheduler.lifecycle_wiring import redial_policy
+    `clock`, acting on the app's own bridge (its room registry), as the leader's does."""
+    from scheduler.lifecycle_wiring import BRIDGE, redial_policy
     from scheduler.transitions import LifecycleSettings
-    from vcbridge.app_keys import DATABASE, EVENT_BUS, SETTINGS
+    from vcbridge.core.app_keys import DATABASE, EVENT_BUS, SETTINGS
 
-    return LifecycleRunner(app[DATABASE], app[EVENT_BUS], clock, EventOnlyBridge(),
+    return LifecycleRunner(app[DATABASE], app[EVENT_BUS], clock, app[BRIDGE],
                            LifecycleSettings(5, timedelta(seconds=60)),
                            redial_policy(app[SETTINGS]), timedelta(days=1))

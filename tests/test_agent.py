@@ -22,14 +22,17 @@ import pytest
 from aiortc import MediaStreamTrack
 from av import AudioFrame, VideoFrame
 
-from bridge.agent import AgentConfigError, EndpointAgent, _Restamped
+from bridge.agent.endpoint_agent import EndpointAgent
+from bridge.agent.media_sources import MediaSource, Restamped
+from bridge.agent.settings import AgentConfigError, AgentSettings
 from bridge.signaling import ROOMS
+from harness.service_process import Service, service_env
 from tests.conftest import Client
-from tests.service_process import Service, service_env
-from tests.support import loopback_settings, manual_runner
+from tests.support import loopback_agent, loopback_settings, manual_runner
 from tests.test_booking import book
-from vcbridge.clock import FixedClock
-from vcbridge.settings import Settings
+from vcbridge.cli import agent_settings, build_parser
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.settings import Settings, load_settings
 
 SITE = "HUYEN-NGA-SON"
 LOOPBACK = "127.0.0.1"
@@ -162,9 +165,7 @@ async def test_agent_with_a_bad_token_logs_401_and_keeps_retrying(
     client: Client, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     base = str(client.make_url("")).rstrip("/")
-    agent = EndpointAgent(
-        base, SITE, "vca_not-a-real-token",
-        settings=settings)
+    agent = EndpointAgent(loopback_agent(base, SITE, "vca_not-a-real-token"))
     caplog.set_level(logging.INFO, logger="bridge.agent")
     task = asyncio.create_task(agent.run())
     loop = asyncio.get_running_loop()
@@ -193,9 +194,7 @@ async def test_agent_refuses_a_token_of_another_endpoint(
     response = await client.post("/api/v1/endpoints/UBND-TINH/tokens", json={}, headers=admin)
     assert response.status == 201
     token = (await response.json())["token"]
-    agent = EndpointAgent(
-        str(client.make_url("")).rstrip("/"), SITE, token,
-        settings=settings)
+    agent = EndpointAgent(loopback_agent(str(client.make_url("")), SITE, token))
     with pytest.raises(AgentConfigError, match="belongs to UBND-TINH"):
         await asyncio.wait_for(agent.run(), 10)
 
@@ -219,8 +218,8 @@ async def test_agent_rejoins_when_the_bridge_drops_it_and_leaves_at_the_end(
     runner = manual_runner(app, clock)
     await runner.sync(cid)  # 10:00: the room opens
     response = await client.post(f"/api/v1/endpoints/{SITE}/tokens", json={}, headers=admin)
-    agent = EndpointAgent(str(client.make_url("")).rstrip("/"), SITE,
-                          (await response.json())["token"], settings=settings)
+    agent = EndpointAgent(loopback_agent(str(client.make_url("")), SITE,
+                                         (await response.json())["token"]))
     task = asyncio.create_task(agent.run())
     try:
         # Started while the conference is open: it finds it and joins.
@@ -271,9 +270,39 @@ class _Looping(MediaStreamTrack):
 
 async def test_a_looping_source_gets_timestamps_that_only_go_forward() -> None:
     for kind in ("audio", "video"):
-        track = _Restamped(_Looping(kind))
+        track = Restamped(_Looping(kind))
         stamps = [(await track.recv()).pts for _ in range(7)]
         assert all(b is not None and a is not None and b > a
                    for a, b in itertools.pairwise(stamps)), (kind, stamps)
         if kind == "audio":
             assert stamps == [i * 960 for i in range(7)]
+
+
+def test_vcbridge_agent_takes_its_settings_from_the_flags_and_the_services_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VCBRIDGE_ICE_SERVERS", "stun:stun.example.org:3478")
+    monkeypatch.setenv("VCBRIDGE_ICE_HOST_ADDRESSES", "127.0.0.1, 10.20.0.7")
+    args = build_parser().parse_args([
+        "agent", "--server", "http://10.20.0.5:8080/", "--endpoint", SITE,
+        "--media", "testsrc", "--audio-device", "hw:1", "--stats-interval", "7"])
+    settings = agent_settings(args, "vca_secret-token", load_settings())
+    assert settings == AgentSettings(
+        server="http://10.20.0.5:8080", endpoint=SITE, token="vca_secret-token",
+        media="testsrc", audio_device="hw:1", ice_servers=("stun:stun.example.org:3478",),
+        ice_host_addresses=("127.0.0.1", "10.20.0.7"), summary_seconds=7.0)
+    assert settings.heartbeat_seconds == 5.0 and settings.stream_retry == (0.5, 30.0)
+    assert "vca_secret-token" not in repr(settings), "the token must not reach a log line"
+
+
+def test_a_media_source_that_cannot_open_lends_no_tracks_and_says_why(tmp_path: Path) -> None:
+    errors: list[Exception] = []
+    missing = MediaSource(str(tmp_path / "missing.mp4"), SITE)
+    with missing.borrowed(errors.append) as tracks:
+        assert tracks == (None, None)  # the agent then joins receive-only
+    assert len(errors) == 1, errors
+    generated = MediaSource("testsrc", SITE)
+    with generated.borrowed(errors.append) as (audio, video):
+        assert audio is not None and video is not None
+        assert audio.readyState == "live"
+    assert audio.readyState == "ended" and len(errors) == 1  # given back: stopped

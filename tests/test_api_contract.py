@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service_process import Service, service_env
+from harness.service_process import Service, service_env
 from tests.support import create_scratch_database, drop_scratch_database
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")

@@ -8,8 +8,8 @@ from typing import Any
 from tests.conftest import Client
 from tests.support import ADMIN_PASSWORD, bearer, login
 from tests.test_booking import book
-from vcbridge.app_keys import TOKEN_CACHE
-from vcbridge.clock import FixedClock
+from vcbridge.core.app_keys import TOKEN_CACHE
+from vcbridge.core.clock import FixedClock
 
 H = dict[str, str]
 
@@ -17,8 +17,8 @@ H = dict[str, str]
 async def test_password_is_stored_hashed(client: Client, admin: H) -> None:
     from sqlalchemy import select
 
-    from vcbridge.app_keys import DATABASE
-    from vcbridge.db.models import User
+    from vcbridge.core.app_keys import DATABASE
+    from vcbridge.core.db.models import User
 
     async with client.app[DATABASE].read() as session:
         stored = await session.scalar(select(User.password_hash).where(User.username == "admin"))
@@ -132,8 +132,8 @@ async def test_agent_tokens_are_remembered_but_revocation_and_expiry_win(
     remembered; revoking it here, or its expiry, still takes effect at once."""
     from sqlalchemy import update
 
-    from vcbridge.app_keys import DATABASE
-    from vcbridge.db.models import ApiToken
+    from vcbridge.core.app_keys import DATABASE
+    from vcbridge.core.db.models import ApiToken
 
     async def new_agent_token() -> tuple[int, H]:
         response = await client.post("/api/v1/endpoints/HUYEN-NGA-SON/tokens", headers=admin,

@@ -12,11 +12,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from monitoring.availability import BadMonth, Uptime, month_bounds, uptime
+from monitoring.health.availability import BadMonth, Uptime, month_bounds, uptime
 from tests.conftest import NOW, Client
-from tests.test_health_support import health_settings
-from vcbridge.app_keys import DATABASE, EVENT_BUS
-from vcbridge.db.models import (
+from tests.health_support import health_settings
+from vcbridge.core.app_keys import DATABASE, EVENT_BUS
+from vcbridge.core.db.models import (
     Attendance,
     Conference,
     ConferenceStatus,
@@ -25,7 +25,7 @@ from vcbridge.db.models import (
     HealthTransition,
     Participant,
 )
-from vcbridge.settings import Settings
+from vcbridge.core.settings import Settings
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 HOUR = 3600.0

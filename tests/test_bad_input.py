@@ -19,9 +19,9 @@ from sqlalchemy import func, select
 
 from tests.conftest import NOW, TEST_DATABASE_URL, Client
 from tests.support import ADMIN_PASSWORD, bearer
-from vcbridge.app_keys import DATABASE
-from vcbridge.clock import FixedClock
-from vcbridge.db.models import ApiToken, AuditEvent, Base, Conference, User
+from vcbridge.core.app_keys import DATABASE
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.db.models import ApiToken, AuditEvent, Base, Conference, User
 
 ON_POSTGRES = TEST_DATABASE_URL.startswith("postgresql")
 

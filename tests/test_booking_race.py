@@ -19,13 +19,13 @@ from scheduler.booking_service import (
 )
 from scheduler.conference_schemas import ConferenceCreate
 from tests.support import scratch_postgres
-from vcbridge.audit import Actor
-from vcbridge.auth.passwords import Passwords
-from vcbridge.bootstrap import prepare_database
-from vcbridge.db.engine import Database
-from vcbridge.db.models import Conference
-from vcbridge.events import EventBus
-from vcbridge.settings import Settings
+from vcbridge.core.audit import Actor
+from vcbridge.core.auth.passwords import Passwords
+from vcbridge.core.bootstrap import prepare_database
+from vcbridge.core.db.engine import Database
+from vcbridge.core.db.models import Conference
+from vcbridge.core.events import EventBus
+from vcbridge.core.settings import Settings
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 POLICY = BookingPolicy(

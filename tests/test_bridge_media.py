@@ -16,16 +16,16 @@ import pytest
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceTransportPolicy
 from aiortc.mediastreams import MediaStreamError
 
-from bridge.generated_media import ColourCardTrack, ToneTrack, dominant_colour, tone_energy
+from bridge.agent.generated_media import ColourCardTrack, ToneTrack, dominant_colour, tone_energy
+from bridge.agent.site_client import Received, SiteClient
 from bridge.ice_policy import ice_servers
 from bridge.media_report import site_media
 from bridge.signaling import ROOMS
-from bridge.site_client import Received, SiteClient
 from tests.conftest import Client
 from tests.support import loopback_settings, manual_runner, skip_or_fail
 from tests.test_booking import book
-from vcbridge.clock import FixedClock
-from vcbridge.settings import Settings
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.settings import Settings
 
 H = dict[str, str]
 SITES = {  # code: (tone Hz, colour)

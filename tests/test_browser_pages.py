@@ -11,7 +11,7 @@ A screenshot of every page state goes to `test-artifacts/browser/` (or
 $VCBRIDGE_TEST_ARTIFACTS/browser). Skips without Chromium on a developer's
 machine, fails in CI (VCBRIDGE_REQUIRE_ALL=1).
 
-The helpers at the top are also used by bench/join.py."""
+Driving Chromium is harness/chromium.py, shared with bench/join.py."""
 
 from __future__ import annotations
 
@@ -30,52 +30,26 @@ import pytest
 from aiortc import MediaStreamTrack, RTCConfiguration
 from aiortc.mediastreams import MediaStreamError
 
-from bridge.agent import EndpointAgent, site_identity
-from bridge.generated_media import ColourCardTrack, ToneTrack, dominant_colour
+from bridge.agent.endpoint_agent import EndpointAgent
+from bridge.agent.generated_media import ColourCardTrack, ToneTrack, dominant_colour
+from bridge.agent.media_sources import site_identity
+from bridge.agent.site_client import Received, SiteClient
 from bridge.ice_policy import allowed_networks, restrict_host_addresses
-from bridge.site_client import Received, SiteClient
-from tests.service_process import Service, service_env
-from tests.support import skip_or_fail
-from vcbridge.settings import Settings
+from harness.chromium import (
+    chromium_missing,
+    launch,
+    log_in,
+    new_page,
+    password_of,
+)
+from harness.service_process import Service, service_env
+from tests.support import loopback_agent, skip_or_fail
 
-# -- driving Chromium (also used by bench/join.py) ------------------------------------------
+# -- driving Chromium (the rest is in harness/chromium.py) ----------------------------------
 
-CHROMIUM = Path(os.environ.get("VCBRIDGE_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(os.environ.get(
     "VCBRIDGE_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
-VIEWPORT = {"width": 1366, "height": 768}
 LOOPBACK = "127.0.0.1"
-
-# What makes headless Chromium a WebRTC endpoint on loopback only (see the shared
-# notes "WebRTC on this machine"). Playwright adds --headless and a fresh temporary
-# --user-data-dir of its own to every launch.
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-    "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
-
-# Installed before any page script: keeps every RTCPeerConnection the page makes,
-# so the test can read its getStats() or close it (a network cut, as the page sees it).
-PEER_CONNECTION_HOOK = """
-(() => {
-  const Native = window.RTCPeerConnection;
-  const made = [];
-  Object.defineProperty(window, '__testPeerConnections', { value: made });
-  window.RTCPeerConnection = class extends Native {
-    constructor(...args) { super(...args); made.push(this); }
-  };
-})();
-"""
 
 MEDIA_STATS = """
 async () => {
@@ -140,17 +114,6 @@ WATCH = """
 """
 
 
-def chromium_missing() -> str | None:
-    """Why the browser tests cannot run here, or None."""
-    if not CHROMIUM.exists():
-        return f"Chromium is not installed ({CHROMIUM}; apt-get install chromium)"
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        return "the playwright Python package is not installed (pip install -e '.[dev]')"
-    return None
-
-
 def y4m_card(rgb: tuple[int, int, int], width: int = 320, height: int = 240,
              frames: int = 15) -> Path:
     """A solid-colour Y4M clip for `--use-file-for-fake-video-capture` (BT.601, 4:2:0),
@@ -166,40 +129,6 @@ def y4m_card(rgb: tuple[int, int, int], width: int = 320, height: int = 240,
         out.write(f"YUV4MPEG2 W{width} H{height} F15:1 Ip A1:1 C420jpeg\n".encode())
         out.write(frame * frames)
     return Path(name)
-
-
-async def launch(playwright: Any, *extra: str) -> Any:
-    """A headless Chromium from the distribution, on loopback only."""
-    return await playwright.chromium.launch(
-        executable_path=str(CHROMIUM), headless=True, args=[*CHROMIUM_FLAGS, *extra])
-
-
-async def new_page(browser: Any, base_url: str, errors: list[str], *,
-                   init_script: str = "") -> Any:
-    """A page in a fresh context (its own cookies) at 1366x768, with the
-    peer-connection hook; script errors and policy violations go to `errors`."""
-    context = await browser.new_context(viewport=VIEWPORT, base_url=base_url,
-                                        locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh")
-    await context.add_init_script(PEER_CONNECTION_HOOK + init_script)
-    page = await context.new_page()
-    page.on("pageerror", lambda error: errors.append(f"{page.url}: script error: {error}"))
-
-    def console(message: Any) -> None:
-        if message.type == "error" and "Content Security Policy" in message.text:
-            errors.append(f"{page.url}: policy violation: {message.text}")
-
-    page.on("console", console)
-    return page
-
-
-async def log_in(page: Any, path: str, username: str) -> None:
-    """Open `path` and log in through the page's own form."""
-    await page.goto(path, wait_until="domcontentloaded")
-    await page.wait_for_selector("#login-form")
-    await page.fill("#username", username)
-    await page.fill("#password", password_of(username))
-    await page.click("#login-form button[type=submit]")
-    await page.wait_for_selector("#login-form", state="detached")
 
 
 async def media_stats(page: Any) -> dict[str, int]:
@@ -227,10 +156,6 @@ async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float =
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.1)
-
-
-def password_of(username: str) -> str:
-    return f"pw-{username}-123456"
 
 
 def close_to(colour: Any, expected: tuple[int, int, int], tolerance: int = 40) -> bool:
@@ -303,10 +228,6 @@ def roll_state(service: Service, conference_id: int, code: str) -> str:
     status, body = service.request("GET", f"/api/v1/conferences/{conference_id}/rollcall")
     assert status == 200, body
     return str(next(e["state"] for e in body["endpoints"] if e["code"] == code))
-
-
-def agent_settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, ice_servers=[], ice_host_addresses=[LOOPBACK])
 
 
 class AiortcSite:
@@ -399,8 +320,9 @@ async def test_operator_waits_for_the_room_gets_the_chairs_media_and_survives_a_
                       datetime.now(UTC) + timedelta(minutes=5), title=TITLE)
     cid = conference["id"]
     # The chair is the unattended endpoint agent, following its own event stream.
-    agent = EndpointAgent(service.base, chair_code, endpoint_token(service, chair_code),
-                          settings=agent_settings(tmp_path), summary_seconds=3600)
+    agent = EndpointAgent(loopback_agent(service.base, chair_code,
+                                         endpoint_token(service, chair_code),
+                                         summary_seconds=3600))
     agent_task = asyncio.create_task(agent.run())
     errors: list[str] = []
     async with async_playwright() as playwright:

@@ -97,6 +97,32 @@ def test_admin_commands(tmp_path: Path, env: dict[str, str]) -> None:
     assert unknown.returncode == 2 and "NOWHERE" in unknown.stderr
 
 
+def test_users_create_without_a_terminal_or_password_says_how(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """No terminal to ask on and no VCBRIDGE_NEW_PASSWORD: a clear message, exit 2."""
+    result = run(["users", "create", "someone", "--role", "admin", "--data-dir", str(tmp_path)],
+                 env, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    assert "VCBRIDGE_NEW_PASSWORD" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "vcbridge.sqlite3").exists()  # nothing was written
+
+
+def test_the_cli_names_its_database_and_says_when_it_starts_a_new_one(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Run from another directory, the default ./var is another database: it says so."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    database = elsewhere / "var" / "vcbridge.sqlite3"
+    first = run(["endpoints", "sync"], env, cwd=elsewhere)
+    assert first.returncode == 0, first.stderr
+    assert f"database: sqlite+aiosqlite:///{database}" in first.stderr
+    assert "creates a new, empty database" in first.stderr and "--data-dir" in first.stderr
+    again = run(["endpoints", "sync"], env, cwd=elsewhere)
+    assert str(database) in again.stderr and "new, empty" not in again.stderr
+
+
 def test_bad_setting_is_named_at_start(tmp_path: Path, env: dict[str, str]) -> None:
     env["VCBRIDGE_MAX_DURATION_HOURS"] = "-3"
     result = run(["db", "upgrade", "--data-dir", str(tmp_path)], env)

@@ -12,7 +12,6 @@ import pytest
 from bridge.floor_control import (
     FloorError,
     FloorState,
-    Moderator,
     admit,
     audible,
     cancel_request,
@@ -33,6 +32,7 @@ from bridge.floor_control import (
     site_role,
     snapshot,
 )
+from vcbridge.core.audit import Actor
 
 CHAIR = "UBND-TINH"
 A, B, C, D = "TP-THANH-HOA", "TP-SAM-SON", "HUYEN-NGA-SON", "HUYEN-MUONG-LAT"
@@ -433,12 +433,12 @@ def test_chair_role() -> None:
     assert CHAIR in str(error)
 
 
-BOOKER = Moderator(user="booker1", role="booker")
+BOOKER = Actor(name="booker1", role="booker")
 
 
 @pytest.mark.parametrize("action", CHAIR_ACTIONS.values(), ids=CHAIR_ACTIONS.keys())
 def test_a_moderator_may_do_every_chair_action_as_the_chair_would(
-    action: Callable[[FloorState, Moderator | str], FloorState]
+    action: Callable[[FloorState, Actor | str], FloorState]
 ) -> None:
     state = mute(grant(request_floor(room(A, B, C), A), CHAIR, A), CHAIR, B, True)
     state = request_floor(state, C)

@@ -11,12 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from monitoring import heartbeats
-from monitoring.health_wiring import status_model
-from monitoring.metrics import EndpointFacts
+from monitoring.health import recorder
+from monitoring.metrics.status import EndpointFacts
+from monitoring.wiring import status_model
 from tests.conftest import Client
-from tests.support import bearer, login
-from tests.test_health_support import (
+from tests.health_support import (
     agent_token,
     codes,
     health_of,
@@ -26,11 +25,12 @@ from tests.test_health_support import (
     monitor_of,
     send,
 )
+from tests.support import bearer, login
 from vcbridge.app import create_app
-from vcbridge.app_keys import DATABASE
-from vcbridge.clock import FixedClock
-from vcbridge.db.models import Endpoint, EndpointHealth, Event, HealthSample, HealthTransition
-from vcbridge.settings import Settings
+from vcbridge.core.app_keys import DATABASE
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.db.models import Endpoint, EndpointHealth, Event, HealthSample, HealthTransition
+from vcbridge.core.settings import Settings
 
 NGA_SON = "HUYEN-NGA-SON"
 MUONG_LAT = "HUYEN-MUONG-LAT"
@@ -499,15 +499,15 @@ async def test_a_burst_of_changes_is_recorded_in_chunks(
 ) -> None:
     """Every endpoint's first heartbeat at once (a rollout, or the end of an outage):
     recorded in a few short transactions, one transition and one event each."""
-    monkeypatch.setattr(heartbeats, "RECORD_CHUNK", 7)
+    monkeypatch.setattr(recorder, "RECORD_CHUNK", 7)
     chunks: list[int] = []
-    record = heartbeats.store.record
+    record = recorder.transitions.record
 
     async def counted(session: Any, changes: Any, *args: Any) -> Any:
         chunks.append(len(changes))
         return await record(session, changes, *args)
 
-    monkeypatch.setattr(heartbeats.store, "record", counted)
+    monkeypatch.setattr(recorder.transitions, "record", counted)
     async with client.app[DATABASE].read() as session:
         codes_ = list(await session.scalars(select(Endpoint.code).where(Endpoint.active)))
     clock.set(clock.now() + timedelta(seconds=5))

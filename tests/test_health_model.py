@@ -10,13 +10,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitoring.health_model import (
+from monitoring.health.codec import report_from_json, report_to_json
+from monitoring.health.latest import Latest
+from monitoring.health.model import (
     CallFigures,
     Devices,
     Health,
     HealthState,
     Observation,
-    ParticipantHealth,
     Reason,
     ReasonCode,
     Report,
@@ -25,11 +26,10 @@ from monitoring.health_model import (
     clock_text,
     duration_text,
     evaluate,
-    readiness,
     stream_connected,
 )
-from monitoring.health_store import Latest, report_from_json, report_to_json
-from vcbridge.settings import Settings, SettingsError, load_settings
+from monitoring.health.readiness import ParticipantHealth, readiness
+from vcbridge.core.settings import Settings, SettingsError, load_settings
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)  # 10:00 in Hanoi

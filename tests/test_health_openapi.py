@@ -14,13 +14,14 @@ from aiohttp import ClientResponse
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
-from monitoring.health_api import openapi_fragment
-from monitoring.heartbeats import MONITOR
+from monitoring.health.monitor import MONITOR
+from monitoring.openapi import EVENT_TYPES as HEALTH_EVENT_TYPES
+from monitoring.openapi import health_paths
 from tests.conftest import Client
-from tests.test_health_support import agent_token, health_settings, heartbeat, send
-from vcbridge.api.openapi_routes import EVENT_TYPES, openapi_document
-from vcbridge.clock import FixedClock
-from vcbridge.settings import Settings
+from tests.health_support import agent_token, health_settings, heartbeat, send
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.settings import Settings
+from vcbridge.openapi_routes import openapi_document
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
 
@@ -33,7 +34,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 def test_health_operations_are_complete() -> None:
     document = openapi_document()
     validate(document)
-    for path, item in openapi_fragment()["paths"].items():
+    for path, item in health_paths().items():
         for method, operation in item.items():
             assert operation["summary"] and operation["tags"] and operation["security"]
             assert "401" in operation["responses"], (method, path)
@@ -50,11 +51,12 @@ def test_health_operations_are_complete() -> None:
 
 
 def test_event_types_are_described() -> None:
-    event_types = openapi_fragment()["event_types"]
+    event_types = HEALTH_EVENT_TYPES
     assert set(event_types) == {"endpoint.health", "conference.readiness"}
     for text, keys in event_types.values():
         assert text and keys
-    assert set(event_types) <= set(EVENT_TYPES)
+    documented = openapi_document()["components"]["schemas"]["BusEvent"]
+    assert set(event_types) <= set(documented["properties"]["type"]["enum"])
 
 
 class Checker:
@@ -132,5 +134,5 @@ async def test_answers_match_the_fragment(client: Client, admin: dict[str, str],
     assert answer["total"] == 2
     succeeded = {(method.upper(), path) for method, path, status in check.seen if status < 300}
     operations = {(method.upper(), path)
-                  for path, item in openapi_fragment()["paths"].items() for method in item}
+                  for path, item in health_paths().items() for method in item}
     assert succeeded == operations, "exercise every health operation here"

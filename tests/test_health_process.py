@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import Client
+from tests.health_support import agent_token, health_settings
 from tests.support import ADMIN_PASSWORD, bearer, login
-from tests.test_health_support import agent_token, health_settings
 from vcbridge.app import create_app
-from vcbridge.settings import Settings
+from vcbridge.core.settings import Settings
 
 CODE = "HUYEN-MUONG-LAT"
 OFFLINE_AFTER = 3.0

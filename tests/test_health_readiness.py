@@ -13,20 +13,20 @@ import pytest
 from aiohttp import ClientWebSocketResponse
 from sqlalchemy import select
 
-from monitoring.health_wiring import publish_readiness
+from monitoring.health.readiness_publisher import publish_readiness
 from scheduler.transitions import LifecycleSettings, advance
 from tests.conftest import Client
-from tests.test_health_support import (
+from tests.health_support import (
     agent_token,
     health_settings,
     heartbeat,
     monitor_of,
     send,
 )
-from vcbridge.app_keys import DATABASE, EVENT_BUS
-from vcbridge.clock import FixedClock
-from vcbridge.db.models import Event
-from vcbridge.settings import Settings
+from vcbridge.core.app_keys import DATABASE, EVENT_BUS
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.db.models import Event
+from vcbridge.core.settings import Settings
 
 CHAIR, MUONG_LAT, NGA_SON, QUAN_SON = (
     "UBND-TINH", "HUYEN-MUONG-LAT", "HUYEN-NGA-SON", "HUYEN-QUAN-SON")

@@ -20,18 +20,18 @@ from typing import Any
 import aiohttp
 import pytest
 
-from monitoring.heartbeats import MONITOR
-from monitoring.metrics_routes import check_metrics_exposure, is_loopback
+from harness.service_process import Service, service_env
+from monitoring.health.monitor import MONITOR
+from monitoring.metrics.routes import check_metrics_exposure, is_loopback
 from tests.conftest import Client
-from tests.service_process import Service, service_env
 from tests.support import ADMIN_PASSWORD, bearer
 
 # The shared fixtures: an open conference of the three test sites, and its settings.
 from tests.test_bridge_media import room as room
 from tests.test_bridge_media import settings as settings
 from vcbridge.app import create_app
-from vcbridge.clock import FixedClock
-from vcbridge.settings import Settings, SettingsError, load_settings
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.settings import Settings, SettingsError, load_settings
 
 H = dict[str, str]
 EVIL = "http://evil.example"

@@ -21,7 +21,7 @@ from scheduler.lifecycle import (
     is_done,
     next_transition,
 )
-from vcbridge.db.models import ConferenceStatus
+from vcbridge.core.db.models import ConferenceStatus
 
 S = ConferenceStatus
 T = Transition

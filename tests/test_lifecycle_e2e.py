@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.service_process import Service, service_env
+from harness.service_process import Service, service_env
 from tests.support import create_scratch_database, drop_scratch_database
 
 

@@ -15,7 +15,6 @@ from scheduler import attendance
 from scheduler import runner as runner_module
 from scheduler.booking_api import BOOKING_POLICY
 from scheduler.booking_service import update_conference
-from scheduler.bridge_port import EventOnlyBridge
 from scheduler.conference_schemas import ConferenceUpdate
 from scheduler.lifecycle import Transition
 from scheduler.lifecycle_wiring import redial_policy
@@ -23,10 +22,10 @@ from scheduler.runner import BATCH, LifecycleRunner
 from scheduler.transitions import LifecycleSettings, advance
 from tests.conftest import Client
 from tests.test_booking import book
-from vcbridge.app_keys import DATABASE, EVENT_BUS, SETTINGS
-from vcbridge.audit import Actor
-from vcbridge.clock import FixedClock
-from vcbridge.db.models import Conference, Event
+from vcbridge.core.app_keys import DATABASE, EVENT_BUS, SETTINGS
+from vcbridge.core.audit import Actor
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.db.models import Conference, Event
 
 H = dict[str, str]
 # Today 14:00 Hanoi (the test clock starts at 10:00), setup 15 min, warning
@@ -35,19 +34,23 @@ START = datetime.fromisoformat("2026-11-27T14:00:00+07:00")
 TODAY = {"start": "2026-11-27T14:00:00+07:00", "end": "2026-11-27T16:00:00+07:00"}
 
 
-class RecordingBridge(EventOnlyBridge):
-    """Records what the lifecycle asked of the bridge."""
+class RecordingBridge:
+    """Records what the lifecycle asked of the bridge (a `BridgePort` at the edge)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, int, Any]] = []
+        self.chairs: dict[int, str] = {}
+        self.reasons: dict[int, str] = {}
 
-    async def open_room(self, conference_id: int, participants: Any) -> None:
+    async def open_room(self, conference_id: int, chair: str, participants: Any) -> None:
+        self.chairs[conference_id] = chair
         self.calls.append(("open", conference_id, list(participants)))
 
     async def invite(self, conference_id: int, endpoint: str) -> None:
         self.calls.append(("invite", conference_id, endpoint))
 
-    async def close_room(self, conference_id: int) -> None:
+    async def close_room(self, conference_id: int, reason: str) -> None:
+        self.reasons[conference_id] = reason
         self.calls.append(("close", conference_id, None))
 
 
@@ -102,6 +105,7 @@ async def test_a_briefing_opens_goes_live_warns_and_ends_on_its_times(
     await runner.sync(cid)
     assert await status(client, booker, cid) == "open"
     assert bridge.calls == [("open", cid, conference["participants"])]
+    assert bridge.chairs[cid] == conference["chair"]
     assert runner.planned[cid] == START
 
     clock.set(START)
@@ -118,6 +122,7 @@ async def test_a_briefing_opens_goes_live_warns_and_ends_on_its_times(
     await runner.sync(cid)
     assert await status(client, booker, cid) == "ended"
     assert bridge.calls[-1] == ("close", cid, None)
+    assert bridge.reasons[cid] == "ended"
     assert cid not in runner.planned
     types = [t for t, _ in await events(client, cid) if t.startswith("conference.")]
     assert types == ["conference.booked", "conference.opened", "conference.live",
@@ -393,3 +398,25 @@ async def test_stop_lets_a_running_tick_finish(
     cancelled = [r for r in caplog.records
                  if r.exc_info and isinstance(r.exc_info[1], asyncio.CancelledError)]
     assert not cancelled and not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_cancelling_a_running_conference_closes_its_room_through_the_bridge(
+    client: Client, booker: H, runner: LifecycleRunner, clock: FixedClock,
+    bridge: RecordingBridge,
+) -> None:
+    """The runner follows booking changes on the bus (any process's): a running
+    conference cancelled has its room closed, the sites told "cancelled"."""
+    cid = (await book(client, booker, **TODAY))["id"]
+    clock.set(START + timedelta(minutes=1))
+    await runner.start()
+    try:
+        assert ("open", cid, ["UBND-TINH", "HUYEN-NGA-SON", "HUYEN-MUONG-LAT"]) in bridge.calls
+        response = await client.delete(f"/api/v1/conferences/{cid}", headers=booker)
+        assert response.status == 200
+        deadline = asyncio.get_running_loop().time() + 10
+        while cid not in bridge.reasons:
+            assert asyncio.get_running_loop().time() < deadline, "the room never closed"
+            await asyncio.sleep(0.01)
+        assert bridge.reasons[cid] == "cancelled"
+    finally:
+        await runner.stop()

@@ -19,15 +19,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
+from harness.service_process import Service, service_env
 from tests.conftest import Client
-from tests.service_process import Service, service_env
 from tests.support import ADMIN_PASSWORD, create_scratch_database, drop_scratch_database
 from vcbridge.app import create_app
-from vcbridge.app_keys import DATABASE, LOGIN_LIMITER
-from vcbridge.auth.login_limiter import Counts, LoginPolicy, Reason, Refused, decide
-from vcbridge.clock import FixedClock
-from vcbridge.db.models import AuditEvent, LoginThrottle
-from vcbridge.settings import Settings
+from vcbridge.core.app_keys import DATABASE, LOGIN_LIMITER
+from vcbridge.core.auth.login_limiter import Counts, LoginPolicy, Reason, Refused, decide
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.db.models import AuditEvent, LoginThrottle
+from vcbridge.core.settings import Settings
 
 LOGIN = "/api/v1/auth/login"
 WRONG = {"username": "admin", "password": "wrong-password"}

@@ -19,31 +19,28 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitoring import metrics_routes, wiring
-from monitoring.endpoint_gauges import EndpointGauge
-from monitoring.heartbeats import MONITOR
-from monitoring.metrics import (
-    JOINED,
-    EndpointStatus,
-    Health,
-    MediaCounters,
-    MediaSampler,
-    Metrics,
-    MetricsRecorder,
-    Quality,
-    quality_between,
-)
+from monitoring import wiring
+from monitoring.health.model import HealthState
+from monitoring.health.monitor import MONITOR
+from monitoring.metrics import routes as metrics_routes
+from monitoring.metrics.endpoint_gauges import EndpointGauge
+from monitoring.metrics.families import Metrics, Quality
+from monitoring.metrics.media import MediaSampler, quality_between
+from monitoring.metrics.recorder import MetricsRecorder
+from monitoring.metrics.refresher import JOINED
+from monitoring.metrics.status import EndpointStatus
 from scheduler.connect_policy import ConnectState
 from scheduler.lifecycle_wiring import RUNNER
 from tests.conftest import Client
+from tests.health_support import heartbeat
 from tests.support import ADMIN_PASSWORD, bearer, login, skip_or_fail
-from tests.test_health_support import heartbeat
 from vcbridge.app import create_app
-from vcbridge.clock import FixedClock
-from vcbridge.events import BusEvent, EventBus
-from vcbridge.http.errors import error_middleware
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.events import BusEvent, EventBus
+from vcbridge.core.http.errors import error_middleware
+from vcbridge.core.media_counters import MediaCounters
+from vcbridge.core.settings import Settings
 from vcbridge.room_reports import RoomReports
-from vcbridge.settings import Settings
 
 MONITORING = Path(__file__).resolve().parent.parent / "monitoring"
 ROSTER_SIZE = 31
@@ -434,7 +431,7 @@ def test_join_duration_is_from_the_first_invitation_and_the_pending_map_is_bound
 def test_roster_changes_add_and_remove_series_and_unknown_codes_are_ignored() -> None:
     metrics = Metrics()
     metrics.set_roster(["A-1", "B-2"])
-    metrics.set_endpoint_status("B-2", EndpointStatus(Health.DEGRADED, True, START))
+    metrics.set_endpoint_status("B-2", EndpointStatus(HealthState.DEGRADED, True, START))
     metrics.set_quality("NOT-IN-ROSTER", Quality(packet_loss_ratio=0.5))
     metrics.heartbeat_dropped("made-up reason")
     metrics.set_roster(["B-2", "C-3"])

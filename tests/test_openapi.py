@@ -16,21 +16,20 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from bridge.pages import PAGE_ROUTES
 from bridge.signaling import ROOMS
-from monitoring.health_api import openapi_fragment as health_fragment
-from scheduler.bridge_port import EventOnlyBridge
+from monitoring.openapi import health_paths
 from scheduler.conference_schemas import ConferenceCreate
 from scheduler.lifecycle_api import Extension
-from scheduler.lifecycle_wiring import redial_policy
+from scheduler.lifecycle_wiring import BRIDGE, redial_policy
 from scheduler.runner import LifecycleRunner
 from scheduler.transitions import LifecycleSettings
 from tests.conftest import Client
 from tests.support import bearer
 from tests.support import login as log_in
 from vcbridge import __version__
-from vcbridge.api.openapi_routes import openapi_document
-from vcbridge.api.schemas import EndpointTokenCreate, LoginRequest, UserCreate
-from vcbridge.app_keys import DATABASE, EVENT_BUS, SETTINGS
-from vcbridge.clock import FixedClock
+from vcbridge.core.api.schemas import EndpointTokenCreate, LoginRequest, UserCreate
+from vcbridge.core.app_keys import DATABASE, EVENT_BUS, SETTINGS
+from vcbridge.core.clock import FixedClock
+from vcbridge.openapi_routes import openapi_document
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 PUBLIC = {
@@ -322,7 +321,7 @@ async def test_answers_match_documented_schemas(
 
     app = client.app
     lifecycle = LifecycleRunner(
-        app[DATABASE], app[EVENT_BUS], clock, EventOnlyBridge(),
+        app[DATABASE], app[EVENT_BUS], clock, app[BRIDGE],
         LifecycleSettings(warn_minutes=5, presence_stale=timedelta(seconds=60)),
         redial_policy(app[SETTINGS]), timedelta(days=1),
     )
@@ -465,7 +464,7 @@ async def test_answers_match_documented_schemas(
 
     succeeded = {(method, path) for method, path, status in check.seen if status < 300}
     # The health operations have their own live run (tests/test_health_openapi.py).
-    health = {(method.upper(), path) for path, item in health_fragment()["paths"].items()
+    health = {(method.upper(), path) for path, item in health_paths().items()
               for method in item}
     assert succeeded == set(_operations(check.document)) - health, (
         "exercise every operation here")

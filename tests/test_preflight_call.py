@@ -13,17 +13,17 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bridge.agent import EndpointAgent
-from bridge.generated_media import ColourCardTrack, ToneTrack
+from bridge.agent.endpoint_agent import EndpointAgent
+from bridge.agent.generated_media import ColourCardTrack, ToneTrack
+from bridge.agent.preflight import run_preflight_call
 from bridge.ice_policy import rtc_configuration
-from bridge.test_call import TEST_CALLS
-from bridge.test_call_client import run_test_call
+from bridge.preflight_echo import ECHO_CALLS
 from tests.conftest import Client
-from tests.support import loopback_settings, manual_runner
+from tests.support import loopback_agent, loopback_settings, manual_runner
 from tests.test_agent import until
 from tests.test_booking import book
-from vcbridge.clock import FixedClock
-from vcbridge.settings import Settings
+from vcbridge.core.clock import FixedClock
+from vcbridge.core.settings import Settings
 
 SITE = "HUYEN-NGA-SON"
 
@@ -48,7 +48,7 @@ async def test_media_goes_to_the_bridge_and_comes_back(
     client: Client, admin: dict[str, str]
 ) -> None:
     token = await agent_token(client, admin)
-    result = await run_test_call(
+    result = await run_preflight_call(
         base_url(client), SITE, token, rtc_configuration([]),
         audio=ToneTrack(440), video=ColourCardTrack((0, 120, 255)), seconds=3)
     assert result.ok, result.problem
@@ -56,7 +56,7 @@ async def test_media_goes_to_the_bridge_and_comes_back(
     assert result.audio_packets > 40 and result.video_frames > 10, result
     assert result.loss is not None and result.loss < 0.1, result
     assert result.rtt_ms is not None and result.rtt_ms < 1000, result
-    assert client.app[TEST_CALLS].running == {}  # the bridge let go of the call
+    assert client.app[ECHO_CALLS].running == {}  # the bridge let go of the call
 
 
 async def test_a_site_sending_nothing_fails_its_test_call(
@@ -64,7 +64,7 @@ async def test_a_site_sending_nothing_fails_its_test_call(
 ) -> None:
     """No camera, no microphone: the call connects but nothing flows; not ready."""
     token = await agent_token(client, admin)
-    result = await run_test_call(base_url(client), SITE, token, rtc_configuration([]),
+    result = await run_preflight_call(base_url(client), SITE, token, rtc_configuration([]),
                                  audio=None, video=None, seconds=1.5)
     assert not result.ok
     assert "no audio reached the bridge" in result.problem
@@ -86,7 +86,7 @@ async def test_only_the_endpoint_itself_makes_its_test_call(
                 await http.ws_connect(url, headers=headers)
             assert refused.value.status == status, (code, status)
     # A refused call failed cleanly for the agent too.
-    result = await run_test_call(base_url(client), "UBND-TINH", token, rtc_configuration([]),
+    result = await run_preflight_call(base_url(client), "UBND-TINH", token, rtc_configuration([]),
                                  audio=ToneTrack(440), video=None, seconds=0.5)
     assert not result.ok and "HTTP 403" in result.problem
 
@@ -115,7 +115,7 @@ async def test_bad_messages_end_the_call_with_a_clear_error(
             assert answers[0] == {"type": "error", "error": {
                 "code": code, "message": answers[0]["error"]["message"]}}, answers
             assert answers[1]["type"] == "test_call.result"
-    assert client.app[TEST_CALLS].running == {}
+    assert client.app[ECHO_CALLS].running == {}
 
 
 async def test_the_agent_tests_its_line_when_the_room_opens_and_readiness_shows_it(
@@ -126,8 +126,9 @@ async def test_the_agent_tests_its_line_when_the_room_opens_and_readiness_shows_
                             start="2026-11-27T10:15:00+07:00", end="2026-11-27T11:00:00+07:00")
     cid = conference["id"]
     app = client.app
-    agent = EndpointAgent(base_url(client), SITE, await agent_token(client, admin),
-                          settings=settings, heartbeat_seconds=60)
+    agent = EndpointAgent(loopback_agent(base_url(client), SITE,
+                                         await agent_token(client, admin),
+                                         heartbeat_seconds=60))
     task = asyncio.create_task(agent.run())
     try:
         await until(lambda: agent.stats()["stream_connected"], "the event stream")

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from yarl import URL
 
-from bridge.generated_media import dominant_colour, tone_energy
+from bridge.agent.generated_media import dominant_colour, tone_energy
+from bridge.openapi import RECORDING_NAME
 from bridge.recorder import (
     NAME_PATTERN,
     opus_head,
@@ -30,8 +31,7 @@ from tests.conftest import Client
 from tests.test_bridge_media import SITES, Site, close_to, eventually, join
 from tests.test_bridge_media import room as room
 from tests.test_bridge_media import settings as settings
-from vcbridge.api.openapi_routes import RECORDING_NAME
-from vcbridge.settings import Settings
+from vcbridge.core.settings import Settings
 
 H = dict[str, str]
 CHAIR, NGA, MUONG = SITES

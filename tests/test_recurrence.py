@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from harness.service_process import Service, service_env
 from scheduler.recurrence import MAX_INTERVAL, RecurrenceError, expand, parse
 from scheduler.recurrence_worker import RecurrenceWorkers
-from tests.service_process import Service, service_env
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from scheduler.booking_api import RECURRENCE_WORKERS
 from scheduler.recurrence import RecurrenceError
 from tests.conftest import NOW, Client
-from vcbridge.settings import Settings
+from vcbridge.core.settings import Settings
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 CONFERENCES = "/api/v1/conferences"

@@ -9,11 +9,11 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from vcbridge.db.engine import Database
-from vcbridge.db.migrate import upgrade
-from vcbridge.db.models import AuditEvent, Endpoint, EndpointKind
-from vcbridge.roster import RosterError, load_roster, sync_roster
-from vcbridge.settings import DEFAULT_ROSTER
+from vcbridge.core.db.engine import Database
+from vcbridge.core.db.migrate import upgrade
+from vcbridge.core.db.models import AuditEvent, Endpoint, EndpointKind
+from vcbridge.core.roster import RosterError, load_roster, sync_roster
+from vcbridge.core.settings import DEFAULT_ROSTER
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 

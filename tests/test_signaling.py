@@ -15,7 +15,7 @@ from tests.test_bridge_media import SITES, Site, join
 
 # The shared fixture: an open conference of the three test sites.
 from tests.test_bridge_media import room as room
-from vcbridge.settings import Settings
+from vcbridge.core.settings import Settings
 
 H = dict[str, str]
 

@@ -26,17 +26,17 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 from sqlalchemy import select
 
+from bridge.agent.site_client import Received
 from bridge.signaling import ROOMS
-from bridge.site_client import Received
 from tests.conftest import Client
 from tests.support import loopback_settings
 from tests.test_bridge_media import Site, eventually, join
 
 # The shared fixture: an open conference of the three test sites.
 from tests.test_bridge_media import room as room
-from vcbridge.app_keys import DATABASE, SETTINGS
-from vcbridge.db.models import AuditEvent, Event
-from vcbridge.settings import Settings
+from vcbridge.core.app_keys import DATABASE, SETTINGS
+from vcbridge.core.db.models import AuditEvent, Event
+from vcbridge.core.settings import Settings
 
 CHAIR, NGA, MUONG = "UBND-TINH", "HUYEN-NGA-SON", "HUYEN-MUONG-LAT"
 

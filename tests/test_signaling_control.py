@@ -23,7 +23,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
-from bridge.generated_media import dominant_colour
+from bridge.agent.generated_media import dominant_colour
 from bridge.signaling import ROOMS
 from tests.conftest import Client
 from tests.test_booking import book
@@ -32,7 +32,7 @@ from tests.test_bridge_media import SITES, Site, close_to, eventually, join
 # The shared fixtures: an open conference of the three test sites, and its settings.
 from tests.test_bridge_media import room as room
 from tests.test_bridge_media import settings as settings
-from vcbridge.app_keys import EVENT_BUS
+from vcbridge.core.app_keys import EVENT_BUS
 
 H = dict[str, str]
 MakeUser = Callable[..., Awaitable[H]]

@@ -14,9 +14,9 @@ from typing import Any
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamError
 
-from bridge.generated_media import ColourCardTrack
+from bridge.agent.generated_media import ColourCardTrack
+from bridge.agent.video_stall import StallGuard, read_video
 from bridge.ice_policy import restrict_host_addresses
-from bridge.video_stall import StallGuard, read_video
 
 
 def test_guard_restarts_only_when_packets_arrive_without_frames() -> None:

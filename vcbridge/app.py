@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import asdict
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -12,22 +11,19 @@ from aiohttp import web
 from bridge import wiring as bridge_wiring
 from bridge.media_report import site_media
 from bridge.rooms import RoomRegistry
-from monitoring import health_wiring
 from monitoring import wiring as monitoring_wiring
-from monitoring.metrics import MediaCounters, MediaSource
 from scheduler import booking_api, calendar_feed
 from scheduler import lifecycle_wiring as lifecycle
-from scheduler.bridge_port import BridgePort, EventOnlyBridge
-from vcbridge.api import (
+from vcbridge import openapi_routes
+from vcbridge.core.api import (
     audit_routes,
     auth_routes,
     endpoints_routes,
     events_routes,
     health_routes,
-    openapi_routes,
     users_routes,
 )
-from vcbridge.app_keys import (
+from vcbridge.core.app_keys import (
     CLOCK,
     DATABASE,
     EVENT_BUS,
@@ -39,23 +35,22 @@ from vcbridge.app_keys import (
     TOKEN_CACHE,
     ZONE,
 )
-from vcbridge.auth.login_limiter import LoginLimiter, LoginPolicy
-from vcbridge.auth.token_cache import AgentTokenCache
-from vcbridge.bootstrap import prepare_database
-from vcbridge.clock import Clock, SystemClock
-from vcbridge.db.engine import Database
-from vcbridge.events import EventBus
-from vcbridge.http.auth_middleware import auth_middleware
-from vcbridge.http.errors import error_middleware
+from vcbridge.core.auth.login_limiter import LoginLimiter, LoginPolicy
+from vcbridge.core.auth.token_cache import AgentTokenCache
+from vcbridge.core.bootstrap import prepare_database
+from vcbridge.core.clock import Clock, SystemClock
+from vcbridge.core.db.engine import Database
+from vcbridge.core.events import EventBus
+from vcbridge.core.http.auth_middleware import auth_middleware
+from vcbridge.core.http.errors import error_middleware
+from vcbridge.core.media_counters import MediaCounters, MediaSource
+from vcbridge.core.settings import Settings, passwords_for
 from vcbridge.room_reports import RoomReports
-from vcbridge.settings import Settings, passwords_for
 
 log = logging.getLogger(__name__)
 
 
-def create_app(
-    settings: Settings, *, clock: Clock | None = None, bridge: BridgePort | None = None
-) -> web.Application:
+def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     """The vcbridge application for `settings` (the database is opened on startup)."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -78,15 +73,14 @@ def create_app(
     endpoints_routes.setup_routes(app)
     calendar_feed.setup_routes(app)
     booking_api.setup_routes(app)
-    lifecycle.setup(app, bridge or EventOnlyBridge())
+    # The seam between the scheduler and the bridge: the lifecycle opens and closes
+    # this process's rooms through the registry (scheduler/bridge_port.py).
     rooms = bridge_wiring.setup(app, settings, RoomReports(app))
+    lifecycle.setup(app, rooms)
     audit_routes.setup_routes(app)
     events_routes.setup_routes(app)
     openapi_routes.setup_routes(app)
-    monitor = health_wiring.setup(app)
-    monitoring_wiring.setup(app, media=_bridge_media(rooms),
-                            status_model=health_wiring.status_model(monitor),
-                            token=settings.metrics_token or None)
+    monitoring_wiring.setup(app, media=_bridge_media(rooms), token=settings.metrics_token or None)
     return app
 
 
@@ -94,8 +88,7 @@ def _bridge_media(rooms: RoomRegistry) -> MediaSource:
     """The metrics' view of the sites connected to this process's rooms."""
 
     def read() -> dict[str, MediaCounters]:
-        return {code: MediaCounters(**asdict(media))
-                for code, media in site_media(rooms).items()}
+        return site_media(rooms)
 
     return read
 

@@ -15,15 +15,17 @@ from pathlib import Path
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
-from vcbridge.audit import Actor
-from vcbridge.clock import SystemClock
-from vcbridge.db.engine import Database
-from vcbridge.db.migrate import upgrade
-from vcbridge.db.models import Endpoint, Role, TokenScope
-from vcbridge.roster import RosterError, load_roster, sync_roster
-from vcbridge.settings import Settings, SettingsError, load_settings, passwords_for
-from vcbridge.users import UserError, create_user
+from bridge.agent.settings import AgentSettings
+from vcbridge.core.audit import Actor
+from vcbridge.core.clock import SystemClock
+from vcbridge.core.db.engine import Database
+from vcbridge.core.db.migrate import upgrade
+from vcbridge.core.db.models import Endpoint, Role, TokenScope
+from vcbridge.core.roster import RosterError, load_roster, sync_roster
+from vcbridge.core.settings import Settings, SettingsError, load_settings, passwords_for
+from vcbridge.core.users import UserError, create_user
 
 CLI_ACTOR = Actor(name=f"cli:{getpass.getuser()}", role="admin")
 
@@ -38,10 +40,27 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def _announce_database(settings: Settings) -> None:
+    """Say on stderr which database this command works on, and when it starts a new one.
+
+    A relative data_dir (the default `./var`) is relative to the directory the
+    command runs from: run elsewhere, it would silently fill a new, empty database
+    while the service uses another one."""
+    url = make_url(settings.effective_database_url)
+    print(f"database: {url.render_as_string(hide_password=True)}", file=sys.stderr)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        print(f"note: {url.database} does not exist yet: this creates a new, empty database. "
+              "If the service already runs, point this command at its data: run it from the "
+              "service's directory, or pass --data-dir, or set VCBRIDGE_DATA_DIR, "
+              "VCBRIDGE_DATABASE_URL or VCBRIDGE_CONFIG as the service has them.",
+              file=sys.stderr)
+
+
 def _with_database(
     args: argparse.Namespace, work: Callable[[Database, Settings], Awaitable[int]]
 ) -> int:
     settings = _settings(args)
+    _announce_database(settings)
 
     async def run() -> int:
         database = Database(settings.effective_database_url)
@@ -54,9 +73,9 @@ def _with_database(
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from monitoring.metrics_routes import check_metrics_exposure
+    from monitoring.metrics.routes import check_metrics_exposure
     from vcbridge.app import create_app
-    from vcbridge.http import server
+    from vcbridge.core.http import server
 
     settings = _settings(args)
     check_metrics_exposure(args.host, settings.metrics_token)
@@ -114,7 +133,7 @@ def cmd_endpoints_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_endpoints_token(args: argparse.Namespace) -> int:
-    from vcbridge.api.endpoints_routes import issue_endpoint_token
+    from vcbridge.core.api.endpoints_routes import issue_endpoint_token
 
     async def work(database: Database, _settings: Settings) -> int:
         await upgrade(database)
@@ -133,8 +152,28 @@ def cmd_endpoints_token(args: argparse.Namespace) -> int:
     return _with_database(args, work)
 
 
+NEW_PASSWORD_ENV = "VCBRIDGE_NEW_PASSWORD"  # noqa: S105 - a variable name, not a secret
+
+
+def _new_password() -> str | None:
+    """The new account's password: from VCBRIDGE_NEW_PASSWORD, or asked on the terminal."""
+    if password := os.environ.get(NEW_PASSWORD_ENV):
+        return password
+    if not sys.stdin.isatty():
+        print(f"error: no terminal to ask for the password: set {NEW_PASSWORD_ENV}",
+              file=sys.stderr)
+        return None
+    try:
+        return getpass.getpass("Mật khẩu / Password: ")
+    except (EOFError, KeyboardInterrupt):
+        print("\nerror: no password given", file=sys.stderr)
+        return None
+
+
 def cmd_users_create(args: argparse.Namespace) -> int:
-    password = os.environ.get("VCBRIDGE_NEW_PASSWORD") or getpass.getpass("Mật khẩu / Password: ")
+    password = _new_password()
+    if password is None:
+        return 2
 
     async def work(database: Database, settings: Settings) -> int:
         await upgrade(database)
@@ -158,11 +197,22 @@ def cmd_users_create(args: argparse.Namespace) -> int:
 AGENT_TOKEN_ENV = "VCBRIDGE_AGENT_TOKEN"  # noqa: S105 - a variable name, not a secret
 
 
+def agent_settings(args: argparse.Namespace, token: str, settings: Settings) -> AgentSettings:
+    """The agent's own settings from its flags and the service's configuration: the same
+    configuration file and `VCBRIDGE_*` variables (ICE servers, host addresses)."""
+    return AgentSettings(
+        server=args.server, endpoint=args.endpoint, token=token, media=args.media,
+        audio_device=args.audio_device, ice_servers=settings.ice_servers,
+        ice_host_addresses=settings.ice_host_addresses, summary_seconds=args.stats_interval,
+    )
+
+
 def cmd_agent(args: argparse.Namespace) -> int:
     """Run the unattended endpoint agent until SIGINT or SIGTERM."""
     import signal
 
-    from bridge.agent import AgentConfigError, EndpointAgent
+    from bridge.agent.endpoint_agent import EndpointAgent
+    from bridge.agent.settings import AgentConfigError
 
     token = args.token or os.environ.get(AGENT_TOKEN_ENV, "")
     if not token:
@@ -182,10 +232,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
         for noisy in ("aiortc", "aioice"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = load_settings()
-    agent = EndpointAgent(
-        args.server, args.endpoint, token, media=args.media, settings=settings,
-        audio_device=args.audio_device, summary_seconds=args.stats_interval,
-    )
+    agent = EndpointAgent(agent_settings(args, token, settings))
     use_event_loop(settings)
 
     async def run() -> None:

@@ -8,11 +8,11 @@ from typing import Any
 
 from aiohttp import web
 
-from bridge.floor_control import Moderator
 from scheduler import attendance
 from scheduler.lifecycle_api import REDIAL_POLICY
-from vcbridge.app_keys import CLOCK, DATABASE, EVENT_BUS
-from vcbridge.audit import Actor, record
+from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS
+from vcbridge.core.audit import Actor, record
+from vcbridge.core.event_types import EventType
 
 
 class RoomReports:
@@ -28,18 +28,18 @@ class RoomReports:
                                     app[REDIAL_POLICY], app[EVENT_BUS])
 
     async def floor_action(self, conference_id: int, actor: str, action: str,
-                           data: dict[str, Any], moderator: Moderator | None = None) -> None:
+                           data: dict[str, Any], moderator: Actor | None = None) -> None:
         app = self._app
         now = app[CLOCK].now()
-        name = action if action.startswith("floor.") else f"floor.{action}"
+        name = EventType.floor(action)
         target = data.get("endpoint")
         audience = [actor, target] if isinstance(target, str) else [actor]
         if moderator is None:
             who = Actor(f"endpoint:{actor}", "endpoint")
         else:
             # On the chair's behalf (`actor` is the chair): the record names the person.
-            who = Actor(moderator.user, moderator.role, moderator.remote)
-            data = {**data, "by": {"user": moderator.user, "role": moderator.role}}
+            who = moderator
+            data = {**data, "by": {"user": moderator.name, "role": moderator.role}}
         async with app[DATABASE].write() as session:
             await record(session, who, name, "conference", conference_id, None, data, now)
             await app[EVENT_BUS].publish(session, name, now, conference_id=conference_id,

@@ -16,14 +16,15 @@
 // is connected from another device (the takeover screen).
 
 import {
-  ApiFailure, EventStream, api, banner, el, fill, formatWhen, icon, initials, loadRoster, logOut,
-  loginForm, opensAt, formatTime, setupFrame, showUser, siteName, statusChip, toast, whoAmI,
+  ApiFailure, EventStream, RUNNING, api, banner, el, fill, formatWhen, icon, initials, loadRoster,
+  logOut, loginForm, opensAt, formatTime, runPage, setupFrame, showUser, siteName, statusChip,
+  toast, whoAmI,
 } from './common.js';
 import { errorText, onLangChange, t } from './i18n.js';
 import { LocalMedia } from './media.js';
-import { QualityMeter, RoomClient } from './room.js';
+import { QualityMeter } from './room.js';
+import { openRoom, qualityParts, sampleQuality as sampleRoomQuality } from './room_session.js';
 
-const RUNNING = new Set(['open', 'live']);
 // Roles that may moderate any conference (the bridge checks it again).
 const MODERATORS = new Set(['booker', 'admin']);
 const ABSENT = new Set(['declined', 'absent', 'left']);
@@ -488,64 +489,36 @@ function start() {
   connect();
 }
 
-function connect() {
-  if (page.room) page.room.close(false);
-  setMode(page.attempts ? 'reconnecting' : 'connecting');
-  page.quality.reset();
-  if (page.media.audio) page.media.audio.enabled = !page.micMuted;
-  const media = page.control ? { control: true } : { audio: page.media.audio, video: page.media.video };
-  const room = new RoomClient(conferenceId, media, {
-    onState: (state) => {
-      if (room !== page.room) return;
-      const before = page.state;
-      page.state = state;
-      renderState();
-      if (!before || before.present.length !== state.present.length) rollcallSoon();
-    },
-    onTrack: (slot, track) => attachTrack(slot, track),
-    onConnected: () => {
-      if (room !== page.room) return;
-      if (page.attempts) banner(t('reconnected'), 'ok', { autoHideMs: 4000 });
-      else banner(null);
-      page.attempts = 0;
-      setMode('live');
-    },
-    onLost: () => {
-      if (room === page.room) reconnect();
-    },
-    onEnded: (kind, reason) => {
-      if (room !== page.room) return;
-      const key = kind === 'replaced' ? 'replaced_text' : reason === 'cancelled' ? 'cancelled_text' : 'ended_text';
-      stopRoom(false, key);
-      if (kind === 'closed') refreshConference();
-    },
-    onError: (error) => {
-      if (room === page.room) toast(errorText(error));
-    },
-  });
-  page.room = room;
-  room.start();
-}
-
-async function reconnect() {
-  if (!page.wantIn) return;
-  page.attempts += 1;
-  setMode('reconnecting');
-  banner(t('reconnecting'), 'warn');
-  await new Promise((resolve) => {
-    page.wakeUp = resolve;
-    setTimeout(resolve, Math.min(250 * 2 ** page.attempts, 4000));
-  });
-  page.wakeUp = null;
-  if (!page.wantIn) return;
-  try {
+// What the console does in the room; the connection itself is room_session.js.
+const roomHooks = {
+  setMode,
+  liveMode: 'live',
+  opening: () => {
+    if (page.media.audio) page.media.audio.enabled = !page.micMuted;
+  },
+  onState: (state) => {
+    const before = page.state;
+    page.state = state;
+    renderState();
+    if (!before || before.present.length !== state.present.length) rollcallSoon();
+  },
+  onTrack: (slot, track) => attachTrack(slot, track),
+  onEnded: (kind, reason) => {
+    const key = kind === 'replaced' ? 'replaced_text' : reason === 'cancelled' ? 'cancelled_text' : 'ended_text';
+    stopRoom(false, key);
+    if (kind === 'closed') refreshConference();
+  },
+  onError: (error) => toast(errorText(error)),
+  recheck: async () => {
     page.conference = await api('GET', `/api/v1/conferences/${conferenceId}`);
-  } catch {
-    reconnect();
-    return;
-  }
-  if (RUNNING.has(page.conference.status)) connect();
-  else stopRoom(false, page.conference.status === 'cancelled' ? 'cancelled_text' : 'ended_text');
+    if (RUNNING.has(page.conference.status)) connect();
+    else stopRoom(false, page.conference.status === 'cancelled' ? 'cancelled_text' : 'ended_text');
+  },
+};
+
+function connect() {
+  const media = page.control ? { control: true } : { audio: page.media.audio, video: page.media.video };
+  openRoom(page, conferenceId, media, roomHooks);
 }
 
 function stopRoom(goodbye, notice = null) {
@@ -614,33 +587,15 @@ function confirmRemove(code) {
 
 // -- connection quality -------------------------------------------------------------------------------------------
 
-async function sampleQuality() {
-  const room = page.room;
-  if (!room || page.mode !== 'live' || !room.videoPc) {
-    ui.quality.dataset.grade = 'none';
-    fill(ui.qualityText, t('quality_none'));
-    return;
-  }
-  let q;
-  try {
-    q = await page.quality.sample([room.audioPc, room.videoPc]);
-  } catch {
-    return;
-  }
-  if (room !== page.room) return;
-  page.lastQuality = q;
-  renderQuality();
+function sampleQuality() {
+  return sampleRoomQuality(page, ui, { liveMode: 'live', ready: (room) => room.videoPc, render: renderQuality });
 }
 
 function renderQuality() {
   const q = page.lastQuality;
   if (!q || page.mode !== 'live') return;
   ui.quality.dataset.grade = q.grade;
-  const parts = [t(`quality_${q.grade}`)];
-  if (q.rttMs !== null) parts.push(`${Math.round(q.rttMs)} ms`);
-  if (q.lossPct !== null) parts.push(`${t('loss')} ${q.lossPct.toFixed(1)} %`);
-  if (q.kbpsIn !== null) parts.push(`↓ ${Math.round(q.kbpsIn)} kb/s`);
-  fill(ui.qualityText, parts.join(' · '));
+  fill(ui.qualityText, qualityParts(q).join(' · '));
 }
 
 // -- the scheduler's events --------------------------------------------------------------------------------------------
@@ -655,9 +610,4 @@ function onEvent(event) {
   if (event.type.startsWith('endpoint.')) rollcallSoon();
 }
 
-main().catch((error) => {
-  banner(t('err_network'), 'error');
-  // eslint-disable-next-line no-console
-  console.error(error);
-  setTimeout(() => location.reload(), 5000);
-});
+runPage(main);

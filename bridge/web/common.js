@@ -8,6 +8,8 @@
 import { applyStatic, lang, onLangChange, setLang, t } from './i18n.js';
 
 export const ZONE = 'Asia/Ho_Chi_Minh';
+// A conference whose room is open: sites may join (the service's RUNNING_STATUSES).
+export const RUNNING = new Set(['open', 'live']);
 
 // -- DOM ------------------------------------------------------------------------
 
@@ -255,14 +257,35 @@ export class EventStream {
 
 // -- the page frame: header, banner, toast, login -------------------------------------
 
-/** Fill the header's static texts and wire the language switch. */
+/**
+ * Build the frame both pages share around their `#app`: the header (brand, the
+ * page's subtitle, who is logged in, the language switch), the banner and the
+ * toast. Built here once, so the two HTML files hold only what differs.
+ */
 export function setupFrame(subtitleKey) {
-  const sub = document.getElementById('brand-sub');
-  if (sub) sub.dataset.i18n = subtitleKey;
-  const switcher = document.getElementById('lang');
-  switcher.dataset.i18n = 'switch_lang';
+  const switcher = el('button', { id: 'lang', class: 'lang-button', type: 'button', data: { i18n: 'switch_lang' } });
   switcher.addEventListener('click', () => setLang(lang() === 'vi' ? 'en' : 'vi'));
+  const header = el('header', { class: 'topbar' },
+    el('div', { class: 'brand' },
+      el('img', { class: 'brand-mark', src: '/static/icon.svg', alt: '', width: 36, height: 36 }),
+      el('div', {},
+        el('div', { class: 'brand-name', data: { i18n: 'brand' } }),
+        el('div', { class: 'brand-sub', id: 'brand-sub', data: { i18n: subtitleKey } }))),
+    el('div', { class: 'topbar-right' }, el('span', { id: 'user-box', class: 'user-box' }), switcher));
+  const live = { role: 'status', 'aria-live': 'polite', hidden: true };
+  document.body.prepend(header, el('div', { id: 'banner', class: 'banner', ...live }));
+  document.body.append(el('div', { id: 'toast', class: 'toast', ...live }));
   applyStatic();
+}
+
+/** Run a page's `main`; if it fails (the service unreachable), say so and reload soon. */
+export function runPage(main) {
+  main().catch((error) => {
+    banner(t('err_network'), 'error');
+    // eslint-disable-next-line no-console
+    console.error(error);
+    setTimeout(() => location.reload(), 5000);
+  });
 }
 
 /** Show who is logged in (and the log-out button) in the header. */

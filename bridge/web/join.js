@@ -6,14 +6,17 @@
 // the scheduler's event and joins then, without a reload.
 
 import {
-  ApiFailure, EventStream, api, banner, el, fill, formatTime, formatWhen, icon, loadRoster,
-  logOut, loginForm, opensAt, setupFrame, showUser, siteName, statusChip, toast, whoAmI,
+  ApiFailure, EventStream, RUNNING, api, banner, el, fill, formatTime, formatWhen, icon,
+  loadRoster, logOut, loginForm, opensAt, runPage, setupFrame, showUser, siteName, statusChip,
+  toast, whoAmI,
 } from './common.js';
 import { errorText, onLangChange, t } from './i18n.js';
 import { LevelMeter, LocalMedia, fillDevicePickers } from './media.js';
-import { QualityMeter, RoomClient } from './room.js';
+import { QualityMeter } from './room.js';
+import {
+  openRoom, qualityParts, reconnectRoom, sampleQuality as sampleRoomQuality,
+} from './room_session.js';
 
-const RUNNING = new Set(['open', 'live']);
 const app = document.getElementById('app');
 
 const page = {
@@ -367,65 +370,38 @@ async function checkAndConnect() {
   else stop(conference.status === 'cancelled' ? 'cancelled_text' : 'ended_text', 'info');
 }
 
+// What the page does in the room; the connection itself is room_session.js.
+const roomHooks = {
+  setMode,
+  liveMode: 'call',
+  opening: () => renderHeader(),
+  onState: (state) => {
+    page.state = state;
+    renderRoom();
+  },
+  onTrack: (slot, track) => attachTrack(slot, track),
+  onEnded: (kind, reason) => {
+    if (kind === 'removed') stop('removed_text', 'warn');
+    else if (kind === 'replaced') stop('replaced_text', 'warn');
+    else stop(reason === 'cancelled' ? 'cancelled_text' : 'ended_text', 'info');
+  },
+  onError: (error, room) => {
+    if (!room.joined && (error.code === 'locked' || error.code === 'removed')) {
+      stop(error.code === 'locked' ? 'locked_text' : 'removed_text', 'warn');
+    } else {
+      toast(errorText(error));
+    }
+  },
+  recheck: () => checkAndConnect(),
+};
+
 function connect() {
-  if (page.room) page.room.close(false);
-  setMode(page.attempts ? 'reconnecting' : 'connecting');
-  renderHeader();
-  page.quality.reset();
-  const room = new RoomClient(page.conference.id, { audio: page.media.audio, video: page.media.video }, {
-    onState: (state) => {
-      if (room !== page.room) return;
-      page.state = state;
-      renderRoom();
-    },
-    onTrack: (slot, track) => attachTrack(slot, track),
-    onConnected: () => {
-      if (room !== page.room) return;
-      if (page.attempts) banner(t('reconnected'), 'ok', { autoHideMs: 4000 });
-      else banner(null);
-      page.attempts = 0;
-      setMode('call');
-    },
-    onLost: () => {
-      if (room === page.room) reconnect();
-    },
-    onEnded: (kind, reason) => {
-      if (room !== page.room) return;
-      if (kind === 'removed') stop('removed_text', 'warn');
-      else if (kind === 'replaced') stop('replaced_text', 'warn');
-      else stop(reason === 'cancelled' ? 'cancelled_text' : 'ended_text', 'info');
-    },
-    onError: (error) => {
-      if (room !== page.room) return;
-      if (!room.joined && (error.code === 'locked' || error.code === 'removed')) {
-        stop(error.code === 'locked' ? 'locked_text' : 'removed_text', 'warn');
-      } else {
-        toast(errorText(error));
-      }
-    },
-  });
-  page.room = room;
-  room.start();
+  openRoom(page, page.conference.id, { audio: page.media.audio, video: page.media.video }, roomHooks);
 }
 
 /** The network dropped: say so, and come back with the same seat. */
-async function reconnect() {
-  if (!page.wantIn) return;
-  page.attempts += 1;
-  setMode('reconnecting');
-  banner(t('reconnecting'), 'warn');
-  const delay = Math.min(250 * 2 ** page.attempts, 4000);
-  await new Promise((resolve) => {
-    page.wakeUp = resolve;
-    setTimeout(resolve, delay);
-  });
-  page.wakeUp = null;
-  if (!page.wantIn) return;
-  try {
-    await checkAndConnect();
-  } catch {
-    reconnect(); // the server is unreachable: keep trying
-  }
+function reconnect() {
+  return reconnectRoom(page, roomHooks);
 }
 
 /** Leave on purpose (`goodbye`: tell the bridge, the roll call shows "left"). */
@@ -574,33 +550,15 @@ function floorAction() {
 
 // -- connection quality ------------------------------------------------------------------------------------------
 
-async function sampleQuality() {
-  const room = page.room;
-  if (!room || page.mode !== 'call') {
-    ui.quality.dataset.grade = 'none';
-    fill(ui.qualityText, t('quality_none'));
-    return;
-  }
-  if (!room.audioPc) return;
-  let q;
-  try {
-    q = await page.quality.sample([room.audioPc, room.videoPc]);
-  } catch {
-    return;
-  }
-  if (!q || room !== page.room) return;
-  page.lastQuality = q;
-  renderQuality();
+function sampleQuality() {
+  return sampleRoomQuality(page, ui, { liveMode: 'call', ready: (room) => room.audioPc, render: renderQuality });
 }
 
 function renderQuality() {
   const q = page.lastQuality;
   if (!q || page.mode !== 'call') return;
   ui.quality.dataset.grade = q.grade;
-  const parts = [t(`quality_${q.grade}`)];
-  if (q.rttMs !== null) parts.push(`${Math.round(q.rttMs)} ms`);
-  if (q.lossPct !== null) parts.push(`${t('loss')} ${q.lossPct.toFixed(1)} %`);
-  if (q.kbpsIn !== null) parts.push(`↓ ${Math.round(q.kbpsIn)} kb/s`);
+  const parts = qualityParts(q);
   if (q.kbpsOut !== null) parts.push(`↑ ${Math.round(q.kbpsOut)} kb/s`);
   fill(ui.qualityText, parts.join(' · '));
   ui.quality.title = `${t('quality')}: ${t(`quality_${q.grade}`)}\n${t('rtt')}: ${q.rttMs === null ? '–' : `${Math.round(q.rttMs)} ms`}\n`
@@ -626,9 +584,4 @@ function onEvent(event) {
   }
 }
 
-main().catch((error) => {
-  banner(t('err_network'), 'error');
-  // eslint-disable-next-line no-console
-  console.error(error);
-  setTimeout(() => location.reload(), 5000);
-});
+runPage(main);

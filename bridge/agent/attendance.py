@@ -1,0 +1,124 @@
+"""The agent's presence in its conferences: join when told, stay, rejoin after a
+drop while the conference still runs, leave when it ends.
+
+If the media or the signaling channel drops while the conference still runs,
+the whole site client is rebuilt at once (aiortc has no ICE restart), with a
+short jittered backoff; a drop after the media was up starts the backoff again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+
+from bridge.agent.conference_session import OUTCOMES, Attendance, ConferenceSessions
+from bridge.agent.controller import Controller, jittered
+
+log = logging.getLogger(__name__)
+
+
+class Attendances:
+    """The conferences the agent attends, at most one presence each."""
+
+    def __init__(self, sessions: ConferenceSessions, controller: Controller,
+                 retry: tuple[float, float]) -> None:
+        self.sessions = sessions
+        self.controller = controller
+        self.retry = retry
+        self.attending: dict[int, Attendance] = {}
+        self.counts: Counter[str] = Counter()
+
+    def joined(self) -> list[int]:
+        """The conferences the agent is in with its media up."""
+        return [c for c, a in self.attending.items() if a.joined]
+
+    def attend(self, conference_id: int, why: str) -> None:
+        """Join `conference_id` and stay until it ends (nothing if already in it)."""
+        if conference_id in self.attending:
+            log.debug("conference %s: already in it (%s)", conference_id, why)
+            return
+        log.info("conference %s: joining, %s", conference_id, why)
+        task = asyncio.create_task(self._attend(conference_id),
+                                   name=f"agent-conference-{conference_id}")
+        self.attending[conference_id] = Attendance(conference_id, task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            current = self.attending.get(conference_id)
+            if current is not None and current.task is finished:
+                del self.attending[conference_id]
+            if not finished.cancelled() and finished.exception() is not None:
+                log.error("conference %s: the agent stopped attending after an error",
+                          conference_id, exc_info=finished.exception())
+
+        task.add_done_callback(done)
+
+    def leave(self, conference_id: int, reason: str) -> None:
+        """Leave `conference_id`: it `reason` ("ended", "cancelled")."""
+        attendance = self.attending.get(conference_id)
+        if attendance is None:
+            log.info("conference %s: %s", conference_id, reason)
+            return
+        attendance.leave_reason = f"the conference {reason}"
+        attendance.task.cancel()
+
+    def retry_now(self) -> None:
+        """The controller is reachable again: waiting rejoins go at once."""
+        for attendance in self.attending.values():
+            attendance.retry_now.set()
+
+    async def stop(self) -> None:
+        """Leave every conference (the agent is stopping)."""
+        tasks = [a.task for a in self.attending.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def describe(self) -> str:
+        """The conferences for the summary line."""
+        now = time.monotonic()
+        return ", ".join(
+            f"{a.conference_id} ({'joined' if a.joined else 'connecting'}, "
+            f"{int(now - a.since)} s)" for a in self.attending.values()) or "none"
+
+    async def _attend(self, conference_id: int) -> None:
+        """Stay in the conference until it ends, rebuilding the site client after drops."""
+        try:
+            await self._rejoin_loop(self.attending[conference_id])
+        except asyncio.CancelledError:
+            attendance = self.attending.get(conference_id)
+            reason = attendance.leave_reason if attendance else "the agent is stopping"
+            log.info("conference %s: left (%s)", conference_id, reason)
+            self.counts["left"] += 1
+            raise
+
+    async def _rejoin_loop(self, attendance: Attendance) -> None:
+        conference_id = attendance.conference_id
+        first, most = self.retry
+        delay = first
+        attempt = 0
+        while True:
+            attempt += 1
+            if attempt > 1:
+                self.counts["rejoins"] += 1
+            outcome, media_was_up = await self.sessions.run(attendance)
+            if outcome in ("removed", "replaced"):
+                log.warning("conference %s: %s; not rejoining (a new invitation will bring "
+                            "the agent back)", conference_id,
+                            "the chair removed this site" if outcome == "removed" else
+                            "this endpoint connected again from another device")
+                return
+            if await self.controller.still_running(conference_id) is False:
+                log.info("conference %s: left (the conference is over)", conference_id)
+                self.counts["left"] += 1
+                return
+            if media_was_up:
+                delay = first
+            wait = jittered(delay)
+            log.warning("conference %s: %s; rejoining in %.1f s", conference_id,
+                        OUTCOMES.get(outcome, outcome), wait)
+            attendance.retry_now.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(attendance.retry_now.wait(), wait)
+            delay = min(delay * 2, most)

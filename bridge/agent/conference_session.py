@@ -1,0 +1,164 @@
+"""One stay of the agent in one conference: join the room, wait for the media, stay
+until something ends it, and say why (the rejoin loop in `attendance.py` decides
+what to do next)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from aiortc import RTCConfiguration, RTCPeerConnection
+
+from bridge.agent.controller import describe
+from bridge.agent.media_sources import MediaSource
+from bridge.agent.settings import AgentSettings
+from bridge.agent.site_client import Received, SiteClient
+from bridge.ice_policy import Network
+
+log = logging.getLogger(__name__)
+
+# A joined site whose media is not up by then is rebuilt.
+MEDIA_CONNECT_TIMEOUT = 20.0
+# The bridge says "closed" before it closes the media: how long to wait for its reason.
+CLOSED_REASON_WAIT = 0.5
+
+OUTCOMES = {
+    "join_failed": "the join failed",
+    "media_timeout": f"the media did not connect within {MEDIA_CONNECT_TIMEOUT:.0f} s",
+    "media_failed": "the media connection failed",
+    "signaling_lost": "the signaling connection closed",
+    "closed": "the bridge closed the room but the conference is still running",
+}
+
+
+@dataclass
+class AgentSiteClient(SiteClient):
+    """A SiteClient that reports its media state."""
+
+    media_up: asyncio.Event = field(default_factory=asyncio.Event)
+    media_failed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def _new_pc(self) -> RTCPeerConnection:
+        pc = super()._new_pc()
+
+        @pc.on("connectionstatechange")
+        def _state() -> None:
+            if pc.connectionState == "failed":
+                self.media_failed.set()
+            elif len(self._pcs) >= 2 and all(p.connectionState == "connected"
+                                             for p in self._pcs):
+                self.media_up.set()
+
+        return pc
+
+
+@dataclass
+class Attendance:
+    """The agent's presence in one conference."""
+
+    conference_id: int
+    task: asyncio.Task[None]
+    since: float = field(default_factory=time.monotonic)
+    joined: bool = False
+    leave_reason: str = "the agent is stopping"
+    client: SiteClient | None = None
+    # Set when the controller is reachable again: a waiting rejoin goes at once.
+    retry_now: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class ConferenceSessions:
+    """Joins a conference once and stays; `run` returns why it ended and whether the
+    media was up. Counts joins and failures in `counts`."""
+
+    def __init__(self, settings: AgentSettings, media: MediaSource,
+                 configuration: RTCConfiguration, remote_networks: Sequence[Network],
+                 on_received: Callable[[int, Received], None]) -> None:
+        self.settings = settings
+        self.media = media
+        self.configuration = configuration
+        self.remote_networks = remote_networks
+        self.on_received = on_received
+        self.counts: Counter[str] = Counter()
+
+    async def run(self, attendance: Attendance) -> tuple[str, bool]:
+        """Join once and stay until something ends the session: (why, media was up)."""
+        conference_id = attendance.conference_id
+
+        def no_media(exc: Exception) -> None:
+            # Present but unseen and unheard beats absent: join receive-only.
+            log.error("conference %s: cannot open the media source %s: %s; joining "
+                      "without camera and microphone", conference_id, self.media.spec,
+                      describe(exc))
+
+        with self.media.borrowed(no_media) as (audio, video):
+            client = AgentSiteClient(
+                self.settings.server, conference_id, self.settings.token, self.configuration,
+                audio=audio, video=video,
+                on_received=lambda item: self.on_received(conference_id, item),
+                remote_networks=self.remote_networks,
+            )
+            attendance.client = client
+            leave = False
+            try:
+                return await self._join_and_stay(attendance, client)
+            except asyncio.CancelledError:
+                leave = True  # the conference ended or the agent stops: say goodbye
+                raise
+            finally:
+                attendance.joined, attendance.client = False, None
+                with contextlib.suppress(Exception):
+                    await client.close(leave=leave)
+
+    async def _join_and_stay(self, attendance: Attendance, client: AgentSiteClient
+                             ) -> tuple[str, bool]:
+        conference_id = attendance.conference_id
+        try:
+            await client.join()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.counts["join_failures"] += 1
+            log.warning("conference %s: could not join: %s", conference_id, describe(exc))
+            return "join_failed", False
+        self.counts["joins"] += 1
+        log.info("conference %s: signaling connected as %s, receiving %s",
+                 conference_id, client.joined.get("role"),
+                 ", ".join(["mix", *client.joined.get("slots", [])]))
+        return await self._stay(attendance, client)
+
+    async def _stay(self, attendance: Attendance, client: AgentSiteClient
+                    ) -> tuple[str, bool]:
+        ended = asyncio.ensure_future(client.ended.wait())
+        failed = asyncio.ensure_future(client.media_failed.wait())
+        up = asyncio.ensure_future(client.media_up.wait())
+        try:
+            done, _ = await asyncio.wait({ended, failed, up}, timeout=MEDIA_CONNECT_TIMEOUT,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if up in done:
+                attendance.joined = True
+                log.info("conference %s: joined, media connected", attendance.conference_id)
+                await asyncio.wait({ended, failed}, return_when=asyncio.FIRST_COMPLETED)
+            elif not done:
+                self.counts["media_failures"] += 1
+                return "media_timeout", False
+            if failed.done() and not ended.done():
+                # The bridge says "closed" before it closes the media: give the
+                # signaling a moment to tell us why the media went.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(ended), CLOSED_REASON_WAIT)
+            media_was_up = up.done()
+            if client.closed_reason is not None:
+                return client.closed_reason, media_was_up
+            if failed.done():
+                self.counts["media_failures"] += 1
+                return "media_failed", media_was_up
+            self.counts["signaling_drops"] += 1
+            return "signaling_lost", media_was_up
+        finally:
+            for waiter in (ended, failed, up):
+                waiter.cancel()

@@ -1,0 +1,50 @@
+"""What the endpoint agent needs to know, and nothing of the server's settings.
+
+`vcbridge agent` builds it from its flags and the same `VCBRIDGE_*` environment
+variables and configuration file as the service (`vcbridge/cli.py`); tests and
+benchmarks build it directly."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+# Event stream reconnection: 0.5 s doubling to 30 s, with jitter.
+STREAM_RETRY = (0.5, 30.0)
+# Rejoining a running conference after a drop: quick, then slower.
+REJOIN_RETRY = (0.2, 5.0)
+SUMMARY_SECONDS = 30.0  # how often a summary line goes to the log
+HEARTBEAT_SECONDS = 5.0  # how often the agent reports its health to the controller
+
+
+class AgentConfigError(Exception):
+    """The agent cannot work with this configuration (for example a token of
+    another endpoint); retrying would not help."""
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """One agent: which controller, as which endpoint, with what media and network.
+
+    `media` is `testsrc` (a generated tone and colour card), a device under `/dev/`
+    or a media file (see `media_sources.MediaSource`). `ice_servers` are STUN/TURN
+    URIs; `ice_host_addresses` the local addresses offered as ICE host candidates
+    and the networks remote candidates must be in (empty: all)."""
+
+    server: str
+    endpoint: str
+    token: str = field(repr=False)  # never in a log line
+    media: str = "testsrc"
+    audio_device: str = "default"
+    ice_servers: Sequence[str] = ()
+    ice_host_addresses: Sequence[str] = ()
+    summary_seconds: float = SUMMARY_SECONDS
+    heartbeat_seconds: float = HEARTBEAT_SECONDS
+    stream_retry: tuple[float, float] = STREAM_RETRY
+    rejoin_retry: tuple[float, float] = REJOIN_RETRY
+
+    def __post_init__(self) -> None:
+        # Frozen: normalise through object.__setattr__ (a trailing slash, lists).
+        object.__setattr__(self, "server", self.server.rstrip("/"))
+        object.__setattr__(self, "ice_servers", tuple(self.ice_servers))
+        object.__setattr__(self, "ice_host_addresses", tuple(self.ice_host_addresses))

@@ -1,0 +1,93 @@
+"""Run `vcbridge serve` as a real process, for end-to-end tests and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def service_env(**extra: str) -> dict[str, str]:
+    """The environment of a test service: cheap password hashes, quick leadership polls."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VCBRIDGE_")}
+    env.update(VCBRIDGE_PASSWORD_TIME_COST="1", VCBRIDGE_PASSWORD_MEMORY_KIB="64",
+               VCBRIDGE_ADMIN_PASSWORD="admin-password-e2e", VCBRIDGE_LEADER_POLL_SECONDS="1")
+    env.update(extra)
+    return env
+
+
+class Service:
+    """One `vcbridge serve` process on a free port (of loopback, or of `host`)."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str], host: str = "127.0.0.1") -> None:
+        self.port = free_port()
+        self.base = f"http://{host}:{self.port}"
+        self.log = data_dir / f"serve-{self.port}.log"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log.open("w") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "vcbridge.cli", "serve", "--host", host,
+                 "--port", str(self.port), "--data-dir", str(data_dir)],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            )
+        self.token = ""
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def wait_healthy(self, timeout: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"service exited: {self.log.read_text()}")
+            try:
+                status, body = self.request("GET", "/healthz")
+                if status == 200:
+                    return dict(body)
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"service not healthy: {self.log.read_text()}")
+
+    def login(self) -> None:
+        status, body = self.request("POST", "/api/v1/auth/login",
+                                    {"username": "admin", "password": "admin-password-e2e"})
+        assert status == 200, body
+        self.token = body["token"]
+
+    def kill(self) -> None:
+        """kill -9: no cleanup at all."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()

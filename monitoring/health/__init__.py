@@ -1,0 +1,1 @@
+"""Endpoint health: heartbeats in, the health model, its rows and history, readiness, the API."""

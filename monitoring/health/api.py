@@ -1,0 +1,261 @@
+"""HTTP handlers of endpoint health: the board, one endpoint, availability, readiness.
+
+- `GET /api/v1/health`: every endpoint's state (staff: admin, booker, it;
+  an operator or agent: its own endpoint only).
+- `GET /api/v1/health/{code}`: one endpoint, with `?hours=` (24) of
+  per-minute figures and its recent transitions.
+- `GET /api/v1/reports/availability?month=YYYY-MM[&format=csv]`: staff.
+- `GET /api/v1/conferences/{id}/readiness`: the pre-flight check of a
+  conference, for whoever may see the conference."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from monitoring import responses
+from monitoring.health import availability, store
+from monitoring.health.model import HealthState
+from monitoring.health.monitor import MONITOR, EndpointView, HealthMonitor
+from monitoring.health.readiness import ParticipantHealth, Readiness, readiness
+from monitoring.health.samples import sample_json, samples_since
+from vcbridge.core.app_keys import DATABASE, ZONE
+from vcbridge.core.auth.conference_access import is_staff, may_see, may_see_endpoint, parties
+from vcbridge.core.auth.principal import Permission
+from vcbridge.core.clock import to_local_iso
+from vcbridge.core.db.models import Conference, Endpoint
+from vcbridge.core.http.auth_middleware import require_permission, require_principal
+from vcbridge.core.http.errors import forbidden, invalid, not_found
+from vcbridge.core.http.parsing import path_int, query_int
+from vcbridge.core.http.render import render
+
+CSV = "text/csv"
+
+
+def _when(value: datetime | None, zone: ZoneInfo) -> str | None:
+    return to_local_iso(value, zone) if value is not None else None
+
+
+def test_call_json(body: dict[str, Any] | None, zone: ZoneInfo) -> dict[str, Any] | None:
+    if not body:
+        return None
+    result = dict(body)
+    result["at"] = to_local_iso(datetime.fromisoformat(body["at"]), zone)
+    return result
+
+
+def view_json(view: EndpointView, zone: ZoneInfo, now: datetime) -> dict[str, Any]:
+    """One endpoint's health as the API shows it."""
+    report = view.latest.report_json or {}
+    last = view.latest.report.received_at if view.latest.report is not None else None
+    return {
+        "code": view.endpoint.code,
+        "name": view.endpoint.name,
+        "name_en": view.endpoint.name_en,
+        "state": view.health.state.value,
+        "since": _when(view.since, zone),
+        "reasons": [r.to_json(zone, now) for r in view.health.reasons],
+        "last_heartbeat": _when(last, zone),
+        "seconds_since_heartbeat": (round((now - last).total_seconds(), 1)
+                                    if last is not None else None),
+        "event_stream": view.stream_connected,
+        "devices": report.get("devices"),
+        "cpu_percent": report.get("cpu_percent"),
+        "network": report.get("network"),
+        "call": report.get("call"),
+        "clock_offset_seconds": report.get("clock_offset_seconds"),
+        "agent_version": report.get("agent_version"),
+        "test_call": test_call_json(view.latest.test_call_json, zone),
+    }
+
+
+async def list_health(request: web.Request) -> web.Response:
+    """GET /api/v1/health: every endpoint (an operator: its own)."""
+    principal = require_principal(request)
+    monitor = request.app[MONITOR]
+    zone = request.app[ZONE]
+    async with request.app[DATABASE].read() as session:
+        if is_staff(principal):
+            endpoints = await store.active_endpoints(session)
+        elif principal.endpoint_id is not None:
+            endpoints = await store.active_endpoints(session, [principal.endpoint_id])
+        else:
+            raise forbidden("this account is bound to no endpoint")
+        views = await monitor.views(session, endpoints)
+    now = monitor.clock.now()
+    counts = {state.value: 0 for state in HealthState}
+    for view in views:
+        counts[view.health.state.value] += 1
+    return render(responses.HealthBoard.model_validate({
+        "time": to_local_iso(now, zone),
+        "counts": counts,
+        "endpoints": [view_json(v, zone, now) for v in views],
+    }))
+
+
+async def _endpoint_by_code(session: AsyncSession, code: str) -> store.EndpointInfo:
+    row = (await session.execute(
+        select(Endpoint.id, Endpoint.code, Endpoint.name, Endpoint.name_en)
+        .where(Endpoint.code == code)
+    )).first()
+    if row is None:
+        raise not_found(f"no endpoint {code!r}")
+    return store.EndpointInfo(*row)
+
+
+async def get_health(request: web.Request) -> web.Response:
+    """GET /api/v1/health/{code}?hours=24: one endpoint, its figures and transitions."""
+    principal = require_principal(request)
+    hours = query_int(request, "hours", 24, 1, 24 * 35)
+    monitor = request.app[MONITOR]
+    zone = request.app[ZONE]
+    # Changes this process saw but has not stored yet belong in the transitions below.
+    with contextlib.suppress(SQLAlchemyError, OSError):
+        await monitor.record_changes()
+    async with request.app[DATABASE].read() as session:
+        endpoint = await _endpoint_by_code(session, request.match_info["code"])
+        if not may_see_endpoint(principal, endpoint.id):
+            raise forbidden("you can only see your own endpoint's health")
+        (view,) = await monitor.views(session, [endpoint])
+        now = monitor.clock.now()
+        samples = await samples_since(session, endpoint.id, now - timedelta(hours=hours))
+        transitions = await store.recent_transitions(session, endpoint.id)
+    body = view_json(view, zone, now)
+    body["samples"] = [sample_json(s, zone) for s in samples]
+    body["transitions"] = [store.transition_json(t, zone, now) for t in transitions]
+    return render(responses.EndpointHealthDetail.model_validate(body))
+
+
+def _wants_csv(request: web.Request) -> bool:
+    fmt = request.query.get("format")
+    if fmt is not None:
+        if fmt not in ("json", "csv"):
+            raise invalid("query parameter 'format' must be 'json' or 'csv'")
+        return fmt == "csv"
+    accept = request.headers.get("Accept", "")
+    return CSV in accept and "application/json" not in accept
+
+
+async def availability_report(request: web.Request) -> web.Response:
+    """GET /api/v1/reports/availability?month=YYYY-MM[&format=csv]."""
+    require_permission(request, Permission.READ_ALL_CONFERENCES)
+    as_csv = _wants_csv(request)
+    monitor = request.app[MONITOR]
+    zone = request.app[ZONE]
+    now = monitor.clock.now()
+    # Absent means this month; present but empty is as wrong as any other bad month (422).
+    month = request.query.get("month")
+    if month is None:
+        month = availability.current_month(now, zone)
+    try:
+        async with request.app[DATABASE].read() as session:
+            endpoints = await store.active_endpoints(session)
+            report = await availability.build_report(session, month, zone, now, endpoints)
+    except availability.BadMonth as exc:
+        raise invalid(f"query parameter 'month': {exc}") from None
+    if as_csv:
+        return web.Response(
+            body=availability.to_csv(report), content_type=CSV, charset="utf-8",
+            headers={"Content-Disposition":
+                     f'attachment; filename="availability-{report.month}.csv"'},
+        )
+    return render(responses.AvailabilityReport.model_validate({
+        "month": report.month,
+        "from": to_local_iso(report.start, zone),
+        "to": to_local_iso(report.end, zone),
+        "elapsed_seconds": round(report.elapsed),
+        "endpoints": [availability.row_json(r, report.elapsed) for r in report.rows],
+    }))
+
+
+# -- readiness -----------------------------------------------------------------------------
+
+
+async def conference_readiness(session: AsyncSession, monitor: HealthMonitor,
+                               conference: Conference) -> tuple[Readiness, list[EndpointView]]:
+    """The pre-flight check of `conference`'s participants, now."""
+    endpoints = [store.EndpointInfo(p.endpoint.id, p.endpoint.code, p.endpoint.name,
+                                    p.endpoint.name_en) for p in conference.participants]
+    views = await monitor.views(session, endpoints)
+    participants = [
+        ParticipantHealth(
+            code=v.endpoint.code, name=v.endpoint.name, health=v.health, since=v.since,
+            last_heartbeat=v.latest.report.received_at if v.latest.report else None,
+            devices=v.latest.report.devices if v.latest.report else None,
+            test_call=v.latest.test_call,
+        )
+        for v in views
+    ]
+    return readiness(participants, monitor.clock.now(), monitor.zone), views
+
+
+def readiness_event_data(result: Readiness) -> dict[str, Any]:
+    """`data` of the `conference.readiness` event."""
+    return {
+        "ready": result.ready,
+        "total": result.total,
+        "summary_vi": result.summary_vi,
+        "summary_en": result.summary_en,
+        "endpoints": [
+            {"code": item.participant.code, "ready": item.ready,
+             "state": item.participant.health.state.value,
+             "problems": [r.code.value for r in item.problems]}
+            for item in result.items
+        ],
+    }
+
+
+async def get_readiness(request: web.Request) -> web.Response:
+    """GET /api/v1/conferences/{id}/readiness: who is ready for the conference."""
+    principal = require_principal(request)
+    conference_id = path_int(request, "id", "conference")
+    monitor = request.app[MONITOR]
+    zone = request.app[ZONE]
+    async with request.app[DATABASE].read() as session:
+        conference = await session.get(Conference, conference_id)
+        # A conference the caller may not see is answered as absent (as the booking API does).
+        if conference is None or not may_see(principal, parties(conference)):
+            raise not_found(f"no conference {conference_id}")
+        result, views = await conference_readiness(session, monitor, conference)
+    now = monitor.clock.now()
+    return render(responses.Readiness.model_validate({
+        "conference": conference.id,
+        "title": conference.title,
+        "status": conference.status.value,
+        "start": to_local_iso(conference.start, zone),
+        "time": to_local_iso(now, zone),
+        "ready": result.ready,
+        "total": result.total,
+        "summary_vi": result.summary_vi,
+        "summary_en": result.summary_en,
+        "endpoints": [
+            {
+                "code": item.participant.code,
+                "name": item.participant.name,
+                "ready": item.ready,
+                "state": item.participant.health.state.value,
+                "since": _when(item.participant.since, zone),
+                "last_heartbeat": _when(item.participant.last_heartbeat, zone),
+                "devices": (view.latest.report_json or {}).get("devices"),
+                "test_call": test_call_json(view.latest.test_call_json, zone),
+                "problems": [r.to_json(zone, now) for r in item.problems],
+                "warnings": [r.to_json(zone, now) for r in item.warnings],
+            }
+            for item, view in zip(result.items, views, strict=True)
+        ],
+    }))
+
+
+def setup_routes(app: web.Application) -> None:
+    """Register the health, availability and readiness routes."""
+    app.router.add_get("/api/v1/health", list_health)
+    app.router.add_get("/api/v1/health/{code}", get_health)
+    app.router.add_get("/api/v1/reports/availability", availability_report)
+    app.router.add_get("/api/v1/conferences/{id}/readiness", get_readiness)

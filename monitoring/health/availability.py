@@ -1,0 +1,286 @@
+"""The monthly availability report: online time, attendance, call quality per endpoint.
+
+Online time comes from `health_transitions`: each row starts a state that
+lasts until the endpoint's next row. Within the month (in the province's
+zone, up to now for the current month):
+
+- *monitored* time starts at the endpoint's first transition ever (its first
+  heartbeat); before it nothing is known (the agent was not installed yet),
+  so that time counts neither as online nor as offline;
+- `online_percent` = monitored time not offline (ok or degraded) / monitored
+  time; `monitored_percent` = monitored time / elapsed time of the month.
+  An endpoint never monitored in the month has `online_percent` null.
+
+Attendance comes from the `attendance` rows of the conferences that start in
+the month (rows exist once a room opened: one per invited endpoint); an
+endpoint attended when it joined at least once (an `endpoint.joined` event,
+or joined now). Call quality is the mean of the per-minute samples of the
+month (kept `health_samples_days`, 35 days: older months have none)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from monitoring.health.model import HealthState
+from monitoring.health.store import EndpointInfo
+from vcbridge.core.db.models import (
+    Attendance,
+    Conference,
+    Endpoint,
+    Event,
+    HealthSample,
+    HealthTransition,
+)
+from vcbridge.core.event_types import EventType
+
+MONTH_PATTERN = re.compile(r"^([0-9]{4})-([0-9]{2})$")  # ASCII digits only
+JOINED = "joined"  # scheduler.connect_policy.ConnectState.JOINED (a stored column value)
+
+
+class BadMonth(ValueError):
+    """The month is not YYYY-MM, or has not begun."""
+
+
+def month_bounds(text: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The first instant of the month and of the next, in UTC, from 'YYYY-MM' in `zone`."""
+    match = MONTH_PATTERN.match(text)
+    if match is None:
+        raise BadMonth("month must be YYYY-MM, e.g. 2026-11")
+    year, month = int(match[1]), int(match[2])
+    if not 1 <= month <= 12:
+        raise BadMonth("month must be between 01 and 12")
+    if not 2000 <= year <= 2200:
+        raise BadMonth("year must be between 2000 and 2200")
+    start = datetime(year, month, 1, tzinfo=zone)
+    end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Uptime:
+    """Seconds of one endpoint's time within a period, by what was known."""
+
+    monitored: float = 0.0
+    offline: float = 0.0
+    degraded: float = 0.0
+
+    @property
+    def online(self) -> float:
+        return self.monitored - self.offline
+
+    def online_percent(self) -> float | None:
+        return None if self.monitored <= 0 else 100.0 * self.online / self.monitored
+
+
+def uptime(initial: str | None, transitions: Sequence[tuple[datetime, str]],
+           start: datetime, end: datetime) -> Uptime:
+    """Time in each state over [start, end).
+
+    `initial` is the state at `start` (from the last transition before it),
+    None when the endpoint had none (not monitored yet); `transitions` are
+    the (time, new state) changes within the period, oldest first."""
+    totals: dict[str, float] = defaultdict(float)
+    state, since = initial, start
+    for at, new in sorted(transitions, key=lambda t: t[0]):
+        at = min(max(at, start), end)
+        if state is not None:
+            totals[state] += (at - since).total_seconds()
+        state, since = new, at
+    if state is not None and end > since:
+        totals[state] += (end - since).total_seconds()
+    return Uptime(
+        monitored=sum(totals.values()),
+        offline=totals[HealthState.OFFLINE.value],
+        degraded=totals[HealthState.DEGRADED.value],
+    )
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Means over the month's samples (None: nothing measured)."""
+
+    rtt_ms: float | None = None
+    jitter_ms: float | None = None
+    packet_loss_ratio: float | None = None
+    fps: float | None = None
+    call_minutes: int = 0
+
+
+@dataclass(frozen=True)
+class EndpointAvailability:
+    endpoint: EndpointInfo
+    uptime: Uptime
+    invited: int
+    attended: int
+    quality: Quality
+
+
+@dataclass(frozen=True)
+class AvailabilityReport:
+    month: str
+    start: datetime
+    end: datetime  # the end of the elapsed part (now, for the current month)
+    month_end: datetime
+    rows: tuple[EndpointAvailability, ...]
+
+    @property
+    def elapsed(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+
+async def _uptimes(session: AsyncSession, start: datetime, end: datetime
+                   ) -> dict[int, Uptime]:
+    last_before = (
+        select(HealthTransition.endpoint_id, func.max(HealthTransition.at).label("at"))
+        .where(HealthTransition.at < start).group_by(HealthTransition.endpoint_id).subquery()
+    )
+    initial: dict[int, str] = {}
+    rows = await session.execute(
+        select(HealthTransition.endpoint_id, HealthTransition.state)
+        .join(last_before, (last_before.c.endpoint_id == HealthTransition.endpoint_id)
+              & (last_before.c.at == HealthTransition.at))
+        .order_by(HealthTransition.id)
+    )
+    for endpoint_id, state in rows:
+        initial[endpoint_id] = state  # ties: the last written wins
+    within: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
+    changes = await session.execute(
+        select(HealthTransition.endpoint_id, HealthTransition.at, HealthTransition.state)
+        .where(HealthTransition.at >= start, HealthTransition.at < end)
+        .order_by(HealthTransition.endpoint_id, HealthTransition.at, HealthTransition.id)
+    )
+    for endpoint_id, at, state in changes:
+        within[endpoint_id].append((at, state))
+    return {
+        endpoint_id: uptime(initial.get(endpoint_id), within.get(endpoint_id, []), start, end)
+        for endpoint_id in set(initial) | set(within)
+    }
+
+
+async def _attendance(session: AsyncSession, start: datetime, end: datetime
+                      ) -> tuple[dict[int, int], dict[int, int]]:
+    in_month = (Conference.start >= start) & (Conference.start < end)
+    rows = (await session.execute(
+        select(Attendance.conference_id, Attendance.endpoint_id, Attendance.state,
+               Endpoint.code)
+        .join(Conference, Conference.id == Attendance.conference_id)
+        .join(Endpoint, Endpoint.id == Attendance.endpoint_id)
+        .where(in_month)
+    )).all()
+    joined = {(conference_id, code) for conference_id, code in await session.execute(
+        select(Event.conference_id, Event.endpoint_code)
+        .join(Conference, Conference.id == Event.conference_id)
+        .where(in_month, Event.type == EventType.ENDPOINT_JOINED)
+    )}
+    invited: dict[int, int] = defaultdict(int)
+    attended: dict[int, int] = defaultdict(int)
+    for conference_id, endpoint_id, state, code in rows:
+        invited[endpoint_id] += 1
+        if state == JOINED or (conference_id, code) in joined:
+            attended[endpoint_id] += 1
+    return invited, attended
+
+
+async def _quality(session: AsyncSession, start: datetime, end: datetime
+                   ) -> dict[int, Quality]:
+    s = HealthSample
+    rows = await session.execute(
+        select(s.endpoint_id, func.sum(s.rtt_sum), func.sum(s.rtt_n), func.sum(s.jitter_sum),
+               func.sum(s.jitter_n), func.sum(s.loss_sum), func.sum(s.loss_n),
+               func.sum(s.fps_sum), func.sum(s.fps_n),
+               func.count().filter(s.in_call > 0))
+        .where(s.minute >= start, s.minute < end).group_by(s.endpoint_id)
+    )
+
+    def mean(total: Any, count: Any) -> float | None:
+        return float(total) / int(count) if count else None
+
+    return {
+        endpoint_id: Quality(mean(rtt, rtt_n), mean(jitter, jitter_n), mean(loss, loss_n),
+                             mean(fps, fps_n), int(call_minutes or 0))
+        for endpoint_id, rtt, rtt_n, jitter, jitter_n, loss, loss_n, fps, fps_n, call_minutes
+        in rows
+    }
+
+
+async def build_report(session: AsyncSession, month: str, zone: ZoneInfo, now: datetime,
+                       endpoints: Iterable[EndpointInfo]) -> AvailabilityReport:
+    """The report of `month` ('YYYY-MM') for `endpoints`; BadMonth if it has not begun."""
+    start, month_end = month_bounds(month, zone)
+    if now <= start:
+        raise BadMonth(f"{month} has not begun")
+    end = min(now, month_end)
+    uptimes = await _uptimes(session, start, end)
+    invited, attended = await _attendance(session, start, month_end)
+    quality = await _quality(session, start, month_end)
+    rows = tuple(
+        EndpointAvailability(e, uptimes.get(e.id, Uptime()), invited.get(e.id, 0),
+                             attended.get(e.id, 0), quality.get(e.id, Quality()))
+        for e in endpoints
+    )
+    return AvailabilityReport(month, start, end, month_end, rows)
+
+
+def current_month(now: datetime, zone: ZoneInfo) -> str:
+    return now.astimezone(zone).strftime("%Y-%m")
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def row_json(row: EndpointAvailability, elapsed: float) -> dict[str, Any]:
+    up, q = row.uptime, row.quality
+    return {
+        "code": row.endpoint.code,
+        "name": row.endpoint.name,
+        "online_percent": _round(up.online_percent(), 3),
+        "offline_minutes": round(up.offline / 60, 1),
+        "degraded_minutes": round(up.degraded / 60, 1),
+        "monitored_percent": round(100.0 * up.monitored / elapsed, 3) if elapsed > 0 else 0.0,
+        "conferences_invited": row.invited,
+        "conferences_attended": row.attended,
+        "attendance_percent": _round(100.0 * row.attended / row.invited if row.invited else None,
+                                     1),
+        "mean_rtt_ms": _round(q.rtt_ms, 1),
+        "mean_jitter_ms": _round(q.jitter_ms, 1),
+        "mean_packet_loss_percent": _round(None if q.packet_loss_ratio is None
+                                           else 100 * q.packet_loss_ratio, 3),
+        "mean_fps": _round(q.fps, 1),
+        "call_minutes": q.call_minutes,
+    }
+
+
+CSV_COLUMNS = ("code", "name", "online_percent", "offline_minutes", "degraded_minutes",
+               "monitored_percent", "conferences_invited", "conferences_attended",
+               "attendance_percent", "mean_rtt_ms", "mean_jitter_ms",
+               "mean_packet_loss_percent", "mean_fps", "call_minutes")
+
+
+def to_csv(report: AvailabilityReport) -> bytes:
+    """RFC 4180 CSV with a header row, UTF-8 with a BOM (Excel then reads the
+    Vietnamese names right); empty cells where a figure is unknown."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in report.rows:
+        values = row_json(row, report.elapsed)
+        writer.writerow(["" if values[c] is None else values[c] for c in CSV_COLUMNS])
+    return "\ufeff".encode() + out.getvalue().encode()
+
+
+def month_span_text(report: AvailabilityReport, zone: ZoneInfo) -> tuple[str, str]:
+    return (report.start.astimezone(zone).isoformat(timespec="seconds"),
+            report.end.astimezone(zone).isoformat(timespec="seconds"))
+

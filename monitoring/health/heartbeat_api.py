@@ -1,0 +1,135 @@
+"""Heartbeats in: `POST /api/v1/endpoints/{code}/heartbeat` and the same heartbeat as a
+message on the agent's event stream. Checks the sender and the rate, reads a bounded
+body, hands it to the monitor, and counts every refusal by reason."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from monitoring.health.model import ReasonCode
+from monitoring.health.monitor import MONITOR, Accepted, HealthMonitor
+from monitoring.health.store import EndpointInfo
+from monitoring.health.wire import Heartbeat, StreamHeartbeat
+from monitoring.responses import HeartbeatAnswer
+from vcbridge.core.app_keys import CLOCK, ZONE
+from vcbridge.core.auth.principal import Principal
+from vcbridge.core.clock import to_local_iso
+from vcbridge.core.db.models import TokenScope
+from vcbridge.core.http.auth_middleware import require_principal
+from vcbridge.core.http.errors import ApiError, forbidden
+from vcbridge.core.http.parsing import parse_model
+from vcbridge.core.http.render import render
+
+# Why a heartbeat was refused (the keys of `HealthMonitor.dropped`).
+DROP_REASONS = ("unauthorized", "forbidden", "rate_limited", "too_large", "malformed", "invalid")
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "too_large", f"a heartbeat is at most {limit} bytes")
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_DROP_OF_STATUS = {400: "malformed", 401: "unauthorized", 403: "forbidden", 413: "too_large",
+                   415: "malformed", 422: "invalid", 429: "rate_limited"}
+
+
+async def post_heartbeat(request: web.Request) -> web.Response:
+    """POST /api/v1/endpoints/{code}/heartbeat: the endpoint's agent reports."""
+    monitor = request.app[MONITOR]
+    try:
+        principal = require_principal(request)
+        code = request.match_info["code"]
+        _check_sender(principal, code)
+        _check_rate(monitor, principal, request.app[CLOCK].now())
+        raw = await _read_limited(request, monitor.max_bytes)
+        answer = await _accept(request, monitor, principal, code, raw)
+        return render(HeartbeatAnswer.model_validate(answer))
+    except ApiError as exc:
+        monitor.drop(_DROP_OF_STATUS.get(exc.status, "other"))
+        raise
+
+
+async def stream_heartbeat(request: web.Request, principal: Principal, raw: str
+                           ) -> dict[str, Any]:
+    """An agent's heartbeat on its event stream: `{"type": "heartbeat", "body": {...}}`
+    (the body is the POST's). Holding the stream already proves the token: no request,
+    no lookup. The answer is short (no times to format): `{"type": "heartbeat.ok",
+    "state", "reasons", "clock_offset_seconds", "clock_skew", "interval_seconds"}`."""
+    monitor = request.app[MONITOR]
+    try:
+        code = principal.endpoint_code or ""
+        _check_sender(principal, code)
+        now = request.app[CLOCK].now()
+        _check_rate(monitor, principal, now)
+        if len(raw) > monitor.max_bytes:
+            raise _too_large(monitor.max_bytes)
+        body = parse_model(raw, StreamHeartbeat).body
+        assert principal.endpoint_id is not None
+        accepted = await monitor.heartbeat(EndpointInfo(principal.endpoint_id, code, "", ""),
+                                           body)
+        return {"type": "heartbeat.ok",
+                **_answer(monitor, accepted, request.app[ZONE], now)}
+    except ApiError as exc:
+        monitor.drop(_DROP_OF_STATUS.get(exc.status, "other"))
+        raise
+
+
+def _check_sender(principal: Principal, code: str) -> None:
+    if principal.scope is not TokenScope.AGENT or principal.endpoint_id is None:
+        raise forbidden("heartbeats are sent with the endpoint's agent token")
+    if principal.endpoint_code != code:
+        raise forbidden(f"this agent token belongs to {principal.endpoint_code}, not {code}")
+
+
+def _check_rate(monitor: HealthMonitor, principal: Principal, now: datetime) -> None:
+    assert principal.endpoint_id is not None
+    wait = monitor.too_soon(principal.endpoint_id, now)
+    if wait is not None:
+        seconds = max(1, math.ceil(wait))
+        raise ApiError(429, "rate_limited", "heartbeats come too often for this endpoint",
+                       {"retry_after_seconds": seconds}, headers={"Retry-After": str(seconds)})
+
+
+async def _accept(request: web.Request, monitor: HealthMonitor, principal: Principal,
+                  code: str, raw: bytes) -> dict[str, Any]:
+    """Parse, validate and take in a heartbeat; the answer's body."""
+    assert principal.endpoint_id is not None
+    body = parse_model(raw, Heartbeat)
+    endpoint = EndpointInfo(principal.endpoint_id, code, "", "")
+    accepted = await monitor.heartbeat(endpoint, body)
+    zone = request.app[ZONE]
+    now = monitor.clock.now()
+    return {"endpoint": code, **_answer(monitor, accepted, zone, now),
+            "since": to_local_iso(accepted.since, zone),
+            "server_time": to_local_iso(now, zone)}
+
+
+def _answer(monitor: HealthMonitor, accepted: Accepted, zone: ZoneInfo, now: datetime
+            ) -> dict[str, Any]:
+    """What both answers to an accepted heartbeat (POST and event stream) say."""
+    return {
+        "state": accepted.health.state.value,
+        "reasons": [r.to_json(zone, now) for r in accepted.health.reasons],
+        "clock_offset_seconds": round(accepted.clock_offset_seconds, 3),
+        "clock_skew": ReasonCode.CLOCK_SKEW in accepted.health.codes,
+        "interval_seconds": monitor.interval,
+    }
+

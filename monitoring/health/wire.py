@@ -1,0 +1,123 @@
+"""The heartbeat on the wire: the body an agent sends (POST or event stream), strictly
+validated, and the health model's facts made from it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from monitoring.health.latest import Latest
+from monitoring.health.model import CallFigures, Devices, Report, TestCall
+from vcbridge.core.http.json_schema import Documented, whole_number
+
+
+def _in_range(value: datetime) -> datetime:
+    # 0001-01-01T00:00:00+14:00 is valid RFC 3339 but not representable in UTC.
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("date-time out of range") from None
+    if not 2000 <= value.year <= 2200:
+        raise ValueError("date-time out of range (years 2000-2200)")
+    return value
+
+
+When = Annotated[AwareDatetime, AfterValidator(_in_range),
+                 Documented(pattern=r"^(2[01][0-9]{2}|2200)-")]
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+def _figure(high: float) -> Any:
+    return Field(default=None, ge=0, le=high, allow_inf_nan=False)
+
+
+class DevicesIn(BaseModel):
+    """Whether each device is present and working, as the agent sees it."""
+
+    model_config = _STRICT
+    camera: bool
+    microphone: bool
+    speaker: bool
+
+
+class NetworkIn(BaseModel):
+    """The agent's network: its interface and the round-trip time to the server."""
+
+    model_config = _STRICT
+    interface: Annotated[str, Field(max_length=64)] | None = None
+    rtt_ms: float | None = _figure(600_000)
+
+
+class CallIn(BaseModel):
+    """Media figures of the call the endpoint is in, over the last interval."""
+
+    model_config = _STRICT
+    conference: Annotated[int, Field(ge=1, le=2**62), whole_number] | None = None
+    rtt_ms: float | None = _figure(600_000)
+    jitter_ms: float | None = _figure(600_000)
+    packet_loss_ratio: float | None = _figure(1)
+    bitrate_in_bps: float | None = _figure(1e10)
+    bitrate_out_bps: float | None = _figure(1e10)
+    fps: float | None = _figure(1000)
+    audio_level: float | None = _figure(1)
+
+
+class TestCallIn(BaseModel):
+    """The result of the agent's last short test call through the bridge."""
+
+    model_config = _STRICT
+    ok: bool
+    at: When
+    audio_packets: Annotated[int, Field(ge=0, le=10**9), whole_number] = 0
+    video_frames: Annotated[int, Field(ge=0, le=10**9), whole_number] = 0
+    loss: float | None = _figure(1)
+    rtt_ms: float | None = _figure(600_000)
+
+
+class Heartbeat(BaseModel):
+    """POST /api/v1/endpoints/{code}/heartbeat (strict: no "5" for 5, no unknown field)."""
+
+    model_config = _STRICT
+    sent_at: When
+    devices: DevicesIn
+    cpu_percent: float | None = _figure(100)
+    network: NetworkIn | None = None
+    call: CallIn | None = None
+    test_call: TestCallIn | None = None
+    agent_version: Annotated[str, Field(max_length=64)] | None = None
+
+
+class StreamHeartbeat(BaseModel):
+    """A heartbeat sent on the event stream."""
+
+    model_config = _STRICT
+    type: Literal["heartbeat"]
+    body: Heartbeat
+
+
+def facts_of(body: Heartbeat, received_at: datetime) -> Latest:
+    """The model's facts from an accepted heartbeat."""
+    offset = (received_at - body.sent_at).total_seconds()
+    call = None if body.call is None else CallFigures(**body.call.model_dump())
+    network = body.network or NetworkIn()
+    report = Report(
+        received_at=received_at,
+        devices=Devices(body.devices.camera, body.devices.microphone, body.devices.speaker),
+        clock_offset_seconds=offset,
+        cpu_percent=body.cpu_percent,
+        network_rtt_ms=network.rtt_ms,
+        call=call,
+        sent_at=body.sent_at,
+        agent_version=body.agent_version,
+        network_interface=network.interface,
+    )
+    test_call = None
+    if body.test_call is not None:
+        tc = body.test_call
+        # The agent's clock may be off: move the time by the offset this heartbeat shows.
+        at = tc.at.astimezone(UTC) + timedelta(seconds=offset)
+        test_call = TestCall(ok=tc.ok, at=min(at, received_at), audio_packets=tc.audio_packets,
+                             video_frames=tc.video_frames, loss=tc.loss, rtt_ms=tc.rtt_ms)
+    return Latest(report, test_call)

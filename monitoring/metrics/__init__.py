@@ -1,0 +1,1 @@
+"""Prometheus metrics of one process: the families, what feeds them, and `GET /metrics`."""

@@ -1,0 +1,72 @@
+"""Families collected at scrape time from values other parts keep: the conference
+counts the refresher cached, the login counters of the core's login limiter."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from vcbridge.core.auth.login_limiter import LoginStats, Reason
+from vcbridge.core.db.models import ACTIVE_STATUSES
+
+CONFERENCE_STATES = tuple(s.value for s in ACTIVE_STATUSES)  # scheduled, open, live
+
+
+class ConferenceCounts(Collector):
+    """`vcbridge_conferences`, collected at scrape time from the refresher's cached counts.
+
+    Counts older than their validity (the refresher stopped succeeding) are
+    not exported: an absent series says "unknown", a stale one would lie."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] | None = None
+        self.valid_until = 0.0
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "vcbridge_conferences",
+            "Conferences by lifecycle state (from the database, refreshed every few seconds).",
+            labels=["state"],
+        )
+
+    def describe(self) -> Iterable[Metric]:
+        """The families this collector exports."""
+        return [self._family()]
+
+    def collect(self) -> Iterable[Metric]:
+        """The families with their current values."""
+        family = self._family()
+        if self.counts is not None and time.monotonic() <= self.valid_until:
+            for state in CONFERENCE_STATES:
+                family.add_metric([state], self.counts.get(state, 0))
+        return [family]
+
+
+class LoginCounts(Collector):
+    """The login counters, collected at scrape time from the core's login limiter."""
+
+    def __init__(self, stats: LoginStats) -> None:
+        self.stats = stats
+
+    def describe(self) -> Iterable[Metric]:
+        """The families this collector exports."""
+        return self.collect()
+
+    def collect(self) -> Iterable[Metric]:
+        """The families with their current values."""
+        failures = CounterMetricFamily(
+            "vcbridge_login_failures",
+            "Failed logins (wrong user name or password, or an inactive account).")
+        failures.add_metric([], self.stats.failures)
+        refused = CounterMetricFamily(
+            "vcbridge_logins_refused",
+            "Logins refused by the login limiter (429), by reason: backoff (the user name "
+            "from that address) or address (that address, any user names).",
+            labels=["reason"])
+        for reason in Reason:
+            refused.add_metric([reason.value], self.stats.refused.get(reason, 0))
+        return [failures, refused]

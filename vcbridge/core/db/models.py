@@ -1,0 +1,375 @@
+"""The ORM models (SQLAlchemy 2.0 declarative, typed).
+
+A recurring series is a `ConferenceSeries` row holding the RRULE plus one
+`Conference` row per occurrence: every occurrence has its own times, status,
+participants and lifecycle, so conflicts, scheduling and roll call work on
+plain rows."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from vcbridge.core.db.types import UtcDateTime
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every model."""
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    # Store the value text, not the member name, and avoid native PG enum
+    # types so adding a value is a plain migration.
+    return Enum(cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+
+
+class EndpointKind(enum.StrEnum):
+    PROVINCIAL = "provincial"
+    DISTRICT = "district"
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    BOOKER = "booker"
+    OPERATOR = "operator"
+    IT = "it"
+
+
+class ConferenceStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    OPEN = "open"
+    LIVE = "live"
+    ENDED = "ended"
+    CANCELLED = "cancelled"
+
+
+# Statuses whose room is open: sites may join, the conference is running.
+RUNNING_STATUSES = (ConferenceStatus.OPEN, ConferenceStatus.LIVE)
+# Statuses that hold their endpoints and bridge capacity.
+ACTIVE_STATUSES = (ConferenceStatus.SCHEDULED, *RUNNING_STATUSES)
+
+
+class TokenScope(enum.StrEnum):
+    LOGIN = "login"  # a user's session (bearer or cookie)
+    AGENT = "agent"  # an endpoint agent: acts for one endpoint
+    CALENDAR = "calendar"  # read-only iCalendar feed of one endpoint
+
+
+class Endpoint(Base):
+    """A conference endpoint ("điểm cầu") of the roster."""
+
+    __tablename__ = "endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200), default="")
+    kind: Mapped[EndpointKind] = mapped_column(_enum(EndpointKind))
+    address: Mapped[str] = mapped_column(String(300), default="")
+    contact_name: Mapped[str] = mapped_column(String(200), default="")
+    contact_phone: Mapped[str] = mapped_column(String(50), default="")
+    contact_email: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class User(Base):
+    """A person who logs in."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    endpoint_id: Mapped[int | None] = mapped_column(ForeignKey("endpoints.id"), default=None)
+    full_name: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    endpoint: Mapped[Endpoint | None] = relationship(lazy="joined")
+
+
+class ApiToken(Base):
+    """A bearer token. Only its SHA-256 is stored; the secret is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[TokenScope] = mapped_column(_enum(TokenScope))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    endpoint_id: Mapped[int | None] = mapped_column(ForeignKey("endpoints.id"), default=None)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+
+
+class ConferenceSeries(Base):
+    """A recurring booking: the RRULE its occurrences were expanded from."""
+
+    __tablename__ = "conference_series"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rrule: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
+class Conference(Base):
+    """One conference (for a series: one occurrence)."""
+
+    __tablename__ = "conferences"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conference_series.id"), default=None, index=True
+    )
+    title: Mapped[str] = mapped_column(String(200))
+    agenda: Mapped[str] = mapped_column(Text, default="")
+    chair_endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"))
+    start: Mapped[datetime] = mapped_column(UtcDateTime)
+    end: Mapped[datetime] = mapped_column(UtcDateTime)
+    setup_minutes: Mapped[int] = mapped_column(Integer)
+    # start - setup_minutes, kept as a column so the conflict query is one index range.
+    busy_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[ConferenceStatus] = mapped_column(_enum(ConferenceStatus))
+    # Grows with every change (the iCalendar SEQUENCE).
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    # What the lifecycle actually did, and when (lateness is measured from these).
+    warned: Mapped[bool] = mapped_column(Boolean, default=False)
+    opened_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    live_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = mapped_column(String(100))
+
+    chair: Mapped[Endpoint] = relationship(lazy="joined")
+    series: Mapped[ConferenceSeries | None] = relationship(lazy="joined")
+    participants: Mapped[list[Participant]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="Participant.id"
+    )
+
+    __table_args__ = (
+        Index("ix_conferences_status_busy_start", "status", "busy_start"),
+        Index("ix_conferences_start", "start"),
+    )
+
+
+class Participant(Base):
+    """An endpoint booked into a conference."""
+
+    __tablename__ = "conference_participants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conference_id: Mapped[int] = mapped_column(ForeignKey("conferences.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"))
+
+    endpoint: Mapped[Endpoint] = relationship(lazy="joined")
+
+    __table_args__ = (
+        UniqueConstraint("conference_id", "endpoint_id"),
+        Index("ix_participants_endpoint_conference", "endpoint_id", "conference_id"),
+    )
+
+
+class BookingLock(Base):
+    """One row that every booking transaction locks first.
+
+    The row lock (PostgreSQL) or the write lock (SQLite) serialises the
+    conflict check and the insert, so two racing bookings cannot both pass."""
+
+    __tablename__ = "booking_lock"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+class AuditEvent(Base):
+    """Who did what, when: before and after (ISO 9001 record keeping)."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str] = mapped_column(String(64))
+    before: Mapped[Any | None] = mapped_column(JSON, default=None)
+    after: Mapped[Any | None] = mapped_column(JSON, default=None)
+    remote: Mapped[str] = mapped_column(String(64), default="")
+
+
+class EventSequence(Base):
+    """The last event sequence number given out.
+
+    Taking the next number locks this row until commit, so events commit in
+    sequence order and a reader that saw N never later finds an N-1."""
+
+    __tablename__ = "event_sequence"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    last: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Event(Base):
+    """A persisted event of the live event stream, numbered without gaps."""
+
+    __tablename__ = "events"
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    type: Mapped[str] = mapped_column(String(64))
+    conference_id: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
+    endpoint_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Endpoint codes whose operators and agents may see the event (staff see all).
+    audience: Mapped[list[str]] = mapped_column(JSON, default=list)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Attendance(Base):
+    """Where one endpoint stands in one conference (the connect policy's state)."""
+
+    __tablename__ = "attendance"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conference_id: Mapped[int] = mapped_column(ForeignKey("conferences.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"))
+    state: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_change: Mapped[datetime] = mapped_column(UtcDateTime)
+    next_action_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None, index=True)
+    reason: Mapped[str] = mapped_column(String(32), default="")
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Whether the endpoint was online when the room opened (the readiness check).
+    ready_at_open: Mapped[bool | None] = mapped_column(Boolean, default=None)
+
+    endpoint: Mapped[Endpoint] = relationship(lazy="joined")
+
+    __table_args__ = (UniqueConstraint("conference_id", "endpoint_id"),)
+
+
+class EndpointPresence(Base):
+    """Whether an endpoint's agent or console is connected to the event stream."""
+
+    __tablename__ = "endpoint_presence"
+
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"), primary_key=True)
+    connections: Mapped[int] = mapped_column(Integer, default=0)
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class LoginThrottle(Base):
+    """Failed logins of one key, shared by every process (vcbridge/core/auth/login_limiter.py).
+
+    A key is a user name from one client address (`u|<address>|<name>`:
+    exponential backoff) or a client address (`a|<address>`: a fixed window).
+    Each attempt locks its rows while it is counted, so parallel attempts are
+    counted one after the other; rows past `expires_at` are forgotten."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    # The address key: start of its window. The user name key: its first failure.
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The user name key: no attempt before this time (None: no backoff).
+    blocked_until: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class EndpointHealth(Base):
+    """An endpoint's latest health (monitoring), shared by every process.
+
+    Written at every change of state or reasons, and otherwise at most every
+    `health_persist_seconds` per endpoint: heartbeats are handled in memory.
+    No row: the endpoint never sent a heartbeat."""
+
+    __tablename__ = "endpoint_health"
+
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))  # ok, degraded, offline
+    # [{"code", "value"?, "limit"?, "at"?}] (monitoring.health.model.Reason)
+    reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # When the current state began.
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Server time of the newest heartbeat, and what it said (normalised).
+    last_heartbeat: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # The last test call the agent reported (kept until a newer one).
+    test_call: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class HealthTransition(Base):
+    """A change of an endpoint's health state or reasons; kept for reports."""
+
+    __tablename__ = "health_transitions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    state: Mapped[str] = mapped_column(String(20))
+    # The state before; None for the first heartbeat ever.
+    previous: Mapped[str | None] = mapped_column(String(20), default=None)
+    reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+    __table_args__ = (Index("ix_health_transitions_endpoint_at", "endpoint_id", "at"),)
+
+
+class HealthSample(Base):
+    """One endpoint's heartbeats over one minute: sums and counts, merged by upsert.
+
+    Sums (not averages) so several processes, or one process flushing twice,
+    add up exactly; the mean of a figure is `<name>_sum / <name>_n`. Kept
+    `health_samples_days` (35) days."""
+
+    __tablename__ = "health_samples"
+
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True, index=True)
+    heartbeats: Mapped[int] = mapped_column(Integer, default=0)
+    degraded: Mapped[int] = mapped_column(Integer, default=0)  # heartbeats found degraded
+    in_call: Mapped[int] = mapped_column(Integer, default=0)  # heartbeats with call figures
+    cpu_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    cpu_n: Mapped[int] = mapped_column(Integer, default=0)
+    net_rtt_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    net_rtt_n: Mapped[int] = mapped_column(Integer, default=0)
+    rtt_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    rtt_n: Mapped[int] = mapped_column(Integer, default=0)
+    jitter_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    jitter_n: Mapped[int] = mapped_column(Integer, default=0)
+    loss_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    loss_n: Mapped[int] = mapped_column(Integer, default=0)
+    fps_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    fps_n: Mapped[int] = mapped_column(Integer, default=0)
+    bitrate_in_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    bitrate_in_n: Mapped[int] = mapped_column(Integer, default=0)
+    bitrate_out_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    bitrate_out_n: Mapped[int] = mapped_column(Integer, default=0)

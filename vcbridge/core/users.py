@@ -1,0 +1,123 @@
+"""User accounts: creation and changes, shared by the API and the command line."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vcbridge.core.api import responses
+from vcbridge.core.audit import Actor, record
+from vcbridge.core.auth.passwords import Passwords, password_problem
+from vcbridge.core.db.models import ApiToken, Endpoint, Role, TokenScope, User
+from vcbridge.core.http.render import body_of
+
+
+class UserError(Exception):
+    """The account change is invalid (422) or clashes with an existing name (409)."""
+
+    def __init__(self, message: str, *, clash: bool = False) -> None:
+        super().__init__(message)
+        self.clash = clash
+
+
+def user_json(user: User) -> dict[str, Any]:
+    """A user as the API shows it (never the password hash), JSON-ready for the audit log."""
+    body: dict[str, Any] = body_of(responses.User.of(user))
+    return body
+
+
+async def _endpoint(session: AsyncSession, role: Role, code: str | None) -> Endpoint | None:
+    if role is Role.OPERATOR and code is None:
+        raise UserError("an operator must be bound to an endpoint")
+    if role is not Role.OPERATOR and code is not None:
+        raise UserError("only operators are bound to an endpoint")
+    if code is None:
+        return None
+    endpoint = await session.scalar(
+        select(Endpoint).where(Endpoint.code == code, Endpoint.active.is_(True))
+    )
+    if endpoint is None:
+        raise UserError(f"unknown endpoint {code!r}")
+    return endpoint
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    username: str,
+    password: str,
+    role: Role,
+    endpoint_code: str | None,
+    full_name: str,
+    actor: Actor,
+    now: datetime,
+    passwords: Passwords,
+) -> User:
+    """Create an account with a hashed password, audited."""
+    if problem := password_problem(password):
+        raise UserError(problem)
+    endpoint = await _endpoint(session, role, endpoint_code)
+    if await session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise UserError(f"user {username!r} already exists", clash=True)
+    user = User(
+        username=username,
+        password_hash=await passwords.hash(password),
+        role=role,
+        endpoint=endpoint,
+        full_name=full_name,
+        active=True,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(user)
+    await session.flush()
+    await record(session, actor, "user.create", "user", user.id, None, user_json(user), now)
+    return user
+
+
+async def update_user(
+    session: AsyncSession,
+    user: User,
+    changes: dict[str, Any],
+    actor: Actor,
+    now: datetime,
+    passwords: Passwords,
+) -> User:
+    """Change an account; a new password, role or deactivation ends its sessions."""
+    before = user_json(user)
+    role = Role(changes["role"]) if changes.get("role") else user.role
+    code = changes.get("endpoint", user.endpoint.code if user.endpoint else None)
+    if role is not Role.OPERATOR and "endpoint" not in changes:
+        code = None
+    user.endpoint = await _endpoint(session, role, code)
+    user.role = role
+    if changes.get("password") is not None:
+        if problem := password_problem(changes["password"]):
+            raise UserError(problem)
+        user.password_hash = await passwords.hash(changes["password"])
+    if changes.get("full_name") is not None:
+        user.full_name = changes["full_name"]
+    if changes.get("active") is not None:
+        user.active = changes["active"]
+    user.updated_at = now
+    if {"password", "role", "endpoint", "active"} & changes.keys():
+        await revoke_sessions(session, user.id, now)
+    await session.flush()
+    await record(session, actor, "user.update", "user", user.id, before, user_json(user), now)
+    return user
+
+
+async def revoke_sessions(session: AsyncSession, user_id: int, now: datetime) -> None:
+    """Revoke every login token of a user."""
+    tokens = await session.scalars(
+        select(ApiToken).where(
+            ApiToken.user_id == user_id,
+            ApiToken.scope == TokenScope.LOGIN,
+            ApiToken.revoked_at.is_(None),
+        )
+    )
+    for token in tokens:
+        token.revoked_at = now
