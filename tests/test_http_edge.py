@@ -335,7 +335,7 @@ async def test_a_client_gone_mid_answer_is_not_an_error_of_the_service(
     hostile site's reconnect loop) is logged as gone, not as an unhandled error."""
     from aiohttp import web
 
-    from vcbridge.http.errors import error_middleware
+    from vcbridge.core.http.errors import error_middleware
 
     async def handshake_lost(request: web.Request) -> web.StreamResponse:
         raise ConnectionResetError("Connection lost")
@@ -343,7 +343,7 @@ async def test_a_client_gone_mid_answer_is_not_an_error_of_the_service(
     app = web.Application(middlewares=[error_middleware])
     app.router.add_get("/ws", handshake_lost)
     client = await aiohttp_client(app)
-    with caplog.at_level("INFO", logger="vcbridge.http.errors"):
+    with caplog.at_level("INFO", logger="vcbridge.core.http.errors"):
         response = await client.get("/ws")
     assert response.status == 400
     assert "client closed the connection" in (await response.json())["error"]["message"]
