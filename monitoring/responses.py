@@ -3,12 +3,17 @@ a conference's readiness."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from monitoring.health import model
 from monitoring.health.model import HealthState, ReasonCode
+from vcbridge.core.clock import to_local_iso
 from vcbridge.core.http.render import LocalTime, ResponseModel
 
 # What monitoring.availability.month_bounds accepts.
@@ -26,6 +31,22 @@ class HealthReason(ResponseModel):
     limit: float | SkipJsonSchema[None] = None
     at: LocalTime | SkipJsonSchema[None] = None
 
+    @classmethod
+    def of(cls, reason: model.Reason, zone: ZoneInfo, now: datetime | None = None
+           ) -> HealthReason:
+        """A reason as the API shows it; a figure or time only when the reason has one
+        (left unset, so the answer leaves the key out). `now` lets a time on another day
+        show its date."""
+        vi, en = reason.texts(zone, now)
+        figures: dict[str, Any] = {}
+        if reason.value is not None:
+            figures["value"] = round(reason.value, 4)
+        if reason.limit is not None:
+            figures["limit"] = reason.limit
+        if reason.at is not None:
+            figures["at"] = to_local_iso(reason.at, zone)
+        return cls(code=reason.code, vi=vi, en=en, **figures)
+
 
 class HealthTestCall(ResponseModel):
     """The endpoint's last pre-flight test call."""
@@ -37,6 +58,13 @@ class HealthTestCall(ResponseModel):
     loss: Figure
     rtt_ms: Figure
 
+    @classmethod
+    def of(cls, test_call: model.TestCall, zone: ZoneInfo) -> HealthTestCall:
+        """The test call as the API shows it."""
+        return cls(ok=test_call.ok, at=to_local_iso(test_call.at, zone),
+                   audio_packets=test_call.audio_packets, video_frames=test_call.video_frames,
+                   loss=test_call.loss, rtt_ms=test_call.rtt_ms)
+
 
 class Devices(ResponseModel):
     """The devices the agent found working."""
@@ -45,12 +73,23 @@ class Devices(ResponseModel):
     microphone: bool
     speaker: bool
 
+    @classmethod
+    def of(cls, devices: model.Devices) -> Devices:
+        """The devices a heartbeat reported."""
+        return cls(camera=devices.camera, microphone=devices.microphone,
+                   speaker=devices.speaker)
+
 
 class Network(ResponseModel):
     """The agent's network."""
 
     interface: str | None
     rtt_ms: Figure
+
+    @classmethod
+    def of(cls, report: model.Report) -> Network:
+        """The network a heartbeat reported."""
+        return cls(interface=report.network_interface, rtt_ms=report.network_rtt_ms)
 
 
 class CallFigures(ResponseModel):
@@ -64,6 +103,11 @@ class CallFigures(ResponseModel):
     bitrate_out_bps: Figure
     fps: Figure
     audio_level: Figure
+
+    @classmethod
+    def of(cls, call: model.CallFigures) -> CallFigures:
+        """The call figures a heartbeat reported (the same fields, one for one)."""
+        return cls(**asdict(call))
 
 
 class EndpointHealth(ResponseModel):
@@ -157,6 +201,9 @@ class AvailabilityRow(ResponseModel):
 
 class AvailabilityReport(ResponseModel):
     """GET /api/v1/reports/availability (JSON)."""
+
+    # Built by field name (`from_`); the answer and the document say `from`.
+    model_config = ConfigDict(populate_by_name=True)
 
     month: Annotated[str, Field(pattern=MONTH)]
     from_: Annotated[LocalTime, Field(alias="from")]

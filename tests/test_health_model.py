@@ -29,6 +29,8 @@ from monitoring.health.model import (
     stream_connected,
 )
 from monitoring.health.readiness import ParticipantHealth, readiness
+from monitoring.responses import HealthReason
+from vcbridge.core.http.render import body_of
 from vcbridge.core.settings import Settings, SettingsError, load_settings
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -187,8 +189,11 @@ def test_reasons_round_trip_through_storage() -> None:
     for reason in reasons:
         assert Reason.from_store(reason.to_store()) == reason
     assert Reason.from_store({"code": "from_a_newer_version"}) is None
-    body = Reason(ReasonCode.TEST_CALL_FAILED, at=NOW).to_json(ZONE)
+    body = body_of(HealthReason.of(Reason(ReasonCode.TEST_CALL_FAILED, at=NOW), ZONE))
     assert body["at"] == "2026-11-27T10:00:00+07:00"
+    # A figure the reason lacks is left out of its API form, not sent as null.
+    assert set(body_of(HealthReason.of(Reason(ReasonCode.PACKET_LOSS, 0.05, 0.02), ZONE))) == {
+        "code", "vi", "en", "value", "limit"}
 
 
 @pytest.mark.parametrize(("seconds", "en", "vi"), [

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,10 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitoring import responses
 from monitoring.health import availability, store
-from monitoring.health.model import HealthState
+from monitoring.health.model import HealthState, TestCall
 from monitoring.health.monitor import MONITOR, EndpointView, HealthMonitor
 from monitoring.health.readiness import ParticipantHealth, Readiness, readiness
-from monitoring.health.samples import sample_json, samples_since
+from monitoring.health.samples import sample_of, samples_since
 from vcbridge.core.app_keys import DATABASE, ZONE
 from vcbridge.core.auth.conference_access import is_staff, may_see, may_see_endpoint, parties
 from vcbridge.core.auth.principal import Permission
@@ -43,37 +44,37 @@ def _when(value: datetime | None, zone: ZoneInfo) -> str | None:
     return to_local_iso(value, zone) if value is not None else None
 
 
-def test_call_json(body: dict[str, Any] | None, zone: ZoneInfo) -> dict[str, Any] | None:
-    if not body:
-        return None
-    result = dict(body)
-    result["at"] = to_local_iso(datetime.fromisoformat(body["at"]), zone)
-    return result
+def _test_call(test_call: TestCall | None, zone: ZoneInfo) -> responses.HealthTestCall | None:
+    return None if test_call is None else responses.HealthTestCall.of(test_call, zone)
 
 
-def view_json(view: EndpointView, zone: ZoneInfo, now: datetime) -> dict[str, Any]:
-    """One endpoint's health as the API shows it."""
-    report = view.latest.report_json or {}
-    last = view.latest.report.received_at if view.latest.report is not None else None
-    return {
-        "code": view.endpoint.code,
-        "name": view.endpoint.name,
-        "name_en": view.endpoint.name_en,
-        "state": view.health.state.value,
-        "since": _when(view.since, zone),
-        "reasons": [r.to_json(zone, now) for r in view.health.reasons],
-        "last_heartbeat": _when(last, zone),
-        "seconds_since_heartbeat": (round((now - last).total_seconds(), 1)
-                                    if last is not None else None),
-        "event_stream": view.stream_connected,
-        "devices": report.get("devices"),
-        "cpu_percent": report.get("cpu_percent"),
-        "network": report.get("network"),
-        "call": report.get("call"),
-        "clock_offset_seconds": report.get("clock_offset_seconds"),
-        "agent_version": report.get("agent_version"),
-        "test_call": test_call_json(view.latest.test_call_json, zone),
-    }
+def endpoint_health(view: EndpointView, zone: ZoneInfo, now: datetime
+                    ) -> responses.EndpointHealth:
+    """One endpoint's health as the API shows it (its latest heartbeat's figures, or
+    null where it has sent none)."""
+    report = view.latest.report
+    last = report.received_at if report is not None else None
+    call = report.call if report is not None else None
+    return responses.EndpointHealth(
+        code=view.endpoint.code,
+        name=view.endpoint.name,
+        name_en=view.endpoint.name_en,
+        state=view.health.state,
+        since=_when(view.since, zone),
+        reasons=[responses.HealthReason.of(r, zone, now) for r in view.health.reasons],
+        last_heartbeat=_when(last, zone),
+        seconds_since_heartbeat=(round((now - last).total_seconds(), 1)
+                                 if last is not None else None),
+        event_stream=view.stream_connected,
+        devices=responses.Devices.of(report.devices) if report is not None else None,
+        cpu_percent=report.cpu_percent if report is not None else None,
+        network=responses.Network.of(report) if report is not None else None,
+        call=responses.CallFigures.of(call) if call is not None else None,
+        clock_offset_seconds=(round(report.clock_offset_seconds, 3)
+                              if report is not None else None),
+        agent_version=report.agent_version if report is not None else None,
+        test_call=_test_call(view.latest.test_call, zone),
+    )
 
 
 async def list_health(request: web.Request) -> web.Response:
@@ -90,14 +91,14 @@ async def list_health(request: web.Request) -> web.Response:
             raise forbidden("this account is bound to no endpoint")
         views = await monitor.views(session, endpoints)
     now = monitor.clock.now()
-    counts = {state.value: 0 for state in HealthState}
-    for view in views:
-        counts[view.health.state.value] += 1
-    return render(responses.HealthBoard.model_validate({
-        "time": to_local_iso(now, zone),
-        "counts": counts,
-        "endpoints": [view_json(v, zone, now) for v in views],
-    }))
+    counts = Counter(view.health.state for view in views)
+    return render(responses.HealthBoard(
+        time=to_local_iso(now, zone),
+        counts=responses.HealthCounts(ok=counts[HealthState.OK],
+                                      degraded=counts[HealthState.DEGRADED],
+                                      offline=counts[HealthState.OFFLINE]),
+        endpoints=[endpoint_health(v, zone, now) for v in views],
+    ))
 
 
 async def _endpoint_by_code(session: AsyncSession, code: str) -> store.EndpointInfo:
@@ -127,10 +128,11 @@ async def get_health(request: web.Request) -> web.Response:
         now = monitor.clock.now()
         samples = await samples_since(session, endpoint.id, now - timedelta(hours=hours))
         transitions = await store.recent_transitions(session, endpoint.id)
-    body = view_json(view, zone, now)
-    body["samples"] = [sample_json(s, zone) for s in samples]
-    body["transitions"] = [store.transition_json(t, zone, now) for t in transitions]
-    return render(responses.EndpointHealthDetail.model_validate(body))
+    return render(responses.EndpointHealthDetail(
+        **dict(endpoint_health(view, zone, now)),
+        samples=[sample_of(s, zone) for s in samples],
+        transitions=[store.transition_of(t, zone, now) for t in transitions],
+    ))
 
 
 def _wants_csv(request: web.Request) -> bool:
@@ -166,13 +168,13 @@ async def availability_report(request: web.Request) -> web.Response:
             headers={"Content-Disposition":
                      f'attachment; filename="availability-{report.month}.csv"'},
         )
-    return render(responses.AvailabilityReport.model_validate({
-        "month": report.month,
-        "from": to_local_iso(report.start, zone),
-        "to": to_local_iso(report.end, zone),
-        "elapsed_seconds": round(report.elapsed),
-        "endpoints": [availability.row_json(r, report.elapsed) for r in report.rows],
-    }))
+    return render(responses.AvailabilityReport(
+        month=report.month,
+        from_=to_local_iso(report.start, zone),
+        to=to_local_iso(report.end, zone),
+        elapsed_seconds=round(report.elapsed),
+        endpoints=[availability.row_of(r, report.elapsed) for r in report.rows],
+    ))
 
 
 # -- readiness -----------------------------------------------------------------------------
@@ -223,34 +225,35 @@ async def get_readiness(request: web.Request) -> web.Response:
         # A conference the caller may not see is answered as absent (as the booking API does).
         if conference is None or not may_see(principal, parties(conference)):
             raise not_found(f"no conference {conference_id}")
-        result, views = await conference_readiness(session, monitor, conference)
+        result, _views = await conference_readiness(session, monitor, conference)
     now = monitor.clock.now()
-    return render(responses.Readiness.model_validate({
-        "conference": conference.id,
-        "title": conference.title,
-        "status": conference.status.value,
-        "start": to_local_iso(conference.start, zone),
-        "time": to_local_iso(now, zone),
-        "ready": result.ready,
-        "total": result.total,
-        "summary_vi": result.summary_vi,
-        "summary_en": result.summary_en,
-        "endpoints": [
-            {
-                "code": item.participant.code,
-                "name": item.participant.name,
-                "ready": item.ready,
-                "state": item.participant.health.state.value,
-                "since": _when(item.participant.since, zone),
-                "last_heartbeat": _when(item.participant.last_heartbeat, zone),
-                "devices": (view.latest.report_json or {}).get("devices"),
-                "test_call": test_call_json(view.latest.test_call_json, zone),
-                "problems": [r.to_json(zone, now) for r in item.problems],
-                "warnings": [r.to_json(zone, now) for r in item.warnings],
-            }
-            for item, view in zip(result.items, views, strict=True)
+    return render(responses.Readiness(
+        conference=conference.id,
+        title=conference.title,
+        status=conference.status.value,
+        start=to_local_iso(conference.start, zone),
+        time=to_local_iso(now, zone),
+        ready=result.ready,
+        total=result.total,
+        summary_vi=result.summary_vi,
+        summary_en=result.summary_en,
+        endpoints=[
+            responses.ParticipantReadiness(
+                code=item.participant.code,
+                name=item.participant.name,
+                ready=item.ready,
+                state=item.participant.health.state,
+                since=_when(item.participant.since, zone),
+                last_heartbeat=_when(item.participant.last_heartbeat, zone),
+                devices=(responses.Devices.of(item.participant.devices)
+                         if item.participant.devices is not None else None),
+                test_call=_test_call(item.participant.test_call, zone),
+                problems=[responses.HealthReason.of(r, zone, now) for r in item.problems],
+                warnings=[responses.HealthReason.of(r, zone, now) for r in item.warnings],
+            )
+            for item in result.items
         ],
-    }))
+    ))
 
 
 def setup_routes(app: web.Application) -> None:

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from monitoring import responses
 from monitoring.health.model import HealthState
 from monitoring.health.store import EndpointInfo
 from vcbridge.core.db.models import (
@@ -240,26 +241,27 @@ def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def row_json(row: EndpointAvailability, elapsed: float) -> dict[str, Any]:
+def row_of(row: EndpointAvailability, elapsed: float) -> responses.AvailabilityRow:
+    """One endpoint's month as the report shows it (JSON and CSV alike)."""
     up, q = row.uptime, row.quality
-    return {
-        "code": row.endpoint.code,
-        "name": row.endpoint.name,
-        "online_percent": _round(up.online_percent(), 3),
-        "offline_minutes": round(up.offline / 60, 1),
-        "degraded_minutes": round(up.degraded / 60, 1),
-        "monitored_percent": round(100.0 * up.monitored / elapsed, 3) if elapsed > 0 else 0.0,
-        "conferences_invited": row.invited,
-        "conferences_attended": row.attended,
-        "attendance_percent": _round(100.0 * row.attended / row.invited if row.invited else None,
-                                     1),
-        "mean_rtt_ms": _round(q.rtt_ms, 1),
-        "mean_jitter_ms": _round(q.jitter_ms, 1),
-        "mean_packet_loss_percent": _round(None if q.packet_loss_ratio is None
-                                           else 100 * q.packet_loss_ratio, 3),
-        "mean_fps": _round(q.fps, 1),
-        "call_minutes": q.call_minutes,
-    }
+    return responses.AvailabilityRow(
+        code=row.endpoint.code,
+        name=row.endpoint.name,
+        online_percent=_round(up.online_percent(), 3),
+        offline_minutes=round(up.offline / 60, 1),
+        degraded_minutes=round(up.degraded / 60, 1),
+        monitored_percent=round(100.0 * up.monitored / elapsed, 3) if elapsed > 0 else 0.0,
+        conferences_invited=row.invited,
+        conferences_attended=row.attended,
+        attendance_percent=_round(100.0 * row.attended / row.invited if row.invited else None,
+                                  1),
+        mean_rtt_ms=_round(q.rtt_ms, 1),
+        mean_jitter_ms=_round(q.jitter_ms, 1),
+        mean_packet_loss_percent=_round(None if q.packet_loss_ratio is None
+                                        else 100 * q.packet_loss_ratio, 3),
+        mean_fps=_round(q.fps, 1),
+        call_minutes=q.call_minutes,
+    )
 
 
 CSV_COLUMNS = ("code", "name", "online_percent", "offline_minutes", "degraded_minutes",
@@ -275,7 +277,7 @@ def to_csv(report: AvailabilityReport) -> bytes:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for row in report.rows:
-        values = row_json(row, report.elapsed)
+        values = row_of(row, report.elapsed).model_dump()
         writer.writerow(["" if values[c] is None else values[c] for c in CSV_COLUMNS])
     return "\ufeff".encode() + out.getvalue().encode()
 

@@ -15,7 +15,7 @@ from monitoring.health.model import ReasonCode
 from monitoring.health.monitor import MONITOR, Accepted, HealthMonitor
 from monitoring.health.store import EndpointInfo
 from monitoring.health.wire import Heartbeat, StreamHeartbeat
-from monitoring.responses import HeartbeatAnswer
+from monitoring.responses import HealthReason, HeartbeatAnswer
 from vcbridge.core.app_keys import CLOCK, ZONE
 from vcbridge.core.auth.principal import Principal
 from vcbridge.core.clock import to_local_iso
@@ -60,8 +60,7 @@ async def post_heartbeat(request: web.Request) -> web.Response:
         _check_sender(principal, code)
         _check_rate(monitor, principal, request.app[CLOCK].now())
         raw = await _read_limited(request, monitor.max_bytes)
-        answer = await _accept(request, monitor, principal, code, raw)
-        return render(HeartbeatAnswer.model_validate(answer))
+        return render(await _accept(request, monitor, principal, code, raw))
     except ApiError as exc:
         monitor.drop(_DROP_OF_STATUS.get(exc.status, "other"))
         raise
@@ -71,8 +70,9 @@ async def stream_heartbeat(request: web.Request, principal: Principal, raw: str
                            ) -> dict[str, Any]:
     """An agent's heartbeat on its event stream: `{"type": "heartbeat", "body": {...}}`
     (the body is the POST's). Holding the stream already proves the token: no request,
-    no lookup. The answer is short (no times to format): `{"type": "heartbeat.ok",
-    "state", "reasons", "clock_offset_seconds", "clock_skew", "interval_seconds"}`."""
+    no lookup. The answer is the POST's without the endpoint and the times:
+    `{"type": "heartbeat.ok", "state", "reasons", "clock_offset_seconds", "clock_skew",
+    "interval_seconds"}`."""
     monitor = request.app[MONITOR]
     try:
         code = principal.endpoint_code or ""
@@ -85,8 +85,9 @@ async def stream_heartbeat(request: web.Request, principal: Principal, raw: str
         assert principal.endpoint_id is not None
         accepted = await monitor.heartbeat(EndpointInfo(principal.endpoint_id, code, "", ""),
                                            body)
+        answer = _answer(monitor, accepted, code, request.app[ZONE], now)
         return {"type": "heartbeat.ok",
-                **_answer(monitor, accepted, request.app[ZONE], now)}
+                **answer.model_dump(mode="json", exclude_unset=True, include=_STREAM_FIELDS)}
     except ApiError as exc:
         monitor.drop(_DROP_OF_STATUS.get(exc.status, "other"))
         raise
@@ -109,27 +110,30 @@ def _check_rate(monitor: HealthMonitor, principal: Principal, now: datetime) -> 
 
 
 async def _accept(request: web.Request, monitor: HealthMonitor, principal: Principal,
-                  code: str, raw: bytes) -> dict[str, Any]:
-    """Parse, validate and take in a heartbeat; the answer's body."""
+                  code: str, raw: bytes) -> HeartbeatAnswer:
+    """Parse, validate and take in a heartbeat; the answer."""
     assert principal.endpoint_id is not None
     body = parse_model(raw, Heartbeat)
     endpoint = EndpointInfo(principal.endpoint_id, code, "", "")
     accepted = await monitor.heartbeat(endpoint, body)
-    zone = request.app[ZONE]
-    now = monitor.clock.now()
-    return {"endpoint": code, **_answer(monitor, accepted, zone, now),
-            "since": to_local_iso(accepted.since, zone),
-            "server_time": to_local_iso(now, zone)}
+    return _answer(monitor, accepted, code, request.app[ZONE], monitor.clock.now())
 
 
-def _answer(monitor: HealthMonitor, accepted: Accepted, zone: ZoneInfo, now: datetime
-            ) -> dict[str, Any]:
-    """What both answers to an accepted heartbeat (POST and event stream) say."""
-    return {
-        "state": accepted.health.state.value,
-        "reasons": [r.to_json(zone, now) for r in accepted.health.reasons],
-        "clock_offset_seconds": round(accepted.clock_offset_seconds, 3),
-        "clock_skew": ReasonCode.CLOCK_SKEW in accepted.health.codes,
-        "interval_seconds": monitor.interval,
-    }
+# What the event stream's `heartbeat.ok` carries of the answer.
+_STREAM_FIELDS = frozenset({"state", "reasons", "clock_offset_seconds", "clock_skew",
+                           "interval_seconds"})
 
+
+def _answer(monitor: HealthMonitor, accepted: Accepted, code: str, zone: ZoneInfo,
+            now: datetime) -> HeartbeatAnswer:
+    """The answer to an accepted heartbeat (the event stream's is a part of it)."""
+    return HeartbeatAnswer(
+        endpoint=code,
+        state=accepted.health.state,
+        since=to_local_iso(accepted.since, zone),
+        reasons=[HealthReason.of(r, zone, now) for r in accepted.health.reasons],
+        clock_offset_seconds=round(accepted.clock_offset_seconds, 3),
+        clock_skew=ReasonCode.CLOCK_SKEW in accepted.health.codes,
+        interval_seconds=monitor.interval,
+        server_time=to_local_iso(now, zone),
+    )

@@ -211,18 +211,6 @@ class Reason:
         }
         return vi.format(**values), en.format(**values)
 
-    def to_json(self, zone: ZoneInfo, now: datetime | None = None) -> dict[str, Any]:
-        """The API form: code, figures, texts."""
-        vi, en = self.texts(zone, now)
-        body: dict[str, Any] = {"code": self.code.value, "vi": vi, "en": en}
-        if self.value is not None:
-            body["value"] = round(self.value, 4)
-        if self.limit is not None:
-            body["limit"] = self.limit
-        if self.at is not None:
-            body["at"] = self.at.astimezone(zone).isoformat(timespec="seconds")
-        return body
-
     def to_store(self) -> dict[str, Any]:
         """The stored form (JSON column)."""
         body: dict[str, Any] = {"code": self.code.value}

@@ -12,6 +12,7 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from monitoring import responses
 from monitoring.health.model import Report
 from monitoring.health.store import insert_for
 from vcbridge.core.clock import to_local_iso
@@ -93,22 +94,22 @@ def _mean(total: float, count: int) -> float | None:
     return round(total / count, 4) if count else None
 
 
-def sample_json(row: HealthSample, zone: Any) -> dict[str, Any]:
-    """A minute's means (None where nothing was measured)."""
-    return {
-        "minute": to_local_iso(row.minute, zone),
-        "heartbeats": row.heartbeats,
-        "degraded": row.degraded,
-        "in_call": row.in_call,
-        "cpu_percent": _mean(row.cpu_sum, row.cpu_n),
-        "network_rtt_ms": _mean(row.net_rtt_sum, row.net_rtt_n),
-        "rtt_ms": _mean(row.rtt_sum, row.rtt_n),
-        "jitter_ms": _mean(row.jitter_sum, row.jitter_n),
-        "packet_loss_ratio": _mean(row.loss_sum, row.loss_n),
-        "fps": _mean(row.fps_sum, row.fps_n),
-        "bitrate_in_bps": _mean(row.bitrate_in_sum, row.bitrate_in_n),
-        "bitrate_out_bps": _mean(row.bitrate_out_sum, row.bitrate_out_n),
-    }
+def sample_of(row: HealthSample, zone: Any) -> responses.HealthSample:
+    """A minute's means as the API shows them (None where nothing was measured)."""
+    return responses.HealthSample(
+        minute=to_local_iso(row.minute, zone),
+        heartbeats=row.heartbeats,
+        degraded=row.degraded,
+        in_call=row.in_call,
+        cpu_percent=_mean(row.cpu_sum, row.cpu_n),
+        network_rtt_ms=_mean(row.net_rtt_sum, row.net_rtt_n),
+        rtt_ms=_mean(row.rtt_sum, row.rtt_n),
+        jitter_ms=_mean(row.jitter_sum, row.jitter_n),
+        packet_loss_ratio=_mean(row.loss_sum, row.loss_n),
+        fps=_mean(row.fps_sum, row.fps_n),
+        bitrate_in_bps=_mean(row.bitrate_in_sum, row.bitrate_in_n),
+        bitrate_out_bps=_mean(row.bitrate_out_sum, row.bitrate_out_n),
+    )
 
 
 async def samples_since(session: AsyncSession, endpoint_id: int, since: datetime

@@ -16,6 +16,7 @@ from sqlalchemy import Table, Text, bindparam, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from monitoring import responses
 from monitoring.health.codec import (
     decode_reasons,
     decode_test_call,
@@ -178,14 +179,16 @@ async def recent_transitions(session: AsyncSession, endpoint_id: int,
     return list(rows)
 
 
-def transition_json(row: HealthTransition, zone: Any, now: datetime) -> dict[str, Any]:
+def transition_of(row: HealthTransition, zone: Any, now: datetime
+                  ) -> responses.HealthTransitionItem:
     """A transition as the API shows it."""
-    return {
-        "at": to_local_iso(row.at, zone),
-        "state": row.state,
-        "previous": row.previous,
-        "reasons": [r.to_json(zone, now) for r in reasons_from_store(row.reasons)],
-    }
+    return responses.HealthTransitionItem(
+        at=to_local_iso(row.at, zone),
+        state=state_of(row.state),
+        previous=state_of(row.previous) if row.previous is not None else None,
+        reasons=[responses.HealthReason.of(r, zone, now)
+                 for r in reasons_from_store(row.reasons)],
+    )
 
 
 async def write_latest(session: AsyncSession, rows: Sequence[tuple[int, Latest]],

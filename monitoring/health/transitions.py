@@ -34,10 +34,12 @@ from monitoring.health.store import (
     insert_for,
     load_presence,
 )
+from monitoring.responses import HealthReason
 from vcbridge.core.clock import to_local_iso
 from vcbridge.core.db.models import EndpointHealth, HealthTransition
 from vcbridge.core.event_types import EventType
 from vcbridge.core.events import EventBus
+from vcbridge.core.http.render import body_of
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,7 @@ async def _record_one(
                 "state": health.state.value,
                 "previous": previous_state.value if previous_state else None,
                 "since": to_local_iso(row.since, zone),
-                "reasons": [r.to_json(zone, now) for r in health.reasons],
+                "reasons": [body_of(HealthReason.of(r, zone, now)) for r in health.reasons],
             },
         )
     if latest.report_json is not None and (

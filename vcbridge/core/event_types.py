@@ -182,7 +182,7 @@ class FloorRecord(FloorAction):
 
 
 class HealthReason(TypedDict):
-    """One reason of a health state (`monitoring/health/model.Reason.to_json`)."""
+    """One reason of a health state (`monitoring/responses.HealthReason`)."""
 
     code: str
     vi: str
