@@ -87,7 +87,7 @@ async def stream_heartbeat(request: web.Request, principal: Principal, raw: str
                                            body)
         answer = _answer(monitor, accepted, code, request.app[ZONE], now)
         return {"type": "heartbeat.ok",
-                **answer.model_dump(mode="json", exclude_unset=True, include=_STREAM_FIELDS)}
+                **answer.model_dump(mode="json", exclude_unset=True, include=set(_STREAM_FIELDS))}
     except ApiError as exc:
         monitor.drop(_DROP_OF_STATUS.get(exc.status, "other"))
         raise
