@@ -45,6 +45,7 @@ from vcbridge.core.http.auth_middleware import auth_middleware
 from vcbridge.core.http.errors import error_middleware
 from vcbridge.core.media_counters import MediaCounters, MediaSource
 from vcbridge.core.settings import Settings, passwords_for
+from vcbridge.core.shutdown import bound_cleanups
 from vcbridge.room_reports import RoomReports
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     events_routes.setup_routes(app)
     openapi_routes.setup_routes(app)
     monitoring_wiring.setup(app, media=_bridge_media(rooms), token=settings.metrics_token or None)
+    # Last: every part's cleanup bounded, so that a stuck part cannot keep the service
+    # from stopping (logged as an error naming it).
+    bound_cleanups(app)
     return app
 
 
