@@ -40,7 +40,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import resource
 import sys
 import time
@@ -50,10 +49,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiortc import RTCConfiguration, RTCPeerConnection
 
 from bench.load_sites import emit, read_commands
 from bridge.ice_policy import restrict_host_addresses
+from harness.hostile_offers import aiortc_offer, thousand_line_offer, without_fingerprint
 
 log = logging.getLogger("bench.hostile_site")
 
@@ -65,36 +64,10 @@ RECONNECTS = 10
 SOCKET_TIMEOUT = 15.0  # per connection: an answer, the error, or the close
 
 
-async def aiortc_offer(kind: str, lines: int = 1) -> str:
-    """A real aiortc offer of `lines` media lines of `kind` (loopback candidates)."""
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    try:
-        for index in range(lines):
-            pc.addTransceiver(kind, direction="sendrecv" if index == 0 else "recvonly")
-        await pc.setLocalDescription(await pc.createOffer())
-        return str(pc.localDescription.sdp)
-    finally:
-        await pc.close()
-
-
 async def offer_bodies() -> dict[str, str]:
-    """The two offers, as signaling messages (the same as tests/test_signaling_abuse.py)."""
-    head, first, second = re.split(r"(?=^m=)", await aiortc_offer("video", 2),
-                                   flags=re.MULTILINE)
-    # 1,000 compact media lines (ICE and DTLS at the session level): ~115 KB, under
-    # the 512 KiB frame limit, so only the precheck refuses it.
-    session = "".join(line for line in first.splitlines(keepends=True)
-                      if line.startswith(("a=ice-ufrag", "a=ice-pwd", "a=fingerprint:sha-256",
-                                          "a=setup")))
-    compact = "".join(line for line in second.splitlines(keepends=True)
-                      if line.startswith(("m=", "c=", "a=mid", "a=recvonly", "a=rtcp-mux",
-                                          "a=rtpmap:97")))
-    compact = re.sub(r"^(m=video \d+ \S+) .*$", r"\1 97", compact, flags=re.MULTILINE)
-    thousand = (re.sub(r"a=group:BUNDLE[^\r\n]*\r\n", "", head) + session + first
-                + "".join(compact.replace("a=mid:1", f"a=mid:{i}") for i in range(1, 1000)))
-    audio = await aiortc_offer("audio")
-    unsigned = "".join(line for line in audio.splitlines(keepends=True)
-                       if not line.startswith("a=fingerprint:"))
+    """The two offers, as signaling messages (harness/hostile_offers.py, as the tests)."""
+    thousand = await thousand_line_offer()
+    unsigned = without_fingerprint(await aiortc_offer("audio"))
     return {
         "offer_1000_lines": json.dumps({"type": "offer", "pc": "video", "sdp": thousand}),
         "offer_no_fingerprint": json.dumps({"type": "offer", "pc": "audio", "sdp": unsigned}),

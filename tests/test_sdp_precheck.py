@@ -8,20 +8,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection
 
 from bridge.sdp_precheck import DEFAULT_BOUNDS, OfferError, precheck_offer
-
-
-async def aiortc_offer(kind: str, lines: int) -> str:
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    try:
-        for index in range(lines):
-            pc.addTransceiver(kind, direction="sendrecv" if index == 0 else "recvonly")
-        await pc.setLocalDescription(await pc.createOffer())
-        return str(pc.localDescription.sdp)
-    finally:
-        await pc.close()
+from harness.hostile_offers import aiortc_offer
 
 
 def sections(sdp: str) -> tuple[str, list[str]]:

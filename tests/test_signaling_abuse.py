@@ -15,19 +15,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 from sqlalchemy import select
 
 from bridge.agent.site_client import Received
 from bridge.signaling import ROOMS
+from harness.hostile_offers import aiortc_offer, thousand_line_offer, without_fingerprint
 from tests.conftest import Client
 from tests.support import loopback_settings
 from tests.test_bridge_media import Site, eventually, join
@@ -100,35 +99,11 @@ class LoopLag:
         return self.worst
 
 
-async def aiortc_offer(kind: str, lines: int = 1) -> str:
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    try:
-        for index in range(lines):
-            pc.addTransceiver(kind, direction="sendrecv" if index == 0 else "recvonly")
-        await pc.setLocalDescription(await pc.createOffer())
-        return str(pc.localDescription.sdp)
-    finally:
-        await pc.close()
-
-
 async def hostile_bodies() -> dict[str, tuple[str, str]]:
     """What the hostile site sends, each on a fresh connection: (message, expected error)."""
-    head, first, second = re.split(r"(?=^m=)", await aiortc_offer("video", 2),
-                                   flags=re.MULTILINE)
-    # 1,000 media lines of ~110 bytes (ICE and DTLS at the session level): 115 KB, which
-    # aiortc took ~0.75 s to parse here, under the 512 KiB frame limit.
-    session = "".join(line for line in first.splitlines(keepends=True)
-                      if line.startswith(("a=ice-ufrag", "a=ice-pwd", "a=fingerprint:sha-256",
-                                          "a=setup")))
-    compact = "".join(line for line in second.splitlines(keepends=True)
-                      if line.startswith(("m=", "c=", "a=mid", "a=recvonly", "a=rtcp-mux",
-                                          "a=rtpmap:97")))
-    compact = re.sub(r"^(m=video \d+ \S+) .*$", r"\1 97", compact, flags=re.MULTILINE)
-    thousand = (re.sub(r"a=group:BUNDLE[^\r\n]*\r\n", "", head) + session + first
-                + "".join(compact.replace("a=mid:1", f"a=mid:{i}") for i in range(1, 1000)))
+    thousand = await thousand_line_offer()
     audio = await aiortc_offer("audio")
-    unsigned = "".join(line for line in audio.splitlines(keepends=True)
-                       if not line.startswith("a=fingerprint:"))
+    unsigned = without_fingerprint(audio)
     huge = audio + "".join(f"a=x-junk:{i:010d}{'y' * 80}\r\n" for i in range(5000))
 
     def offer(pc: str, sdp: str) -> str:
