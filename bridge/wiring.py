@@ -1,5 +1,5 @@
 """Wires the bridge into the application: ICE settings, the room registry, signaling,
-test calls, recordings, and the browser pages (join page, chair console)."""
+test calls and recordings."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from bridge import pages, preflight_echo, recordings_api, signaling
+from bridge import preflight_echo, recordings_api, signaling
 from bridge.ice_policy import allowed_networks, restrict_host_addresses, rtc_configuration
 from bridge.peer_session import IceSettings
 from bridge.room import RoomHooks
@@ -35,7 +35,6 @@ def setup(app: web.Application, settings: Settings, hooks: RoomHooks) -> RoomReg
     signaling.setup_routes(app, registry)
     preflight_echo.setup_routes(app, registry.ice)
     recordings_api.setup_routes(app, settings.effective_recordings_dir)
-    pages.setup_routes(app)
 
     async def rooms_ctx(app: web.Application) -> AsyncIterator[None]:
         registry.start(app[EVENT_BUS])

@@ -14,7 +14,6 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from bridge.pages import PAGE_ROUTES
 from bridge.signaling import ROOMS
 from monitoring.openapi import health_paths
 from scheduler.conference_schemas import ConferenceCreate
@@ -30,6 +29,7 @@ from vcbridge.core.api.schemas import EndpointTokenCreate, LoginRequest, UserCre
 from vcbridge.core.app_keys import DATABASE, EVENT_BUS, SETTINGS
 from vcbridge.core.clock import FixedClock
 from vcbridge.openapi_routes import openapi_document
+from web.pages import PAGE_ROUTES
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 PUBLIC = {
@@ -87,7 +87,7 @@ async def test_document_matches_router_both_ways(client: Client) -> None:
         (route.method, route.resource.canonical)
         for route in client.app.router.routes()
         if route.method != "HEAD" and route.resource is not None
-        # The browser pages and their static files (bridge/pages.py) are not API operations.
+        # The browser pages and their static files (web/pages.py) are not API operations.
         and route.resource.canonical not in PAGE_ROUTES
     }
     documented = set(_operations(document))

@@ -1,4 +1,4 @@
-"""The pages as files: served with a strict policy, only from bridge/web/, and written
+"""The pages as files: served with a strict policy, only from web/static/, and written
 so the policy holds (no inline script or style, no HTML built from strings).
 
 What the pages do is tested in a real Chromium: tests/test_browser_pages.py."""
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import re
 
-from bridge.pages import CONTENT_SECURITY_POLICY, PAGE_ROUTES, WEB_DIR
 from tests.conftest import Client
+from web.pages import CONTENT_SECURITY_POLICY, PAGE_ROUTES, WEB_DIR
 
 PAGES = ("/join", "/chair/12")
 

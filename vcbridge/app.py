@@ -47,6 +47,7 @@ from vcbridge.core.media_counters import MediaCounters, MediaSource
 from vcbridge.core.settings import Settings, passwords_for
 from vcbridge.core.shutdown import bound_cleanups
 from vcbridge.room_reports import RoomReports
+from web import pages
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     events_routes.setup_routes(app)
     openapi_routes.setup_routes(app)
     monitoring_wiring.setup(app, media=_bridge_media(rooms), token=settings.metrics_token or None)
+    pages.setup_routes(app)
     # Last: every part's cleanup bounded, so that a stuck part cannot keep the service
     # from stopping (logged as an error naming it).
     bound_cleanups(app)

@@ -1,7 +1,7 @@
 """The browser pages: the district operator's join page and the chair's console.
 
 `/join` and `/chair/{conference}` are static HTML; their JavaScript modules and
-style sheet are under `/static/`. Everything comes from `bridge/web/` (no build
+style sheet are under `/static/`. Everything comes from `web/static/` (no build
 step, nothing from the internet: a district office network may be closed).
 The pages are ordinary clients: they log in with the session cookie (CSRF
 header on writes), read the booking API and the event stream, and join the
@@ -18,9 +18,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-WEB_DIR = Path(__file__).with_name("web")
+WEB_DIR = Path(__file__).with_name("static")
 
-# Served files, by suffix; anything else under bridge/web/ is not served.
+# Served files, by suffix; anything else under web/static/ is not served.
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -53,14 +53,19 @@ SECURITY_HEADERS = {
 }
 
 # Routes that are pages, not API operations (tests/test_openapi.py leaves them out).
-PAGE_ROUTES = frozenset({"/", "/join", "/chair/{conference}", "/static/{name}"})
+PAGE_ROUTES = frozenset({"/", "/join", "/chair/{conference}", "/static/{path}"})
 
 
 def _static_files() -> dict[str, Path]:
+    """Every served file by its path under web/static/ (vendored libraries in folders).
+
+    Requests are looked up in this map, never joined onto the file system, so no
+    path can reach outside web/static/."""
     return {
-        path.name: path
-        for path in sorted(WEB_DIR.iterdir())
-        if path.is_file() and path.suffix in CONTENT_TYPES and not path.name.startswith(".")
+        path.relative_to(WEB_DIR).as_posix(): path
+        for path in sorted(WEB_DIR.rglob("*"))
+        if path.is_file() and path.suffix in CONTENT_TYPES
+        and not any(part.startswith(".") for part in path.relative_to(WEB_DIR).parts)
     }
 
 
@@ -90,8 +95,8 @@ def setup_routes(app: web.Application) -> None:
     files = _static_files()
 
     async def static(request: web.Request) -> web.StreamResponse:
-        """GET /static/{name}: a script, style sheet or image of the pages."""
-        path = files.get(request.match_info["name"])
+        """GET /static/{path}: a script, style sheet or image of the pages."""
+        path = files.get(request.match_info["path"])
         if path is None:
             raise web.HTTPNotFound()
         return _file(path)
@@ -99,4 +104,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/", root)
     app.router.add_get("/join", join_page)
     app.router.add_get(r"/chair/{conference:\d{1,18}}", chair_page)
-    app.router.add_get("/static/{name}", static)
+    app.router.add_get("/static/{path:.+}", static)
