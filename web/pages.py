@@ -14,6 +14,8 @@ framing), so text a booker typed (a conference title) can never run."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -52,8 +54,16 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-cache",
 }
 
+# Each page: its path and its HTML file under web/static/ (every page checks on the
+# server, through the API it calls, who may see what; the HTML itself is public).
+PAGE_FILES: dict[str, str] = {
+    "/join": "join.html",
+    r"/chair/{conference:\d{1,18}}": "chair.html",
+}
+
 # Routes that are pages, not API operations (tests/test_openapi.py leaves them out).
-PAGE_ROUTES = frozenset({"/", "/join", "/chair/{conference}", "/static/{path}"})
+PAGE_ROUTES = frozenset({"/", "/static/{path}"} | {
+    re.sub(r"\{(\w+):.*?\}(?=/|$)", r"{\1}", route) for route in PAGE_FILES})
 
 
 def _static_files() -> dict[str, Path]:
@@ -80,14 +90,14 @@ async def root(_request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound("/join")
 
 
-async def join_page(_request: web.Request) -> web.StreamResponse:
-    """GET /join: a district operator joins its endpoint's conference."""
-    return _file(WEB_DIR / "join.html")
+def _page(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    path = WEB_DIR / name
 
+    async def page(_request: web.Request) -> web.StreamResponse:
+        return _file(path)
 
-async def chair_page(_request: web.Request) -> web.StreamResponse:
-    """GET /chair/{conference}: the chair's console (the page checks who may use it)."""
-    return _file(WEB_DIR / "chair.html")
+    page.__doc__ = f"A page: web/static/{name}."
+    return page
 
 
 def setup_routes(app: web.Application) -> None:
@@ -102,6 +112,6 @@ def setup_routes(app: web.Application) -> None:
         return _file(path)
 
     app.router.add_get("/", root)
-    app.router.add_get("/join", join_page)
-    app.router.add_get(r"/chair/{conference:\d{1,18}}", chair_page)
+    for route, name in PAGE_FILES.items():
+        app.router.add_get(route, _page(name))
     app.router.add_get("/static/{path:.+}", static)

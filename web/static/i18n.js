@@ -357,6 +357,20 @@ try {
   current = 'vi';
 }
 
+/**
+ * Add a page's own texts ({vi: {...}, en: {...}}), so each page keeps its words in
+ * its own module (`texts/<page>.js`) instead of in this file. A key already
+ * defined is an error: two pages must not silently change each other's words.
+ */
+export function addTexts(texts) {
+  for (const language of ['vi', 'en']) {
+    for (const [key, value] of Object.entries(texts[language] || {})) {
+      if (key in TEXTS[language]) throw new Error(`text ${key} defined twice`);
+      TEXTS[language][key] = value;
+    }
+  }
+}
+
 /** The text for `key` in the current language, with `{name}` filled from `params`. */
 export function t(key, params = {}) {
   const text = TEXTS[current][key] ?? TEXTS.vi[key] ?? key;
