@@ -41,6 +41,9 @@ class Conference(ResponseModel):
         description="The RFC 5545 RRULE of the series, null for a single conference.")]
     series_id: int | None
     status: ConferenceStatus
+    cancel_reason: Annotated[str, Field(
+        description="Why the conference was cancelled, as the booker wrote it; \"\" when "
+        "it is not cancelled or no reason was given.")]
     created_at: LocalTime
     created_by: str
     updated_at: LocalTime
@@ -61,6 +64,7 @@ class Conference(ResponseModel):
             "setup_minutes": conference.setup_minutes,
             "rrule": conference.series.rrule if conference.series else None,
             "series_id": conference.series_id, "status": conference.status,
+            "cancel_reason": conference.cancel_reason,
             "created_at": when(conference.created_at), "created_by": conference.created_by,
             "updated_at": when(conference.updated_at), "updated_by": conference.updated_by,
         }
@@ -134,6 +138,16 @@ class Declined(ResponseModel):
     state: Annotated[ConnectState, Field(
         description="The endpoint's state after the request (declined, or unchanged if it "
         "had already joined).")]
+
+
+class DryRun(ResponseModel):
+    """POST or PATCH with `?dry_run=true`: every check passed; nothing was written."""
+
+    ok: Annotated[bool, Field(description="Always true: a refusal is the 409 or 422 the "
+                              "real request would get.")]
+    occurrences: Annotated[int, Field(
+        ge=1, description="How many conferences the request would book or change (the "
+        "occurrences of a series).")]
 
 
 class ConflictingConference(ResponseModel):
