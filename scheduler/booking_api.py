@@ -25,7 +25,7 @@ from scheduler.booking_service import (
     expand_series,
     update_conference,
 )
-from scheduler.booking_store import conference_query, filter_conferences
+from scheduler.booking_store import filter_conferences, listed_rows, listing_query
 from scheduler.conference_schemas import (
     ConferenceCancel,
     ConferenceCreate,
@@ -152,12 +152,13 @@ async def list_conferences(request: web.Request) -> web.Response:
             if endpoint_id is None:
                 raise forbidden()
         query = filter_conferences(
-            conference_query(), endpoint_id=endpoint_id, start_from=start_from,
+            listing_query(), endpoint_id=endpoint_id, start_from=start_from,
             start_to=start_to, statuses=statuses, series_id=series_id,
         )
-        rows = (await session.scalars(query.limit(limit + 1).offset(offset))).all()
+        rows = await listed_rows(session, query.limit(limit + 1).offset(offset))
     return render(ConferenceList(
-        conferences=[responses.Conference.of(c, zone) for c in rows[:limit]],
+        conferences=[responses.Conference.of_row(row, codes, zone)
+                     for row, codes in rows[:limit]],
         next_offset=offset + limit if len(rows) > limit else None,
     ))
 

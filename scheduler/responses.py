@@ -74,6 +74,22 @@ class Conference(ResponseModel):
         """The conference as the API shows it."""
         return cls(**cls.fields_of(conference, zone))
 
+    @classmethod
+    def of_row(cls, row: Any, participants: list[str], zone: ZoneInfo) -> Conference:
+        """The same from a row of `booking_store.listing_query` and its participants."""
+
+        def when(value: datetime) -> str:
+            return to_local_iso(value, zone)
+
+        return cls(
+            id=row.id, title=row.title, agenda=row.agenda, chair=row.chair,
+            participants=participants, start=when(row.start), end=when(row.end),
+            setup_minutes=row.setup_minutes, rrule=row.rrule, series_id=row.series_id,
+            status=row.status, cancel_reason=row.cancel_reason,
+            created_at=when(row.created_at), created_by=row.created_by,
+            updated_at=when(row.updated_at), updated_by=row.updated_by,
+        )
+
 
 class ConferenceList(ResponseModel):
     """GET /api/v1/conferences: one page."""

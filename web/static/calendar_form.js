@@ -139,6 +139,7 @@ export class ConferenceForm {
     this.files.addEventListener('change', () => this.showChosen());
     this.filesSeries = el('input', { type: 'checkbox', id: 'cal-files-series' });
     this.documentsList = el('ul', { class: 'cal-docs', id: 'cal-docs' });
+    this.text(this.documentsList, 'cal_documents_existing', 'ariaLabel');
     this.documentsNote = el('p', { class: 'cal-hint', hidden: true });
 
     // The time row: date, start, end, setup.

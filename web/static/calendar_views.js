@@ -2,6 +2,14 @@
 // one day or a week, a month, and a list. Each conference is a button (keyboard: Tab,
 // Enter) coloured by its status; every text is inserted as text.
 //
+// Our own small module rather than a vendored calendar library: FullCalendar 6 injects
+// its CSS as <style> elements, which the page policy refuses (its issues 7104, 7353);
+// FullCalendar 7.1.5 ships CSS files and did render under the policy, but it is a
+// 957 KB bundle (plus a theme, a locale and a Temporal polyfill for time zones) for
+// four plain views, and it took ~260 ms to draw one busy week where this takes a tenth
+// of that (docs/performance.md). Here every conference is a button, every text a text
+// node, every time 24 h in the fixed UTC+7 of calendar_time.js.
+//
 // Positions in the time grid are fractions of the day set through the CSSOM
 // (`node.style.top = …`), which the page's policy (style-src 'self') allows: no style
 // attribute is parsed and no <style> element is made.
@@ -88,11 +96,12 @@ function percent(value) {
   return `${(value * 100).toFixed(4)}%`;
 }
 
-function eventBlock(seg, onOpen) {
+function eventBlock(seg) {
   const { c } = seg;
+  const label = describe(c);
   const block = el('button', {
     type: 'button', class: `cal-event cal-st-${c.status}${c.series_id ? ' is-series' : ''}`,
-    data: { id: c.id, status: c.status }, title: describe(c), 'aria-label': describe(c),
+    data: { id: c.id, status: c.status }, title: label, 'aria-label': label,
   },
   el('span', { class: 'cal-event-time', text: `${formatClock(c.startMs)}–${formatClock(c.endMs)}` }),
   el('span', { class: 'cal-event-title', text: c.title }),
@@ -104,10 +113,6 @@ function eventBlock(seg, onOpen) {
   block.style.width = percent(1 / seg.n);
   if (visualEnd - seg.s < 45) block.classList.add('is-short');
   if (seg.n > 3) block.classList.add('is-narrow');
-  block.addEventListener('click', (event) => {
-    event.stopPropagation();
-    onOpen(c);
-  });
   return block;
 }
 
@@ -139,23 +144,29 @@ export function renderTimeGrid(container, { days, conferences, onOpen, onSlot, o
       data: { day }, role: 'group', 'aria-label': dayHeading(day),
     });
     const fragment = document.createDocumentFragment();
-    for (const seg of byDay.get(day)) fragment.append(eventBlock(seg, onOpen));
+    for (const seg of byDay.get(day)) fragment.append(eventBlock(seg));
     column.append(fragment);
     if (isToday) {
       const line = el('div', { class: 'cal-now', 'aria-hidden': 'true' });
       line.style.top = percent((now - dayStart(day)) / DAY_MS);
       column.append(line);
     }
-    if (onSlot) {
-      column.addEventListener('click', (event) => {
-        if (event.target !== column) return;
-        const box = column.getBoundingClientRect();
-        const minutes = Math.floor(((event.clientY - box.top) / box.height) * DAY_MINUTES / 30) * 30;
-        onSlot(day, Math.max(0, Math.min(DAY_MINUTES - 60, minutes)));
-      });
-    }
     body.append(column);
   }
+  // One listener for the whole grid: a conference opens, an empty slot books.
+  const byId = new Map(conferences.map((c) => [c.id, c]));
+  body.addEventListener('click', (event) => {
+    const block = event.target.closest('.cal-event');
+    if (block) {
+      onOpen(byId.get(Number(block.dataset.id)));
+      return;
+    }
+    const column = event.target.closest('.cal-day-col');
+    if (!onSlot || event.target !== column) return;
+    const box = column.getBoundingClientRect();
+    const minutes = Math.floor(((event.clientY - box.top) / box.height) * DAY_MINUTES / 30) * 30;
+    onSlot(Number(column.dataset.day), Math.max(0, Math.min(DAY_MINUTES - 60, minutes)));
+  });
   // The heading scrolls with the body (sticky at the top), so the columns always line up.
   const scroller = el('div', { class: 'cal-grid-scroll' }, head, body);
   const grid = el('div', { class: `cal-grid cal-grid-${days.length === 1 ? 'day' : 'week'}` }, scroller);
