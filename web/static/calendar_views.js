@@ -190,7 +190,11 @@ export function renderMonth(container, { monthDay, conferences, onOpen, onDay })
   }
   const current = today();
   const head = el('div', { class: 'cal-month-head', 'aria-hidden': 'true' });
-  for (let i = 0; i < 7; i += 1) head.append(el('div', { class: 'cal-month-wd', text: t(`cal_wd_${i}`) }));
+  for (let i = 0; i < 7; i += 1) {
+    head.append(el('div', { class: 'cal-month-wd' },
+      el('span', { class: 'cal-wd-long', text: t(`cal_wd_${i}`) }),
+      el('span', { class: 'cal-wd-short', text: t(`cal_wds_${i}`) })));
+  }
   const grid = el('div', { class: 'cal-month-grid', data: { weeks } });
   for (let i = 0; i < weeks * 7; i += 1) {
     const day = first + i;
