@@ -5,10 +5,10 @@
 // Our own small module rather than a vendored calendar library: FullCalendar 6 injects
 // its CSS as <style> elements, which the page policy refuses (its issues 7104, 7353);
 // FullCalendar 7.1.5 ships CSS files and did render under the policy, but it is a
-// 957 KB bundle (plus a theme, a locale and a Temporal polyfill for time zones) for
-// four plain views, and it took ~260 ms to draw one busy week where this takes a tenth
-// of that (docs/performance.md). Here every conference is a button, every text a text
-// node, every time 24 h in the fixed UTC+7 of calendar_time.js.
+// 957 KB bundle (plus a theme, a locale, and a Temporal polyfill for named time zones)
+// for four plain views, and its first week of 189 events was no faster than this
+// (docs/performance.md). Here every conference is a button, every text a text node,
+// every time 24 h in the fixed UTC+7 of calendar_time.js.
 //
 // Positions in the time grid are fractions of the day set through the CSSOM
 // (`node.style.top = …`), which the page's policy (style-src 'self') allows: no style
