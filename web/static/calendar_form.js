@@ -5,11 +5,12 @@
 // other conference and its time, or the bridge's capacity. The API's refusals are shown
 // next to the field they concern.
 
-import { ApiFailure, api, el, siteName, statusChip, toast } from './common.js';
+import { ApiFailure, api, el, statusChip, toast } from './common.js';
 import { lang, onLangChange, t } from './i18n.js';
 import { EndpointPicker } from './endpoint_picker.js';
 import { askCancel, askScope } from './calendar_dialogs.js';
 import { formatSize, listDocuments, uploadDocument } from './calendar_documents.js';
+import { problemsOf, showCheck, whenText } from './calendar_check.js';
 import {
   addMonths, compactDate, dayOf, formatClock, formatDate, formatMinutes, isoAt, minuteOf,
   parseDate, parseTime, weekday, weekdayCode, weekdayOrdinal, ymd,
@@ -20,31 +21,8 @@ const DEFAULT_SETUP = 15;
 const EXTEND_CHOICES = [15, 30, 45, 60, 90, 120];
 const KIND_ORDER = ['provincial', 'district', 'commune'];
 
-// Where a booking rule's problem (`details.problems`) is shown, and its words.
-const PROBLEMS = [
-  [/^end must be after start/, 'end', () => t('cal_err_end_after')],
-  [/^the new end must be/, 'end', () => t('cal_err_end_after')],
-  [/^a conference may last at most ([\d.]+) hours/, 'end', (m) => t('cal_err_duration', { hours: m[1].replace('.', ',') })],
-  [/^start is in the past/, 'start', () => t('cal_err_past')],
-  [/^start is more than (\d+) days ahead/, 'date', (m) => t('cal_err_horizon', { days: m[1] })],
-  [/^setup_minutes must be between/, 'setup', () => t('cal_err_setup')],
-  [/^the chair .* must be among the participants/, 'chair', () => t('cal_err_chair_member')],
-  [/^unknown or retired endpoints: (.*)/, 'participants', (m) => t('cal_err_unknown_endpoints', { codes: m[1] })],
-  [/rrule|recurrence|occurrence/i, 'repeat', (m) => t('cal_err_server', { message: m.input })],
-];
-// The schema's field names (`details[].field`) and the form's.
-const FIELD_OF = {
-  title: 'title', agenda: 'agenda', chair: 'chair', participants: 'participants', start: 'start',
-  end: 'end', setup_minutes: 'setup', rrule: 'repeat', reason: 'general',
-};
-
 function sameSet(a, b) {
   return a.length === b.length && a.every((x) => b.includes(x));
-}
-
-function whenText(startMs, endMs) {
-  const day = dayOf(startMs);
-  return `${t(`cal_wd_${weekday(day)}`)}, ${formatDate(day)} ${formatClock(startMs)}–${formatClock(endMs)}`;
 }
 
 export class ConferenceForm {
@@ -634,7 +612,7 @@ export class ConferenceForm {
       return;
     }
     if (error.status === 422) {
-      this.serverErrors = this.problemsOf(error);
+      this.serverErrors = problemsOf(error);
       const shown = this.showErrors();
       this.setCheck('invalid');
       const first = Object.keys(shown)[0];
@@ -644,62 +622,8 @@ export class ConferenceForm {
     return null;
   }
 
-  problemsOf(error) {
-    const found = {};
-    const put = (name, text) => {
-      if (!found[name]) found[name] = text;
-    };
-    const details = error.details;
-    if (details && Array.isArray(details.problems)) {
-      for (const problem of details.problems) {
-        const rule = PROBLEMS.find(([pattern]) => pattern.test(problem));
-        if (rule) put(rule[1], rule[2](problem.match(rule[0])));
-        else put('general', t('cal_err_server', { message: problem }));
-      }
-    } else if (Array.isArray(details)) {
-      for (const { field, problem } of details) {
-        const name = FIELD_OF[String(field).split('.')[0]] || 'general';
-        put(name, name === 'title' ? t('cal_err_title') : t('cal_err_server', { message: problem }));
-      }
-    } else {
-      put('general', t('cal_err_server', { message: error.message }));
-    }
-    return found;
-  }
-
   setCheck(state, data = {}) {
-    const box = this.check;
-    box.dataset.state = state;
-    const lines = [];
-    if (state === 'idle') lines.push(el('p', { text: t('cal_check_idle') }));
-    else if (state === 'unchanged') lines.push(el('p', { text: t('cal_check_unchanged') }));
-    else if (state === 'checking') lines.push(el('p', {}, el('span', { class: 'spinner spinner-small' }), t('cal_check_running')));
-    else if (state === 'uploading') lines.push(el('p', {}, el('span', { class: 'spinner spinner-small' }), t('cal_uploading', { name: data.name })));
-    else if (state === 'ok') {
-      lines.push(el('p', { text: data.occurrences > 1 ? t('cal_check_ok_series', { count: data.occurrences }) : t('cal_check_ok') }));
-    } else if (state === 'conflict') {
-      lines.push(el('p', { class: 'cal-check-title', text: t('cal_conflicts_title') }));
-      const list = el('ul', { class: 'cal-conflicts', id: 'cal-conflicts' });
-      for (const clash of data.conflicts || []) {
-        list.append(el('li', { data: { conference: clash.conference } }, t('cal_conflict_line', {
-          endpoints: clash.endpoints.map(siteName).join(', '),
-          title: clash.title,
-          when: whenText(Date.parse(clash.start), Date.parse(clash.end)),
-        })));
-      }
-      if (data.capacity) {
-        const at = Date.parse(data.capacity.at);
-        list.append(el('li', { class: 'cal-capacity', text: t('cal_capacity_line', {
-          when: `${formatDate(dayOf(at))} ${formatClock(at)}`, conferences: data.capacity.conferences,
-          ports: data.capacity.ports, reason: data.capacity.reason,
-        }) }));
-      }
-      lines.push(list);
-      const more = (data.conflicts_total || 0) - (data.conflicts || []).length;
-      if (more > 0) lines.push(el('p', { text: t('cal_conflicts_more', { count: more }) }));
-    } else if (state === 'invalid') lines.push(el('p', { text: t('cal_fix_fields') }));
-    else lines.push(el('p', { text: t('cal_check_failed', { message: data.message || '' }) }));
-    box.replaceChildren(...lines);
+    showCheck(this.check, state, data);
   }
 
   // -- saving, extending, cancelling -----------------------------------------------------------

@@ -3,7 +3,7 @@
 // a search that finds a name typed with or without diacritics ("nga son" finds
 // "UBND huyện Nga Sơn"). The chair's box stays ticked: the chair always takes part.
 
-import { el, fill } from './common.js';
+import { el } from './common.js';
 import { lang, onLangChange, t } from './i18n.js';
 
 // The kinds in the order a province lists them; any other kind follows, by name.
