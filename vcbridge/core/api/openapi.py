@@ -48,6 +48,10 @@ from vcbridge.core.http.openapi import (
 EventTypes = Mapping[str, tuple[str, tuple[str, ...]]]
 
 
+_OPERATOR_TOKENS = ("An admin manages every endpoint's tokens. An operator manages the "
+                    "calendar tokens of its own endpoint only (403 for an agent token or "
+                    "another endpoint); every issue and revocation is audited.")
+
 def events_description(event_types: EventTypes) -> str:
     """The event stream's description, listing every event type."""
     return "\n".join([
@@ -252,23 +256,27 @@ def _roster_paths() -> dict[str, Schema]:
             parameters=[param("EndpointCode")],
         )},
         "/api/v1/endpoints/{code}/tokens": {
-            "get": operation("listEndpointTokens", "An endpoint's tokens (admin)", "endpoints",
+            "get": operation("listEndpointTokens", "An endpoint's tokens (admin; operator: "
+                             "its calendar tokens)", "endpoints",
                        {"200": json_content(TokenList, "The tokens' metadata."),
                         **errors(401, 403, 404)},
-                       parameters=[param("EndpointCode")]),
-            "post": operation("createEndpointToken", "Issue an agent or calendar token (admin)",
-                        "endpoints",
+                       parameters=[param("EndpointCode")], description=_OPERATOR_TOKENS),
+            "post": operation("createEndpointToken", "Issue an agent or calendar token (admin; "
+                              "operator: a calendar token)", "endpoints",
                         {"201": json_content(TokenCreated,
                                              "Issued; the secret is shown once."),
                          **errors(400, 401, 403, 404, 413, 415, 422)},
                         body="EndpointTokenCreate", parameters=[param("EndpointCode"), CSRF],
                         description="Scope `agent` (an endpoint agent) or `calendar` (the "
-                        "iCalendar feed only); login tokens come from /api/v1/auth/login."),
+                        "iCalendar feed only); login tokens come from /api/v1/auth/login. "
+                        + _OPERATOR_TOKENS),
         },
         "/api/v1/endpoints/{code}/tokens/{id}": {"delete": operation(
-            "revokeEndpointToken", "Revoke an endpoint token at once (admin)", "endpoints",
+            "revokeEndpointToken", "Revoke an endpoint token at once (admin; operator: its "
+            "calendar tokens)", "endpoints",
             {"200": json_content(Token, "The token, revoked."), **errors(401, 403, 404)},
             parameters=[param("EndpointCode"), param("TokenId"), CSRF],
+            description=_OPERATOR_TOKENS,
         )},
         "/api/v1/audit": {"get": operation(
             "listAuditEvents", "Read the audit log (admin)", "audit",
