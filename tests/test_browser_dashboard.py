@@ -15,6 +15,7 @@ Skips without Chromium on a developer's machine, fails in CI (VCBRIDGE_REQUIRE_A
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -98,10 +99,8 @@ class Poster(threading.Thread):
                     data=json.dumps(heartbeat_body(**POSTED[code])).encode(),
                     headers={"Content-Type": "application/json",
                              "Authorization": f"Bearer {token}"})
-                try:
+                with contextlib.suppress(urllib.error.URLError, OSError):
                     urllib.request.urlopen(request, timeout=5).close()
-                except (urllib.error.URLError, OSError):
-                    pass
             self.stopped.wait(1.0)
 
 
@@ -383,7 +382,7 @@ async def test_todays_conference_readiness_and_the_report_csv(
     async with page.expect_download() as info:
         await page.click("#report-csv")
     download = await info.value
-    raw = Path(await download.path()).read_bytes()
+    raw = await asyncio.to_thread(Path(await download.path()).read_bytes)
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline=""), delimiter=";"))
     assert rows[0][:2] == ["Mã điểm cầu", "Tên điểm cầu"] and len(rows) == 32
@@ -396,7 +395,7 @@ async def test_english_and_the_links(dashboard: tuple[Any, list[str]]) -> None:
     page, errors = dashboard
     await page.click("#lang")
     await page.wait_for_function(
-        "document.querySelector('.filter[data-filter=\"offline\"] .filter-label')"
+        "() => document.querySelector('.filter[data-filter=\"offline\"] .filter-label')"
         ".textContent === 'Offline'")
     assert await page.get_attribute("#link-grafana", "href") == (
         "/api/v1/monitoring/grafana-dashboard.json")

@@ -1,9 +1,13 @@
 // The IT dashboard's board: every endpoint as a tile coloured by its health state,
 // with its reason; filtered by state and name, sorted, grouped. Live: the page
 // hands it each `endpoint.health` event, and the board repaints what changed at
-// most every BATCH_MS (200 endpoints changing every 5 s cost one small repaint a
-// quarter-second, not 40 layouts a second). Past DENSE_FROM endpoints the tiles
-// turn compact so 200 still fit the eye: a name and, when not ok, its reason.
+// most once every BATCH_MS, in place; tiles move to their new place in the sort and
+// the groups at most once every REFLOW_MS (a move shifts every tile after it, the
+// whole board is laid out and painted again). So 200 endpoints changing every 5 s
+// cost a few repainted tiles a second and one reflow every 5 s, not 40 layouts a
+// second (bench/dashboard.py). What a person changes (filter, sort) applies at once.
+// Past DENSE_FROM endpoints
+// the tiles turn compact so 200 still fit the eye: a name and, when not ok, its reason.
 
 import { el, fill } from './common.js';
 import { t } from './i18n.js';
@@ -11,9 +15,38 @@ import {
   SEVERITY, STATES, durationText, folded, reasonText, shortName, stateLabel,
 } from './health_view.js';
 
-const BATCH_MS = 250;
+const BATCH_MS = 1000;
+const REFLOW_MS = 5000;
 export const DENSE_FROM = 60;
 const KINDS = ['provincial', 'district', 'commune'];
+
+/**
+ * Make `parent`'s children exactly `nodes`, in order, moving only what is out of
+ * place: when a few endpoints change group, a few tiles move, not all 200 (each
+ * moved node costs the browser a style and layout pass).
+ */
+function set(tile, key, value, write) {
+  if (tile.shown[key] !== value) {
+    tile.shown[key] = value;
+    write();
+  }
+}
+
+function reorder(parent, nodes) {
+  let current = parent.firstChild;
+  for (const node of nodes) {
+    if (node === current) {
+      current = current.nextSibling;
+    } else {
+      parent.insertBefore(node, current); // moves it, from here or from another group
+    }
+  }
+  while (current) {
+    const next = current.nextSibling;
+    current.remove();
+    current = next;
+  }
+}
 
 export class HealthBoard {
   /**
@@ -31,7 +64,10 @@ export class HealthBoard {
     this.dirty = new Set();
     this.needsLayout = true;
     this.timer = null;
+    this.lastLayout = 0;
     this.order = [];
+    this.names = new Map(); // code -> {name, folded}: the sort and the search, per language
+    this.collator = new Intl.Collator('vi');
     this.empty = el('p', { class: 'muted board-empty', text: t('dash_none_match'), hidden: true });
   }
 
@@ -80,16 +116,17 @@ export class HealthBoard {
   setView(changes) {
     Object.assign(this.view, changes);
     this.needsLayout = true;
-    this.flush();
+    this.flush(true);
   }
 
   /** Repaint everything (the language changed). */
   repaintAll() {
+    this.names.clear();
     for (const code of this.entries.keys()) this.dirty.add(code);
     for (const [key, group] of this.groups) group.title.textContent = this.groupTitle(key, group.count || 0);
     this.empty.textContent = t('dash_none_match');
     this.needsLayout = true;
-    this.flush();
+    this.flush(true);
   }
 
   /** Bring the "since" durations up to date (called every 30 s). */
@@ -103,20 +140,27 @@ export class HealthBoard {
     return counts;
   }
 
-  schedule() {
-    if (this.timer === null) this.timer = setTimeout(() => this.flush(), BATCH_MS);
+  schedule(delay = BATCH_MS) {
+    if (this.timer === null) this.timer = setTimeout(() => this.flush(), delay);
   }
 
-  flush() {
+  /** Paint what changed; move tiles too if `now`, or if the last move is old enough. */
+  flush(now = false) {
     clearTimeout(this.timer);
     this.timer = null;
     const dense = this.entries.size > DENSE_FROM;
-    this.container.classList.toggle('board-dense', dense);
+    if (this.container.classList.contains('board-dense') !== dense) this.container.classList.toggle('board-dense', dense);
     for (const code of this.dirty) this.paint(code);
     this.dirty.clear();
     if (this.needsLayout) {
-      this.needsLayout = false;
-      this.layout();
+      const wait = this.lastLayout + REFLOW_MS - Date.now();
+      if (now || wait <= 0) {
+        this.needsLayout = false;
+        this.lastLayout = Date.now();
+        this.layout();
+      } else {
+        this.schedule(wait);
+      }
     }
     this.onCounts(this.counts());
   }
@@ -132,7 +176,7 @@ export class HealthBoard {
     const node = el('button', {
       type: 'button', class: 'htile', data: { code }, on: { click: () => this.onOpen(code) },
     }, name, state, reason);
-    tile = { node, name, state, reason, stateText: '' };
+    tile = { node, name, state, reason, stateText: '', shown: {} };
     this.tiles.set(code, tile);
     return tile;
   }
@@ -141,13 +185,19 @@ export class HealthBoard {
     const entry = this.entries.get(code);
     if (!entry) return;
     const tile = this.tile(code);
-    const label = shortName(code);
-    tile.node.dataset.state = STATES.includes(entry.state) ? entry.state : 'unknown';
-    tile.name.textContent = label;
+    const label = this.name(code).name;
+    const state = STATES.includes(entry.state) ? entry.state : 'unknown';
     const reasons = entry.reasons.map(reasonText);
-    tile.reason.textContent = reasons.length ? reasons[0] + (reasons.length > 1 ? ` (+${reasons.length - 1})` : '') : '';
-    tile.node.title = [label, stateLabel(entry.state), ...reasons, t('dash_tile_hint')].join('\n');
-    tile.node.setAttribute('aria-label', `${label}: ${stateLabel(entry.state)}${reasons.length ? `, ${reasons.join(', ')}` : ''}`);
+    const reason = reasons.length ? reasons[0] + (reasons.length > 1 ? ` (+${reasons.length - 1})` : '') : '';
+    // Only what differs is written: an unchanged text still costs a layout.
+    set(tile, 'state', state, () => { tile.node.dataset.state = state; });
+    set(tile, 'label', label, () => { tile.name.textContent = label; });
+    set(tile, 'reason', reason, () => { tile.reason.textContent = reason; });
+    const title = [label, stateLabel(entry.state), ...reasons, t('dash_tile_hint')].join('\n');
+    set(tile, 'title', title, () => {
+      tile.node.title = title;
+      tile.node.setAttribute('aria-label', `${label}: ${stateLabel(entry.state)}${reasons.length ? `, ${reasons.join(', ')}` : ''}`);
+    });
     this.paintState(code);
   }
 
@@ -166,20 +216,27 @@ export class HealthBoard {
 
   // -- filter, sort, group --------------------------------------------------------------
 
+  name(code) {
+    let known = this.names.get(code);
+    if (!known) {
+      const name = shortName(code);
+      known = { name, folded: folded(`${name} ${code}`) };
+      this.names.set(code, known);
+    }
+    return known;
+  }
+
   visible() {
     const { filter, query } = this.view;
     const wanted = folded(query.trim());
-    const names = new Map();
     const result = [];
     for (const entry of this.entries.values()) {
       if (filter !== 'all' && entry.state !== filter) continue;
-      const name = shortName(entry.code);
-      names.set(entry.code, name);
-      if (wanted && !folded(`${name} ${entry.code}`).includes(wanted)) continue;
+      if (wanted && !this.name(entry.code).folded.includes(wanted)) continue;
       result.push(entry);
     }
-    const collator = new Intl.Collator('vi');
-    const byName = (a, b) => collator.compare(names.get(a.code), names.get(b.code));
+    const { collator } = this;
+    const byName = (a, b) => collator.compare(this.name(a.code).name, this.name(b.code).name);
     const bySeverity = (a, b) => (SEVERITY[a.state] ?? 3) - (SEVERITY[b.state] ?? 3);
     const byRecent = (a, b) => (Date.parse(b.since || 0) || 0) - (Date.parse(a.since || 0) || 0);
     const sorts = {
@@ -241,11 +298,7 @@ export class HealthBoard {
       const title = this.groupTitle(key, codes.length);
       if (group.title.textContent !== title) group.title.textContent = title;
       if (!codes.length) continue;
-      // Move tiles only where the order changed: appending a node moves it.
-      const current = [...group.grid.children].map((node) => node.dataset.code);
-      if (current.length !== codes.length || current.some((code, i) => code !== codes[i])) {
-        fill(group.grid, ...codes.map((code) => this.tile(code).node));
-      }
+      reorder(group.grid, codes.map((code) => this.tile(code).node));
       sections.push(group.section);
       order.push(...codes);
     }
