@@ -466,3 +466,21 @@ async def test_operator_home(world: World, browser: Any) -> None:
     await shot(page, "13-operator-revoked", phone=False)
     assert errors == []
     await page.context.close()
+
+    # An admin picks the endpoint.
+    page = await new_page(browser, service.base, errors)
+    await page.goto("/operator", wait_until="domcontentloaded")
+    await page.fill("#username", "admin")
+    await page.fill("#password", "admin-password-e2e")
+    await page.click("#login-form button[type=submit]")
+    await page.wait_for_selector("#op-pick")
+    assert await page.locator(".op-conference").count() == 0
+    await shot(page, "14-operator-admin-picks", phone=False)
+    await page.select_option("#op-pick", "HUYEN-HA-TRUNG")
+    await page.wait_for_selector(".op-conference")
+    titles = await page.eval_on_selector_all(".op-conf-title", "ns => ns.map(n => n.textContent)")
+    assert "Họp riêng của Hà Trung" in titles and "Họp chuyển đổi số Nga Sơn" not in titles
+    assert await page.locator("#op-join-button").count() == 0  # the admin is no site
+    await shot(page, "15-operator-admin-ha-trung", phone=False)
+    assert errors == []
+    await page.context.close()

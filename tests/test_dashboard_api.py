@@ -4,7 +4,9 @@ Grafana dashboard as a download. Through a real aiohttp client, on the fixed clo
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -30,7 +32,9 @@ from vcbridge.core.settings import Settings
 NGA_SON = "HUYEN-NGA-SON"
 HA_TRUNG = "HUYEN-HA-TRUNG"
 MakeUser = Callable[..., Awaitable[dict[str, str]]]
-GRAFANA_FILE = Path(__file__).resolve().parent.parent / "monitoring" / "grafana-dashboard.json"
+ROOT = Path(__file__).resolve().parent.parent
+GRAFANA_FILE = ROOT / "monitoring" / "grafana-dashboard.json"
+UPLOT = ROOT / "web" / "static" / "vendor" / "uplot-1.6.32"
 
 
 @pytest.fixture
@@ -214,3 +218,31 @@ async def test_the_grafana_dashboard_downloads_for_staff(client: Client, admin: 
     operator = await make_user("op-nga-son", "operator", NGA_SON)
     response = await client.get("/api/v1/monitoring/grafana-dashboard.json", headers=operator)
     assert response.status == 403
+
+
+# -- the pages ----------------------------------------------------------------------------
+
+
+async def test_the_pages_and_the_vendored_chart_library_are_served(client: Client) -> None:
+    for path in ("/dashboard", "/operator"):
+        response = await client.get(path)
+        assert response.status == 200 and response.content_type == "text/html", path
+        assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    script = await client.get("/static/vendor/uplot-1.6.32/uPlot.esm.js")
+    assert script.status == 200 and script.content_type == "text/javascript"
+    style = await client.get("/static/vendor/uplot-1.6.32/uPlot.min.css")
+    assert style.status == 200 and style.content_type == "text/css"
+    # Not served: only scripts, styles, pages and icons are.
+    assert (await client.get("/static/vendor/uplot-1.6.32/LICENSE")).status == 404
+
+
+def test_the_vendored_uplot_is_the_recorded_release() -> None:
+    """The files are the package's, unchanged: their hashes are the README's, and the
+    licence travels with them."""
+    readme = (UPLOT / "README.md").read_text(encoding="utf-8")
+    assert "version 1.6.32" in readme
+    assert "MIT" in (UPLOT / "LICENSE").read_text(encoding="utf-8")
+    for name in ("uPlot.esm.js", "uPlot.min.css"):
+        recorded = re.search(rf"`{re.escape(name)}` \(sha256 ([0-9a-f]{{64}})\)", readme)
+        assert recorded is not None, name
+        assert hashlib.sha256((UPLOT / name).read_bytes()).hexdigest() == recorded[1], name
