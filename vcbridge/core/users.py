@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vcbridge.core.api import responses
 from vcbridge.core.audit import Actor, record
-from vcbridge.core.auth.passwords import Passwords, password_problem
+from vcbridge.core.auth.passwords import Passwords, generate_password, password_problem
 from vcbridge.core.db.models import ApiToken, Endpoint, Role, TokenScope, User
 from vcbridge.core.http.render import body_of
 
@@ -110,8 +110,35 @@ async def update_user(
     return user
 
 
-async def revoke_sessions(session: AsyncSession, user_id: int, now: datetime) -> None:
-    """Revoke every login token of a user."""
+async def reset_password(
+    session: AsyncSession,
+    user: User,
+    password: str | None,
+    actor: Actor,
+    now: datetime,
+    passwords: Passwords,
+) -> str | None:
+    """Give an account a new password chosen by an administrator, or a generated one
+    when `password` is None (returned, to be handed over once); ends its sessions.
+
+    Audited as its own action (`user.password_reset`), never with the password, so the
+    log tells a reset from any other change of the account."""
+    generated = generate_password() if password is None else None
+    new_password = generated or password or ""
+    if problem := password_problem(new_password):
+        raise UserError(problem)
+    user.password_hash = await passwords.hash(new_password)
+    user.updated_at = now
+    ended = await revoke_sessions(session, user.id, now)
+    await session.flush()
+    await record(session, actor, "user.password_reset", "user", user.id, None,
+                 {"username": user.username, "generated": generated is not None,
+                  "sessions_ended": ended}, now)
+    return generated
+
+
+async def revoke_sessions(session: AsyncSession, user_id: int, now: datetime) -> int:
+    """Revoke every login token of a user not yet revoked; how many that was."""
     tokens = await session.scalars(
         select(ApiToken).where(
             ApiToken.user_id == user_id,
@@ -119,5 +146,8 @@ async def revoke_sessions(session: AsyncSession, user_id: int, now: datetime) ->
             ApiToken.revoked_at.is_(None),
         )
     )
+    count = 0
     for token in tokens:
         token.revoked_at = now
+        count += 1
+    return count
