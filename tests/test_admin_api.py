@@ -160,3 +160,28 @@ async def test_audit_actions_and_filters_for_the_admin_page(
         "from": f"{day}T10:00:00+07:00", "to": f"{day}T09:00:00+07:00"})
     assert bad.status == 422
     assert "'to' must be after 'from'" in (await bad.json())["error"]["message"]
+
+
+async def test_account_rules_name_the_field_at_fault(client: Client, admin: H) -> None:
+    """The admin page shows each refusal next to its field: `details` names it."""
+    base = {"username": "op-vinh-loc", "password": "long-enough-pw", "role": "operator",
+            "endpoint": "HUYEN-VINH-LOC"}
+    assert (await client.post("/api/v1/users", json=base, headers=admin)).status == 201
+    cases: list[tuple[dict[str, Any], int, str]] = [
+        (base, 409, "username"),
+        (base | {"username": "op-2", "endpoint": "NO-SUCH"}, 422, "endpoint"),
+        ({k: v for k, v in base.items() if k != "endpoint"} | {"username": "op-3"}, 422,
+         "endpoint"),
+        (base | {"username": "op-4", "password": "short"}, 422, "password"),
+        (base | {"username": "Bad Name"}, 422, "username"),
+    ]
+    for body, status, field in cases:
+        response = await client.post("/api/v1/users", json=body, headers=admin)
+        assert response.status == status, (body, await response.text())
+        details = (await response.json())["error"]["details"]
+        assert [d["field"] for d in details] == [field], (body, details)
+    user_id = await _user_id(client, admin, "op-vinh-loc")
+    response = await client.patch(f"/api/v1/users/{user_id}", json={"role": "booker",
+                                  "endpoint": "HUYEN-VINH-LOC"}, headers=admin)
+    assert response.status == 422
+    assert (await response.json())["error"]["details"][0]["field"] == "endpoint"

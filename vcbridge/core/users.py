@@ -16,10 +16,12 @@ from vcbridge.core.http.render import body_of
 
 
 class UserError(Exception):
-    """The account change is invalid (422) or clashes with an existing name (409)."""
+    """The account change is invalid (422) or clashes with an existing name (409);
+    `field` names the request field at fault (the API's `details`)."""
 
-    def __init__(self, message: str, *, clash: bool = False) -> None:
+    def __init__(self, message: str, field: str, *, clash: bool = False) -> None:
         super().__init__(message)
+        self.field = field
         self.clash = clash
 
 
@@ -31,16 +33,16 @@ def user_json(user: User) -> dict[str, Any]:
 
 async def _endpoint(session: AsyncSession, role: Role, code: str | None) -> Endpoint | None:
     if role is Role.OPERATOR and code is None:
-        raise UserError("an operator must be bound to an endpoint")
+        raise UserError("an operator must be bound to an endpoint", "endpoint")
     if role is not Role.OPERATOR and code is not None:
-        raise UserError("only operators are bound to an endpoint")
+        raise UserError("only operators are bound to an endpoint", "endpoint")
     if code is None:
         return None
     endpoint = await session.scalar(
         select(Endpoint).where(Endpoint.code == code, Endpoint.active.is_(True))
     )
     if endpoint is None:
-        raise UserError(f"unknown endpoint {code!r}")
+        raise UserError(f"unknown endpoint {code!r}", "endpoint")
     return endpoint
 
 
@@ -58,10 +60,10 @@ async def create_user(
 ) -> User:
     """Create an account with a hashed password, audited."""
     if problem := password_problem(password):
-        raise UserError(problem)
+        raise UserError(problem, "password")
     endpoint = await _endpoint(session, role, endpoint_code)
     if await session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise UserError(f"user {username!r} already exists", clash=True)
+        raise UserError(f"user {username!r} already exists", "username", clash=True)
     user = User(
         username=username,
         password_hash=await passwords.hash(password),
@@ -96,7 +98,7 @@ async def update_user(
     user.role = role
     if changes.get("password") is not None:
         if problem := password_problem(changes["password"]):
-            raise UserError(problem)
+            raise UserError(problem, "password")
         user.password_hash = await passwords.hash(changes["password"])
     if changes.get("full_name") is not None:
         user.full_name = changes["full_name"]
@@ -126,7 +128,7 @@ async def reset_password(
     generated = generate_password() if password is None else None
     new_password = generated or password or ""
     if problem := password_problem(new_password):
-        raise UserError(problem)
+        raise UserError(problem, "password")
     user.password_hash = await passwords.hash(new_password)
     user.updated_at = now
     ended = await revoke_sessions(session, user.id, now)

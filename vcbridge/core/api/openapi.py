@@ -231,7 +231,8 @@ def _account_paths() -> dict[str, Schema]:
                          **errors(400, 401, 403, 409, 413, 415, 422)},
                         body="UserCreate", parameters=[CSRF],
                         description="409 when the user name is taken; 422 for a weak password "
-                        "or a wrong role/endpoint pairing."),
+                        "or a wrong role/endpoint pairing. Either names the field at fault in "
+                        "`details` ([{field, problem}])."),
         },
         "/api/v1/users/{id}": {"patch": operation(
             "updateUser", "Change a user account (admin)", "users",

@@ -18,7 +18,8 @@ from vcbridge.core.users import UserError, create_user, reset_password, update_u
 
 
 def _user_error(exc: UserError) -> ApiError:
-    return conflict(str(exc)) if exc.clash else invalid(str(exc))
+    details = [{"field": exc.field, "problem": str(exc)}]
+    return conflict(str(exc), details) if exc.clash else invalid(str(exc), details)
 
 
 async def list_users(request: web.Request) -> web.Response:
