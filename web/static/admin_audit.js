@@ -166,7 +166,7 @@ export class AuditSection {
       this.restart();
     });
     this.pager = el('div', { class: 'pager', id: 'audit-pager' });
-    this.tableBox = el('div', { class: 'section-table' });
+    this.tableBox = el('div', { class: 'section-table', id: 'audit-results' });
     fill(this.panel,
       el('div', { class: 'section-head' }, el('h2', { text: t('adm_audit_title') })),
       form, this.tableBox, this.pager);
@@ -189,6 +189,9 @@ export class AuditSection {
 
   renderTable() {
     if (!this.tableBox) return;
+    // Whether the list shows the current filters' answer (for assistive technology).
+    this.tableBox.setAttribute('aria-busy', String(this.events === null));
+    this.tableBox.dataset.state = this.events === null ? 'loading' : 'ready';
     if (this.error) {
       fill(this.tableBox, notice(t('adm_load_failed', { message: this.error.message }), 'error'));
       fill(this.pager);
@@ -196,6 +199,7 @@ export class AuditSection {
     }
     if (this.events === null) {
       fill(this.tableBox, notice(t('loading')));
+      fill(this.pager);
       return;
     }
     if (this.events.length === 0) {

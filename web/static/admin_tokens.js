@@ -180,8 +180,11 @@ export class TokensSection {
     const rows = tokens.map((token) => {
       const active = live(token);
       let state;
-      if (token.revoked_at) state = t('adm_token_revoked', { time: formatStamp(token.revoked_at) });
-      else if (!active) state = t('adm_token_expired');
+      let when = null;
+      if (token.revoked_at) {
+        state = t('adm_token_revoked_short');
+        when = formatStamp(token.revoked_at);
+      } else if (!active) state = t('adm_token_expired');
       else state = t('adm_token_active');
       return el('tr', { data: { tokenId: token.id, scope: token.scope, state: active ? 'active' : 'revoked' }, class: active ? '' : 'is-inactive' },
         el('td', {}, el('span', { class: `scope-chip scope-${token.scope}`, text: t(`adm_scope_${token.scope}`) })),
@@ -189,7 +192,8 @@ export class TokensSection {
         el('td', { class: 'cell-time', text: formatStamp(token.created_at) }),
         el('td', { text: token.created_by || '—' }),
         el('td', { class: 'cell-time', text: token.expires_at ? formatStamp(token.expires_at) : t('adm_never') }),
-        el('td', {}, el('span', { class: `chip ${active ? 'chip-live' : 'chip-cancelled'}`, text: state })),
+        el('td', {}, el('span', { class: `chip ${active ? 'chip-live' : 'chip-cancelled'}`, text: state }),
+          when ? el('span', { class: 'cell-sub', text: when }) : null),
         el('td', { class: 'cell-actions' }, active
           ? el('button', {
             type: 'button', class: 'button button-small button-danger-quiet', data: { action: 'revoke' }, text: t('adm_revoke'),
