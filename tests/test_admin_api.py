@@ -185,3 +185,12 @@ async def test_account_rules_name_the_field_at_fault(client: Client, admin: H) -
                                   "endpoint": "HUYEN-VINH-LOC"}, headers=admin)
     assert response.status == 422
     assert (await response.json())["error"]["details"][0]["field"] == "endpoint"
+
+
+async def test_the_admin_cannot_lock_itself_out(client: Client, admin: H) -> None:
+    admin_id = await _user_id(client, admin, "admin")
+    for body, field in (({"active": False}, "active"), ({"role": "booker"}, "role")):
+        response = await client.patch(f"/api/v1/users/{admin_id}", json=body, headers=admin)
+        assert response.status == 422
+        assert (await response.json())["error"]["details"][0]["field"] == field
+    assert (await client.get("/api/v1/auth/me", headers=admin)).status == 200

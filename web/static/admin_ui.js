@@ -3,7 +3,7 @@
 // copy button, text matching with or without Vietnamese diacritics, and times
 // as dd/mm/yyyy HH:MM:SS in Asia/Ho_Chi_Minh.
 
-import { ApiFailure, ZONE, el, fill } from './common.js';
+import { ApiFailure, ZONE, el } from './common.js';
 import { lang, t } from './i18n.js';
 
 let fieldSerial = 0;
@@ -187,4 +187,3 @@ export function collator() {
   return new Intl.Collator(lang() === 'en' ? 'en' : 'vi', { sensitivity: 'base' });
 }
 
-export { fill };

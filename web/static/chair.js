@@ -410,9 +410,10 @@ function renderGrid(state) {
   ui.grid.classList.toggle('is-roomy', layout.roomy);
   ui.grid.replaceChildren(...nodes);
 
-  // The filter's counts, and the pager when the sites take more than one page.
+  // The filter's counts (of every site, as the roll call counts), and the pager when
+  // the sites take more than one page.
   const counts = Object.fromEntries(FILTERS.map((name) => [name,
-    others.filter((code) => passes(name, findSite(code), statusOf.get(code))).length]));
+    order.filter((code) => passes(name, findSite(code), statusOf.get(code))).length]));
   for (const button of ui.filters.children) {
     const name = button.dataset.filter;
     fill(button, t(`chair_filter_${name}`), el('span', { class: 'filter-count', text: String(counts[name]) }));

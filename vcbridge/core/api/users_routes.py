@@ -61,7 +61,9 @@ async def patch(request: web.Request) -> web.Response:
         raise invalid(f"fields cannot be null: {', '.join(nulls)}")
     if principal.user_id == user_id and (changes.get("active") is False or
                                          changes.get("role", "admin") != "admin"):
-        raise invalid("you cannot deactivate or demote yourself")
+        message = "you cannot deactivate or demote yourself"
+        field = "active" if changes.get("active") is False else "role"
+        raise invalid(message, [{"field": field, "problem": message}])
     now = request.app[CLOCK].now()
     try:
         async with request.app[DATABASE].write() as session:
