@@ -240,6 +240,18 @@ async def test_answers_match_documented_schemas(
     await check(await client.patch(f"{users}/{created['id']}", headers=admin,
                                    json={"full_name": "Nguyễn Văn A"}),
                 "PATCH", "/api/v1/users/{id}", 200)
+    reset = "/api/v1/users/{id}/password-reset"
+    done = await check(await client.post(f"{users}/{created['id']}/password-reset",
+                                         headers=admin, json={}), "POST", reset, 200)
+    assert done["generated_password"]
+    done = await check(await client.post(f"{users}/{created['id']}/password-reset",
+                                         headers=admin, json={"password": "pw-op1-123456"}),
+                       "POST", reset, 200)
+    assert done["generated_password"] is None
+    await check(await client.post(f"{users}/{created['id']}/password-reset", headers=admin,
+                                  json={"password": "short"}), "POST", reset, 422)
+    await check(await client.post(f"{users}/999999/password-reset", headers=admin, json={}),
+                "POST", reset, 404)
 
     tokens = "/api/v1/endpoints/{code}/tokens"
     token = await check(
@@ -446,6 +458,10 @@ async def test_answers_match_documented_schemas(
 
     await check(await client.get("/api/v1/audit?limit=50", headers=admin),
                 "GET", "/api/v1/audit", 200)
+    await check(await client.get("/api/v1/audit/actions", headers=admin),
+                "GET", "/api/v1/audit/actions", 200)
+    await check(await client.get("/api/v1/audit/actions", headers=booker),
+                "GET", "/api/v1/audit/actions", 403)
     await check(await client.post("/api/v1/auth/logout", headers=booker),
                 "POST", "/api/v1/auth/logout", 200)
 
