@@ -59,6 +59,7 @@ SECURITY_HEADERS = {
 PAGE_FILES: dict[str, str] = {
     "/join": "join.html",
     r"/chair/{conference:\d{1,18}}": "chair.html",
+    r"/conferences/{conference:\d{1,18}}": "conference.html",
 }
 
 # Routes that are pages, not API operations (tests/test_openapi.py leaves them out).
