@@ -36,15 +36,17 @@ async def _record(request: web.Request) -> ConferenceRecord:
         if conference is None or not may_see(principal, parties(conference)):
             raise not_found(f"no conference {conference_id}")
         facts = await store.load(session, conference)
-        sources = app[RECORD_SOURCES]
-        recordings = None
-        if recordings_access(principal, parties(conference)) is Access.GRANTED:
-            recordings = await sources.recordings(app, conference.id)
-        documents = None
-        if sources.documents is not None:
-            documents = await sources.documents(app, conference.id, conference.series_id)
-        return assemble.build(conference, facts, recordings, documents, app[CLOCK].now(),
-                              app[ZONE])
+    # The other features' parts, after the session is given back (the conference's
+    # chair and participants are loaded with it).
+    sources = app[RECORD_SOURCES]
+    recordings = None
+    if recordings_access(principal, parties(conference)) is Access.GRANTED:
+        recordings = await sources.recordings(app, conference.id)
+    documents = None
+    if sources.documents is not None:
+        documents = await sources.documents(app, conference.id, conference.series_id)
+    return assemble.build(conference, facts, recordings, documents, app[CLOCK].now(),
+                          app[ZONE])
 
 
 async def get_record(request: web.Request) -> web.Response:

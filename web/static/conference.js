@@ -62,7 +62,7 @@ async function main() {
   setInterval(() => { if (running()) refresh('rollcall'); }, 10000);
   setInterval(() => { if (!final()) refresh('readiness'); }, 60000);
   renderAll();
-  await Promise.all([loadRollcall(), loadReadiness(), loadDocuments(), final() ? loadRecord() : null]);
+  await Promise.all([loadDocuments(), ...(final() ? [loadRecord()] : [loadRollcall(), loadReadiness()])]);
 }
 
 function final() {
