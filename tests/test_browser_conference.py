@@ -8,8 +8,9 @@ stream; a booker gives the floor from a control console; after the end the page
 shows the record (both attendances, the floor log) and the PDF "biên bản" downloads
 and reads back, through a PDF text extractor, with its Vietnamese title.
 
-Screenshots of every state go to test-artifacts/browser/conference-*.png (1366x768 and
-a phone's 390x844), with the PDF's first page as conference-pdf-1.png. Skips without
+Screenshots of every state go to test-artifacts/browser/conference/ (1366x768 and a
+phone's 390x844; a folder of their own, which the other browser modules' clean-up of
+browser/*.png leaves alone), with the PDF and a picture of its first page. Skips without
 Chromium on a developer's machine, fails in CI (VCBRIDGE_REQUIRE_ALL=1)."""
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ TITLE = 'Giao ban trực tuyến tháng 11 <img src=x onerror="alert(1)"> & <b>k
 USERS = {"op-nga-son": ("operator", NGA), "op-so-tttt": ("operator", "SO-TTTT"),
          "vp-dat-lich": ("booker", None)}
 PHONE = {"width": 390, "height": 844}
+SHOTS = ARTIFACTS / "browser" / "conference"
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     if missing:
         skip_or_fail(missing)
     restrict_host_addresses([LOOPBACK])
-    for old in (ARTIFACTS / "browser").glob("conference-*.png"):
+    for old in SHOTS.glob("*.png"):  # this run's screenshots only
         old.unlink()
     started = Service(tmp_path_factory.mktemp("conference-page"), service_env(
         VCBRIDGE_ICE_HOST_ADDRESSES=LOOPBACK, VCBRIDGE_INVITE_TIMEOUT_SECONDS="2",
@@ -82,9 +84,8 @@ async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float =
 
 
 async def shot(page: Any, name: str, *, full: bool = True) -> None:
-    folder = ARTIFACTS / "browser"
-    folder.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(folder / f"conference-{name}.png"), full_page=full)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full)
 
 
 async def phone_shot(page: Any, name: str) -> None:
@@ -140,7 +141,7 @@ def pdf_first_page_png(pdf: Path) -> None:
         skip_or_fail("pdftoppm is not installed (apt-get install poppler-utils)")
         return
     subprocess.run([pdftoppm, "-png", "-r", "70", "-f", "1", "-l", "1", str(pdf),
-                    str(ARTIFACTS / "browser" / "conference-pdf")], check=True, timeout=60)
+                    str(SHOTS / "record-pdf")], check=True, timeout=60)
 
 
 async def test_the_conference_page_before_during_and_after(service: Service) -> None:
@@ -256,7 +257,7 @@ async def test_the_conference_page_before_during_and_after(service: Service) -> 
                 await booker.click("#pdf-link")
             download = await download_info.value
             assert download.suggested_filename == f"bien-ban-hoi-nghi-{cid}.pdf"
-            pdf = ARTIFACTS / "browser" / "conference-record.pdf"
+            pdf = SHOTS / "record.pdf"
             await download.save_as(str(pdf))
             reader = PdfReader(str(pdf))
             text = " ".join(" ".join(p.extract_text() for p in reader.pages).split())
