@@ -60,7 +60,7 @@ CHANGE = {"created": "Đặt lịch", "edited": "Sửa lịch", "extended": "Gia
 FIELD = {"title": "Tên hội nghị", "agenda": "Nội dung", "chair": "Điểm cầu chủ trì",
          "participants": "Điểm cầu tham dự", "start": "Bắt đầu", "end": "Kết thúc",
          "setup_minutes": "Thời gian chuẩn bị (phút)"}
-ROLE = {"admin": "quản trị", "booker": "cán bộ đặt lịch", "operator": "người vận hành",
+ROLE = {"admin": "quản trị hệ thống", "booker": "cán bộ đặt lịch", "operator": "người vận hành",
         "it": "cán bộ kỹ thuật", "system": "hệ thống", "endpoint": "điểm cầu"}
 WEEKDAY = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ Nhật")
 
