@@ -418,6 +418,20 @@ async def test_answers_match_documented_schemas(
                 "GET", recording, 403)
     await check(await client.get(f"{at}/recordings/conference-1-20261127T031600Z.webm",
                                  headers=admin), "GET", recording, 404)
+    # The record: recordings listed to staff, not to a participant's operator.
+    record, record_pdf = "/api/v1/conferences/{id}/record", "/api/v1/conferences/{id}/record.pdf"
+    body = await check(await client.get(f"{at}/record", headers=admin), "GET", record, 200)
+    assert [r["id"] for r in body["recordings"]] == [name]
+    body = await check(await client.get(f"{at}/record", headers=operator), "GET", record, 200)
+    assert body["recordings"] is None and body["final"] is False
+    await check(await client.get(f"{at}/record"), "GET", record, 401)
+    await check(await client.get(f"{conferences}/{later['id']}/record", headers=operator),
+                "GET", record, 404)  # its endpoint is not part of it
+    pdf = await check(await client.get(f"{at}/record.pdf", headers=operator),
+                      "GET", record_pdf, 200)
+    assert pdf[:5] == b"%PDF-"
+    await check(await client.get(f"{conferences}/999999/record.pdf", headers=admin),
+                "GET", record_pdf, 404)
 
     # The event stream: refused before the upgrade with JSON errors, then the messages.
     events = "/api/v1/events"

@@ -63,6 +63,7 @@ PAGE_FILES: dict[str, str] = {
     "/admin": "admin.html",
     "/join": "join.html",
     r"/chair/{conference:\d{1,18}}": "chair.html",
+    r"/conferences/{conference:\d{1,18}}": "conference.html",
 }
 
 # Routes that are pages, not API operations (tests/test_openapi.py leaves them out).
