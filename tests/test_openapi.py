@@ -240,6 +240,18 @@ async def test_answers_match_documented_schemas(
     await check(await client.patch(f"{users}/{created['id']}", headers=admin,
                                    json={"full_name": "Nguyễn Văn A"}),
                 "PATCH", "/api/v1/users/{id}", 200)
+    reset = "/api/v1/users/{id}/password-reset"
+    done = await check(await client.post(f"{users}/{created['id']}/password-reset",
+                                         headers=admin, json={}), "POST", reset, 200)
+    assert done["generated_password"]
+    done = await check(await client.post(f"{users}/{created['id']}/password-reset",
+                                         headers=admin, json={"password": "pw-op1-123456"}),
+                       "POST", reset, 200)
+    assert done["generated_password"] is None
+    await check(await client.post(f"{users}/{created['id']}/password-reset", headers=admin,
+                                  json={"password": "short"}), "POST", reset, 422)
+    await check(await client.post(f"{users}/999999/password-reset", headers=admin, json={}),
+                "POST", reset, 404)
 
     tokens = "/api/v1/endpoints/{code}/tokens"
     token = await check(
@@ -406,6 +418,20 @@ async def test_answers_match_documented_schemas(
                 "GET", recording, 403)
     await check(await client.get(f"{at}/recordings/conference-1-20261127T031600Z.webm",
                                  headers=admin), "GET", recording, 404)
+    # The record: recordings listed to staff, not to a participant's operator.
+    record, record_pdf = "/api/v1/conferences/{id}/record", "/api/v1/conferences/{id}/record.pdf"
+    body = await check(await client.get(f"{at}/record", headers=admin), "GET", record, 200)
+    assert [r["id"] for r in body["recordings"]] == [name]
+    body = await check(await client.get(f"{at}/record", headers=operator), "GET", record, 200)
+    assert body["recordings"] is None and body["final"] is False
+    await check(await client.get(f"{at}/record"), "GET", record, 401)
+    await check(await client.get(f"{conferences}/{later['id']}/record", headers=operator),
+                "GET", record, 404)  # its endpoint is not part of it
+    pdf = await check(await client.get(f"{at}/record.pdf", headers=operator),
+                      "GET", record_pdf, 200)
+    assert pdf[:5] == b"%PDF-"
+    await check(await client.get(f"{conferences}/999999/record.pdf", headers=admin),
+                "GET", record_pdf, 404)
 
     # The event stream: refused before the upgrade with JSON errors, then the messages.
     events = "/api/v1/events"
@@ -446,6 +472,10 @@ async def test_answers_match_documented_schemas(
 
     await check(await client.get("/api/v1/audit?limit=50", headers=admin),
                 "GET", "/api/v1/audit", 200)
+    await check(await client.get("/api/v1/audit/actions", headers=admin),
+                "GET", "/api/v1/audit/actions", 200)
+    await check(await client.get("/api/v1/audit/actions", headers=booker),
+                "GET", "/api/v1/audit/actions", 403)
     await check(await client.post("/api/v1/auth/logout", headers=booker),
                 "POST", "/api/v1/auth/logout", 200)
 

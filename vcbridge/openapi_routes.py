@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from bridge import openapi as bridge_openapi
+from conference_record import openapi as record_openapi
 from monitoring import openapi as monitoring_openapi
 from scheduler import openapi as scheduler_openapi
 from vcbridge import __version__
@@ -44,7 +45,8 @@ def _merge(parts: Iterable[ApiPart], section: str) -> dict[str, Any]:
 
 
 def _parts() -> list[ApiPart]:
-    features = [scheduler_openapi.part(), bridge_openapi.part(), monitoring_openapi.part()]
+    features = [scheduler_openapi.part(), bridge_openapi.part(), monitoring_openapi.part(),
+                record_openapi.part()]
     core = core_openapi.part(_merge(features, "event_types"), _merge(features, "event_data"))
     meta = ApiPart(paths={OPENAPI_PATH: {"get": operation(
         "getOpenApi", "This OpenAPI document", "meta",

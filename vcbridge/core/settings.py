@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     database_url: str = ""
     roster_file: Path = DEFAULT_ROSTER
     timezone: str = "Asia/Ho_Chi_Minh"
+    # The conference record's PDF ("biên bản"): the governing body named above the
+    # chair's office in its heading, and the place in its date line.
+    record_authority: str = Field(default="UBND TỈNH THANH HÓA", min_length=1, max_length=120)
+    record_place: str = Field(default="Thanh Hóa", min_length=1, max_length=80)
     admin_password: str = Field(default="", repr=False)
 
     # Authentication

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from vcbridge.core.api.responses import (
+    AuditActionList,
     AuditEventList,
     Endpoint,
     EndpointList,
@@ -13,13 +14,20 @@ from vcbridge.core.api.responses import (
     LoginResponse,
     Me,
     Ok,
+    PasswordResetDone,
     Token,
     TokenCreated,
     TokenList,
     User,
     UserList,
 )
-from vcbridge.core.api.schemas import EndpointTokenCreate, LoginRequest, UserCreate, UserUpdate
+from vcbridge.core.api.schemas import (
+    EndpointTokenCreate,
+    LoginRequest,
+    PasswordReset,
+    UserCreate,
+    UserUpdate,
+)
 from vcbridge.core.http.auth_middleware import CSRF_HEADER, SESSION_COOKIE
 from vcbridge.core.http.error_models import Error, InvalidError, RateLimitedError
 from vcbridge.core.http.openapi import (
@@ -227,7 +235,8 @@ def _account_paths() -> dict[str, Schema]:
                          **errors(400, 401, 403, 409, 413, 415, 422)},
                         body="UserCreate", parameters=[CSRF],
                         description="409 when the user name is taken; 422 for a weak password "
-                        "or a wrong role/endpoint pairing."),
+                        "or a wrong role/endpoint pairing. Either names the field at fault in "
+                        "`details` ([{field, problem}])."),
         },
         "/api/v1/users/{id}": {"patch": operation(
             "updateUser", "Change a user account (admin)", "users",
@@ -236,6 +245,16 @@ def _account_paths() -> dict[str, Schema]:
             body="UserUpdate", parameters=[param("UserId"), CSRF],
             description="Only the fields given change. A new password, role, endpoint or "
             "deactivation ends the user's sessions. You cannot deactivate or demote yourself.",
+        )},
+        "/api/v1/users/{id}/password-reset": {"post": operation(
+            "resetUserPassword", "Reset a user's password (admin)", "users",
+            {"200": json_content(PasswordResetDone, "The new password is set."),
+             **errors(400, 401, 403, 404, 413, 415, 422)},
+            body="PasswordReset", parameters=[param("UserId"), CSRF],
+            description="With `password`, that password (the password policy applies, "
+            "else 422); with an empty object, the service makes a random one and returns "
+            "it in this answer only (`generated_password`). Either way the user's sessions "
+            "end, and the audit log records `user.password_reset` without the password.",
         )},
     }
 
@@ -294,6 +313,14 @@ def _roster_paths() -> dict[str, Schema]:
                                  "default": 100}, "Page size."),
             ],
         )},
+        "/api/v1/audit/actions": {"get": operation(
+            "listAuditActions", "The actions found in the audit log (admin)", "audit",
+            {"200": json_content(AuditActionList,
+                                 "Each action with its number of entries, by name."),
+             **errors(401, 403)},
+            description="The choices of the `action` filter of listAuditEvents: the actions "
+            "the log holds, since features record actions of their own.",
+        )},
     }
 
 
@@ -324,9 +351,10 @@ def part(event_types: EventTypes, event_data: Mapping[str, Schema]) -> ApiPart:
     """The core's paths and components, given every feature's event types and data keys."""
     return ApiPart(
         paths=_account_paths() | _roster_paths() | _events_path(event_types),
-        models=(LoginRequest, UserCreate, UserUpdate, EndpointTokenCreate, Health,
-                LoginResponse, Me, Ok, User, UserList, Endpoint, EndpointList, Token,
-                TokenCreated, TokenList, AuditEventList, Error, InvalidError, RateLimitedError),
+        models=(LoginRequest, UserCreate, UserUpdate, PasswordReset, EndpointTokenCreate,
+                Health, LoginResponse, Me, Ok, User, UserList, PasswordResetDone, Endpoint,
+                EndpointList, Token, TokenCreated, TokenList, AuditEventList, AuditActionList,
+                Error, InvalidError, RateLimitedError),
         schemas={"BusEvent": _bus_event(event_types, event_data),
                  "EventStreamMessage": EVENT_STREAM_MESSAGE},
         parameters={
