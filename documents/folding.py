@@ -25,8 +25,9 @@ _LATIN_RANGES = ((0x20, 0x24F), (0x1E00, 0x1EFF))
 
 
 def _fold_char(ch: str) -> str:
-    base = "".join(c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c))
-    return base.replace("đ", "d").replace("Đ", "D").lower()
+    bare = "".join(c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c))
+    # Composed again: what NFD split without marks (a Hangul syllable) stays one letter.
+    return unicodedata.normalize("NFC", bare).replace("đ", "d").replace("Đ", "D").lower()
 
 
 class _FoldTable(dict[int, str]):

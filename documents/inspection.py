@@ -53,7 +53,7 @@ class Limits:
 
     soft_seconds: float = 15.0
     max_pages: int = 2000
-    max_chars: int = 300_000
+    max_chars: int = 200_000
     # One stream (PDF) or part (ZIP) may inflate to this much; all of them together to
     # `total_bytes`. A 600 dpi grey A4 scan is ~35 MB raw.
     stream_bytes: int = 128 * MIB

@@ -22,12 +22,21 @@ from vcbridge.core.db.models import Document
 _FTS = table("document_search", column("rowid"), column("title"), column("body"))
 _TSV = table("document_search", column("document_id"), column("vector"))
 _SIMPLE: ColumnElement[str] = literal_column("'simple'::regconfig")
+# PostgreSQL refuses a tsvector whose words add up to 1 MiB; the text read from a
+# document is at most 200,000 characters (documents/inspection.py), and folding does not
+# lengthen it, so this bound is only a guard (on both engines alike).
+MAX_INDEXED_BYTES = 900_000
+
+
+def _bounded(text: str) -> str:
+    """`text` cut to at most MAX_INDEXED_BYTES of UTF-8 (at a character boundary)."""
+    return text.encode()[:MAX_INDEXED_BYTES].decode(errors="ignore")
 
 
 async def add(session: AsyncSession, sqlite: bool, document_id: int, title: str,
               body: str) -> None:
     """Index a document's title and text."""
-    values = {"id": document_id, "title": fold(title), "body": fold(body)}
+    values = {"id": document_id, "title": fold(title), "body": _bounded(fold(body))}
     if sqlite:
         await session.execute(text(
             "INSERT INTO document_search (rowid, title, body) VALUES (:id, :title, :body)"),

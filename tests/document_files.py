@@ -7,10 +7,16 @@ and then bent: encrypted, truncated, bombs."""
 from __future__ import annotations
 
 import io
+import json
+import urllib.error
+import urllib.request
+import uuid
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Any
 
+from harness.service_process import Service
 from tests.support import skip_or_fail
 
 # Debian's fonts-dejavu-core (.ci/run installs it).
@@ -162,3 +168,30 @@ def plain_zip() -> bytes:
     with zipfile.ZipFile(out, "w") as archive:
         archive.writestr("ghi-chu.txt", "Không phải tài liệu Office")
     return out.getvalue()
+
+
+def upload(service: Service, conference: int, data: bytes, filename: str,
+           title: str | None = None, *, series: bool = False,
+           token: str | None = None) -> tuple[int, Any]:
+    """POST a document to a running service as multipart/form-data (as a browser would
+    send it: the file name raw, UTF-8); its status and JSON answer."""
+    boundary = f"vcbridge-{uuid.uuid4().hex}"
+    parts = []
+    if title is not None:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="title"'
+                     f"\r\n\r\n{title}\r\n".encode())
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                 f'filename="{filename}"\r\nContent-Type: application/octet-stream'
+                 f"\r\n\r\n".encode() + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    query = "?series=true" if series else ""
+    request = urllib.request.Request(
+        f"{service.base}/api/v1/conferences/{conference}/documents{query}",
+        data=b"".join(parts), method="POST",
+        headers={"Authorization": f"Bearer {token or service.token}",
+                 "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())

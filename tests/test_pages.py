@@ -10,7 +10,7 @@ import re
 from tests.conftest import Client
 from web.pages import CONTENT_SECURITY_POLICY, PAGE_ROUTES, WEB_DIR
 
-PAGES = ("/join", "/chair/12")
+PAGES = ("/join", "/chair/12", "/documents")
 
 
 async def test_pages_are_served_with_a_strict_policy(client: Client) -> None:

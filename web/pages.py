@@ -58,6 +58,7 @@ SECURITY_HEADERS = {
 # server, through the API it calls, who may see what; the HTML itself is public).
 PAGE_FILES: dict[str, str] = {
     "/join": "join.html",
+    "/documents": "documents.html",
     r"/chair/{conference:\d{1,18}}": "chair.html",
 }
 
