@@ -13,12 +13,15 @@ found exactly when it exists."""
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from sqlalchemy import ColumnElement, Select, column, func, literal_column, table, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from documents.folding import fold
 from vcbridge.core.db.models import Document
 
+T = TypeVar("T")
 _FTS = table("document_search", column("rowid"), column("title"), column("body"))
 _TSV = table("document_search", column("document_id"), column("vector"))
 _SIMPLE: ColumnElement[str] = literal_column("'simple'::regconfig")
@@ -55,9 +58,8 @@ async def remove(session: AsyncSession, sqlite: bool, document_id: int) -> None:
                           {"id": document_id})
 
 
-def matching(query: Select[Document], sqlite: bool,
-             words: list[str]) -> Select[Document]:
-    """`query` (of documents) narrowed to those matching every word, best first."""
+def matching(query: Select[T], sqlite: bool, words: list[str]) -> Select[T]:
+    """`query` (over `documents`) narrowed to the rows matching every word, best first."""
     if sqlite:
         # Each word is letters and digits only (documents/folding.py `terms`): quoted
         # and starred, it is a prefix term and cannot be FTS5 syntax.

@@ -102,17 +102,26 @@ async def of_conference(session: AsyncSession, conference: Conference) -> Sequen
 async def find(session: AsyncSession, sqlite: bool, principal: Principal, words: list[str],
                limit: int) -> Sequence[Document]:
     """The documents the caller may see matching every word (best first), or, without
-    words, the newest ones."""
-    query: Select[Document] = select(Document)
+    words, the newest ones (without their text)."""
     condition = visible_documents(principal)
+    if not words:
+        newest: Select[Document] = select(Document).options(defer(Document.text))
+        if condition is not None:
+            newest = newest.where(condition)
+        return (await session.scalars(newest.order_by(
+            Document.uploaded_at.desc(), Document.id.desc()).limit(limit))).all()
+    # The ranking sorts ids only; the rows (and their text, for the snippets) are read
+    # for the page that is answered.
+    ranked: Select[int] = select(Document.id)
     if condition is not None:
-        query = query.where(condition)
-    if words:
-        query = search_index.matching(query, sqlite, words)
-    else:
-        query = query.options(defer(Document.text)).order_by(
-            Document.uploaded_at.desc(), Document.id.desc())
-    return (await session.scalars(query.limit(limit))).all()
+        ranked = ranked.where(condition)
+    ids = list((await session.scalars(
+        search_index.matching(ranked, sqlite, words).limit(limit))).all())
+    if not ids:
+        return []
+    rows = {row.id: row for row in (await session.scalars(
+        select(Document).where(Document.id.in_(ids)))).all()}
+    return [rows[i] for i in ids if i in rows]
 
 
 @dataclass(frozen=True)

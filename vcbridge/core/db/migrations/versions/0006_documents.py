@@ -59,9 +59,11 @@ def upgrade() -> None:
         )
         op.execute("CREATE INDEX ix_document_search_vector ON document_search USING gin (vector)")
     else:
+        # Prefix indexes of 2 and 3 letters: a word being typed ("th", "gia") is a prefix
+        # shared by many words, and every query word is searched as a prefix.
         op.execute(
             "CREATE VIRTUAL TABLE document_search USING fts5("
-            "title, body, tokenize = 'unicode61 remove_diacritics 2')"
+            "title, body, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3')"
         )
 
 
