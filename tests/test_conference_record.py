@@ -12,9 +12,11 @@ from pypdf import PdfReader
 
 from scheduler import attendance
 from scheduler.lifecycle_wiring import redial_policy
+from tests import document_files
 from tests.conftest import Client
 from tests.support import manual_runner
 from tests.test_booking import book
+from tests.test_documents import upload
 from vcbridge.core.app_keys import DATABASE, EVENT_BUS, SETTINGS
 from vcbridge.core.audit import Actor
 from vcbridge.core.clock import FixedClock
@@ -94,6 +96,8 @@ async def live_conference(client: Client, booker: H, clock: FixedClock) -> int:
 async def test_the_record_of_a_briefing(client: Client, booker: H, admin: H,
                                         clock: FixedClock, make_user: Any) -> None:
     cid = await live_conference(client, booker, clock)
+    attached = await upload(client, booker, cid, document_files.pdf("Báo cáo giao ban"),
+                            filename="bao-cao-tuan.pdf", title="Báo cáo tuần")
     nga_operator = await make_user("op-nga-son", "operator", NGA)
     response = await client.get(f"/api/v1/conferences/{cid}/record", headers=nga_operator)
     assert response.status == 200, await response.text()
@@ -145,8 +149,10 @@ async def test_the_record_of_a_briefing(client: Client, booker: H, admin: H,
     assert record["changes"][1]["fields"][0] == {
         "field": "title", "before": "Giao ban tuần", "after": TITLE}
     assert record["changes"][2]["fields"][0]["after"] == local(150)
-    # A participant's operator is not shown the recordings; the documents are not kept.
-    assert record["recordings"] is None and record["documents"] is None
+    # A participant's operator is not shown the recordings, but sees the documents.
+    assert record["recordings"] is None
+    assert [(d["id"], d["title"], d["filename"], d["sha256"]) for d in record["documents"]] == [
+        (attached["id"], "Báo cáo tuần", "bao-cao-tuan.pdf", attached["sha256"])]
 
     chair_operator = await make_user("op-ubnd-tinh", "operator", CHAIR)
     chair_view = await (await client.get(f"/api/v1/conferences/{cid}/record",

@@ -10,7 +10,8 @@ import re
 from tests.conftest import Client
 from web.pages import CONTENT_SECURITY_POLICY, PAGE_ROUTES, WEB_DIR
 
-PAGES = ("/", "/admin", "/join", "/chair/12", "/conferences/12", "/dashboard", "/operator")
+PAGES = ("/", "/admin", "/join", "/chair/12", "/conferences/12", "/dashboard", "/operator",
+         "/documents")
 
 
 async def test_pages_are_served_with_a_strict_policy(client: Client) -> None:

@@ -12,6 +12,7 @@ from bridge import wiring as bridge_wiring
 from bridge.media_report import site_media
 from bridge.rooms import RoomRegistry
 from conference_record import api as record_api
+from documents import api as documents_api
 from monitoring import wiring as monitoring_wiring
 from scheduler import booking_api, calendar_feed
 from scheduler import lifecycle_wiring as lifecycle
@@ -76,6 +77,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     endpoints_routes.setup_routes(app)
     calendar_feed.setup_routes(app)
     booking_api.setup_routes(app)
+    documents_api.setup_routes(app)
     # The seam between the scheduler and the bridge: the lifecycle opens and closes
     # this process's rooms through the registry (scheduler/bridge_port.py).
     rooms = bridge_wiring.setup(app, settings, RoomReports(app))

@@ -1,5 +1,5 @@
 """Fills the conference record's ports (conference_record/sources.py) from the other
-features: the bridge's recordings directory, and the documents (not yet: see below).
+features: the bridge's recordings directory, and the meeting documents.
 Lives in the composition root because it is the one place that may know them all."""
 
 from __future__ import annotations
@@ -10,8 +10,15 @@ from aiohttp import web
 
 from bridge import recordings_api
 from bridge.signaling import ROOMS
-from conference_record.sources import RECORD_SOURCES, RecordingEntry, RecordSources
-from vcbridge.core.app_keys import ZONE
+from conference_record.sources import (
+    RECORD_SOURCES,
+    DocumentEntry,
+    RecordingEntry,
+    RecordSources,
+)
+from documents import store as documents_store
+from vcbridge.core.app_keys import DATABASE, ZONE
+from vcbridge.core.db.models import Conference
 
 
 async def recordings(app: web.Application, conference_id: int) -> list[RecordingEntry]:
@@ -26,11 +33,21 @@ async def recordings(app: web.Application, conference_id: int) -> list[Recording
             for f, row in zip(files, listed, strict=True)]
 
 
-def setup(app: web.Application) -> None:
-    """Put the record's sources into `app` (after the bridge's routes are set up).
+async def documents(app: web.Application, conference_id: int,
+                    _series_id: int | None) -> list[DocumentEntry]:
+    """The conference's documents and its series', as the documents feature keeps them."""
+    async with app[DATABASE].read() as session:
+        conference = await session.get(Conference, conference_id)
+        if conference is None:
+            return []
+        rows = await documents_store.of_conference(session, conference)
+        return [DocumentEntry(id=d.id, title=d.title, filename=d.filename,
+                              media_type=d.media_type, size=d.size, sha256=d.sha256,
+                              uploaded_at=d.uploaded_at, uploaded_by=d.uploaded_by,
+                              series=d.series_id is not None)
+                for d in rows]
 
-    Documents: the hook for the documents feature (issue 13). Once it keeps documents,
-    give `RecordSources(documents=...)` a function listing a conference's documents and
-    its series' (`conference_record.sources.DocumentsSource`); until then the record
-    answers `documents: null` and its PDF says no documents are kept."""
-    app[RECORD_SOURCES] = RecordSources(recordings=recordings, documents=None)
+
+def setup(app: web.Application) -> None:
+    """Put the record's sources into `app` (after the bridge's routes are set up)."""
+    app[RECORD_SOURCES] = RecordSources(recordings=recordings, documents=documents)

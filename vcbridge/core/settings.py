@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     # which `vcbridge serve` allows only on a loopback address.
     metrics_token: str = Field(default="", repr=False)
 
+    # Meeting documents (documents/): the largest file accepted (larger: 413; only the
+    # upload route reads a body this large, every other route keeps max_body_bytes), and
+    # the wall time a worker process may take to check one and read its text (past it:
+    # 422 unreadable).
+    document_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    document_read_seconds: float = Field(default=30.0, gt=0, le=600)
+
     # Booking rules
     default_setup_minutes: int = Field(default=15, ge=0, le=240)
     max_setup_minutes: int = Field(default=240, ge=0, le=1440)
