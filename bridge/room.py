@@ -72,6 +72,8 @@ class SiteConnection:
     peers: PeerSession
     media_reported: bool = False
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    # The person at this site's console (an operator's login), None for the agent.
+    person: Actor | None = None
 
     @property
     def actor(self) -> str:
@@ -131,14 +133,19 @@ class Room:
 
     # -- connections --------------------------------------------------------
 
-    async def connect(self, code: str, send: Send) -> SiteConnection:
-        """Seat a site (replacing its previous connection); raises FloorError if refused."""
+    async def connect(self, code: str, send: Send, person: Actor | None = None
+                      ) -> SiteConnection:
+        """Seat a site (replacing its previous connection); raises FloorError if refused.
+
+        `person`: who is at the site's console when a person's login connected it (the
+        chair's actions from it are recorded under that name), None for an agent."""
         self._apply(floor.join(self.state, code))
         previous = self.connections.pop(code, None)
         if previous is not None:
             await self._drop_connection(previous, notice={
                 "type": "replaced", "message": "this site connected again elsewhere"})
-        connection = SiteConnection(code, send, PeerSession(code, self.ice, self._peer_failed))
+        connection = SiteConnection(code, send, PeerSession(code, self.ice, self._peer_failed),
+                                    person=person)
         self.connections[code] = connection
         return connection  # the caller greets the site, then calls `broadcast`
 
@@ -296,12 +303,17 @@ class Room:
 
     async def _report(self, actor: floor.FloorActor, action: str, data: dict[str, Any]
                       ) -> None:
-        """Publish and audit an action; a moderator's is the chair's, naming the person."""
+        """Publish and audit an action; a moderator's is the chair's, naming the person.
+
+        So is the chair's own when a person runs the chair's console as the chair site:
+        the record says who gave the floor, not only from which endpoint."""
         if isinstance(actor, Actor):
             await self.hooks.floor_action(self.conference_id, self.chair, action, data,
                                           moderator=actor)
-        else:
-            await self.hooks.floor_action(self.conference_id, actor, action, data)
+            return
+        connection = self.connections.get(actor)
+        person = connection.person if connection is not None and actor == self.chair else None
+        await self.hooks.floor_action(self.conference_id, actor, action, data, moderator=person)
 
     # -- recording --------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from vcbridge.core.app_keys import DATABASE, SETTINGS
 from vcbridge.core.audit import Actor
 from vcbridge.core.auth.conference_access import Access, Parties, moderation_access, parties
 from vcbridge.core.auth.principal import Principal
-from vcbridge.core.db.models import RUNNING_STATUSES, Conference, ConferenceStatus
+from vcbridge.core.db.models import RUNNING_STATUSES, Conference, ConferenceStatus, TokenScope
 from vcbridge.core.http.auth_middleware import remote_of, require_principal
 from vcbridge.core.http.errors import ApiError, conflict, forbidden, invalid, not_found
 from vcbridge.core.http.parsing import path_int
@@ -94,7 +94,10 @@ async def signal_ws(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_MESSAGE)
     await ws.prepare(request)
     try:
-        connection = await room.connect(code, ws.send_json)
+        # A person's login (an operator's console, not the agent) is named in the record.
+        person = (principal.actor(remote_of(request))
+                  if principal.scope is TokenScope.LOGIN else None)
+        connection = await room.connect(code, ws.send_json, person)
     except FloorError as exc:
         await ws.send_json(_error(exc.code, str(exc)))
         await ws.close(code=4403, message=b"refused")

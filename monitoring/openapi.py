@@ -9,6 +9,7 @@ from monitoring.responses import (
     AvailabilityReport,
     EndpointHealthDetail,
     HealthBoard,
+    HealthHistory,
     HeartbeatAnswer,
     Readiness,
 )
@@ -65,7 +66,7 @@ def health_paths() -> dict[str, Schema]:
         "A clock more than health_clock_skew_seconds off is accepted with the reason "
         "clock_skew. See docs/monitoring.md.",
     ) | {"security": [{"bearerAuth": []}]}
-    return {
+    return _grafana_path() | {
         "/api/v1/endpoints/{code}/heartbeat": {"post": heartbeat},
         "/api/v1/health": {"get": operation(
             "listEndpointHealth", "Every endpoint's health", "health",
@@ -81,6 +82,19 @@ def health_paths() -> dict[str, Schema]:
                 "Hours of per-minute figures.")],
             description=_STAFF_OR_OWN,
         )},
+        "/api/v1/health/{code}/history": {"get": operation(
+            "getEndpointHealthHistory", "One endpoint's figures minute by minute, for charts",
+            "health",
+            {"200": json_content(HealthHistory, "The window's series and transitions."),
+             **errors(401, 403, 404, 422)},
+            parameters=[param("EndpointCode"), query(
+                "hours", {"type": "integer", "minimum": 1, "maximum": 168, "default": 24},
+                "Hours up to now (the minute running now included).")],
+            description="Admins and IT staff, and the endpoint's own operator (403 "
+            "otherwise, bookers too). Dense series from the stored per-minute samples "
+            "(one value per minute, null where nothing was measured) and the health "
+            "transitions of the window.",
+        )},
         "/api/v1/reports/availability": {"get": operation(
             "availabilityReport", "Monthly availability per endpoint", "health",
             {"200": {"description": "The report.", "content": {
@@ -92,7 +106,11 @@ def health_paths() -> dict[str, Schema]:
                       "YYYY-MM, 2000-01 to 2200-12; default: the current month. "
                       "422 for a month that has not begun."),
                 {"name": "format", "in": "query", "required": False,
-                 "schema": {"type": "string", "enum": ["json", "csv"]}}],
+                 "schema": {"type": "string", "enum": ["json", "csv"]}},
+                query("lang", {"type": "string", "enum": ["en", "vi"], "default": "en"},
+                      "The CSV's form: en (field names, decimal points, comma-separated) "
+                      "or vi (for spreadsheets in Vietnam: Vietnamese column names, "
+                      "decimal commas, semicolon-separated).")],
             description="Admins, bookers and IT staff. Online % over the monitored part "
             "of the month, attendance, mean call quality. CSV (UTF-8 with BOM) with "
             "format=csv or Accept: text/csv.",
@@ -108,11 +126,24 @@ def health_paths() -> dict[str, Schema]:
     }
 
 
+def _grafana_path() -> dict[str, Schema]:
+    return {
+        "/api/v1/monitoring/grafana-dashboard.json": {"get": operation(
+            "getGrafanaDashboard", "The shipped Grafana dashboard", "health",
+            {"200": {"description": "monitoring/grafana-dashboard.json, as an attachment "
+                     "to import into Grafana.",
+                     "content": {JSON: {"schema": {"type": "object"}}}},
+             **errors(401, 403)},
+            description="Admins, bookers and IT staff.",
+        )},
+    }
+
+
 def part() -> ApiPart:
     """Monitoring's paths, models and events."""
     return ApiPart(
         paths=_metrics_path() | health_paths(),
         models=(Heartbeat, HeartbeatAnswer, HealthBoard, EndpointHealthDetail,
-                AvailabilityReport, Readiness),
+                HealthHistory, AvailabilityReport, Readiness),
         event_types=EVENT_TYPES,
     )

@@ -180,6 +180,33 @@ class EndpointHealthDetail(EndpointHealth):
     transitions: list[HealthTransitionItem]
 
 
+class HealthHistory(ResponseModel):
+    """GET /api/v1/health/{code}/history: the window minute by minute, for charts."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    code: str
+    name: str
+    name_en: str
+    from_: Annotated[LocalTime, Field(alias="from", description=(
+        "The first minute of the window; minute i of every series starts at from + i × "
+        "step_seconds."))]
+    to: Annotated[LocalTime, Field(description="The end of the window (exclusive).")]
+    step_seconds: int
+    minutes: Annotated[int, Field(description="How many values each series holds.")]
+    series: Annotated[dict[str, list[int | float | None]], Field(description=(
+        "Per-minute values by name: the counts heartbeats, in_call and degraded (0 where "
+        "no heartbeat came), and the means cpu_percent, network_rtt_ms, rtt_ms, "
+        "jitter_ms, packet_loss_ratio, fps, bitrate_in_bps, bitrate_out_bps (null where "
+        "nothing was measured: the call figures exist only while in a call). Figures "
+        "the service learns to store later are added under their own names."))]
+    state_at_start: Annotated[HealthState | None, Field(description=(
+        "The state when the window began (null: not monitored yet then)."))]
+    transitions: Annotated[list[HealthTransitionItem], Field(description=(
+        "The changes within the window, oldest first (at most the newest 500)."))]
+    transitions_total: int
+
+
 class AvailabilityRow(ResponseModel):
     """One endpoint's month."""
 

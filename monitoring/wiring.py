@@ -21,6 +21,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
+from monitoring import grafana
 from monitoring.health import wiring as health_wiring
 from monitoring.health.model import NOT_READY_CODES, HealthState
 from monitoring.health.monitor import HealthMonitor
@@ -83,6 +84,7 @@ def setup(
     """Add endpoint health (routes, monitor, background tasks), then the metrics
     middleware (outermost), `GET /metrics` and the metrics' lifetime."""
     monitor = health_wiring.setup(app)
+    grafana.setup_routes(app)
     return setup_metrics(app, media=media, status_model=status_model(monitor), token=token,
                          refresh_seconds=refresh_seconds, media_seconds=media_seconds)
 

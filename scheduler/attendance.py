@@ -61,7 +61,8 @@ async def rows_of(session: AsyncSession, conference_id: int, *, lock: bool = Fal
 
 
 async def close_all(session: AsyncSession, conference_id: int, now: datetime) -> None:
-    """Mark everyone as having left: the conference ended or was cancelled."""
+    """The conference ended or was cancelled: those who were there have left, those
+    who never came keep why (`connect_policy.closed`)."""
     await close_many(session, [conference_id], now)
 
 
@@ -77,7 +78,7 @@ async def close_many(session: AsyncSession, conference_ids: Iterable[int], now: 
     changes = []
     for row in rows:
         before = _connection(row)
-        after = policy_rules.left(before, now)
+        after = policy_rules.closed(before, now)
         if after != before:
             changes.append({"id": row.id, **_values(after)})
     if changes:

@@ -116,6 +116,8 @@ class EndpointConnection:
     @property
     def redialling(self) -> bool:
         """True while the policy calls this endpoint again on its own after a failure."""
+        if self.next_action_at is None:  # nothing scheduled: the conference is over
+            return False
         if self.state == ConnectState.INVITED:
             return self.reason != Reason.INVITED
         return self.state in _REDIAL_STATES
@@ -212,6 +214,24 @@ def left(conn: EndpointConnection, now: datetime) -> EndpointConnection:
     return replace(
         conn, state=ConnectState.LEFT, last_change=now, next_action_at=None, reason=Reason.LEFT
     )
+
+
+def closed(conn: EndpointConnection, now: datetime) -> EndpointConnection:
+    """The conference ended or was cancelled at `now`: the endpoint's final place in the record.
+
+    "left" means the endpoint was there and left: a joined or dropped endpoint
+    (one being called back after a drop too) leaves at `now`. One that never
+    came keeps why: declined, absent, no answer (an invitation still out when
+    the room closed went unanswered), or pending (never invited). Nothing more
+    is scheduled for anyone."""
+    if conn.state in (ConnectState.JOINED, ConnectState.DROPPED) or conn.reason == Reason.DROPPED:
+        return left(conn, now)
+    if conn.state == ConnectState.INVITED:
+        state = ConnectState.ABSENT if conn.reason == Reason.ABSENT else ConnectState.NO_ANSWER
+        return EndpointConnection(state, conn.attempts, now, None, Reason(state.value))
+    if conn.next_action_at is None:
+        return conn
+    return replace(conn, next_action_at=None)
 
 
 def _unanswered(

@@ -154,7 +154,9 @@ ENGINE_INDEPENDENT = {
     "test_browser_pages", "test_connect_policy", "test_floor_control", "test_lifecycle",
     "test_media_tap", "test_recording", "test_signaling", "test_recurrence",
     "test_booking_rules", "test_message_rate", "test_sdp_precheck", "test_control_messages",
-    "test_coalescer", "test_shutdown", "test_browser_calendar",
+    "test_coalescer", "test_shutdown", "test_browser_shell", "test_record_timeline",
+    "test_browser_conference", "test_browser_dashboard", "test_browser_documents",
+    "test_browser_calendar",
 }
 
 

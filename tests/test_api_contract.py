@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from harness.service_process import Service, service_env
+from tests import document_files
 from tests.support import create_scratch_database, drop_scratch_database
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -76,7 +77,7 @@ def _fixtures(service: Service) -> dict[str, str]:
     and tests/contract_hooks.py: the site's agent and operator tokens (and which
     accounts and tokens the run must keep), and conferences in several states for the
     ids the fuzzer tries (the first ids are these): one of the site open now, a weekly
-    series, a cancelled one."""
+    series with a document, a cancelled one."""
     service.login()
     status, users = service.request("GET", "/api/v1/users")
     assert status == 200, users
@@ -97,8 +98,12 @@ def _fixtures(service: Service) -> dict[str, str]:
 
     now = datetime.now(UTC).replace(microsecond=0)
     _created(service, "/api/v1/conferences", booking(now + timedelta(minutes=5)))
-    _created(service, "/api/v1/conferences",
-             booking(now + timedelta(days=3), rrule="FREQ=WEEKLY;COUNT=3"))
+    series = _created(service, "/api/v1/conferences",
+                      booking(now + timedelta(days=3), rrule="FREQ=WEEKLY;COUNT=3"))
+    status, document = document_files.upload(  # the fuzzer's document ids start at it
+        service, int(str(series["id"])), document_files.pdf("Biên bản kiểm thử hợp đồng"),
+        "biên-bản.pdf", series=True)
+    assert status == 201, document
     cancelled = _created(service, "/api/v1/conferences", booking(now + timedelta(days=1)))
     status, body = service.request("DELETE", f"/api/v1/conferences/{cancelled['id']}")
     assert status == 200, body

@@ -243,6 +243,34 @@ async def test_availability_csv(client: Client, admin: dict[str, str]) -> None:
     assert json_again.content_type == "application/json"
 
 
+async def test_availability_csv_for_spreadsheets_in_vietnam(client: Client,
+                                                           admin: dict[str, str]) -> None:
+    """`lang=vi`: Vietnamese column names, decimal commas, `;` between fields, the same
+    figures as the English form."""
+    await _history(client)
+    response = await client.get("/api/v1/reports/availability?month=2026-11&format=csv&lang=vi",
+                                headers=admin)
+    assert response.status == 200 and response.content_type == "text/csv"
+    assert response.headers["Content-Disposition"] == (
+        'attachment; filename="bao-cao-kha-dung-2026-11.csv"')
+    raw = await response.read()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    text = raw.decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))
+    assert rows[0][:3] == ["Mã điểm cầu", "Tên điểm cầu", "Tỷ lệ trực tuyến (%)"]
+    assert len(rows[0]) == 14 and len(rows) == 32
+    by_code = {row[0]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+    tinh = by_code[TINH]
+    expected = str(round(100 * 628 / 634, 3)).replace(".", ",")
+    assert tinh["Tỷ lệ trực tuyến (%)"] == expected
+    assert tinh["Tỷ lệ mất gói trung bình (%)"] == "2,0"
+    assert by_code[MUONG_LAT]["Tỷ lệ trực tuyến (%)"] == ""
+    assert by_code[NGA_SON]["Số hội nghị được mời"] == "1"
+    assert by_code[NGA_SON]["Tên điểm cầu"] == "UBND huyện Nga Sơn"
+    bad = await client.get("/api/v1/reports/availability?format=csv&lang=fr", headers=admin)
+    assert bad.status == 422 and "lang" in (await bad.json())["error"]["message"]
+
+
 async def test_bad_months_are_422(client: Client, admin: dict[str, str]) -> None:
     for query in ("month=2026-13", "month=2026-1", "month=november", "month=2026-11-01",
                   "month=1999-12", "month=2026-12", "month=2027-01",

@@ -22,6 +22,7 @@ from scheduler.connect_policy import (
     Reason,
     RedialPolicy,
     RollCall,
+    closed,
     declined,
     dropped,
     invite,
@@ -474,6 +475,33 @@ def test_random_walks_keep_the_invariants() -> None:
             assert (conn.next_action_at is None) == quiet
             assert conn.attempts >= 0
             assert conn.last_change <= now
+
+
+def test_the_end_keeps_why_those_who_never_came_stayed_away() -> None:
+    """At the end, "left" means the endpoint was there; the others keep their reason
+    (issue 15: absent sites used to become "left"), and nobody is called again."""
+    end = T0 + timedelta(hours=2)
+    redial_dropped = invite(in_state(CS.DROPPED), T0 + s(90), POLICY)
+    redial_absent = invite(in_state(CS.ABSENT), T0 + timedelta(minutes=11), POLICY)
+    expected = {
+        CS.JOINED: (CS.LEFT, Reason.LEFT),
+        CS.DROPPED: (CS.LEFT, Reason.LEFT),
+        CS.LEFT: (CS.LEFT, Reason.LEFT),
+        CS.PENDING: (CS.PENDING, Reason.NOT_INVITED),
+        CS.INVITED: (CS.NO_ANSWER, Reason.NO_ANSWER),
+        CS.NO_ANSWER: (CS.NO_ANSWER, Reason.NO_ANSWER),
+        CS.ABSENT: (CS.ABSENT, Reason.ABSENT),
+        CS.DECLINED: (CS.DECLINED, Reason.DECLINED),
+    }
+    for state, (final, reason) in expected.items():
+        conn = closed(in_state(state), end)
+        assert (conn.state, conn.reason) == (final, reason), state
+        assert conn.next_action_at is None and not conn.redialling, state
+        assert closed(conn, end + s(1)) == conn, state  # closing twice changes nothing
+    assert closed(redial_dropped, end).state is CS.LEFT  # it was there
+    assert closed(redial_absent, end).state is CS.ABSENT
+    absent = in_state(CS.ABSENT)
+    assert closed(absent, end).attempts == absent.attempts > POLICY.absent_after  # kept
 
 
 # --- roll call ----------------------------------------------------------------------------

@@ -108,9 +108,27 @@ async def test_answers_match_the_fragment(client: Client, admin: dict[str, str],
                          "get", detail, 200)
     assert answer["samples"] and answer["transitions"]
     await check(await client.get("/api/v1/health/NOPE", headers=admin), "get", detail, 404)
+    history = "/api/v1/health/{code}/history"
+    answer = await check(await client.get(f"/api/v1/health/{code}/history?hours=1",
+                                          headers=admin), "get", history, 200)
+    assert answer["minutes"] == 60 and answer["transitions"]
+    await check(await client.get(f"/api/v1/health/{code}/history?hours=169", headers=admin),
+                "get", history, 422)
+    await check(await client.get(f"/api/v1/health/{code}/history", headers=agent),
+                "get", history, 403)
+    await check(await client.get("/api/v1/health/NOPE/history", headers=admin),
+                "get", history, 404)
+    grafana = "/api/v1/monitoring/grafana-dashboard.json"
+    answer = await check(await client.get(grafana, headers=admin), "get", grafana, 200)
+    assert answer["panels"]
+    await check(await client.get(grafana, headers=agent), "get", grafana, 403)
     report = "/api/v1/reports/availability"
     await check(await client.get(f"{report}?month=2026-11", headers=admin), "get", report, 200)
     await check(await client.get(f"{report}?format=csv", headers=admin), "get", report, 200)
+    await check(await client.get(f"{report}?format=csv&lang=vi", headers=admin),
+                "get", report, 200)
+    await check(await client.get(f"{report}?format=csv&lang=fr", headers=admin),
+                "get", report, 422)
     await check(await client.get(f"{report}?month=11-2026", headers=admin), "get", report, 422)
     # The document forbids these (pattern), so the service refuses them too: an empty
     # month is not "this month", and 00 or 13 is no month.

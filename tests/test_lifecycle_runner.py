@@ -196,6 +196,20 @@ async def test_roll_call_redials_and_escalates_the_absent_once(
     assert "HUYEN-NGA-SON" not in [e for t, e in await events(client, cid)
                                    if t == "endpoint.absent"]
 
+    # The end: "left" is for those who were there (the chair, Nga Son that dropped);
+    # Muong Lat, never there, stays absent in the final roll call (issue 15).
+    clock.set(START + timedelta(hours=2, seconds=1))
+    await runner.reconcile()
+    assert await status(client, booker, cid) == "ended"
+    final = await (await client.get(f"/api/v1/conferences/{cid}/rollcall",
+                                    headers=booker)).json()
+    assert {e["code"]: (e["state"], e["redialling"]) for e in final["endpoints"]} == {
+        "UBND-TINH": ("left", False), "HUYEN-NGA-SON": ("left", False),
+        "HUYEN-MUONG-LAT": ("absent", False)}
+    assert final["summary_vi"] == (
+        "0/3 điểm cầu đã kết nối; chưa vào: UBND-TINH đã rời, HUYEN-MUONG-LAT vắng mặt, "
+        "HUYEN-NGA-SON đã rời")
+
 
 async def test_cancelling_a_live_conference_closes_it(
     client: Client, booker: H, runner: LifecycleRunner, clock: FixedClock,
@@ -204,11 +218,15 @@ async def test_cancelling_a_live_conference_closes_it(
     cid = (await book(client, booker, **TODAY))["id"]
     clock.set(START + timedelta(minutes=1))
     await runner.reconcile()
+    await runner._tick()  # everyone invited
+    await report(client, runner, cid, "UBND-TINH", "joined", START + timedelta(minutes=1))
     response = await client.delete(f"/api/v1/conferences/{cid}", headers=booker)
     assert response.status == 200
     call = await (await client.get(f"/api/v1/conferences/{cid}/rollcall",
                                    headers=booker)).json()
-    assert {e["state"] for e in call["endpoints"]} == {"left"}
+    # The chair was there and left; the districts' invitations went unanswered.
+    assert {e["code"]: e["state"] for e in call["endpoints"]} == {
+        "UBND-TINH": "left", "HUYEN-NGA-SON": "no_answer", "HUYEN-MUONG-LAT": "no_answer"}
     await runner.sync(cid)  # a late timer for a cancelled conference does nothing
     assert await status(client, booker, cid) == "cancelled"
     assert ("conference.cancelled", None) in await events(client, cid)

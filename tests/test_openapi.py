@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import pytest
-from aiohttp import ClientResponse, ClientWebSocketResponse, WSMsgType
+from aiohttp import ClientResponse, ClientWebSocketResponse, FormData, WSMsgType
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
@@ -21,6 +21,7 @@ from scheduler.lifecycle_api import Extension
 from scheduler.lifecycle_wiring import BRIDGE, redial_policy
 from scheduler.runner import LifecycleRunner
 from scheduler.transitions import LifecycleSettings
+from tests import document_files
 from tests.conftest import Client
 from tests.support import bearer
 from tests.support import login as log_in
@@ -240,6 +241,18 @@ async def test_answers_match_documented_schemas(
     await check(await client.patch(f"{users}/{created['id']}", headers=admin,
                                    json={"full_name": "Nguyễn Văn A"}),
                 "PATCH", "/api/v1/users/{id}", 200)
+    reset = "/api/v1/users/{id}/password-reset"
+    done = await check(await client.post(f"{users}/{created['id']}/password-reset",
+                                         headers=admin, json={}), "POST", reset, 200)
+    assert done["generated_password"]
+    done = await check(await client.post(f"{users}/{created['id']}/password-reset",
+                                         headers=admin, json={"password": "pw-op1-123456"}),
+                       "POST", reset, 200)
+    assert done["generated_password"] is None
+    await check(await client.post(f"{users}/{created['id']}/password-reset", headers=admin,
+                                  json={"password": "short"}), "POST", reset, 422)
+    await check(await client.post(f"{users}/999999/password-reset", headers=admin, json={}),
+                "POST", reset, 404)
 
     tokens = "/api/v1/endpoints/{code}/tokens"
     token = await check(
@@ -271,6 +284,37 @@ async def test_answers_match_documented_schemas(
     assert len(series["occurrence_ids"]) == 3
     await check(await client.post(conferences, headers=admin, json=base | {"end": base["start"]}),
                 "POST", conferences, 422)
+
+    # Meeting documents: attach (to the whole series), refuse, list, find, read, remove.
+    attach = "/api/v1/conferences/{id}/documents"
+    document_path = "/api/v1/documents/{id}"
+    form = FormData()
+    form.add_field("file", document_files.pdf("Biên bản giao ban"), filename="bien-ban.pdf")
+    document = await check(await client.post(f"{conferences}/{series['id']}/documents"
+                                             "?series=true", data=form, headers=admin),
+                           "POST", attach, 201)
+    form = FormData()
+    form.add_field("file", b"", filename="trong.pdf")
+    body = await check(await client.post(f"{conferences}/{series['id']}/documents", data=form,
+                                         headers=admin), "POST", attach, 422)
+    assert body["error"]["details"]["reason"] == "empty"
+    await check(await client.post(f"{conferences}/{series['id']}/documents", json={},
+                                  headers=admin), "POST", attach, 415)
+    await check(await client.get(f"{conferences}/{series['occurrence_ids'][1]}/documents",
+                                 headers=admin), "GET", attach, 200)
+    body = await check(await client.get("/api/v1/documents?q=bien%20ban", headers=admin),
+                       "GET", "/api/v1/documents", 200)
+    assert [d["id"] for d in body["documents"]] == [document["id"]]
+    await check(await client.get(f"/api/v1/documents/{document['id']}", headers=admin),
+                "GET", document_path, 200)
+    await check(await client.get("/api/v1/documents/999999", headers=admin),
+                "GET", document_path, 404)
+    content = await check(await client.get(f"/api/v1/documents/{document['id']}/content",
+                                           headers=admin),
+                          "GET", "/api/v1/documents/{id}/content", 200)
+    assert content[:5] == b"%PDF-"
+    await check(await client.delete(f"/api/v1/documents/{document['id']}", headers=admin),
+                "DELETE", document_path, 200)
 
     await check(await client.get(f"{conferences}?endpoint={chair}&status=scheduled&limit=1",
                                  headers=admin), "GET", conferences, 200)
@@ -406,6 +450,20 @@ async def test_answers_match_documented_schemas(
                 "GET", recording, 403)
     await check(await client.get(f"{at}/recordings/conference-1-20261127T031600Z.webm",
                                  headers=admin), "GET", recording, 404)
+    # The record: recordings listed to staff, not to a participant's operator.
+    record, record_pdf = "/api/v1/conferences/{id}/record", "/api/v1/conferences/{id}/record.pdf"
+    body = await check(await client.get(f"{at}/record", headers=admin), "GET", record, 200)
+    assert [r["id"] for r in body["recordings"]] == [name]
+    body = await check(await client.get(f"{at}/record", headers=operator), "GET", record, 200)
+    assert body["recordings"] is None and body["final"] is False
+    await check(await client.get(f"{at}/record"), "GET", record, 401)
+    await check(await client.get(f"{conferences}/{later['id']}/record", headers=operator),
+                "GET", record, 404)  # its endpoint is not part of it
+    pdf = await check(await client.get(f"{at}/record.pdf", headers=operator),
+                      "GET", record_pdf, 200)
+    assert pdf[:5] == b"%PDF-"
+    await check(await client.get(f"{conferences}/999999/record.pdf", headers=admin),
+                "GET", record_pdf, 404)
 
     # The event stream: refused before the upgrade with JSON errors, then the messages.
     events = "/api/v1/events"
@@ -446,6 +504,10 @@ async def test_answers_match_documented_schemas(
 
     await check(await client.get("/api/v1/audit?limit=50", headers=admin),
                 "GET", "/api/v1/audit", 200)
+    await check(await client.get("/api/v1/audit/actions", headers=admin),
+                "GET", "/api/v1/audit/actions", 200)
+    await check(await client.get("/api/v1/audit/actions", headers=booker),
+                "GET", "/api/v1/audit/actions", 403)
     await check(await client.post("/api/v1/auth/logout", headers=booker),
                 "POST", "/api/v1/auth/logout", 200)
 

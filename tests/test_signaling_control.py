@@ -222,6 +222,47 @@ async def test_a_booker_grants_the_floor_without_being_a_site(
         await nga.stop()
 
 
+async def test_the_chair_sites_person_is_named_with_its_grants(
+    client: Client, room: Any, admin: H, make_user: MakeUser
+) -> None:
+    """The chair's operator running the console as the chair site: the record says who
+    gave the floor (the person), not only from which endpoint; the agent stays the endpoint."""
+    conference_id, tokens = room
+    operator = await make_user("op-ubnd-tinh", "operator", CHAIR)
+    chair, nga, muong = Site(CHAIR), Site(NGA), Site(MUONG)
+    try:
+        await join(client, conference_id, operator["Authorization"].split()[1], chair)
+        await join(client, conference_id, tokens[NGA], nga)
+        await join(client, conference_id, tokens[MUONG], muong)
+        assert chair.client is not None and nga.client is not None
+        assert muong.client is not None
+        await chair.client.wait_state(lambda s: len(s.get("present", [])) == 3)
+        await chair.client.send({"type": "floor.grant", "endpoint": NGA})
+        await nga.client.wait_state(lambda s: s.get("holder") == NGA)
+        # A district's own act stays the district's, whoever is at its console.
+        await muong.client.send({"type": "floor.request"})
+        await chair.client.wait_state(lambda s: s.get("queue") == [MUONG])
+
+        grants: list[Any] = []
+
+        async def recorded() -> bool:  # published just after the room state went out
+            events = await client.app[EVENT_BUS].read_after(0)
+            grants[:] = [e for e in events if e.type == "floor.grant"]
+            return len(grants) == 1 and any(e.type == "floor.request" for e in events)
+
+        await until(recorded)
+        assert [(e.endpoint, e.data) for e in grants] == [
+            (CHAIR, {"endpoint": NGA, "by": {"user": "op-ubnd-tinh", "role": "operator"}})]
+        rows = await audit_of(client, admin, "floor.grant")
+        assert [(r["actor"], r["role"]) for r in rows] == [("op-ubnd-tinh", "operator")]
+        requests = await audit_of(client, admin, "floor.request")
+        assert [(r["actor"], r["role"]) for r in requests] == [(f"endpoint:{MUONG}", "endpoint")]
+    finally:
+        await chair.stop()
+        await nga.stop()
+        await muong.stop()
+
+
 async def test_several_consoles_and_the_chair_moderate_together(
     client: Client, room: Any, booker: H, admin: H
 ) -> None:

@@ -11,10 +11,12 @@ from aiohttp import web
 from bridge import wiring as bridge_wiring
 from bridge.media_report import site_media
 from bridge.rooms import RoomRegistry
+from conference_record import api as record_api
+from documents import api as documents_api
 from monitoring import wiring as monitoring_wiring
 from scheduler import booking_api, calendar_feed
 from scheduler import lifecycle_wiring as lifecycle
-from vcbridge import openapi_routes
+from vcbridge import openapi_routes, record_sources
 from vcbridge.core.api import (
     audit_routes,
     auth_routes,
@@ -75,10 +77,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     endpoints_routes.setup_routes(app)
     calendar_feed.setup_routes(app)
     booking_api.setup_routes(app)
+    documents_api.setup_routes(app)
     # The seam between the scheduler and the bridge: the lifecycle opens and closes
     # this process's rooms through the registry (scheduler/bridge_port.py).
     rooms = bridge_wiring.setup(app, settings, RoomReports(app))
     lifecycle.setup(app, rooms)
+    # The conference record reads the bridge's recordings (and the documents) through
+    # the sources the composition root gives it.
+    record_sources.setup(app)
+    record_api.setup_routes(app)
     audit_routes.setup_routes(app)
     events_routes.setup_routes(app)
     openapi_routes.setup_routes(app)

@@ -16,6 +16,8 @@ from typing import Any
 from aiohttp import web
 
 from bridge import openapi as bridge_openapi
+from conference_record import openapi as record_openapi
+from documents import openapi as documents_openapi
 from monitoring import openapi as monitoring_openapi
 from scheduler import openapi as scheduler_openapi
 from vcbridge import __version__
@@ -44,7 +46,9 @@ def _merge(parts: Iterable[ApiPart], section: str) -> dict[str, Any]:
 
 
 def _parts() -> list[ApiPart]:
-    features = [scheduler_openapi.part(), bridge_openapi.part(), monitoring_openapi.part()]
+    features = [scheduler_openapi.part(), bridge_openapi.part(), monitoring_openapi.part(),
+                record_openapi.part(),
+                documents_openapi.part()]
     core = core_openapi.part(_merge(features, "event_types"), _merge(features, "event_data"))
     meta = ApiPart(paths={OPENAPI_PATH: {"get": operation(
         "getOpenApi", "This OpenAPI document", "meta",
@@ -72,7 +76,8 @@ def openapi_document() -> dict[str, Any]:
                 "Booking of video conferences among the province's endpoints: roster, "
                 "conferences (single or recurring) and their lifecycle, iCalendar feeds, "
                 "users, tokens, audit, a live event stream, and the bridge's media rooms "
-                "(signaling) and recordings, endpoint health and availability."
+                "(signaling) and recordings, endpoint health and availability, and the "
+                "meeting documents with their full-text search."
                 "\n\nErrors are always JSON: `{\"error\": {\"code\", \"message\", "
                 "\"details\"}}`. Times are RFC 3339 with an offset."
             ),
@@ -86,6 +91,8 @@ def openapi_document() -> dict[str, Any]:
             {"name": "endpoints", "description": "Điểm cầu / endpoints and their tokens."},
             {"name": "calendar", "description": "Lịch iCalendar / calendar feeds."},
             {"name": "conferences", "description": "Hội nghị / conferences."},
+            {"name": "documents", "description": "Tài liệu / meeting documents "
+             "(paperless meeting room): attach, list, download, search."},
             {"name": "audit", "description": "Nhật ký / audit log."},
             {"name": "events", "description": "Sự kiện / the live event stream (WebSocket)."},
             {"name": "bridge", "description": "Phòng họp / the media room: signaling "

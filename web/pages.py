@@ -1,8 +1,10 @@
-"""The browser pages: the district operator's join page and the chair's console.
+"""The browser pages, one line each in `PAGE_FILES`: the home page (`/` takes each
+role to its own home), the admin page, the district operator's join page, the
+chair's console and the other pages of the web console.
 
-`/join` and `/chair/{conference}` are static HTML; their JavaScript modules and
-style sheet are under `/static/`. Everything comes from `web/static/` (no build
-step, nothing from the internet: a district office network may be closed).
+Every page is static HTML; its JavaScript modules and style sheets are under
+`/static/`. Everything comes from `web/static/` (no build step, nothing from
+the internet: a district office network may be closed).
 The pages are ordinary clients: they log in with the session cookie (CSRF
 header on writes), read the booking API and the event stream, and join the
 room through the public signaling protocol (`docs/signaling.md`), exactly as
@@ -57,9 +59,15 @@ SECURITY_HEADERS = {
 # Each page: its path and its HTML file under web/static/ (every page checks on the
 # server, through the API it calls, who may see what; the HTML itself is public).
 PAGE_FILES: dict[str, str] = {
+    "/": "home.html",
+    "/admin": "admin.html",
     "/join": "join.html",
     "/calendar": "calendar.html",
+    "/documents": "documents.html",
     r"/chair/{conference:\d{1,18}}": "chair.html",
+    r"/conferences/{conference:\d{1,18}}": "conference.html",
+    "/dashboard": "dashboard.html",
+    "/operator": "operator.html",
 }
 
 # Routes that are pages, not API operations (tests/test_openapi.py leaves them out).
@@ -86,11 +94,6 @@ def _file(path: Path) -> web.FileResponse:
     return web.FileResponse(path, headers=headers)
 
 
-async def root(_request: web.Request) -> web.StreamResponse:
-    """GET /: the operator's page."""
-    raise web.HTTPFound("/join")
-
-
 def _page(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     path = WEB_DIR / name
 
@@ -112,7 +115,6 @@ def setup_routes(app: web.Application) -> None:
             raise web.HTTPNotFound()
         return _file(path)
 
-    app.router.add_get("/", root)
     for route, name in PAGE_FILES.items():
         app.router.add_get(route, _page(name))
     app.router.add_get("/static/{path:.+}", static)

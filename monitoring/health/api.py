@@ -4,7 +4,9 @@
   an operator or agent: its own endpoint only).
 - `GET /api/v1/health/{code}`: one endpoint, with `?hours=` (24) of
   per-minute figures and its recent transitions.
-- `GET /api/v1/reports/availability?month=YYYY-MM[&format=csv]`: staff.
+- `GET /api/v1/health/{code}/history?hours=24`: the same window as dense series for
+  charts (admin, IT, the endpoint's own operator).
+- `GET /api/v1/reports/availability?month=YYYY-MM[&format=csv[&lang=vi]]`: staff.
 - `GET /api/v1/conferences/{id}/readiness`: the pre-flight check of a
   conference, for whoever may see the conference."""
 
@@ -22,16 +24,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitoring import responses
-from monitoring.health import availability, store
+from monitoring.health import availability, history, store
+from monitoring.health.codec import state_of
 from monitoring.health.model import HealthState, TestCall
 from monitoring.health.monitor import MONITOR, EndpointView, HealthMonitor
 from monitoring.health.readiness import ParticipantHealth, Readiness, readiness
 from monitoring.health.samples import sample_of, samples_since
 from vcbridge.core.app_keys import DATABASE, ZONE
 from vcbridge.core.auth.conference_access import is_staff, may_see, may_see_endpoint, parties
-from vcbridge.core.auth.principal import Permission
+from vcbridge.core.auth.principal import Permission, Principal
 from vcbridge.core.clock import to_local_iso
-from vcbridge.core.db.models import Conference, Endpoint
+from vcbridge.core.db.models import Conference, Endpoint, Role
 from vcbridge.core.http.auth_middleware import require_permission, require_principal
 from vcbridge.core.http.errors import forbidden, invalid, not_found
 from vcbridge.core.http.parsing import path_int, query_int
@@ -135,6 +138,45 @@ async def get_health(request: web.Request) -> web.Response:
     ))
 
 
+HISTORY_MAX_HOURS = 168
+
+
+def may_read_history(principal: Principal, endpoint_id: int) -> bool:
+    """Admins and IT staff read every endpoint's history; an operator its own."""
+    return principal.can(Permission.READ_HEALTH_HISTORY) or (
+        principal.role is Role.OPERATOR and principal.acts_for_endpoint(endpoint_id))
+
+
+async def get_history(request: web.Request) -> web.Response:
+    """GET /api/v1/health/{code}/history?hours=24: per-minute series and transitions."""
+    principal = require_principal(request)
+    hours = query_int(request, "hours", 24, 1, HISTORY_MAX_HOURS)
+    monitor = request.app[MONITOR]
+    zone = request.app[ZONE]
+    # Changes this process saw but has not stored yet belong in the transitions below.
+    with contextlib.suppress(SQLAlchemyError, OSError):
+        await monitor.record_changes()
+    async with request.app[DATABASE].read() as session:
+        endpoint = await _endpoint_by_code(session, request.match_info["code"])
+        if not may_read_history(principal, endpoint.id):
+            raise forbidden("the health history is for IT staff and the endpoint's operator")
+        now = monitor.clock.now()
+        found = await history.build_history(session, endpoint.id, now, hours)
+    return render(responses.HealthHistory(
+        code=endpoint.code,
+        name=endpoint.name,
+        name_en=endpoint.name_en,
+        from_=to_local_iso(found.start, zone),
+        to=to_local_iso(found.end, zone),
+        step_seconds=int(history.STEP.total_seconds()),
+        minutes=found.minutes,
+        series=found.series,
+        state_at_start=state_of(found.state_at_start) if found.state_at_start else None,
+        transitions=[store.transition_of(t, zone, now) for t in found.transitions],
+        transitions_total=found.transitions_total,
+    ))
+
+
 def _wants_csv(request: web.Request) -> bool:
     fmt = request.query.get("format")
     if fmt is not None:
@@ -146,9 +188,12 @@ def _wants_csv(request: web.Request) -> bool:
 
 
 async def availability_report(request: web.Request) -> web.Response:
-    """GET /api/v1/reports/availability?month=YYYY-MM[&format=csv]."""
+    """GET /api/v1/reports/availability?month=YYYY-MM[&format=csv[&lang=vi]]."""
     require_permission(request, Permission.READ_ALL_CONFERENCES)
     as_csv = _wants_csv(request)
+    lang = request.query.get("lang", "en")
+    if lang not in availability.CSV_LANGUAGES:
+        raise invalid("query parameter 'lang' must be 'en' or 'vi'")
     monitor = request.app[MONITOR]
     zone = request.app[ZONE]
     now = monitor.clock.now()
@@ -164,9 +209,9 @@ async def availability_report(request: web.Request) -> web.Response:
         raise invalid(f"query parameter 'month': {exc}") from None
     if as_csv:
         return web.Response(
-            body=availability.to_csv(report), content_type=CSV, charset="utf-8",
+            body=availability.to_csv(report, lang), content_type=CSV, charset="utf-8",
             headers={"Content-Disposition":
-                     f'attachment; filename="availability-{report.month}.csv"'},
+                     f'attachment; filename="{availability.csv_filename(report, lang)}"'},
         )
     return render(responses.AvailabilityReport(
         month=report.month,
@@ -260,5 +305,6 @@ def setup_routes(app: web.Application) -> None:
     """Register the health, availability and readiness routes."""
     app.router.add_get("/api/v1/health", list_health)
     app.router.add_get("/api/v1/health/{code}", get_health)
+    app.router.add_get("/api/v1/health/{code}/history", get_history)
     app.router.add_get("/api/v1/reports/availability", availability_report)
     app.router.add_get("/api/v1/conferences/{id}/readiness", get_readiness)

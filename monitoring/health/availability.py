@@ -270,16 +270,59 @@ CSV_COLUMNS = ("code", "name", "online_percent", "offline_minutes", "degraded_mi
                "mean_packet_loss_percent", "mean_fps", "call_minutes")
 
 
-def to_csv(report: AvailabilityReport) -> bytes:
+# The spreadsheet form for offices in Vietnam (`lang=vi`): Vietnamese column names, a
+# decimal comma and `;` between fields. Excel on Windows with Vietnamese regional
+# settings (decimal symbol ",", list separator ";") opens it into columns with
+# numbers it can sum; a `,`-separated file with decimal points lands there as text.
+CSV_HEADERS_VI = {
+    "code": "Mã điểm cầu",
+    "name": "Tên điểm cầu",
+    "online_percent": "Tỷ lệ trực tuyến (%)",
+    "offline_minutes": "Mất kết nối (phút)",
+    "degraded_minutes": "Suy giảm (phút)",
+    "monitored_percent": "Thời gian được giám sát (%)",
+    "conferences_invited": "Số hội nghị được mời",
+    "conferences_attended": "Số hội nghị đã tham dự",
+    "attendance_percent": "Tỷ lệ tham dự (%)",
+    "mean_rtt_ms": "Độ trễ khứ hồi trung bình (ms)",
+    "mean_jitter_ms": "Độ biến động trễ trung bình (ms)",
+    "mean_packet_loss_percent": "Tỷ lệ mất gói trung bình (%)",
+    "mean_fps": "Khung hình/giây trung bình",
+    "call_minutes": "Số phút trong hội nghị",
+}
+CSV_LANGUAGES = ("en", "vi")
+
+
+def _cell(value: Any, decimal_comma: bool) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        text = repr(value)  # the shortest exact form: 99.5, never 9.95e1 for these figures
+        return text.replace(".", ",") if decimal_comma else text
+    return str(value)
+
+
+def to_csv(report: AvailabilityReport, lang: str = "en") -> bytes:
     """RFC 4180 CSV with a header row, UTF-8 with a BOM (Excel then reads the
-    Vietnamese names right); empty cells where a figure is unknown."""
+    Vietnamese names right); empty cells where a figure is unknown.
+
+    `lang="en"`: the API's field names, decimal points, `,` between fields (for
+    scripts, and spreadsheets set to English). `lang="vi"`: for spreadsheets in
+    Vietnam, Vietnamese column names, decimal commas, `;` between fields."""
+    vietnamese = lang == "vi"
     out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+    writer = csv.writer(out, lineterminator="\r\n", delimiter=";" if vietnamese else ",")
+    writer.writerow([CSV_HEADERS_VI[c] for c in CSV_COLUMNS] if vietnamese else CSV_COLUMNS)
     for row in report.rows:
         values = row_of(row, report.elapsed).model_dump()
-        writer.writerow(["" if values[c] is None else values[c] for c in CSV_COLUMNS])
+        writer.writerow([_cell(values[c], vietnamese) for c in CSV_COLUMNS])
     return "\ufeff".encode() + out.getvalue().encode()
+
+
+def csv_filename(report: AvailabilityReport, lang: str = "en") -> str:
+    """The download's file name (ASCII)."""
+    stem = "bao-cao-kha-dung" if lang == "vi" else "availability"
+    return f"{stem}-{report.month}.csv"
 
 
 def month_span_text(report: AvailabilityReport, zone: ZoneInfo) -> tuple[str, str]:

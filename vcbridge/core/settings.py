@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     database_url: str = ""
     roster_file: Path = DEFAULT_ROSTER
     timezone: str = "Asia/Ho_Chi_Minh"
+    # The conference record's PDF ("biên bản"): the governing body named above the
+    # chair's office in its heading, and the place in its date line.
+    record_authority: str = Field(default="UBND TỈNH THANH HÓA", min_length=1, max_length=120)
+    record_place: str = Field(default="Thanh Hóa", min_length=1, max_length=80)
     admin_password: str = Field(default="", repr=False)
 
     # Authentication
@@ -78,6 +82,13 @@ class Settings(BaseSettings):
     # The bearer token Prometheus must send to GET /metrics; empty: /metrics is open,
     # which `vcbridge serve` allows only on a loopback address.
     metrics_token: str = Field(default="", repr=False)
+
+    # Meeting documents (documents/): the largest file accepted (larger: 413; only the
+    # upload route reads a body this large, every other route keeps max_body_bytes), and
+    # the wall time a worker process may take to check one and read its text (past it:
+    # 422 unreadable).
+    document_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    document_read_seconds: float = Field(default=30.0, gt=0, le=600)
 
     # Booking rules
     default_setup_minutes: int = Field(default=15, ge=0, le=240)

@@ -1,6 +1,10 @@
 // The chair's console (/chair/{conference}): the grid of every site with its
 // state, the roll call, the floor queue, and the moderation actions of the
 // signaling protocol (grant, refuse, take back, mute, mute all, lock, remove).
+// The grid shows every site at once on a 1366x768 screen (small pictures with
+// name, state, muted and asking marks; the chair and the floor holder larger),
+// and pages with a filter by state when there are more than a screen holds
+// (chair_grid.js decides the layout).
 //
 // It is the chair endpoint's client of the room: it joins with the chair's
 // operator login over the same signaling WebSocket as any site, sends this
@@ -24,6 +28,8 @@ import { errorText, onLangChange, t } from './i18n.js';
 import { LocalMedia } from './media.js';
 import { QualityMeter } from './room.js';
 import { openRoom, qualityParts, sampleQuality as sampleRoomQuality } from './room_session.js';
+import { FILTERS, gridLayout, pageCount, passes, shortName } from './chair_grid.js';
+import './texts/chair.js';
 
 // Roles that may moderate any conference (the bridge checks it again).
 const MODERATORS = new Set(['booker', 'admin']);
@@ -50,6 +56,9 @@ const page = {
   tracks: new Map(),
   quality: new QualityMeter(),
   stopNotice: null,
+  // The grid: which sites it lists, which page, and its layout for the screen.
+  view: { filter: 'all', page: 0 },
+  layout: null,
 };
 
 const ui = {};
@@ -154,6 +163,17 @@ function build() {
   ui.stop = button('stop-button', () => stopRoom(true), 'button-danger-quiet');
 
   ui.grid = el('div', { id: 'grid', class: 'grid' });
+  ui.filters = el('div', { id: 'grid-filter', class: 'grid-filter', role: 'group' },
+    FILTERS.map((name) => el('button', {
+      type: 'button', class: 'filter-button', data: { filter: name }, 'aria-pressed': String(name === 'all'),
+      on: { click: () => setFilter(name) },
+    })));
+  ui.pageText = el('span', { id: 'page-text', class: 'page-text', 'aria-live': 'polite' });
+  ui.pagePrev = el('button', { type: 'button', id: 'page-prev', class: 'icon-button page-button', on: { click: () => turnPage(-1) } }, '‹');
+  ui.pageNext = el('button', { type: 'button', id: 'page-next', class: 'icon-button page-button', on: { click: () => turnPage(1) } }, '›');
+  ui.pager = el('div', { id: 'grid-pager', class: 'grid-pager', hidden: true }, ui.pagePrev, ui.pageText, ui.pageNext);
+  ui.gridBar = el('div', { class: 'grid-bar' }, ui.filters, ui.pager);
+  ui.gridArea = el('div', { class: 'grid-area' }, ui.grid);
   ui.mainVideo = el('video', { id: 'video-main', autoplay: true, muted: true, playsinline: true });
   ui.mainEmpty = el('div', { class: 'video-empty' });
   ui.mainCaption = el('div', { class: 'caption' });
@@ -178,7 +198,7 @@ function build() {
     el('div', { class: 'toolbar' }, ui.muteAll, ui.unmuteAll, ui.lock, ui.chairMic, ui.controlNote,
       el('div', { class: 'spacer' }), ui.stop),
     el('div', { class: 'console-body' },
-      el('div', { class: 'grid-wrap' }, ui.grid, ui.takeover),
+      el('div', { class: 'grid-wrap', id: 'grid-wrap' }, ui.gridBar, ui.gridArea, ui.takeover),
       el('aside', { class: 'sidebar' },
         el('section', { class: 'panel' }, ui.mainTitle,
           el('div', { class: 'video-box' }, ui.mainVideo, ui.mainEmpty), ui.mainCaption),
@@ -187,6 +207,10 @@ function build() {
         el('section', { class: 'panel' }, ui.rollTitle, ui.rollSummary))),
     ui.mix, ui.dialog);
   fill(app, ui.console);
+  // The grid follows its area's size (a window resized, the sidebar, a phone turned).
+  new ResizeObserver(() => {
+    if (page.state) renderState();
+  }).observe(ui.gridArea);
 }
 
 function renderAll() {
@@ -202,6 +226,11 @@ function renderAll() {
   ui.unmuteAll.replaceChildren(icon('mic'), el('span', { text: t('unmute_all') }));
   ui.stop.replaceChildren(icon('leave'), el('span', { text: t('stop_console') }));
   fill(ui.controlNote, icon('info'), el('span', { text: t('control_note') }));
+  ui.filters.setAttribute('aria-label', t('chair_filter_label'));
+  ui.pagePrev.setAttribute('aria-label', t('chair_page_prev'));
+  ui.pagePrev.title = t('chair_page_prev');
+  ui.pageNext.setAttribute('aria-label', t('chair_page_next'));
+  ui.pageNext.title = t('chair_page_next');
   ui.controlNote.title = t('control_note_detail');
   renderMode();
   renderState();
@@ -245,8 +274,8 @@ function tileFor(code) {
   const remove = el('button', { type: 'button', class: 'icon-button icon-button-danger', data: { action: 'remove' } });
   const chairNote = el('div', { class: 'tile-note' });
   const node = el('article', { class: `site-tile${isChair ? ' is-chair' : ''}`, data: { code } },
-    el('div', { class: 'video-box' }, video, empty, el('div', { class: 'tile-status' }, status), flags),
-    el('div', { class: 'tile-foot' }, name,
+    el('div', { class: 'video-box' }, video, empty, el('div', { class: 'tile-status' }, status), flags, name),
+    el('div', { class: 'tile-foot' },
       isChair ? chairNote : el('div', { class: 'tile-actions' }, mic, floor, remove)));
   for (const event of ['loadeddata', 'emptied']) video.addEventListener(event, () => renderState());
   mic.addEventListener('click', () => {
@@ -270,8 +299,131 @@ function tileFor(code) {
   return tile;
 }
 
+/** A tile's button: its icon and words; the words also name it when a small tile
+ * shows the icon only (aria-label, and a tooltip). */
+function labelButton(button, iconName, text) {
+  button.replaceChildren(icon(iconName), el('span', { class: 'button-text', text }));
+  button.setAttribute('aria-label', text);
+  button.title = text;
+}
+
+/** A mark on a picture (muted, asking, has the floor ...): an icon and its words. */
+function flag(kind, iconName, text, extra = '') {
+  return el('span', { class: `flag flag-${kind}`, title: text },
+    iconName ? icon(iconName) : null, el('span', { class: 'flag-text', text }), extra);
+}
+
 function findSite(code) {
   return page.state && page.state.sites.find((s) => s.code === code);
+}
+
+function setFilter(name) {
+  page.view.filter = name;
+  page.view.page = 0;
+  for (const button of ui.filters.children) button.setAttribute('aria-pressed', String(button.dataset.filter === name));
+  renderState();
+}
+
+function turnPage(step) {
+  page.view.page += step;
+  renderState();
+}
+
+/** Draw one tile for the site's current state. */
+function renderTile(code, state) {
+  const site = findSite(code);
+  const tile = tileFor(code);
+  const status = siteStatus(site);
+  const node = tile.node;
+  node.dataset.status = status;
+  node.dataset.muted = String(site.muted);
+  node.dataset.asking = String(site.asking);
+  node.dataset.floor = String(site.has_floor);
+  node.classList.toggle('has-floor', site.has_floor);
+  node.classList.toggle('is-asking', site.asking);
+  node.classList.toggle('is-main', state.main === code);
+  // A small tile has room for the short name only; its tooltip has the whole one.
+  const small = !page.layout.roomy && node.dataset.span !== '2';
+  tile.name.textContent = small ? shortName(siteName(code)) : siteName(code);
+  tile.name.title = siteName(code);
+  if (tile.isChair) tile.chairNote.textContent = t(tile.local ? 'chair_you' : 'chair_site');
+  tile.status.className = `chip chip-site-${status}`;
+  tile.status.textContent = t(`state_${status}`);
+  const flags = [];
+  if (tile.isChair) flags.push(flag('chair', null, t('slot_chair')));
+  if (site.muted) flags.push(flag('muted', 'micOff', t('badge_muted')));
+  if (site.asking) {
+    const position = state.queue.indexOf(code) + 1;
+    flags.push(flag('asking', 'hand', t('badge_asking'), el('span', { class: 'flag-pos', text: ` #${position}` })));
+  }
+  if (site.has_floor) flags.push(flag('floor', 'floor', t('badge_floor')));
+  if (site.refused) flags.push(flag('refused', null, t('badge_refused')));
+  fill(tile.flags, flags);
+  const connected = status === 'connected';
+  const showVideo = connected && (tile.local ? Boolean(page.media.video) : tile.video.readyState >= 2);
+  tile.empty.hidden = showVideo;
+  tile.empty.firstChild.textContent = initials(code);
+  if (!tile.isChair) {
+    const removed = status === 'removed';
+    labelButton(tile.mic, site.muted ? 'mic' : 'micOff', site.muted ? t('unmute_site') : t('mute_site'));
+    tile.mic.disabled = removed;
+    tile.mic.dataset.muted = String(site.muted);
+    labelButton(tile.floor, 'floor', site.has_floor ? t('take_back') : t('grant'));
+    tile.floor.disabled = removed || (!site.has_floor && !connected);
+    labelButton(tile.remove, 'close', t('remove'));
+    tile.remove.disabled = removed;
+  }
+  return tile;
+}
+
+/** The grid: the chair and the floor holder first and larger, then the sites the
+ * filter lists, as many as the area holds (pages beyond that). */
+function renderGrid(state) {
+  const order = siteOrder(state);
+  const featured = [state.chair, state.holder].filter((code, i, all) => code && all.indexOf(code) === i && order.includes(code));
+  const statusOf = new Map(order.map((code) => [code, siteStatus(findSite(code))]));
+  const others = order.filter((code) => !featured.includes(code));
+  const listed = others.filter((code) => passes(page.view.filter, findSite(code), statusOf.get(code)));
+
+  const area = ui.gridArea.getBoundingClientRect();
+  const layout = gridLayout(Math.max(area.width, 1), Math.max(area.height, 1), featured.length, listed.length);
+  // A new layout (the window resized) keeps the first site shown on the screen.
+  if (page.layout && page.layout.perPage !== layout.perPage) {
+    page.view.page = Math.floor((page.view.page * page.layout.perPage) / layout.perPage);
+  }
+  page.layout = layout;
+  const pages = pageCount(listed.length, layout.perPage);
+  page.view.page = Math.min(Math.max(page.view.page, 0), pages - 1);
+  const shown = listed.slice(page.view.page * layout.perPage, (page.view.page + 1) * layout.perPage);
+
+  const nodes = [];
+  for (const code of [...featured, ...shown]) {
+    const tile = tileFor(code);
+    const big = featured.includes(code);
+    tile.node.classList.toggle('is-featured', big);
+    tile.node.dataset.span = big ? String(layout.span) : '1';
+    renderTile(code, state);
+    nodes.push(tile.node);
+  }
+  ui.grid.dataset.cols = String(layout.cols);
+  ui.grid.dataset.count = String(order.length);
+  ui.grid.classList.toggle('is-roomy', layout.roomy);
+  ui.grid.replaceChildren(...nodes);
+
+  // The filter's counts (of every site, as the roll call counts), and the pager when
+  // the sites take more than one page.
+  const counts = Object.fromEntries(FILTERS.map((name) => [name,
+    order.filter((code) => passes(name, findSite(code), statusOf.get(code))).length]));
+  for (const button of ui.filters.children) {
+    const name = button.dataset.filter;
+    fill(button, t(`chair_filter_${name}`), el('span', { class: 'filter-count', text: String(counts[name]) }));
+  }
+  ui.pager.hidden = pages <= 1;
+  ui.pageText.textContent = t('chair_page', { page: page.view.page + 1, pages });
+  ui.pagePrev.disabled = page.view.page === 0;
+  ui.pageNext.disabled = page.view.page >= pages - 1;
+  ui.grid.dataset.page = String(page.view.page + 1);
+  ui.grid.dataset.pages = String(pages);
 }
 
 function renderState() {
@@ -293,54 +445,7 @@ function renderState() {
     connected: counted.filter((s) => s.status === 'connected').length, total: counted.length,
   });
 
-  // The grid.
-  const order = siteOrder(state);
-  const nodes = [];
-  for (const code of order) {
-    const site = findSite(code);
-    const tile = tileFor(code);
-    const status = siteStatus(site);
-    const node = tile.node;
-    node.dataset.status = status;
-    node.dataset.muted = String(site.muted);
-    node.dataset.asking = String(site.asking);
-    node.dataset.floor = String(site.has_floor);
-    node.classList.toggle('has-floor', site.has_floor);
-    node.classList.toggle('is-asking', site.asking);
-    node.classList.toggle('is-main', state.main === code);
-    tile.name.textContent = siteName(code);
-    tile.name.title = tile.name.textContent;
-    if (tile.isChair) tile.chairNote.textContent = t(tile.local ? 'chair_you' : 'chair_site');
-    tile.status.className = `chip chip-site-${status}`;
-    tile.status.textContent = t(`state_${status}`);
-    const flags = [];
-    if (tile.isChair) flags.push(el('span', { class: 'flag flag-chair' }, t('slot_chair')));
-    if (site.muted) flags.push(el('span', { class: 'flag flag-muted', title: t('badge_muted') }, icon('micOff'), t('badge_muted')));
-    if (site.asking) {
-      flags.push(el('span', { class: 'flag flag-asking' }, icon('hand'),
-        `${t('badge_asking')} #${state.queue.indexOf(code) + 1}`));
-    }
-    if (site.has_floor) flags.push(el('span', { class: 'flag flag-floor' }, icon('floor'), t('badge_floor')));
-    if (site.refused) flags.push(el('span', { class: 'flag flag-refused' }, t('badge_refused')));
-    fill(tile.flags, flags);
-    const connected = status === 'connected';
-    const showVideo = connected && (tile.local ? Boolean(page.media.video) : tile.video.readyState >= 2);
-    tile.empty.hidden = showVideo;
-    tile.empty.firstChild.textContent = initials(code);
-    if (!tile.isChair) {
-      const removed = status === 'removed';
-      tile.mic.replaceChildren(icon(site.muted ? 'mic' : 'micOff'), el('span', { text: site.muted ? t('unmute_site') : t('mute_site') }));
-      tile.mic.disabled = removed;
-      tile.mic.dataset.muted = String(site.muted);
-      tile.floor.replaceChildren(icon('floor'), el('span', { text: site.has_floor ? t('take_back') : t('grant') }));
-      tile.floor.disabled = removed || (!site.has_floor && !connected);
-      tile.remove.replaceChildren(icon('close'), el('span', { text: t('remove') }));
-      tile.remove.disabled = removed;
-    }
-    nodes.push(node);
-  }
-  ui.grid.dataset.count = String(nodes.length);
-  ui.grid.replaceChildren(...nodes);
+  renderGrid(state);
 
   // The floor holder and the queue.
   if (state.holder) {
@@ -466,7 +571,8 @@ function renderMode() {
         : null],
   }[mode];
   ui.takeover.hidden = !overlay;
-  ui.grid.hidden = Boolean(overlay);
+  ui.gridBar.hidden = Boolean(overlay);
+  ui.gridArea.hidden = Boolean(overlay);
   if (overlay) fill(ui.takeover, overlay());
   renderToolbar();
 }

@@ -1,11 +1,12 @@
-// What both pages share: building DOM safely, the API with the session cookie
+// What every page shares: building DOM safely, the API with the session cookie
 // and its CSRF header, the roster, times in Asia/Ho_Chi_Minh, the event
-// stream, the login form and the header.
+// stream, the login form and the header with the site's navigation.
 //
 // Text from the server is only ever inserted as text nodes (`el` below):
 // no page ever parses a string as HTML.
 
 import { applyStatic, lang, onLangChange, setLang, t } from './i18n.js';
+import { renderNav, wireMenu } from './site_nav.js';
 
 export const ZONE = 'Asia/Ho_Chi_Minh';
 // A conference whose room is open: sites may join (the service's RUNNING_STATUSES).
@@ -148,6 +149,11 @@ export async function loadRoster() {
   for (const endpoint of body.endpoints) roster.set(endpoint.code, endpoint);
 }
 
+/** Every endpoint of the roster (retired ones too), in roster order. */
+export function rosterEndpoints() {
+  return [...roster.values()];
+}
+
 /** An endpoint's display name in the current language (its code if unknown). */
 export function siteName(code) {
   if (!code) return '';
@@ -257,24 +263,38 @@ export class EventStream {
 
 // -- the page frame: header, banner, toast, login -------------------------------------
 
+const MENU_ICON = 'M3 6h18v2H3zm0 5h18v2H3zm0 5h18v2H3z';
+
 /**
- * Build the frame both pages share around their `#app`: the header (brand, the
- * page's subtitle, who is logged in, the language switch), the banner and the
- * toast. Built here once, so the two HTML files hold only what differs.
+ * Build the frame every page shares around its `#app`: the header (the brand,
+ * a link home; the page's subtitle; the navigation by role, filled by
+ * `showUser`; who is logged in; the language switch), the banner and the
+ * toast. Built here once, so the HTML files hold only what differs. On a
+ * phone the navigation, the user and the switch fold into a menu button.
  */
 export function setupFrame(subtitleKey) {
   const switcher = el('button', { id: 'lang', class: 'lang-button', type: 'button', data: { i18n: 'switch_lang' } });
   switcher.addEventListener('click', () => setLang(lang() === 'vi' ? 'en' : 'vi'));
+  const toggle = el('button', {
+    id: 'nav-toggle', class: 'nav-toggle', type: 'button', 'aria-controls': 'site-menu', 'aria-expanded': 'false',
+  }, el('svg:svg', { class: 'icon', viewBox: '0 0 24 24', 'aria-hidden': 'true', focusable: 'false' },
+    el('svg:path', { d: MENU_ICON })), el('span', { class: 'nav-toggle-text', data: { i18n: 'nav_menu' } }));
+  const list = el('ul', { id: 'site-nav-list', class: 'nav-list', hidden: true });
   const header = el('header', { class: 'topbar' },
-    el('div', { class: 'brand' },
+    el('a', { class: 'brand', href: '/' },
       el('img', { class: 'brand-mark', src: '/static/icon.svg', alt: '', width: 36, height: 36 }),
-      el('div', {},
+      el('div', { class: 'brand-text' },
         el('div', { class: 'brand-name', data: { i18n: 'brand' } }),
         el('div', { class: 'brand-sub', id: 'brand-sub', data: { i18n: subtitleKey } }))),
-    el('div', { class: 'topbar-right' }, el('span', { id: 'user-box', class: 'user-box' }), switcher));
+    toggle,
+    el('div', { id: 'site-menu', class: 'topbar-menu' },
+      el('nav', { id: 'site-nav', class: 'site-nav', data: { i18nLabel: 'nav_label' } }, list),
+      el('div', { class: 'topbar-right' }, el('span', { id: 'user-box', class: 'user-box' }), switcher)));
   const live = { role: 'status', 'aria-live': 'polite', hidden: true };
   document.body.prepend(header, el('div', { id: 'banner', class: 'banner', ...live }));
   document.body.append(el('div', { id: 'toast', class: 'toast', ...live }));
+  const relabel = wireMenu(toggle, document.getElementById('site-menu'), header);
+  onLangChange(relabel);
   applyStatic();
 }
 
@@ -288,22 +308,28 @@ export function runPage(main) {
   });
 }
 
-/** Show who is logged in (and the log-out button) in the header. */
+let userRender = null;
+
+/** Show who is logged in (and the log-out button) in the header, and the pages
+ * their role may use in the navigation; `null` empties both. */
 export function showUser(me, onLogout) {
   const box = document.getElementById('user-box');
-  if (!me) {
-    fill(box);
-    return;
-  }
+  const list = document.getElementById('site-nav-list');
   const render = () => {
+    renderNav(list, me);
+    if (!me) {
+      fill(box);
+      return;
+    }
     const where = me.endpoint ? siteName(me.endpoint) : me.role ? t(`role_${me.role}`) : '';
     fill(box,
       el('span', { class: 'user-name', text: me.name }),
       where ? el('span', { class: 'user-where', text: where }) : null,
       el('button', { type: 'button', class: 'link-button', text: t('logout'), on: { click: onLogout } }));
   };
+  if (!userRender) onLangChange(() => userRender && userRender());
+  userRender = render;
   render();
-  onLangChange(render);
 }
 
 let bannerTimer = null;

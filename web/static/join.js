@@ -11,6 +11,7 @@ import {
   toast, whoAmI,
 } from './common.js';
 import { errorText, onLangChange, t } from './i18n.js';
+import { documentsPanel, roomDocuments } from './documents_panel.js';
 import { LevelMeter, LocalMedia, fillDevicePickers } from './media.js';
 import { QualityMeter } from './room.js';
 import {
@@ -147,6 +148,7 @@ function build() {
   ui.floorStatus = el('div', { id: 'floor-status', class: 'floor-status', data: { floor: 'idle' }, role: 'status', 'aria-live': 'polite' });
   ui.leaveButton = el('button', { id: 'leave-button', type: 'button', class: 'button button-danger', on: { click: () => leave(true) } });
   ui.callStatus = el('div', { id: 'call-status', class: 'call-status', data: { mode: 'connecting' } });
+  ui.documents = roomDocuments(); // "Tài liệu" in the room
 
   ui.call = el('div', { id: 'call', class: 'call', hidden: true },
     el('div', { class: 'call-head' },
@@ -160,7 +162,9 @@ function build() {
       el('div', { class: 'control-group' }, ui.muteButton),
       el('div', { class: 'control-group control-floor' }, ui.floorButton, ui.floorStatus),
       el('div', { class: 'spacer' }),
+      ui.documents.button,
       ui.leaveButton),
+    ui.documents.drawer,
     ui.mix);
 
   fill(app, ui.lobby, ui.call);
@@ -239,6 +243,10 @@ function renderConference() {
     rows.push(el('details', { class: 'agenda' }, el('summary', { text: t('agenda') }),
       el('p', { class: 'agenda-text', text: conference.agenda })));
   }
+  if (!page.lobbyDocuments || page.lobbyDocuments.dataset.conference !== String(conference.id)) {
+    page.lobbyDocuments = documentsPanel(conference.id);
+  }
+  rows.push(page.lobbyDocuments);
   fill(ui.confMeta, rows);
   ui.joinButton.disabled = page.mode !== 'lobby';
   ui.joinHint.textContent = running ? t('join_hint') : t('join_hint_wait');
@@ -456,6 +464,7 @@ function renderHeader() {
   if (!conference) return;
   ui.callTitle.textContent = conference.title;
   ui.callWhen.textContent = formatWhen(conference.start, conference.end);
+  ui.documents.show(conference.id);
 }
 
 function myFloor(state) {

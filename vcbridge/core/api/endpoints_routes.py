@@ -1,4 +1,6 @@
-"""The roster (read) and endpoint tokens (admin)."""
+"""The roster (read) and endpoint tokens: an admin manages every endpoint's agent and
+calendar tokens; an operator the calendar tokens of its own endpoint (to subscribe its
+calendar program to the endpoint's feed), never agent tokens, never another endpoint's."""
 
 from __future__ import annotations
 
@@ -13,11 +15,11 @@ from vcbridge.core.api.responses import EndpointList, Token, TokenCreated, Token
 from vcbridge.core.api.schemas import EndpointTokenCreate
 from vcbridge.core.app_keys import CLOCK, DATABASE, TOKEN_CACHE, ZONE
 from vcbridge.core.audit import Actor, record
-from vcbridge.core.auth.principal import Permission
+from vcbridge.core.auth.principal import Permission, Principal
 from vcbridge.core.auth.tokens import issue_token
-from vcbridge.core.db.models import ApiToken, Endpoint, TokenScope
-from vcbridge.core.http.auth_middleware import remote_of, require_permission, require_principal
-from vcbridge.core.http.errors import invalid, not_found
+from vcbridge.core.db.models import ApiToken, Endpoint, Role, TokenScope
+from vcbridge.core.http.auth_middleware import remote_of, require_principal
+from vcbridge.core.http.errors import forbidden, invalid, not_found
 from vcbridge.core.http.parsing import path_int, read_model
 from vcbridge.core.http.render import render
 
@@ -51,6 +53,28 @@ async def get_endpoint(request: web.Request) -> web.Response:
     return render(EndpointOut.of(endpoint))
 
 
+def _token_manager(request: web.Request) -> Principal:
+    """The caller, if it may manage some endpoint tokens (an admin, an operator)."""
+    principal = require_principal(request)
+    if not (principal.can(Permission.MANAGE_ENDPOINT_TOKENS) or _operator(principal)):
+        raise forbidden()
+    return principal
+
+
+def _operator(principal: Principal) -> bool:
+    return principal.role is Role.OPERATOR and principal.endpoint_id is not None
+
+
+def _check_scope(principal: Principal, endpoint: Endpoint, scope: TokenScope | None) -> None:
+    """403 unless `principal` may manage `endpoint`'s tokens of `scope` (None: listing)."""
+    if principal.can(Permission.MANAGE_ENDPOINT_TOKENS):
+        return
+    if not principal.acts_for_endpoint(endpoint.id):
+        raise forbidden("an operator manages its own endpoint's calendar tokens only")
+    if scope is not None and scope is not TokenScope.CALENDAR:
+        raise forbidden("an operator manages calendar tokens only")
+
+
 async def issue_endpoint_token(
     session: AsyncSession, endpoint: Endpoint, scope: TokenScope, label: str,
     actor: Actor, now: datetime,
@@ -66,12 +90,13 @@ async def issue_endpoint_token(
 
 async def create_token(request: web.Request) -> web.Response:
     """POST /api/v1/endpoints/{code}/tokens: the secret is in this answer only."""
-    principal = require_permission(request, Permission.MANAGE_ENDPOINT_TOKENS)
+    principal = _token_manager(request)
     body = await read_model(request, EndpointTokenCreate)
     scope = TokenScope(body.scope)
     now = request.app[CLOCK].now()
     async with request.app[DATABASE].write() as session:
         endpoint = await _endpoint(session, request.match_info["code"])
+        _check_scope(principal, endpoint, scope)
         secret, token = await issue_endpoint_token(
             session, endpoint, scope, body.label, principal.actor(remote_of(request)), now
         )
@@ -80,27 +105,31 @@ async def create_token(request: web.Request) -> web.Response:
 
 
 async def list_tokens(request: web.Request) -> web.Response:
-    """GET /api/v1/endpoints/{code}/tokens."""
-    require_permission(request, Permission.MANAGE_ENDPOINT_TOKENS)
+    """GET /api/v1/endpoints/{code}/tokens (an operator: its calendar tokens only)."""
+    principal = _token_manager(request)
     async with request.app[DATABASE].read() as session:
         endpoint = await _endpoint(session, request.match_info["code"])
-        tokens = (await session.scalars(
-            select(ApiToken).where(ApiToken.endpoint_id == endpoint.id).order_by(ApiToken.id)
-        )).all()
+        _check_scope(principal, endpoint, None)
+        query = select(ApiToken).where(ApiToken.endpoint_id == endpoint.id)
+        if not principal.can(Permission.MANAGE_ENDPOINT_TOKENS):
+            query = query.where(ApiToken.scope == TokenScope.CALENDAR)
+        tokens = (await session.scalars(query.order_by(ApiToken.id))).all()
     zone = request.app[ZONE]
     return render(TokenList(tokens=[Token.of(t, zone) for t in tokens]))
 
 
 async def revoke_token(request: web.Request) -> web.Response:
     """DELETE /api/v1/endpoints/{code}/tokens/{id}: revoke at once."""
-    principal = require_permission(request, Permission.MANAGE_ENDPOINT_TOKENS)
+    principal = _token_manager(request)
     token_id = path_int(request, "id", "token")
     now = request.app[CLOCK].now()
     async with request.app[DATABASE].write() as session:
         endpoint = await _endpoint(session, request.match_info["code"])
+        _check_scope(principal, endpoint, None)
         token = await session.get(ApiToken, token_id)
         if token is None or token.endpoint_id != endpoint.id:
             raise not_found(f"no token {token_id} for endpoint {endpoint.code}")
+        _check_scope(principal, endpoint, token.scope)
         if token.revoked_at is None:
             token.revoked_at = now
             await record(session, principal.actor(remote_of(request)), "endpoint.token_revoke",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from vcbridge.core.api.responses import (
+    AuditActionList,
     AuditEventList,
     Endpoint,
     EndpointList,
@@ -13,13 +14,20 @@ from vcbridge.core.api.responses import (
     LoginResponse,
     Me,
     Ok,
+    PasswordResetDone,
     Token,
     TokenCreated,
     TokenList,
     User,
     UserList,
 )
-from vcbridge.core.api.schemas import EndpointTokenCreate, LoginRequest, UserCreate, UserUpdate
+from vcbridge.core.api.schemas import (
+    EndpointTokenCreate,
+    LoginRequest,
+    PasswordReset,
+    UserCreate,
+    UserUpdate,
+)
 from vcbridge.core.http.auth_middleware import CSRF_HEADER, SESSION_COOKIE
 from vcbridge.core.http.error_models import Error, InvalidError, RateLimitedError
 from vcbridge.core.http.openapi import (
@@ -47,6 +55,10 @@ from vcbridge.core.http.openapi import (
 
 EventTypes = Mapping[str, tuple[str, tuple[str, ...]]]
 
+
+_OPERATOR_TOKENS = ("An admin manages every endpoint's tokens. An operator manages the "
+                    "calendar tokens of its own endpoint only (403 for an agent token or "
+                    "another endpoint); every issue and revocation is audited.")
 
 def events_description(event_types: EventTypes) -> str:
     """The event stream's description, listing every event type."""
@@ -223,7 +235,8 @@ def _account_paths() -> dict[str, Schema]:
                          **errors(400, 401, 403, 409, 413, 415, 422)},
                         body="UserCreate", parameters=[CSRF],
                         description="409 when the user name is taken; 422 for a weak password "
-                        "or a wrong role/endpoint pairing."),
+                        "or a wrong role/endpoint pairing. Either names the field at fault in "
+                        "`details` ([{field, problem}])."),
         },
         "/api/v1/users/{id}": {"patch": operation(
             "updateUser", "Change a user account (admin)", "users",
@@ -232,6 +245,16 @@ def _account_paths() -> dict[str, Schema]:
             body="UserUpdate", parameters=[param("UserId"), CSRF],
             description="Only the fields given change. A new password, role, endpoint or "
             "deactivation ends the user's sessions. You cannot deactivate or demote yourself.",
+        )},
+        "/api/v1/users/{id}/password-reset": {"post": operation(
+            "resetUserPassword", "Reset a user's password (admin)", "users",
+            {"200": json_content(PasswordResetDone, "The new password is set."),
+             **errors(400, 401, 403, 404, 413, 415, 422)},
+            body="PasswordReset", parameters=[param("UserId"), CSRF],
+            description="With `password`, that password (the password policy applies, "
+            "else 422); with an empty object, the service makes a random one and returns "
+            "it in this answer only (`generated_password`). Either way the user's sessions "
+            "end, and the audit log records `user.password_reset` without the password.",
         )},
     }
 
@@ -252,23 +275,27 @@ def _roster_paths() -> dict[str, Schema]:
             parameters=[param("EndpointCode")],
         )},
         "/api/v1/endpoints/{code}/tokens": {
-            "get": operation("listEndpointTokens", "An endpoint's tokens (admin)", "endpoints",
+            "get": operation("listEndpointTokens", "An endpoint's tokens (admin; operator: "
+                             "its calendar tokens)", "endpoints",
                        {"200": json_content(TokenList, "The tokens' metadata."),
                         **errors(401, 403, 404)},
-                       parameters=[param("EndpointCode")]),
-            "post": operation("createEndpointToken", "Issue an agent or calendar token (admin)",
-                        "endpoints",
+                       parameters=[param("EndpointCode")], description=_OPERATOR_TOKENS),
+            "post": operation("createEndpointToken", "Issue an agent or calendar token (admin; "
+                              "operator: a calendar token)", "endpoints",
                         {"201": json_content(TokenCreated,
                                              "Issued; the secret is shown once."),
                          **errors(400, 401, 403, 404, 413, 415, 422)},
                         body="EndpointTokenCreate", parameters=[param("EndpointCode"), CSRF],
                         description="Scope `agent` (an endpoint agent) or `calendar` (the "
-                        "iCalendar feed only); login tokens come from /api/v1/auth/login."),
+                        "iCalendar feed only); login tokens come from /api/v1/auth/login. "
+                        + _OPERATOR_TOKENS),
         },
         "/api/v1/endpoints/{code}/tokens/{id}": {"delete": operation(
-            "revokeEndpointToken", "Revoke an endpoint token at once (admin)", "endpoints",
+            "revokeEndpointToken", "Revoke an endpoint token at once (admin; operator: its "
+            "calendar tokens)", "endpoints",
             {"200": json_content(Token, "The token, revoked."), **errors(401, 403, 404)},
             parameters=[param("EndpointCode"), param("TokenId"), CSRF],
+            description=_OPERATOR_TOKENS,
         )},
         "/api/v1/audit": {"get": operation(
             "listAuditEvents", "Read the audit log (admin)", "audit",
@@ -285,6 +312,14 @@ def _roster_paths() -> dict[str, Schema]:
                 query("limit", {"type": "integer", "minimum": 1, "maximum": 1000,
                                  "default": 100}, "Page size."),
             ],
+        )},
+        "/api/v1/audit/actions": {"get": operation(
+            "listAuditActions", "The actions found in the audit log (admin)", "audit",
+            {"200": json_content(AuditActionList,
+                                 "Each action with its number of entries, by name."),
+             **errors(401, 403)},
+            description="The choices of the `action` filter of listAuditEvents: the actions "
+            "the log holds, since features record actions of their own.",
         )},
     }
 
@@ -316,9 +351,10 @@ def part(event_types: EventTypes, event_data: Mapping[str, Schema]) -> ApiPart:
     """The core's paths and components, given every feature's event types and data keys."""
     return ApiPart(
         paths=_account_paths() | _roster_paths() | _events_path(event_types),
-        models=(LoginRequest, UserCreate, UserUpdate, EndpointTokenCreate, Health,
-                LoginResponse, Me, Ok, User, UserList, Endpoint, EndpointList, Token,
-                TokenCreated, TokenList, AuditEventList, Error, InvalidError, RateLimitedError),
+        models=(LoginRequest, UserCreate, UserUpdate, PasswordReset, EndpointTokenCreate,
+                Health, LoginResponse, Me, Ok, User, UserList, PasswordResetDone, Endpoint,
+                EndpointList, Token, TokenCreated, TokenList, AuditEventList, AuditActionList,
+                Error, InvalidError, RateLimitedError),
         schemas={"BusEvent": _bus_event(event_types, event_data),
                  "EventStreamMessage": EVENT_STREAM_MESSAGE},
         parameters={

@@ -68,6 +68,15 @@ class UserList(ResponseModel):
     users: list[User]
 
 
+class PasswordResetDone(ResponseModel):
+    """POST /api/v1/users/{id}/password-reset."""
+
+    user: User
+    generated_password: Annotated[str | None, Field(
+        description="The password made by the service (shown in this answer only, to be "
+                    "handed to the user), or null when the request gave one.")]
+
+
 def _when(value: Any, zone: ZoneInfo) -> str | None:
     return to_local_iso(value, zone) if value else None
 
@@ -139,6 +148,19 @@ class AuditEventList(ResponseModel):
     """GET /api/v1/audit."""
 
     events: list[AuditEvent]
+
+
+class AuditActionCount(ResponseModel):
+    """An action found in the audit log, and how many entries it has."""
+
+    action: Annotated[str, Field(examples=["conference.create"])]
+    count: Annotated[int, Field(ge=1)]
+
+
+class AuditActionList(ResponseModel):
+    """GET /api/v1/audit/actions."""
+
+    actions: list[AuditActionCount]
 
 
 class LoginResponse(ResponseModel):

@@ -58,6 +58,13 @@ class UserUpdate(BaseModel):
     active: bool | SkipJsonSchema[None] = NOT_NULL
 
 
+class PasswordReset(BaseModel):
+    """POST /api/v1/users/{id}/password-reset: the new password, or none to have one made."""
+
+    model_config = _STRICT
+    password: NewPassword | SkipJsonSchema[None] = NOT_NULL
+
+
 class EndpointTokenCreate(BaseModel):
     """POST /api/v1/endpoints/{code}/tokens."""
 

@@ -6,7 +6,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from vcbridge.core.api import responses
-from vcbridge.core.api.schemas import UserCreate, UserUpdate
+from vcbridge.core.api.schemas import PasswordReset, UserCreate, UserUpdate
 from vcbridge.core.app_keys import CLOCK, DATABASE, PASSWORDS
 from vcbridge.core.auth.principal import Permission
 from vcbridge.core.db.models import Role, User
@@ -14,11 +14,12 @@ from vcbridge.core.http.auth_middleware import remote_of, require_permission
 from vcbridge.core.http.errors import ApiError, conflict, invalid, not_found
 from vcbridge.core.http.parsing import path_int, read_model
 from vcbridge.core.http.render import render
-from vcbridge.core.users import UserError, create_user, update_user
+from vcbridge.core.users import UserError, create_user, reset_password, update_user
 
 
 def _user_error(exc: UserError) -> ApiError:
-    return conflict(str(exc)) if exc.clash else invalid(str(exc))
+    details = [{"field": exc.field, "problem": str(exc)}]
+    return conflict(str(exc), details) if exc.clash else invalid(str(exc), details)
 
 
 async def list_users(request: web.Request) -> web.Response:
@@ -60,7 +61,9 @@ async def patch(request: web.Request) -> web.Response:
         raise invalid(f"fields cannot be null: {', '.join(nulls)}")
     if principal.user_id == user_id and (changes.get("active") is False or
                                          changes.get("role", "admin") != "admin"):
-        raise invalid("you cannot deactivate or demote yourself")
+        message = "you cannot deactivate or demote yourself"
+        field = "active" if changes.get("active") is False else "role"
+        raise invalid(message, [{"field": field, "problem": message}])
     now = request.app[CLOCK].now()
     try:
         async with request.app[DATABASE].write() as session:
@@ -75,8 +78,32 @@ async def patch(request: web.Request) -> web.Response:
     return render(payload)
 
 
+async def password_reset(request: web.Request) -> web.Response:
+    """POST /api/v1/users/{id}/password-reset: a new password, given or generated."""
+    principal = require_permission(request, Permission.MANAGE_USERS)
+    user_id = path_int(request, "id", "user")
+    body = await read_model(request, PasswordReset)
+    if "password" in body.model_fields_set and body.password is None:
+        raise invalid("fields cannot be null: password")
+    now = request.app[CLOCK].now()
+    try:
+        async with request.app[DATABASE].write() as session:
+            user = await session.get(User, user_id)
+            if user is None:
+                raise not_found(f"no user {user_id}")
+            generated = await reset_password(session, user, body.password,
+                                             principal.actor(remote_of(request)), now,
+                                             request.app[PASSWORDS])
+            payload = responses.PasswordResetDone(user=responses.User.of(user),
+                                                  generated_password=generated)
+    except UserError as exc:
+        raise _user_error(exc) from None
+    return render(payload)
+
+
 def setup_routes(app: web.Application) -> None:
     """Register the user administration routes."""
     app.router.add_get("/api/v1/users", list_users)
     app.router.add_post("/api/v1/users", create)
     app.router.add_patch("/api/v1/users/{id}", patch)
+    app.router.add_post("/api/v1/users/{id}/password-reset", password_reset)

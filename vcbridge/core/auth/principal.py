@@ -18,6 +18,9 @@ class Permission(enum.Enum):
     # Run any conference's room from the chair console on the chair's behalf
     # (floor, mute, lock, admit, remove, record), without being a site.
     MODERATE = "moderate"
+    # Every endpoint's per-minute call figures and health history (the IT dashboard);
+    # an operator sees its own endpoint's through the endpoint binding instead.
+    READ_HEALTH_HISTORY = "read_health_history"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -26,7 +29,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
                             Permission.MODERATE}),
     # IT staff see every conference to support it, but how a meeting is run
     # (who speaks, who is muted or removed) is the organisers' decision, not theirs.
-    Role.IT: frozenset({Permission.READ_ALL_CONFERENCES}),
+    Role.IT: frozenset({Permission.READ_ALL_CONFERENCES, Permission.READ_HEALTH_HISTORY}),
     Role.OPERATOR: frozenset(),
 }
 

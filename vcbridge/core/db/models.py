@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -375,3 +376,42 @@ class HealthSample(Base):
     bitrate_in_n: Mapped[int] = mapped_column(Integer, default=0)
     bitrate_out_sum: Mapped[float] = mapped_column(Float, default=0.0)
     bitrate_out_n: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Document(Base):
+    """A meeting document ("tài liệu") attached to a conference or to its whole series.
+
+    Its content lives in `document_chunks` and its search index in `document_search`
+    (an FTS5 table on SQLite, a tsvector table on PostgreSQL: documents/search.py), so
+    every process sees it and a database backup holds it."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The conference it was attached through; `series_id` set: every occurrence's.
+    conference_id: Mapped[int] = mapped_column(ForeignKey("conferences.id"), index=True)
+    series_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conference_series.id"), default=None, index=True
+    )
+    title: Mapped[str] = mapped_column(String(200))
+    filename: Mapped[str] = mapped_column(String(255))
+    media_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    # The text read from it (NFC, at most documents.inspection.Limits.max_chars).
+    text: Mapped[str] = mapped_column(Text, default="")
+    uploaded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    uploaded_by: Mapped[str] = mapped_column(String(100))
+
+
+class DocumentChunk(Base):
+    """One piece of a document's content, in order (1 MiB each but the last), so a
+    download streams without holding the whole file in memory."""
+
+    __tablename__ = "document_chunks"
+
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
