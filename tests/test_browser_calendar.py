@@ -5,8 +5,8 @@ Playwright's Python package, shared by the module's tests. A booker logs in and 
 weekly briefing for all 31 endpoints from the calendar's form, sees an overlapping
 booking refused inline (the endpoint and the other conference named) before saving,
 edits one occurrence of a series only, cancels one with a reason, extends a running
-conference and attaches a PDF from the form; IT staff read the calendar without booking. Each step is checked through
-the API as well as on the page.
+conference and attaches a PDF from the form; IT staff read the calendar without booking.
+Each step is checked through the API as well as on the page.
 
 Screenshots of every state, at 1366x768 and on a phone (390x844), go to
 `test-artifacts/browser/calendar/` (or $VCBRIDGE_TEST_ARTIFACTS/browser/calendar).
