@@ -321,10 +321,12 @@ async def test_a_non_admin_sees_a_refusal_and_the_api_refuses_too(
             for (const [method, path, body] of [
                 ['GET', '/api/v1/users'], ['GET', '/api/v1/audit'],
                 ['GET', '/api/v1/audit/actions'],
-                ['GET', '/api/v1/endpoints/HUYEN-NGA-SON/tokens'],
+                // Another endpoint's tokens (an operator may list its own calendar tokens).
+                ['GET', '/api/v1/endpoints/HUYEN-HA-TRUNG/tokens'],
                 ['POST', '/api/v1/users',
                  {username: 'sneaky', password: 'long-enough-pw', role: 'admin'}],
                 ['POST', '/api/v1/users/1/password-reset', {}],
+                // An agent token (the default scope): for an admin only, even of its own endpoint.
                 ['POST', '/api/v1/endpoints/HUYEN-NGA-SON/tokens', {}]]) {
               const response = await fetch(
                 path, {method, headers, body: body && JSON.stringify(body)});

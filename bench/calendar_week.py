@@ -27,8 +27,8 @@ For each database (SQLite by default; `--db postgres` or `both`):
 
 Run it from the project root with the project's virtualenv:
 
-    .venv/bin/python bench/calendar.py                  # SQLite
-    .venv/bin/python bench/calendar.py --db both --renders 30
+    .venv/bin/python bench/calendar_week.py                 # SQLite
+    .venv/bin/python bench/calendar_week.py --db both --renders 30
 
 A table goes to stderr and one JSON line with every figure to stdout at the end, with
 the load average before and after: on a shared 2-core machine other work shows
