@@ -39,15 +39,3 @@ export async function listDocuments(conferenceId) {
   }
 }
 
-/** "1,5 MB": a size with a decimal comma. */
-export function formatSize(bytes, language) {
-  const locale = language === 'en' ? 'en-GB' : 'vi-VN';
-  const units = ['B', 'KB', 'MB', 'GB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${value.toLocaleString(locale, { maximumFractionDigits: unit ? 1 : 0 })} ${units[unit]}`;
-}

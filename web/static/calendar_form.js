@@ -5,11 +5,11 @@
 // other conference and its time, or the bridge's capacity. The API's refusals are shown
 // next to the field they concern.
 
-import { ApiFailure, api, el, statusChip, toast } from './common.js';
+import { ApiFailure, api, el, formatSize, statusChip, toast } from './common.js';
 import { lang, onLangChange, t } from './i18n.js';
 import { EndpointPicker } from './endpoint_picker.js';
 import { askCancel, askScope } from './calendar_dialogs.js';
-import { formatSize, listDocuments, uploadDocument } from './calendar_documents.js';
+import { listDocuments, uploadDocument } from './calendar_documents.js';
 import { problemsOf, showCheck, whenText } from './calendar_check.js';
 import {
   addMonths, compactDate, dayOf, formatClock, formatDate, formatMinutes, isoAt, minuteOf,
@@ -418,7 +418,7 @@ export class ConferenceForm {
     }
     this.documentsList.replaceChildren(...documents.map((d) => el('li', {},
       el('a', { href: `/api/v1/documents/${d.id}/content`, text: d.title || d.filename }),
-      el('span', { class: 'muted', text: ` · ${formatSize(d.size, lang())}` }))));
+      el('span', { class: 'muted', text: ` · ${formatSize(d.size)}` }))));
   }
 
   close() {

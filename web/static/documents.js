@@ -5,10 +5,10 @@
 // sees what; text from it is inserted as text only.
 
 import {
-  ApiFailure, api, el, fill, loadRoster, logOut, loginForm, runPage, setupFrame, showUser,
-  whoAmI,
+  ApiFailure, api, el, fill, formatSize, formatStamp, loadRoster, logOut, loginForm, runPage,
+  setupFrame, showUser, whoAmI,
 } from './common.js';
-import { docIcon, downloadLink, formatSize, formatStamp, kindBadge, kindOf } from './documents_panel.js';
+import { docIcon, downloadLink, kindBadge, kindOf } from './documents_panel.js';
 import { onLangChange, t } from './i18n.js';
 import './texts/documents.js';
 

@@ -6,7 +6,8 @@
 // the scheduler's event and joins then, without a reload.
 
 import {
-  ApiFailure, EventStream, RUNNING, api, banner, el, fill, formatTime, formatWhen, icon,
+  ApiFailure, EventStream, RUNNING, api, banner, el, fill, formatNumber, formatTime, formatWhen,
+  icon,
   loadRoster, logOut, loginForm, opensAt, runPage, setupFrame, showUser, siteName, statusChip,
   toast, whoAmI,
 } from './common.js';
@@ -571,7 +572,7 @@ function renderQuality() {
   if (q.kbpsOut !== null) parts.push(`↑ ${Math.round(q.kbpsOut)} kb/s`);
   fill(ui.qualityText, parts.join(' · '));
   ui.quality.title = `${t('quality')}: ${t(`quality_${q.grade}`)}\n${t('rtt')}: ${q.rttMs === null ? '–' : `${Math.round(q.rttMs)} ms`}\n`
-    + `${t('loss')}: ${q.lossPct === null ? '–' : `${q.lossPct.toFixed(1)} %`}\n`
+    + `${t('loss')}: ${q.lossPct === null ? '–' : `${formatNumber(q.lossPct)} %`}\n`
     + `${t('bitrate')}: ↓ ${q.kbpsIn === null ? '–' : Math.round(q.kbpsIn)} / ↑ ${q.kbpsOut === null ? '–' : Math.round(q.kbpsOut)} kb/s`;
 }
 
