@@ -325,6 +325,25 @@ export function setupFrame(subtitleKey) {
   applyStatic();
 }
 
+/**
+ * Start a page: the frame, a loading line, the login form when nobody is logged in,
+ * the roster, and who is logged in in the header. Log-out runs `beforeLogout` (leave
+ * a room), then reloads. Returns the person (`GET /api/v1/auth/me`).
+ */
+export async function signIn(app, subtitleKey, introKey = 'login_intro', { beforeLogout = null } = {}) {
+  setupFrame(subtitleKey);
+  fill(app, el('p', { class: 'center-stage muted', text: t('loading') }));
+  let me = await whoAmI();
+  if (!me) me = await loginForm(app, introKey);
+  await loadRoster();
+  showUser(me, async () => {
+    if (beforeLogout) beforeLogout();
+    await logOut().catch(() => {});
+    location.reload();
+  });
+  return me;
+}
+
 /** Run a page's `main`; if it fails (the service unreachable), say so and reload soon. */
 export function runPage(main) {
   main().catch((error) => {

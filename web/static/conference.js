@@ -8,10 +8,8 @@
 
 import './texts/conference.js';
 import {
-  ApiFailure, EventStream, RUNNING, ZONE, api, banner, el, fill, formatSize, formatTime,
-  formatWhen, icon,
-  loadRoster, logOut, loginForm, opensAt, runPage, setupFrame, showUser, siteName, statusChip,
-  whoAmI,
+  api, ApiFailure, banner, el, EventStream, fill, formatSize, formatTime, formatWhen, icon,
+  opensAt, RUNNING, runPage, signIn, siteName, statusChip, ZONE,
 } from './common.js';
 import { lang, onLangChange, t } from './i18n.js';
 
@@ -36,16 +34,8 @@ const ui = {};
 // -- start ---------------------------------------------------------------------------------
 
 async function main() {
-  setupFrame('conf_brand');
-  fill(app, el('p', { class: 'center-stage muted', text: t('loading') }));
-  let me = await whoAmI();
-  if (!me) me = await loginForm(app, 'conf_login_intro');
+  const me = await signIn(app, 'conf_brand', 'conf_login_intro');
   page.me = me;
-  await loadRoster();
-  showUser(me, async () => {
-    await logOut().catch(() => {});
-    location.reload();
-  });
   try {
     page.conference = await api('GET', `/api/v1/conferences/${conferenceId}`);
   } catch (error) {

@@ -6,10 +6,8 @@
 // the scheduler's event and joins then, without a reload.
 
 import {
-  ApiFailure, EventStream, RUNNING, api, banner, el, fill, formatNumber, formatTime, formatWhen,
-  icon,
-  loadRoster, logOut, loginForm, opensAt, runPage, setupFrame, showUser, siteName, statusChip,
-  toast, whoAmI,
+  api, ApiFailure, banner, el, EventStream, fill, formatNumber, formatTime, formatWhen, icon,
+  opensAt, RUNNING, runPage, signIn, siteName, statusChip, toast,
 } from './common.js';
 import { errorText, onLangChange, t } from './i18n.js';
 import { documentsPanel, roomDocuments } from './documents_panel.js';
@@ -44,17 +42,8 @@ const ui = {};
 // -- start ---------------------------------------------------------------------------------
 
 async function main() {
-  setupFrame('brand_join');
-  fill(app, el('p', { class: 'center-stage muted', text: t('loading') }));
-  let me = await whoAmI();
-  if (!me) me = await loginForm(app);
+  const me = await signIn(app, 'brand_join', 'login_intro', { beforeLogout: () => leave(false) });
   page.me = me;
-  await loadRoster();
-  showUser(me, async () => {
-    leave(false);
-    await logOut().catch(() => {});
-    location.reload();
-  });
   if (!me.endpoint) {
     fill(app, el('div', { class: 'center-stage' }, el('div', { class: 'card notice-card' },
       el('p', { text: t('no_endpoint') }))));
