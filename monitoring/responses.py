@@ -92,8 +92,34 @@ class Network(ResponseModel):
         return cls(interface=report.network_interface, rtt_ms=report.network_rtt_ms)
 
 
+class CallView(ResponseModel):
+    """One side's view of the call over its last interval: the site's (its heartbeat) or
+    the bridge's (the site's RTP and RTCP as the bridge receives them). `bitrate_in_bps`
+    is what that side receives, `bitrate_out_bps` what it sends; `fps` the video frames
+    per second it receives."""
+
+    measured_at: LocalTime
+    rtt_ms: Figure
+    jitter_ms: Figure
+    packet_loss_ratio: Figure
+    bitrate_in_bps: Figure
+    bitrate_out_bps: Figure
+    fps: Figure
+
+    @classmethod
+    def of(cls, figures: model.CallFigures, measured_at: datetime, zone: ZoneInfo
+           ) -> CallView:
+        """One side's figures, measured at `measured_at`."""
+        return cls(measured_at=to_local_iso(measured_at, zone), rtt_ms=figures.rtt_ms,
+                   jitter_ms=figures.jitter_ms, packet_loss_ratio=figures.packet_loss_ratio,
+                   bitrate_in_bps=figures.bitrate_in_bps,
+                   bitrate_out_bps=figures.bitrate_out_bps, fps=figures.fps)
+
+
 class CallFigures(ResponseModel):
-    """The call the endpoint is in."""
+    """The call the endpoint is in: the figures the health model judges (the worse of the
+    two views for loss, jitter, round-trip time and frame rate; the site's bit rates and
+    audio level), and each view side by side."""
 
     conference: int | None
     rtt_ms: Figure
@@ -103,11 +129,25 @@ class CallFigures(ResponseModel):
     bitrate_out_bps: Figure
     fps: Figure
     audio_level: Figure
+    site: CallView | None
+    bridge: CallView | None
 
     @classmethod
-    def of(cls, call: model.CallFigures) -> CallFigures:
-        """The call figures a heartbeat reported (the same fields, one for one)."""
-        return cls(**asdict(call))
+    def of(cls, site: model.CallFigures | None, site_at: datetime | None,
+           bridge: model.BridgeView | None, zone: ZoneInfo) -> CallFigures | None:
+        """The call of an endpoint from the site's figures (reported at `site_at`) and the
+        bridge's view; None when neither side has any."""
+        bridge_figures = bridge.figures if bridge is not None else None
+        judged = model.worse_of(site, bridge_figures)
+        if judged is None:
+            return None
+        figures = asdict(judged)
+        return cls(
+            **figures,
+            site=CallView.of(site, site_at, zone) if site is not None and site_at else None,
+            bridge=(CallView.of(bridge_figures, bridge.measured_at, zone)
+                    if bridge is not None and bridge_figures is not None else None),
+        )
 
 
 class EndpointHealth(ResponseModel):
@@ -148,7 +188,8 @@ class HealthBoard(ResponseModel):
 
 
 class HealthSample(ResponseModel):
-    """A minute's means (null where nothing was measured)."""
+    """A minute's means (null where nothing was measured): the site's figures from its
+    heartbeats, and the bridge's (`bridge_*`) from the room carrying its media."""
 
     minute: LocalTime
     heartbeats: int
@@ -162,6 +203,12 @@ class HealthSample(ResponseModel):
     fps: Figure
     bitrate_in_bps: Figure
     bitrate_out_bps: Figure
+    bridge_rtt_ms: Figure
+    bridge_jitter_ms: Figure
+    bridge_packet_loss_ratio: Figure
+    bridge_fps: Figure
+    bridge_bitrate_in_bps: Figure
+    bridge_bitrate_out_bps: Figure
 
 
 class HealthTransitionItem(ResponseModel):

@@ -28,11 +28,12 @@ from monitoring.metrics.families import Metrics, Quality
 from monitoring.metrics.media import MediaSampler, quality_between
 from monitoring.metrics.recorder import MetricsRecorder
 from monitoring.metrics.refresher import JOINED
+from monitoring.metrics.site_quality import SiteQuality
 from monitoring.metrics.status import EndpointStatus
 from scheduler.connect_policy import ConnectState
 from scheduler.lifecycle_wiring import RUNNER
 from tests.conftest import Client
-from tests.health_support import heartbeat
+from tests.health_support import heartbeat, in_call
 from tests.support import ADMIN_PASSWORD, bearer, login, skip_or_fail
 from vcbridge.app import create_app
 from vcbridge.core.clock import FixedClock
@@ -60,6 +61,8 @@ FAMILIES = {
     "vcbridge_redials", "vcbridge_scheduler_leader", "vcbridge_http_requests",
     "vcbridge_http_request_duration_seconds", "vcbridge_heartbeats_dropped",
     "vcbridge_login_failures", "vcbridge_logins_refused",
+    "vcbridge_health_max_packet_loss_ratio", "vcbridge_health_max_round_trip_time_seconds",
+    "vcbridge_health_max_jitter_seconds", "vcbridge_health_min_frames_per_second",
     # Process metrics, from the collectors registered on the app's own registry.
     "process_cpu_seconds", "process_resident_memory_bytes", "python_gc_collections",
     "python_info",
@@ -164,7 +167,7 @@ async def test_scrape_after_activity(
     ws = await client.ws_connect("/api/v1/events", headers=agent)
     assert (await ws.receive_json(timeout=5))["type"] == "stream.ready"
     response = await client.post("/api/v1/endpoints/SO-TTTT/heartbeat", headers=agent,
-                                 json=heartbeat(at=clock.now()))
+                                 json=heartbeat(at=clock.now(), call=in_call(loss=0.004)))
     assert response.status == 200, await response.text()
     await app[MONITOR].sweep()  # the health board the metrics read
 
@@ -178,6 +181,22 @@ async def test_scrape_after_activity(
     assert value(s, "vcbridge_endpoint_ready", endpoint="SO-TTTT") == 1
     assert value(s, "vcbridge_endpoint_last_heartbeat_timestamp_seconds",
                  endpoint="SO-TTTT") == clock.now().timestamp()
+    # The site's own figures of its call (its heartbeat), labelled by who measured them;
+    # no room of this process carries its media, so the bridge's side is NaN.
+    site = {"endpoint": "SO-TTTT", "side": "site"}
+    assert value(s, "vcbridge_endpoint_packet_loss_ratio", **site) == 0.004
+    assert value(s, "vcbridge_endpoint_round_trip_time_seconds", **site) == 0.04
+    assert value(s, "vcbridge_endpoint_jitter_seconds", **site) == 0.005
+    assert value(s, "vcbridge_endpoint_frames_per_second", **site) == 25
+    assert value(s, "vcbridge_endpoint_receive_bytes_per_second", **site) == 1_500_000 / 8
+    assert value(s, "vcbridge_endpoint_send_bytes_per_second", **site) == 1_200_000 / 8
+    assert math.isnan(value(s, "vcbridge_endpoint_packet_loss_ratio", endpoint="SO-TTTT",
+                            side="bridge"))
+    # The health model's limits, for the alert rules (the settings' defaults here).
+    assert value(s, "vcbridge_health_max_packet_loss_ratio") == 0.02
+    assert value(s, "vcbridge_health_max_round_trip_time_seconds") == 0.3
+    assert value(s, "vcbridge_health_max_jitter_seconds") == 0.03
+    assert value(s, "vcbridge_health_min_frames_per_second") == 10
     assert value(s, "vcbridge_endpoint_up", endpoint="TINH-UY") == 0
     assert value(s, "vcbridge_endpoint_health_state", endpoint="TINH-UY", state="offline") == 1
     for code in ("UBND-TINH", "HUYEN-NGA-SON"):
@@ -250,6 +269,10 @@ async def test_scrape_after_activity(
                  "vcbridge_endpoint_in_conference",
                  "vcbridge_endpoint_next_conference_start_timestamp_seconds"):
         assert {dict(labels)["endpoint"] for labels in by_name(samples, name)} == codes, name
+    # Every quality family has both sides of every endpoint.
+    sides = {(dict(labels)["endpoint"], dict(labels)["side"])
+             for labels in by_name(samples, "vcbridge_endpoint_frames_per_second")}
+    assert sides == {(code, side) for code in codes for side in ("site", "bridge")}
     states = by_name(samples, "vcbridge_endpoint_health_state")
     assert len(states) == 3 * ROSTER_SIZE
     for code in codes:
@@ -279,7 +302,7 @@ async def test_scrape_after_activity(
     label_names = {name for (_, labels) in samples for name, _ in labels}
     assert label_names <= {"endpoint", "state", "transition", "route", "method", "status",
                            "reason", "le", "implementation", "major", "minor",
-                           "patchlevel", "version", "generation"}, label_names
+                           "patchlevel", "version", "generation", "side"}, label_names
 
 
 async def test_metrics_can_require_a_token(aiohttp_client: MakeClient) -> None:
@@ -486,12 +509,40 @@ def test_media_sampler_sets_and_clears_quality() -> None:
     source["A-1"] = MediaCounters(packets_received=95, packets_lost=5)
     sampler.sample()
     loss = value(parse(metrics.render().decode()), "vcbridge_endpoint_packet_loss_ratio",
-                 endpoint="A-1")
+                 endpoint="A-1", side="bridge")
     assert loss == pytest.approx(0.05)
     source.clear()  # the endpoint left the room
     sampler.sample()
     assert math.isnan(value(parse(metrics.render().decode()),
-                            "vcbridge_endpoint_packet_loss_ratio", endpoint="A-1"))
+                            "vcbridge_endpoint_packet_loss_ratio", endpoint="A-1",
+                            side="bridge"))
+
+
+def test_site_quality_is_cleared_when_the_site_stops_reporting_it() -> None:
+    metrics = Metrics()
+    metrics.set_roster(["A-1", "B-2"])
+    now = [100.0]
+    site = SiteQuality(metrics, max_age=30, monotonic=lambda: now[0])
+
+    def site_loss(code: str) -> float:
+        return value(parse(metrics.render().decode()), "vcbridge_endpoint_packet_loss_ratio",
+                     endpoint=code, side="site")
+
+    site.report("A-1", Quality(packet_loss_ratio=0.05, frames_per_second=15.0))
+    site.report("B-2", Quality(packet_loss_ratio=0.01))
+    assert site_loss("A-1") == 0.05 and site_loss("B-2") == 0.01
+    samples = parse(metrics.render().decode())
+    # A figure the heartbeat left out is not measured: NaN, not the value of before.
+    assert math.isnan(value(samples, "vcbridge_endpoint_frames_per_second", endpoint="B-2",
+                            side="site"))
+    site.report("B-2", None)  # out of the call
+    assert math.isnan(site_loss("B-2"))
+    now[0] += 29
+    site.expire()
+    assert site_loss("A-1") == 0.05
+    now[0] += 2  # silent here for longer than max_age (gone offline, or to another process)
+    site.expire()
+    assert math.isnan(site_loss("A-1"))
 
 
 def test_fast_endpoint_families_render_as_prometheus_client_does() -> None:
