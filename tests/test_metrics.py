@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+import yaml
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -332,14 +333,32 @@ async def test_metrics_is_public_by_default(
 def test_alert_rules_check_and_unit_tests_pass() -> None:
     checked = run_promtool("check", "rules", "prometheus-rules.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "6 rules found" in checked.stdout
+    assert "9 rules found" in checked.stdout
     tested = run_promtool("test", "rules", "prometheus-rules.test.yml")
     assert tested.returncode == 0, tested.stdout + tested.stderr
     tests = (MONITORING / "prometheus-rules.test.yml").read_text(encoding="utf-8")
     for alert in ("VcbridgeEndpointOffline", "VcbridgeEndpointPacketLoss",
+                  "VcbridgeEndpointHighRoundTripTime", "VcbridgeEndpointHighJitter",
+                  "VcbridgeEndpointLowFrameRate",
                   "VcbridgeEndpointNotReadyBeforeConference", "VcbridgeSchedulerLeaderMissing",
                   "VcbridgeLoginFailuresHigh", "VcbridgeLoginsRefused"):
         assert f"alertname: {alert}" in tests
+    # The call-quality alerts compare with the limits the service exports from its
+    # settings, never with a number of their own: one place to change a limit.
+    rules = yaml.safe_load((MONITORING / "prometheus-rules.yml").read_text(encoding="utf-8"))
+    [quality] = [g for g in rules["groups"] if g["name"] == "vcbridge-call-quality"]
+    limits = {"VcbridgeEndpointPacketLoss": ("packet_loss_ratio", "max_packet_loss_ratio"),
+              "VcbridgeEndpointHighRoundTripTime": ("round_trip_time_seconds",
+                                                    "max_round_trip_time_seconds"),
+              "VcbridgeEndpointHighJitter": ("jitter_seconds", "max_jitter_seconds"),
+              "VcbridgeEndpointLowFrameRate": ("frames_per_second", "min_frames_per_second")}
+    assert {rule["alert"] for rule in quality["rules"]} == set(limits)
+    for rule in quality["rules"]:
+        figure, limit = limits[rule["alert"]]
+        assert f"vcbridge_endpoint_{figure})" in rule["expr"], rule["alert"]
+        assert f"vcbridge_health_{limit})" in rule["expr"], rule["alert"]
+        assert not re.search(r"[<>]=?\s*[0-9]", rule["expr"].split("and on")[0]), rule["alert"]
+        assert rule["keep_firing_for"] and rule["for"], rule["alert"]
     config = run_promtool("check", "config", "prometheus.yml")
     assert config.returncode == 0, config.stdout + config.stderr
 
@@ -358,7 +377,12 @@ def test_grafana_dashboard(tmp_path: Path) -> None:
                        if "$focus" in t["expr"])
     for name in ("round_trip_time_seconds", "jitter_seconds", "packet_loss_ratio",
                  "receive_bytes_per_second", "send_bytes_per_second", "frames_per_second"):
-        assert f"vcbridge_endpoint_{name}" in quality, name
+        # The same series as the metrics, each side on its own line.
+        assert f"max by (side) (vcbridge_endpoint_{name}" in quality, name
+    limits = " ".join(t["expr"] for p in panels for t in p.get("targets", []))
+    for name in ("max_packet_loss_ratio", "max_round_trip_time_seconds", "max_jitter_seconds",
+                 "min_frames_per_second"):
+        assert f"vcbridge_health_{name}" in limits, name
 
     # Every query is valid PromQL (promtool parses it as a recording rule) and names
     # only metrics the service exports.
