@@ -240,9 +240,13 @@ class AvailabilityRow(ResponseModel):
     conferences_attended: int
     attendance_percent: Figure
     mean_rtt_ms: Figure
+    p95_rtt_ms: Figure
     mean_jitter_ms: Figure
+    p95_jitter_ms: Figure
     mean_packet_loss_percent: Figure
+    p95_packet_loss_percent: Figure
     mean_fps: Figure
+    p5_fps: Figure
     call_minutes: int
 
 

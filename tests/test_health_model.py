@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta
@@ -186,9 +187,9 @@ def test_a_line_at_the_threshold_does_not_flap() -> None:
     assert active == [False, True, True, True, True, True, True, True, True, True, False,
                       False, True, True]
     # Without hysteresis (raised and cleared at the limit) the same line changes 8 times.
-    changes = sum(a != b for a, b in zip(active, active[1:], strict=False))
+    changes = sum(a != b for a, b in itertools.pairwise(active))
     bare = [loss > 0.02 for loss in losses]
-    assert (changes, sum(a != b for a, b in zip(bare, bare[1:], strict=False))) == (3, 8)
+    assert (changes, sum(a != b for a, b in itertools.pairwise(bare))) == (3, 8)
 
 
 def test_a_reason_clears_after_the_good_intervals_in_a_row() -> None:
