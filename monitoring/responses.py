@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import ConfigDict, Field
@@ -103,6 +103,9 @@ class CallFigures(ResponseModel):
     bitrate_out_bps: Figure
     fps: Figure
     audio_level: Figure
+    source: Literal["agent", "browser"] | None = Field(
+        description="who measured: the endpoint agent or the operator's page (null: an "
+                    "agent too old to say)")
 
     @classmethod
     def of(cls, call: model.CallFigures) -> CallFigures:

@@ -125,6 +125,8 @@ class CallFigures:
     bitrate_out_bps: float | None = None
     fps: float | None = None
     audio_level: float | None = None
+    # Who measured: "agent" or "browser" (the operator's page); None from older agents.
+    source: str | None = None
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,10 @@ class VideoDetail(BaseModel):
 
 # The summary figures of `call` (what the health model reads); the rest is detail.
 CALL_SUMMARY = ("conference", "rtt_ms", "jitter_ms", "packet_loss_ratio", "bitrate_in_bps",
-                "bitrate_out_bps", "fps", "audio_level")
+                "bitrate_out_bps", "fps", "audio_level", "source")
+
+
+Source = Literal["agent", "browser"]
 
 
 class CallIn(BaseModel):
@@ -115,7 +118,7 @@ class CallIn(BaseModel):
     model_config = _STRICT
     conference: Annotated[int, Field(ge=1, le=2**62), whole_number] | None = None
     # Who measured: the endpoint agent or the operator's browser page (absent: an agent).
-    source: Literal["agent", "browser"] | None = None
+    source: Source | None = None
     rtt_ms: float | None = _figure(600_000)
     jitter_ms: float | None = _figure(600_000)
     packet_loss_ratio: float | None = _figure(1)
@@ -160,11 +163,18 @@ class StreamHeartbeat(BaseModel):
     body: Heartbeat
 
 
+def source_of(body: Heartbeat) -> Source:
+    """Who sent `body`: the page says "browser" in its call; anything else is an agent."""
+    if body.call is not None and body.call.source == "browser":
+        return "browser"
+    return "agent"
+
+
 def facts_of(body: Heartbeat, received_at: datetime) -> Latest:
     """The model's facts from an accepted heartbeat."""
     offset = (received_at - body.sent_at).total_seconds()
     call = None if body.call is None else CallFigures(
-        **body.call.model_dump(include=set(CALL_SUMMARY)))
+        **{**body.call.model_dump(include=set(CALL_SUMMARY)), "source": source_of(body)})
     network = body.network or NetworkIn()
     report = Report(
         received_at=received_at,
