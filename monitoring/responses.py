@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import ConfigDict, Field
@@ -129,6 +129,9 @@ class CallFigures(ResponseModel):
     bitrate_out_bps: Figure
     fps: Figure
     audio_level: Figure
+    source: Literal["agent", "browser"] | None = Field(
+        description="who measured the site's view: the endpoint agent or the operator's "
+                    "page (null: an agent too old to say, or no site view)")
     site: CallView | None
     bridge: CallView | None
 

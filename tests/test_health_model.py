@@ -240,6 +240,38 @@ def test_every_call_figure_has_the_same_hysteresis(figure: str, bad: float, hove
     assert judged(None, CallFigures(**{figure: good}), hold).codes == frozenset()
 
 
+def test_two_senders_that_each_report_part_neither_flap_nor_stick() -> None:
+    """The operator's page reports the call (no CPU), the agent its machine (its call kept
+    from the page's last report): each heartbeat judges only what it measured."""
+    page = CallFigures(packet_loss_ratio=0.05, source="browser")
+
+    def agent(cpu: float, before: QualityHold) -> QualityHold:
+        return judge_quality(report(cpu_percent=cpu, call=page), None, before, T,
+                             call_measured=False)
+
+    def page_only(loss: float, before: QualityHold) -> QualityHold:
+        return judge_quality(report(call=dataclasses.replace(page, packet_loss_ratio=loss)),
+                             None, before, T)
+
+    hold = judge_quality(report(call=page), None, None, T)
+    assert hold.good == ((ReasonCode.PACKET_LOSS, 0),)
+    sequence = []
+    for step in range(8):  # the CPU busy throughout, the loss gone from the second page
+        hold = agent(97.0, hold) if step % 2 == 0 else page_only(0.001, hold)
+        sequence.append(sorted(c.value for c in hold.codes))
+    # high_cpu holds across the page's reports (which say nothing of the CPU: they count
+    # toward clearing, but the agent's next report is bad again); the page's loss clears
+    # after three of its own good reports, the agent's copies of the call not counting.
+    assert sequence == [["high_cpu", "packet_loss"], ["high_cpu", "packet_loss"],
+                        ["high_cpu", "packet_loss"], ["high_cpu", "packet_loss"],
+                        ["high_cpu", "packet_loss"], ["high_cpu"], ["high_cpu"],
+                        ["high_cpu"]]
+    # An agent that stops reporting its CPU does not hold high_cpu for ever.
+    for _ in range(3):
+        hold = page_only(0.001, hold)
+    assert hold.codes == frozenset()
+
+
 def test_the_verdict_travels_with_the_report() -> None:
     """Whoever evaluates a report (the sweep, the API, another process) reads the verdict
     of its interval, not the raw figures: a reason held by the hysteresis stays held."""

@@ -136,6 +136,8 @@ class CallFigures:
     bitrate_out_bps: float | None = None
     fps: float | None = None
     audio_level: float | None = None
+    # Who measured: "agent" or "browser" (the operator's page); None from older agents.
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -383,6 +385,7 @@ def worse_of(site: CallFigures | None, bridge: CallFigures | None) -> CallFigure
         else bridge.bitrate_in_bps,
         fps=_worst((site.fps, bridge.fps), True),
         audio_level=site.audio_level,
+        source=site.source,
     )
 
 
@@ -412,38 +415,61 @@ def _checks(report: Report, bridge: CallFigures | None, thresholds: Thresholds
 
 def judge_quality(report: Report, bridge: CallFigures | None,
                   previous: QualityHold | frozenset[ReasonCode] | None,
-                  thresholds: Thresholds) -> QualityHold:
+                  thresholds: Thresholds, *, call_measured: bool = True) -> QualityHold:
     """The quality reasons after one interval: the site's `report` and the bridge's view
     of the same interval (None: none fresh), judged on the worse of the two.
 
     Hysteresis: a reason is raised when its figure is past the threshold; once active it
     stays while the figure is within `hysteresis` of the threshold, and clears only after
-    `clear_intervals` good intervals in a row. `previous` is the verdict of the interval
-    before; a bare set of active codes (no memory of the intervals: a report stored by an
-    older version, or a test) clears at the first good interval."""
+    `clear_intervals` good intervals in a row. An interval that does not measure an
+    active reason's figure (null) counts as good: a reason needs evidence to stay, and two
+    senders that each report part of the figures (the page the call, the agent the
+    machine) neither flap nor hold a reason for ever. Leaving the call clears the call's
+    reasons at once. `call_measured` False: the report's call figures are not new (kept
+    from the other sender), so the call's reasons stay as they were.
+
+    `previous` is the verdict of the interval before; a bare set of active codes (no
+    memory of the intervals: a report stored by an older version, or a test) clears at
+    the first good interval."""
+    held: dict[ReasonCode, Reason] = {}
     if isinstance(previous, QualityHold):
         good_before = dict(previous.good)
+        held = {r.code: r for r in previous.reasons}
     else:
         good_before = {code: thresholds.clear_intervals - 1
                        for code in (previous or frozenset()) if code in QUALITY_CODES}
+    in_call = report.call is not None or bridge is not None
     h = thresholds.hysteresis
     reasons: list[Reason] = []
     good: list[tuple[ReasonCode, int]] = []
     for code, value, limit, low_is_bad in _checks(report, bridge, thresholds):
-        if value is None:
-            continue  # not measured (out of the call): nothing to hold on to
-        if code not in good_before:
-            if value < limit if low_is_bad else value > limit:
+        active = code in good_before
+        if not call_measured and in_call and code in _CALL_CODES:
+            if active:  # no new interval of the call: as it was
+                reasons.append(held.get(code, Reason(code, value=value, limit=limit)))
+                good.append((code, good_before[code]))
+            continue
+        if not active:
+            if value is not None and (value < limit if low_is_bad else value > limit):
                 reasons.append(Reason(code, value=value, limit=limit))
                 good.append((code, 0))
             continue
-        clear_level = limit * (1 + h) if low_is_bad else limit * (1 - h)
-        still_bad = value < clear_level if low_is_bad else value > clear_level
-        streak = 0 if still_bad else good_before[code] + 1
+        if value is None:
+            streak, reason = good_before[code] + 1, held.get(code, Reason(code, limit=limit))
+        else:
+            clear_level = limit * (1 + h) if low_is_bad else limit * (1 - h)
+            still_bad = value < clear_level if low_is_bad else value > clear_level
+            streak = 0 if still_bad else good_before[code] + 1
+            reason = Reason(code, value=value, limit=limit)
         if streak < thresholds.clear_intervals:
-            reasons.append(Reason(code, value=value, limit=limit))
+            reasons.append(reason)
             good.append((code, streak))
     return QualityHold(tuple(reasons), tuple(good))
+
+
+# The reasons judged on the call's figures (the round-trip time too, in a call).
+_CALL_CODES = frozenset({ReasonCode.PACKET_LOSS, ReasonCode.HIGH_JITTER, ReasonCode.LOW_FPS,
+                         ReasonCode.HIGH_RTT})
 
 
 def evaluate(observation: Observation, now: datetime, thresholds: Thresholds) -> Health:

@@ -54,7 +54,7 @@ from monitoring.health.samples import Bucket, minute_of
 from monitoring.health.state import Known, Live, MonitorState
 from monitoring.health.store import EndpointInfo, PresenceRules
 from monitoring.health.sweep import BoardEntry, Sweeper
-from monitoring.health.wire import Heartbeat, facts_of
+from monitoring.health.wire import Heartbeat, Source, facts_of, source_of
 from vcbridge.core.clock import Clock
 from vcbridge.core.db.engine import Database
 from vcbridge.core.events import EventBus
@@ -108,7 +108,7 @@ class HealthMonitor:
         self.sweeper = Sweeper(self._state, self.recorder,
                                persist_every=timedelta(seconds=settings.health_persist_seconds),
                                bridge_max_age=self.bridge_max_age)
-        self._last_accepted: dict[int, datetime] = {}
+        self._last_accepted: dict[tuple[int, Source], datetime] = {}
         self.accepted = 0
         self.dropped: Counter[str] = Counter()
         # Called with each drop reason (e.g. a Prometheus counter).
@@ -137,9 +137,11 @@ class HealthMonitor:
 
     # -- the fast path -----------------------------------------------------------------
 
-    def too_soon(self, endpoint_id: int, now: datetime) -> float | None:
-        """Seconds to wait when a heartbeat comes sooner than the minimum gap, else None."""
-        last = self._last_accepted.get(endpoint_id)
+    def too_soon(self, endpoint_id: int, now: datetime, source: Source = "agent"
+                 ) -> float | None:
+        """Seconds to wait when a heartbeat comes sooner than the minimum gap after the
+        last one of the same sender (the agent, the page), else None."""
+        last = self._last_accepted.get((endpoint_id, source))
         if last is None or self.min_gap <= timedelta(0):
             return None
         wait = (last + self.min_gap - now).total_seconds()
@@ -150,16 +152,21 @@ class HealthMonitor:
         state = self._state
         now = self.clock.now()
         facts = facts_of(body, now)
-        self._last_accepted[endpoint.id] = now
+        self._last_accepted[(endpoint.id, source_of(body))] = now
         live = state.live.setdefault(endpoint.id, Live())
         known = state.known.get(endpoint.id)
         assert facts.report is not None
+        measured = facts.report.call is not None
+        facts = self._keep_other_call(facts, live.latest.report)
+        assert facts.report is not None
         # One interval's quality verdict, on the worse of the site's figures and the
-        # bridge's view of the same interval, with the memory of the intervals before.
+        # bridge's view of the same interval, with the memory of the intervals before. A
+        # call kept from the other sender is no new interval of the call.
         quality = judge_quality(
             facts.report,
             bridge_views.fresh(state.bridge.get(endpoint.id), now, self.bridge_max_age),
-            self._quality_before(live, known, now), self.thresholds)
+            self._quality_before(live, known, now), self.thresholds,
+            call_measured=measured or facts.report.call is None)
         facts = Latest(replace(facts.report, quality=quality), facts.test_call)
         live.latest = facts.newer(live.latest)
         if facts.test_call is not None:
@@ -184,6 +191,18 @@ class HealthMonitor:
             state.known[endpoint.id] = Known(health.state, health.codes, since)
             state.mark_changed(endpoint, now)
         return Accepted(health, since, facts.report.clock_offset_seconds)
+
+    def _keep_other_call(self, facts: Latest, previous: Report | None) -> Latest:
+        """A report without call figures keeps the other sender's recent ones: when the
+        operator's page has taken the agent's seat, the agent goes on reporting its machine
+        (in no call) while the page reports the call; neither erases the other."""
+        report = facts.report
+        if (report is None or report.call is not None or previous is None
+                or previous.call is None or previous.call.source != "browser"
+                or report.received_at - previous.received_at
+                > timedelta(seconds=2 * self.interval)):
+            return facts
+        return Latest(replace(report, call=previous.call), facts.test_call)
 
     def _quality_before(self, live: Live, known: Known | None, now: datetime
                         ) -> QualityHold | frozenset[ReasonCode]:

@@ -50,11 +50,75 @@ class NetworkIn(BaseModel):
     rtt_ms: float | None = _figure(600_000)
 
 
+Count = Annotated[int, Field(ge=0, le=10**9), whole_number]
+# A received video's slot, as the bridge names it (docs/signaling.md): "chair", "floor",
+# "self" (a test call), "grid:CODE" (the chair's console), "lineN" (a line without a name).
+SLOT_PATTERN = r"^(chair|floor|self|line[0-9]{1,3}|grid:[A-Z0-9][A-Z0-9-]{0,63})$"
+SlotName = Annotated[str, Field(pattern=SLOT_PATTERN, max_length=69)]
+FramesPerSecond = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
+
+
+class MediaIn(BaseModel):
+    """What the endpoint received of one media kind over the interval (its inbound RTP)."""
+
+    model_config = _STRICT
+    bitrate_bps: float | None = _figure(1e10)
+    packets_received: Count | None = None
+    packets_lost: Count | None = None
+    loss_ratio: float | None = _figure(1)
+    jitter_ms: float | None = _figure(600_000)
+
+
+class VideoIn(MediaIn):
+    """Received video: also the decoded frames per second of each slot that received."""
+
+    fps_by_slot: Annotated[dict[SlotName, FramesPerSecond], Field(max_length=256)] | None = None
+
+
+class MediaOut(BaseModel):
+    """What the endpoint sent of one media kind over the interval (its outbound RTP), and
+    what the bridge's RTCP receiver reports said of it."""
+
+    model_config = _STRICT
+    bitrate_bps: float | None = _figure(1e10)
+    packets_sent: Count | None = None
+    loss_ratio: float | None = _figure(1)
+    jitter_ms: float | None = _figure(600_000)
+    rtt_ms: float | None = _figure(600_000)
+
+
+class AudioDetail(BaseModel):
+    """Audio, each direction (`in`, `out`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
+    in_: MediaIn | None = Field(default=None, alias="in")
+    out: MediaOut | None = None
+
+
+class VideoDetail(BaseModel):
+    """Video, each direction (`in`, `out`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
+    in_: VideoIn | None = Field(default=None, alias="in")
+    out: MediaOut | None = None
+
+
+# The summary figures of `call` (what the health model reads); the rest is detail.
+CALL_SUMMARY = ("conference", "rtt_ms", "jitter_ms", "packet_loss_ratio", "bitrate_in_bps",
+                "bitrate_out_bps", "fps", "audio_level", "source")
+
+
+Source = Literal["agent", "browser"]
+
+
 class CallIn(BaseModel):
-    """Media figures of the call the endpoint is in, over the last interval."""
+    """Media figures of the call the endpoint is in, over the last interval: the summary
+    (the worst of the kinds) and, optionally, the detail per kind and direction."""
 
     model_config = _STRICT
     conference: Annotated[int, Field(ge=1, le=2**62), whole_number] | None = None
+    # Who measured: the endpoint agent or the operator's browser page (absent: an agent).
+    source: Source | None = None
     rtt_ms: float | None = _figure(600_000)
     jitter_ms: float | None = _figure(600_000)
     packet_loss_ratio: float | None = _figure(1)
@@ -62,6 +126,8 @@ class CallIn(BaseModel):
     bitrate_out_bps: float | None = _figure(1e10)
     fps: float | None = _figure(1000)
     audio_level: float | None = _figure(1)
+    audio: AudioDetail | None = None
+    video: VideoDetail | None = None
 
 
 class TestCallIn(BaseModel):
@@ -97,10 +163,18 @@ class StreamHeartbeat(BaseModel):
     body: Heartbeat
 
 
+def source_of(body: Heartbeat) -> Source:
+    """Who sent `body`: the page says "browser" in its call; anything else is an agent."""
+    if body.call is not None and body.call.source == "browser":
+        return "browser"
+    return "agent"
+
+
 def facts_of(body: Heartbeat, received_at: datetime) -> Latest:
     """The model's facts from an accepted heartbeat."""
     offset = (received_at - body.sent_at).total_seconds()
-    call = None if body.call is None else CallFigures(**body.call.model_dump())
+    call = None if body.call is None else CallFigures(
+        **{**body.call.model_dump(include=set(CALL_SUMMARY)), "source": source_of(body)})
     network = body.network or NetworkIn()
     report = Report(
         received_at=received_at,
