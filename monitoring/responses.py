@@ -3,12 +3,13 @@ a conference's readiness."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, ValidationError
 from pydantic.json_schema import SkipJsonSchema
 
 from monitoring.health import model
@@ -92,6 +93,37 @@ class Network(ResponseModel):
         return cls(interface=report.network_interface, rtt_ms=report.network_rtt_ms)
 
 
+class MediaInView(ResponseModel):
+    """What the site received of one media kind over the interval (its inbound RTP)."""
+
+    bitrate_bps: Figure = None
+    packets_received: int | None = None
+    packets_lost: int | None = None
+    loss_ratio: Figure = None
+    jitter_ms: Figure = None
+    fps_by_slot: dict[str, float] | None = Field(
+        default=None, description="video only: decoded frames per second of each slot")
+
+
+class MediaOutView(ResponseModel):
+    """What the site sent of one media kind over the interval, and what the bridge's RTCP
+    receiver reports said of it."""
+
+    bitrate_bps: Figure = None
+    packets_sent: int | None = None
+    loss_ratio: Figure = None
+    jitter_ms: Figure = None
+    rtt_ms: Figure = None
+
+
+class KindView(ResponseModel):
+    """One media kind, each direction."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    in_: MediaInView | None = Field(default=None, alias="in")
+    out: MediaOutView | None = None
+
+
 class CallView(ResponseModel):
     """One side's view of the call over its last interval: the site's (its heartbeat) or
     the bridge's (the site's RTP and RTCP as the bridge receives them). `bitrate_in_bps`
@@ -105,15 +137,25 @@ class CallView(ResponseModel):
     bitrate_in_bps: Figure
     bitrate_out_bps: Figure
     fps: Figure
+    # The site's detail, when its heartbeat gave it: which kind and direction is impaired.
+    audio: KindView | SkipJsonSchema[None] = None
+    video: KindView | SkipJsonSchema[None] = None
 
     @classmethod
     def of(cls, figures: model.CallFigures, measured_at: datetime, zone: ZoneInfo
            ) -> CallView:
         """One side's figures, measured at `measured_at`."""
+        detail: dict[str, Any] = {}
+        for kind in ("audio", "video"):
+            body = (figures.detail or {}).get(kind)
+            if isinstance(body, dict):
+                # Stored by another version with other fields: the summary still shows.
+                with contextlib.suppress(ValidationError):
+                    detail[kind] = KindView.model_validate(body)
         return cls(measured_at=to_local_iso(measured_at, zone), rtt_ms=figures.rtt_ms,
                    jitter_ms=figures.jitter_ms, packet_loss_ratio=figures.packet_loss_ratio,
                    bitrate_in_bps=figures.bitrate_in_bps,
-                   bitrate_out_bps=figures.bitrate_out_bps, fps=figures.fps)
+                   bitrate_out_bps=figures.bitrate_out_bps, fps=figures.fps, **detail)
 
 
 class CallFigures(ResponseModel):
@@ -145,6 +187,7 @@ class CallFigures(ResponseModel):
         if judged is None:
             return None
         figures = asdict(judged)
+        del figures["detail"]  # the site's own, shown in its view
         return cls(
             **figures,
             site=CallView.of(site, site_at, zone) if site is not None and site_at else None,

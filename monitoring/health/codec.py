@@ -56,7 +56,7 @@ def report_to_json(report: Report) -> dict[str, Any]:
             "conference": call.conference, "rtt_ms": call.rtt_ms, "jitter_ms": call.jitter_ms,
             "packet_loss_ratio": call.packet_loss_ratio, "bitrate_in_bps": call.bitrate_in_bps,
             "bitrate_out_bps": call.bitrate_out_bps, "fps": call.fps,
-            "audio_level": call.audio_level, "source": call.source,
+            "audio_level": call.audio_level, "source": call.source, "detail": call.detail,
         },
         "quality": None if report.quality is None else quality_to_json(report.quality),
     }

@@ -138,6 +138,9 @@ class CallFigures:
     audio_level: float | None = None
     # Who measured: "agent" or "browser" (the operator's page); None from older agents.
     source: str | None = None
+    # The site's detail per media kind and direction, as its heartbeat gave it
+    # ({"audio": {"in": ..., "out": ...}, "video": ...}; shown by the API, not judged).
+    detail: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -173,8 +173,14 @@ def source_of(body: Heartbeat) -> Source:
 def facts_of(body: Heartbeat, received_at: datetime) -> Latest:
     """The model's facts from an accepted heartbeat."""
     offset = (received_at - body.sent_at).total_seconds()
-    call = None if body.call is None else CallFigures(
-        **{**body.call.model_dump(include=set(CALL_SUMMARY)), "source": source_of(body)})
+    call = None
+    if body.call is not None:
+        detail = None
+        if body.call.audio is not None or body.call.video is not None:
+            detail = body.call.model_dump(include={"audio", "video"}, by_alias=True,
+                                          mode="json")
+        call = CallFigures(**{**body.call.model_dump(include=set(CALL_SUMMARY)),
+                              "source": source_of(body), "detail": detail})
     network = body.network or NetworkIn()
     report = Report(
         received_at=received_at,
