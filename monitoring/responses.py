@@ -4,7 +4,7 @@ a conference's readiness."""
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -13,6 +13,7 @@ from pydantic import ConfigDict, Field, ValidationError
 from pydantic.json_schema import SkipJsonSchema
 
 from monitoring.health import model
+from monitoring.health.codec import detail_to_json
 from monitoring.health.model import HealthState, ReasonCode
 from vcbridge.core.clock import to_local_iso
 from vcbridge.core.http.render import LocalTime, ResponseModel
@@ -146,8 +147,7 @@ class CallView(ResponseModel):
            ) -> CallView:
         """One side's figures, measured at `measured_at`."""
         detail: dict[str, Any] = {}
-        for kind in ("audio", "video"):
-            body = (figures.detail or {}).get(kind)
+        for kind, body in (detail_to_json(figures.detail) or {}).items():
             if isinstance(body, dict):
                 # Stored by another version with other fields: the summary still shows.
                 with contextlib.suppress(ValidationError):
@@ -186,8 +186,9 @@ class CallFigures(ResponseModel):
         judged = model.worse_of(site, bridge_figures)
         if judged is None:
             return None
-        figures = asdict(judged)
-        del figures["detail"]  # the site's own, shown in its view
+        # The site's own detail is shown in its view, not here.
+        figures = {f.name: getattr(judged, f.name) for f in fields(judged)
+                   if f.name != "detail"}
         return cls(
             **figures,
             site=CallView.of(site, site_at, zone) if site is not None and site_at else None,

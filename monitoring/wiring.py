@@ -126,18 +126,20 @@ def bridge_figures(quality: Quality) -> CallFigures:
     )
 
 
-def site_quality(report: Report) -> Quality | None:
-    """A heartbeat's call figures in the metrics' units (None: not in a call)."""
+def site_quality(report: Report) -> tuple[float, ...] | None:
+    """A heartbeat's call figures in the metrics' units and `QUALITY_FIELDS`' order, NaN
+    where not measured (None: not in a call). On every heartbeat: kept plain."""
     call = report.call
     if call is None:
         return None
-    return Quality(
-        round_trip_time_seconds=_figure(call.rtt_ms, 0.001),
-        jitter_seconds=_figure(call.jitter_ms, 0.001),
-        packet_loss_ratio=_figure(call.packet_loss_ratio),
-        receive_bytes_per_second=_figure(call.bitrate_in_bps, 1 / 8),
-        send_bytes_per_second=_figure(call.bitrate_out_bps, 1 / 8),
-        frames_per_second=_figure(call.fps),
+    nan = math.nan
+    return (
+        nan if call.rtt_ms is None else call.rtt_ms / 1000,
+        nan if call.jitter_ms is None else call.jitter_ms / 1000,
+        nan if call.packet_loss_ratio is None else call.packet_loss_ratio,
+        nan if call.bitrate_in_bps is None else call.bitrate_in_bps / 8,
+        nan if call.bitrate_out_bps is None else call.bitrate_out_bps / 8,
+        nan if call.fps is None else call.fps,
     )
 
 

@@ -25,7 +25,7 @@ from monitoring.health.model import HealthState
 from monitoring.health.monitor import MONITOR
 from monitoring.metrics import routes as metrics_routes
 from monitoring.metrics.endpoint_gauges import EndpointGauge
-from monitoring.metrics.families import Metrics, Quality
+from monitoring.metrics.families import QUALITY_FIELDS, Metrics, Quality
 from monitoring.metrics.media import MediaSampler, quality_between
 from monitoring.metrics.recorder import MetricsRecorder
 from monitoring.metrics.refresher import JOINED
@@ -552,11 +552,14 @@ def test_site_quality_is_cleared_when_the_site_stops_reporting_it() -> None:
         return value(parse(metrics.render().decode()), "vcbridge_endpoint_packet_loss_ratio",
                      endpoint=code, side="site")
 
-    site.report("A-1", Quality(packet_loss_ratio=0.05, frames_per_second=15.0))
-    site.report("B-2", Quality(packet_loss_ratio=0.01))
+    nan = math.nan
+    assert QUALITY_FIELDS[2::3] == ("packet_loss_ratio", "frames_per_second")
+    # In QUALITY_FIELDS' order: rtt, jitter, loss, receive, send, fps; NaN: not measured.
+    site.report("A-1", (nan, nan, 0.05, nan, nan, 15.0))
+    site.report("B-2", (nan, nan, 0.01, nan, nan, nan))
     assert site_loss("A-1") == 0.05 and site_loss("B-2") == 0.01
     samples = parse(metrics.render().decode())
-    # A figure the heartbeat left out is not measured: NaN, not the value of before.
+    # A figure the heartbeat left out is not measured: NaN.
     assert math.isnan(value(samples, "vcbridge_endpoint_frames_per_second", endpoint="B-2",
                             side="site"))
     site.report("B-2", None)  # out of the call

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel
+
 from monitoring.health.model import (
     CallFigures,
     Devices,
@@ -19,6 +21,14 @@ from monitoring.health.model import (
     Report,
     TestCall,
 )
+
+
+def detail_to_json(detail: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The JSON form of a call's detail (each kind a wire model, or already JSON)."""
+    if detail is None:
+        return None
+    return {kind: body.model_dump(by_alias=True, mode="json") if isinstance(body, BaseModel)
+            else body for kind, body in detail.items()}
 
 
 def quality_to_json(hold: QualityHold) -> dict[str, Any]:
@@ -56,7 +66,8 @@ def report_to_json(report: Report) -> dict[str, Any]:
             "conference": call.conference, "rtt_ms": call.rtt_ms, "jitter_ms": call.jitter_ms,
             "packet_loss_ratio": call.packet_loss_ratio, "bitrate_in_bps": call.bitrate_in_bps,
             "bitrate_out_bps": call.bitrate_out_bps, "fps": call.fps,
-            "audio_level": call.audio_level, "source": call.source, "detail": call.detail,
+            "audio_level": call.audio_level, "source": call.source,
+            "detail": detail_to_json(call.detail),
         },
         "quality": None if report.quality is None else quality_to_json(report.quality),
     }

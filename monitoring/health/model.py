@@ -138,9 +138,11 @@ class CallFigures:
     audio_level: float | None = None
     # Who measured: "agent" or "browser" (the operator's page); None from older agents.
     source: str | None = None
-    # The site's detail per media kind and direction, as its heartbeat gave it
-    # ({"audio": {"in": ..., "out": ...}, "video": ...}; shown by the API, not judged).
-    detail: dict[str, Any] | None = None
+    # The site's detail per media kind and direction, as its heartbeat gave it: {"audio":
+    # ..., "video": ...}, each the wire's validated model (fresh from a heartbeat) or its
+    # JSON form (read back from a row): `codec.detail_to_json` gives the JSON form. Shown
+    # by the API, not judged.
+    detail: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -243,6 +243,7 @@ class Metrics:
                 "shown; bridge: the site's camera).", side),
         }
         assert tuple(self.quality) == QUALITY_FIELDS
+        self._quality_gauges = tuple(self.quality.values())
 
     def _add_service_families(self) -> None:
         """The service-wide families, in the registry."""
@@ -363,6 +364,13 @@ class Metrics:
         for name, gauge in self.quality.items():
             value = getattr(quality, name)
             if value is not None:
+                gauge.set(code, value, side)
+
+    def set_quality_row(self, code: str, side: str, row: tuple[float, ...]) -> None:
+        """Set every quality gauge of `code` as measured by `side`, in `QUALITY_FIELDS`'
+        order (NaN: not measured): the heartbeat's fast path."""
+        if code in self._endpoints:
+            for gauge, value in zip(self._quality_gauges, row, strict=True):
                 gauge.set(code, value, side)
 
     def clear_quality(self, code: str, side: str | None = None) -> None:

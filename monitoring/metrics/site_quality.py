@@ -11,22 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Callable
-from dataclasses import fields
 
-from monitoring.metrics.families import Metrics, Quality
+from monitoring.metrics.families import Metrics
 
 log = logging.getLogger(__name__)
 
 SIDE = "site"
-
-
-def _stated(quality: Quality) -> Quality:
-    """`quality` with every figure it does not give as NaN (not measured)."""
-    return Quality(**{f.name: math.nan if getattr(quality, f.name) is None
-                      else getattr(quality, f.name) for f in fields(Quality)})
 
 
 class SiteQuality:
@@ -39,13 +31,14 @@ class SiteQuality:
         self._monotonic = monotonic
         self._reported: dict[str, float] = {}  # endpoint code -> when its figures were set
 
-    def report(self, code: str, quality: Quality | None) -> None:
-        """A heartbeat of `code`: its call figures (None: not in a call)."""
-        if quality is None:
+    def report(self, code: str, row: tuple[float, ...] | None) -> None:
+        """A heartbeat of `code`: its call figures in `QUALITY_FIELDS`' order and units,
+        NaN where not measured (None: not in a call)."""
+        if row is None:
             if self._reported.pop(code, None) is not None:
                 self._metrics.clear_quality(code, SIDE)
             return
-        self._metrics.set_quality(code, _stated(quality), SIDE)
+        self._metrics.set_quality_row(code, SIDE, row)
         self._reported[code] = self._monotonic()
 
     def expire(self) -> None:
