@@ -117,6 +117,34 @@ async def test_both_views_side_by_side_and_the_worse_decides(
     assert sample["bridge_bitrate_in_bps"] == (600_000 + 3 * 620_000) / 4
 
 
+async def test_the_sites_detail_shows_which_kind_and_direction(
+        aiohttp_client: Callable[..., Awaitable[Client]], client: Client,
+        admin: dict[str, str], clock: FixedClock, settings: Settings) -> None:
+    agent = await agent_token(client, admin, NGA_SON)
+    detail = {
+        "audio": {"in": {"bitrate_bps": 40_000.0, "packets_received": 95, "packets_lost": 5,
+                         "loss_ratio": 0.05, "jitter_ms": 6.0},
+                  "out": {"bitrate_bps": 41_000.0, "packets_sent": 100}},
+        "video": {"in": {"packets_received": 300, "packets_lost": 0, "loss_ratio": 0.0,
+                         "fps_by_slot": {"chair": 15.0}}},
+    }
+    body = heartbeat(call=in_call(loss=0.05) | detail)
+    assert (await send(client, agent, NGA_SON, body, clock)).status == 200
+    site = (await health_of(client, admin, NGA_SON))["call"]["site"]
+    assert site["audio"] == {
+        "in": {"bitrate_bps": 40_000.0, "packets_received": 95, "packets_lost": 5,
+               "loss_ratio": 0.05, "jitter_ms": 6.0},
+        "out": {"bitrate_bps": 41_000.0, "packets_sent": 100, "loss_ratio": None,
+                "jitter_ms": None, "rtt_ms": None}}
+    assert site["video"]["in"]["fps_by_slot"] == {"chair": 15.0}
+    assert site["video"]["out"] is None
+    # Stored with the report: another process shows the same.
+    await monitor_of(client).record_changes()
+    other = await aiohttp_client(create_app(settings, clock=clock))
+    staff = bearer(await login(other, "admin", ADMIN_PASSWORD))
+    assert (await health_of(other, staff, NGA_SON))["call"]["site"] == site
+
+
 async def test_a_stale_bridge_view_no_longer_speaks_for_the_call(
         client: Client, admin: dict[str, str], clock: FixedClock) -> None:
     monitor = monitor_of(client)
