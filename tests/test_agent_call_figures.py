@@ -25,7 +25,9 @@ from typing import Any
 
 import pytest
 
+from bridge.agent.device_probe import SoundWatch, probe_microphone
 from bridge.agent.endpoint_agent import EndpointAgent
+from bridge.agent.generated_media import ToneTrack
 from bridge.agent.heartbeats import HeartbeatReporter
 from bridge.ice_policy import restrict_host_addresses
 from harness.service_process import Service, service_env
@@ -33,6 +35,7 @@ from monitoring.health.wire import Heartbeat
 from tests.support import loopback_agent, skip_or_fail
 
 SITE = "HUYEN-NGA-SON"
+NO_SUCH_PCM = "vcbridge-test-no-such-pcm"  # an ALSA capture device that never opens
 CHAIR = "UBND-TINH"
 LOOPBACK = "127.0.0.1"
 HEARTBEAT_SECONDS = 3.0
@@ -200,6 +203,20 @@ async def test_a_clean_link_reports_15_fps_no_loss_and_a_loopback_round_trip(
     assert shown["packet_loss_ratio"] == 0 and shown["rtt_ms"] is not None, shown
 
 
+async def test_a_microphone_that_delivers_only_silence_or_does_not_open_is_missing() -> None:
+    """The frames a microphone delivers are looked at: a tone sounds, a muted input's
+    exact zeros do not; a capture device that does not open is not there."""
+    tone, heard, muted = ToneTrack(440.0), SoundWatch(), SoundWatch()
+    for _ in range(3):
+        heard.saw(await tone.recv())
+    tone.muted = True
+    for _ in range(3):
+        muted.saw(await tone.recv())
+    assert heard.take() == (3, 3) and muted.take() == (3, 0)
+    assert heard.take() == (0, 0)  # counted afresh for each heartbeat
+    assert await asyncio.to_thread(probe_microphone, NO_SUCH_PCM) is False
+
+
 def cpu_times() -> tuple[int, int]:
     """(busy, total) jiffies of the whole machine, read from /proc/stat by the test."""
     with open("/proc/stat") as stat:
@@ -246,11 +263,14 @@ async def test_a_camera_that_disappears_is_reported_at_the_next_heartbeat(
     except PermissionError:
         skip_or_fail("making a device node needs CAP_MKNOD (root)")
     agent = EndpointAgent(loopback_agent(service.base, SITE, endpoint_token(service, SITE),
-                                         media=str(camera), heartbeat_seconds=1.5))
+                                         media=str(camera), audio_device=NO_SUCH_PCM,
+                                         heartbeat_seconds=1.5))
     assert agent.media.kind == "device"
     async with running(agent) as sent:
         first, _ = await sent.next()
         assert first["devices"]["camera"] is True, first
+        # The microphone is probed too: an ALSA device that does not open is missing.
+        assert first["devices"]["microphone"] is False, first
         await until(lambda: health(service, SITE)["devices"]["camera"] is True,
                     "the health to show the camera", 10)
         camera.unlink()  # unplugged
