@@ -163,7 +163,9 @@ class CallMeter:
                     continue
                 direction = sent[kind]
                 if item.roundTripTime is not None:
-                    direction.rtts_ms.append(float(item.roundTripTime) * 1000)
+                    # On loopback the report's delay (1/65536 s units) may exceed the
+                    # measured time by a hair: a round trip is never below zero.
+                    direction.rtts_ms.append(max(float(item.roundTripTime) * 1000, 0.0))
                 direction.losses.append(int(item.fractionLost) / 256)
                 direction.jitters_ms.append(int(item.jitter) / CLOCK_RATES[kind] * 1000)
 

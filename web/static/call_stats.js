@@ -71,7 +71,7 @@ async function readPeer(pc, slots, previous, sums, fresh) {
       // Only a receiver report that arrived during the interval tells about it.
       const [measured] = since(previous, s.id, [s.roundTripTimeMeasurements || 0]);
       if (measured > 0) {
-        if (typeof s.roundTripTime === 'number') out.rtts.push(s.roundTripTime * 1000);
+        if (typeof s.roundTripTime === 'number') out.rtts.push(Math.max(s.roundTripTime * 1000, 0));
         if (typeof s.fractionLost === 'number') out.losses.push(s.fractionLost);
         if (typeof s.jitter === 'number') out.jitters.push(s.jitter * 1000);
       }
