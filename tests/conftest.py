@@ -154,7 +154,7 @@ ENGINE_INDEPENDENT = {
     "test_browser_pages", "test_connect_policy", "test_floor_control", "test_lifecycle",
     "test_media_tap", "test_recording", "test_signaling", "test_recurrence",
     "test_booking_rules", "test_message_rate", "test_sdp_precheck", "test_control_messages",
-    "test_coalescer", "test_shutdown", "test_impaired_link",
+    "test_coalescer", "test_shutdown", "test_agent_call_figures", "test_impaired_link",
 }
 
 

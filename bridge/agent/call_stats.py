@@ -18,7 +18,12 @@ covers the last interval only (docs/monitoring.md, "What the agent measures"):
   the fraction lost and the jitter.
 
 The summary (`rtt_ms`, `jitter_ms`, `packet_loss_ratio`, `fps`) is the worst of
-the kinds; the bit rates are both kinds together."""
+the kinds; the bit rates are both kinds together.
+
+A connection or slot read for the first time (just joined) started at an unknown
+moment of the interval: its counts (packets, losses) are reported, but no rate
+(bit rate, frames per second) until the next reading, rather than a rate made too
+low by a start that fell inside the interval."""
 
 from __future__ import annotations
 
@@ -41,7 +46,7 @@ KINDS = ("audio", "video")
 class _Direction:
     """One kind's figures in one direction, summed over the interval."""
 
-    bytes: int = 0
+    bytes: int | None = 0  # None: a connection read for the first time
     packets: int = 0
     lost: int = 0
     jitters_ms: list[float] = field(default_factory=list)
@@ -64,6 +69,10 @@ def _since(now: tuple[int, ...], before: tuple[int, ...] | None) -> tuple[int, .
             n < b for n, b in zip(now, before, strict=True)):
         return now
     return tuple(n - b for n, b in zip(now, before, strict=True))
+
+
+def _rate(amount: int | None, seconds: float, scale: float = 1.0) -> float | None:
+    return None if amount is None else amount * scale / seconds
 
 
 @dataclass
@@ -110,9 +119,10 @@ class CallMeter:
                 packets_by_receiver[id(transceiver.receiver)] = self._read_received(
                     transceiver.receiver, received[transceiver.kind])
         for slot in slots:
-            (frames,) = _since((slot.frames,), self._slots.get(slot))
+            before = self._slots.get(slot)
+            (frames,) = _since((slot.frames,), before)
             self._slots[slot] = (slot.frames,)
-            if packets_by_receiver.get(id(slot.receiver), 0) > 0:
+            if before is not None and packets_by_receiver.get(id(slot.receiver), 0) > 0:
                 received["video"].fps_by_slot[slot.slot] = round(frames / seconds, 2)
         return _figures(received, sent, kinds_seen, seconds)
 
@@ -123,10 +133,14 @@ class CallMeter:
         # (SRTP and SRTCP: a little above the media's own rate).
         now = (sum(int(s.bytesReceived) for s in stats if s.type == "transport"),
                sum(int(s.bytesSent) for s in stats if s.type == "transport"))
-        got, out = _since(now, reading.transport)
-        reading.transport = now
-        received.bytes += got
-        sent.bytes += out
+        before, reading.transport = reading.transport, now
+        if before is None:  # new: since an unknown moment of the interval
+            received.bytes = sent.bytes = None
+            return
+        got, out = _since(now, before)
+        if received.bytes is not None and sent.bytes is not None:
+            received.bytes += got
+            sent.bytes += out
 
     @staticmethod
     def _read_sent(reading: _PeerReading, stats: Iterable[Any],
@@ -149,7 +163,9 @@ class CallMeter:
                     continue
                 direction = sent[kind]
                 if item.roundTripTime is not None:
-                    direction.rtts_ms.append(float(item.roundTripTime) * 1000)
+                    # On loopback the report's delay (1/65536 s units) may exceed the
+                    # measured time by a hair: a round trip is never below zero.
+                    direction.rtts_ms.append(max(float(item.roundTripTime) * 1000, 0.0))
                 direction.losses.append(int(item.fractionLost) / 256)
                 direction.jitters_ms.append(int(item.jitter) / CLOCK_RATES[kind] * 1000)
 
@@ -170,7 +186,15 @@ class CallMeter:
 
 
 def _rounded(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)
+    return None if value is None else float(round(value, digits))
+
+
+def _total(values: Iterable[float | None]) -> float | None:
+    """The sum of the values (None when one is not known: a kind read for the first time)."""
+    known = list(values)
+    if not known or any(v is None for v in known):
+        return None
+    return float(sum(v for v in known if v is not None))
 
 
 def _figures(received: dict[str, _Direction], sent: dict[str, _Direction],
@@ -183,7 +207,7 @@ def _figures(received: dict[str, _Direction], sent: dict[str, _Direction],
         got, out = received[kind], sent[kind]
         expected = got.packets + got.lost
         inbound: dict[str, Any] = {
-            "bitrate_bps": float(round(got.bytes * 8 / seconds)),
+            "bitrate_bps": _rounded(_rate(got.bytes, seconds, 8), 0),
             "packets_received": got.packets,
             "packets_lost": got.lost,
             "loss_ratio": round(got.lost / expected, 4) if expected else None,
@@ -194,7 +218,7 @@ def _figures(received: dict[str, _Direction], sent: dict[str, _Direction],
         call[kind] = {
             "in": inbound,
             "out": {
-                "bitrate_bps": float(round(out.bytes * 8 / seconds)),
+                "bitrate_bps": _rounded(_rate(out.bytes, seconds, 8), 0),
                 "packets_sent": out.packets,
                 "loss_ratio": _rounded(_worst(out.losses), 4),
                 "jitter_ms": _rounded(_worst(out.jitters_ms), 2),
@@ -207,8 +231,8 @@ def _figures(received: dict[str, _Direction], sent: dict[str, _Direction],
         "rtt_ms": _worst(d["out"]["rtt_ms"] for d in details),
         "jitter_ms": _worst(d["in"]["jitter_ms"] for d in details),
         "packet_loss_ratio": _worst(d["in"]["loss_ratio"] for d in details),
-        "bitrate_in_bps": float(sum(d["in"]["bitrate_bps"] for d in details)),
-        "bitrate_out_bps": float(sum(d["out"]["bitrate_bps"] for d in details)),
+        "bitrate_in_bps": _total(d["in"]["bitrate_bps"] for d in details),
+        "bitrate_out_bps": _total(d["out"]["bitrate_bps"] for d in details),
         "fps": _worst(fps.values(), lowest=True),
         "audio_level": None,
         **call,

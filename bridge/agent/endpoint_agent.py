@@ -26,7 +26,7 @@ from typing import Any
 from bridge.agent.attendance import Attendances
 from bridge.agent.call_stats import CallMeter
 from bridge.agent.conference_session import ConferenceSessions
-from bridge.agent.controller import Controller
+from bridge.agent.controller import Controller, describe
 from bridge.agent.event_follower import EventFollower
 from bridge.agent.heartbeats import HeartbeatReporter
 from bridge.agent.media_sources import MediaSource
@@ -201,8 +201,15 @@ class EndpointAgent:
         try:
             return await self.call_meter.read(client.peer_connections,
                                               self.received.video_slots(conference), seconds)
-        except Exception:  # a connection closing under the reading: no figures this time
-            log.exception("conference %s: reading the call's statistics failed", conference)
+        except Exception as exc:
+            if client.ended.is_set() or any(pc.connectionState in ("closed", "failed")
+                                            for pc in client.peer_connections):
+                # The connection closed under the reading: no figures this time.
+                log.info("conference %s: no call figures this time (%s)", conference,
+                         describe(exc))
+            else:
+                log.exception("conference %s: reading the call's statistics failed",
+                              conference)
             return None
 
     def frames_received(self) -> int:

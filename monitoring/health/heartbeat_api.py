@@ -18,14 +18,20 @@ from aiohttp import web
 from monitoring.health.model import ReasonCode
 from monitoring.health.monitor import MONITOR, Accepted, HealthMonitor
 from monitoring.health.store import EndpointInfo
-from monitoring.health.wire import Heartbeat, Source, StreamHeartbeat, source_of
+from monitoring.health.wire import (
+    AnyHeartbeat,
+    Heartbeat,
+    PageStreamHeartbeat,
+    Source,
+    StreamHeartbeat,
+)
 from monitoring.responses import HealthReason, HeartbeatAnswer
 from vcbridge.core.app_keys import CLOCK, ZONE
 from vcbridge.core.auth.principal import Principal
 from vcbridge.core.clock import to_local_iso
 from vcbridge.core.db.models import TokenScope
 from vcbridge.core.http.auth_middleware import require_principal
-from vcbridge.core.http.errors import ApiError, forbidden, invalid
+from vcbridge.core.http.errors import ApiError, forbidden
 from vcbridge.core.http.parsing import parse_model
 from vcbridge.core.http.render import render
 
@@ -87,8 +93,9 @@ async def stream_heartbeat(request: web.Request, principal: Principal, raw: str
         _check_rate(monitor, principal, "browser" if page else "agent", now)
         if len(raw) > monitor.max_bytes:
             raise _too_large(monitor.max_bytes)
-        body = parse_model(raw, StreamHeartbeat).body
-        _check_source(body, "browser" if page else "agent")
+        # The page reports its call (call.source "browser"); an agent's source is "agent".
+        body: AnyHeartbeat = (parse_model(raw, PageStreamHeartbeat).body if page
+                              else parse_model(raw, StreamHeartbeat).body)
         assert principal.endpoint_id is not None
         accepted = await monitor.heartbeat(EndpointInfo(principal.endpoint_id, code, "", ""),
                                            body)
@@ -113,15 +120,6 @@ def _check_agent(principal: Principal, code: str) -> None:
         raise forbidden(f"this agent token belongs to {principal.endpoint_code}, not {code}")
 
 
-def _check_source(body: Heartbeat, sender: Source) -> None:
-    """The page reports only its call, and says so; an agent never claims to be a page."""
-    said = source_of(body)
-    if sender == "browser" and (body.call is None or said != "browser"):
-        raise invalid('a page reports its call: send "call" with "source": "browser"')
-    if sender == "agent" and said == "browser":
-        raise invalid('call.source "browser" is for the operator\'s page, not an agent')
-
-
 def _check_rate(monitor: HealthMonitor, principal: Principal, source: Source,
                 now: datetime) -> None:
     assert principal.endpoint_id is not None
@@ -138,7 +136,6 @@ async def _accept(request: web.Request, monitor: HealthMonitor, principal: Princ
     """Parse, validate and take in a heartbeat; the answer."""
     assert principal.endpoint_id is not None
     body = parse_model(raw, Heartbeat)
-    _check_source(body, "agent")
     endpoint = EndpointInfo(principal.endpoint_id, code, "", "")
     accepted = await monitor.heartbeat(endpoint, body)
     return _answer(monitor, accepted, code, request.app[ZONE], monitor.clock.now())

@@ -54,7 +54,7 @@ from monitoring.health.samples import Bucket, minute_of
 from monitoring.health.state import Known, Live, MonitorState
 from monitoring.health.store import EndpointInfo, PresenceRules
 from monitoring.health.sweep import BoardEntry, Sweeper
-from monitoring.health.wire import Heartbeat, Source, facts_of, source_of
+from monitoring.health.wire import AnyHeartbeat, Source, facts_of, source_of
 from vcbridge.core.clock import Clock
 from vcbridge.core.db.engine import Database
 from vcbridge.core.events import EventBus
@@ -147,7 +147,7 @@ class HealthMonitor:
         wait = (last + self.min_gap - now).total_seconds()
         return wait if wait > 0 else None
 
-    async def heartbeat(self, endpoint: EndpointInfo, body: Heartbeat) -> Accepted:
+    async def heartbeat(self, endpoint: EndpointInfo, body: AnyHeartbeat) -> Accepted:
         """Take an accepted heartbeat; writes only when the state or reasons change."""
         state = self._state
         now = self.clock.now()

@@ -1,5 +1,6 @@
-"""The heartbeat on the wire: the body an agent sends (POST or event stream), strictly
-validated, and the health model's facts made from it."""
+"""The heartbeat on the wire: the body an agent sends (POST or event stream) and the one
+the operator's page sends (event stream, `call.source` "browser"), strictly validated,
+and the health model's facts made from either."""
 
 from __future__ import annotations
 
@@ -108,17 +109,15 @@ CALL_SUMMARY = ("conference", "rtt_ms", "jitter_ms", "packet_loss_ratio", "bitra
                 "bitrate_out_bps", "fps", "audio_level", "source")
 
 
-Source = Literal["agent", "browser"]
+Source = Literal["agent", "browser"]  # who measured: the endpoint agent or the page
 
 
-class CallIn(BaseModel):
+class CallFiguresIn(BaseModel):
     """Media figures of the call the endpoint is in, over the last interval: the summary
     (the worst of the kinds) and, optionally, the detail per kind and direction."""
 
     model_config = _STRICT
     conference: Annotated[int, Field(ge=1, le=2**62), whole_number] | None = None
-    # Who measured: the endpoint agent or the operator's browser page (absent: an agent).
-    source: Source | None = None
     rtt_ms: float | None = _figure(600_000)
     jitter_ms: float | None = _figure(600_000)
     packet_loss_ratio: float | None = _figure(1)
@@ -128,6 +127,18 @@ class CallIn(BaseModel):
     audio_level: float | None = _figure(1)
     audio: AudioDetail | None = None
     video: VideoDetail | None = None
+
+
+class CallIn(CallFiguresIn):
+    """An agent's call figures (`source` "agent", or absent from older agents)."""
+
+    source: Literal["agent"] | None = None
+
+
+class PageCallIn(CallFiguresIn):
+    """The operator's page's call figures: it says it is the browser."""
+
+    source: Literal["browser"]
 
 
 class TestCallIn(BaseModel):
@@ -142,35 +153,55 @@ class TestCallIn(BaseModel):
     rtt_ms: float | None = _figure(600_000)
 
 
-class Heartbeat(BaseModel):
-    """POST /api/v1/endpoints/{code}/heartbeat (strict: no "5" for 5, no unknown field)."""
-
+class _HeartbeatBase(BaseModel):
     model_config = _STRICT
     sent_at: When
     devices: DevicesIn
     cpu_percent: float | None = _figure(100)
     network: NetworkIn | None = None
-    call: CallIn | None = None
     test_call: TestCallIn | None = None
     agent_version: Annotated[str, Field(max_length=64)] | None = None
 
 
+class Heartbeat(_HeartbeatBase):
+    """An agent's heartbeat: POST /api/v1/endpoints/{code}/heartbeat, or on its event
+    stream (strict: no "5" for 5, no unknown field)."""
+
+    call: CallIn | None = None
+
+
+class PageHeartbeat(_HeartbeatBase):
+    """The operator's page's heartbeat, on its event stream while in a conference: it
+    reports its call, always."""
+
+    call: PageCallIn
+
+
+AnyHeartbeat = Heartbeat | PageHeartbeat
+
+
 class StreamHeartbeat(BaseModel):
-    """A heartbeat sent on the event stream."""
+    """An agent's heartbeat sent on the event stream."""
 
     model_config = _STRICT
     type: Literal["heartbeat"]
     body: Heartbeat
 
 
-def source_of(body: Heartbeat) -> Source:
-    """Who sent `body`: the page says "browser" in its call; anything else is an agent."""
-    if body.call is not None and body.call.source == "browser":
-        return "browser"
-    return "agent"
+class PageStreamHeartbeat(BaseModel):
+    """The page's heartbeat sent on the event stream."""
+
+    model_config = _STRICT
+    type: Literal["heartbeat"]
+    body: PageHeartbeat
 
 
-def facts_of(body: Heartbeat, received_at: datetime) -> Latest:
+def source_of(body: AnyHeartbeat) -> Source:
+    """Who sent `body`: the agent or the operator's page."""
+    return "browser" if isinstance(body, PageHeartbeat) else "agent"
+
+
+def facts_of(body: AnyHeartbeat, received_at: datetime) -> Latest:
     """The model's facts from an accepted heartbeat."""
     offset = (received_at - body.sent_at).total_seconds()
     call = None
