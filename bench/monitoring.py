@@ -10,7 +10,9 @@ The scenario of issue 6, on loopback, with a real `vcbridge serve` process
    `vcbridge agent` process (the one killed in step 5).
 3. Baseline: the server's CPU over `--window` seconds with the 31 agents only.
 4. Load: a helper process holds each simulated endpoint's event stream and
-   sends its heartbeat on it every 5 s (spread evenly), as agents do
+   sends its heartbeat on it every 5 s (spread evenly), as agents do, in a call:
+   the call's figures and their detail per kind and direction, which the health
+   model judges and the metrics export (`--no-call`: without them)
    (`--transport http`: by POST instead, on keep-alive connections). The server's CPU
    is measured over the same window; heartbeat handling = load minus
    baseline. Then, the load going on, `/metrics` is scraped once a second:
@@ -40,6 +42,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import signal
 import sqlite3
 import statistics
@@ -117,27 +120,59 @@ async def issue_tokens(service: Service, codes: list[str]) -> dict[str, str]:
 # -- helper processes ----------------------------------------------------------------------
 
 
-def heartbeat_body() -> dict[str, Any]:
+def call_figures(rng: random.Random) -> dict[str, Any]:
+    """An agent's call figures over one interval, as `bridge/agent/call_stats.py` sends
+    them: the summary and the detail of each kind and direction, a good line (the loss
+    under the limit, so the health model judges every figure but records no change)."""
+    loss = round(rng.uniform(0.0, 0.01), 4)
     return {
+        "conference": 1, "source": "agent", "rtt_ms": round(rng.uniform(8, 30), 1),
+        "jitter_ms": round(rng.uniform(1, 8), 2), "packet_loss_ratio": loss,
+        "bitrate_in_bps": 1_450_000.0, "bitrate_out_bps": 1_180_000.0,
+        "fps": round(rng.uniform(14.5, 15.5), 2), "audio_level": None,
+        "audio": {
+            "in": {"bitrate_bps": 52_000.0, "packets_received": 250, "packets_lost": 1,
+                   "loss_ratio": 0.004, "jitter_ms": 5.0},
+            "out": {"bitrate_bps": 50_000.0, "packets_sent": 250, "loss_ratio": None,
+                    "jitter_ms": None, "rtt_ms": None},
+        },
+        "video": {
+            "in": {"bitrate_bps": 1_398_000.0, "packets_received": 900, "packets_lost": 0,
+                   "loss_ratio": loss, "jitter_ms": 3.2,
+                   "fps_by_slot": {"chair": 15.0, "floor": 14.8}},
+            "out": {"bitrate_bps": 1_130_000.0, "packets_sent": 700, "loss_ratio": 0.0,
+                    "jitter_ms": 1.1, "rtt_ms": 20.0},
+        },
+    }
+
+
+def heartbeat_body(rng: random.Random | None = None) -> dict[str, Any]:
+    """A simulated endpoint's heartbeat; with `rng`, in a call (its figures)."""
+    body: dict[str, Any] = {
         "sent_at": datetime.now(UTC).isoformat(),
         "devices": {"camera": True, "microphone": True, "speaker": True},
         "cpu_percent": 12.0, "network": {"interface": "eth0", "rtt_ms": 8.0},
         "agent_version": "bench",
     }
+    if rng is not None:
+        body["call"] = call_figures(rng)
+    return body
 
 
 async def flood(server: str, tokens: dict[str, str], seconds: float, transport: str,
-                ready: Path) -> dict[str, Any]:
+                ready: Path, in_call: bool) -> dict[str, Any]:
     """Each endpoint's heartbeat every 5 s, spread evenly, for `seconds`: on its event
-    stream (as the agent does while the stream is up) or by POST. `ready` is written
-    once every endpoint is connected."""
+    stream (as the agent does while the stream is up) or by POST, with call figures when
+    `in_call`. `ready` is written once every endpoint is connected."""
+    rng = random.Random(6) if in_call else None
     if transport == "http":
         ready.write_text("0")  # noqa: ASYNC240 - a few bytes, once
-        return await _flood_http(server, tokens, seconds)
-    return await _flood_stream(server, tokens, seconds, ready)
+        return await _flood_http(server, tokens, seconds, rng)
+    return await _flood_stream(server, tokens, seconds, ready, rng)
 
 
-async def _flood_http(server: str, tokens: dict[str, str], seconds: float) -> dict[str, Any]:
+async def _flood_http(server: str, tokens: dict[str, str], seconds: float,
+                      rng: random.Random | None) -> dict[str, Any]:
     statuses: dict[str, int] = {}
     codes = sorted(tokens)
     interval = HEARTBEAT_SECONDS / len(codes)
@@ -148,7 +183,7 @@ async def _flood_http(server: str, tokens: dict[str, str], seconds: float) -> di
         async def send(code: str) -> None:
             try:
                 async with http.post(
-                        f"{server}/api/v1/endpoints/{code}/heartbeat", json=heartbeat_body(),
+                        f"{server}/api/v1/endpoints/{code}/heartbeat", json=heartbeat_body(rng),
                         headers={"Authorization": f"Bearer {tokens[code]}"}) as response:
                     await response.read()
                     key = str(response.status)
@@ -170,8 +205,8 @@ async def _flood_http(server: str, tokens: dict[str, str], seconds: float) -> di
     return {"sent": n, "answers": statuses}
 
 
-async def _flood_stream(server: str, tokens: dict[str, str], seconds: float, ready: Path
-                        ) -> dict[str, Any]:
+async def _flood_stream(server: str, tokens: dict[str, str], seconds: float, ready: Path,
+                        rng: random.Random | None) -> dict[str, Any]:
     answers: dict[str, int] = {}
     sent = 0
     loop = asyncio.get_running_loop()
@@ -194,7 +229,7 @@ async def _flood_stream(server: str, tokens: dict[str, str], seconds: float, rea
             await asyncio.sleep(HEARTBEAT_SECONDS * index / len(sockets))
             reader = asyncio.create_task(read(ws))
             while loop.time() - start < seconds:  # bounded: stops by itself
-                await ws.send_json({"type": "heartbeat", "body": heartbeat_body()})
+                await ws.send_json({"type": "heartbeat", "body": heartbeat_body(rng)})
                 sent += 1
                 await asyncio.sleep(HEARTBEAT_SECONDS)
             reader.cancel()
@@ -235,7 +270,7 @@ def worker_main(args: argparse.Namespace) -> int:
     if args.worker == "flood":
         ready = Path(args.worker_input).with_suffix(".ready")
         result = asyncio.run(flood(work["server"], work["tokens"], work["seconds"],
-                                   work["transport"], ready))
+                                   work["transport"], ready, work["in_call"]))
         Path(args.worker_input).with_suffix(".out").write_text(json.dumps(result))
     else:
         asyncio.run(agents(work["server"], work["tokens"], work["seconds"]))
@@ -301,7 +336,7 @@ def wait_for(check: Any, timeout: float, what: str, interval: float = 0.2) -> fl
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"bench": "monitoring", "simulated": args.simulated,
-                              "transport": args.transport,
+                              "transport": args.transport, "call_figures": args.call,
                               "window_s": args.window, "targets": TARGETS,
                               "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="vcbridge-bench-monitoring-") as tmp:
@@ -342,7 +377,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
             helpers.append(start_worker("flood", work_dir, {
                 "server": service.base, "seconds": args.window + args.scrapes + 15,
-                "transport": args.transport,
+                "transport": args.transport, "in_call": args.call,
                 "tokens": {c: tokens[c] for c in simulated}}))
             ready = work_dir / "flood.ready"
             wait_for(ready.exists, 300, "the simulated endpoints to connect", 0.5)
@@ -422,6 +457,8 @@ def main() -> int:
     parser.add_argument("--transport", choices=["stream", "http"], default="stream",
                         help="simulated endpoints report on their event stream (as agents "
                         "do) or by POST")
+    parser.add_argument("--no-call", dest="call", action="store_false",
+                        help="simulated heartbeats without call figures (as before issue 14)")
     parser.add_argument("--database-url", default="",
                         help="a PostgreSQL URL (default: SQLite in a temporary directory)")
     parser.add_argument("--worker", choices=["flood", "agents"], help=argparse.SUPPRESS)

@@ -5,8 +5,8 @@ Issue 4's target: a site whose network drops for a few seconds comes back by
 itself and keeps its seat and floor state; media again within 3 s of the
 network returning. Measured with real parts only:
 
-1. A network namespace (`vcb-rejoin-<pid>`) joined to this one by a veth
-   pair (10.231.0.1 here, 10.231.0.2 there): the district's own network.
+1. A network namespace (`vcb-rejoin-<pid>`, `harness/netns.py`) joined to this
+   one by a veth pair (a /30 of 10.231.x.y): the district's own network.
    Nothing is sent anywhere else (the bridge and the agents advertise only
    these addresses).
 2. `vcbridge serve` listens on 10.231.0.1; the chair's endpoint agent
@@ -50,56 +50,18 @@ from pathlib import Path
 from typing import Any
 
 from bench.shared import log
+from harness.netns import Namespace
 from harness.service_process import Service, service_env
 
-HERE, THERE = "10.231.0.1", "10.231.0.2"
 CHAIR, DISTRICT = "UBND-TINH", "HUYEN-NGA-SON"
 TARGET_SECONDS = 3.0
 SAMPLE_SECONDS = 0.05
 
 
-def run(*command: str) -> None:
-    subprocess.run(command, check=True, capture_output=True)  # noqa: S603 - fixed tools
-
-
-class Namespace:
-    """A network namespace with a veth link to this one; `black()` drops everything."""
-
-    def __init__(self) -> None:
-        self.name = f"vcb-rejoin-{os.getpid()}"
-        self.here, self.there = f"vcr{os.getpid() % 100000}a", f"vcr{os.getpid() % 100000}b"
-
-    def __enter__(self) -> Namespace:
-        run("ip", "netns", "add", self.name)
-        run("ip", "link", "add", self.here, "type", "veth", "peer", "name", self.there)
-        run("ip", "link", "set", self.there, "netns", self.name)
-        run("ip", "addr", "add", f"{HERE}/30", "dev", self.here)
-        run("ip", "link", "set", self.here, "up")
-        for command in (["ip", "addr", "add", f"{THERE}/30", "dev", self.there],
-                        ["ip", "link", "set", self.there, "up"],
-                        ["ip", "link", "set", "lo", "up"]):
-            run("ip", "netns", "exec", self.name, *command)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            run("ip", "link", "del", self.here)
-        with contextlib.suppress(subprocess.CalledProcessError):
-            run("ip", "netns", "del", self.name)
-
-    def black(self, on: bool) -> None:
-        """Drop every packet on the link, both ways (or stop dropping): a queue of length
-        0 on each end (netem is not in every kernel; pfifo is)."""
-        action = ["add", "root", "pfifo", "limit", "0"] if on else ["del", "root"]
-        run("tc", "qdisc", action[0], "dev", self.here, *action[1:])
-        run("ip", "netns", "exec", self.name, "tc", "qdisc", action[0], "dev", self.there,
-            *action[1:])
-
-
 # -- the district's agent, in the namespace ---------------------------------------------
 
 
-async def worker(server: str, token: str) -> None:
+async def worker(server: str, token: str, address: str) -> None:
     """Run the district's agent; print what it has received every 50 ms."""
     import logging
 
@@ -110,7 +72,7 @@ async def worker(server: str, token: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     agent = EndpointAgent(AgentSettings(server=server, endpoint=DISTRICT, token=token,
-                                        media="testsrc", ice_host_addresses=[THERE],
+                                        media="testsrc", ice_host_addresses=[address],
                                         summary_seconds=3600))
     task = asyncio.create_task(agent.run())
     try:
@@ -166,14 +128,14 @@ def grew(before: dict[str, Any], slot: str) -> Any:
 
 async def measure(options: argparse.Namespace) -> dict[str, Any]:
     outages = [float(x) for x in options.outages.split(",")]
-    with Namespace() as netns, contextlib.ExitStack() as stack:
+    with Namespace("rejoin") as netns, contextlib.ExitStack() as stack:
         tmp = options.out_dir or stack.enter_context(
             tempfile.TemporaryDirectory(prefix="vcbridge-bench-rejoin-"))
         # Listening beyond loopback (the namespace's link) needs a scrape token.
-        env = service_env(VCBRIDGE_ICE_HOST_ADDRESSES=HERE, VCBRIDGE_ICE_SERVERS="",
+        env = service_env(VCBRIDGE_ICE_HOST_ADDRESSES=netns.here, VCBRIDGE_ICE_SERVERS="",
                           VCBRIDGE_WARN_MINUTES="0", VCBRIDGE_HEALTH_PREFLIGHT_WAIT_SECONDS="0",
                           VCBRIDGE_METRICS_TOKEN=os.urandom(16).hex())
-        service = Service(Path(tmp) / "service", env, host=HERE)
+        service = Service(Path(tmp) / "service", env, host=netns.here)
         chair = district = None
         try:
             service.wait_healthy()
@@ -189,9 +151,9 @@ async def measure(options: argparse.Namespace) -> dict[str, Any]:
                 "--endpoint", CHAIR, "--media", "testsrc", env=agent_env,
                 stdout=subprocess.DEVNULL, stderr=(Path(tmp) / "chair.log").open("w"))
             district = await asyncio.create_subprocess_exec(
-                "ip", "netns", "exec", netns.name, sys.executable, __file__, "--worker",
-                service.base, tokens[DISTRICT], env=env, stdout=asyncio.subprocess.PIPE,
-                stderr=(Path(tmp) / "district.log").open("w"))
+                *netns.exec_prefix, sys.executable, __file__, "--worker",
+                service.base, tokens[DISTRICT], netns.there, env=env,
+                stdout=asyncio.subprocess.PIPE, stderr=(Path(tmp) / "district.log").open("w"))
             samples = Samples(district)
             start = datetime.now(UTC) + timedelta(seconds=3)
             status, body = service.request("POST", "/api/v1/conferences", {
@@ -252,7 +214,8 @@ def main() -> int:
     parser.add_argument("--give-up", type=float, default=60.0,
                         help="seconds to wait for media after the network returns")
     parser.add_argument("--out-dir", help="keep the logs here (default: a temporary directory)")
-    parser.add_argument("--worker", nargs=2, metavar=("SERVER", "TOKEN"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=3, metavar=("SERVER", "TOKEN", "ADDRESS"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         with contextlib.suppress(KeyboardInterrupt):

@@ -15,7 +15,10 @@ streams, so it takes media off aiortc's normal receive path:
 - call quality: the sender's round-trip time, the far end's jitter (from its
   RTCP receiver reports) and the bytes sent, read for the metrics;
 - a stuck video receiver (the agent's, which decodes): its packet count, and a
-  restart of its jitter buffer with a keyframe request. aiortc's video jitter
+  restart of its jitter buffer with a keyframe request;
+- the agent's call figures: each received stream's own counters (aiortc's
+  `getStats()` gives one inbound entry per receiver, which its retransmission
+  stream's figures overwrite as soon as one packet is retransmitted). aiortc's video jitter
   buffer holds 512 packets and, after a loss nobody retransmits (a network
   outage of a few seconds), outputs nothing until that many more have
   arrived: tens of seconds of frozen picture at a district's bitrate.
@@ -26,6 +29,7 @@ that moves them fails loudly instead of silently breaking media."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiortc.rtcrtpreceiver as rtcrtpreceiver
@@ -113,6 +117,27 @@ def sender_figures(sender: RTCRtpSender) -> tuple[float | None, int | None, int]
             jitter = stats.jitter
     octets: int = sender._RTCRtpSender__octet_count  # type: ignore[attr-defined]
     return rtt, jitter, octets
+
+
+@dataclass(frozen=True)
+class ReceivedStream:
+    """One media stream a receiver takes in (not a retransmission stream), cumulative."""
+
+    ssrc: int
+    packets_received: int
+    packets_lost: int  # expected by sequence number minus received (RFC 3550), ≥ 0
+    jitter: int  # interarrival jitter, in RTP clock units
+    clock_rate: int
+
+
+def received_streams(receiver: RTCRtpReceiver) -> list[ReceivedStream]:
+    """The media streams `receiver` has taken in so far, retransmission (RTX) streams left
+    out: a retransmitted packet is not counted as received, so the loss is the network's."""
+    streams = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+    rtx: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
+    return [ReceivedStream(ssrc, int(stream.packets_received), max(int(stream.packets_lost), 0),
+                           int(stream.jitter), int(stream._clockrate))
+            for ssrc, stream in list(streams.items()) if ssrc not in rtx]
 
 
 def packets_received(receiver: RTCRtpReceiver) -> int:

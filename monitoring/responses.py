@@ -3,15 +3,17 @@ a conference's readiness."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import contextlib
+from dataclasses import fields
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, ValidationError
 from pydantic.json_schema import SkipJsonSchema
 
 from monitoring.health import model
+from monitoring.health.codec import detail_to_json
 from monitoring.health.model import HealthState, ReasonCode
 from vcbridge.core.clock import to_local_iso
 from vcbridge.core.http.render import LocalTime, ResponseModel
@@ -92,8 +94,74 @@ class Network(ResponseModel):
         return cls(interface=report.network_interface, rtt_ms=report.network_rtt_ms)
 
 
+class MediaInView(ResponseModel):
+    """What the site received of one media kind over the interval (its inbound RTP)."""
+
+    bitrate_bps: Figure = None
+    packets_received: int | None = None
+    packets_lost: int | None = None
+    loss_ratio: Figure = None
+    jitter_ms: Figure = None
+    fps_by_slot: dict[str, float] | None = Field(
+        default=None, description="video only: decoded frames per second of each slot")
+
+
+class MediaOutView(ResponseModel):
+    """What the site sent of one media kind over the interval, and what the bridge's RTCP
+    receiver reports said of it."""
+
+    bitrate_bps: Figure = None
+    packets_sent: int | None = None
+    loss_ratio: Figure = None
+    jitter_ms: Figure = None
+    rtt_ms: Figure = None
+
+
+class KindView(ResponseModel):
+    """One media kind, each direction."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    in_: MediaInView | None = Field(default=None, alias="in")
+    out: MediaOutView | None = None
+
+
+class CallView(ResponseModel):
+    """One side's view of the call over its last interval: the site's (its heartbeat) or
+    the bridge's (the site's RTP and RTCP as the bridge receives them). `bitrate_in_bps`
+    is what that side receives, `bitrate_out_bps` what it sends; `fps` the video frames
+    per second it receives."""
+
+    measured_at: LocalTime
+    rtt_ms: Figure
+    jitter_ms: Figure
+    packet_loss_ratio: Figure
+    bitrate_in_bps: Figure
+    bitrate_out_bps: Figure
+    fps: Figure
+    # The site's detail, when its heartbeat gave it: which kind and direction is impaired.
+    audio: KindView | SkipJsonSchema[None] = None
+    video: KindView | SkipJsonSchema[None] = None
+
+    @classmethod
+    def of(cls, figures: model.CallFigures, measured_at: datetime, zone: ZoneInfo
+           ) -> CallView:
+        """One side's figures, measured at `measured_at`."""
+        detail: dict[str, Any] = {}
+        for kind, body in (detail_to_json(figures.detail) or {}).items():
+            if isinstance(body, dict):
+                # Stored by another version with other fields: the summary still shows.
+                with contextlib.suppress(ValidationError):
+                    detail[kind] = KindView.model_validate(body)
+        return cls(measured_at=to_local_iso(measured_at, zone), rtt_ms=figures.rtt_ms,
+                   jitter_ms=figures.jitter_ms, packet_loss_ratio=figures.packet_loss_ratio,
+                   bitrate_in_bps=figures.bitrate_in_bps,
+                   bitrate_out_bps=figures.bitrate_out_bps, fps=figures.fps, **detail)
+
+
 class CallFigures(ResponseModel):
-    """The call the endpoint is in."""
+    """The call the endpoint is in: the figures the health model judges (the worse of the
+    two views for loss, jitter, round-trip time and frame rate; the site's bit rates and
+    audio level), and each view side by side."""
 
     conference: int | None
     rtt_ms: Figure
@@ -103,11 +171,30 @@ class CallFigures(ResponseModel):
     bitrate_out_bps: Figure
     fps: Figure
     audio_level: Figure
+    source: Literal["agent", "browser"] | None = Field(
+        description="who measured the site's view: the endpoint agent or the operator's "
+                    "page (null: an agent too old to say, or no site view)")
+    site: CallView | None
+    bridge: CallView | None
 
     @classmethod
-    def of(cls, call: model.CallFigures) -> CallFigures:
-        """The call figures a heartbeat reported (the same fields, one for one)."""
-        return cls(**asdict(call))
+    def of(cls, site: model.CallFigures | None, site_at: datetime | None,
+           bridge: model.BridgeView | None, zone: ZoneInfo) -> CallFigures | None:
+        """The call of an endpoint from the site's figures (reported at `site_at`) and the
+        bridge's view; None when neither side has any."""
+        bridge_figures = bridge.figures if bridge is not None else None
+        judged = model.worse_of(site, bridge_figures)
+        if judged is None:
+            return None
+        # The site's own detail is shown in its view, not here.
+        figures = {f.name: getattr(judged, f.name) for f in fields(judged)
+                   if f.name != "detail"}
+        return cls(
+            **figures,
+            site=CallView.of(site, site_at, zone) if site is not None and site_at else None,
+            bridge=(CallView.of(bridge_figures, bridge.measured_at, zone)
+                    if bridge is not None and bridge_figures is not None else None),
+        )
 
 
 class EndpointHealth(ResponseModel):
@@ -148,7 +235,8 @@ class HealthBoard(ResponseModel):
 
 
 class HealthSample(ResponseModel):
-    """A minute's means (null where nothing was measured)."""
+    """A minute's means (null where nothing was measured): the site's figures from its
+    heartbeats, and the bridge's (`bridge_*`) from the room carrying its media."""
 
     minute: LocalTime
     heartbeats: int
@@ -162,6 +250,12 @@ class HealthSample(ResponseModel):
     fps: Figure
     bitrate_in_bps: Figure
     bitrate_out_bps: Figure
+    bridge_rtt_ms: Figure
+    bridge_jitter_ms: Figure
+    bridge_packet_loss_ratio: Figure
+    bridge_fps: Figure
+    bridge_bitrate_in_bps: Figure
+    bridge_bitrate_out_bps: Figure
 
 
 class HealthTransitionItem(ResponseModel):
@@ -220,9 +314,13 @@ class AvailabilityRow(ResponseModel):
     conferences_attended: int
     attendance_percent: Figure
     mean_rtt_ms: Figure
+    p95_rtt_ms: Figure
     mean_jitter_ms: Figure
+    p95_jitter_ms: Figure
     mean_packet_loss_percent: Figure
+    p95_packet_loss_percent: Figure
     mean_fps: Figure
+    p5_fps: Figure
     call_minutes: int
 
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from monitoring.health.availability import BadMonth, Uptime, month_bounds, uptime
+from monitoring.health.availability import BadMonth, Uptime, month_bounds, percentile, uptime
 from tests.conftest import NOW, Client
 from tests.health_support import health_settings
 from vcbridge.core.app_keys import DATABASE, EVENT_BUS
@@ -56,6 +56,14 @@ def test_month_bounds_in_the_province_zone() -> None:
     for bad in ("2026-13", "2026-00", "2026-1", "26-11", "2026/11", "", "1999-12", "2026-11 "):
         with pytest.raises(BadMonth):
             month_bounds(bad, ZONE)
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    minutes = [float(v) for v in range(1, 101)]  # 1 .. 100
+    assert percentile(minutes, 0.95) == 95 and percentile(minutes, 0.05) == 5
+    assert percentile([7.0], 0.95) == 7 and percentile([7.0], 0.05) == 7
+    assert percentile([3.0, 1.0, 2.0], 0.95) == 3  # of three minutes: the worst
+    assert percentile([], 0.95) is None
 
 
 def test_uptime_walks_the_transitions() -> None:
@@ -142,15 +150,36 @@ async def _history(client: Client) -> None:
             await bus.publish(session, "endpoint.joined", conference.start,
                               conference_id=conference.id, endpoint=code, audience=[code])
 
-        def sample(code: str, minute: datetime, rtt: float, loss: float) -> HealthSample:
-            return HealthSample(endpoint_id=ids[code], minute=minute, heartbeats=12,
-                                in_call=10, degraded=0, rtt_sum=10 * rtt, rtt_n=10,
-                                jitter_sum=50.0, jitter_n=10, loss_sum=10 * loss, loss_n=10,
-                                fps_sum=250.0, fps_n=10)
+        def sample(code: str, minute: datetime, site_rtt: float, site_loss: float,
+                   **bridge: float) -> HealthSample:
+            """Ten heartbeats in a call (jitter 5 ms, 25 fps), and six windows of the
+            bridge's view when given (its mean figures by column prefix)."""
+            row = HealthSample(endpoint_id=ids[code], minute=minute, heartbeats=12,
+                               in_call=10, degraded=0, rtt_sum=10 * site_rtt, rtt_n=10,
+                               jitter_sum=50.0, jitter_n=10, loss_sum=10 * site_loss,
+                               loss_n=10,
+                               fps_sum=250.0, fps_n=10)
+            for name, mean in bridge.items():
+                setattr(row, f"bridge_{name}_sum", 6 * mean)
+                setattr(row, f"bridge_{name}_n", 6)
+            return row
 
+        # Ubnd-Tinh's three call minutes, judged on the worse of the two views:
+        #   08:00  site rtt 40, loss 1 %, jitter 5, 25 fps; bridge 42 ms, 0.5 %, 3 ms, 20 fps
+        #          -> 42 ms, 1 %, 5 ms, 20 fps
+        #   09:00  site only: 60 ms, 3 %, 5 ms, 25 fps
+        #   09:01  the bridge only (the agent sent no call figures): 90 ms, 8 %, 12 ms, 6 fps
+        # Means 64 ms, 4 %, 7.3 ms, 17 fps; 95th percentile (of 3: the worst) 90 ms, 8 %,
+        # 12 ms; 5th percentile of the frame rate 6 fps.
+        bridge_only = HealthSample(endpoint_id=ids[TINH], minute=local(5, 9) + timedelta(
+            minutes=1), heartbeats=0, in_call=0, degraded=0)
+        for name, mean in (("rtt", 90.0), ("loss", 0.08), ("jitter", 12.0), ("fps", 6.0)):
+            setattr(bridge_only, f"bridge_{name}_sum", 6 * mean)
+            setattr(bridge_only, f"bridge_{name}_n", 6)
         session.add_all([
-            sample(TINH, local(5, 8), 40.0, 0.01),
+            sample(TINH, local(5, 8), 40.0, 0.01, rtt=42.0, loss=0.005, jitter=3.0, fps=20.0),
             sample(TINH, local(5, 9), 60.0, 0.03),
+            bridge_only,
             sample(TINH, local(31, 23, month=10), 900.0, 0.5),  # October: left out
             HealthSample(endpoint_id=ids[NGA_SON], minute=local(21, 9), heartbeats=12),
         ])
@@ -180,9 +209,11 @@ async def test_availability_numbers(client: Client, admin: dict[str, str]) -> No
     assert tinh["monitored_percent"] == 100
     assert (tinh["conferences_invited"], tinh["conferences_attended"]) == (2, 2)
     assert tinh["attendance_percent"] == 100
-    assert tinh["mean_rtt_ms"] == 50 and tinh["mean_jitter_ms"] == 5
-    assert tinh["mean_packet_loss_percent"] == 2 and tinh["mean_fps"] == 25
-    assert tinh["call_minutes"] == 2
+    assert (tinh["mean_rtt_ms"], tinh["p95_rtt_ms"]) == (64, 90)
+    assert (tinh["mean_jitter_ms"], tinh["p95_jitter_ms"]) == (7.3, 12)
+    assert (tinh["mean_packet_loss_percent"], tinh["p95_packet_loss_percent"]) == (4, 8)
+    assert (tinh["mean_fps"], tinh["p5_fps"]) == (17, 6)
+    assert tinh["call_minutes"] == 3
 
     nga_son = rows[NGA_SON]
     assert nga_son["online_percent"] == round(100 * 120 / 168, 3)
@@ -229,13 +260,15 @@ async def test_availability_csv(client: Client, admin: dict[str, str]) -> None:
         assert list(rows[0]) == [
             "code", "name", "online_percent", "offline_minutes", "degraded_minutes",
             "monitored_percent", "conferences_invited", "conferences_attended",
-            "attendance_percent", "mean_rtt_ms", "mean_jitter_ms", "mean_packet_loss_percent",
-            "mean_fps", "call_minutes"]
+            "attendance_percent", "mean_rtt_ms", "p95_rtt_ms", "mean_jitter_ms",
+            "p95_jitter_ms", "mean_packet_loss_percent", "p95_packet_loss_percent", "mean_fps",
+            "p5_fps", "call_minutes"]
         by_code = {r["code"]: r for r in rows}
         assert by_code[NGA_SON]["name"] == "UBND huyện Nga Sơn"
         assert by_code[MUONG_LAT]["name"] == "UBND huyện Mường Lát"
         assert float(by_code[TINH]["online_percent"]) == round(100 * 628 / 634, 3)
-        assert by_code[TINH]["mean_packet_loss_percent"] == "2.0"
+        assert by_code[TINH]["mean_packet_loss_percent"] == "4.0"
+        assert by_code[TINH]["p95_packet_loss_percent"] == "8.0"
         assert by_code[MUONG_LAT]["online_percent"] == ""  # unknown: an empty cell
         assert by_code[NGA_SON]["conferences_invited"] == "1"
     json_again = await client.get("/api/v1/reports/availability?month=2026-11",
@@ -258,12 +291,13 @@ async def test_availability_csv_for_spreadsheets_in_vietnam(client: Client,
     text = raw.decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))
     assert rows[0][:3] == ["Mã điểm cầu", "Tên điểm cầu", "Tỷ lệ trực tuyến (%)"]
-    assert len(rows[0]) == 14 and len(rows) == 32
+    assert len(rows[0]) == 18 and len(rows) == 32
     by_code = {row[0]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
     tinh = by_code[TINH]
     expected = str(round(100 * 628 / 634, 3)).replace(".", ",")
     assert tinh["Tỷ lệ trực tuyến (%)"] == expected
-    assert tinh["Tỷ lệ mất gói trung bình (%)"] == "2,0"
+    assert tinh["Tỷ lệ mất gói trung bình (%)"] == "4,0"
+    assert tinh["Tỷ lệ mất gói P95 (%)"] == "8,0"
     assert by_code[MUONG_LAT]["Tỷ lệ trực tuyến (%)"] == ""
     assert by_code[NGA_SON]["Số hội nghị được mời"] == "1"
     assert by_code[NGA_SON]["Tên điểm cầu"] == "UBND huyện Nga Sơn"

@@ -357,6 +357,14 @@ async def test_operator_waits_for_the_room_gets_the_chairs_media_and_survives_a_
             await page.wait_for_selector("#quality:not([data-grade=none])", timeout=5000)
             assert (await page.text_content("#quality")).count("ms") == 1
             await screenshot(page, "join-04-in-conference")
+            # The page reports the call as the endpoint's heartbeat, from its own
+            # getStats(): the endpoint's health shows the browser's figures.
+            call = await until(lambda: _async(_call_shown(service, site, "browser")),
+                               "the page's figures in the endpoint's health", 20)
+            assert call["conference"] == cid, call
+            assert 5 < call["fps"] <= 16, call  # the chair's 15 fps picture
+            assert call["packet_loss_ratio"] is not None and call["packet_loss_ratio"] < 0.05
+            assert call["bitrate_in_bps"] > 0 and call["bitrate_out_bps"] > 0, call
 
             # The chair's operator opens the console while the chair's agent is in the
             # room: the console asks before taking the chair's seat over.
@@ -401,6 +409,17 @@ async def test_operator_waits_for_the_room_gets_the_chairs_media_and_survives_a_
             with contextlib.suppress(asyncio.CancelledError):
                 await agent_task
     assert errors == []
+
+
+def _call_shown(service: Service, code: str, source: str) -> dict[str, Any] | None:
+    """The call figures `GET /api/v1/health/{code}` shows, when `source` measured them."""
+    status, body = service.request("GET", f"/api/v1/health/{code}?hours=1")
+    assert status == 200, body
+    call = body.get("call")
+    # The first report of a connection has no rates yet (it began inside the interval).
+    if call is None or call.get("source") != source or call.get("fps") is None:
+        return None
+    return dict(call)
 
 
 async def _flowing(page: Any) -> dict[str, int] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from monitoring.health.model import (
     Health,
     HealthState,
     Observation,
+    QualityHold,
     Reason,
     ReasonCode,
     Report,
@@ -26,7 +28,9 @@ from monitoring.health.model import (
     clock_text,
     duration_text,
     evaluate,
+    judge_quality,
     stream_connected,
+    worse_of,
 )
 from monitoring.health.readiness import ParticipantHealth, readiness
 from monitoring.responses import HealthReason
@@ -115,7 +119,7 @@ def test_call_quality_limits_and_hysteresis(figures: dict[str, float], code: str
     assert health(report(call=CallFigures(**{name: value * 2}))).reasons[0].limit == limit
 
 
-def test_low_frame_rate_with_hysteresis_and_only_with_a_camera() -> None:
+def test_low_frame_rate_with_hysteresis() -> None:
     def at(fps: float, previous: frozenset[ReasonCode] = frozenset(),
            devices: Devices = ALL_DEVICES) -> list[str]:
         return codes(health(report(devices=devices, call=CallFigures(fps=fps)),
@@ -124,9 +128,162 @@ def test_low_frame_rate_with_hysteresis_and_only_with_a_camera() -> None:
     assert at(10) == [] and at(9.9) == ["low_fps"]
     assert at(11.9, frozenset({ReasonCode.LOW_FPS})) == ["low_fps"]
     assert at(12.1, frozenset({ReasonCode.LOW_FPS})) == []
-    assert at(0, devices=Devices(False, True, True)) == ["camera_missing"]
+    # The site's figure is the video it is shown, whether or not it has a camera itself.
+    assert at(0, devices=Devices(False, True, True)) == ["camera_missing", "low_fps"]
     # Not in a call: no frame rate to judge.
     assert codes(health(report())) == []
+
+
+# -- call quality: both views, and hysteresis over intervals (judge_quality) ------------
+
+
+def judged(site: CallFigures | None, bridge: CallFigures | None = None,
+           before: QualityHold | frozenset[ReasonCode] | None = None, *,
+           devices: Devices = ALL_DEVICES, thresholds: Thresholds = T) -> QualityHold:
+    return judge_quality(report(devices=devices, call=site), bridge, before, thresholds)
+
+
+def test_the_worse_of_the_two_views_is_judged() -> None:
+    site = CallFigures(rtt_ms=20.0, jitter_ms=4.0, packet_loss_ratio=0.001, fps=15.0,
+                       bitrate_in_bps=900_000.0)
+    bridge = CallFigures(rtt_ms=21.0, jitter_ms=45.0, packet_loss_ratio=0.06, fps=14.0,
+                         bitrate_in_bps=800_000.0, bitrate_out_bps=950_000.0)
+    hold = judged(site, bridge)
+    assert [(r.code, r.value, r.limit) for r in hold.reasons] == [
+        (ReasonCode.PACKET_LOSS, 0.06, 0.02), (ReasonCode.HIGH_JITTER, 45.0, 30.0)]
+    # The lower frame rate of the two, whichever side saw it.
+    assert [r.code for r in judged(CallFigures(fps=4.0), CallFigures(fps=15.0)).reasons] == [
+        ReasonCode.LOW_FPS]
+    assert judged(CallFigures(fps=15.0), CallFigures(fps=6.0)).reasons == (
+        Reason(ReasonCode.LOW_FPS, 6.0, 10.0),)
+    # The bridge alone (a site that sends no call figures) is judged too.
+    assert [r.code for r in judged(None, CallFigures(packet_loss_ratio=0.05)).reasons] == [
+        ReasonCode.PACKET_LOSS]
+    # The bridge's frame rate is the site's camera: without one it says nothing.
+    assert judged(None, CallFigures(fps=0.0), devices=Devices(False, True, True)).reasons == ()
+    # What the API shows: the judged figures, the site's bit rates (the bridge's reversed
+    # when the site has none).
+    both = worse_of(site, bridge)
+    assert both is not None and (both.rtt_ms, both.fps, both.bitrate_in_bps) == (
+        21.0, 14.0, 900_000.0)
+    bridge_only = worse_of(None, bridge)
+    assert bridge_only is bridge
+    assert worse_of(CallFigures(), bridge) == CallFigures(
+        rtt_ms=21.0, jitter_ms=45.0, packet_loss_ratio=0.06, fps=14.0,
+        bitrate_in_bps=950_000.0, bitrate_out_bps=800_000.0)
+    assert worse_of(None, None) is None
+
+
+def test_a_line_at_the_threshold_does_not_flap() -> None:
+    """Loss measured around the 2 % limit, interval after interval: raised once, held
+    while it hovers, cleared only after three good intervals in a row."""
+    losses = [0.010, 0.021, 0.019, 0.023, 0.017, 0.020, 0.015, 0.021, 0.012, 0.010, 0.011,
+              0.009, 0.021, 0.020]
+    hold: QualityHold | None = None
+    active = []
+    for loss in losses:
+        hold = judged(CallFigures(packet_loss_ratio=loss), before=hold)
+        active.append(ReasonCode.PACKET_LOSS in hold.codes)
+    assert active == [False, True, True, True, True, True, True, True, True, True, False,
+                      False, True, True]
+    # Without hysteresis (raised and cleared at the limit) the same line changes 8 times.
+    changes = sum(a != b for a, b in itertools.pairwise(active))
+    bare = [loss > 0.02 for loss in losses]
+    assert (changes, sum(a != b for a, b in itertools.pairwise(bare))) == (3, 8)
+
+
+def test_a_reason_clears_after_the_good_intervals_in_a_row() -> None:
+    bad = judged(CallFigures(packet_loss_ratio=0.05))
+    assert bad.reasons == (Reason(ReasonCode.PACKET_LOSS, 0.05, 0.02),) and bad.good == (
+        (ReasonCode.PACKET_LOSS, 0),)
+    good1 = judged(CallFigures(packet_loss_ratio=0.0), before=bad)
+    assert good1.codes == {ReasonCode.PACKET_LOSS} and good1.good == (
+        (ReasonCode.PACKET_LOSS, 1),)
+    # The reason shows the figure now, not the one that raised it.
+    assert good1.reasons[0].value == 0.0
+    # A bad interval in between starts the count again.
+    relapse = judged(CallFigures(packet_loss_ratio=0.018), before=good1)
+    assert relapse.good == ((ReasonCode.PACKET_LOSS, 0),)
+    hold = relapse
+    for expected in (1, 2):
+        hold = judged(CallFigures(packet_loss_ratio=0.001), before=hold)
+        assert hold.good == ((ReasonCode.PACKET_LOSS, expected),)
+    assert judged(CallFigures(packet_loss_ratio=0.001), before=hold).reasons == ()
+    # Leaving the call (no figure at all) ends it at once.
+    assert judged(None, before=bad).reasons == ()
+    # One good interval is enough with clear_intervals = 1: the value band alone.
+    once = Thresholds(clear_intervals=1)
+    assert judged(CallFigures(packet_loss_ratio=0.001), before=bad, thresholds=once
+                  ).reasons == ()
+    assert judged(CallFigures(packet_loss_ratio=0.017), before=bad, thresholds=once
+                  ).reasons != ()
+    # A bare set of codes (no memory of intervals) clears at the first good interval.
+    assert judged(CallFigures(packet_loss_ratio=0.001),
+                  before=frozenset({ReasonCode.PACKET_LOSS})).reasons == ()
+
+
+@pytest.mark.parametrize(("figure", "bad", "hover", "good", "code"), [
+    ("rtt_ms", 320.0, 250.0, 200.0, ReasonCode.HIGH_RTT),
+    ("jitter_ms", 31.0, 25.0, 20.0, ReasonCode.HIGH_JITTER),
+    ("fps", 8.0, 11.5, 14.0, ReasonCode.LOW_FPS),
+])
+def test_every_call_figure_has_the_same_hysteresis(figure: str, bad: float, hover: float,
+                                                   good: float, code: ReasonCode) -> None:
+    hold = judged(None, CallFigures(**{figure: bad}))
+    assert hold.codes == {code}
+    for _ in range(5):  # inside the limit, not past the clear level: held
+        hold = judged(None, CallFigures(**{figure: hover}), hold)
+        assert hold.codes == {code}
+    for _ in range(2):
+        hold = judged(None, CallFigures(**{figure: good}), hold)
+        assert hold.codes == {code}
+    assert judged(None, CallFigures(**{figure: good}), hold).codes == frozenset()
+
+
+def test_two_senders_that_each_report_part_neither_flap_nor_stick() -> None:
+    """The operator's page reports the call (no CPU), the agent its machine (its call kept
+    from the page's last report): each heartbeat judges only what it measured."""
+    page = CallFigures(packet_loss_ratio=0.05, source="browser")
+
+    def agent(cpu: float, before: QualityHold) -> QualityHold:
+        return judge_quality(report(cpu_percent=cpu, call=page), None, before, T,
+                             call_measured=False)
+
+    def page_only(loss: float, before: QualityHold) -> QualityHold:
+        return judge_quality(report(call=dataclasses.replace(page, packet_loss_ratio=loss)),
+                             None, before, T)
+
+    hold = judge_quality(report(call=page), None, None, T)
+    assert hold.good == ((ReasonCode.PACKET_LOSS, 0),)
+    sequence = []
+    for step in range(8):  # the CPU busy throughout, the loss gone from the second page
+        hold = agent(97.0, hold) if step % 2 == 0 else page_only(0.001, hold)
+        sequence.append(sorted(c.value for c in hold.codes))
+    # high_cpu holds across the page's reports (which say nothing of the CPU: they count
+    # toward clearing, but the agent's next report is bad again); the page's loss clears
+    # after three of its own good reports, the agent's copies of the call not counting.
+    assert sequence == [["high_cpu", "packet_loss"], ["high_cpu", "packet_loss"],
+                        ["high_cpu", "packet_loss"], ["high_cpu", "packet_loss"],
+                        ["high_cpu", "packet_loss"], ["high_cpu"], ["high_cpu"],
+                        ["high_cpu"]]
+    # An agent that stops reporting its CPU does not hold high_cpu for ever.
+    for _ in range(3):
+        hold = page_only(0.001, hold)
+    assert hold.codes == frozenset()
+
+
+def test_the_verdict_travels_with_the_report() -> None:
+    """Whoever evaluates a report (the sweep, the API, another process) reads the verdict
+    of its interval, not the raw figures: a reason held by the hysteresis stays held."""
+    held = judged(CallFigures(packet_loss_ratio=0.001),
+                  before=judged(CallFigures(packet_loss_ratio=0.05)))
+    rep = dataclasses.replace(report(call=CallFigures(packet_loss_ratio=0.001)), quality=held)
+    assert codes(health(rep)) == ["packet_loss"]
+    assert report_from_json(report_to_json(rep)) == rep
+    # Stored by an older version (no verdict): judged on its figures.
+    old = report_to_json(rep) | {"quality": None}
+    restored = report_from_json(old)
+    assert restored is not None and codes(health(restored)) == []
 
 
 def test_rtt_outside_calls_is_the_network_rtt() -> None:
@@ -165,7 +322,7 @@ def test_reasons_come_in_a_stable_order() -> None:
                     test_call=TestCall(ok=False, at=NOW - timedelta(minutes=1)))
     assert codes(result) == ["camera_missing", "microphone_missing", "speaker_missing",
                              "event_stream_down", "packet_loss", "high_rtt", "high_jitter",
-                             "high_cpu", "clock_skew", "test_call_failed"]
+                             "low_fps", "high_cpu", "clock_skew", "test_call_failed"]
 
 
 def test_every_reason_reads_in_both_languages() -> None:

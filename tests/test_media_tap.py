@@ -9,9 +9,18 @@ import inspect
 from importlib.metadata import version
 
 import aiortc.rtcrtpreceiver as rtcrtpreceiver
-from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc import (
+    RTCCertificate,
+    RTCDtlsTransport,
+    RTCIceGatherer,
+    RTCIceTransport,
+    RTCRtpCodecParameters,
+    RTCRtpReceiver,
+    RTCRtpSender,
+)
 from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.rtp import RtpPacket, wrap_rtx
 
 from bridge import media_tap
 
@@ -67,3 +76,32 @@ def test_sink_hands_frames_over_and_ignores_the_stop_marker() -> None:
     sink.put((None, Frame()))
     sink.put(None)
     assert seen == [(b"\x10abc", 3000)]
+
+
+async def test_received_streams_count_the_networks_loss_not_the_retransmissions() -> None:
+    """Packets 4 and 7 of 20 are lost and come back retransmitted (RTX): the stream's
+    own counters say 18 received and 2 lost, where aiortc's getStats() shows only the
+    retransmission stream (its one inbound entry per receiver is overwritten)."""
+    transport = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()),
+                                 [RTCCertificate.generateCertificate()])
+    receiver = RTCRtpReceiver("video", transport)
+    codecs = receiver._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
+    codecs[96] = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+    codecs[97] = RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=97,
+                                       parameters={"apt": 96})
+    receiver._RTCRtpReceiver__rtx_ssrc[2222] = 1111  # type: ignore[attr-defined]
+    packets = {seq: RtpPacket(payload_type=96, sequence_number=seq, timestamp=seq * 6000,
+                              ssrc=1111, payload=b"\x10\x00\x00") for seq in range(1, 21)}
+    for seq, packet in packets.items():
+        if seq not in (4, 7):
+            await receiver._handle_rtp_packet(packet, arrival_time_ms=seq * 66)
+    for n, seq in enumerate((4, 7)):
+        await receiver._handle_rtp_packet(
+            wrap_rtx(packets[seq], payload_type=97, sequence_number=500 + n, ssrc=2222),
+            arrival_time_ms=1400)
+
+    (stream,) = media_tap.received_streams(receiver)
+    assert (stream.ssrc, stream.packets_received, stream.packets_lost) == (1111, 18, 2)
+    assert stream.clock_rate == 90000 and stream.jitter >= 0
+    inbound = [s for s in (await receiver.getStats()).values() if s.type == "inbound-rtp"]
+    assert [(s.ssrc, s.packetsLost) for s in inbound] == [(2222, 0)]  # why we read our own

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+import yaml
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,15 +25,16 @@ from monitoring.health.model import HealthState
 from monitoring.health.monitor import MONITOR
 from monitoring.metrics import routes as metrics_routes
 from monitoring.metrics.endpoint_gauges import EndpointGauge
-from monitoring.metrics.families import Metrics, Quality
+from monitoring.metrics.families import QUALITY_FIELDS, Metrics, Quality
 from monitoring.metrics.media import MediaSampler, quality_between
 from monitoring.metrics.recorder import MetricsRecorder
 from monitoring.metrics.refresher import JOINED
+from monitoring.metrics.site_quality import SiteQuality
 from monitoring.metrics.status import EndpointStatus
 from scheduler.connect_policy import ConnectState
 from scheduler.lifecycle_wiring import RUNNER
 from tests.conftest import Client
-from tests.health_support import heartbeat
+from tests.health_support import heartbeat, in_call
 from tests.support import ADMIN_PASSWORD, bearer, login, skip_or_fail
 from vcbridge.app import create_app
 from vcbridge.core.clock import FixedClock
@@ -60,6 +62,8 @@ FAMILIES = {
     "vcbridge_redials", "vcbridge_scheduler_leader", "vcbridge_http_requests",
     "vcbridge_http_request_duration_seconds", "vcbridge_heartbeats_dropped",
     "vcbridge_login_failures", "vcbridge_logins_refused",
+    "vcbridge_health_max_packet_loss_ratio", "vcbridge_health_max_round_trip_time_seconds",
+    "vcbridge_health_max_jitter_seconds", "vcbridge_health_min_frames_per_second",
     # Process metrics, from the collectors registered on the app's own registry.
     "process_cpu_seconds", "process_resident_memory_bytes", "python_gc_collections",
     "python_info",
@@ -164,7 +168,7 @@ async def test_scrape_after_activity(
     ws = await client.ws_connect("/api/v1/events", headers=agent)
     assert (await ws.receive_json(timeout=5))["type"] == "stream.ready"
     response = await client.post("/api/v1/endpoints/SO-TTTT/heartbeat", headers=agent,
-                                 json=heartbeat(at=clock.now()))
+                                 json=heartbeat(at=clock.now(), call=in_call(loss=0.004)))
     assert response.status == 200, await response.text()
     await app[MONITOR].sweep()  # the health board the metrics read
 
@@ -178,6 +182,22 @@ async def test_scrape_after_activity(
     assert value(s, "vcbridge_endpoint_ready", endpoint="SO-TTTT") == 1
     assert value(s, "vcbridge_endpoint_last_heartbeat_timestamp_seconds",
                  endpoint="SO-TTTT") == clock.now().timestamp()
+    # The site's own figures of its call (its heartbeat), labelled by who measured them;
+    # no room of this process carries its media, so the bridge's side is NaN.
+    site = {"endpoint": "SO-TTTT", "side": "site"}
+    assert value(s, "vcbridge_endpoint_packet_loss_ratio", **site) == 0.004
+    assert value(s, "vcbridge_endpoint_round_trip_time_seconds", **site) == 0.04
+    assert value(s, "vcbridge_endpoint_jitter_seconds", **site) == 0.005
+    assert value(s, "vcbridge_endpoint_frames_per_second", **site) == 25
+    assert value(s, "vcbridge_endpoint_receive_bytes_per_second", **site) == 1_500_000 / 8
+    assert value(s, "vcbridge_endpoint_send_bytes_per_second", **site) == 1_200_000 / 8
+    assert math.isnan(value(s, "vcbridge_endpoint_packet_loss_ratio", endpoint="SO-TTTT",
+                            side="bridge"))
+    # The health model's limits, for the alert rules (the settings' defaults here).
+    assert value(s, "vcbridge_health_max_packet_loss_ratio") == 0.02
+    assert value(s, "vcbridge_health_max_round_trip_time_seconds") == 0.3
+    assert value(s, "vcbridge_health_max_jitter_seconds") == 0.03
+    assert value(s, "vcbridge_health_min_frames_per_second") == 10
     assert value(s, "vcbridge_endpoint_up", endpoint="TINH-UY") == 0
     assert value(s, "vcbridge_endpoint_health_state", endpoint="TINH-UY", state="offline") == 1
     for code in ("UBND-TINH", "HUYEN-NGA-SON"):
@@ -250,6 +270,10 @@ async def test_scrape_after_activity(
                  "vcbridge_endpoint_in_conference",
                  "vcbridge_endpoint_next_conference_start_timestamp_seconds"):
         assert {dict(labels)["endpoint"] for labels in by_name(samples, name)} == codes, name
+    # Every quality family has both sides of every endpoint.
+    sides = {(dict(labels)["endpoint"], dict(labels)["side"])
+             for labels in by_name(samples, "vcbridge_endpoint_frames_per_second")}
+    assert sides == {(code, side) for code in codes for side in ("site", "bridge")}
     states = by_name(samples, "vcbridge_endpoint_health_state")
     assert len(states) == 3 * ROSTER_SIZE
     for code in codes:
@@ -279,7 +303,7 @@ async def test_scrape_after_activity(
     label_names = {name for (_, labels) in samples for name, _ in labels}
     assert label_names <= {"endpoint", "state", "transition", "route", "method", "status",
                            "reason", "le", "implementation", "major", "minor",
-                           "patchlevel", "version", "generation"}, label_names
+                           "patchlevel", "version", "generation", "side"}, label_names
 
 
 async def test_metrics_can_require_a_token(aiohttp_client: MakeClient) -> None:
@@ -309,14 +333,32 @@ async def test_metrics_is_public_by_default(
 def test_alert_rules_check_and_unit_tests_pass() -> None:
     checked = run_promtool("check", "rules", "prometheus-rules.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "6 rules found" in checked.stdout
+    assert "9 rules found" in checked.stdout
     tested = run_promtool("test", "rules", "prometheus-rules.test.yml")
     assert tested.returncode == 0, tested.stdout + tested.stderr
     tests = (MONITORING / "prometheus-rules.test.yml").read_text(encoding="utf-8")
     for alert in ("VcbridgeEndpointOffline", "VcbridgeEndpointPacketLoss",
+                  "VcbridgeEndpointHighRoundTripTime", "VcbridgeEndpointHighJitter",
+                  "VcbridgeEndpointLowFrameRate",
                   "VcbridgeEndpointNotReadyBeforeConference", "VcbridgeSchedulerLeaderMissing",
                   "VcbridgeLoginFailuresHigh", "VcbridgeLoginsRefused"):
         assert f"alertname: {alert}" in tests
+    # The call-quality alerts compare with the limits the service exports from its
+    # settings, never with a number of their own: one place to change a limit.
+    rules = yaml.safe_load((MONITORING / "prometheus-rules.yml").read_text(encoding="utf-8"))
+    [quality] = [g for g in rules["groups"] if g["name"] == "vcbridge-call-quality"]
+    limits = {"VcbridgeEndpointPacketLoss": ("packet_loss_ratio", "max_packet_loss_ratio"),
+              "VcbridgeEndpointHighRoundTripTime": ("round_trip_time_seconds",
+                                                    "max_round_trip_time_seconds"),
+              "VcbridgeEndpointHighJitter": ("jitter_seconds", "max_jitter_seconds"),
+              "VcbridgeEndpointLowFrameRate": ("frames_per_second", "min_frames_per_second")}
+    assert {rule["alert"] for rule in quality["rules"]} == set(limits)
+    for rule in quality["rules"]:
+        figure, limit = limits[rule["alert"]]
+        assert f"vcbridge_endpoint_{figure})" in rule["expr"], rule["alert"]
+        assert f"vcbridge_health_{limit})" in rule["expr"], rule["alert"]
+        assert not re.search(r"[<>]=?\s*[0-9]", rule["expr"].split("and on")[0]), rule["alert"]
+        assert rule["keep_firing_for"] and rule["for"], rule["alert"]
     config = run_promtool("check", "config", "prometheus.yml")
     assert config.returncode == 0, config.stdout + config.stderr
 
@@ -335,7 +377,12 @@ def test_grafana_dashboard(tmp_path: Path) -> None:
                        if "$focus" in t["expr"])
     for name in ("round_trip_time_seconds", "jitter_seconds", "packet_loss_ratio",
                  "receive_bytes_per_second", "send_bytes_per_second", "frames_per_second"):
-        assert f"vcbridge_endpoint_{name}" in quality, name
+        # The same series as the metrics, each side on its own line.
+        assert f"max by (side) (vcbridge_endpoint_{name}" in quality, name
+    limits = " ".join(t["expr"] for p in panels for t in p.get("targets", []))
+    for name in ("max_packet_loss_ratio", "max_round_trip_time_seconds", "max_jitter_seconds",
+                 "min_frames_per_second"):
+        assert f"vcbridge_health_{name}" in limits, name
 
     # Every query is valid PromQL (promtool parses it as a recording rule) and names
     # only metrics the service exports.
@@ -486,12 +533,43 @@ def test_media_sampler_sets_and_clears_quality() -> None:
     source["A-1"] = MediaCounters(packets_received=95, packets_lost=5)
     sampler.sample()
     loss = value(parse(metrics.render().decode()), "vcbridge_endpoint_packet_loss_ratio",
-                 endpoint="A-1")
+                 endpoint="A-1", side="bridge")
     assert loss == pytest.approx(0.05)
     source.clear()  # the endpoint left the room
     sampler.sample()
     assert math.isnan(value(parse(metrics.render().decode()),
-                            "vcbridge_endpoint_packet_loss_ratio", endpoint="A-1"))
+                            "vcbridge_endpoint_packet_loss_ratio", endpoint="A-1",
+                            side="bridge"))
+
+
+def test_site_quality_is_cleared_when_the_site_stops_reporting_it() -> None:
+    metrics = Metrics()
+    metrics.set_roster(["A-1", "B-2"])
+    now = [100.0]
+    site = SiteQuality(metrics, max_age=30, monotonic=lambda: now[0])
+
+    def site_loss(code: str) -> float:
+        return value(parse(metrics.render().decode()), "vcbridge_endpoint_packet_loss_ratio",
+                     endpoint=code, side="site")
+
+    nan = math.nan
+    assert QUALITY_FIELDS[2::3] == ("packet_loss_ratio", "frames_per_second")
+    # In QUALITY_FIELDS' order: rtt, jitter, loss, receive, send, fps; NaN: not measured.
+    site.report("A-1", (nan, nan, 0.05, nan, nan, 15.0))
+    site.report("B-2", (nan, nan, 0.01, nan, nan, nan))
+    assert site_loss("A-1") == 0.05 and site_loss("B-2") == 0.01
+    samples = parse(metrics.render().decode())
+    # A figure the heartbeat left out is not measured: NaN.
+    assert math.isnan(value(samples, "vcbridge_endpoint_frames_per_second", endpoint="B-2",
+                            side="site"))
+    site.report("B-2", None)  # out of the call
+    assert math.isnan(site_loss("B-2"))
+    now[0] += 29
+    site.expire()
+    assert site_loss("A-1") == 0.05
+    now[0] += 2  # silent here for longer than max_age (gone offline, or to another process)
+    site.expire()
+    assert math.isnan(site_loss("A-1"))
 
 
 def test_fast_endpoint_families_render_as_prometheus_client_does() -> None:

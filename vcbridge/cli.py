@@ -211,6 +211,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     """Run the unattended endpoint agent until SIGINT or SIGTERM."""
     import signal
 
+    from bridge.agent.device_probe import is_device_path
     from bridge.agent.endpoint_agent import EndpointAgent
     from bridge.agent.settings import AgentConfigError
 
@@ -219,7 +220,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
         print(f"error: give the agent token in {AGENT_TOKEN_ENV} (or --token)", file=sys.stderr)
         return 2
     media = args.media
-    if media != "testsrc" and not media.startswith("/dev/") and not Path(media).is_file():
+    if media != "testsrc" and not is_device_path(media) and not Path(media).is_file():
         print(f"error: --media {media}: no such file (use testsrc, a device such as "
               "/dev/video0, or a media file)", file=sys.stderr)
         return 2

@@ -24,8 +24,9 @@ import logging
 from typing import Any
 
 from bridge.agent.attendance import Attendances
+from bridge.agent.call_stats import CallMeter
 from bridge.agent.conference_session import ConferenceSessions
-from bridge.agent.controller import Controller
+from bridge.agent.controller import Controller, describe
 from bridge.agent.event_follower import EventFollower
 from bridge.agent.heartbeats import HeartbeatReporter
 from bridge.agent.media_sources import MediaSource
@@ -61,6 +62,7 @@ class EndpointAgent:
         self.events = EventFollower(self.controller, self, settings.stream_retry)
         self.heartbeats = HeartbeatReporter(self.controller, self, self.events.send,
                                             settings.heartbeat_seconds)
+        self.call_meter = CallMeter()
         self.preflight = PreflightCaller(
             settings, self.media, configuration, networks,
             attending=lambda: list(self.attendances.attending),
@@ -178,12 +180,37 @@ class EndpointAgent:
     # -- what a heartbeat reports (heartbeats.HealthSource) ---------------------------
 
     def camera_present(self) -> bool:
-        """Whether the camera is there."""
+        """Whether the camera is there (probed now)."""
         return self.media.camera_present()
+
+    async def microphone_present(self) -> bool:
+        """Whether the microphone is there and not silent."""
+        return await self.media.microphone_present()
 
     def joined_conferences(self) -> list[int]:
         """The conferences the agent is in, media up."""
         return self.attendances.joined()
+
+    async def call_figures(self, conference: int, seconds: float) -> dict[str, Any] | None:
+        """The call figures of `conference` over the last `seconds` (call_stats.py); None
+        when not connected to it, or when the statistics are off (`call_stats`)."""
+        attendance = self.attendances.attending.get(conference)
+        client = attendance.client if attendance is not None else None
+        if client is None or not self.settings.call_stats:
+            return None
+        try:
+            return await self.call_meter.read(client.peer_connections,
+                                              self.received.video_slots(conference), seconds)
+        except Exception as exc:
+            if client.ended.is_set() or any(pc.connectionState in ("closed", "failed")
+                                            for pc in client.peer_connections):
+                # The connection closed under the reading: no figures this time.
+                log.info("conference %s: no call figures this time (%s)", conference,
+                         describe(exc))
+            else:
+                log.exception("conference %s: reading the call's statistics failed",
+                              conference)
+            return None
 
     def frames_received(self) -> int:
         """Frames received so far, every slot of every conference."""

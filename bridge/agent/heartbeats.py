@@ -2,14 +2,17 @@
 
 Every few seconds, and at once after a pre-flight call, a heartbeat goes on the
 event stream while it is up (no request per report), else by POST; a failure
-is only logged. The controller's answer time is the next report's round trip."""
+is only logged. The controller's answer time is the next report's round trip.
+Each report's figures cover the interval since the previous one: the machine's
+CPU utilisation (`machine.py`), the devices probed now (`device_probe.py`) and,
+in a conference, the call's figures from the agent's connections
+(`call_stats.py`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -17,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from bridge.agent.controller import UNREACHABLE, Controller, describe
+from bridge.agent.machine import CpuMeter
 from bridge.agent.preflight import PreflightResult
 from vcbridge import __version__
 
@@ -29,13 +33,17 @@ class HealthSource(Protocol):
     """What a heartbeat reports about the agent."""
 
     def camera_present(self) -> bool:
-        """Whether the camera is there."""
+        """Whether the camera is there (probed now)."""
+
+    async def microphone_present(self) -> bool:
+        """Whether the microphone is there and not silent."""
 
     def joined_conferences(self) -> list[int]:
         """The conferences the agent is in, media up."""
 
-    def frames_received(self) -> int:
-        """Frames received so far, every slot of every conference."""
+    async def call_figures(self, conference: int, seconds: float) -> dict[str, Any] | None:
+        """The heartbeat's `call` figures of `conference` over the last `seconds`
+        (without `conference` and `source`); None when not connected to it."""
 
     def last_preflight(self) -> PreflightResult | None:
         """The last pre-flight call's result, if any."""
@@ -55,24 +63,30 @@ class HeartbeatReporter:
         self._now = asyncio.Event()  # a heartbeat should go at once
         self._sent_at: float | None = None  # of the heartbeat awaiting its answer on the stream
         self._rtt_ms: float | None = None  # the controller's answer time to a heartbeat
+        self.cpu = CpuMeter()  # the machine's CPU since the previous heartbeat
 
     def report_now(self) -> None:
         """Send the next heartbeat at once (a pre-flight result is in)."""
         self._now.set()
 
-    def body(self, rtt_ms: float | None, frames: int, interval: float) -> dict[str, Any]:
-        """The health report the controller's monitoring receives (docs/monitoring.md)."""
+    async def body(self, rtt_ms: float | None, interval: float) -> dict[str, Any]:
+        """The health report the controller's monitoring receives (docs/monitoring.md),
+        with figures over the last `interval` seconds."""
         body: dict[str, Any] = {
             "sent_at": datetime.now(UTC).isoformat(),
-            "devices": {"camera": self.source.camera_present(), "microphone": True,
+            "devices": {"camera": self.source.camera_present(),
+                        "microphone": await self.source.microphone_present(),
+                        # A headless agent plays nothing: the speaker is not its to check.
                         "speaker": True},
-            "cpu_percent": round(min(os.getloadavg()[0] / (os.cpu_count() or 1), 1.0) * 100, 1),
+            "cpu_percent": self.cpu.percent(),
             "network": {"rtt_ms": rtt_ms},
             "agent_version": __version__,
         }
         joined = self.source.joined_conferences()
         if joined:
-            body["call"] = {"conference": joined[0], "fps": round(frames / interval, 2)}
+            conference = joined[0]
+            figures = await self.source.call_figures(conference, interval)
+            body["call"] = {"conference": conference, "source": "agent", **(figures or {})}
         preflight = self.source.last_preflight()
         if preflight is not None:
             body["test_call"] = preflight.to_json()
@@ -80,16 +94,19 @@ class HeartbeatReporter:
 
     async def run(self) -> None:
         """Report every `every` seconds (or at once when asked) until cancelled."""
-        last_frames = self.source.frames_received()
         last_sent = time.monotonic()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._now.wait(), self.every)
             self._now.clear()
-            frames, interval = self.source.frames_received(), time.monotonic() - last_sent
-            # Frames of every received slot: a rough picture of the call's health.
-            body = self.body(self._rtt_ms, frames - last_frames, max(interval, 0.001))
-            last_frames, last_sent = frames, time.monotonic()
+            now = time.monotonic()
+            try:
+                body = await self.body(self._rtt_ms, now - last_sent)
+            except Exception:  # a bug in a probe must not end the reports for good
+                log.exception("making a heartbeat failed")
+                continue
+            finally:
+                last_sent = now
             try:
                 await self._send(body)
             except UNREACHABLE as exc:

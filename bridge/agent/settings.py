@@ -42,6 +42,8 @@ class AgentSettings:
     heartbeat_seconds: float = HEARTBEAT_SECONDS
     stream_retry: tuple[float, float] = STREAM_RETRY
     rejoin_retry: tuple[float, float] = REJOIN_RETRY
+    # The call's figures in each heartbeat (off only to measure what they cost).
+    call_stats: bool = True
 
     def __post_init__(self) -> None:
         # Frozen: normalise through object.__setattr__ (a trailing slash, lists).

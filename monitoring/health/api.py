@@ -72,7 +72,7 @@ def endpoint_health(view: EndpointView, zone: ZoneInfo, now: datetime
         devices=responses.Devices.of(report.devices) if report is not None else None,
         cpu_percent=report.cpu_percent if report is not None else None,
         network=responses.Network.of(report) if report is not None else None,
-        call=responses.CallFigures.of(call) if call is not None else None,
+        call=responses.CallFigures.of(call, last, view.bridge, zone),
         clock_offset_seconds=(round(report.clock_offset_seconds, 3)
                               if report is not None else None),
         agent_version=report.agent_version if report is not None else None,

@@ -14,22 +14,36 @@ zone, up to now for the current month):
 Attendance comes from the `attendance` rows of the conferences that start in
 the month (rows exist once a room opened: one per invited endpoint); an
 endpoint attended when it joined at least once (an `endpoint.joined` event,
-or joined now). Call quality is the mean of the per-minute samples of the
-month (kept `health_samples_days`, 35 days: older months have none)."""
+or joined now).
+
+Call quality comes from the per-minute samples of the month (kept
+`health_samples_days`, 35 days: older months have none). Each call minute
+(a minute with call figures from the site's heartbeats or the bridge's view)
+gives one value per figure: the worse of the site's and the bridge's mean for
+that minute (the higher loss, round-trip time and jitter, the lower frame
+rate), as the health model judges. Over the month's call minutes the report
+gives the mean and the 95th percentile of loss, round-trip time and jitter
+(the value 95 % of call minutes stayed under) and, for the frame rate, the
+mean and the 5th percentile (the rate 95 % of call minutes reached). The
+percentiles are over minutes, nearest rank: per-minute sums are what the
+processes add up exactly (an upsert per minute and endpoint), and a minute is
+short enough that a bad stretch of a meeting shows in the tail."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitoring import responses
@@ -47,6 +61,8 @@ from vcbridge.core.event_types import EventType
 
 MONTH_PATTERN = re.compile(r"^([0-9]{4})-([0-9]{2})$")  # ASCII digits only
 JOINED = "joined"  # scheduler.connect_policy.ConnectState.JOINED (a stored column value)
+# Sample rows read at a time for the quality columns (the loop gets a turn after each).
+QUALITY_CHUNK = 5000
 
 
 class BadMonth(ValueError):
@@ -109,13 +125,62 @@ def uptime(initial: str | None, transitions: Sequence[tuple[datetime, str]],
 
 @dataclass(frozen=True)
 class Quality:
-    """Means over the month's samples (None: nothing measured)."""
+    """The month's call minutes: means and tails (None: nothing measured)."""
 
     rtt_ms: float | None = None
     jitter_ms: float | None = None
     packet_loss_ratio: float | None = None
     fps: float | None = None
+    p95_rtt_ms: float | None = None
+    p95_jitter_ms: float | None = None
+    p95_packet_loss_ratio: float | None = None
+    p5_fps: float | None = None
     call_minutes: int = 0
+
+
+def percentile(values: Sequence[float], share: float) -> float | None:
+    """The nearest-rank percentile (`share` 0..1) of `values`; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(math.ceil(share * len(ordered)), 1)
+    return ordered[rank - 1]
+
+
+def _minute_mean(total: float, count: int) -> float | None:
+    return total / count if count else None
+
+
+@dataclass
+class _Minutes:
+    """One endpoint's call minutes: the judged (worse-of) value of each figure."""
+
+    rtt: list[float] = field(default_factory=list)
+    jitter: list[float] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    fps: list[float] = field(default_factory=list)
+    count: int = 0
+
+    def add(self, site: Sequence[float | None], bridge: Sequence[float | None]) -> None:
+        """One minute: (rtt, jitter, loss, fps) means of each side (None: not measured)."""
+        self.count += 1
+        for values, a, b, low_is_bad in zip(
+                (self.rtt, self.jitter, self.loss, self.fps), site, bridge,
+                (False, False, False, True), strict=True):
+            known = [v for v in (a, b) if v is not None]
+            if known:
+                values.append(min(known) if low_is_bad else max(known))
+
+    def quality(self) -> Quality:
+        def mean(values: list[float]) -> float | None:
+            return sum(values) / len(values) if values else None
+
+        return Quality(
+            rtt_ms=mean(self.rtt), jitter_ms=mean(self.jitter),
+            packet_loss_ratio=mean(self.loss), fps=mean(self.fps),
+            p95_rtt_ms=percentile(self.rtt, 0.95), p95_jitter_ms=percentile(self.jitter, 0.95),
+            p95_packet_loss_ratio=percentile(self.loss, 0.95),
+            p5_fps=percentile(self.fps, 0.05), call_minutes=self.count)
 
 
 @dataclass(frozen=True)
@@ -196,23 +261,22 @@ async def _attendance(session: AsyncSession, start: datetime, end: datetime
 async def _quality(session: AsyncSession, start: datetime, end: datetime
                    ) -> dict[int, Quality]:
     s = HealthSample
-    rows = await session.execute(
-        select(s.endpoint_id, func.sum(s.rtt_sum), func.sum(s.rtt_n), func.sum(s.jitter_sum),
-               func.sum(s.jitter_n), func.sum(s.loss_sum), func.sum(s.loss_n),
-               func.sum(s.fps_sum), func.sum(s.fps_n),
-               func.count().filter(s.in_call > 0))
-        .where(s.minute >= start, s.minute < end).group_by(s.endpoint_id)
-    )
-
-    def mean(total: Any, count: Any) -> float | None:
-        return float(total) / int(count) if count else None
-
-    return {
-        endpoint_id: Quality(mean(rtt, rtt_n), mean(jitter, jitter_n), mean(loss, loss_n),
-                             mean(fps, fps_n), int(call_minutes or 0))
-        for endpoint_id, rtt, rtt_n, jitter, jitter_n, loss, loss_n, fps, fps_n, call_minutes
-        in rows
-    }
+    site = (s.rtt_sum, s.rtt_n, s.jitter_sum, s.jitter_n, s.loss_sum, s.loss_n,
+            s.fps_sum, s.fps_n)
+    bridge = (s.bridge_rtt_sum, s.bridge_rtt_n, s.bridge_jitter_sum, s.bridge_jitter_n,
+              s.bridge_loss_sum, s.bridge_loss_n, s.bridge_fps_sum, s.bridge_fps_n)
+    in_call = or_(s.in_call > 0, *(column > 0 for column in bridge[1::2]))
+    query = (select(s.endpoint_id, *site, *bridge)
+             .where(s.minute >= start, s.minute < end, in_call)
+             .execution_options(yield_per=QUALITY_CHUNK))
+    minutes: dict[int, _Minutes] = defaultdict(_Minutes)
+    result = await session.stream(query)
+    async for chunk in result.partitions():
+        for endpoint_id, *sums in chunk:
+            means = [_minute_mean(sums[i], sums[i + 1]) for i in range(0, len(sums), 2)]
+            minutes[endpoint_id].add(means[:4], means[4:])
+        await asyncio.sleep(0)  # a province's month is many rows: let others run between
+    return {endpoint_id: m.quality() for endpoint_id, m in minutes.items()}
 
 
 async def build_report(session: AsyncSession, month: str, zone: ZoneInfo, now: datetime,
@@ -256,18 +320,26 @@ def row_of(row: EndpointAvailability, elapsed: float) -> responses.AvailabilityR
         attendance_percent=_round(100.0 * row.attended / row.invited if row.invited else None,
                                   1),
         mean_rtt_ms=_round(q.rtt_ms, 1),
+        p95_rtt_ms=_round(q.p95_rtt_ms, 1),
         mean_jitter_ms=_round(q.jitter_ms, 1),
-        mean_packet_loss_percent=_round(None if q.packet_loss_ratio is None
-                                        else 100 * q.packet_loss_ratio, 3),
+        p95_jitter_ms=_round(q.p95_jitter_ms, 1),
+        mean_packet_loss_percent=_percent(q.packet_loss_ratio),
+        p95_packet_loss_percent=_percent(q.p95_packet_loss_ratio),
         mean_fps=_round(q.fps, 1),
+        p5_fps=_round(q.p5_fps, 1),
         call_minutes=q.call_minutes,
     )
 
 
+def _percent(ratio: float | None) -> float | None:
+    return None if ratio is None else round(100 * ratio, 3)
+
+
 CSV_COLUMNS = ("code", "name", "online_percent", "offline_minutes", "degraded_minutes",
                "monitored_percent", "conferences_invited", "conferences_attended",
-               "attendance_percent", "mean_rtt_ms", "mean_jitter_ms",
-               "mean_packet_loss_percent", "mean_fps", "call_minutes")
+               "attendance_percent", "mean_rtt_ms", "p95_rtt_ms", "mean_jitter_ms",
+               "p95_jitter_ms", "mean_packet_loss_percent", "p95_packet_loss_percent",
+               "mean_fps", "p5_fps", "call_minutes")
 
 
 # The spreadsheet form for offices in Vietnam (`lang=vi`): Vietnamese column names, a
@@ -285,9 +357,13 @@ CSV_HEADERS_VI = {
     "conferences_attended": "Số hội nghị đã tham dự",
     "attendance_percent": "Tỷ lệ tham dự (%)",
     "mean_rtt_ms": "Độ trễ khứ hồi trung bình (ms)",
+    "p95_rtt_ms": "Độ trễ khứ hồi P95 (ms)",
     "mean_jitter_ms": "Độ biến động trễ trung bình (ms)",
+    "p95_jitter_ms": "Độ biến động trễ P95 (ms)",
     "mean_packet_loss_percent": "Tỷ lệ mất gói trung bình (%)",
+    "p95_packet_loss_percent": "Tỷ lệ mất gói P95 (%)",
     "mean_fps": "Khung hình/giây trung bình",
+    "p5_fps": "Khung hình/giây P5 (95 % số phút đạt)",
     "call_minutes": "Số phút trong hội nghị",
 }
 CSV_LANGUAGES = ("en", "vi")

@@ -9,14 +9,45 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel
+
 from monitoring.health.model import (
     CallFigures,
     Devices,
     HealthState,
+    QualityHold,
     Reason,
+    ReasonCode,
     Report,
     TestCall,
 )
+
+
+def detail_to_json(detail: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The JSON form of a call's detail (each kind a wire model, or already JSON)."""
+    if detail is None:
+        return None
+    return {kind: body.model_dump(by_alias=True, mode="json") if isinstance(body, BaseModel)
+            else body for kind, body in detail.items()}
+
+
+def quality_to_json(hold: QualityHold) -> dict[str, Any]:
+    """The stored form of a quality verdict."""
+    return {"reasons": [r.to_store() for r in hold.reasons],
+            "good": {code.value: count for code, count in hold.good}}
+
+
+def quality_from_json(body: Any) -> QualityHold | None:
+    """A quality verdict from its stored form (None when absent or unreadable)."""
+    if not isinstance(body, dict):
+        return None
+    reasons = reasons_from_store(body.get("reasons") or ())
+    good_body = body.get("good") or {}
+    good: list[tuple[ReasonCode, int]] = []
+    for reason in reasons:
+        count = good_body.get(reason.code.value, 0)
+        good.append((reason.code, int(count) if isinstance(count, int) else 0))
+    return QualityHold(reasons, tuple(good))
 
 
 def report_to_json(report: Report) -> dict[str, Any]:
@@ -35,8 +66,10 @@ def report_to_json(report: Report) -> dict[str, Any]:
             "conference": call.conference, "rtt_ms": call.rtt_ms, "jitter_ms": call.jitter_ms,
             "packet_loss_ratio": call.packet_loss_ratio, "bitrate_in_bps": call.bitrate_in_bps,
             "bitrate_out_bps": call.bitrate_out_bps, "fps": call.fps,
-            "audio_level": call.audio_level,
+            "audio_level": call.audio_level, "source": call.source,
+            "detail": detail_to_json(call.detail),
         },
+        "quality": None if report.quality is None else quality_to_json(report.quality),
     }
 
 
@@ -59,6 +92,7 @@ def report_from_json(body: Mapping[str, Any] | None) -> Report | None:
             sent_at=datetime.fromisoformat(body["sent_at"]) if body.get("sent_at") else None,
             agent_version=body.get("agent_version"),
             network_interface=network.get("interface"),
+            quality=quality_from_json(body.get("quality")),
         )
     except (KeyError, TypeError, ValueError):
         return None

@@ -1,6 +1,10 @@
 """Heartbeats in: `POST /api/v1/endpoints/{code}/heartbeat` and the same heartbeat as a
-message on the agent's event stream. Checks the sender and the rate, reads a bounded
-body, hands it to the monitor, and counts every refusal by reason."""
+message on the event stream. Checks the sender and the rate, reads a bounded body, hands
+it to the monitor, and counts every refusal by reason.
+
+Senders: the endpoint's agent (its agent token, either way), and the operator's `/join`
+page while in a conference (a user bound to the endpoint, on the event stream it holds,
+with `call.source: "browser"`)."""
 
 from __future__ import annotations
 
@@ -14,7 +18,13 @@ from aiohttp import web
 from monitoring.health.model import ReasonCode
 from monitoring.health.monitor import MONITOR, Accepted, HealthMonitor
 from monitoring.health.store import EndpointInfo
-from monitoring.health.wire import Heartbeat, StreamHeartbeat
+from monitoring.health.wire import (
+    AnyHeartbeat,
+    Heartbeat,
+    PageStreamHeartbeat,
+    Source,
+    StreamHeartbeat,
+)
 from monitoring.responses import HealthReason, HeartbeatAnswer
 from vcbridge.core.app_keys import CLOCK, ZONE
 from vcbridge.core.auth.principal import Principal
@@ -57,8 +67,8 @@ async def post_heartbeat(request: web.Request) -> web.Response:
     try:
         principal = require_principal(request)
         code = request.match_info["code"]
-        _check_sender(principal, code)
-        _check_rate(monitor, principal, request.app[CLOCK].now())
+        _check_agent(principal, code)
+        _check_rate(monitor, principal, "agent", request.app[CLOCK].now())
         raw = await _read_limited(request, monitor.max_bytes)
         return render(await _accept(request, monitor, principal, code, raw))
     except ApiError as exc:
@@ -68,20 +78,24 @@ async def post_heartbeat(request: web.Request) -> web.Response:
 
 async def stream_heartbeat(request: web.Request, principal: Principal, raw: str
                            ) -> dict[str, Any]:
-    """An agent's heartbeat on its event stream: `{"type": "heartbeat", "body": {...}}`
-    (the body is the POST's). Holding the stream already proves the token: no request,
-    no lookup. The answer is the POST's without the endpoint and the times:
-    `{"type": "heartbeat.ok", "state", "reasons", "clock_offset_seconds", "clock_skew",
-    "interval_seconds"}`."""
+    """A heartbeat on the event stream: `{"type": "heartbeat", "body": {...}}` (the body
+    is the POST's), from the endpoint's agent or from its operator's page (`call.source`
+    "browser"). Holding the stream already proves the token: no request, no lookup. The
+    answer is the POST's without the endpoint and the times: `{"type": "heartbeat.ok",
+    "state", "reasons", "clock_offset_seconds", "clock_skew", "interval_seconds"}`."""
     monitor = request.app[MONITOR]
     try:
         code = principal.endpoint_code or ""
-        _check_sender(principal, code)
+        page = _is_operator(principal)
+        if not page:
+            _check_agent(principal, code)
         now = request.app[CLOCK].now()
-        _check_rate(monitor, principal, now)
+        _check_rate(monitor, principal, "browser" if page else "agent", now)
         if len(raw) > monitor.max_bytes:
             raise _too_large(monitor.max_bytes)
-        body = parse_model(raw, StreamHeartbeat).body
+        # The page reports its call (call.source "browser"); an agent's source is "agent".
+        body: AnyHeartbeat = (parse_model(raw, PageStreamHeartbeat).body if page
+                              else parse_model(raw, StreamHeartbeat).body)
         assert principal.endpoint_id is not None
         accepted = await monitor.heartbeat(EndpointInfo(principal.endpoint_id, code, "", ""),
                                            body)
@@ -93,16 +107,24 @@ async def stream_heartbeat(request: web.Request, principal: Principal, raw: str
         raise
 
 
-def _check_sender(principal: Principal, code: str) -> None:
+def _is_operator(principal: Principal) -> bool:
+    """A user bound to an endpoint (an operator's page): it reports for that endpoint."""
+    return principal.scope is TokenScope.LOGIN and principal.endpoint_id is not None
+
+
+def _check_agent(principal: Principal, code: str) -> None:
     if principal.scope is not TokenScope.AGENT or principal.endpoint_id is None:
-        raise forbidden("heartbeats are sent with the endpoint's agent token")
+        raise forbidden("heartbeats are sent with the endpoint's agent token (an operator's "
+                        "page sends them on its event stream)")
     if principal.endpoint_code != code:
         raise forbidden(f"this agent token belongs to {principal.endpoint_code}, not {code}")
 
 
-def _check_rate(monitor: HealthMonitor, principal: Principal, now: datetime) -> None:
+def _check_rate(monitor: HealthMonitor, principal: Principal, source: Source,
+                now: datetime) -> None:
     assert principal.endpoint_id is not None
-    wait = monitor.too_soon(principal.endpoint_id, now)
+    # The agent and the page each report every interval: each has its own gap.
+    wait = monitor.too_soon(principal.endpoint_id, now, source)
     if wait is not None:
         seconds = max(1, math.ceil(wait))
         raise ApiError(429, "rate_limited", "heartbeats come too often for this endpoint",

@@ -8,13 +8,19 @@ An endpoint is `ok`, `degraded` or `offline`, with reasons. The inputs:
   CPU, a clock far from the server's -> degraded;
 - the event stream (vcbridge/core/presence.py): an agent that sends heartbeats but
   holds no event-stream connection cannot be invited -> degraded;
-- call quality while in a call: packet loss, round-trip time, jitter, frame
-  rate past their thresholds -> degraded;
+- call quality while in a call, from both ends (the site's own figures in its
+  heartbeat, the bridge's from the site's RTP and RTCP): packet loss,
+  round-trip time, jitter, frame rate past their thresholds, judged on the
+  worse of the two views -> degraded;
 - the last short test call, when the agent made one: failed recently -> degraded.
 
-Quality reasons have hysteresis: once active, a reason clears only when the
-figure is `hysteresis` (20 %) back inside its threshold, so a loss hovering
-around 2 % does not flap between ok and degraded on every heartbeat.
+Quality reasons (loss, jitter, round-trip time, frame rate, CPU) have
+hysteresis, judged once per heartbeat interval by `judge_quality`: a reason
+is raised when its figure passes the threshold, and clears only when the
+figure is `hysteresis` (20 %) back inside it for `clear_intervals` (3)
+heartbeats in a row, so a loss hovering around 2 % does not flap between ok
+and degraded. The verdict travels with the report (`Report.quality`), so the
+sweep, the API and the recorder, in any process, read the same decision.
 
 Every reason has a stable machine code plus Vietnamese and English texts.
 `readiness.py` turns the health of a conference's participants into the
@@ -24,7 +30,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -78,6 +84,8 @@ class Thresholds:
     cpu_percent_max: float = 90.0
     clock_skew_max: timedelta = timedelta(minutes=5)
     hysteresis: float = 0.2
+    # Consecutive good intervals (heartbeats) before a quality reason clears.
+    clear_intervals: int = 3
     stream_grace: timedelta = timedelta(seconds=30)
     test_call_max_age: timedelta = timedelta(hours=1)
 
@@ -86,6 +94,8 @@ class Thresholds:
             raise ValueError("offline_after must be positive")
         if not 0 <= self.hysteresis < 1:
             raise ValueError("hysteresis must be in [0, 1)")
+        if self.clear_intervals < 1:
+            raise ValueError("clear_intervals must be at least 1")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:
@@ -98,6 +108,7 @@ class Thresholds:
             cpu_percent_max=settings.health_cpu_percent_max,
             clock_skew_max=timedelta(seconds=settings.health_clock_skew_seconds),
             hysteresis=settings.health_hysteresis,
+            clear_intervals=settings.health_clear_intervals,
             stream_grace=timedelta(seconds=settings.health_stream_grace_seconds),
             test_call_max_age=timedelta(seconds=settings.health_test_call_max_age_seconds),
         )
@@ -125,6 +136,37 @@ class CallFigures:
     bitrate_out_bps: float | None = None
     fps: float | None = None
     audio_level: float | None = None
+    # Who measured: "agent" or "browser" (the operator's page); None from older agents.
+    source: str | None = None
+    # The site's detail per media kind and direction, as its heartbeat gave it: {"audio":
+    # ..., "video": ...}, each the wire's validated model (fresh from a heartbeat) or its
+    # JSON form (read back from a row): `codec.detail_to_json` gives the JSON form. Shown
+    # by the API, not judged.
+    detail: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class BridgeView:
+    """The bridge's view of an endpoint's media over its last sampling window: loss of
+    the packets it receives from the site, the site's jitter and the round-trip time from
+    its RTCP receiver reports, bit rates in (from the site) and out, the site's camera
+    frames per second. `figures` None: the endpoint is not connected to a room."""
+
+    measured_at: datetime
+    figures: CallFigures | None
+
+
+@dataclass(frozen=True)
+class QualityHold:
+    """The quality reasons active after an interval, and for each how many good intervals
+    in a row it has had (0: bad now); it clears at `Thresholds.clear_intervals`."""
+
+    reasons: tuple[Reason, ...] = ()
+    good: tuple[tuple[ReasonCode, int], ...] = ()
+
+    @property
+    def codes(self) -> frozenset[ReasonCode]:
+        return frozenset(r.code for r in self.reasons)
 
 
 @dataclass(frozen=True)
@@ -152,6 +194,9 @@ class Report:
     cpu_percent: float | None = None
     network_rtt_ms: float | None = None
     call: CallFigures | None = None
+    # The quality verdict of this heartbeat's interval (`judge_quality`); None: judged
+    # without memory of the intervals before (a report stored by an older version).
+    quality: QualityHold | None = None
     # Kept for the stored form and the API, not used by the model.
     sent_at: datetime | None = None
     agent_version: str | None = None
@@ -317,16 +362,119 @@ class Health:
         return self.state is state and self.codes == frozenset(codes)
 
 
-def _over(value: float | None, limit: float, active: bool, hysteresis: float) -> bool:
-    if value is None:
-        return False
-    return value > limit * (1 - hysteresis) if active else value > limit
+QUALITY_CODES = frozenset({ReasonCode.PACKET_LOSS, ReasonCode.HIGH_RTT,
+                           ReasonCode.HIGH_JITTER, ReasonCode.LOW_FPS, ReasonCode.HIGH_CPU})
 
 
-def _under(value: float | None, minimum: float, active: bool, hysteresis: float) -> bool:
-    if value is None:
-        return False
-    return value < minimum * (1 + hysteresis) if active else value < minimum
+def _worst(values: Iterable[float | None], low_is_bad: bool) -> float | None:
+    known = [v for v in values if v is not None]
+    if not known:
+        return None
+    return min(known) if low_is_bad else max(known)
+
+
+def worse_of(site: CallFigures | None, bridge: CallFigures | None) -> CallFigures | None:
+    """The call figures the health model judges: the worse of the site's and the bridge's
+    view for loss, jitter, round-trip time (the higher) and frame rate (the lower); bit
+    rates and the rest are the site's (the bridge's when the site sent none)."""
+    if site is None or bridge is None:
+        return site or bridge
+    return CallFigures(
+        conference=site.conference,
+        rtt_ms=_worst((site.rtt_ms, bridge.rtt_ms), False),
+        jitter_ms=_worst((site.jitter_ms, bridge.jitter_ms), False),
+        packet_loss_ratio=_worst((site.packet_loss_ratio, bridge.packet_loss_ratio), False),
+        bitrate_in_bps=site.bitrate_in_bps if site.bitrate_in_bps is not None
+        else bridge.bitrate_out_bps,
+        bitrate_out_bps=site.bitrate_out_bps if site.bitrate_out_bps is not None
+        else bridge.bitrate_in_bps,
+        fps=_worst((site.fps, bridge.fps), True),
+        audio_level=site.audio_level,
+        source=site.source,
+    )
+
+
+def _checks(report: Report, bridge: CallFigures | None, thresholds: Thresholds
+            ) -> list[tuple[ReasonCode, float | None, float, bool]]:
+    """(code, figure, limit, low is bad) of every quality check of an interval."""
+    site = report.call
+    # The bridge's frame rate is the site's camera: without a camera it says nothing new
+    # (camera_missing says it already).
+    if bridge is not None and not report.devices.camera:
+        bridge = replace(bridge, fps=None)
+    call = worse_of(site, bridge)
+    rtt = call.rtt_ms if call is not None and call.rtt_ms is not None else report.network_rtt_ms
+    checks: list[tuple[ReasonCode, float | None, float, bool]] = [
+        (ReasonCode.HIGH_RTT, rtt, thresholds.rtt_ms_max, False),
+        (ReasonCode.HIGH_CPU, report.cpu_percent, thresholds.cpu_percent_max, False),
+    ]
+    if call is not None:
+        checks += [
+            (ReasonCode.PACKET_LOSS, call.packet_loss_ratio, thresholds.packet_loss_max, False),
+            (ReasonCode.HIGH_JITTER, call.jitter_ms, thresholds.jitter_ms_max, False),
+        ]
+        if thresholds.fps_min > 0:
+            checks.append((ReasonCode.LOW_FPS, call.fps, thresholds.fps_min, True))
+    return checks
+
+
+def judge_quality(report: Report, bridge: CallFigures | None,
+                  previous: QualityHold | frozenset[ReasonCode] | None,
+                  thresholds: Thresholds, *, call_measured: bool = True) -> QualityHold:
+    """The quality reasons after one interval: the site's `report` and the bridge's view
+    of the same interval (None: none fresh), judged on the worse of the two.
+
+    Hysteresis: a reason is raised when its figure is past the threshold; once active it
+    stays while the figure is within `hysteresis` of the threshold, and clears only after
+    `clear_intervals` good intervals in a row. An interval that does not measure an
+    active reason's figure (null) counts as good: a reason needs evidence to stay, and two
+    senders that each report part of the figures (the page the call, the agent the
+    machine) neither flap nor hold a reason for ever. Leaving the call clears the call's
+    reasons at once. `call_measured` False: the report's call figures are not new (kept
+    from the other sender), so the call's reasons stay as they were.
+
+    `previous` is the verdict of the interval before; a bare set of active codes (no
+    memory of the intervals: a report stored by an older version, or a test) clears at
+    the first good interval."""
+    held: dict[ReasonCode, Reason] = {}
+    if isinstance(previous, QualityHold):
+        good_before = dict(previous.good)
+        held = {r.code: r for r in previous.reasons}
+    else:
+        good_before = {code: thresholds.clear_intervals - 1
+                       for code in (previous or frozenset()) if code in QUALITY_CODES}
+    in_call = report.call is not None or bridge is not None
+    h = thresholds.hysteresis
+    reasons: list[Reason] = []
+    good: list[tuple[ReasonCode, int]] = []
+    for code, value, limit, low_is_bad in _checks(report, bridge, thresholds):
+        active = code in good_before
+        if not call_measured and in_call and code in _CALL_CODES:
+            if active:  # no new interval of the call: as it was
+                reasons.append(held.get(code, Reason(code, value=value, limit=limit)))
+                good.append((code, good_before[code]))
+            continue
+        if not active:
+            if value is not None and (value < limit if low_is_bad else value > limit):
+                reasons.append(Reason(code, value=value, limit=limit))
+                good.append((code, 0))
+            continue
+        if value is None:
+            streak, reason = good_before[code] + 1, held.get(code, Reason(code, limit=limit))
+        else:
+            clear_level = limit * (1 + h) if low_is_bad else limit * (1 - h)
+            still_bad = value < clear_level if low_is_bad else value > clear_level
+            streak = 0 if still_bad else good_before[code] + 1
+            reason = Reason(code, value=value, limit=limit)
+        if streak < thresholds.clear_intervals:
+            reasons.append(reason)
+            good.append((code, streak))
+    return QualityHold(tuple(reasons), tuple(good))
+
+
+# The reasons judged on the call's figures (the round-trip time too, in a call).
+_CALL_CODES = frozenset({ReasonCode.PACKET_LOSS, ReasonCode.HIGH_JITTER, ReasonCode.LOW_FPS,
+                         ReasonCode.HIGH_RTT})
 
 
 def evaluate(observation: Observation, now: datetime, thresholds: Thresholds) -> Health:
@@ -345,7 +493,6 @@ def evaluate(observation: Observation, now: datetime, thresholds: Thresholds) ->
             return Health(HealthState.DEGRADED, (no_heartbeat, Reason(ReasonCode.CONSOLE_ONLY)))
         return Health(HealthState.OFFLINE, (no_heartbeat,))
 
-    previous, h = observation.previous, thresholds.hysteresis
     found: list[Reason] = []
     devices = report.devices
     for present, code in ((devices.camera, ReasonCode.CAMERA_MISSING),
@@ -356,23 +503,10 @@ def evaluate(observation: Observation, now: datetime, thresholds: Thresholds) ->
     if not observation.stream_connected:
         found.append(Reason(ReasonCode.EVENT_STREAM_DOWN))
 
-    call = report.call
-    rtt = call.rtt_ms if call is not None and call.rtt_ms is not None else report.network_rtt_ms
-    checks: list[tuple[ReasonCode, float | None, float, bool]] = [
-        (ReasonCode.HIGH_RTT, rtt, thresholds.rtt_ms_max, False),
-        (ReasonCode.HIGH_CPU, report.cpu_percent, thresholds.cpu_percent_max, False),
-    ]
-    if call is not None:
-        checks += [
-            (ReasonCode.PACKET_LOSS, call.packet_loss_ratio, thresholds.packet_loss_max, False),
-            (ReasonCode.HIGH_JITTER, call.jitter_ms, thresholds.jitter_ms_max, False),
-        ]
-        if devices.camera and thresholds.fps_min > 0:  # a missing camera says it already
-            checks.append((ReasonCode.LOW_FPS, call.fps, thresholds.fps_min, True))
-    for code, value, limit, low_is_bad in checks:
-        test = _under if low_is_bad else _over
-        if test(value, limit, code in previous, h):
-            found.append(Reason(code, value=value, limit=limit))
+    quality = report.quality
+    if quality is None:  # judged now, from the figures and the codes active before
+        quality = judge_quality(report, None, observation.previous, thresholds)
+    found += quality.reasons
 
     if abs(report.clock_offset_seconds) > thresholds.clock_skew_max.total_seconds():
         found.append(Reason(ReasonCode.CLOCK_SKEW, value=report.clock_offset_seconds))

@@ -24,23 +24,29 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from monitoring.health import store
+from monitoring.health import bridge_views, store
 from monitoring.health.latest import Latest
 from monitoring.health.model import (
+    QUALITY_CODES,
+    BridgeView,
+    CallFigures,
     Health,
     HealthState,
     Observation,
+    QualityHold,
+    ReasonCode,
     Report,
     Thresholds,
     evaluate,
+    judge_quality,
     offline_since,
 )
 from monitoring.health.recorder import ChangeRecorder
@@ -48,7 +54,7 @@ from monitoring.health.samples import Bucket, minute_of
 from monitoring.health.state import Known, Live, MonitorState
 from monitoring.health.store import EndpointInfo, PresenceRules
 from monitoring.health.sweep import BoardEntry, Sweeper
-from monitoring.health.wire import Heartbeat, facts_of
+from monitoring.health.wire import AnyHeartbeat, Source, facts_of, source_of
 from vcbridge.core.clock import Clock
 from vcbridge.core.db.engine import Database
 from vcbridge.core.events import EventBus
@@ -75,6 +81,8 @@ class EndpointView:
     since: datetime | None
     latest: Latest
     stream_connected: bool
+    # The bridge's view of the endpoint's media, when fresh.
+    bridge: BridgeView | None = None
 
 
 class HealthMonitor:
@@ -95,13 +103,19 @@ class HealthMonitor:
         self.recorder = ChangeRecorder(
             self._state, clock, zone, self.thresholds, self.presence_rules,
             samples_kept=timedelta(days=settings.health_samples_days))
+        self.bridge_max_age = bridge_views.max_age(settings.health_heartbeat_interval_seconds,
+                                                   settings.health_sweep_seconds)
         self.sweeper = Sweeper(self._state, self.recorder,
-                               persist_every=timedelta(seconds=settings.health_persist_seconds))
-        self._last_accepted: dict[int, datetime] = {}
+                               persist_every=timedelta(seconds=settings.health_persist_seconds),
+                               bridge_max_age=self.bridge_max_age)
+        self._last_accepted: dict[tuple[int, Source], datetime] = {}
         self.accepted = 0
         self.dropped: Counter[str] = Counter()
         # Called with each drop reason (e.g. a Prometheus counter).
         self.drop_listeners: list[Callable[[str], None]] = []
+        # Called with each accepted heartbeat's endpoint code and report (the site's view
+        # of its call, for the metrics).
+        self.report_listeners: list[Callable[[str, Report], None]] = []
 
     def bind(self, database: Database, bus: EventBus) -> None:
         """Give the monitor its database and event bus (when the app starts)."""
@@ -123,25 +137,40 @@ class HealthMonitor:
 
     # -- the fast path -----------------------------------------------------------------
 
-    def too_soon(self, endpoint_id: int, now: datetime) -> float | None:
-        """Seconds to wait when a heartbeat comes sooner than the minimum gap, else None."""
-        last = self._last_accepted.get(endpoint_id)
+    def too_soon(self, endpoint_id: int, now: datetime, source: Source = "agent"
+                 ) -> float | None:
+        """Seconds to wait when a heartbeat comes sooner than the minimum gap after the
+        last one of the same sender (the agent, the page), else None."""
+        last = self._last_accepted.get((endpoint_id, source))
         if last is None or self.min_gap <= timedelta(0):
             return None
         wait = (last + self.min_gap - now).total_seconds()
         return wait if wait > 0 else None
 
-    async def heartbeat(self, endpoint: EndpointInfo, body: Heartbeat) -> Accepted:
+    async def heartbeat(self, endpoint: EndpointInfo, body: AnyHeartbeat) -> Accepted:
         """Take an accepted heartbeat; writes only when the state or reasons change."""
         state = self._state
         now = self.clock.now()
         facts = facts_of(body, now)
-        self._last_accepted[endpoint.id] = now
+        self._last_accepted[(endpoint.id, source_of(body))] = now
         live = state.live.setdefault(endpoint.id, Live())
+        known = state.known.get(endpoint.id)
+        assert facts.report is not None
+        measured = facts.report.call is not None
+        facts = self._keep_other_call(facts, live.latest.report)
+        assert facts.report is not None
+        # One interval's quality verdict, on the worse of the site's figures and the
+        # bridge's view of the same interval, with the memory of the intervals before. A
+        # call kept from the other sender is no new interval of the call.
+        quality = judge_quality(
+            facts.report,
+            bridge_views.fresh(state.bridge.get(endpoint.id), now, self.bridge_max_age),
+            self._quality_before(live, known, now), self.thresholds,
+            call_measured=measured or facts.report.call is None)
+        facts = Latest(replace(facts.report, quality=quality), facts.test_call)
         live.latest = facts.newer(live.latest)
         if facts.test_call is not None:
             live.test_call_persisted = False
-        known = state.known.get(endpoint.id)
         observation = Observation(facts.report, state.presence.get(endpoint.id, False),
                                   live.latest.test_call,
                                   known.codes if known else frozenset())
@@ -149,6 +178,11 @@ class HealthMonitor:
         assert facts.report is not None
         self._add_sample(endpoint.id, live, facts.report, health)
         self.accepted += 1
+        for listener in self.report_listeners:
+            try:
+                listener(endpoint.code, facts.report)
+            except Exception:  # a listener's bug must not fail the heartbeat
+                log.exception("heartbeat report listener failed")
         since = known.since if known else now
         if known is None or not health.same_as(known.state, known.codes):
             # The request never writes: the recorder task stores the change (batched).
@@ -158,15 +192,72 @@ class HealthMonitor:
             state.mark_changed(endpoint, now)
         return Accepted(health, since, facts.report.clock_offset_seconds)
 
-    def _add_sample(self, endpoint_id: int, live: Live, report: Report, health: Health
-                    ) -> None:
-        minute = minute_of(report.received_at)
+    def _keep_other_call(self, facts: Latest, previous: Report | None) -> Latest:
+        """A report without call figures keeps the other sender's recent ones: when the
+        operator's page has taken the agent's seat, the agent goes on reporting its machine
+        (in no call) while the page reports the call; neither erases the other."""
+        report = facts.report
+        if (report is None or report.call is not None or previous is None
+                or previous.call is None or previous.call.source != "browser"
+                or report.received_at - previous.received_at
+                > timedelta(seconds=2 * self.interval)):
+            return facts
+        return Latest(replace(report, call=previous.call), facts.test_call)
+
+    def _quality_before(self, live: Live, known: Known | None, now: datetime
+                        ) -> QualityHold | frozenset[ReasonCode]:
+        """The verdict of the interval before: this process's last report of the endpoint
+        when it is recent, else the codes last stored (held until the intervals clear
+        them: a process that just took the endpoint over does not clear at once)."""
+        report = live.latest.report
+        if (report is not None and report.quality is not None
+                and now - report.received_at <= self.thresholds.offline_after):
+            return report.quality
+        if known is None:
+            return frozenset()
+        return QualityHold(good=tuple((code, 0) for code in sorted(known.codes & QUALITY_CODES)))
+
+    def _bucket(self, endpoint_id: int, live: Live, at: datetime) -> Bucket:
+        """The endpoint's bucket of the minute of `at` (the one before is queued)."""
+        minute = minute_of(at)
         if live.bucket is not None and live.bucket.minute != minute:
             self._state.queue(live.bucket)
             live.bucket = None
         if live.bucket is None:
             live.bucket = Bucket(endpoint_id, minute)
-        live.bucket.add(report, health.state is not HealthState.OK)
+        return live.bucket
+
+    def _add_sample(self, endpoint_id: int, live: Live, report: Report, health: Health
+                    ) -> None:
+        self._bucket(endpoint_id, live, report.received_at).add(
+            report, health.state is not HealthState.OK)
+
+    # -- the bridge's view -----------------------------------------------------------------
+
+    def bridge_media(self, views: Mapping[str, CallFigures | None]) -> None:
+        """The bridge's view of the sites connected to this process's rooms, one sampling
+        window (endpoint code -> figures; None: the site left its room). Kept for the
+        health model, added to the minute's samples, shared with the other processes by
+        the sweep."""
+        state = self._state
+        now = self.clock.now()
+        for code, figures in views.items():
+            endpoint_id = state.ids.get(code)
+            if endpoint_id is None:
+                continue  # not in the roster (yet): the next window will do
+            view = BridgeView(now, figures)
+            state.take_bridge(endpoint_id, view)
+            state.bridge_unsaved[endpoint_id] = view
+            if figures is not None:
+                live = state.live.setdefault(endpoint_id, Live())
+                self._bucket(endpoint_id, live, now).add_bridge(figures)
+
+    def bridge_view(self, endpoint_id: int, now: datetime) -> BridgeView | None:
+        """The endpoint's bridge view when fresh enough to speak for its call."""
+        view = self._state.bridge.get(endpoint_id)
+        if bridge_views.fresh(view, now, self.bridge_max_age) is None:
+            return None
+        return view
 
     # -- the slow path and the writes (sweep.py, recorder.py) ---------------------------
 
@@ -220,7 +311,8 @@ class HealthMonitor:
                 since = offline_since(latest.report, self.thresholds)
             else:
                 since = now
-            views.append(EndpointView(endpoint, health, since, latest, connected))
+            views.append(EndpointView(endpoint, health, since, latest, connected,
+                                      self.bridge_view(endpoint.id, now)))
         return views
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from monitoring.health import samples, transitions
+from monitoring.health import bridge_views, samples, transitions
 from monitoring.health.latest import Latest
 from monitoring.health.model import Thresholds
 from monitoring.health.state import Known, MonitorState
@@ -110,6 +110,20 @@ class ChangeRecorder:
                 log.exception("health: recording changes failed; retrying")
                 await asyncio.sleep(1.0)
                 wake.set()
+
+    async def write_bridge_views(self) -> None:
+        """Give the other processes the bridge views measured here since the last write."""
+        state = self._state
+        if not state.bridge_unsaved:
+            return
+        unsaved, state.bridge_unsaved = state.bridge_unsaved, {}
+        try:
+            async with self.database.write() as session:
+                await bridge_views.write_views(session, unsaved)
+        except BaseException:
+            for endpoint_id, view in unsaved.items():  # kept for the next try, unless newer
+                state.bridge_unsaved.setdefault(endpoint_id, view)
+            raise
 
     async def flush_samples(self, now: datetime | None = None, *, everything: bool = False
                             ) -> None:

@@ -1,5 +1,6 @@
 """Per-minute samples of each endpoint's figures: the buckets a process fills from
-heartbeats, their rows in `health_samples` (added to, pruned) and their API form."""
+heartbeats (the site's view) and from its rooms' media (the bridge's view), their rows
+in `health_samples` (added to, pruned) and their API form."""
 
 from __future__ import annotations
 
@@ -13,13 +14,17 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitoring import responses
-from monitoring.health.model import Report
+from monitoring.health.model import CallFigures, Report
 from monitoring.health.store import insert_for
 from vcbridge.core.clock import to_local_iso
 from vcbridge.core.db.models import HealthSample
 
-# The figures of a sample: (column prefix, where in the report).
-SAMPLE_FIGURES = ("cpu", "net_rtt", "rtt", "jitter", "loss", "fps", "bitrate_in", "bitrate_out")
+# The figures of a sample (column prefixes): the site's, from its heartbeats...
+SITE_FIGURES = ("cpu", "net_rtt", "rtt", "jitter", "loss", "fps", "bitrate_in", "bitrate_out")
+# ... and the bridge's, one per sampling window of the room carrying its media.
+BRIDGE_FIGURES = ("bridge_rtt", "bridge_jitter", "bridge_loss", "bridge_fps",
+                  "bridge_bitrate_in", "bridge_bitrate_out")
+SAMPLE_FIGURES = SITE_FIGURES + BRIDGE_FIGURES
 
 
 @dataclass
@@ -46,6 +51,16 @@ class Bucket:
             figures += [("rtt", call.rtt_ms), ("jitter", call.jitter_ms),
                         ("loss", call.packet_loss_ratio), ("fps", call.fps),
                         ("bitrate_in", call.bitrate_in_bps), ("bitrate_out", call.bitrate_out_bps)]
+        self._add(figures)
+
+    def add_bridge(self, figures: CallFigures) -> None:
+        """Add one sampling window of the bridge's view."""
+        self._add([("bridge_rtt", figures.rtt_ms), ("bridge_jitter", figures.jitter_ms),
+                   ("bridge_loss", figures.packet_loss_ratio), ("bridge_fps", figures.fps),
+                   ("bridge_bitrate_in", figures.bitrate_in_bps),
+                   ("bridge_bitrate_out", figures.bitrate_out_bps)])
+
+    def _add(self, figures: list[tuple[str, float | None]]) -> None:
         for name, value in figures:
             if value is not None and math.isfinite(value):
                 self.sums[name] = self.sums.get(name, 0.0) + value
@@ -109,6 +124,12 @@ def sample_of(row: HealthSample, zone: Any) -> responses.HealthSample:
         fps=_mean(row.fps_sum, row.fps_n),
         bitrate_in_bps=_mean(row.bitrate_in_sum, row.bitrate_in_n),
         bitrate_out_bps=_mean(row.bitrate_out_sum, row.bitrate_out_n),
+        bridge_rtt_ms=_mean(row.bridge_rtt_sum, row.bridge_rtt_n),
+        bridge_jitter_ms=_mean(row.bridge_jitter_sum, row.bridge_jitter_n),
+        bridge_packet_loss_ratio=_mean(row.bridge_loss_sum, row.bridge_loss_n),
+        bridge_fps=_mean(row.bridge_fps_sum, row.bridge_fps_n),
+        bridge_bitrate_in_bps=_mean(row.bridge_bitrate_in_sum, row.bridge_bitrate_in_n),
+        bridge_bitrate_out_bps=_mean(row.bridge_bitrate_out_sum, row.bridge_bitrate_out_n),
     )
 
 

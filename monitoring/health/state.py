@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from monitoring.health.latest import Latest, Stored
-from monitoring.health.model import HealthState, ReasonCode
+from monitoring.health.model import BridgeView, HealthState, ReasonCode
 from monitoring.health.samples import Bucket
 from monitoring.health.store import EndpointInfo
 
@@ -53,6 +53,13 @@ class MonitorState:
     changed: dict[int, tuple[EndpointInfo, datetime]] = field(default_factory=dict)
     # Set when a change awaits the recorder.
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # The newest bridge view of each endpoint: measured by this process's rooms, or read
+    # from `bridge_media` (another process's rooms).
+    bridge: dict[int, BridgeView] = field(default_factory=dict)
+    # Bridge views measured here that other processes have not been given yet.
+    bridge_unsaved: dict[int, BridgeView] = field(default_factory=dict)
+    # Roster code -> endpoint id, as of the sweep's last roster read.
+    ids: dict[str, int] = field(default_factory=dict)
 
     def mark_changed(self, endpoint: EndpointInfo, at: datetime) -> None:
         """Note a change for the recorder and wake it."""
@@ -70,6 +77,14 @@ class MonitorState:
         """The newest facts this process received from an endpoint."""
         live = self.live.get(endpoint_id)
         return live.latest if live is not None else Latest()
+
+    def take_bridge(self, endpoint_id: int, view: BridgeView) -> bool:
+        """Keep `view` when it is newer than the one held; whether it was."""
+        held = self.bridge.get(endpoint_id)
+        if held is not None and held.measured_at >= view.measured_at:
+            return False
+        self.bridge[endpoint_id] = view
+        return True
 
     def merged(self, endpoint_id: int, row: Stored | None) -> Latest:
         """Memory merged with the endpoint's row: the newest wins."""

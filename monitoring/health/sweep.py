@@ -4,6 +4,8 @@ It reads the shared rows and the event-stream presence, records the endpoints
 that went silent (offline) or whose presence changed, has the newest figures
 of each endpoint written at most every `health_persist_seconds` (so other
 processes see them), and adds finished minutes to `health_samples`. It also
+shares the bridge's views: writes those this process's rooms measured since
+the last sweep and reads those of other processes (`bridge_views.py`). And it
 keeps the board: every active endpoint's health as of the last sweep."""
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from monitoring.health import store
+from monitoring.health import bridge_views, store
 from monitoring.health.latest import Latest, Stored
 from monitoring.health.model import Health, HealthState, Observation, Report, TestCall, evaluate
 from monitoring.health.recorder import ChangeRecorder
@@ -37,9 +39,10 @@ class Sweeper:
     """The sweep of one monitor, and what it remembers between sweeps."""
 
     def __init__(self, state: MonitorState, recorder: ChangeRecorder,
-                 persist_every: timedelta) -> None:
+                 persist_every: timedelta, bridge_max_age: timedelta) -> None:
         self._state = state
         self._recorder = recorder
+        self.bridge_max_age = bridge_max_age
         self.thresholds = recorder.thresholds
         self.presence_rules = recorder.presence_rules
         self.persist_every = persist_every
@@ -65,6 +68,7 @@ class Sweeper:
             if full:
                 self._roster = await store.active_endpoints(session)
                 self._roster_until = time.monotonic() + ROSTER_SECONDS
+                state.ids = {e.code: e.id for e in self._roster}
             assert self._roster is not None
             endpoints = self._roster
             # Between full reads (every ROSTER_SECONDS), only the rows written since the
@@ -75,6 +79,9 @@ class Sweeper:
                                                  since)
             self._last_sweep = now
             state.presence = await store.load_presence(session, now, self.presence_rules)
+            for endpoint_id, view in (await bridge_views.read_views(
+                    session, now - self.bridge_max_age)).items():
+                state.take_bridge(endpoint_id, view)
         refresh: list[tuple[int, Latest]] = []
         board: dict[str, BoardEntry] = {}
         for endpoint in endpoints:
@@ -94,6 +101,7 @@ class Sweeper:
                 refresh.append((endpoint.id, live.latest))
         self.board = board
         await recorder.record_changes(refresh)
+        await recorder.write_bridge_views()
         await recorder.flush_samples(now)
 
     def _needs_report(self, endpoint_id: int, last_heartbeat: datetime | None) -> bool:

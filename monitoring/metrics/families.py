@@ -15,15 +15,28 @@ all gauges:
 - `vcbridge_endpoint_ready`: 1 when ready for its next conference.
 - `vcbridge_endpoint_last_heartbeat_timestamp_seconds`: Unix time it was last
   heard from (NaN: never).
+Call quality, each with the label `side`: who measured it, `site` (the
+endpoint's own figures, from its heartbeats: exported by the process that
+received them) or `bridge` (from the site's RTP and RTCP reports as the bridge
+receives them: exported by the process whose room carries the site's media):
+
 - `vcbridge_endpoint_round_trip_time_seconds`, `vcbridge_endpoint_jitter_seconds`:
   media round-trip time and jitter.
-- `vcbridge_endpoint_packet_loss_ratio`: 0..1 over the last sampling window.
+- `vcbridge_endpoint_packet_loss_ratio`: 0..1 over the last interval, of the
+  packets the measuring side receives.
 - `vcbridge_endpoint_receive_bytes_per_second`,
-  `vcbridge_endpoint_send_bytes_per_second`: the media bit rate the bridge
-  receives from it and sends to it, in bytes per second: bytes are
-  Prometheus' base unit of data (`promtool check metrics` refuses `bits`);
-  dashboards multiply by 8 to show bit/s.
-- `vcbridge_endpoint_frames_per_second`: camera frames the bridge receives.
+  `vcbridge_endpoint_send_bytes_per_second`: the media bit rate the measuring
+  side receives and sends, in bytes per second: bytes are Prometheus' base unit
+  of data (`promtool check metrics` refuses `bits`); dashboards multiply by 8
+  to show bit/s.
+- `vcbridge_endpoint_frames_per_second`: video frames per second the measuring
+  side receives (the site: the pictures it is shown; the bridge: the site's camera).
+
+The health model's limits on them, the same for every endpoint (settings
+`health_*`, so that alert rules compare with what the service uses):
+`vcbridge_health_max_packet_loss_ratio`, `vcbridge_health_max_round_trip_time_seconds`,
+`vcbridge_health_max_jitter_seconds`, `vcbridge_health_min_frames_per_second`
+(NaN: not checked).
 - `vcbridge_endpoint_in_conference`: 1 while joined to an open or live conference.
 - `vcbridge_endpoint_next_conference_start_timestamp_seconds`: Unix start time
   of its next scheduled or open conference not yet started (NaN: none). The
@@ -142,6 +155,18 @@ class Quality:
 
 
 QUALITY_FIELDS = tuple(f.name for f in fields(Quality))
+# Who measured a quality value (the label `side`).
+SIDES = ("site", "bridge")
+
+
+@dataclass(frozen=True)
+class QualityLimits:
+    """The health model's limits on the quality figures, in the metrics' units."""
+
+    packet_loss_ratio: float
+    round_trip_time_seconds: float
+    jitter_seconds: float
+    frames_per_second: float  # a minimum; NaN: not checked
 
 
 def _timestamp(at: datetime | None) -> float:
@@ -192,24 +217,33 @@ class Metrics:
         self.next_conference_start = endpoint_gauge(
             "next_conference_start_timestamp_seconds",
             "Unix start time of the endpoint's next scheduled or open conference (NaN: none).")
+        side = "side"
         self.quality: dict[str, EndpointGauge] = {
             "round_trip_time_seconds": endpoint_gauge(
-                "round_trip_time_seconds", "Media round-trip time (NaN: not measured now)."),
+                "round_trip_time_seconds",
+                "Media round-trip time, as the side (site or bridge) measured it "
+                "(NaN: not measured now).", side),
             "jitter_seconds": endpoint_gauge(
-                "jitter_seconds", "Media inter-arrival jitter (NaN: not measured now)."),
+                "jitter_seconds",
+                "Media inter-arrival jitter, as the side (site or bridge) measured it "
+                "(NaN: not measured now).", side),
             "packet_loss_ratio": endpoint_gauge(
                 "packet_loss_ratio",
-                "Share of the endpoint's packets lost over the last sampling window, 0 to 1."),
+                "Share of the packets the side (site or bridge) receives that were lost "
+                "over the last interval, 0 to 1.", side),
             "receive_bytes_per_second": endpoint_gauge(
                 "receive_bytes_per_second",
-                "Media bytes per second the bridge receives from the endpoint."),
+                "Media bytes per second the side (site or bridge) receives.", side),
             "send_bytes_per_second": endpoint_gauge(
                 "send_bytes_per_second",
-                "Media bytes per second the bridge sends to the endpoint."),
+                "Media bytes per second the side (site or bridge) sends.", side),
             "frames_per_second": endpoint_gauge(
-                "frames_per_second", "Camera frames per second the bridge receives."),
+                "frames_per_second",
+                "Video frames per second the side receives (site: the pictures it is "
+                "shown; bridge: the site's camera).", side),
         }
         assert tuple(self.quality) == QUALITY_FIELDS
+        self._quality_gauges = tuple(self.quality.values())
 
     def _add_service_families(self) -> None:
         """The service-wide families, in the registry."""
@@ -248,6 +282,24 @@ class Metrics:
             "vcbridge_http_request_duration_seconds",
             "Time to answer an HTTP request (WebSocket streams excluded).",
             ["route", "method"], buckets=HTTP_BUCKETS, registry=registry)
+        self.limit_loss = Gauge(
+            "vcbridge_health_max_packet_loss_ratio",
+            "Packet loss above which an endpoint in a call is degraded (packet_loss).",
+            registry=registry)
+        self.limit_rtt = Gauge(
+            "vcbridge_health_max_round_trip_time_seconds",
+            "Round-trip time above which an endpoint is degraded (high_rtt).",
+            registry=registry)
+        self.limit_jitter = Gauge(
+            "vcbridge_health_max_jitter_seconds",
+            "Jitter above which an endpoint in a call is degraded (high_jitter).",
+            registry=registry)
+        self.limit_fps = Gauge(
+            "vcbridge_health_min_frames_per_second",
+            "Received video frame rate below which an endpoint in a call is degraded "
+            "(low_fps; NaN: not checked).", registry=registry)
+        for gauge in (self.limit_loss, self.limit_rtt, self.limit_jitter, self.limit_fps):
+            gauge.set(NAN)
         self.heartbeats_dropped = Counter(
             "vcbridge_heartbeats_dropped", "Endpoint heartbeats refused, by reason.",
             ["reason"], registry=registry)
@@ -304,20 +356,36 @@ class Metrics:
         if code in self._endpoints:
             self.next_conference_start.set(code, _timestamp(start))
 
-    def set_quality(self, code: str, quality: Quality) -> None:
-        """Set the gauges of the values `quality` gives (None leaves a gauge as it is)."""
-        if code not in self._endpoints:
+    def set_quality(self, code: str, quality: Quality, side: str = "bridge") -> None:
+        """Set the gauges of the values `quality` gives as measured by `side` (None leaves
+        a gauge as it is)."""
+        if code not in self._endpoints or side not in SIDES:
             return
         for name, gauge in self.quality.items():
             value = getattr(quality, name)
             if value is not None:
-                gauge.set(code, value)
+                gauge.set(code, value, side)
 
-    def clear_quality(self, code: str) -> None:
-        """No current measurement of `code` (it left the call)."""
+    def set_quality_row(self, code: str, side: str, row: tuple[float, ...]) -> None:
+        """Set every quality gauge of `code` as measured by `side`, in `QUALITY_FIELDS`'
+        order (NaN: not measured): the heartbeat's fast path."""
+        if code in self._endpoints:
+            for gauge, value in zip(self._quality_gauges, row, strict=True):
+                gauge.set(code, value, side)
+
+    def clear_quality(self, code: str, side: str | None = None) -> None:
+        """No current measurement of `code` by `side` (default: either): it left the call."""
         if code in self._endpoints:
             for gauge in self.quality.values():
-                gauge.set(code, NAN)
+                for each in SIDES if side is None else (side,):
+                    gauge.set(code, NAN, each)
+
+    def set_quality_limits(self, limits: QualityLimits) -> None:
+        """Export the health model's limits on the quality figures."""
+        self.limit_loss.set(limits.packet_loss_ratio)
+        self.limit_rtt.set(limits.round_trip_time_seconds)
+        self.limit_jitter.set(limits.jitter_seconds)
+        self.limit_fps.set(limits.frames_per_second)
 
     def joined(self, code: str, conference_id: int) -> None:
         """`code` joined `conference_id`."""

@@ -1,5 +1,6 @@
-"""Media quality: cumulative media counters (from the bridge, through a `MediaSource`
-the composition root builds) sampled into rates and ratios on the quality gauges."""
+"""Media quality as the bridge sees it: cumulative media counters (from the bridge,
+through a `MediaSource` the composition root builds) sampled into rates and ratios on
+the quality gauges (`side="bridge"`), and handed to listeners (the health model)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from monitoring.metrics.families import Metrics, Quality
 from vcbridge.core.media_counters import MediaCounters, MediaSource
@@ -68,6 +69,9 @@ class MediaSampler:
         self.interval = interval
         self._monotonic = monotonic
         self._previous: dict[str, tuple[float, MediaCounters]] = {}
+        # Called after each sample with endpoint code -> its quality over the window
+        # (None: it left its room since the last sample).
+        self.listeners: list[Callable[[Mapping[str, Quality | None]], None]] = []
 
     async def run(self) -> None:
         """Sample every `interval` seconds until cancelled (failures are logged)."""
@@ -82,10 +86,19 @@ class MediaSampler:
         """One sample: set the quality of every connected endpoint, clear the others."""
         now = self._monotonic()
         current = dict(self._source())
+        window: dict[str, Quality | None] = {}
         for code in self._previous.keys() - current.keys():
-            self._metrics.clear_quality(code)
+            self._metrics.clear_quality(code, "bridge")
+            window[code] = None
         for code, counters in current.items():
             before = self._previous.get(code)
             previous, seconds = (None, 0.0) if before is None else (before[1], now - before[0])
-            self._metrics.set_quality(code, quality_between(previous, counters, seconds))
+            quality = quality_between(previous, counters, seconds)
+            self._metrics.set_quality(code, quality, "bridge")
+            window[code] = quality
         self._previous = {code: (now, counters) for code, counters in current.items()}
+        for listener in self.listeners:
+            try:
+                listener(window)
+            except Exception:
+                log.exception("metrics: a media listener failed")

@@ -152,6 +152,7 @@ class Settings(BaseSettings):
     health_fps_min: float = Field(default=10, ge=0, le=240)
     health_cpu_percent_max: float = Field(default=90, gt=0, le=100)
     health_hysteresis: float = Field(default=0.2, ge=0, lt=1)
+    health_clear_intervals: int = Field(default=3, ge=1, le=100)
     health_stream_grace_seconds: float = Field(default=30, ge=0, le=3600)
     health_test_call_max_age_seconds: float = Field(default=3600, gt=0, le=7 * 86400)
     health_preflight_wait_seconds: float = Field(default=20, ge=0, le=600)

@@ -286,6 +286,13 @@ export class EventStream {
     clearInterval(this.pinger);
     if (this.ws) this.ws.close(1000);
   }
+
+  /** Send a message on the stream (the page's heartbeat); false when it is not open. */
+  send(message) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(message));
+    return true;
+  }
 }
 
 // -- the page frame: header, banner, toast, login -------------------------------------

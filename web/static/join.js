@@ -9,6 +9,7 @@ import {
   api, ApiFailure, banner, el, EventStream, fill, formatNumber, formatTime, formatWhen, icon,
   opensAt, RUNNING, runPage, signIn, siteName, statusChip, toast,
 } from './common.js';
+import { CallReporter } from './call_stats.js';
 import { errorText, onLangChange, t } from './i18n.js';
 import { documentsPanel, roomDocuments } from './documents_panel.js';
 import { LevelMeter, LocalMedia, fillDevicePickers } from './media.js';
@@ -51,7 +52,11 @@ async function main() {
   }
   build();
   onLangChange(renderAll);
-  new EventStream(onEvent).start();
+  const events = new EventStream(onEvent);
+  events.start();
+  // In a conference the page reports the call's figures on the stream (call_stats.js).
+  new CallReporter(events, () => (page.mode === 'call' && page.room && page.conference
+    ? { room: page.room, conference: page.conference.id, media: page.media } : null)).start();
   window.addEventListener('online', () => page.wakeUp && page.wakeUp());
   // The event stream says when the room opens; this also catches it if the
   // stream is down.

@@ -376,6 +376,41 @@ class HealthSample(Base):
     bitrate_in_n: Mapped[int] = mapped_column(Integer, default=0)
     bitrate_out_sum: Mapped[float] = mapped_column(Float, default=0.0)
     bitrate_out_n: Mapped[int] = mapped_column(Integer, default=0)
+    # The bridge's view of the same minute (one figure per sampling window, added by the
+    # process whose room carried the endpoint's media).
+    bridge_rtt_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    bridge_rtt_n: Mapped[int] = mapped_column(Integer, default=0)
+    bridge_jitter_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    bridge_jitter_n: Mapped[int] = mapped_column(Integer, default=0)
+    bridge_loss_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    bridge_loss_n: Mapped[int] = mapped_column(Integer, default=0)
+    bridge_fps_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    bridge_fps_n: Mapped[int] = mapped_column(Integer, default=0)
+    bridge_bitrate_in_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    bridge_bitrate_in_n: Mapped[int] = mapped_column(Integer, default=0)
+    bridge_bitrate_out_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    bridge_bitrate_out_n: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class BridgeMedia(Base):
+    """The bridge's newest view of an endpoint's media, shared by every process.
+
+    Rooms are per process: the process carrying a site's media measures it
+    (bridge/media_report.py, every sampling window) and writes it here; the
+    process that takes the site's heartbeats reads it to judge the call on
+    the worse of the two views. Figures all null: the site left the room."""
+
+    __tablename__ = "bridge_media"
+
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"), primary_key=True)
+    measured_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    connected: Mapped[bool] = mapped_column(Boolean, default=False)
+    rtt_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    jitter_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    packet_loss_ratio: Mapped[float | None] = mapped_column(Float, default=None)
+    bitrate_in_bps: Mapped[float | None] = mapped_column(Float, default=None)
+    bitrate_out_bps: Mapped[float | None] = mapped_column(Float, default=None)
+    fps: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class Document(Base):
