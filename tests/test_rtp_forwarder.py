@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 from importlib.metadata import version
 from typing import Any
 
 import aioice.ice
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
-from aiortc.codecs.vpx import VpxPayloadDescriptor, Vp8Encoder
+from aiortc.codecs.vpx import Vp8Encoder, VpxPayloadDescriptor
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtp import RtpPacket
 
@@ -116,11 +117,11 @@ async def test_a_site_decodes_forwarded_frames_and_gets_a_nacked_packet_again() 
         media = [p for p in seen if p.ssrc == sender._ssrc]
         assert len(media) == forwarder.sent >= len(frames)
         assert all((b.sequence_number - a.sequence_number) % 65536 == 1
-                   for a, b in zip(media, media[1:], strict=False))
+                   for a, b in itertools.pairwise(media))
         assert all(p.extensions.mid == "0" for p in media)
         ends = [p for p in media if p.marker]
         pictures = [VpxPayloadDescriptor.parse(p.payload)[0].picture_id for p in ends]
-        assert all((b - a) % 32768 == 1 for a, b in zip(pictures, pictures[1:], strict=False))
+        assert all((b - a) % 32768 == 1 for a, b in itertools.pairwise(pictures))
         # What the RTCP sender reports will carry.
         assert sender._RTCRtpSender__packet_count == forwarder.sent  # type: ignore[attr-defined]
 
