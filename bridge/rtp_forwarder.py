@@ -42,6 +42,8 @@ from aioice.ice import StunProtocol
 from aiortc import MediaStreamTrack, RTCRtpSender
 from aiortc.rtcdtlstransport import State as DtlsState
 
+from bridge import datagram_tap
+
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 HISTORY_SIZE = 128  # packets kept for NACKs, as aiortc's RTP_HISTORY_SIZE
@@ -122,6 +124,8 @@ class RtpForwarder:
                 break
         self._dtls = self.sender.transport
         self._ready = True
+        # DTLS is up: from now on the connection's media also come in by callback.
+        datagram_tap.install(self._dtls)
 
     def _extension(self, now: float) -> bytes:
         elements = self._mid_element
