@@ -13,7 +13,11 @@ awaits aioice's send chain: the largest share of the bridge's CPU
   picture ID written per receiver);
 - SRTP protection with the DTLS transport's session, and `sendto` on the
   nominated candidate pair's datagram transport, in the caller's call (no
-  task, no await);
+  task, no await); a frame of several packets (equal sizes but the last, as
+  VP8 is cut) leaves in one `sendmsg` with UDP segmentation offload (Linux
+  GSO, `UDP_SEGMENT`): one system call and one pass down the network stack
+  instead of one per packet, each packet still its own datagram on the wire.
+  Where the kernel or interface refuses GSO, packets go one by one;
 - aiortc's sender stays in place for everything else: it answers PLIs
   (`media_tap.on_keyframe_request`), sends its RTCP sender reports from the
   counters this module keeps up to date, and reads receiver reports (RTT,
@@ -30,9 +34,13 @@ state, aioice's nominated pair) are few and checked by
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import socket
 import struct
+import sys
 import time
+import weakref
 from collections.abc import Sequence
 from fractions import Fraction
 from functools import partial
@@ -44,6 +52,11 @@ from aiortc.rtcdtlstransport import State as DtlsState
 
 from bridge import datagram_tap
 
+log = logging.getLogger(__name__)
+
+SOL_UDP = 17
+UDP_SEGMENT = 103  # Linux: send one buffer as several datagrams of this size (since 4.18)
+GSO_SOCKET = "_vcbridge_gso_socket"  # attribute set on a StunProtocol instance
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 HISTORY_SIZE = 128  # packets kept for NACKs, as aiortc's RTP_HISTORY_SIZE
@@ -79,11 +92,12 @@ class RtpForwarder:
     sending once aiortc's sender has started (DTLS connected). Until then, and
     after the connection closed, frames are dropped and counted."""
 
-    def __init__(self, sender: RTCRtpSender) -> None:
+    def __init__(self, sender: RTCRtpSender, *, segmented: bool = True) -> None:
         self.sender = sender
         self.sent = 0  # packets
         self.dropped = 0  # frames dropped while not connected
         self.retransmitted = 0
+        self.segmented_sends = 0  # frames sent in one system call (GSO)
         self._ready = False
         self._dtls: Any = sender.transport
         self._srtp: Any = None
@@ -98,6 +112,7 @@ class RtpForwarder:
         self._origin = int.from_bytes(os.urandom(4), "big")
         self._history: list[tuple[int, bytes, int] | None] = [None] * HISTORY_SIZE
         self._pending: set[asyncio.Future[None]] = set()
+        self._segmented = segmented
         sender.replaceTrack(IdleTrack(sender.kind))
         original_send = sender.send
 
@@ -165,14 +180,18 @@ class RtpForwarder:
         sequence = self._sequence
         last = len(packets) - 1
         octets = 0
+        protected = []
         for index, (prefix, body) in enumerate(packets):
             header = _header.pack(first, payload_type | 0x80 if index == last else payload_type,
                                   sequence, timestamp, ssrc)
             packet = b"".join((header, extension, prefix, body))
             history[sequence % HISTORY_SIZE] = (sequence, packet, header_length)
-            send(protect.protect(packet), addr)
+            protected.append(protect.protect(packet))
             octets += len(prefix) + len(body)
             sequence = (sequence + 1) & 0xFFFF
+        if not (last and self._segmented and self._send_segmented(protocol, protected, addr)):
+            for datagram in protected:
+                send(datagram, addr)
         self._sequence = sequence
         self.sent += len(packets)
         # What aiortc's sender puts into its RTCP sender reports.
@@ -182,6 +201,44 @@ class RtpForwarder:
         sender._RTCRtpSender__octet_count += octets
         sender._RTCRtpSender__packet_count += len(packets)
         return True
+
+    def _send_segmented(self, protocol: Any, datagrams: list[bytes], addr: Any) -> bool:
+        """Send a frame's datagrams in one system call with UDP segmentation offload (GSO):
+        the kernel cuts the buffer into datagrams of the first one's size (only the last
+        may be shorter). False when that is not possible here; then send one by one."""
+        size = len(datagrams[0])
+        if any(len(d) != size for d in datagrams[1:-1]) or len(datagrams[-1]) > size:
+            return False
+        transport = protocol.transport
+        if type(protocol) is not StunProtocol or transport.is_closing():
+            return False
+        sock = self._gso_socket(protocol, transport)
+        if sock is None:
+            return False
+        try:
+            segment = (SOL_UDP, UDP_SEGMENT, size.to_bytes(2, sys.byteorder))
+            sock.sendmsg([b"".join(datagrams)], [segment], 0, addr)
+        except BlockingIOError:
+            return False  # the socket's buffer is full: the transport queues them
+        except OSError as exc:  # no GSO on this kernel or interface: never again here
+            log.info("UDP segmentation offload unavailable (%s): one datagram per packet", exc)
+            self._segmented = False
+            return False
+        self.segmented_sends += 1
+        return True
+
+    def _gso_socket(self, protocol: Any, transport: Any) -> socket.socket | None:
+        # A socket object on the transport's own descriptor, never closing it (detached
+        # when the protocol goes); the transport is checked open before every use.
+        sock: socket.socket | None = protocol.__dict__.get(GSO_SOCKET)
+        if sock is None:
+            raw = transport.get_extra_info("socket")
+            if raw is None or raw.family != socket.AF_INET:
+                return None
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, fileno=raw.fileno())
+            weakref.finalize(protocol, sock.detach)
+            protocol.__dict__[GSO_SOCKET] = sock
+        return sock
 
     def _send_later(self, protocol: Any, data: bytes, addr: Any) -> None:
         task = asyncio.ensure_future(protocol.send_data(data, addr))

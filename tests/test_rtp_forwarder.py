@@ -138,6 +138,19 @@ async def test_a_site_decodes_forwarded_frames_and_gets_a_nacked_packet_again() 
         assert len(again) == 1
         assert again[0].payload[2:] == lost.payload  # RTX: original sequence number first
         assert int.from_bytes(again[0].payload[:2], "big") == lost.sequence_number
+
+        # A frame of several packets leaves in one system call (GSO) as separate datagrams.
+        big = bytes([0x01]) + bytes(range(256)) * 20  # not a key frame; 4 packets
+        before = len(seen)
+        assert output.send_frame(EncodedFrame(big), len(frames) * 6000)
+        for _ in range(100):
+            if len(seen) - before >= 4:
+                break
+            await asyncio.sleep(0.02)
+        assert forwarder.segmented_sends >= 1
+        arrived = [p for p in seen[before:] if p.ssrc == sender._ssrc]
+        assert [p.marker for p in arrived] == [0, 0, 0, 1]
+        assert b"".join(VpxPayloadDescriptor.parse(p.payload)[1] for p in arrived) == big
     finally:
         await site.close()
         await bridge.close()
