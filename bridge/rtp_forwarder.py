@@ -34,6 +34,7 @@ state, aioice's nominated pair) are few and checked by
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import socket
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 
 SOL_UDP = 17
 UDP_SEGMENT = 103  # Linux: send one buffer as several datagrams of this size (since 4.18)
+GSO_UNSUPPORTED = {errno.EINVAL, errno.EIO, errno.ENOPROTOOPT, errno.EOPNOTSUPP}
 GSO_SOCKET = "_vcbridge_gso_socket"  # attribute set on a StunProtocol instance
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
@@ -220,9 +222,13 @@ class RtpForwarder:
             sock.sendmsg([b"".join(datagrams)], [segment], 0, addr)
         except BlockingIOError:
             return False  # the socket's buffer is full: the transport queues them
-        except OSError as exc:  # no GSO on this kernel or interface: never again here
-            log.info("UDP segmentation offload unavailable (%s): one datagram per packet", exc)
-            self._segmented = False
+        except OSError as exc:
+            if exc.errno in GSO_UNSUPPORTED:  # not on this kernel or interface: never again
+                log.info("UDP segmentation offload unavailable (%s): one datagram per packet",
+                         exc)
+                self._segmented = False
+            # Otherwise (a network error: ENOBUFS, unreachable...) one by one this time, so
+            # the transport sees and handles the error as it would without GSO.
             return False
         self.segmented_sends += 1
         return True
