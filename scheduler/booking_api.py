@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import cast
@@ -18,25 +19,35 @@ from scheduler.booking_service import (
     BookingPolicy,
     BookingStateError,
     cancel_conference,
+    check_create,
+    check_update,
     create_conference,
     expand_series,
     update_conference,
 )
-from scheduler.booking_store import conference_query, filter_conferences
+from scheduler.booking_store import filter_conferences, listed_rows, listing_query
 from scheduler.conference_schemas import (
+    ConferenceCancel,
     ConferenceCreate,
     ConferenceUpdate,
     Scope,
 )
 from scheduler.recurrence_worker import RecurrenceWorkers
-from scheduler.responses import ConferenceChanged, ConferenceCreated, ConferenceList
+from scheduler.responses import ConferenceChanged, ConferenceCreated, ConferenceList, DryRun
 from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS, SETTINGS, ZONE
 from vcbridge.core.auth.conference_access import may_see, parties
 from vcbridge.core.auth.principal import Permission, Principal
 from vcbridge.core.db.models import Conference, ConferenceStatus, Endpoint
 from vcbridge.core.http.auth_middleware import remote_of, require_permission, require_principal
 from vcbridge.core.http.errors import ApiError, conflict, forbidden, invalid, not_found
-from vcbridge.core.http.parsing import MAX_ID, path_int, query_datetime, query_int, read_model
+from vcbridge.core.http.parsing import (
+    MAX_ID,
+    parse_model,
+    path_int,
+    query_datetime,
+    query_int,
+    read_model,
+)
 from vcbridge.core.http.render import render
 
 BOOKING_POLICY = web.AppKey("booking_policy", BookingPolicy)
@@ -63,6 +74,24 @@ def booking_policy(app: web.Application) -> BookingPolicy:
         zone=app[ZONE],
         default_setup_minutes=settings.default_setup_minutes,
     )
+
+
+def _dry_run(request: web.Request) -> bool:
+    value = request.query.get("dry_run", "false")
+    if value not in ("true", "false"):
+        raise invalid("query parameter 'dry_run' must be 'true' or 'false'")
+    return value == "true"
+
+
+async def _cancel_reason(request: web.Request) -> str:
+    """The reason of a cancellation: the JSON body's `reason`, else the query's, else ""."""
+    if request.body_exists:
+        return (await read_model(request, ConferenceCancel)).reason
+    text = request.query.get("reason")
+    if text is None:
+        return ""
+    # The same rules as in the body (length, characters), answered the same way.
+    return parse_model(json.dumps({"reason": text}), ConferenceCancel).reason
 
 
 def _scope(request: web.Request) -> Scope:
@@ -123,25 +152,33 @@ async def list_conferences(request: web.Request) -> web.Response:
             if endpoint_id is None:
                 raise forbidden()
         query = filter_conferences(
-            conference_query(), endpoint_id=endpoint_id, start_from=start_from,
+            listing_query(), endpoint_id=endpoint_id, start_from=start_from,
             start_to=start_to, statuses=statuses, series_id=series_id,
         )
-        rows = (await session.scalars(query.limit(limit + 1).offset(offset))).all()
+        rows = await listed_rows(session, query.limit(limit + 1).offset(offset))
     return render(ConferenceList(
-        conferences=[responses.Conference.of(c, zone) for c in rows[:limit]],
+        conferences=[responses.Conference.of_row(row, codes, zone)
+                     for row, codes in rows[:limit]],
         next_offset=offset + limit if len(rows) > limit else None,
     ))
 
 
 async def create(request: web.Request) -> web.Response:
-    """POST /api/v1/conferences: book a conference or a recurring series."""
+    """POST /api/v1/conferences[?dry_run=true]: book a conference or a recurring series,
+    or only check that it could be booked."""
     principal = require_permission(request, Permission.BOOK)
+    dry_run = _dry_run(request)
     body = await read_model(request, ConferenceCreate)
     now = request.app[CLOCK].now()
     policy = request.app[BOOKING_POLICY]
     try:
         # Before the transaction: a series may take up to the budget to expand.
         starts = await expand_series(body, now, policy, request.app[RECURRENCE_WORKERS])
+        if dry_run:
+            # A read session: a check as the booker types must not queue behind bookings.
+            async with request.app[DATABASE].read() as session:
+                count = await check_create(session, body, now, policy, starts)
+            return render(DryRun(ok=True, occurrences=count))
         async with request.app[DATABASE].write() as session:
             created = await create_conference(
                 session, body, principal.actor(remote_of(request)), now, policy,
@@ -166,13 +203,19 @@ async def get_one(request: web.Request) -> web.Response:
 
 
 async def patch(request: web.Request) -> web.Response:
-    """PATCH /api/v1/conferences/{id}?scope=this|following."""
+    """PATCH /api/v1/conferences/{id}?scope=this|following[&dry_run=true]."""
     principal = require_permission(request, Permission.BOOK)
     scope = _scope(request)
+    dry_run = _dry_run(request)
     change = await read_model(request, ConferenceUpdate)
     now = request.app[CLOCK].now()
     policy = request.app[BOOKING_POLICY]
     try:
+        if dry_run:
+            async with request.app[DATABASE].read() as session:
+                conference = await load_visible(session, request, principal)
+                count = await check_update(session, conference, change, scope, now, policy)
+            return render(DryRun(ok=True, occurrences=count))
         async with request.app[DATABASE].write() as session:
             conference = await load_visible(session, request, principal)
             rows = await update_conference(
@@ -187,9 +230,11 @@ async def patch(request: web.Request) -> web.Response:
 
 
 async def delete(request: web.Request) -> web.Response:
-    """DELETE /api/v1/conferences/{id}?scope=this|following: cancel, keeping the record."""
+    """DELETE /api/v1/conferences/{id}?scope=this|following: cancel, keeping the record,
+    with an optional reason (JSON body `{"reason"}` or query `reason`)."""
     principal = require_permission(request, Permission.BOOK)
     scope = _scope(request)
+    reason = await _cancel_reason(request)
     now = request.app[CLOCK].now()
     policy = request.app[BOOKING_POLICY]
     try:
@@ -197,7 +242,7 @@ async def delete(request: web.Request) -> web.Response:
             conference = await load_visible(session, request, principal)
             rows = await cancel_conference(
                 session, conference, scope, principal.actor(remote_of(request)), now, policy,
-                request.app[EVENT_BUS],
+                request.app[EVENT_BUS], reason,
             )
             payload = ConferenceChanged(**responses.Conference.fields_of(conference, policy.zone),
                                         affected=[r.id for r in rows])

@@ -199,6 +199,45 @@ async def expand_series(
         raise BookingInvalid([str(exc)]) from None
 
 
+async def _plan_create(
+    session: AsyncSession,
+    request: ConferenceCreate,
+    now: datetime,
+    policy: BookingPolicy,
+    starts: Sequence[datetime] | None,
+    *,
+    lock: bool,
+) -> tuple[list[Slot], dict[str, Endpoint]]:
+    """Every check of a booking: its slots and its endpoints, or BookingInvalid or
+    BookingConflict. With `lock`, under the booking lock (a real booking)."""
+    first = _first_slot(request, now, policy)
+    if request.rrule is not None and not starts:
+        raise ValueError("a series is booked with the starts from expand_series")
+    duration = request.end - request.start
+    slots = [Slot(s, s + duration, first.setup_minutes) for s in (starts or [first.start])]
+    if lock:
+        await lock_bookings(session)
+    endpoints = await _resolve_endpoints(session, request.chair, request.participants)
+    await _check_free(session, slots, request.participants, policy)
+    return slots, endpoints
+
+
+async def check_create(
+    session: AsyncSession,
+    request: ConferenceCreate,
+    now: datetime,
+    policy: BookingPolicy,
+    starts: Sequence[datetime] | None = None,
+) -> int:
+    """A dry run of `create_conference`: every check it makes, nothing written (no row,
+    no audit record, no event) and no lock taken; returns the number of occurrences.
+
+    Without the lock the answer is advice: a booking committed meanwhile is caught by
+    the real request, which checks again under the lock."""
+    slots, _ = await _plan_create(session, request, now, policy, starts, lock=False)
+    return len(slots)
+
+
 async def create_conference(
     session: AsyncSession,
     request: ConferenceCreate,
@@ -211,14 +250,7 @@ async def create_conference(
     """Book a conference (every occurrence of a series); returns the rows created.
 
     A series needs `starts`, its occurrences from `expand_series`."""
-    first = _first_slot(request, now, policy)
-    if request.rrule is not None and not starts:
-        raise ValueError("a series is booked with the starts from expand_series")
-    duration = request.end - request.start
-    slots = [Slot(s, s + duration, first.setup_minutes) for s in (starts or [first.start])]
-    await lock_bookings(session)
-    endpoints = await _resolve_endpoints(session, request.chair, request.participants)
-    await _check_free(session, slots, request.participants, policy)
+    slots, endpoints = await _plan_create(session, request, now, policy, starts, lock=True)
 
     series = None
     if request.rrule is not None:
@@ -264,13 +296,14 @@ async def create_conference(
 
 
 async def _affected(
-    session: AsyncSession, conference: Conference, scope: Scope, statuses: tuple[str, ...]
+    session: AsyncSession, conference: Conference, scope: Scope, statuses: tuple[str, ...],
+    *, lock: bool = True,
 ) -> list[Conference]:
     if scope == "this" or conference.series_id is None:
         return [conference]
     # Locked like `conference` (see update_conference), then read as they are now, a
     # batch at a time: loading 2,000 occurrences of 31 sites at once held the loop ~1 s.
-    ids = list(await session.scalars(
+    query = (
         select(Conference.id)
         .where(
             Conference.series_id == conference.series_id,
@@ -278,8 +311,8 @@ async def _affected(
             Conference.status.in_(statuses),
         )
         .order_by(Conference.start)
-        .with_for_update()
-    ))
+    )
+    ids = list(await session.scalars(query.with_for_update() if lock else query))
     rows: list[Conference] = []
     for first in range(0, len(ids), _FLUSH_EVERY):
         rows += await session.scalars(
@@ -291,40 +324,52 @@ async def _affected(
     return rows
 
 
-async def update_conference(
+@dataclass
+class _UpdatePlan:
+    """A checked edit: the rows it changes and, for each, its new slot."""
+
+    fields: dict[str, Any]
+    rows: list[Conference]
+    slots: list[Slot]
+    endpoints: dict[str, Endpoint]
+    chair: str
+    participants: list[str]
+    running: bool  # an open or live conference: title, agenda, a new end only
+
+
+async def _plan_update(
     session: AsyncSession,
     conference: Conference,
     change: ConferenceUpdate,
     scope: Scope,
-    actor: Actor,
     now: datetime,
     policy: BookingPolicy,
-    bus: EventBus,
-) -> list[Conference]:
-    """Edit one conference, or it and the rest of its series; returns the rows changed.
-
-    A new start moves every affected occurrence by the same amount; a new
-    start or end sets the duration of each. A conference whose room is open
-    or live only takes a new title, agenda or end (an extension)."""
-    await lock_bookings(session)
-    # The row lock serialises this change with the lifecycle's transitions of the
-    # conference (which take only that lock); the refresh then reads its status.
-    await lock_conferences(session, [conference.id])
-    await session.refresh(conference)
+    *,
+    lock: bool,
+) -> _UpdatePlan:
+    """Every check of an edit, or BookingInvalid, BookingConflict or BookingStateError.
+    With `lock`, under the booking lock and the conference's row lock (a real edit)."""
+    if lock:
+        await lock_bookings(session)
+        # The row lock serialises this change with the lifecycle's transitions of the
+        # conference (which take only that lock); the refresh then reads its status.
+        await lock_conferences(session, [conference.id])
+        await session.refresh(conference)
     fields = change.model_dump(exclude_unset=True)
     if not fields:
         raise BookingInvalid(["nothing to change"])
     if any(v is None for v in fields.values()):
         raise BookingInvalid(["fields cannot be set to null"])
     if conference.status in RUNNING_STATUSES:
-        await _update_running(session, conference, fields, scope, actor, now, policy, bus)
-        return [conference]
+        await _check_running(session, conference, fields, scope, now, policy)
+        return _UpdatePlan(fields, [conference], [], {}, conference.chair.code, [], True)
     if conference.status is not ConferenceStatus.SCHEDULED:
         raise BookingStateError(
             f"conference {conference.id} is {conference.status.value}; it can no longer "
             "be edited"
         )
-    rows = await _affected(session, conference, scope, (ConferenceStatus.SCHEDULED,))
+    rows = await _affected(session, conference, scope, (ConferenceStatus.SCHEDULED,),
+                           lock=lock)
 
     participants = change.participants or [p.endpoint.code for p in conference.participants]
     chair = change.chair or conference.chair.code
@@ -346,8 +391,44 @@ async def update_conference(
             raise BookingInvalid(problems)
     if times_changed or "participants" in fields:
         await _check_free(session, slots, participants, policy, {r.id for r in rows})
+    return _UpdatePlan(fields, rows, slots, endpoints, chair, participants, False)
 
-    for row, slot in zip(rows, slots, strict=True):
+
+async def check_update(
+    session: AsyncSession,
+    conference: Conference,
+    change: ConferenceUpdate,
+    scope: Scope,
+    now: datetime,
+    policy: BookingPolicy,
+) -> int:
+    """A dry run of `update_conference`: every check it makes, nothing written and no
+    lock taken (see `check_create`); returns the number of conferences it would change."""
+    plan = await _plan_update(session, conference, change, scope, now, policy, lock=False)
+    return len(plan.rows)
+
+
+async def update_conference(
+    session: AsyncSession,
+    conference: Conference,
+    change: ConferenceUpdate,
+    scope: Scope,
+    actor: Actor,
+    now: datetime,
+    policy: BookingPolicy,
+    bus: EventBus,
+) -> list[Conference]:
+    """Edit one conference, or it and the rest of its series; returns the rows changed.
+
+    A new start moves every affected occurrence by the same amount; a new
+    start or end sets the duration of each. A conference whose room is open
+    or live only takes a new title, agenda or end (an extension)."""
+    plan = await _plan_update(session, conference, change, scope, now, policy, lock=True)
+    fields = plan.fields
+    if plan.running:
+        await _apply_running(session, conference, fields, actor, now, policy, bus)
+        return [conference]
+    for row, slot in zip(plan.rows, plan.slots, strict=True):
         before = conference_json(row, policy.zone)
         row.start, row.end, row.setup_minutes = slot.start, slot.end, slot.setup_minutes
         row.busy_start = slot.busy_start
@@ -355,14 +436,15 @@ async def update_conference(
             row.title = fields["title"]
         if "agenda" in fields:
             row.agenda = fields["agenda"]
-        row.chair = endpoints[chair]
+        row.chair = plan.endpoints[plan.chair]
         if "participants" in fields:
             current = {p.endpoint.code: p for p in row.participants}
             row.participants = [
-                current.get(c) or Participant(endpoint=endpoints[c]) for c in participants
+                current.get(c) or Participant(endpoint=plan.endpoints[c])
+                for c in plan.participants
             ]
         await _record_update(session, row, before, actor, now, policy, bus)
-    return rows
+    return plan.rows
 
 
 async def _record_update(
@@ -384,17 +466,16 @@ async def _record_update(
                       data={"changed": sorted(k for k in after if after[k] != before[k])})
 
 
-async def _update_running(
+async def _check_running(
     session: AsyncSession,
     conference: Conference,
     fields: dict[str, Any],
     scope: Scope,
-    actor: Actor,
     now: datetime,
     policy: BookingPolicy,
-    bus: EventBus,
 ) -> None:
-    """Edit an open or live conference: title, agenda, or a later end if it is free."""
+    """The checks of an edit of an open or live conference: title, agenda, or a later
+    end if every participant and the bridge are free that long."""
     state = conference.status.value
     if scope != "this":
         raise BookingStateError(f"conference {conference.id} is {state}: edit it alone "
@@ -402,7 +483,6 @@ async def _update_running(
     if refused := sorted(fields.keys() - RUNNING_EDITABLE):
         raise BookingStateError(f"conference {conference.id} is {state}: only title, agenda "
                                 f"and end can change (not {', '.join(refused)})")
-    before = conference_json(conference, policy.zone)
     if "end" in fields:
         new_end = fields["end"]
         problems = []
@@ -416,6 +496,21 @@ async def _update_running(
         slot = Slot(conference.start, new_end, conference.setup_minutes)
         codes = [p.endpoint.code for p in conference.participants]
         await _check_free(session, [slot], codes, policy, {conference.id})
+
+
+async def _apply_running(
+    session: AsyncSession,
+    conference: Conference,
+    fields: dict[str, Any],
+    actor: Actor,
+    now: datetime,
+    policy: BookingPolicy,
+    bus: EventBus,
+) -> None:
+    """Write a checked edit of an open or live conference (see `_check_running`)."""
+    before = conference_json(conference, policy.zone)
+    if "end" in fields:
+        new_end = fields["end"]
         if new_end > conference.end:
             conference.warned = False  # warn again before the new end
         conference.end = new_end
@@ -434,8 +529,12 @@ async def cancel_conference(
     now: datetime,
     policy: BookingPolicy,
     bus: EventBus,
+    reason: str = "",
 ) -> list[Conference]:
-    """Cancel one conference, or it and the rest of its series (rows are kept)."""
+    """Cancel one conference, or it and the rest of its series (rows are kept).
+
+    `reason` is kept on each row (the participants see it), in the audit record
+    and in the `conference.cancelled` event."""
     await lock_bookings(session)
     await lock_conferences(session, [conference.id])  # see update_conference
     await session.refresh(conference)
@@ -450,13 +549,15 @@ async def cancel_conference(
         if row.status in RUNNING_STATUSES:
             await close_all(session, row.id, now)  # the room closes: everyone has left
         row.status = ConferenceStatus.CANCELLED
+        row.cancel_reason = reason
         row.updated_at, row.updated_by = now, actor.name
         row.revision += 1
         after = conference_json(row, policy.zone)
         await record(session, actor, "conference.cancel", "conference", row.id, before,
                      after, now)
         events.append(NewEvent(EventType.CONFERENCE_CANCELLED, row.id, None,
-                               tuple(after["participants"]), {"was": before["status"]}))
+                               tuple(after["participants"]),
+                               {"was": before["status"], "cancel_reason": reason}))
         if len(events) % _FLUSH_EVERY == 0:
             await session.flush()
     await bus.publish_many(session, now, events)

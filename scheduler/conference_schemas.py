@@ -10,7 +10,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from scheduler import responses
 from vcbridge.core.db.models import Conference
-from vcbridge.core.http.json_schema import Documented, whole_number
+from vcbridge.core.http.json_schema import MULTI_LINE_PATTERN, Documented, whole_number
 from vcbridge.core.http.render import body_of
 from vcbridge.core.http.text import TextRule, clean_text, multi_line_text
 from vcbridge.core.roster import CODE_PATTERN
@@ -92,6 +92,24 @@ class ConferenceUpdate(BaseModel):
     start: When | None = None
     end: When | None = None
     setup_minutes: SetupMinutes | None = None
+
+
+def _reason(value: str) -> str:
+    return clean_text(value).strip()
+
+
+# Why a conference is cancelled: shown to its participants, kept in the audit log.
+MAX_CANCEL_REASON = 1000
+CancelReason = Annotated[str, Field(max_length=MAX_CANCEL_REASON),
+                         TextRule(_reason, MULTI_LINE_PATTERN)]
+
+
+class ConferenceCancel(BaseModel):
+    """DELETE /api/v1/conferences/{id}: the optional body."""
+
+    model_config = _STRICT
+
+    reason: CancelReason = ""
 
 
 Scope = Literal["this", "following"]

@@ -4,7 +4,12 @@ iCalendar feed, and the conference.* and endpoint.* events."""
 from __future__ import annotations
 
 from scheduler.booking_api import MAX_CONFERENCE_PAGE
-from scheduler.conference_schemas import ConferenceCreate, ConferenceUpdate
+from scheduler.conference_schemas import (
+    MAX_CANCEL_REASON,
+    ConferenceCancel,
+    ConferenceCreate,
+    ConferenceUpdate,
+)
 from scheduler.connect_policy import Reason
 from scheduler.lifecycle_api import Extension
 from scheduler.responses import (
@@ -15,15 +20,18 @@ from scheduler.responses import (
     ConferenceList,
     ConflictDetails,
     Declined,
+    DryRun,
     RollCall,
 )
 from vcbridge.core.db.models import ConferenceStatus
 from vcbridge.core.event_types import EventType, described
+from vcbridge.core.http.json_schema import ONE_LINE_PATTERN
 from vcbridge.core.http.openapi import (
     AUTHENTICATED,
     CSRF,
     ENDPOINT_CODE,
     ID,
+    JSON,
     LOCAL_TIME,
     LOCATION,
     TIME_RANGE,
@@ -36,6 +44,7 @@ from vcbridge.core.http.openapi import (
     operation,
     param,
     query,
+    ref,
 )
 
 # The event types the scheduler publishes: what each means and the `data` keys it carries.
@@ -82,6 +91,8 @@ def _event_data() -> dict[str, Schema]:
                     "description": "conference.updated: the fields that changed."},
         "was": {"type": "string", "enum": [s.value for s in ConferenceStatus],
                 "description": "conference.cancelled: the status before."},
+        "cancel_reason": {"type": "string", "description": "conference.cancelled: why, as "
+                          "the booker wrote it (\"\" when not given)."},
         "attempt": {"type": "integer", "minimum": 1,
                     "description": "endpoint.invited: the invitation's number since the "
                     "endpoint last joined."},
@@ -91,6 +102,10 @@ def _event_data() -> dict[str, Schema]:
         "attempts": {"type": "integer", "minimum": 1,
                      "description": "endpoint.absent: the invitations left unanswered."},
     }
+
+
+DRY_RUN = query("dry_run", {"type": "boolean", "default": False},
+                "Only check: answer as the request would (200, 409 or 422) and write nothing.")
 
 
 def _booking_paths() -> dict[str, Schema]:
@@ -124,9 +139,15 @@ def _booking_paths() -> dict[str, Schema]:
                 "createConference", "Book a conference or a recurring series", "conferences",
                 {"201": json_content(ConferenceCreated, "Booked (the first occurrence).",
                               LOCATION),
+                 "200": json_content(DryRun, "With `dry_run=true`: it could be booked; "
+                                     "nothing was written."),
                  **errors(400, 401, 403, 409, 413, 415, 422, conflict="BookingConflict")},
-                body="ConferenceCreate", parameters=[CSRF],
-                description="422 for a body the schema refuses, or for the booking rules "
+                body="ConferenceCreate", parameters=[DRY_RUN, CSRF],
+                description="With `dry_run=true` every check is made (the body, the booking "
+                "rules, the endpoints' and the bridge's conflicts) and nothing is written: no "
+                "conference, no audit record, no event; 200 when it could be booked, else the "
+                "same 409 or 422 as the booking. "
+                "422 for a body the schema refuses, or for the booking rules "
                 "beyond it (`details.problems`): start in the past or beyond the booking "
                 "horizon, end not after start, longer than the maximum duration, setup_minutes "
                 "above the configured maximum, times outside "
@@ -143,19 +164,38 @@ def _booking_paths() -> dict[str, Schema]:
             "patch": operation(
                 "updateConference", "Change a conference (or it and the following ones)",
                 "conferences",
-                {"200": json_content(ConferenceChanged, "The conference after the change."),
+                {"200": json_content(
+                    {"anyOf": [ref(ConferenceChanged.__name__), ref(DryRun.__name__)]},
+                    "The conference after the change; with `dry_run=true`, that the change "
+                    "could be made (nothing was written)."),
                  **errors(400, 401, 403, 404, 409, 413, 415, 422, conflict="BookingConflict")},
                 body="ConferenceUpdate",
-                parameters=[param("ConferenceId"), param("Scope"), CSRF],
+                parameters=[param("ConferenceId"), param("Scope"), DRY_RUN, CSRF],
+                description="With `dry_run=true` every check of the change is made and "
+                "nothing is written (no audit record, no event): 200 `DryRun` when it could "
+                "be made, else the same 409 or 422 as the change itself.",
             ),
             "delete": operation(
                 "cancelConference", "Cancel a conference (or it and the following ones)",
                 "conferences",
                 {"200": json_content(ConferenceChanged,
                               "The conference, cancelled (the record is kept)."),
-                 **errors(401, 403, 404, 409, 422, conflict="BookingConflict")},
-                parameters=[param("ConferenceId"), param("Scope"), CSRF],
-            ),
+                 **errors(401, 403, 404, 409, 413, 415, 422, conflict="BookingConflict")},
+                parameters=[
+                    param("ConferenceId"), param("Scope"),
+                    query("reason", {"type": "string", "maxLength": MAX_CANCEL_REASON,
+                                     "pattern": ONE_LINE_PATTERN},
+                          "Why it is cancelled (when no body gives it)."),
+                    CSRF,
+                ],
+                description="The reason (the JSON body's `reason`, else the query's `reason`; "
+                "\"\" when neither) is kept on each cancelled conference as "
+                "`cancel_reason`, shown to its participants, written in the audit record and "
+                "carried by the `conference.cancelled` event.",
+            ) | {"requestBody": {
+                "required": False,
+                "content": {JSON: {"schema": ref(ConferenceCancel.__name__)}},
+            }},
         },
     }
 
@@ -222,9 +262,9 @@ def part() -> ApiPart:
     """The scheduler's paths, models and events."""
     return ApiPart(
         paths=_booking_paths() | _running_paths(),
-        models=(ConferenceCreate, ConferenceUpdate, Extension, Conference, ConferenceList,
-                ConferenceCreated, ConferenceChanged, RollCall, Declined, ConflictDetails,
-                BookingConflictError),
+        models=(ConferenceCreate, ConferenceUpdate, ConferenceCancel, Extension, Conference,
+                ConferenceList, ConferenceCreated, ConferenceChanged, DryRun, RollCall,
+                Declined, ConflictDetails, BookingConflictError),
         parameters={"Scope": query(
             "scope", {"type": "string", "enum": ["this", "following"], "default": "this"},
             "For an occurrence of a series: change only this one, or this and every later one.",

@@ -41,6 +41,9 @@ class Conference(ResponseModel):
         description="The RFC 5545 RRULE of the series, null for a single conference.")]
     series_id: int | None
     status: ConferenceStatus
+    cancel_reason: Annotated[str, Field(
+        description="Why the conference was cancelled, as the booker wrote it; \"\" when "
+        "it is not cancelled or no reason was given.")]
     created_at: LocalTime
     created_by: str
     updated_at: LocalTime
@@ -61,6 +64,7 @@ class Conference(ResponseModel):
             "setup_minutes": conference.setup_minutes,
             "rrule": conference.series.rrule if conference.series else None,
             "series_id": conference.series_id, "status": conference.status,
+            "cancel_reason": conference.cancel_reason,
             "created_at": when(conference.created_at), "created_by": conference.created_by,
             "updated_at": when(conference.updated_at), "updated_by": conference.updated_by,
         }
@@ -69,6 +73,22 @@ class Conference(ResponseModel):
     def of(cls, conference: db.Conference, zone: ZoneInfo) -> Conference:
         """The conference as the API shows it."""
         return cls(**cls.fields_of(conference, zone))
+
+    @classmethod
+    def of_row(cls, row: Any, participants: list[str], zone: ZoneInfo) -> Conference:
+        """The same from a row of `booking_store.listing_query` and its participants."""
+
+        def when(value: datetime) -> str:
+            return to_local_iso(value, zone)
+
+        return cls(
+            id=row.id, title=row.title, agenda=row.agenda, chair=row.chair,
+            participants=participants, start=when(row.start), end=when(row.end),
+            setup_minutes=row.setup_minutes, rrule=row.rrule, series_id=row.series_id,
+            status=row.status, cancel_reason=row.cancel_reason,
+            created_at=when(row.created_at), created_by=row.created_by,
+            updated_at=when(row.updated_at), updated_by=row.updated_by,
+        )
 
 
 class ConferenceList(ResponseModel):
@@ -134,6 +154,16 @@ class Declined(ResponseModel):
     state: Annotated[ConnectState, Field(
         description="The endpoint's state after the request (declined, or unchanged if it "
         "had already joined).")]
+
+
+class DryRun(ResponseModel):
+    """POST or PATCH with `?dry_run=true`: every check passed; nothing was written."""
+
+    ok: Annotated[bool, Field(description="Always true: a refusal is the 409 or 422 the "
+                              "real request would get.")]
+    occurrences: Annotated[int, Field(
+        ge=1, description="How many conferences the request would book or change (the "
+        "occurrences of a series).")]
 
 
 class ConflictingConference(ResponseModel):

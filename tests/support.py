@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -117,3 +119,17 @@ def manual_runner(app: web.Application, clock: Clock) -> LifecycleRunner:
     return LifecycleRunner(app[DATABASE], app[EVENT_BUS], clock, app[BRIDGE],
                            LifecycleSettings(5, timedelta(seconds=60)),
                            redial_policy(app[SETTINGS]), timedelta(days=1))
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 20.0,
+                     interval: float = 0.1) -> Any:
+    """Poll the coroutine `check` until it returns something truthy, and return that;
+    AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(interval)

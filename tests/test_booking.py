@@ -260,3 +260,23 @@ async def test_every_write_is_audited_with_before_and_after(
     assert update["before"]["title"] == "Giao ban tuần"
     assert update["after"]["title"] == "Tên mới"
     assert cancel["after"]["status"] == "cancelled"
+
+
+async def test_a_listed_conference_is_the_conference_itself(client: Client, booker: H) -> None:
+    # The list reads plain rows (scheduler/booking_store.listing_query), the single
+    # conference an ORM object: both must show the very same thing.
+    single = await book(client, booker)
+    series = await book(client, booker, title="Giao ban chiều", chair="SO-TTTT",
+                        participants=["SO-TTTT", "HUYEN-YEN-DINH", "TINH-UY"],
+                        start="2026-12-01T14:00:00+07:00", end="2026-12-01T15:00:00+07:00",
+                        rrule="FREQ=WEEKLY;COUNT=2")
+    await client.delete(f"/api/v1/conferences/{series['occurrence_ids'][1]}",
+                        json={"reason": "Nghỉ lễ"}, headers=booker)
+    listed = (await (await client.get("/api/v1/conferences", headers=booker)).json())[
+        "conferences"]
+    assert [c["id"] for c in listed] == [single["id"], *series["occurrence_ids"]]
+    for conference in listed:
+        alone = await client.get(f"/api/v1/conferences/{conference['id']}", headers=booker)
+        assert conference == await alone.json()
+    assert listed[2]["cancel_reason"] == "Nghỉ lễ"
+    assert listed[1]["participants"] == ["SO-TTTT", "HUYEN-YEN-DINH", "TINH-UY"]

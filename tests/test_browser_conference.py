@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import shutil
 import subprocess
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,7 +32,7 @@ from bridge.agent.endpoint_agent import EndpointAgent
 from bridge.ice_policy import restrict_host_addresses
 from harness.chromium import chromium_missing, launch, log_in, new_page, password_of
 from harness.service_process import Service, service_env
-from tests.support import loopback_agent, skip_or_fail
+from tests.support import eventually, loopback_agent, skip_or_fail
 from tests.test_browser_pages import ARTIFACTS, LOOPBACK, endpoint_token
 
 CHAIR, NGA, MUONG, YEN = "UBND-TINH", "HUYEN-NGA-SON", "HUYEN-MUONG-LAT", "HUYEN-YEN-DINH"
@@ -73,14 +72,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 
 async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.2)
+    return await eventually(check, what, timeout, interval=0.2)
 
 
 async def shot(page: Any, name: str, *, full: bool = True) -> None:

@@ -38,6 +38,7 @@ from sqlalchemy import select
 
 from harness.chromium import chromium_missing, launch, log_in, new_page, password_of
 from harness.service_process import Service, service_env
+from tests.support import eventually as until
 from tests.support import skip_or_fail
 from vcbridge.core.db.engine import Database
 from vcbridge.core.db.models import Endpoint, HealthSample, HealthTransition
@@ -247,16 +248,6 @@ async def state_of(page: Any, code: str) -> str | None:
     value: str | None = await page.get_attribute(f'.htile[data-code="{code}"]', "data-state")
     return value
 
-
-async def until(check: Any, what: str, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

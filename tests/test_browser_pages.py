@@ -21,7 +21,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from harness.chromium import (
     password_of,
 )
 from harness.service_process import Service, service_env
+from tests.support import eventually as until
 from tests.support import loopback_agent, skip_or_fail
 
 # -- driving Chromium (the rest is in harness/chromium.py) ----------------------------------
@@ -145,17 +146,6 @@ async def screenshot(page: Any, name: str) -> Path:
     await page.screenshot(path=str(path))
     return path
 
-
-async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 20.0) -> Any:
-    """Poll the coroutine `check` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def close_to(colour: Any, expected: tuple[int, int, int], tolerance: int = 40) -> bool:

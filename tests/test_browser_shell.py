@@ -18,14 +18,12 @@ a developer's machine, fails in CI (VCBRIDGE_REQUIRE_ALL=1)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
-import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ import pytest_asyncio
 from bridge.ice_policy import restrict_host_addresses
 from harness.chromium import chromium_missing, launch, new_page, password_of
 from harness.service_process import Service, service_env
+from tests.support import eventually as until
 from tests.support import skip_or_fail
 from tests.test_browser_pages import AiortcSite, book, conference_status
 
@@ -176,16 +175,6 @@ def can_log_in(service: Service, username: str, secret: str) -> bool:
     return status == 200
 
 
-async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.1)
-
 
 # -- the shell ------------------------------------------------------------------------------
 
@@ -321,10 +310,12 @@ async def test_a_non_admin_sees_a_refusal_and_the_api_refuses_too(
             for (const [method, path, body] of [
                 ['GET', '/api/v1/users'], ['GET', '/api/v1/audit'],
                 ['GET', '/api/v1/audit/actions'],
-                ['GET', '/api/v1/endpoints/HUYEN-NGA-SON/tokens'],
+                // Another endpoint's tokens (an operator may list its own calendar tokens).
+                ['GET', '/api/v1/endpoints/HUYEN-HA-TRUNG/tokens'],
                 ['POST', '/api/v1/users',
                  {username: 'sneaky', password: 'long-enough-pw', role: 'admin'}],
                 ['POST', '/api/v1/users/1/password-reset', {}],
+                // An agent token (the default scope): for an admin only, even of its own endpoint.
                 ['POST', '/api/v1/endpoints/HUYEN-NGA-SON/tokens', {}]]) {
               const response = await fetch(
                 path, {method, headers, body: body && JSON.stringify(body)});

@@ -11,7 +11,7 @@ from tests.conftest import Client
 from web.pages import CONTENT_SECURITY_POLICY, PAGE_ROUTES, WEB_DIR
 
 PAGES = ("/", "/admin", "/join", "/chair/12", "/conferences/12", "/dashboard", "/operator",
-         "/documents")
+         "/documents", "/calendar")
 
 
 async def test_pages_are_served_with_a_strict_policy(client: Client) -> None:

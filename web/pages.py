@@ -62,6 +62,7 @@ PAGE_FILES: dict[str, str] = {
     "/": "home.html",
     "/admin": "admin.html",
     "/join": "join.html",
+    "/calendar": "calendar.html",
     "/documents": "documents.html",
     r"/chair/{conference:\d{1,18}}": "chair.html",
     r"/conferences/{conference:\d{1,18}}": "conference.html",

@@ -102,6 +102,7 @@ class ConferenceUpdated(TypedDict):
 @with_config(_CLOSED)
 class ConferenceCancelled(TypedDict):
     was: str  # the status before: scheduled, open or live
+    cancel_reason: str  # why, as the booker wrote it ("" when not given)
 
 
 @with_config(_CLOSED)
@@ -250,7 +251,8 @@ EVENTS: dict[EventType, EventSpec] = {
     EventType.CONFERENCE_UPDATED: EventSpec(
         "Changed; data.changed lists the changed fields.", ConferenceUpdated, _P),
     EventType.CONFERENCE_CANCELLED: EventSpec(
-        "Cancelled; data.was is the status before.", ConferenceCancelled, _P),
+        "Cancelled; data.was is the status before, data.cancel_reason why (\"\" when not "
+        "given).", ConferenceCancelled, _P),
     EventType.CONFERENCE_OPENED: EventSpec(
         "The room opened (setup time began); data.readiness says which endpoints were on "
         "line.", ConferenceOpened, _P),

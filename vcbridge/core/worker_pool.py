@@ -11,10 +11,9 @@ caller gets `WorkerTimeout`; a worker that dies (out of memory, a signal) gives
 `WorkerStopped`.
 
 The child side is `serve(handle)`: it reads jobs from stdin and answers on
-stdout until stdin closes, so a worker never outlives its service.
-
-(scheduler/recurrence_worker.py predates this module and keeps its own copy of
-the same pattern.)"""
+stdout until stdin closes, so a worker never outlives its service. Used by the
+recurrence rules (scheduler/recurrence_worker.py) and the meeting documents
+(documents/reader_worker.py)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@
 
 import './texts/admin.js';
 import {
-  el, fill, loadRoster, logOut, loginForm, runPage, setupFrame, showUser, whoAmI,
+  el, fill, runPage, signIn,
 } from './common.js';
 import { onLangChange, t } from './i18n.js';
 import { homeFor } from './site_nav.js';
@@ -21,15 +21,7 @@ const TABS = [
 ];
 
 async function main() {
-  setupFrame('adm_sub');
-  fill(app, el('p', { class: 'center-stage muted', text: t('loading') }));
-  let me = await whoAmI();
-  if (!me) me = await loginForm(app, 'home_login_intro');
-  await loadRoster();
-  showUser(me, async () => {
-    await logOut().catch(() => {});
-    location.reload();
-  });
+  const me = await signIn(app, 'adm_sub', 'home_login_intro');
   if (me.role !== 'admin') {
     notAllowed(me);
     return;

@@ -38,6 +38,7 @@ export class TokensSection {
   }
 
   render() {
+    this.form = null; // a whole render (the language changed) builds the form anew
     const search = el('input', { type: 'search', id: 'endpoint-search', autocomplete: 'off', placeholder: t('adm_endpoint_search_hint') });
     search.value = this.query;
     search.addEventListener('input', () => {
@@ -127,29 +128,10 @@ export class TokensSection {
       return;
     }
     const code = this.code;
-    const scope = select([{ value: 'agent', text: t('adm_scope_agent') }, { value: 'calendar', text: t('adm_scope_calendar') }], 'agent');
-    scope.id = 'token-scope';
-    const label = el('input', { id: 'token-label', maxlength: 200, autocomplete: 'off', placeholder: t('adm_token_label_hint') });
-    const issue = el('button', { type: 'submit', id: 'issue-token', class: 'button button-primary', text: t('adm_create_token') });
-    const form = el('form', { class: 'token-form', novalidate: true },
-      field('adm_token_scope', scope).node, field('adm_token_label', label).node, issue);
-    form.addEventListener('submit', async (event) => {
-      event.preventDefault();
-      issue.disabled = true;
-      try {
-        const created = await api('POST', `/api/v1/endpoints/${encodeURIComponent(code)}/tokens`,
-          { scope: scope.value, label: label.value.trim() });
-        this.secret = { code, token: created.token, scope: created.scope, id: created.id };
-        toast(t('adm_token_created', { endpoint: siteName(code) }));
-        await this.load();
-        const copy = this.detail.querySelector('.copy-button');
-        if (copy) copy.focus();
-      } catch (error) {
-        toast(t('adm_server_refused', { message: error.message }));
-      } finally {
-        issue.disabled = false;
-      }
-    });
+    // The form is built once per endpoint: a re-render (the list arriving) must not
+    // wipe what the admin is typing.
+    if (!this.form || this.form.code !== code) this.form = { code, node: this.tokenForm(code) };
+    const form = this.form.node;
 
     const parts = [
       el('div', { class: 'token-head' },
@@ -170,6 +152,35 @@ export class TokensSection {
     else if (this.tokens.length === 0) parts.push(notice(t('adm_no_tokens')));
     else parts.push(this.tokenTable(code));
     fill(this.detail, el('div', { class: 'card token-card' }, parts));
+  }
+
+  /** The form that issues a token for `code` (its scope and note). */
+  tokenForm(code) {
+    const scope = select([{ value: 'agent', text: t('adm_scope_agent') }, { value: 'calendar', text: t('adm_scope_calendar') }], 'agent');
+    scope.id = 'token-scope';
+    const label = el('input', { id: 'token-label', maxlength: 200, autocomplete: 'off', placeholder: t('adm_token_label_hint') });
+    const issue = el('button', { type: 'submit', id: 'issue-token', class: 'button button-primary', text: t('adm_create_token') });
+    const form = el('form', { class: 'token-form', novalidate: true },
+      field('adm_token_scope', scope).node, field('adm_token_label', label).node, issue);
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      issue.disabled = true;
+      try {
+        const created = await api('POST', `/api/v1/endpoints/${encodeURIComponent(code)}/tokens`,
+          { scope: scope.value, label: label.value.trim() });
+        this.secret = { code, token: created.token, scope: created.scope, id: created.id };
+        label.value = '';
+        toast(t('adm_token_created', { endpoint: siteName(code) }));
+        await this.load();
+        const copy = this.detail.querySelector('.copy-button');
+        if (copy) copy.focus();
+      } catch (error) {
+        toast(t('adm_server_refused', { message: error.message }));
+      } finally {
+        issue.disabled = false;
+      }
+    });
+    return form;
   }
 
   tokenTable(code) {

@@ -3,7 +3,7 @@
 // copy button, text matching with or without Vietnamese diacritics, and times
 // as dd/mm/yyyy HH:MM:SS in Asia/Ho_Chi_Minh.
 
-import { ApiFailure, ZONE, el } from './common.js';
+import { ApiFailure, el, formatStamp as stamp } from './common.js';
 import { lang, t } from './i18n.js';
 
 let fieldSerial = 0;
@@ -158,15 +158,9 @@ export function fold(text) {
     .replace(/đ/g, 'd').replace(/Đ/g, 'D').toLowerCase();
 }
 
-/** "27/11/2026 10:05:31" in Asia/Ho_Chi_Minh ('' for none). */
+/** "27/11/2026 10:05:31": the log's times, to the second. */
 export function formatStamp(iso) {
-  if (!iso) return '';
-  const parts = new Intl.DateTimeFormat('en-GB', {
-    timeZone: ZONE, day: '2-digit', month: '2-digit', year: 'numeric',
-    hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
-  }).formatToParts(new Date(iso));
-  const part = (type) => (parts.find((p) => p.type === type) || {}).value || '';
-  return `${part('day')}/${part('month')}/${part('year')} ${part('hour')}:${part('minute')}:${part('second')}`;
+  return stamp(iso, { seconds: true });
 }
 
 /** A table with a caption-less header row (`columns`: text keys) and `rows` (<tr>s). */

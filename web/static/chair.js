@@ -20,9 +20,8 @@
 // is connected from another device (the takeover screen).
 
 import {
-  ApiFailure, EventStream, RUNNING, api, banner, el, fill, formatWhen, icon, initials, loadRoster,
-  logOut, loginForm, opensAt, formatTime, runPage, setupFrame, showUser, siteName, statusChip,
-  toast, whoAmI,
+  api, ApiFailure, banner, el, EventStream, fill, formatTime, formatWhen, icon, initials, opensAt,
+  RUNNING, runPage, signIn, siteName, statusChip, toast,
 } from './common.js';
 import { errorText, onLangChange, t } from './i18n.js';
 import { LocalMedia } from './media.js';
@@ -66,17 +65,8 @@ const ui = {};
 // -- start ------------------------------------------------------------------------------------
 
 async function main() {
-  setupFrame('brand_chair');
-  fill(app, el('p', { class: 'center-stage muted', text: t('loading') }));
-  let me = await whoAmI();
-  if (!me) me = await loginForm(app, 'login_intro_chair');
+  const me = await signIn(app, 'brand_chair', 'login_intro_chair', { beforeLogout: () => stopRoom(false) });
   page.me = me;
-  await loadRoster();
-  showUser(me, async () => {
-    stopRoom(false);
-    await logOut().catch(() => {});
-    location.reload();
-  });
   try {
     page.conference = await api('GET', `/api/v1/conferences/${conferenceId}`);
   } catch (error) {

@@ -190,6 +190,33 @@ export function formatWhen(start, end) {
   return `${day.charAt(0).toUpperCase()}${day.slice(1)} · ${formatTime(start)} – ${formatTime(end)}`;
 }
 
+/** "27/11/2026 10:05" (with `seconds`: "10:05:31") in Asia/Ho_Chi_Minh, 24 h; '' for none.
+ * Built from parts: some locales' data writes "27-11" or a 12-hour clock. */
+export function formatStamp(iso, { seconds = false } = {}) {
+  if (!iso) return '';
+  const parts = Object.fromEntries(new Intl.DateTimeFormat('en-GB', {
+    timeZone: ZONE, day: '2-digit', month: '2-digit', year: 'numeric', hour: '2-digit',
+    minute: '2-digit', ...(seconds ? { second: '2-digit' } : {}), hourCycle: 'h23',
+  }).formatToParts(new Date(iso)).map((p) => [p.type, p.value]));
+  const time = `${parts.hour}:${parts.minute}${seconds ? `:${parts.second}` : ''}`;
+  return `${parts.day}/${parts.month}/${parts.year} ${time}`;
+}
+
+/** A number in the page's language, a decimal comma in Vietnamese ("2,5"); '–' for none. */
+export function formatNumber(value, digits = 1) {
+  if (value === null || value === undefined || Number.isNaN(value)) return '–';
+  return new Intl.NumberFormat(lang() === 'en' ? 'en-GB' : 'vi-VN', {
+    maximumFractionDigits: digits, minimumFractionDigits: 0,
+  }).format(value);
+}
+
+/** "1,2 MB", "340 KB", "12 B": a file's size in the page's language. */
+export function formatSize(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${formatNumber(bytes / 1024)} KB`;
+  return `${formatNumber(bytes / (1024 * 1024))} MB`;
+}
+
 /** When the room of a conference opens: `setup_minutes` before its start. */
 export function opensAt(conference) {
   return new Date(Date.parse(conference.start) - conference.setup_minutes * 60000).toISOString();
@@ -296,6 +323,25 @@ export function setupFrame(subtitleKey) {
   const relabel = wireMenu(toggle, document.getElementById('site-menu'), header);
   onLangChange(relabel);
   applyStatic();
+}
+
+/**
+ * Start a page: the frame, a loading line, the login form when nobody is logged in,
+ * the roster, and who is logged in in the header. Log-out runs `beforeLogout` (leave
+ * a room), then reloads. Returns the person (`GET /api/v1/auth/me`).
+ */
+export async function signIn(app, subtitleKey, introKey = 'login_intro', { beforeLogout = null } = {}) {
+  setupFrame(subtitleKey);
+  fill(app, el('p', { class: 'center-stage muted', text: t('loading') }));
+  let me = await whoAmI();
+  if (!me) me = await loginForm(app, introKey);
+  await loadRoster();
+  showUser(me, async () => {
+    if (beforeLogout) beforeLogout();
+    await logOut().catch(() => {});
+    location.reload();
+  });
+  return me;
 }
 
 /** Run a page's `main`; if it fails (the service unreachable), say so and reload soon. */

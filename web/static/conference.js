@@ -8,9 +8,8 @@
 
 import './texts/conference.js';
 import {
-  ApiFailure, EventStream, RUNNING, ZONE, api, banner, el, fill, formatTime, formatWhen, icon,
-  loadRoster, logOut, loginForm, opensAt, runPage, setupFrame, showUser, siteName, statusChip,
-  whoAmI,
+  api, ApiFailure, banner, el, EventStream, fill, formatSize, formatTime, formatWhen, icon,
+  opensAt, RUNNING, runPage, signIn, siteName, statusChip, ZONE,
 } from './common.js';
 import { lang, onLangChange, t } from './i18n.js';
 
@@ -35,16 +34,8 @@ const ui = {};
 // -- start ---------------------------------------------------------------------------------
 
 async function main() {
-  setupFrame('conf_brand');
-  fill(app, el('p', { class: 'center-stage muted', text: t('loading') }));
-  let me = await whoAmI();
-  if (!me) me = await loginForm(app, 'conf_login_intro');
+  const me = await signIn(app, 'conf_brand', 'conf_login_intro');
   page.me = me;
-  await loadRoster();
-  showUser(me, async () => {
-    await logOut().catch(() => {});
-    location.reload();
-  });
   try {
     page.conference = await api('GET', `/api/v1/conferences/${conferenceId}`);
   } catch (error) {
@@ -336,7 +327,7 @@ function renderDocuments() {
   } else {
     fill(ui.documents, el('ul', { class: 'conf-doc-list' }, docs.list.map((d) => el('li', {},
       el('a', { href: `/api/v1/documents/${d.id}/content`, download: d.filename, text: d.title || d.filename }),
-      el('span', { class: 'muted small', text: ` · ${fileSize(d.size)}${d.series_id ? ` · ${t('conf_docs_series')}` : ''}` })))));
+      el('span', { class: 'muted small', text: ` · ${formatSize(d.size)}${d.series_id ? ` · ${t('conf_docs_series')}` : ''}` })))));
   }
 }
 
@@ -370,19 +361,6 @@ function duration(seconds) {
   const minutes = Math.floor(total / 60);
   if (minutes < 60) return t('conf_minutes', { minutes });
   return t('conf_hours_minutes', { hours: Math.floor(minutes / 60), minutes: String(minutes % 60).padStart(2, '0') });
-}
-
-function fileSize(octets) {
-  const units = ['B', 'KB', 'MB', 'GB'];
-  let value = octets;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  const digits = unit === 0 ? 0 : 1;
-  const number = new Intl.NumberFormat(lang() === 'en' ? 'en-GB' : 'vi-VN', { maximumFractionDigits: digits, minimumFractionDigits: digits }).format(value);
-  return `${number} ${units[unit]}`;
 }
 
 function person(user, role) {
@@ -481,7 +459,7 @@ function recordingsView(record) {
     })),
     el('td', { text: moment(r.started) }),
     el('td', { text: r.recording ? t('conf_recording_now') : (r.duration ? duration(r.duration) : '—') }),
-    el('td', { text: fileSize(r.size) })));
+    el('td', { text: formatSize(r.size) })));
   return table('record-recordings', [t('conf_col_no'), t('conf_col_file'), t('conf_col_started'), t('conf_col_duration'), t('conf_col_size')], rows);
 }
 
@@ -490,7 +468,7 @@ function documentsTable(record) {
     el('td', { class: 'num', text: String(index + 1) }),
     el('td', { text: d.title || d.filename }),
     el('td', { text: d.filename }),
-    el('td', { text: fileSize(d.size) }),
+    el('td', { text: formatSize(d.size) }),
     el('td', { text: `${d.uploaded_by} · ${moment(d.uploaded_at)}` })));
   return table('record-documents', [t('conf_col_no'), t('conf_docs_title'), t('conf_col_file'), t('conf_col_size'), t('conf_col_who')], rows);
 }

@@ -6,8 +6,7 @@
 // availability report with its CSV download.
 
 import {
-  EventStream, api, el, fill, formatTime, loadRoster, logOut, loginForm, runPage, setupFrame,
-  showUser, whoAmI,
+  api, el, EventStream, fill, formatTime, runPage, signIn,
 } from './common.js';
 import { onLangChange, t } from './i18n.js';
 import './texts/dashboard.js';
@@ -27,15 +26,7 @@ const TICK_MS = 30000;
 const page = { board: null, detail: null, today: null, report: null, kinds: new Map(), ui: {} };
 
 async function main() {
-  setupFrame('dash_title');
-  fill(app, el('p', { class: 'center-stage muted', text: t('loading') }));
-  let me = await whoAmI();
-  if (!me) me = await loginForm(app, 'dash_login_intro');
-  await loadRoster();
-  showUser(me, async () => {
-    await logOut().catch(() => {});
-    location.reload();
-  });
+  const me = await signIn(app, 'dash_title', 'dash_login_intro');
   if (!ROLES.has(me.role)) {
     fill(app, el('div', { class: 'center-stage' }, el('div', { class: 'card notice-card' },
       el('p', { text: t('dash_not_for_you') }),

@@ -5,10 +5,9 @@
 // sees what; text from it is inserted as text only.
 
 import {
-  ApiFailure, api, el, fill, loadRoster, logOut, loginForm, runPage, setupFrame, showUser,
-  whoAmI,
+  api, ApiFailure, el, fill, formatSize, formatStamp, runPage, signIn,
 } from './common.js';
-import { docIcon, downloadLink, formatSize, formatStamp, kindBadge, kindOf } from './documents_panel.js';
+import { docIcon, downloadLink, kindBadge, kindOf } from './documents_panel.js';
 import { onLangChange, t } from './i18n.js';
 import './texts/documents.js';
 
@@ -19,15 +18,7 @@ const state = { query: '', results: null, error: null, asked: 0 };
 const ui = {};
 
 async function main() {
-  setupFrame('doc_brand');
-  fill(app, el('p', { class: 'center-stage muted', text: t('loading') }));
-  let me = await whoAmI();
-  if (!me) me = await loginForm(app, 'doc_login_intro');
-  await loadRoster(); // the header names the operator's endpoint
-  showUser(me, async () => {
-    await logOut().catch(() => {});
-    location.reload();
-  });
+  await signIn(app, 'doc_brand', 'doc_login_intro');
   build();
   onLangChange(render);
   state.query = new URLSearchParams(location.search).get('q') || '';

@@ -4,8 +4,8 @@
 // itself, refreshes it every minute while it is on the page, and re-renders on a
 // language change. Names and titles from the server are inserted as text only.
 
-import { ApiFailure, ZONE, api, el, fill } from './common.js';
-import { lang, onLangChange, t } from './i18n.js';
+import { ApiFailure, api, el, fill, formatSize } from './common.js';
+import { onLangChange, t } from './i18n.js';
 import './texts/documents.js';
 
 const REFRESH_MS = 60000;
@@ -35,23 +35,6 @@ export function docIcon(name) {
 /** The kind of a document ("pdf", "docx", ...) from its media type. */
 export function kindOf(document) {
   return KINDS[document.media_type] || 'file';
-}
-
-/** "1,2 MB", "340 KB" in the page's language (a decimal comma in Vietnamese). */
-export function formatSize(bytes) {
-  const locale = lang() === 'en' ? 'en-GB' : 'vi-VN';
-  const number = (value) => new Intl.NumberFormat(locale, { maximumFractionDigits: 1 }).format(value);
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${number(bytes / 1024)} KB`;
-  return `${number(bytes / (1024 * 1024))} MB`;
-}
-
-/** "27/11/2026 10:00" in Asia/Ho_Chi_Minh, 24 h. */
-export function formatStamp(iso) {
-  const parts = Object.fromEntries(new Intl.DateTimeFormat('en-GB', {
-    timeZone: ZONE, day: '2-digit', month: '2-digit', year: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23',
-  }).formatToParts(new Date(iso)).map((p) => [p.type, p.value]));
-  return `${parts.day}/${parts.month}/${parts.year} ${parts.hour}:${parts.minute}`;
 }
 
 /** The link that downloads a document (the service sends it as an attachment). */

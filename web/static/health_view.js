@@ -3,7 +3,7 @@
 // comma, short endpoint names, and the facts card (devices, agent version, the last
 // pre-flight test call). Everything from the server is inserted as text.
 
-import { el, formatTime, siteName } from './common.js';
+import { el, formatNumber as formatDecimal, formatTime, siteName } from './common.js';
 import { lang, t } from './i18n.js';
 import './texts/health.js';
 
@@ -34,9 +34,7 @@ export function durationText(seconds) {
 /** A number in the page's language: a decimal comma in Vietnamese ("2,5"). */
 export function formatNumber(value, digits = 1) {
   if (value === null || value === undefined || Number.isNaN(value)) return t('health_no_data');
-  return new Intl.NumberFormat(lang() === 'en' ? 'en-GB' : 'vi-VN', {
-    maximumFractionDigits: digits, minimumFractionDigits: 0,
-  }).format(value);
+  return formatDecimal(value, digits);
 }
 
 /** "10:02 (12 phút)": when the state began and how long ago. */

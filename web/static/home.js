@@ -3,7 +3,7 @@
 // page; IT: the dashboard). Which pages a role has is site_nav.js.
 
 import {
-  el, fill, logOut, loginForm, runPage, setupFrame, showUser, whoAmI,
+  el, fill, runPage, signIn,
 } from './common.js';
 import { t } from './i18n.js';
 import { homeFor } from './site_nav.js';
@@ -11,14 +11,7 @@ import { homeFor } from './site_nav.js';
 const app = document.getElementById('app');
 
 async function main() {
-  setupFrame('home_sub');
-  fill(app, el('p', { class: 'center-stage muted', text: t('loading') }));
-  let me = await whoAmI();
-  if (!me) me = await loginForm(app, 'home_login_intro');
-  showUser(me, async () => {
-    await logOut().catch(() => {});
-    location.reload();
-  });
+  const me = await signIn(app, 'home_sub', 'home_login_intro');
   const home = homeFor(me);
   if (!home) {
     fill(app, el('div', { class: 'center-stage' }, el('div', { class: 'card notice-card', role: 'alert' },

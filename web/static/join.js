@@ -6,9 +6,8 @@
 // the scheduler's event and joins then, without a reload.
 
 import {
-  ApiFailure, EventStream, RUNNING, api, banner, el, fill, formatTime, formatWhen, icon,
-  loadRoster, logOut, loginForm, opensAt, runPage, setupFrame, showUser, siteName, statusChip,
-  toast, whoAmI,
+  api, ApiFailure, banner, el, EventStream, fill, formatNumber, formatTime, formatWhen, icon,
+  opensAt, RUNNING, runPage, signIn, siteName, statusChip, toast,
 } from './common.js';
 import { errorText, onLangChange, t } from './i18n.js';
 import { documentsPanel, roomDocuments } from './documents_panel.js';
@@ -43,17 +42,8 @@ const ui = {};
 // -- start ---------------------------------------------------------------------------------
 
 async function main() {
-  setupFrame('brand_join');
-  fill(app, el('p', { class: 'center-stage muted', text: t('loading') }));
-  let me = await whoAmI();
-  if (!me) me = await loginForm(app);
+  const me = await signIn(app, 'brand_join', 'login_intro', { beforeLogout: () => leave(false) });
   page.me = me;
-  await loadRoster();
-  showUser(me, async () => {
-    leave(false);
-    await logOut().catch(() => {});
-    location.reload();
-  });
   if (!me.endpoint) {
     fill(app, el('div', { class: 'center-stage' }, el('div', { class: 'card notice-card' },
       el('p', { text: t('no_endpoint') }))));
@@ -571,7 +561,7 @@ function renderQuality() {
   if (q.kbpsOut !== null) parts.push(`↑ ${Math.round(q.kbpsOut)} kb/s`);
   fill(ui.qualityText, parts.join(' · '));
   ui.quality.title = `${t('quality')}: ${t(`quality_${q.grade}`)}\n${t('rtt')}: ${q.rttMs === null ? '–' : `${Math.round(q.rttMs)} ms`}\n`
-    + `${t('loss')}: ${q.lossPct === null ? '–' : `${q.lossPct.toFixed(1)} %`}\n`
+    + `${t('loss')}: ${q.lossPct === null ? '–' : `${formatNumber(q.lossPct)} %`}\n`
     + `${t('bitrate')}: ↓ ${q.kbpsIn === null ? '–' : Math.round(q.kbpsIn)} / ↑ ${q.kbpsOut === null ? '–' : Math.round(q.kbpsOut)} kb/s`;
 }
 

@@ -6,8 +6,8 @@
 // Live: conference and health events of the endpoint refresh what they change.
 
 import {
-  EventStream, RUNNING, ZONE, api, el, fill, formatTime, formatWhen, loadRoster, logOut, loginForm,
-  opensAt, runPage, setupFrame, showUser, siteName, statusChip, whoAmI,
+  api, el, EventStream, fill, formatTime, formatWhen, opensAt, RUNNING, runPage, signIn, siteName,
+  statusChip, ZONE,
 } from './common.js';
 import { onLangChange, t } from './i18n.js';
 import './texts/operator.js';
@@ -18,16 +18,8 @@ const app = document.getElementById('app');
 const page = { me: null, code: null, conferences: [], health: null, ui: {}, documents: null };
 
 async function main() {
-  setupFrame('op_title');
-  fill(app, el('p', { class: 'center-stage muted', text: t('loading') }));
-  let me = await whoAmI();
-  if (!me) me = await loginForm(app, 'op_login_intro');
+  const me = await signIn(app, 'op_title', 'op_login_intro');
   page.me = me;
-  await loadRoster();
-  showUser(me, async () => {
-    await logOut().catch(() => {});
-    location.reload();
-  });
   if (me.role === 'operator' && me.endpoint) {
     page.code = me.endpoint;
   } else if (me.role === 'admin') {

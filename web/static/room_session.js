@@ -13,7 +13,7 @@
 //   recheck()                  async: read the conference again, then connect or stop;
 //                              a throw (the service unreachable) tries again
 
-import { banner, fill } from './common.js';
+import { banner, fill, formatNumber } from './common.js';
 import { t } from './i18n.js';
 import { RoomClient } from './room.js';
 
@@ -97,7 +97,7 @@ export async function sampleQuality(page, ui, { liveMode, ready, render }) {
 export function qualityParts(q) {
   const parts = [t(`quality_${q.grade}`)];
   if (q.rttMs !== null) parts.push(`${Math.round(q.rttMs)} ms`);
-  if (q.lossPct !== null) parts.push(`${t('loss')} ${q.lossPct.toFixed(1)} %`);
+  if (q.lossPct !== null) parts.push(`${t('loss')} ${formatNumber(q.lossPct)} %`);
   if (q.kbpsIn !== null) parts.push(`↓ ${Math.round(q.kbpsIn)} kb/s`);
   return parts;
 }

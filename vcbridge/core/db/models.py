@@ -163,6 +163,8 @@ class Conference(Base):
     opened_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     live_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    # Why it was cancelled, as the booker wrote it ("" when not cancelled or not said).
+    cancel_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     created_by: Mapped[str] = mapped_column(String(100))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
