@@ -48,6 +48,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from aioice.ice import StunProtocol
+from aioice.turn import TurnTransport
 from aiortc import MediaStreamTrack, RTCRtpSender
 from aiortc.rtcdtlstransport import State as DtlsState
 
@@ -212,7 +213,9 @@ class RtpForwarder:
         if any(len(d) != size for d in datagrams[1:-1]) or len(datagrams[-1]) > size:
             return False
         transport = protocol.transport
-        if type(protocol) is not StunProtocol or transport.is_closing():
+        # A TURN relay's transport wraps each datagram for the server: never bypass it.
+        if (type(protocol) is not StunProtocol or isinstance(transport, TurnTransport)
+                or transport.is_closing()):
             return False
         sock = self._gso_socket(protocol, transport)
         if sock is None:
