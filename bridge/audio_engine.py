@@ -21,7 +21,7 @@ from aiortc.rtp import RtpPacket
 
 from bridge.active_speaker import ActiveSpeakerDetector
 from bridge.audio_mixer import AudioMixer
-from bridge.outbound_track import OutboundTrack
+from bridge.rtp_forwarder import AudioOutput
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class AudioEngine:
                                 max_queued=max(3, 2 * frame_ms // 20))
         self.detector = ActiveSpeakerDetector()
         self.max_speakers = max_speakers
-        self.outputs: dict[str, OutboundTrack] = {}
+        self.outputs: dict[str, AudioOutput] = {}
         self.stats: dict[str, ReceiveStats] = {}
         self.audible: frozenset[str] = frozenset()
         self._on_speaker_change = on_speaker_change
@@ -79,7 +79,7 @@ class AudioEngine:
         self.ticks = 0
         self.late_ticks = 0
 
-    def add_site(self, code: str, output: OutboundTrack) -> None:
+    def add_site(self, code: str, output: AudioOutput) -> None:
         """A site's audio connected (again): its mix goes to `output`."""
         if code not in self.outputs:
             self.mixer.add_site(code)

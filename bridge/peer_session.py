@@ -21,15 +21,11 @@ from aiortc.rtp import RtpPacket
 
 from bridge.ice_policy import Network, filter_candidates
 from bridge.media_tap import on_keyframe_request, tap_audio, tap_video
-from bridge.outbound_track import OutboundTrack
+from bridge.rtp_forwarder import RtpForwarder, VideoOutput
 from bridge.sdp_precheck import MediaKind, OfferError, precheck_offer
 from bridge.video_router import VideoSlot, VideoSource
 
 log = logging.getLogger(__name__)
-
-AUDIO_QUEUE = 5  # 100 ms of 20 ms frames: a late receiver gets fresh audio
-VIDEO_QUEUE = 8
-
 
 __all__ = ["IceSettings", "OfferError", "PeerSession"]
 
@@ -64,7 +60,7 @@ class PeerSession:
     on_failed: Callable[[PeerSession], None]
     audio_pc: RTCPeerConnection | None = None
     video_pc: RTCPeerConnection | None = None
-    audio_out: OutboundTrack | None = None
+    audio_out: RtpForwarder | None = None
     slots: list[VideoSlot] = field(default_factory=list)
     closed: bool = False
 
@@ -93,8 +89,7 @@ class PeerSession:
             raise OfferError("the audio offer must have exactly one audio media line")
         transceiver = transceivers[0]
         tap_audio(transceiver.receiver, on_packet)
-        self.audio_out = OutboundTrack("audio", AUDIO_QUEUE)
-        transceiver.sender.replaceTrack(self.audio_out)
+        self.audio_out = RtpForwarder(transceiver.sender)
         transceiver.direction = "sendrecv"
         return await self._answer(pc)
 
@@ -121,9 +116,7 @@ class PeerSession:
                              f"at most {len(slot_names)} for this site")
         for index, transceiver in enumerate(transceivers):
             transceiver.setCodecPreferences(_vp8_only())  # type: ignore[arg-type]
-            track = OutboundTrack("video", VIDEO_QUEUE)
-            slot = VideoSlot(slot_names[index], track)
-            transceiver.sender.replaceTrack(track)
+            slot = VideoSlot(slot_names[index], VideoOutput(RtpForwarder(transceiver.sender)))
             on_keyframe_request(transceiver.sender, slot.keyframe_wanted)
             if index == 0 and source is not None:
                 source.attach(transceiver.receiver)

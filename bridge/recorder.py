@@ -57,14 +57,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import av
 from av.container import OutputContainer
 from av.stream import Stream
 
 from bridge.media_tap import is_vp8_keyframe
-from bridge.outbound_track import OutboundTrack
+from bridge.rtp_forwarder import EncodedFrame
 from bridge.video_router import VideoSlot, VideoSource
 
 log = logging.getLogger(__name__)
@@ -135,14 +135,13 @@ class _Packet:
 
 
 class _SlotSink:
-    """Stands in for the `OutboundTrack` of the recorder's `VideoSlot`: frames go to
-    the recorder. `VideoSlot` only calls `push()`."""
+    """The output of the recorder's `VideoSlot`: frames go to the recorder."""
 
     def __init__(self, recorder: Recorder) -> None:
         self._recorder = recorder
 
-    def push(self, data: bytes, pts: int, time_base: Fraction) -> bool:
-        return self._recorder._video(data, pts)
+    def send_frame(self, frame: EncodedFrame, timestamp: int) -> bool:
+        return self._recorder._video(frame.data, timestamp)
 
 
 class Recorder:
@@ -156,7 +155,7 @@ class Recorder:
         self.frame_samples = frame_samples
         self.header_wait = header_wait
         self.on_failure = on_failure
-        self.slot = VideoSlot("recording", cast(OutboundTrack, _SlotSink(self)))
+        self.slot = VideoSlot("recording", _SlotSink(self))
         self.audio_packets = 0
         self.video_frames = 0
         self.dropped = 0

@@ -5,8 +5,10 @@ re-assembles. Each video stream the bridge sends is a `VideoSlot` ("the
 floor", "the chair", one tile of the chair's grid) that forwards the frames
 of whichever source it currently shows. Switching a slot to another source
 waits for that source's next keyframe (requested at once) and rewrites
-timestamps so the receiver sees one continuous stream; aiortc's sender keeps
-the sequence numbers continuous itself."""
+timestamps so the receiver sees one continuous stream; the slot's output
+(`rtp_forwarder.VideoOutput`) keeps sequence numbers and picture IDs
+continuous itself. Each frame is cut into packet bodies once per source
+frame, however many slots forward it (`EncodedFrame`)."""
 
 from __future__ import annotations
 
@@ -14,11 +16,12 @@ import asyncio
 import logging
 import time
 from fractions import Fraction
+from typing import Protocol
 
 from aiortc import RTCRtpReceiver
 
 from bridge.media_tap import is_vp8_keyframe, request_keyframe
-from bridge.outbound_track import OutboundTrack
+from bridge.rtp_forwarder import EncodedFrame
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +29,14 @@ VIDEO_TIME_BASE = Fraction(1, 90000)
 # Gap put between the last frame of the old source and the first of the new one.
 SWITCH_GAP = 3000  # 1/30 s at 90 kHz
 KEYFRAME_REQUEST_INTERVAL = 1.0  # seconds: collapse bursts of PLIs into one per second
+
+
+class FrameOutput(Protocol):
+    """Where a slot's frames go: a site's stream (`VideoOutput`) or the recorder."""
+
+    def send_frame(self, frame: EncodedFrame, timestamp: int) -> bool:
+        """Send `frame` at `timestamp` (90 kHz); False when it was dropped."""
+        ...
 
 
 class VideoSource:
@@ -58,8 +69,9 @@ class VideoSource:
         keyframe = is_vp8_keyframe(data)
         if keyframe:
             self.keyframes += 1
+        frame = EncodedFrame(data)
         for slot in list(self.slots):
-            slot.offer(self, data, timestamp, keyframe)
+            slot.offer(self, frame, timestamp, keyframe)
 
     def request_keyframe(self) -> None:
         """Ask the site for a keyframe, at most once a second.
@@ -87,9 +99,9 @@ class VideoSource:
 class VideoSlot:
     """One video stream sent to one site, showing one source at a time."""
 
-    def __init__(self, name: str, track: OutboundTrack) -> None:
+    def __init__(self, name: str, output: FrameOutput) -> None:
         self.name = name
-        self.track = track
+        self.output = output
         self.source: VideoSource | None = None
         self._waiting_keyframe = True
         self._offset: int | None = None
@@ -115,7 +127,8 @@ class VideoSlot:
         if self.source is not None:
             self.source.request_keyframe()
 
-    def offer(self, source: VideoSource, data: bytes, timestamp: int, keyframe: bool) -> None:
+    def offer(self, source: VideoSource, frame: EncodedFrame, timestamp: int,
+              keyframe: bool) -> None:
         if source is not self.source:
             return
         if self._waiting_keyframe:
@@ -131,8 +144,8 @@ class VideoSlot:
             self._offset += self._last_out + SWITCH_GAP - out
             out = self._last_out + SWITCH_GAP
         self._last_out = out
-        if not self.track.push(data, out, VIDEO_TIME_BASE):
-            # A frame was dropped for a slow receiver: its decoder needs a new keyframe.
+        if not self.output.send_frame(frame, out):
+            # A frame was dropped (not connected yet): the decoder needs a new keyframe.
             self._waiting_keyframe = True
             source.request_keyframe()
 

@@ -156,7 +156,7 @@ ENGINE_INDEPENDENT = {
     "test_booking_rules", "test_message_rate", "test_sdp_precheck", "test_control_messages",
     "test_coalescer", "test_shutdown", "test_browser_shell", "test_record_timeline",
     "test_browser_conference", "test_browser_dashboard", "test_browser_documents",
-    "test_browser_calendar",
+    "test_browser_calendar", "test_rtp_forwarder", "test_datagram_tap",
     "test_agent_call_figures", "test_impaired_link",
 }
 

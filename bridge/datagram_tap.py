@@ -1,0 +1,110 @@
+"""Receiving the sites' media by callback, without aioice's queue (private API, pinned to
+aiortc 1.16.0 / aioice 0.13.0).
+
+aioice hands every datagram to its STUN parser first (media fail it with an
+exception), then queues it; aiortc's DTLS transport takes it off the queue in
+a coroutine, one task step per packet, and awaits the receiver's handler.
+Once a connection's DTLS is up, `install` makes the nominated pair's protocol
+give SRTP datagrams (first byte 128–191, RFC 7983) straight to
+`_receive_srtp`, in the event loop's datagram callback:
+
+- RTP: unprotected with the transport's SRTP session, parsed, routed to its
+  receiver as aiortc routes it; the receiver's handler (our tap, or aiortc's
+  own for the video source) runs at once and, as it never has to wait in
+  practice (sending RTCP is synchronous underneath), finishes there; if it
+  ever does wait, a task finishes it;
+- RTCP, DTLS, STUN: the usual way (aioice's parser and queue, aiortc's
+  coroutine), so keyframe requests, NACKs, receiver reports and consent
+  checks work as before.
+
+The hook is a class-level wrapper of `StunProtocol.datagram_received` that
+looks for a per-protocol handler: protocols without one (the agent's, STUN
+and TURN traffic) behave exactly as aioice's. `tests/test_datagram_tap.py`
+checks the names and shapes relied upon."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pylibsrtp
+from aioice.ice import StunProtocol
+from aiortc.rtp import RtpPacket, is_rtcp
+
+log = logging.getLogger(__name__)
+
+NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01
+HANDLER = "_vcbridge_srtp_handler"  # attribute set on a StunProtocol instance
+
+_original_datagram_received = StunProtocol.datagram_received
+_pending: set[asyncio.Task[None]] = set()
+
+
+def _datagram_received(self: StunProtocol, data: bytes | str, addr: tuple[Any, ...]) -> None:
+    handler: Callable[[bytes], bool] | None = self.__dict__.get(HANDLER)
+    if (handler is not None and isinstance(data, bytes) and data and 127 < data[0] < 192
+            and handler(data)):
+        return
+    _original_datagram_received(self, data, addr)
+
+
+StunProtocol.datagram_received = _datagram_received  # type: ignore[method-assign]
+
+
+def install(dtls: Any) -> None:
+    """Receive `dtls`'s SRTP media by callback from now on (DTLS must be connected)."""
+    pair = dtls.transport._connection._nominated.get(1)
+    if pair is None or dtls._rx_srtp is None:
+        return
+    pair.protocol.__dict__[HANDLER] = lambda data: _receive_srtp(dtls, data)
+
+
+def _receive_srtp(dtls: Any, data: bytes) -> bool:
+    """Handle one SRTP datagram; False leaves it to aioice/aiortc (RTCP)."""
+    if is_rtcp(data):
+        return False
+    try:
+        clear = dtls._rx_srtp.unprotect(data)
+        packet = RtpPacket.parse(clear, dtls._rtp_header_extensions_map)
+    except (pylibsrtp.Error, ValueError):
+        return True  # as aiortc: dropped
+    receiver = dtls._rtp_router.route_rtp(packet)
+    if receiver is not None:
+        # aiortc's clock.current_ms(): milliseconds since the NTP epoch (1900), cheaply.
+        arrival_ms = int((time.time() + NTP_EPOCH_OFFSET) * 1000)
+        run_now(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_ms))
+    return True
+
+
+def run_now(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run `coroutine` in this call; if it has to wait, a task finishes it."""
+    try:
+        waiting = coroutine.send(None)
+    except StopIteration:
+        return
+    except Exception:
+        log.exception("receiving an RTP packet failed")
+        return
+    task = asyncio.get_running_loop().create_task(_finish(coroutine, waiting))
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+
+
+async def _finish(coroutine: Coroutine[Any, Any, None], waiting: Any) -> None:
+    # What a Task does with a coroutine: wait for what it yielded, then resume it.
+    while True:
+        if waiting is None:
+            await asyncio.sleep(0)
+        else:
+            waiting._asyncio_future_blocking = False
+            await asyncio.wait([waiting])
+        try:
+            waiting = coroutine.send(None)
+        except StopIteration:
+            return
+        except Exception:
+            log.exception("receiving an RTP packet failed")
+            return
