@@ -79,7 +79,8 @@ async def test_history_is_one_value_per_minute_with_gaps_and_transitions(
     assert {len(values) for values in series.values()} == {24 * 60}
     assert set(series) >= {"heartbeats", "in_call", "degraded", "cpu_percent",
                            "network_rtt_ms", "rtt_ms", "jitter_ms", "packet_loss_ratio",
-                           "fps", "bitrate_in_bps", "bitrate_out_bps"}
+                           "fps", "bitrate_in_bps", "bitrate_out_bps", "bridge_rtt_ms",
+                           "bridge_packet_loss_ratio", "bridge_jitter_ms", "bridge_fps"}
     at_10_00 = 24 * 60 - 10  # the slot of 10:00
     assert series["heartbeats"][at_10_00:] == [11, 12, 1, 0, 0, 0, 0, 0, 0, 1]
     assert series["packet_loss_ratio"][at_10_00] == 0.01

@@ -30,6 +30,13 @@ SERIES_NAMES = {
     "fps": "fps",
     "bitrate_in": "bitrate_in_bps",
     "bitrate_out": "bitrate_out_bps",
+    # The bridge's view of the same minutes (issue 14), beside the site's.
+    "bridge_rtt": "bridge_rtt_ms",
+    "bridge_jitter": "bridge_jitter_ms",
+    "bridge_loss": "bridge_packet_loss_ratio",
+    "bridge_fps": "bridge_fps",
+    "bridge_bitrate_in": "bridge_bitrate_in_bps",
+    "bridge_bitrate_out": "bridge_bitrate_out_bps",
 }
 # Counts per minute: 0 where no heartbeat came (a row is written only for a minute
 # with at least one heartbeat).

@@ -18,16 +18,23 @@ export const CHARTS = [
     key: 'rtt', title: 'dash_chart_rtt', unit: ' ms', digits: 0, empty: 'dash_no_data',
     series: [
       { name: 'rtt_ms', label: 'dash_series_call_rtt', colour: COLOURS.main },
+      { name: 'bridge_rtt_ms', label: 'dash_series_bridge', colour: COLOURS.second },
       { name: 'network_rtt_ms', label: 'dash_series_net_rtt', colour: COLOURS.quiet, dash: [4, 3] },
     ],
   },
   {
     key: 'loss', title: 'dash_chart_loss', unit: ' %', digits: 2, empty: 'dash_no_data_call',
-    series: [{ name: 'packet_loss_ratio', label: 'dash_series_loss', colour: '#c62828', scale: 100 }],
+    series: [
+      { name: 'packet_loss_ratio', label: 'dash_series_loss', colour: '#c62828', scale: 100 },
+      { name: 'bridge_packet_loss_ratio', label: 'dash_series_bridge', colour: COLOURS.second, scale: 100 },
+    ],
   },
   {
     key: 'jitter', title: 'dash_chart_jitter', unit: ' ms', digits: 1, empty: 'dash_no_data_call',
-    series: [{ name: 'jitter_ms', label: 'dash_series_jitter', colour: COLOURS.main }],
+    series: [
+      { name: 'jitter_ms', label: 'dash_series_jitter', colour: COLOURS.main },
+      { name: 'bridge_jitter_ms', label: 'dash_series_bridge', colour: COLOURS.second },
+    ],
   },
   {
     key: 'bitrate', title: 'dash_chart_bitrate', unit: ' kbit/s', digits: 0, empty: 'dash_no_data_bitrate',
@@ -38,7 +45,10 @@ export const CHARTS = [
   },
   {
     key: 'fps', title: 'dash_chart_fps', unit: '', digits: 1, empty: 'dash_no_data_call',
-    series: [{ name: 'fps', label: 'dash_series_fps', colour: '#2e7d32' }],
+    series: [
+      { name: 'fps', label: 'dash_series_fps', colour: '#2e7d32' },
+      { name: 'bridge_fps', label: 'dash_series_bridge', colour: COLOURS.second },
+    ],
   },
 ];
 
