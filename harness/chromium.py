@@ -7,6 +7,8 @@ Playwright's own browser download; fake camera and microphone."""
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +89,19 @@ async def log_in(page: Any, path: str, username: str) -> None:
     await page.fill("#password", password_of(username))
     await page.click("#login-form button[type=submit]")
     await page.wait_for_selector("#login-form", state="detached")
+
+
+@asynccontextmanager
+async def running_chromium(*extra: str) -> AsyncIterator[Any]:
+    """Playwright and one launched Chromium (see `launch`), closed on the way out."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await launch(playwright, *extra)
+        try:
+            yield browser
+        finally:
+            await browser.close()
 
 
 def password_of(username: str) -> str:

@@ -79,6 +79,16 @@ class Service:
         assert status == 200, body
         self.token = body["token"]
 
+    def add_user(self, username: str, role: str, password: str, endpoint: str | None = None,
+                 **fields: str) -> None:
+        """Create an account through the API (as the admin: `login()` first)."""
+        body: dict[str, Any] = {"username": username, "password": password, "role": role,
+                                **fields}
+        if endpoint:
+            body["endpoint"] = endpoint
+        status, answer = self.request("POST", "/api/v1/users", body)
+        assert status == 201, answer
+
     def kill(self) -> None:
         """kill -9: no cleanup at all."""
         self.process.send_signal(signal.SIGKILL)

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import pytest_asyncio
 
-from harness.chromium import chromium_missing, launch, log_in, new_page, password_of
+from harness.chromium import chromium_missing, log_in, new_page, password_of, running_chromium
 from harness.service_process import Service, service_env
 from tests.support import skip_or_fail
 
@@ -70,9 +70,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         started.wait_healthy(timeout=60)
         started.login()
         for username, role in ((BOOKER, "booker"), (IT, "it")):
-            status, body = started.request("POST", "/api/v1/users", {
-                "username": username, "password": password_of(username), "role": role})
-            assert status == 201, body
+            started.add_user(username, role, password_of(username))
         yield started
     finally:
         started.stop()
@@ -80,14 +78,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser(service: Service) -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        chromium = await launch(playwright)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with running_chromium() as browser:
+        yield browser
 
 
 def book(service: Service, **body: Any) -> dict[str, Any]:

@@ -60,12 +60,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         started.wait_healthy(timeout=60)
         started.login()
         for username, (role, endpoint) in USERS.items():
-            body: dict[str, Any] = {"username": username, "password": password_of(username),
-                                    "role": role}
-            if endpoint:
-                body["endpoint"] = endpoint
-            status, answer = started.request("POST", "/api/v1/users", body)
-            assert status == 201, answer
+            started.add_user(username, role, password_of(username), endpoint)
         yield started
     finally:
         started.stop()

@@ -36,7 +36,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
-from harness.chromium import chromium_missing, launch, log_in, new_page, password_of
+from harness.chromium import chromium_missing, log_in, new_page, password_of, running_chromium
 from harness.service_process import Service, service_env
 from tests.support import eventually as until
 from tests.support import skip_or_fail
@@ -193,12 +193,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         service.wait_healthy(timeout=60)
         service.login()
         for username, (role, endpoint) in USERS.items():
-            body: dict[str, Any] = {"username": username, "password": password_of(username),
-                                    "role": role}
-            if endpoint:
-                body["endpoint"] = endpoint
-            status, answer = service.request("POST", "/api/v1/users", body)
-            assert status == 201, answer
+            service.add_user(username, role, password_of(username), endpoint)
         tokens = {}
         for code in (*AGENTS, *POSTED):
             status, answer = service.request("POST", f"/api/v1/endpoints/{code}/tokens",
@@ -224,12 +219,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser(world: World) -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        started = await launch(playwright)
-        yield started
-        await started.close()
+    async with running_chromium() as browser:
+        yield browser
 
 
 async def shot(page: Any, name: str, *, phone: bool = True, full: bool = False) -> None:

@@ -33,7 +33,7 @@ import pytest
 import pytest_asyncio
 
 from bridge.ice_policy import restrict_host_addresses
-from harness.chromium import chromium_missing, launch, new_page, password_of
+from harness.chromium import chromium_missing, new_page, password_of, running_chromium
 from harness.service_process import Service, service_env
 from tests.support import eventually as until
 from tests.support import skip_or_fail
@@ -77,12 +77,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         for role, (username, _, _) in ROLES.items():
             if username == "admin":
                 continue
-            body = {"username": username, "password": password_of(username), "role": role,
-                    "full_name": "Nguyễn Văn An"}
-            if role == "operator":
-                body["endpoint"] = "HUYEN-NGA-SON"
-            status, answer = started.request("POST", "/api/v1/users", body)
-            assert status == 201, answer
+            started.add_user(username, role, password_of(username),
+                             "HUYEN-NGA-SON" if role == "operator" else None,
+                             full_name="Nguyễn Văn An")
         yield started
     finally:
         started.stop()
@@ -91,14 +88,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser(service: Service) -> AsyncIterator[Any]:
     """One headless Chromium for the module (each test opens its own contexts)."""
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        chromium = await launch(playwright)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with running_chromium() as browser:
+        yield browser
 
 
 @pytest.fixture
