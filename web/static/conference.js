@@ -134,7 +134,7 @@ function onEvent(event) {
 async function loadDocuments() {
   try {
     const module = await import('./documents_panel.js');
-    const panel = await module.documentsPanel(conferenceId);
+    const panel = await module.documentsPanel(conferenceId, { title: false }); // the card has its own
     if (panel instanceof Node) {
       page.documents = { panel };
       renderDocuments();

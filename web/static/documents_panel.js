@@ -78,7 +78,7 @@ export function documentsPanel(conferenceId, options = {}) {
   let failed = false;
 
   const render = () => {
-    heading.replaceChildren(docIcon('file'), el('span', { text: t('doc_panel_title') }),
+    fill(heading, docIcon('file'), el('span', { text: t('doc_panel_title') }),
       documents && documents.length ? el('span', { class: 'doc-count', text: String(documents.length) }) : null);
     if (documents === null) {
       fill(body, el('p', { class: failed ? 'doc-panel-note doc-panel-error' : 'doc-panel-note muted', text: failed ? t('doc_load_failed') : t('doc_loading') }));
