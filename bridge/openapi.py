@@ -146,8 +146,11 @@ def part() -> ApiPart:
             "locked": {"type": "boolean", "description": "floor.lock."},
             "on": {"type": "boolean", "description": "floor.record: started or stopped."},
             "recording": RECORDING_NAME | {"description": "floor.record: the file."},
-            "cause": {"type": "string", "enum": ["ended", "cancelled", "shutdown", "failed"],
-                      "description": "floor.record: why the bridge stopped the recording "
-                      "itself (absent when the chair did)."},
+            "cause": {"type": "string", "enum": ["ended", "cancelled", "shutdown", "failed",
+                                                  "interrupted", "resumed"],
+                      "description": "floor.record: why the bridge stopped or started the "
+                      "recording itself (absent when the chair did); after a restart or a "
+                      "move of the room, interrupted (the cut file) then resumed (the new "
+                      "file)."},
         },
     )

@@ -16,7 +16,12 @@ in control mode: a `ControlConnection` gets every room state and may send the
 chair's actions, on the chair's behalf, and may receive the chair's view of
 the video (the floor and one grid slot per site, the chair's own included)
 receive-only. It is not a site: no seat, no audio, no roll call, not in the
-floor state. Any number of them may be connected beside the chair."""
+floor state. Any number of them may be connected beside the chair.
+
+The room's state outlives the process (`bridge/room_state_store.py`): given a
+store (`keep_state`), a room restores what its conference's room saved before
+(the floor, the queue, mutes, the lock; a recording goes on into a new file),
+before it seats anyone, and saves every change after."""
 
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ from bridge.audio_engine import AudioEngine
 from bridge.coalescer import Coalescer
 from bridge.peer_session import IceSettings, OfferError, PeerSession
 from bridge.recorder import Recorder, RecordingError
+from bridge.room_state_store import RoomStateStore, SavedRoom, StateWriter, restore_floor
 from bridge.video_router import VideoSlot, VideoSource
 from vcbridge.core.audit import Actor
 
@@ -120,6 +126,72 @@ class Room:
         self._order = list(sites)
         self._broadcasts = Coalescer(self._send_state, STATE_BROADCAST_INTERVAL)
         self._started = False
+        # Every file this room recorded into, oldest first (kept with the state).
+        self.recording_files: list[str] = []
+        self._states: StateWriter | None = None
+        self._restored: asyncio.Task[None] | None = None
+
+    # -- the state kept in the database ----------------------------------------------
+
+    def keep_state(self, store: RoomStateStore) -> None:
+        """Restore the conference's saved state (in the background: connections wait for
+        it, `ready`), then save every change. Call once, after `recordings_dir` is set."""
+        if self._states is None:
+            self._states = store.writer(self.conference_id)
+            self._restored = asyncio.get_running_loop().create_task(self._restore(store))
+
+    async def ready(self) -> None:
+        """Wait until the saved state is restored (at once when there is none to wait for)."""
+        if self._restored is not None and not self._restored.done():
+            await asyncio.shield(self._restored)
+
+    async def _restore(self, store: RoomStateStore) -> None:
+        booked = list(self._order)
+        try:
+            saved = await store.load(self.conference_id)
+        except Exception:
+            log.exception("room %s: reading its saved state failed; it starts afresh",
+                          self.conference_id)
+            saved = None
+        if saved is not None and not self.closed:
+            try:
+                restored = restore_floor(saved, self.chair, booked)
+            except ValueError:
+                log.exception("room %s: its saved state is unusable; it starts afresh",
+                              self.conference_id)
+            else:
+                self._apply(restored)  # nobody is seated yet: connections wait for this
+                self.recording_files = list(saved.recording_files)
+                log.info("room %s: state restored (floor %s, queue %s, muted %s, locked %s, "
+                         "recording %s)", self.conference_id, restored.holder,
+                         list(restored.queue), sorted(restored.muted), restored.locked,
+                         saved.recording)
+                if saved.recording:
+                    await self._resume_recording()
+        self._save_state()
+
+    async def _resume_recording(self) -> None:
+        """The room recorded when its previous process stopped: that file was cut (its
+        stop is reported now), and the recording goes on into a new file."""
+        cut = self.recording_files[-1] if self.recording_files else None
+        if cut is not None:
+            await self._report(self.chair, "record",
+                               {"on": False, "recording": cut, "cause": "interrupted"})
+        try:
+            recorder = self._start_recorder()
+        except RecordingError:
+            log.exception("room %s: the recording cannot go on", self.conference_id)
+            return
+        await self._report(self.chair, "record",
+                           {"on": True, "recording": recorder.name, "cause": "resumed"})
+
+    def _save_state(self) -> None:
+        """Save the state (write-through, in the background); a closed room saves no more."""
+        if self._states is not None and not self.closed and (
+                self._restored is None or self._restored.done()
+                or asyncio.current_task() is self._restored):
+            self._states.put(SavedRoom.of(self.state, self.recorder is not None,
+                                          self.recording_files))
 
     @property
     def chair(self) -> str:
@@ -139,6 +211,7 @@ class Room:
 
         `person`: who is at the site's console when a person's login connected it (the
         chair's actions from it are recorded under that name), None for an agent."""
+        await self.ready()
         self._apply(floor.join(self.state, code))
         previous = self.connections.pop(code, None)
         if previous is not None:
@@ -185,6 +258,7 @@ class Room:
     async def connect_control(self, moderator: Actor, send: Send) -> ControlConnection:
         """A moderator's console connected. Changes nothing in the floor state; the
         caller greets it, then calls `broadcast` (the state names who moderates)."""
+        await self.ready()
         label = f"control:{next(self._control_numbers)}"
         connection = ControlConnection(label, moderator, send,
                                        PeerSession(label, self.ice, self._peer_failed))
@@ -324,19 +398,26 @@ class Room:
         if on == (self.recorder is not None):
             return
         if on:
-            if self.recordings_dir is None or self.closed:
-                raise RecordingError("this room cannot record")
-            recorder = Recorder.create(self.recordings_dir, self.conference_id,
-                                       frame_samples=self.audio.frame_samples,
-                                       on_failure=self._recording_failed)
-            recorder.start()
-            self.recorder = recorder
-            self.audio.on_common = recorder.audio
-            self._route_recorder()
+            recorder = self._start_recorder()
             await self.broadcast()
             await self._report(actor, "record", {"on": True, "recording": recorder.name})
         else:
             await self._stop_recording(actor)
+
+    def _start_recorder(self) -> Recorder:
+        """A new recording file, fed from now on; raises RecordingError."""
+        if self.recordings_dir is None or self.closed:
+            raise RecordingError("this room cannot record")
+        recorder = Recorder.create(self.recordings_dir, self.conference_id,
+                                   frame_samples=self.audio.frame_samples,
+                                   on_failure=self._recording_failed)
+        recorder.start()
+        self.recorder = recorder
+        self.recording_files.append(recorder.name)
+        self.audio.on_common = recorder.audio
+        self._route_recorder()
+        self._save_state()
+        return recorder
 
     async def _stop_recording(self, actor: floor.FloorActor, cause: str | None = None
                               ) -> None:
@@ -346,6 +427,7 @@ class Room:
             return
         self.recorder = None
         self.audio.on_common = None
+        self._save_state()
         self._finishing.add(recorder.name)
         try:
             await recorder.stop()
@@ -381,6 +463,7 @@ class Room:
         self.state = new
         self.audio.audible = floor.audible(new)
         self._reroute()
+        self._save_state()
 
     def _speaker_changed(self, _speaker: str | None) -> None:
         self._reroute()
@@ -433,7 +516,16 @@ class Room:
                 await connection.send(message)
 
     async def close(self, reason: str) -> None:
-        """Disconnect everyone (the conference ended)."""
+        """Disconnect everyone (the conference ended).
+
+        The saved state is left as it was: when this process stops while the
+        conference goes on ("shutdown"), the room opened again carries on from it
+        (recording included); when the conference is over, nothing opens it again."""
+        if self._restored is not None and not self._restored.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._restored)
+        if self._states is not None:
+            await self._states.flush()
         self.closed = True
         await self._broadcasts.close()
         await self.audio.stop()

@@ -22,6 +22,7 @@ from pathlib import Path
 from bridge.message_rate import JoinBudgets
 from bridge.peer_session import IceSettings
 from bridge.room import Room, RoomHooks
+from bridge.room_state_store import RoomStateStore
 from vcbridge.core.event_types import ROOM_CLOSING, EventType
 from vcbridge.core.events import BusEvent, EventBus, Follower
 
@@ -33,13 +34,16 @@ class RoomRegistry:
     """The rooms of this process by conference id."""
 
     def __init__(self, ice: IceSettings, hooks: RoomHooks, *, frame_ms: int = 20,
-                 recordings_dir: Path | None = None, joins_per_minute: int = 20) -> None:
+                 recordings_dir: Path | None = None, joins_per_minute: int = 20,
+                 states: RoomStateStore | None = None) -> None:
         self.ice = ice
         # Connections per minute per site or moderator and room (signaling checks it).
         self.joins = JoinBudgets(joins_per_minute)
         self.hooks = hooks
         self.frame_ms = frame_ms
         self.recordings_dir = recordings_dir
+        # Where rooms keep their state, so a room opened again restores it (None: not kept).
+        self.states = states
         self.rooms: dict[int, Room] = {}
         self._follower: Follower | None = None
 
@@ -55,6 +59,8 @@ class RoomRegistry:
             room = Room(conference_id, chair, sites, self.ice, self.hooks,
                         frame_ms=self.frame_ms)
             room.recordings_dir = self.recordings_dir
+            if self.states is not None:
+                room.keep_state(self.states)
             self.rooms[conference_id] = room
             log.info("room %s opened", conference_id)
         return room
@@ -63,8 +69,9 @@ class RoomRegistry:
 
     async def open_room(self, conference_id: int, chair: str,
                         participants: Sequence[str]) -> None:
-        """The conference's setup time began: its room is ready for its sites."""
-        self._room(conference_id, chair, participants)
+        """The conference's setup time began: its room is ready for its sites (with the
+        state its room saved before, if it was open already)."""
+        await self._room(conference_id, chair, participants).ready()
 
     async def invite(self, conference_id: int, endpoint: str) -> None:
         """Nothing more to do: sites dial in, and the `endpoint.invited` event (published

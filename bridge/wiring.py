@@ -11,8 +11,9 @@ from bridge import preflight_echo, recordings_api, signaling
 from bridge.ice_policy import allowed_networks, restrict_host_addresses, rtc_configuration
 from bridge.peer_session import IceSettings
 from bridge.room import RoomHooks
+from bridge.room_state_store import RoomStateStore
 from bridge.rooms import RoomRegistry
-from vcbridge.core.app_keys import EVENT_BUS
+from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS
 from vcbridge.core.settings import Settings
 
 
@@ -37,6 +38,8 @@ def setup(app: web.Application, settings: Settings, hooks: RoomHooks) -> RoomReg
     recordings_api.setup_routes(app, settings.effective_recordings_dir)
 
     async def rooms_ctx(app: web.Application) -> AsyncIterator[None]:
+        # Rooms keep their state in the database, held under this process's node id.
+        registry.states = RoomStateStore(app[DATABASE], app[CLOCK], settings.node_id)
         registry.start(app[EVENT_BUS])
         yield
         await registry.stop()

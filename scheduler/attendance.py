@@ -178,6 +178,41 @@ async def tick_due(
     return Ticked(invitations, len(rows))
 
 
+async def drop_joined(
+    session: AsyncSession, conference_ids: Iterable[int] | None, now: datetime,
+    policy: RedialPolicy, bus: EventBus,
+) -> list[tuple[int, str]]:
+    """Sites the roll call still has "joined" in rooms nobody holds any more (the
+    process carrying them was killed, or its node was lost): they are dropped, so the
+    policy calls them back, and `endpoint.dropped` is published for each.
+
+    `conference_ids`: the rooms concerned (None: every running conference, for the
+    lone all-in-one process, which holds no room when it starts). Only running
+    conferences are touched. Returns the (conference, endpoint code) pairs dropped."""
+    query = (
+        select(Attendance, Endpoint.code)
+        .join(Conference, Conference.id == Attendance.conference_id)
+        .join(Endpoint, Endpoint.id == Attendance.endpoint_id)
+        .where(Conference.status.in_(RUNNING_STATUSES),
+               Attendance.state == ConnectState.JOINED.value)
+        .order_by(Attendance.id).with_for_update(of=Attendance)
+    )
+    if conference_ids is not None:
+        ids = sorted(set(conference_ids))
+        if not ids:
+            return []
+        query = query.where(Attendance.conference_id.in_(ids))
+    dropped = []
+    events = []
+    for row, code in (await session.execute(query)).all():
+        after = policy_rules.dropped(connection_of(row), now, policy)
+        store(row, after)
+        dropped.append((row.conference_id, code))
+        events.append(NewEvent(EventType.ENDPOINT_DROPPED, row.conference_id, code, (code,)))
+    await bus.publish_many(session, now, events)
+    return dropped
+
+
 # What an endpoint's report does to its connection, and the event it publishes.
 _REPORTS: dict[str, tuple[Callable[..., EndpointConnection], EventType, bool]] = {
     "joined": (policy_rules.joined, EventType.ENDPOINT_JOINED, False),

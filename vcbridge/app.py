@@ -16,7 +16,7 @@ from documents import api as documents_api
 from monitoring import wiring as monitoring_wiring
 from scheduler import booking_api, calendar_feed
 from scheduler import lifecycle_wiring as lifecycle
-from vcbridge import openapi_routes, record_sources
+from vcbridge import openapi_routes, record_sources, room_reports
 from vcbridge.core.api import (
     audit_routes,
     auth_routes,
@@ -81,6 +81,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     # The seam between the scheduler and the bridge: the lifecycle opens and closes
     # this process's rooms through the registry (scheduler/bridge_port.py).
     rooms = bridge_wiring.setup(app, settings, RoomReports(app))
+    # Sites a killed process left "joined" are dropped before anyone can connect.
+    app.cleanup_ctx.append(room_reports.stranded_sites_ctx)
     lifecycle.setup(app, rooms)
     # The conference record reads the bridge's recordings (and the documents) through
     # the sources the composition root gives it.

@@ -4,15 +4,20 @@ is the one place that may know both the bridge and the scheduler."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
+from bridge.room_state_store import RoomStateStore
 from scheduler import attendance
 from scheduler.lifecycle_api import REDIAL_POLICY
-from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS
+from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS, SETTINGS
 from vcbridge.core.audit import Actor, record
 from vcbridge.core.event_types import EventType
+
+log = logging.getLogger(__name__)
 
 
 class RoomReports:
@@ -44,3 +49,31 @@ class RoomReports:
             await record(session, who, name, "conference", conference_id, None, data, now)
             await app[EVENT_BUS].publish(session, name, now, conference_id=conference_id,
                                          endpoint=actor, audience=audience, data=data)
+
+
+async def stranded_sites_ctx(app: web.Application) -> AsyncIterator[None]:
+    """At start, before any site can connect: the sites the roll call still has
+    "joined" in rooms this process held before it stopped are dropped (a killed
+    process reported nothing), with `endpoint.dropped` published; they rejoin, or the
+    scheduler calls them back.
+
+    On SQLite the one all-in-one process holds every room, so that is every running
+    conference. On PostgreSQL it is the running conferences whose room this node
+    (`node_id`) held last; without a node id nothing is swept here (the rooms of a
+    lost node are the scheduler leader's to sweep)."""
+    settings = app[SETTINGS]
+    on_postgres = settings.effective_database_url.startswith("postgresql")
+    conferences: list[int] | None = None
+    if on_postgres:
+        if not settings.node_id:
+            yield
+            return
+        conferences = await RoomStateStore(app[DATABASE], app[CLOCK]).running_on(
+            settings.node_id)
+    async with app[DATABASE].write() as session:
+        dropped = await attendance.drop_joined(session, conferences, app[CLOCK].now(),
+                                               app[REDIAL_POLICY], app[EVENT_BUS])
+    if dropped:
+        log.info("at start: %d site(s) no longer connected marked dropped: %s", len(dropped),
+                 ", ".join(f"{code} (conference {cid})" for cid, code in dropped))
+    yield

@@ -178,8 +178,12 @@ class FloorLock(FloorAction):
 class FloorRecord(FloorAction):
     on: bool
     recording: str  # the file's name
-    # Why the bridge stopped the recording itself (absent when the chair did).
-    cause: NotRequired[Literal["ended", "cancelled", "shutdown", "failed"]]
+    # Why the bridge stopped or started the recording itself (absent when the chair did):
+    # the room closed, writing failed, or the room was opened again (its process
+    # restarted, or another node took it over): the cut file stops ("interrupted") and
+    # the recording goes on into a new one ("resumed").
+    cause: NotRequired[Literal["ended", "cancelled", "shutdown", "failed", "interrupted",
+                               "resumed"]]
 
 
 class HealthReason(TypedDict):
@@ -297,7 +301,9 @@ EVENTS: dict[EventType, EventSpec] = {
     EventType.FLOOR_RECORD: EventSpec(
         "Recording started (data.on true) or stopped; data.recording is the file "
         "(GET /api/v1/conferences/{id}/recordings). data.cause says why the bridge stopped "
-        "it itself: the room closed (ended, cancelled, shutdown) or writing failed (failed).",
+        "or started it itself: the room closed (ended, cancelled, shutdown), writing failed "
+        "(failed), or the room opened again after its process stopped: the cut file stops "
+        "(interrupted) and the recording goes on into a new file (resumed).",
         FloorRecord, _A),
     EventType.ENDPOINT_HEALTH: EventSpec(
         "The endpoint's health state or reasons changed; data.state, data.previous, "

@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     leader_poll_seconds: float = Field(default=2.0, gt=0, le=60)
     presence_stale_seconds: float = Field(default=60, gt=0, le=3600)
 
+    # This process's bridge node id (issue 15): each room's saved state names the node
+    # that holds it, and on PostgreSQL a restarted node drops from the roll call the
+    # sites of the rooms it held before. "" on SQLite (one process holds every room).
+    node_id: str = Field(default="", max_length=120)
+
     # The event loop of `vcbridge serve` and `vcbridge agent`: uvloop (libuv; per packet and
     # per request about a fifth to a third cheaper here, see docs/performance.md) or
     # Python's own asyncio loop.

@@ -450,3 +450,35 @@ class DocumentChunk(Base):
     )
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class RoomState(Base):
+    """A conference room's floor, moderation and recording, saved as they change
+    (bridge/room_state_store.py), so a room opened again for the conference (this
+    process restarted, or another bridge node took the room over) finds them.
+
+    Who is connected is not kept: that is the connections' business, and the roll
+    call's (attendance). The codes are endpoint codes, lists sorted except the
+    queue (in order of asking)."""
+
+    __tablename__ = "room_states"
+
+    conference_id: Mapped[int] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), primary_key=True)
+    # The bridge node whose room saved it last ("" for the all-in-one process).
+    node: Mapped[str] = mapped_column(String(120), default="", index=True)
+    floor_holder: Mapped[str | None] = mapped_column(String(64), default=None)
+    floor_queue: Mapped[list[str]] = mapped_column(JSON, default=list)
+    muted: Mapped[list[str]] = mapped_column(JSON, default=list)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    recording: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Every file the room recorded into, oldest first (the last one while recording).
+    recording_files: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The rest of the floor state: every code allowed in (booked and admitted), those
+    # with a seat, those removed by the chair, those refused; the snapshot version.
+    sites: Mapped[list[str]] = mapped_column(JSON, default=list)
+    seated: Mapped[list[str]] = mapped_column(JSON, default=list)
+    removed: Mapped[list[str]] = mapped_column(JSON, default=list)
+    refused: Mapped[list[str]] = mapped_column(JSON, default=list)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
