@@ -167,14 +167,15 @@ class Room:
                          list(restored.queue), sorted(restored.muted), restored.locked,
                          saved.recording)
                 if saved.recording:
-                    await self._resume_recording()
+                    await self._resume_recording(saved.recording_finished)
         self._save_state()
 
-    async def _resume_recording(self) -> None:
+    async def _resume_recording(self, finished: bool) -> None:
         """The room recorded when its previous process stopped: that file was cut (its
-        stop is reported now), and the recording goes on into a new file."""
+        stop is reported now) unless that process `finished` it in order, and the
+        recording goes on into a new file."""
         cut = self.recording_files[-1] if self.recording_files else None
-        if cut is not None:
+        if cut is not None and not finished:
             await self._report(self.chair, "record",
                                {"on": False, "recording": cut, "cause": "interrupted"})
         try:
@@ -536,6 +537,12 @@ class Room:
             except Exception:
                 log.exception("room %s: reporting the end of its recording failed",
                               self.conference_id)
+            if reason == "shutdown" and self._states is not None:
+                # The conference goes on without this process: the room opened again
+                # resumes the recording, and does not report this finished file as cut.
+                self._states.put(SavedRoom.of(self.state, True, self.recording_files,
+                                              finished=True))
+                await self._states.flush()
         for connection in list(self.connections.values()):
             await self._drop_connection(connection, notice={"type": "closed", "reason": reason})
             if connection.media_reported and reason == "shutdown":

@@ -44,6 +44,9 @@ class SavedRoom:
     recording: bool = False
     # Every file the room recorded into, oldest first; the last one while recording.
     recording_files: tuple[str, ...] = ()
+    # The last file was finished and its stop reported (its process stopped in order,
+    # the conference going on): the recording resumes without reporting it cut.
+    recording_finished: bool = False
     sites: tuple[str, ...] = ()
     seated: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
@@ -51,10 +54,12 @@ class SavedRoom:
     version: int = 0
 
     @classmethod
-    def of(cls, state: floor.FloorState, recording: bool, files: Sequence[str]) -> SavedRoom:
+    def of(cls, state: floor.FloorState, recording: bool, files: Sequence[str],
+           finished: bool = False) -> SavedRoom:
         """What is kept of a floor state and the room's recording."""
         return cls(holder=state.holder, queue=state.queue, muted=tuple(sorted(state.muted)),
                    locked=state.locked, recording=recording, recording_files=tuple(files),
+                   recording_finished=finished,
                    sites=tuple(sorted(state.sites)), seated=tuple(sorted(state.seated)),
                    removed=tuple(sorted(state.removed)), refused=tuple(sorted(state.refused)),
                    version=state.version)
@@ -94,7 +99,8 @@ def _saved_of(row: RoomState) -> SavedRoom:
     return SavedRoom(
         holder=row.floor_holder, queue=tuple(row.floor_queue), muted=tuple(row.muted),
         locked=row.locked, recording=row.recording,
-        recording_files=tuple(row.recording_files), sites=tuple(row.sites),
+        recording_files=tuple(row.recording_files),
+        recording_finished=row.recording_finished, sites=tuple(row.sites),
         seated=tuple(row.seated), removed=tuple(row.removed), refused=tuple(row.refused),
         version=row.version)
 
@@ -119,7 +125,8 @@ class RoomStateStore:
         values = {
             "node": self.node, "floor_holder": saved.holder, "floor_queue": list(saved.queue),
             "muted": list(saved.muted), "locked": saved.locked, "recording": saved.recording,
-            "recording_files": list(saved.recording_files), "sites": list(saved.sites),
+            "recording_files": list(saved.recording_files),
+            "recording_finished": saved.recording_finished, "sites": list(saved.sites),
             "seated": list(saved.seated), "removed": list(saved.removed),
             "refused": list(saved.refused), "version": saved.version,
             "updated_at": self.clock.now(),

@@ -239,6 +239,37 @@ async def test_a_recording_goes_on_into_a_new_file_and_both_are_listed(
     await client.app[ROOMS].close_room(cid, "shutdown")
 
 
+async def test_after_a_shutdown_in_order_the_recording_resumes_without_a_cut(
+    client: Client, booker: H, clock: FixedClock, admin: H,
+) -> None:
+    """A process stopped in order (SIGTERM) finishes its file and says so ("shutdown");
+    the room opened again goes on recording into a new file, reporting no cut."""
+    cid = await open_conference(client, booker, clock)
+    recordings = client.app[SETTINGS].effective_recordings_dir
+    room = client.app[ROOMS].room_for(cid, CHAIR, SITES)
+    await room.connect(CHAIR, ignore)
+    await act(room, CHAIR, type="record", on=True)
+    assert room.recorder is not None
+    first = room.recorder.name
+    await client.app[ROOMS].close_room(cid, "shutdown")
+
+    registry = another_registry(client, recordings=recordings)
+    await registry.open_room(cid, CHAIR, SITES)
+    again = registry.rooms[cid]
+    assert again.recorder is not None and again.recording_files == [first,
+                                                                    again.recorder.name]
+    records = [data for kind, _, data in await event_types(client, cid)
+               if kind == "floor.record"]
+    assert records == [{"on": True, "recording": first},
+                       {"on": False, "recording": first, "cause": "shutdown"},
+                       {"on": True, "recording": again.recorder.name, "cause": "resumed"}]
+    listed = await (await client.get(f"/api/v1/conferences/{cid}/recordings",
+                                     headers=admin)).json()
+    # (The listing's "recording" flag is the serving process's; this room is not the app's.)
+    assert [r["id"] for r in listed["recordings"]] == [first, again.recorder.name]
+    await registry.stop()
+
+
 # -- the roll call of a restarted service -------------------------------------------------
 
 

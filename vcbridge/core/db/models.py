@@ -474,6 +474,8 @@ class RoomState(Base):
     recording: Mapped[bool] = mapped_column(Boolean, default=False)
     # Every file the room recorded into, oldest first (the last one while recording).
     recording_files: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The last file was finished in order (the process stopped, the conference goes on).
+    recording_finished: Mapped[bool] = mapped_column(Boolean, default=False)
     # The rest of the floor state: every code allowed in (booked and admitted), those
     # with a seat, those removed by the chair, those refused; the snapshot version.
     sites: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("locked", sa.Boolean(), nullable=False),
         sa.Column("recording", sa.Boolean(), nullable=False),
         sa.Column("recording_files", sa.JSON(), nullable=False),
+        sa.Column("recording_finished", sa.Boolean(), nullable=False),
         sa.Column("sites", sa.JSON(), nullable=False),
         sa.Column("seated", sa.JSON(), nullable=False),
         sa.Column("removed", sa.JSON(), nullable=False),
