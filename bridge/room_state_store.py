@@ -11,7 +11,13 @@ slot stays empty until it is back, as for a line drop).
 
 Writes go through at once, one at a time per room and the newest state last
 (`StateWriter`), each in its own short transaction, so a room's changes never
-wait for the database and a slow write never reorders two states."""
+wait for the database and a slow write never reorders two states.
+
+The row names the node that holds the room. A room's first write takes the row
+over (it has just restored it: a restart, or a move to this node); every later
+write only goes through while the row still names this node, so a node whose
+room was moved away (and that has not noticed yet) cannot overwrite what the
+room's new node saves."""
 
 from __future__ import annotations
 
@@ -120,8 +126,11 @@ class RoomStateStore:
             row = await session.get(RoomState, conference_id)
             return None if row is None else _saved_of(row)
 
-    async def save(self, conference_id: int, saved: SavedRoom) -> None:
-        """Store `saved` as the conference's room state, held by this node (an upsert)."""
+    async def save(self, conference_id: int, saved: SavedRoom, *, take_over: bool = True
+                   ) -> bool:
+        """Store `saved` as the conference's room state, held by this node (an upsert);
+        with `take_over` false, only while the row still names this node. Returns whether
+        it was stored."""
         values = {
             "node": self.node, "floor_holder": saved.holder, "floor_queue": list(saved.queue),
             "muted": list(saved.muted), "locked": saved.locked, "recording": saved.recording,
@@ -134,8 +143,11 @@ class RoomStateStore:
         async with self.database.write() as session:
             insert = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
             stmt = insert(RoomState).values(conference_id=conference_id, **values)
-            await session.execute(stmt.on_conflict_do_update(
-                index_elements=["conference_id"], set_=values))
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["conference_id"], set_=values,
+                where=None if take_over else RoomState.node == self.node)
+            result = await session.execute(stmt.returning(RoomState.conference_id))
+            return result.first() is not None
 
     async def running_on(self, node: str) -> list[int]:
         """The running conferences whose room was last held by `node`."""
@@ -168,10 +180,14 @@ class StateWriter:
         self._latest: SavedRoom | None = None
         self._written: SavedRoom | None = None
         self._task: asyncio.Task[None] | None = None
+        # The first write takes the row over; after that, writes need the row to be ours.
+        self._holding = False
+        # The row was taken over by another node: this room's states are not saved any more.
+        self.lost = False
 
     def put(self, saved: SavedRoom) -> None:
         """Save `saved` soon (nothing to do when it is what was saved last)."""
-        if saved == (self._latest or self._written):
+        if self.lost or saved == (self._latest or self._written):
             return
         self._latest = saved
         if self._task is None or self._task.done():
@@ -181,10 +197,17 @@ class StateWriter:
         while self._latest is not None:
             saved, self._latest = self._latest, None
             try:
-                await self.store.save(self.conference_id, saved)
-                self._written = saved
+                stored = await self.store.save(self.conference_id, saved,
+                                               take_over=not self._holding)
             except Exception:
                 log.exception("room %s: saving its state failed", self.conference_id)
+                continue
+            if not stored:
+                log.warning("room %s: its state is held by another node now; not saved "
+                            "here any more", self.conference_id)
+                self.lost, self._latest = True, None
+                return
+            self._holding, self._written = True, saved
 
     async def flush(self) -> None:
         """Wait until every state put so far is written (or failed)."""

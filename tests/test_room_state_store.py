@@ -107,6 +107,31 @@ async def test_the_store_keeps_the_newest_state_of_each_room(
         assert len((await session.scalars(select(RoomState))).all()) == 1
 
 
+async def test_a_node_whose_room_moved_away_cannot_overwrite_its_state(
+    client: Client, booker: H, clock: FixedClock,
+) -> None:
+    """The room's first write takes the row over (it has just restored it); later writes
+    go through only while the row names the node, so a fenced node that has not noticed
+    yet leaves what the room's new node saved alone."""
+    cid = await open_conference(client, booker, clock)
+    database = client.app[DATABASE]
+    old = RoomStateStore(database, clock, "node-a").writer(cid)
+    old.put(SavedRoom(holder=NGA_SON, sites=tuple(SITES), seated=(CHAIR,), version=3))
+    await old.flush()
+    new = RoomStateStore(database, clock, "node-b").writer(cid)  # the room moved
+    moved = SavedRoom(holder=NGA_SON, muted=(MUONG_LAT,), sites=tuple(SITES),
+                      seated=(CHAIR,), version=4)
+    new.put(moved)
+    await new.flush()
+    old.put(SavedRoom(holder=None, sites=tuple(SITES), seated=(CHAIR,), version=4))
+    await old.flush()
+    assert old.lost and not new.lost
+    assert await RoomStateStore(database, clock).load(cid) == moved
+    old.put(SavedRoom(version=9, sites=tuple(SITES), seated=(CHAIR,)))  # nothing more
+    await old.flush()
+    assert await RoomStateStore(database, clock).load(cid) == moved
+
+
 def test_a_restored_floor_follows_the_booking_as_it_is_now() -> None:
     """Nobody is present; what the chair decided stays; a site added to the booking
     meanwhile may come in; a new chair cannot hold the floor nor queue, so the restored
