@@ -65,6 +65,18 @@ class RoomRegistry:
             log.info("room %s opened", conference_id)
         return room
 
+    async def allowed_sites(self, conference_id: int, participants: Sequence[str]
+                            ) -> frozenset[str]:
+        """The codes that may join the conference's room: its sites once its state is
+        restored (booked and admitted), else the booked participants and those its saved
+        state admitted (a room not opened again yet after a restart)."""
+        room = self.rooms.get(conference_id)
+        if room is not None:
+            await room.ready()
+            return room.state.sites
+        saved = await self.states.load(conference_id) if self.states is not None else None
+        return frozenset(participants) | frozenset(saved.sites if saved else ())
+
     # -- the scheduler's BridgePort ----------------------------------------------------
 
     async def open_room(self, conference_id: int, chair: str,

@@ -82,8 +82,7 @@ async def signal_ws(request: web.Request) -> web.StreamResponse:
     code = principal.endpoint_code
     if code is None:
         raise forbidden("only an endpoint (its operator or agent) joins a room")
-    room = request.app[ROOMS].rooms.get(conference_id)
-    allowed = room.state.sites if room else frozenset(participants)
+    allowed = await request.app[ROOMS].allowed_sites(conference_id, participants)
     if code not in allowed:
         # Not booked (nor admitted by the chair): the conference is not its business.
         raise not_found(f"no conference {conference_id}")

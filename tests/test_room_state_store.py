@@ -211,6 +211,31 @@ async def test_a_room_opened_again_finds_its_floor_queue_mutes_and_lock(
     await client.app[ROOMS].close_room(cid, "shutdown")
 
 
+async def test_a_site_the_chair_admitted_may_come_back_after_a_restart(
+    client: Client, booker: H, clock: FixedClock,
+) -> None:
+    cid = await open_conference(client, booker, clock)
+    room = client.app[ROOMS].room_for(cid, CHAIR, SITES)
+    await act(room, CHAIR, type="admit", endpoint="HUYEN-HA-TRUNG")
+    await act(room, CHAIR, type="lock", locked=True)
+    assert room._states is not None
+    await room._states.flush()
+
+    registry = another_registry(client)
+    # Before the room is opened again, the admitted site is let through signaling...
+    assert "HUYEN-HA-TRUNG" in await registry.allowed_sites(cid, SITES)
+    assert "HUYEN-VINH-LOC" not in await registry.allowed_sites(cid, SITES)
+    # ...and the restored room seats it through the lock, as the chair decided.
+    again = registry.room_for(cid, CHAIR, SITES)
+    await again.connect("HUYEN-HA-TRUNG", ignore)
+    assert "HUYEN-HA-TRUNG" in again.state.present and again.state.locked
+    with pytest.raises(FloorError) as locked:  # a booked site that never came: locked out
+        await again.connect(NGA_SON, ignore)
+    assert locked.value.code == "locked"
+    await registry.stop()
+    await client.app[ROOMS].close_room(cid, "shutdown")
+
+
 async def test_a_room_with_no_saved_state_starts_afresh_and_saves_it(
     client: Client, booker: H, clock: FixedClock,
 ) -> None:
