@@ -143,7 +143,8 @@ class Room:
     async def ready(self) -> None:
         """Wait until the saved state is restored (at once when there is none to wait for)."""
         if self._restored is not None and not self._restored.done():
-            await asyncio.shield(self._restored)
+            with contextlib.suppress(Exception):  # logged by `_restore`
+                await asyncio.shield(self._restored)
 
     async def _restore(self, store: RoomStateStore) -> None:
         booked = list(self._order)
@@ -167,7 +168,11 @@ class Room:
                          list(restored.queue), sorted(restored.muted), restored.locked,
                          saved.recording)
                 if saved.recording:
-                    await self._resume_recording(saved.recording_finished)
+                    try:
+                        await self._resume_recording(saved.recording_finished)
+                    except Exception:  # its report: the room must open all the same
+                        log.exception("room %s: resuming its recording failed",
+                                      self.conference_id)
         self._save_state()
 
     async def _resume_recording(self, finished: bool) -> None:
