@@ -48,8 +48,13 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 
 async def open_conference(client: Client, booker: H, clock: FixedClock) -> int:
+    """A conference whose room the app opened, its first state saved."""
     conference = await book(client, booker, **TODAY)
     await manual_runner(client.app, clock).sync(conference["id"])
+    room = client.app[ROOMS].rooms[conference["id"]]
+    assert room._states is not None
+    await room.ready()
+    await room._states.flush()
     return int(conference["id"])
 
 
@@ -83,9 +88,15 @@ def another_registry(client: Client, node: str = "node-a",
 async def test_the_store_keeps_the_newest_state_of_each_room(
     client: Client, booker: H, clock: FixedClock,
 ) -> None:
-    cid = await open_conference(client, booker, clock)
+    cid = (await book(client, booker, **TODAY))["id"]
     store = RoomStateStore(client.app[DATABASE], clock, "node-a")
-    assert await store.load(cid) is None
+    assert await store.load(cid) is None  # no room yet
+    await manual_runner(client.app, clock).sync(cid)  # the room opens: it saves its state
+    room = client.app[ROOMS].rooms[cid]
+    assert room._states is not None
+    await room.ready()
+    await room._states.flush()
+    assert await store.load(cid) == SavedRoom.of(floor.new_floor(CHAIR, SITES), False, [])
     first = SavedRoom(holder=NGA_SON, queue=(MUONG_LAT,), muted=(MUONG_LAT,), locked=True,
                       recording=True, recording_files=("conference-1-20261127T030000Z.webm",),
                       sites=tuple(sorted(SITES)), seated=(CHAIR, NGA_SON), version=7)
