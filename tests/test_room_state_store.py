@@ -344,45 +344,54 @@ async def test_a_restarted_service_drops_the_sites_it_no_longer_carries(
     client: Client, booker: H, clock: FixedClock, settings: Settings,
     aiohttp_client: Callable[..., Awaitable[Client]],
 ) -> None:
-    cid = await open_conference(client, booker, clock)
-    clock.set(NOW + timedelta(minutes=15))  # the start: everyone is invited
+    ha_trung = "HUYEN-HA-TRUNG"
+    everyone = [*SITES, ha_trung]
+    cid = (await book(client, booker, **{**TODAY, "participants": everyone}))["id"]
     runner = manual_runner(client.app, clock)
     await runner.sync(cid)
+    # The chair and Nga Son join at the start; Ha Trung declines; Muong Lat never
+    # answers and is absent (escalated) five minutes in.
+    start = NOW + timedelta(minutes=15)
+    clock.set(start)
+    await runner.sync(cid)
     await runner._tick()
-    # This process's room: the chair and Nga Son in it; Muong Lat never answers.
-    room = client.app[ROOMS].room_for(cid, CHAIR, SITES)
+    room = client.app[ROOMS].rooms[cid]
     assert room._states is not None
     await room.ready()
     await room._states.flush()
     reports = RoomReports(client.app)
     await reports.attendance(cid, CHAIR, "joined")
     await reports.attendance(cid, NGA_SON, "joined")
+    await reports.attendance(cid, ha_trung, "declined")
+    for second in range(0, 300, 5):
+        clock.set(start + timedelta(seconds=second))
+        await runner._tick()
     assert await rollcall(client, booker, cid) == {
-        CHAIR: "joined", NGA_SON: "joined", MUONG_LAT: "invited"}
+        CHAIR: "joined", NGA_SON: "joined", MUONG_LAT: "absent", ha_trung: "declined"}
     before = len(await event_types(client, cid))
 
     # The process is killed and started again on the same database: before anyone can
     # connect, nobody is "joined" any more; the two are dropped (and called back).
     restarted = await aiohttp_client(create_app(settings, clock=clock))
     assert await rollcall(restarted, booker, cid) == {
-        CHAIR: "dropped", NGA_SON: "dropped", MUONG_LAT: "invited"}
+        CHAIR: "dropped", NGA_SON: "dropped", MUONG_LAT: "absent", ha_trung: "declined"}
     published = (await event_types(client, cid))[before:]
     assert sorted((kind, code) for kind, code, _ in published) == sorted([
         ("endpoint.dropped", CHAIR), ("endpoint.dropped", NGA_SON)])
 
-    # The chair rejoins; at the end, "left" is for those who were there, and the site
-    # that never came keeps why (no answer), in the roll call and in the record.
+    # The chair rejoins; at the end, "left" is for those who were there, and the sites
+    # that never came keep why, in the roll call and in the record.
     await RoomReports(restarted.app).attendance(cid, CHAIR, "joined")
     clock.set(NOW + timedelta(hours=2, minutes=1))
     await manual_runner(restarted.app, clock).reconcile()
     assert await rollcall(restarted, booker, cid) == {
-        CHAIR: "left", NGA_SON: "left", MUONG_LAT: "no_answer"}
+        CHAIR: "left", NGA_SON: "left", MUONG_LAT: "absent", ha_trung: "declined"}
     record = await (await restarted.get(f"/api/v1/conferences/{cid}/record",
                                         headers=booker)).json()
     absence = {a["code"]: a["absence"] for a in record["attendance"]}
-    assert absence == {CHAIR: None, NGA_SON: None, MUONG_LAT: "no_answer"}
-    chair = next(a for a in record["attendance"] if a["code"] == CHAIR)
-    assert [i["ended_by"] for i in chair["intervals"]] == ["dropped", "end"]
+    assert absence == {CHAIR: None, NGA_SON: None, MUONG_LAT: "absent", ha_trung: "declined"}
+    ended = {a["code"]: [i["ended_by"] for i in a["intervals"]] for a in record["attendance"]}
+    assert ended[CHAIR] == ["dropped", "end"] and ended[NGA_SON] == ["dropped"]
 
 
 async def test_only_the_rooms_of_the_restarted_node_are_swept(
