@@ -1,0 +1,142 @@
+"""A SIP room system in a real room: real Janus (SIP plugin) and a real baresip, two
+aiortc agents beside it.
+
+The room system is dialled out by the bridge (its leg offers, Janus calls baresip, the
+answer comes back through Janus), then: its tone is heard in the agents' mix, the agents'
+tone is decoded by baresip (its decoded-audio dump), the chair's picture reaches baresip
+(its received snapshot), and its camera reaches the chair's grid.
+
+baresip runs in a network namespace the test makes; Janus's SIP side listens on this
+end of the link, and its WebRTC side (ICE) on the same address, which the bridge also
+advertises (Janus gathers no loopback candidates). Needs root, janus and baresip: skips
+on a developer's machine without them, fails in CI (VCBRIDGE_REQUIRE_ALL=1)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from bridge.signaling import ROOMS
+from harness.netns import Namespace
+from tests import sip_rig
+from tests.conftest import Client
+from tests.support import loopback_settings, skip_or_fail
+from tests.test_bridge_media import SITES, Site, close_to, eventually, join
+from tests.test_bridge_media import room as room
+from vcbridge.core.settings import Settings
+
+CHAIR, AGENT, ROOM_SYSTEM = list(SITES)
+ROOM_TONE = 1000
+ROOM_COLOUR = (30, 30, 200)  # the camera file's blue
+
+
+@pytest.fixture
+def namespace() -> Iterator[Namespace]:
+    reason = sip_rig.missing()
+    if reason:
+        skip_or_fail(reason)
+    with Namespace("sipm") as ns:
+        yield ns
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, namespace: Namespace) -> Settings:
+    # The bridge's ICE on the link's address: the only one Janus gathers here.
+    return loopback_settings(database_url, tmp_path).model_copy(
+        update={"ice_host_addresses": [namespace.here]})
+
+
+@pytest.fixture
+def camera(tmp_path: Path) -> Path:
+    """A minute of a plain blue picture, as the room system's camera."""
+    import av
+    import numpy as np
+
+    path = tmp_path / "camera.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=15)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.options = {"preset": "ultrafast", "tune": "zerolatency"}
+        image = np.zeros((240, 320, 3), dtype=np.uint8)
+        image[:] = ROOM_COLOUR
+        for index in range(15 * 60):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = index
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def snapshot_colour(path: Path) -> tuple[int, int, int] | None:
+    if not path.exists():
+        return None
+    import numpy as np
+
+    image = np.asarray(Image.open(path).convert("RGB"))
+    median = np.median(image.reshape(-1, 3), axis=0)
+    return (int(median[0]), int(median[1]), int(median[2]))
+
+
+@pytest.mark.parametrize("audio_codec", ["G722", "PCMU"])
+async def test_a_dialled_room_system_is_heard_seen_and_hears_and_sees_the_chair(
+        client: Client, room: Any, namespace: Namespace, tmp_path: Path, camera: Path,
+        audio_codec: str) -> None:
+    conference_id, tokens = room
+    sites = {code: Site(code) for code in (CHAIR, AGENT)}
+    with sip_rig.janus_running(tmp_path, namespace.here) as janus, \
+            sip_rig.baresip_running(tmp_path, namespace, audio_codecs=audio_codec,
+                                    video_codecs="VP8", tone_hz=ROOM_TONE,
+                                    camera=camera) as baresip:
+        hangups: list[str] = []
+        try:
+            for code, site in sites.items():
+                await join(client, conference_id, tokens[code], site)
+            the_room = client.app[ROOMS].rooms[conference_id]
+            leg = await the_room.connect_sip(ROOM_SYSTEM, hangups.append)
+            offer = await leg.create_offer()
+            async with sip_rig.janus_call(janus.url) as call:
+                await leg.accept_answer(await call.call(baresip.uri, offer))
+                assert leg.negotiated is not None
+                assert (leg.negotiated.audio, leg.negotiated.video) == (audio_codec, "VP8")
+                chair, agent = sites[CHAIR], sites[AGENT]
+                # The room system's tone in both agents' mix.
+                await eventually(lambda: all(len(s.audio) >= 50 for s in sites.values()))
+                await eventually(lambda: chair.heard(ROOM_TONE) > 50 * max(
+                    chair.heard(3000.0), 1.0) and agent.heard(ROOM_TONE) > 50 * max(
+                    agent.heard(3000.0), 1.0), 20)
+                # The agents' tones in what baresip decoded.
+                wavs: list[Path] = []
+
+                def decoded() -> bool:
+                    wavs[:] = baresip.decoded_wavs()
+                    return bool(wavs) and all(
+                        sip_rig.wav_tone_energy(wavs[-1], SITES[c][0]) > 0.05
+                        for c in (CHAIR, AGENT))
+                await eventually(decoded, 20)
+                # The room's camera in the chair's grid.
+                await eventually(lambda: close_to(chair.sees(f"grid:{ROOM_SYSTEM}"),
+                                                  ROOM_COLOUR), 20)
+                # The chair's picture at the room system.
+                snapshot = tmp_path / "received.png"
+                for _attempt in range(40):
+                    await baresip.command("snapshot_recv", str(snapshot))
+                    await asyncio.sleep(0.5)
+                    if close_to(snapshot_colour(snapshot), SITES[CHAIR][1]):
+                        break
+                assert close_to(snapshot_colour(snapshot), SITES[CHAIR][1]), \
+                    snapshot_colour(snapshot)
+                # The room system is in the roll call.
+                assert ROOM_SYSTEM in the_room.snapshot()["present"]
+                assert leg.counters.unexpected_payload_types == 0
+            await the_room.disconnect_sip(leg, left=True)
+            assert ROOM_SYSTEM not in the_room.snapshot()["present"]
+        finally:
+            for site in sites.values():
+                await site.stop()
