@@ -4,7 +4,8 @@ aiortc agents beside it.
 The room system is dialled out by the bridge (its leg offers, Janus calls baresip, the
 answer comes back through Janus), then: its tone is heard in the agents' mix, the agents'
 tone is decoded by baresip (its decoded-audio dump), the chair's picture reaches baresip
-(its received snapshot), and its camera reaches the chair's grid.
+(its received snapshot), its camera reaches the chair's grid, and its keypad's `*1`
+puts it in the floor queue.
 
 baresip runs in a network namespace the test makes; Janus's SIP side listens on this
 end of the link, and its WebRTC side (ICE) on the same address, which the bridge also
@@ -135,6 +136,14 @@ async def test_a_dialled_room_system_is_heard_seen_and_hears_and_sees_the_chair(
                 # The room system is in the roll call.
                 assert ROOM_SYSTEM in the_room.snapshot()["present"]
                 assert leg.counters.unexpected_payload_types == 0
+                # Its keypad: *1 (RFC 4733 in its audio) puts it in the floor queue.
+                keys: list[str] = []
+                leg.on_dtmf = keys.append
+                await baresip.command("sndcode", "*1")
+                await eventually(lambda: the_room.snapshot()["queue"] == [ROOM_SYSTEM], 20)
+                assert keys == ["*", "1"]
+                assert chair.client is not None
+                await chair.client.wait_state(lambda s: s.get("queue") == [ROOM_SYSTEM])
             await the_room.disconnect_sip(leg, left=True)
             assert ROOM_SYSTEM not in the_room.snapshot()["present"]
         finally:

@@ -40,7 +40,7 @@ from bridge import control_messages as messages
 from bridge import floor_control as floor
 from bridge.audio_mixer import DecodedPcm
 from bridge.ice_policy import filter_candidates
-from bridge.media_tap import on_keyframe_request, tap_audio, tap_video
+from bridge.media_tap import on_keyframe_request, route_payload_type, tap_audio, tap_video
 from bridge.opus_codec import Pcm
 from bridge.peer_session import PeerSession
 from bridge.rtp_forwarder import RtpForwarder, VideoOutput
@@ -219,6 +219,8 @@ class SipLeg:
         self._telephone_event = negotiated.telephone_event
         engine = self.room.audio
         assert self.peers.audio_out is not None
+        if negotiated.telephone_event is not None:
+            route_payload_type(self._audio_receiver(), negotiated.telephone_event)
         if negotiated.audio == "opus":
             self._decoder = OpusLevelDecoder()
             engine.add_decoded_site(self.code, self.peers.audio_out, DecodedPcm())
@@ -239,6 +241,11 @@ class SipLeg:
             self.room.sip_media_started(self.connection)
 
     # -- audio ------------------------------------------------------------------------
+
+    def _audio_receiver(self) -> Any:
+        pc = self.peers.audio_pc
+        assert pc is not None
+        return next(t.receiver for t in pc.getTransceivers() if t.kind == "audio")
 
     def _on_audio_packet(self, packet: RtpPacket) -> None:
         negotiated = self.negotiated
