@@ -103,7 +103,7 @@ def route_payload_type(receiver: RTCRtpReceiver, payload_type: int) -> None:
     (RFC 4733 telephone-event from a SIP room system): aiortc's router drops a packet
     whose payload type no receiver registered, even on a known SSRC. Call after the
     remote description is applied."""
-    router = receiver.transport._rtp_router  # type: ignore[attr-defined]
+    router = receiver.transport._rtp_router
     router.payload_type_table.setdefault(payload_type, set()).add(receiver)
 
 
