@@ -168,16 +168,21 @@ def baresip_running(workdir: Path, namespace: Namespace, *, audio_codecs: str,
     dump = home / "dump"
     dump.mkdir(parents=True, exist_ok=True)
     ctrl = 4444
-    modules = ["g711", "g722", "opus", "aubridge", "ausine", "sndfile", "fakevideo",
-               "avcodec", "avformat", "vp8", "snapshot"]
+    # An account's `video_codecs=H264` keeps only baresip's first H.264 variant
+    # (packetization mode 0): an H.264-only room is made by not loading VP8 instead.
+    # No `video_codecs` at all: an audio-only room (no video codec module loaded).
+    h264_only = video_codecs in ("H264", "")
+    video_modules = ["fakevideo", "avcodec", "avformat"] if video_codecs else []
+    modules = ["g711", "g722", "opus", "aubridge", "ausine", "sndfile", *video_modules,
+               *([] if h264_only else ["vp8"]), "snapshot"]
     (home / "config").write_text("\n".join([
         "poll_method epoll",
         f"sip_listen {namespace.there}:5060",
         "audio_player aubridge,nil", f"audio_source ausine,{tone_hz}",
         "audio_alert aubridge,nil",
         "ausrc_srate 48000", "auplay_srate 48000", "ausrc_channels 2", "auplay_channels 2",
-        f"video_source avformat,{camera}" if camera else "video_source fakevideo,nil",
-        "video_display fakevideo,nil",
+        *([f"video_source avformat,{camera}" if camera else "video_source fakevideo,nil",
+           "video_display fakevideo,nil"] if video_codecs else []),
         "video_size 320x240", "video_bitrate 300000", "video_fps 15",
         "rtcp_mux no", "jitter_buffer_delay 1-10",
         "module_path /usr/lib/baresip/modules",
@@ -190,11 +195,13 @@ def baresip_running(workdir: Path, namespace: Namespace, *, audio_codecs: str,
     audio_codecs = ",".join({"G722": "G722/16000/1", "opus": "opus/48000/2"}.get(c, c)
                             for c in audio_codecs.split(","))
     (home / "accounts").write_text(
-        f"<{uri}>;regint=0;answermode=auto;audio_codecs={audio_codecs};"
-        f"video_codecs={video_codecs}\n")
+        f"<{uri}>;regint=0;answermode=auto;audio_codecs={audio_codecs}"
+        + ("" if h264_only else f";video_codecs={video_codecs}") + "\n")
     log = workdir / "baresip.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([*namespace.exec_prefix, "baresip", "-f", str(home)],
+        # VCBRIDGE_SIP_TRACE=1: baresip logs its SIP messages (when a test needs looking into).
+        trace = ["-s"] if os.environ.get("VCBRIDGE_SIP_TRACE") == "1" else []
+        process = subprocess.Popen([*namespace.exec_prefix, "baresip", *trace, "-f", str(home)],
                                    stdin=subprocess.DEVNULL, stdout=out,
                                    stderr=subprocess.STDOUT)
     try:

@@ -85,15 +85,15 @@ def snapshot_colour(path: Path) -> tuple[int, int, int] | None:
     return (int(median[0]), int(median[1]), int(median[2]))
 
 
-@pytest.mark.parametrize("audio_codec", ["G722", "PCMU"])
+@pytest.mark.parametrize(("audio_codec", "video_codec"), [("G722", "VP8"), ("PCMU", "H264")])
 async def test_a_dialled_room_system_is_heard_seen_and_hears_and_sees_the_chair(
         client: Client, room: Any, namespace: Namespace, tmp_path: Path, camera: Path,
-        audio_codec: str) -> None:
+        audio_codec: str, video_codec: str) -> None:
     conference_id, tokens = room
     sites = {code: Site(code) for code in (CHAIR, AGENT)}
     with sip_rig.janus_running(tmp_path, namespace.here) as janus, \
             sip_rig.baresip_running(tmp_path, namespace, audio_codecs=audio_codec,
-                                    video_codecs="VP8", tone_hz=ROOM_TONE,
+                                    video_codecs=video_codec, tone_hz=ROOM_TONE,
                                     camera=camera) as baresip:
         hangups: list[str] = []
         try:
@@ -105,7 +105,7 @@ async def test_a_dialled_room_system_is_heard_seen_and_hears_and_sees_the_chair(
             async with sip_rig.janus_call(janus.url) as call:
                 await leg.accept_answer(await call.call(baresip.uri, offer))
                 assert leg.negotiated is not None
-                assert (leg.negotiated.audio, leg.negotiated.video) == (audio_codec, "VP8")
+                assert (leg.negotiated.audio, leg.negotiated.video) == (audio_codec, video_codec)
                 chair, agent = sites[CHAIR], sites[AGENT]
                 # The room system's tone in both agents' mix.
                 await eventually(lambda: all(len(s.audio) >= 50 for s in sites.values()))
@@ -149,3 +149,34 @@ async def test_a_dialled_room_system_is_heard_seen_and_hears_and_sees_the_chair(
         finally:
             for site in sites.values():
                 await site.stop()
+
+
+async def test_an_audio_only_room_system_joins_with_audio(
+        client: Client, room: Any, namespace: Namespace, tmp_path: Path) -> None:
+    """A room system with no video codec rejects the video line (port 0): the bridge makes
+    it inactive before aiortc reads it, and the call goes on with audio both ways."""
+    conference_id, tokens = room
+    chair = Site(CHAIR)
+    with sip_rig.janus_running(tmp_path, namespace.here) as janus, \
+            sip_rig.baresip_running(tmp_path, namespace, audio_codecs="PCMA",
+                                    video_codecs="", tone_hz=ROOM_TONE) as baresip:
+        try:
+            await join(client, conference_id, tokens[CHAIR], chair)
+            the_room = client.app[ROOMS].rooms[conference_id]
+            leg = await the_room.connect_sip(ROOM_SYSTEM)
+            offer = await leg.create_offer()
+            async with sip_rig.janus_call(janus.url) as call:
+                answer = await call.call(baresip.uri, offer)
+                assert "m=video 0 " in answer  # what aiortc alone would raise on
+                await leg.accept_answer(answer)
+                assert leg.negotiated is not None
+                assert (leg.negotiated.audio, leg.negotiated.video) == ("PCMA", None)
+                await eventually(lambda: len(chair.audio) >= 50)
+                await eventually(lambda: chair.heard(ROOM_TONE) > 50 * max(
+                    chair.heard(3000.0), 1.0), 20)
+                await eventually(lambda: bool(baresip.decoded_wavs()) and
+                                 sip_rig.wav_tone_energy(baresip.decoded_wavs()[-1],
+                                                         SITES[CHAIR][0]) > 0.3, 20)
+                assert ROOM_SYSTEM not in the_room.sources  # no camera to show
+        finally:
+            await chair.stop()

@@ -28,6 +28,7 @@ AUDIO_CODECS = ("opus", "G722", "PCMU", "PCMA")
 VIDEO_CODECS = ("VP8", "H264")
 STATIC_NAMES = {0: "PCMU", 8: "PCMA", 9: "G722"}  # RFC 3551 payload types
 MAX_SDP = 64 * 1024
+RESERVED_PT = "127"  # the stand-in codec's payload type on a rejected line
 _RTPMAP = re.compile(r"^a=rtpmap:(\d+) ([A-Za-z0-9_.-]+)/(\d+)")
 
 
@@ -140,6 +141,7 @@ def read_answer(answer: str) -> tuple[str, NegotiatedMedia]:
                                       if names.get(pt, "").upper() == chosen))
     if audio_lines != 1:
         raise SipMediaError("malformed", "the answer must have exactly one audio line")
+    _bundle_rejected(sections)
     if audio is None:
         raise SipMediaError("no-common-codec", "the room answered no audio codec we mix")
     return _join(sections), NegotiatedMedia(
@@ -148,14 +150,46 @@ def read_answer(answer: str) -> tuple[str, NegotiatedMedia]:
 
 
 def _make_inactive(section: list[str], formats: list[int]) -> None:
-    """A rejected video line, as aiortc accepts it: a port, and inactive."""
+    """A rejected line, as aiortc accepts it: a port, a format, and inactive (its transport
+    attributes are added by `_bundle_rejected`)."""
     parts = section[0].split()
+    # aiortc wants a codec it knows even on an inactive line: VP8 stands in (nothing is
+    # ever sent or received on it); a rejected line's own format (often "0") means nothing.
+    kind = parts[0][2:]
+    stand_in = {"video": "VP8/90000", "audio": "PCMU/8000"}.get(kind)
     parts[1] = "9"
-    section[0] = " ".join(parts)
-    section[:] = [line for line in section if line not in (
-        "a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive")]
-    section.append("a=inactive")
     del formats
+    section[0] = " ".join([*parts[:3], RESERVED_PT if stand_in else "0"])
+    section[:] = [line for line in section if line not in (
+        "a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive")
+        and not line.startswith(("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"))]
+    if stand_in:
+        section.append(f"a=rtpmap:{RESERVED_PT} {stand_in}")
+    section.append("a=inactive")
+    section.append("a=x-vcbridge-rejected")
+
+
+_TRANSPORT = ("a=ice-ufrag:", "a=ice-pwd:", "a=fingerprint:", "a=setup:", "a=rtcp-mux")
+
+
+def _bundle_rejected(sections: list[list[str]]) -> None:
+    """Janus answers a rejected line without transport attributes, which aiortc needs in
+    every section: give it those of the first accepted line, and put it in the bundle."""
+    marker = "a=x-vcbridge-rejected"
+    accepted = next((s for s in sections[1:] if marker not in s), None)
+    if accepted is None:
+        return
+    transport = [line for line in accepted if line.startswith(_TRANSPORT)]
+    for section in sections[1:]:
+        if marker not in section:
+            continue
+        section.remove(marker)
+        section[:] = [line for line in section if not line.startswith(_TRANSPORT)]
+        section.extend(transport)
+        mid = next((line[6:] for line in section if line.startswith("a=mid:")), None)
+        for index, line in enumerate(sections[0]):
+            if line.startswith("a=group:BUNDLE") and mid is not None and mid not in line.split():
+                sections[0][index] = f"{line} {mid}"
 
 
 def with_inactive_rejections(offer: str) -> str:
@@ -164,4 +198,5 @@ def with_inactive_rejections(offer: str) -> str:
     for section in sections[1:]:
         if section[0].split()[1:2] == ["0"]:
             _make_inactive(section, _formats(section[0]))
+    _bundle_rejected(sections)
     return _join(sections)

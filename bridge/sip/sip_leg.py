@@ -19,9 +19,9 @@ an agent:
   in the chair's grid. Keyframe requests go both ways through the usual hooks: a PLI from
   the room reaches the source it watches, the bridge's PLI reaches the room through Janus.
 
-VP8 video is forwarded as for other sites. Video in H.264 (a room that offers nothing
-else) is negotiated when the leg is built with `h264=True`, and is not forwarded yet: see
-docs/sip.md."""
+VP8 video is forwarded as for other sites. A room that answers H.264 (offered when the
+leg is built with `h264=True`, one profile only) has its video transcoded for it alone
+(`h264_transcoder.py`; the choice is explained in docs/sip.md)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiortc import RTCRtpSender, RTCSessionDescription
@@ -51,6 +51,7 @@ from bridge.sip.audio_codecs import (
     SipAudioEncoder,
     level_of,
 )
+from bridge.sip.h264_transcoder import H264Output, H264Source
 from bridge.sip.sdp_munging import (
     NegotiatedMedia,
     SipMediaError,
@@ -103,6 +104,21 @@ class SipPcmOutput:
 
 
 @dataclass
+class SipPeerSession(PeerSession):
+    """The leg's one peer connection (kept as `audio_pc`), closed by the room as any
+    site's; `closers` stop what the leg runs beside it (the H.264 transcoders)."""
+
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        """Close the connection, then the leg's workers."""
+        await super().close()
+        for closer in self.closers:
+            closer()
+        self.closers.clear()
+
+
+@dataclass
 class AudioCounters:
     """What the leg saw of the room's audio."""
 
@@ -122,7 +138,7 @@ class SipLeg:
         self.on_hangup = on_hangup
         self.on_dtmf: Callable[[str], None] | None = None
         self.h264 = h264
-        self.peers = PeerSession(code, room.ice, self._failed)
+        self.peers = SipPeerSession(code, room.ice, self._failed)
         self.connection: SiteConnection | None = None
         self.negotiated: NegotiatedMedia | None = None
         self.counters = AudioCounters()
@@ -132,6 +148,11 @@ class SipLeg:
         self._last_event: int | None = None  # RTP timestamp of the last DTMF event
         self._keys: list[tuple[str, float]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._video_receiver: Any = None
+        self._video_forwarder: RtpForwarder | None = None
+        self._video_ssrc: int | None = None
+        self._source: VideoSource | None = None
+        self._h264_out: H264Output | None = None
 
     # -- negotiation --------------------------------------------------------------
 
@@ -152,11 +173,13 @@ class SipLeg:
                 transceiver.direction = "sendrecv"
             elif transceiver.kind == "video" and not self.peers.slots:
                 transceiver.setCodecPreferences(video_preferences(self.h264))
-                source = self.room.sources.setdefault(self.code, VideoSource(self.code))
-                source.attach(transceiver.receiver)
-                tap_video(transceiver.receiver, source.on_frame, source.learn_ssrc)
-                slot = VideoSlot("sip", VideoOutput(RtpForwarder(transceiver.sender)))
-                on_keyframe_request(transceiver.sender, slot.keyframe_wanted)
+                # What arrives is only known from the answer (VP8 or H.264): the leg
+                # dispatches the camera's frames once it knows (`_start`).
+                tap_video(transceiver.receiver, self._on_video_frame, self._on_video_ssrc)
+                self._video_receiver = transceiver.receiver
+                self._video_forwarder = RtpForwarder(transceiver.sender)
+                slot = VideoSlot("sip", VideoOutput(self._video_forwarder))
+                on_keyframe_request(transceiver.sender, self._keyframe_wanted)
                 self.peers.slots.append(slot)
                 transceiver.direction = "sendrecv"
 
@@ -230,15 +253,57 @@ class SipLeg:
             output = SipPcmOutput(self.peers.audio_out,
                                   SipAudioEncoder(codec, engine.frame_samples))
             engine.add_decoded_site(self.code, output, DecodedPcm())
-        if negotiated.video != "VP8":
-            # No forwarded video (none negotiated, or H.264: docs/sip.md): nothing to
-            # show, and the room's camera is no source.
+        self._start_video(negotiated.video)
+        if self.connection is not None:
+            self.room.sip_media_started(self.connection)
+
+    def _start_video(self, codec: str | None) -> None:
+        source: VideoSource
+        if codec == "VP8":
+            source = VideoSource(self.code)
+        elif codec == "H264" and self._video_forwarder is not None:
+            source = H264Source(self.code)
+            self._h264_out = H264Output(self._video_forwarder)
+            self.peers.closers += [source.close, self._h264_out.close]
+            for slot in self.peers.slots:
+                slot.output = self._h264_out
+        else:
+            # No video (an audio-only room, or no common video codec): nothing to show it,
+            # and its camera is no source.
             for slot in self.peers.slots:
                 slot.close()
             self.peers.slots.clear()
             self.room.sources.pop(self.code, None)
-        if self.connection is not None:
-            self.room.sip_media_started(self.connection)
+            return
+        assert self._video_receiver is not None
+        source.attach(self._video_receiver)
+        if self._video_ssrc is not None:
+            source.learn_ssrc(self._video_ssrc)
+        self._source = source
+        self.room.sources[self.code] = source  # replaces a previous call's source
+
+    # -- video ------------------------------------------------------------------------
+
+    def _on_video_frame(self, data: bytes, timestamp: int) -> None:
+        source = self._source
+        if isinstance(source, H264Source):
+            source.on_h264(data, timestamp)
+        elif source is not None:
+            source.on_frame(data, timestamp)
+
+    def _on_video_ssrc(self, ssrc: int) -> None:
+        self._video_ssrc = ssrc
+        if self._source is not None:
+            self._source.learn_ssrc(ssrc)
+
+    def _keyframe_wanted(self) -> None:
+        # The room system lost pictures (PLI): an IDR of our own when we transcode for
+        # it, else the request goes to the source it watches.
+        if self._h264_out is not None:
+            self._h264_out.keyframe_wanted()
+        else:
+            for slot in self.peers.slots:
+                slot.keyframe_wanted()
 
     # -- audio ------------------------------------------------------------------------
 
@@ -318,7 +383,7 @@ class SipLeg:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        """Close the peer connection (the room calls this when the site leaves)."""
+        """Close the peer connection and the transcoders, if any."""
         await self.peers.close()
 
 
