@@ -397,9 +397,10 @@ class JanusGateway:
                                        return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     gone.cancel()
-                for task in (poll, keepalive):
-                    if task.done() and task.exception() is not None:
-                        raise task.exception()  # type: ignore[misc]
+                for finished in (poll, keepalive):
+                    error = finished.exception() if finished.done() else None
+                    if error is not None:
+                        raise error
             except (JanusError, SipCallFailed, aiohttp.ClientError, TimeoutError, OSError,
                     ValueError) as exc:
                 if self._connected.is_set():
@@ -407,9 +408,9 @@ class JanusGateway:
                 else:
                     log.debug("SIP gateway not reachable: %s", exc)
             finally:
-                for task in (poll, keepalive):
-                    if task is not None:
-                        task.cancel()
+                for running in (poll, keepalive):
+                    if running is not None:
+                        running.cancel()
             self._lost("SIP gateway lost")
             if not self._closing:
                 await asyncio.sleep(self._retry)
