@@ -80,7 +80,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     documents_api.setup_routes(app)
     # The seam between the scheduler and the bridge: the lifecycle opens and closes
     # this process's rooms through the registry (scheduler/bridge_port.py).
-    rooms = bridge_wiring.setup(app, settings, RoomReports(app))
+    reports = RoomReports(app)
+    rooms = bridge_wiring.setup(app, settings, reports, reports)
     lifecycle.setup(app, rooms)
     # The conference record reads the bridge's recordings (and the documents) through
     # the sources the composition root gives it.
