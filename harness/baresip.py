@@ -15,7 +15,9 @@ test take the room away and bring it back on the same address."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import shutil
 import subprocess
 import time
@@ -59,6 +61,14 @@ class RoomConfig:
     outbound_proxy: str = ""
     # Commands run once started (e.g. "/dial sip:1001@127.0.0.1:5060").
     commands: Sequence[str] = field(default_factory=tuple)
+    # The media tests' extras (tests/test_sip_media.py): the microphone's tone; a video
+    # file as the camera (`avformat`; `fakevideo` is black); a directory where `sndfile`
+    # dumps what the room decodes (`dump-*-dec.wav`) and sends; a TCP control port
+    # (`ctrl_tcp`, in the namespace) for `snapshot_recv <png>` and `sndcode <keys>`.
+    tone_hz: int = 440
+    camera: Path | None = None
+    dump: Path | None = None
+    control_port: int | None = None
 
     @property
     def uri(self) -> str:
@@ -70,19 +80,28 @@ def write_config(directory: Path, room: RoomConfig) -> None:
     """Write baresip's `config` and `accounts` for `room` into `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     rtp = free_port()
-    modules = ["g711.so", "g722.so", "opus.so", "vp8.so", "avcodec.so", "ausine.so",
-               "aubridge.so", "fakevideo.so", "srtp.so", "menu.so"]
+    # baresip's account filter keeps only the first codec of a name: for H.264 that is
+    # packetization mode 0, which refuses mode 1. An H.264-only room loads no VP8 instead
+    # of filtering; a room without video codecs loads no video codec at all.
+    video_filter = [] if list(room.video_codecs) == ["H264"] else list(room.video_codecs)
+    video = ["vp8.so"] if "VP8" in room.video_codecs else []
+    video += ["avcodec.so"] if "H264" in room.video_codecs else []
+    extras = [*(["avformat.so"] if room.camera else []),
+              *(["sndfile.so"] if room.dump else []),
+              *(["snapshot.so", "ctrl_tcp.so"] if room.control_port else [])]
+    modules = ["g711.so", "g722.so", "opus.so", *video, "ausine.so", "aubridge.so",
+               "fakevideo.so", "srtp.so", *extras, "menu.so"]
     lines = [
         "poll_method epoll",
         f"sip_listen 127.0.0.1:{room.sip_port}",
         "net_interface 127.0.0.1",
         "call_max_calls 1",
         "audio_player aubridge,nil",
-        "audio_source ausine,440",
+        f"audio_source ausine,{room.tone_hz}",
         "audio_alert aubridge,nil",
         "ausrc_srate 48000",
         "ausrc_channels 2",
-        "video_source fakevideo,nil",
+        f"video_source avformat,{room.camera}" if room.camera else "video_source fakevideo,nil",
         "video_display",
         "video_size 320x240",
         "video_fps 10",
@@ -95,10 +114,19 @@ def write_config(directory: Path, room: RoomConfig) -> None:
         "module_app account.so",
         "module_app menu.so",
     ]
+    if room.dump:
+        room.dump.mkdir(parents=True, exist_ok=True)
+        lines.append(f"snd_path {room.dump}")
+    if room.control_port:
+        # On every address of the namespace (its loopback and its end of the link only),
+        # so the test reaches it from outside at `netns.there`.
+        lines.append(f"ctrl_tcp_listen 0.0.0.0:{room.control_port}")
     (directory / "config").write_text("\n".join(lines) + "\n")
-    params = ["regint=0", "answermode=auto",
-              f"audio_codecs={','.join(room.audio_codecs)}",
-              f"video_codecs={','.join(room.video_codecs)}"]
+    # A bare "G722" reads as G722/8000/1, which baresip does not have.
+    audio = [{"G722": "G722/16000/1"}.get(c, c) for c in room.audio_codecs]
+    params = ["regint=0", "answermode=auto", f"audio_codecs={','.join(audio)}"]
+    if video_filter:
+        params.append(f"video_codecs={','.join(video_filter)}")
     if room.outbound_proxy:
         params.append(f'outbound="{room.outbound_proxy}"')
     account = f"<sip:{room.user}@127.0.0.1:{room.sip_port}>;" + ";".join(params)
@@ -141,6 +169,29 @@ class Baresip:
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"baresip did not say {wait_for!r}: {self.log.read_text()[-2000:]}")
+
+    async def command(self, command: str, params: str = "") -> dict[str, object]:
+        """Run one command through `ctrl_tcp` (netstring JSON) and return its response
+        (`RoomConfig.control_port` must be set)."""
+        assert self.room.control_port, "this room has no control port"
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(self.netns.there, self.room.control_port), 5)
+        try:
+            body = json.dumps({"command": command, "params": params, "token": "t"}).encode()
+            writer.write(str(len(body)).encode() + b":" + body + b",")
+            await writer.drain()
+            while True:  # events may come first; the response says so
+                length = int((await asyncio.wait_for(reader.readuntil(b":"), 10))[:-1])
+                message = json.loads(await reader.readexactly(length))
+                await reader.readexactly(1)  # the netstring's ","
+                if message.get("response"):
+                    return dict(message)
+        finally:
+            writer.close()
+
+    def decoded_wavs(self) -> list[Path]:
+        """`sndfile`'s dumps of what the room decoded (its loudspeaker), oldest first."""
+        return sorted(self.room.dump.glob("dump-*-dec.wav")) if self.room.dump else []
 
     def stop(self) -> None:
         """Stop baresip (SIGTERM, then SIGKILL); idempotent."""

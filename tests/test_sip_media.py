@@ -7,15 +7,16 @@ tone is decoded by baresip (its decoded-audio dump), the chair's picture reaches
 (its received snapshot), its camera reaches the chair's grid, and its keypad's `*1`
 puts it in the floor queue.
 
-baresip runs in a network namespace the test makes; Janus's SIP side listens on this
-end of the link, and its WebRTC side (ICE) on the same address, which the bridge also
-advertises (Janus gathers no loopback candidates). Needs root, janus and baresip: skips
-on a developer's machine without them, fails in CI (VCBRIDGE_REQUIRE_ALL=1)."""
+Janus and baresip run in a network namespace the test makes (harness/janus.py,
+harness/baresip.py): SIP and RTP between them on its loopback, Janus's API and ICE on its
+end of a veth link, the bridge's ICE on this end. Needs root, janus and baresip: skips on
+a developer's machine without them, fails in CI (VCBRIDGE_REQUIRE_ALL=1)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,16 @@ import pytest
 from PIL import Image
 
 from bridge.signaling import ROOMS
+from bridge.sip.janus_gateway import JanusGateway, SipIdentity
+from harness.baresip import RoomConfig, running_baresip
+from harness.janus import running_janus
 from harness.netns import Namespace
-from tests import sip_rig
 from tests.conftest import Client
-from tests.support import loopback_settings, skip_or_fail
+from tests.sip_support import require_sip_rig, sip_namespace
+from tests.support import loopback_settings
 from tests.test_bridge_media import SITES, Site, close_to, eventually, join
 from tests.test_bridge_media import room as room
+from tests.wav_tones import wav_tone_energy
 from vcbridge.core.settings import Settings
 
 CHAIR, AGENT, ROOM_SYSTEM = list(SITES)
@@ -38,16 +43,36 @@ ROOM_COLOUR = (30, 30, 200)  # the camera file's blue
 
 @pytest.fixture
 def namespace() -> Iterator[Namespace]:
-    reason = sip_rig.missing()
-    if reason:
-        skip_or_fail(reason)
-    with Namespace("sipm") as ns:
+    require_sip_rig()
+    with sip_namespace("sipm") as ns:
         yield ns
+
+
+@contextlib.asynccontextmanager
+async def gateway(url: str) -> AsyncIterator[JanusGateway]:
+    """The product's client of Janus's SIP plugin (bridge/sip/janus_gateway.py)."""
+    client = JanusGateway(url, SipIdentity(uri="sip:bridge@127.0.0.1"))
+    await client.start()
+    await client.wait_connected(15)
+    try:
+        yield client
+    finally:
+        await client.stop()
+
+
+def room_system(tmp_path: Path, *, audio: str, video: str, camera: Path | None = None
+                ) -> RoomConfig:
+    """A baresip room with a tone, a camera file, its decoded audio dumped and a control
+    port, offering only `audio` and `video` ("" for no video)."""
+    return RoomConfig("room", 5070, audio_codecs=(audio,),
+                      video_codecs=(video,) if video else (), tone_hz=ROOM_TONE,
+                      camera=camera, dump=tmp_path / "dump", control_port=4444)
 
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path, namespace: Namespace) -> Settings:
-    # The bridge's ICE on the link's address: the only one Janus gathers here.
+    # The bridge's ICE on this end of the link: Janus (in the namespace) gathers only its
+    # own end (harness/janus.py).
     return loopback_settings(database_url, tmp_path).model_copy(
         update={"ice_host_addresses": [namespace.here]})
 
@@ -91,10 +116,9 @@ async def test_a_dialled_room_system_is_heard_seen_and_hears_and_sees_the_chair(
         audio_codec: str, video_codec: str) -> None:
     conference_id, tokens = room
     sites = {code: Site(code) for code in (CHAIR, AGENT)}
-    with sip_rig.janus_running(tmp_path, namespace.here) as janus, \
-            sip_rig.baresip_running(tmp_path, namespace, audio_codecs=audio_codec,
-                                    video_codecs=video_codec, tone_hz=ROOM_TONE,
-                                    camera=camera) as baresip:
+    config = room_system(tmp_path, audio=audio_codec, video=video_codec, camera=camera)
+    with running_janus(tmp_path / "janus", namespace) as janus, \
+            running_baresip(tmp_path / "room", config, namespace) as baresip:
         hangups: list[str] = []
         try:
             for code, site in sites.items():
@@ -102,8 +126,9 @@ async def test_a_dialled_room_system_is_heard_seen_and_hears_and_sees_the_chair(
             the_room = client.app[ROOMS].rooms[conference_id]
             leg = await the_room.connect_sip(ROOM_SYSTEM, hangups.append)
             offer = await leg.create_offer()
-            async with sip_rig.janus_call(janus.url) as call:
-                await leg.accept_answer(await call.call(baresip.uri, offer))
+            async with gateway(janus.url) as sip:
+                call = await sip.call(baresip.uri, offer)
+                await leg.accept_answer(call.answer_sdp)
                 assert leg.negotiated is not None
                 assert (leg.negotiated.audio, leg.negotiated.video) == (audio_codec, video_codec)
                 chair, agent = sites[CHAIR], sites[AGENT]
@@ -118,7 +143,7 @@ async def test_a_dialled_room_system_is_heard_seen_and_hears_and_sees_the_chair(
                 def decoded() -> bool:
                     wavs[:] = baresip.decoded_wavs()
                     return bool(wavs) and all(
-                        sip_rig.wav_tone_energy(wavs[-1], SITES[c][0]) > 0.05
+                        wav_tone_energy(wavs[-1], SITES[c][0]) > 0.05
                         for c in (CHAIR, AGENT))
                 await eventually(decoded, 20)
                 # The room's camera in the chair's grid.
@@ -157,16 +182,16 @@ async def test_an_audio_only_room_system_joins_with_audio(
     it inactive before aiortc reads it, and the call goes on with audio both ways."""
     conference_id, tokens = room
     chair = Site(CHAIR)
-    with sip_rig.janus_running(tmp_path, namespace.here) as janus, \
-            sip_rig.baresip_running(tmp_path, namespace, audio_codecs="PCMA",
-                                    video_codecs="", tone_hz=ROOM_TONE) as baresip:
+    config = room_system(tmp_path, audio="PCMA", video="")
+    with running_janus(tmp_path / "janus", namespace) as janus, \
+            running_baresip(tmp_path / "room", config, namespace) as baresip:
         try:
             await join(client, conference_id, tokens[CHAIR], chair)
             the_room = client.app[ROOMS].rooms[conference_id]
             leg = await the_room.connect_sip(ROOM_SYSTEM)
             offer = await leg.create_offer()
-            async with sip_rig.janus_call(janus.url) as call:
-                answer = await call.call(baresip.uri, offer)
+            async with gateway(janus.url) as sip:
+                answer = (await sip.call(baresip.uri, offer)).answer_sdp
                 assert "m=video 0 " in answer  # what aiortc alone would raise on
                 await leg.accept_answer(answer)
                 assert leg.negotiated is not None
@@ -175,8 +200,8 @@ async def test_an_audio_only_room_system_joins_with_audio(
                 await eventually(lambda: chair.heard(ROOM_TONE) > 50 * max(
                     chair.heard(3000.0), 1.0), 20)
                 await eventually(lambda: bool(baresip.decoded_wavs()) and
-                                 sip_rig.wav_tone_energy(baresip.decoded_wavs()[-1],
-                                                         SITES[CHAIR][0]) > 0.3, 20)
+                                 wav_tone_energy(baresip.decoded_wavs()[-1],
+                                                 SITES[CHAIR][0]) > 0.3, 20)
                 assert ROOM_SYSTEM not in the_room.sources  # no camera to show
         finally:
             await chair.stop()
