@@ -10,7 +10,7 @@ import ipaddress
 from typing import Any
 
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.rtp import RtpPacket
 
 from bridge.agent.generated_media import ToneTrack
@@ -120,3 +120,41 @@ async def test_audio_of_another_payload_type_than_the_one_chosen_is_not_mixed(
         assert stats.packets - before == leg.counters.decoded - decoded
     finally:
         await peer.close()
+
+
+async def test_a_room_system_that_calls_in_is_answered_and_mixed(room: Room) -> None:
+    """Dial-in: the room system offers (PCMA and VP8 here, as Janus relays a room's
+    INVITE), the leg answers; its audio reaches the mix and the mix reaches it."""
+    peer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    received: list[Any] = []
+    readers: list[asyncio.Future[None]] = []
+    try:
+        audio = peer.addTransceiver(ToneTrack(700.0), "sendrecv")
+        audio.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("audio").codecs
+                                   if c.mimeType == "audio/PCMA"])
+        video = peer.addTransceiver("video", "sendrecv")
+        video.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
+                                   if c.mimeType in ("video/VP8", "video/rtx")])
+
+        @peer.on("track")
+        def _track(track: Any) -> None:
+            async def consume() -> None:
+                while True:
+                    received.append(await track.recv())
+            if track.kind == "audio":
+                readers.append(asyncio.ensure_future(consume()))
+
+        await peer.setLocalDescription(await peer.createOffer())
+        leg = await room.connect_sip(ROOM_SYSTEM)
+        answer = await leg.answer_offer(peer.localDescription.sdp)
+        assert leg.negotiated is not None
+        assert (leg.negotiated.audio, leg.negotiated.video) == ("PCMA", "VP8")
+        await peer.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        await eventually(lambda: leg.counters.decoded > 20 and len(received) > 20)
+        assert received[-1].sample_rate == 8000  # the mix, in the room's own codec
+        assert ROOM_SYSTEM in room.sources  # its camera is a source of the room
+        assert audio.sender.track is not None
+    finally:
+        await peer.close()
+        for reader in readers:
+            reader.cancel()

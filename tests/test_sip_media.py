@@ -110,7 +110,8 @@ def snapshot_colour(path: Path) -> tuple[int, int, int] | None:
     return (int(median[0]), int(median[1]), int(median[2]))
 
 
-@pytest.mark.parametrize(("audio_codec", "video_codec"), [("G722", "VP8"), ("PCMU", "H264")])
+@pytest.mark.parametrize(("audio_codec", "video_codec"),
+                         [("G722", "VP8"), ("PCMU", "H264"), ("opus", "VP8")])
 async def test_a_dialled_room_system_is_heard_seen_and_hears_and_sees_the_chair(
         client: Client, room: Any, namespace: Namespace, tmp_path: Path, camera: Path,
         audio_codec: str, video_codec: str) -> None:
