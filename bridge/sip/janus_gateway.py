@@ -516,7 +516,8 @@ class JanusGateway:
                       "display_name": self.identity.display_name}
         if kind != "register":
             body["type"] = kind
-        elif self.identity.secret:
+        else:
+            # Janus wants the element even when the registrar asks for no password.
             body["secret"] = self.identity.secret
         if self.identity.proxy and kind == "register":
             body["proxy"] = self.identity.proxy
