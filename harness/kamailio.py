@@ -69,8 +69,8 @@ class Kamailio:
                 self.process.wait(STOP_TIMEOUT_S)
 
 
-def _answers(host: str) -> bool:
-    """True when kamailio answers an OPTIONS to itself at `host`."""
+def _answers(host: str, local: str) -> bool:
+    """True when kamailio answers an OPTIONS to itself at `host` (sent from `local`)."""
     request = (f"OPTIONS sip:{host}:{PORT} SIP/2.0\r\n"
                f"Via: SIP/2.0/UDP {host}:9;branch=z9hG4bK-probe{time.monotonic_ns()}\r\n"
                "Max-Forwards: 5\r\nFrom: <sip:probe@invalid>;tag=p\r\n"
@@ -78,11 +78,10 @@ def _answers(host: str) -> bool:
                "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.settimeout(0.3)
-        probe.bind(("0.0.0.0", 0))
-        # The Via names a dead port: the reply goes to the source address (rport-less
-        # kamailio answers to Via), so name ours.
+        probe.bind((local, 0))
+        # Kamailio answers to the Via's address and port: name ours.
         port = probe.getsockname()[1]
-        probe.sendto(request.replace(":9;", f":{port};").encode(), (host, PORT))
+        probe.sendto(request.replace(f"{host}:9;", f"{local}:{port};").encode(), (host, PORT))
         try:
             return probe.recv(2048).startswith(b"SIP/2.0 200")
         except OSError:
@@ -102,7 +101,7 @@ def running_kamailio(directory: Path, netns: Namespace, bridge_user: str) -> Ite
     kamailio = Kamailio(f"sip:{netns.there}:{PORT}", process, log)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not _answers(netns.there):
+        while not _answers(netns.there, netns.here):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"kamailio did not start: {log.read_text()[-2000:]}")
             time.sleep(0.1)
