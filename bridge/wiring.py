@@ -17,6 +17,7 @@ from bridge.sip.janus_gateway import JanusGateway, SipIdentity
 from bridge.sip.room_legs import RoomSipLegs
 from vcbridge.core.app_keys import DATABASE, EVENT_BUS
 from vcbridge.core.settings import Settings
+from vcbridge.core.sip_gateway_status import SIP_GATEWAY_PROBE
 
 SIP_GATEWAY = web.AppKey("sip_gateway", JanusGateway)
 
@@ -56,6 +57,7 @@ def setup(app: web.Application, settings: Settings, hooks: RoomHooks,
     gateway = sip_gateway(settings)
     if gateway is not None:
         app[SIP_GATEWAY] = gateway
+        app[SIP_GATEWAY_PROBE] = gateway
 
     async def rooms_ctx(app: web.Application) -> AsyncIterator[None]:
         registry.start(app[EVENT_BUS])

@@ -96,6 +96,9 @@ def write_config(directory: Path, room: RoomConfig) -> None:
         f"sip_listen 127.0.0.1:{room.sip_port}",
         "net_interface 127.0.0.1",
         "call_max_calls 1",
+        # A call whose media stops (the gateway died without a BYE) ends after 3 s, as a
+        # room system's media timeout would end it (later): the room is free for a redial.
+        "rtp_timeout 3",
         "audio_player aubridge,nil",
         f"audio_source ausine,{room.tone_hz}",
         "audio_alert aubridge,nil",

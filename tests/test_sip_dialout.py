@@ -149,3 +149,70 @@ async def test_sip_rooms_are_dialled_at_the_start_and_the_roll_call_says_why(
 
     await eventually(rejoined, "the room back in the conference", timeout=30)
     assert legs.open_legs[(cid, ROOM)].pc.connectionState == "connected"
+
+
+async def gateway_up(client: Client) -> float:
+    response = await client.get("/metrics")
+    assert response.status == 200
+    for line in (await response.text()).splitlines():
+        if line.startswith("vcbridge_sip_gateway_up "):
+            return float(line.split()[1])
+    raise AssertionError("vcbridge_sip_gateway_up not exported")
+
+
+async def test_janus_restarting_mid_meeting_drops_the_room_raises_the_metric_and_redials(
+    rig: Rig, sip_client: tuple[Client, AiortcLegs], clock: FixedClock
+) -> None:
+    client, legs = sip_client
+    app = client.app
+    headers = bearer(await login(client, "admin", ADMIN_PASSWORD))
+    conference = await book(client, headers, start=START, end="2026-11-27T16:00:00+07:00",
+                            setup_minutes=0, participants=["UBND-TINH", ROOM])
+    cid = conference["id"]
+    runner = manual_runner(app, clock)
+    clock.set(clock.now().replace(hour=7))
+    await runner.sync(cid)
+    await runner._tick()
+
+    async def state_is(wanted: str) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            return bool((await rollcall(client, headers, cid))[ROOM]["state"] == wanted)
+        return check
+
+    await eventually(await state_is("joined"), "the room joined", timeout=30)
+    assert await gateway_up(client) == 1.0
+
+    rig.janus.stop()  # the gateway dies mid-meeting
+    await eventually(await state_is("dropped"), "the room dropped with the gateway", 30)
+
+    async def gateway_down() -> bool:
+        return await gateway_up(client) == 0.0
+
+    await eventually(gateway_down, "vcbridge_sip_gateway_up 0 (the alert's input)", 10)
+    # A redial while Janus is down fails (unreachable) and is retried by the policy.
+    clock.set(clock.now() + timedelta(seconds=31))
+    await runner._tick()
+    dialer = app[ROOMS].sip
+    assert dialer is not None
+
+    async def idle() -> bool:
+        return not dialer.dialling
+
+    await eventually(idle, "the failed redial", timeout=10)
+    assert (await rollcall(client, headers, cid))[ROOM]["state"] == "dropped"
+    response = await client.get(f"/api/v1/conferences/{cid}", headers=headers)
+    assert (await response.json())["status"] == "live"  # the conference goes on
+
+    rig.janus.restart()  # Janus is back: the gateway reconnects by itself
+    await app[SIP_GATEWAY].wait_connected(15)
+    assert await gateway_up(client) == 1.0
+    # No BYE reached the room: it ends the old call when its media times out (and
+    # answers 486 until then; the policy would redial again at its next step).
+    async def room_hung_up() -> bool:
+        return b"terminated (duration" in rig.room.log.read_bytes()
+
+    await eventually(room_hung_up, "the room's media timeout", timeout=20)
+    clock.set(clock.now() + timedelta(seconds=61))
+    await runner._tick()
+    await eventually(await state_is("joined"), "the room redialled after the restart", 30)
+    assert legs.open_legs[(cid, ROOM)].pc.connectionState == "connected"

@@ -38,6 +38,8 @@ from typing import Any, Literal
 
 import aiohttp
 
+from vcbridge.core.sip_gateway_status import GatewayStatus
+
 log = logging.getLogger(__name__)
 
 Srtp = Literal["sdes_optional", "sdes_mandatory"]
@@ -91,15 +93,6 @@ class CallEnd:
     code: int
     reason: str
     gateway_lost: bool = False
-
-
-@dataclass(frozen=True)
-class GatewayStatus:
-    """What monitoring wants to know about the gateway."""
-
-    reachable: bool
-    registered: bool
-    legs: int
 
 
 class _Handle:
@@ -272,7 +265,7 @@ class JanusGateway:
     def status(self) -> GatewayStatus:
         """Reachable (a session is up), registered (with the proxy), calls up."""
         return GatewayStatus(self._session is not None and self._connected.is_set(),
-                             self._registered, self._legs)
+                             self._registered, self._legs, self.identity.register)
 
     # -- calls ---------------------------------------------------------------
 
@@ -516,7 +509,8 @@ class JanusGateway:
                       "display_name": self.identity.display_name}
         if kind != "register":
             body["type"] = kind
-        elif self.identity.secret:
+        else:
+            # Janus wants the element even when the registrar asks for no password.
             body["secret"] = self.identity.secret
         if self.identity.proxy and kind == "register":
             body["proxy"] = self.identity.proxy
