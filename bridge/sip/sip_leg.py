@@ -249,6 +249,7 @@ class SipLeg:
             engine.add_decoded_site(self.code, self.peers.audio_out, DecodedPcm())
         else:
             codec = CODECS[negotiated.audio]
+            self.peers.audio_clock = codec.rtp_clock
             self._decoder = SipAudioDecoder(codec)
             output = SipPcmOutput(self.peers.audio_out,
                                   SipAudioEncoder(codec, engine.frame_samples))
