@@ -13,6 +13,8 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.rtp import RtpPacket
 
+from bridge import control_messages as messages
+from bridge import floor_control as floor
 from bridge.agent.generated_media import ToneTrack
 from bridge.ice_policy import restrict_host_addresses
 from bridge.peer_session import IceSettings
@@ -158,3 +160,27 @@ async def test_a_room_system_that_calls_in_is_answered_and_mixed(room: Room) -> 
         await peer.close()
         for reader in readers:
             reader.cancel()
+
+
+async def test_the_room_hangs_up_a_room_system_the_chair_removes(room: Room) -> None:
+    """A SIP site has no signaling channel: the chair's removal (and the room's end, below)
+    reach the gateway through `on_hangup`, once."""
+    hangups: list[str] = []
+    leg = await room.connect_sip(ROOM_SYSTEM, hangups.append)
+    await leg.create_offer()
+    await room.control(CHAIR, messages.Targeted(type="remove", endpoint=ROOM_SYSTEM))
+    assert hangups == ["removed"]
+    assert ROOM_SYSTEM not in room.connections
+    assert leg.peers.closed
+    # Removed: the redial cannot seat it again.
+    with pytest.raises(floor.FloorError):
+        await room.connect_sip(ROOM_SYSTEM)
+    await room.close("ended")
+    assert hangups == ["removed"]
+
+
+async def test_the_room_s_end_hangs_up_its_room_systems(room: Room) -> None:
+    hangups: list[str] = []
+    await room.connect_sip(ROOM_SYSTEM, hangups.append)
+    await room.close("ended")
+    assert hangups == ["closed"] and not room.connections
