@@ -1,13 +1,16 @@
 """A SIP room system's presence from SIP OPTIONS: the bridge pings every SIP endpoint
-of the roster through kamailio (as the calls go); a room that answers is up with its
-round trip, a stopped room goes to 0 (the input of VcbridgeSipSiteUnreachable, whose
-delay promtool tests) and comes back when restarted."""
+of the roster through kamailio (as the calls go); each answer is the room's heartbeat
+(health source `sip`): a room that answers is ok with its round trip, a stopped room
+goes offline by the same rule as a silent agent (health_offline_after_seconds) and
+comes back when restarted; the metrics say the same (vcbridge_sip_site_up, the input
+of VcbridgeSipSiteUnreachable, whose delay promtool tests)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from bridge.sip.options_probe import answer_code, host_port, options_request, reachable
 from harness import kamailio as kamailio_harness
@@ -16,9 +19,15 @@ from harness.janus import running_janus
 from harness.kamailio import running_kamailio
 from tests.conftest import Client
 from tests.sip_support import require_sip_rig, roster_with_sip, sip_namespace
-from tests.support import eventually, loopback_settings, skip_or_fail
+from tests.support import (
+    ADMIN_PASSWORD,
+    bearer,
+    eventually,
+    login,
+    loopback_settings,
+    skip_or_fail,
+)
 from vcbridge.app import create_app
-from vcbridge.core.clock import FixedClock
 
 ROOM, OTHER = "HUYEN-NGA-SON", "HUYEN-HAU-LOC"
 
@@ -35,8 +44,14 @@ async def sip_sites(client: Client) -> dict[str, dict[str, float]]:
     return sites
 
 
-async def test_a_stopped_room_goes_down_by_options_and_comes_back(
-    tmp_path: Path, database_url: str, clock: FixedClock,
+async def health(client: Client, headers: dict[str, str], code: str) -> dict[str, Any]:
+    response = await client.get(f"/api/v1/health/{code}", headers=headers)
+    assert response.status == 200
+    return dict(await response.json())
+
+
+async def test_a_stopped_room_goes_offline_by_options_and_comes_back(
+    tmp_path: Path, database_url: str,
     aiohttp_client: Callable[..., Awaitable[Client]],
 ) -> None:
     require_sip_rig()
@@ -53,8 +68,12 @@ async def test_a_stopped_room_goes_down_by_options_and_comes_back(
         settings = loopback_settings(
             database_url, tmp_path, roster_file=roster, sip_gateway_url=gateway.url,
             sip_probe_proxy=proxy.proxy_here, sip_probe_interval_seconds=0.5,
-            sip_probe_timeout_seconds=0.4)
-        client = await aiohttp_client(create_app(settings, clock=clock))
+            sip_probe_timeout_seconds=0.4,
+            # The health rule's times, shortened (the real clock runs: the sweep decides).
+            health_heartbeat_interval_seconds=0.5, health_offline_after_seconds=2,
+            health_persist_seconds=0.5, health_sweep_seconds=0.2)
+        client = await aiohttp_client(create_app(settings))
+        headers = bearer(await login(client, "admin", ADMIN_PASSWORD))
 
         async def up() -> dict[str, dict[str, float]] | None:
             sites = await sip_sites(client)
@@ -68,18 +87,36 @@ async def test_a_stopped_room_goes_down_by_options_and_comes_back(
         # Only SIP endpoints are pinged: the agents' sites have no series.
         assert set(sites) == {ROOM, OTHER}
 
+        async def ok() -> dict[str, Any] | None:
+            room_health = await health(client, headers, ROOM)
+            return room_health if room_health["state"] == "ok" else None
+
+        room_health = await eventually(ok, "the answering room ok", timeout=15)
+        assert room_health["source"] == "sip" and room_health["reasons"] == []
+        assert room_health["network"]["rtt_ms"] > 0  # the ping's round trip
+        other = await health(client, headers, OTHER)
+        assert other["state"] == "offline" and other["source"] is None  # never answered
+
         baresip.stop()
 
         async def down() -> bool:
             return (await sip_sites(client))[ROOM]["vcbridge_sip_site_up"] == 0.0
 
         await eventually(down, "the stopped room down by OPTIONS", timeout=15)
+
+        async def offline() -> dict[str, Any] | None:
+            room_health = await health(client, headers, ROOM)
+            return room_health if room_health["state"] == "offline" else None
+
+        room_health = await eventually(offline, "the stopped room offline", timeout=15)
+        assert [r["code"] for r in room_health["reasons"]] == ["no_heartbeat"]
         baresip.start()
 
         async def back() -> bool:
             return (await sip_sites(client))[ROOM]["vcbridge_sip_site_up"] == 1.0
 
         await eventually(back, "the restarted room up again", timeout=15)
+        await eventually(ok, "the restarted room ok again", timeout=15)
 
 
 def test_options_requests_and_answers() -> None:

@@ -4,6 +4,7 @@ and INFO bodies. No network: fixed datetimes and strings."""
 
 from __future__ import annotations
 
+import dataclasses
 import unicodedata
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -158,3 +159,34 @@ def test_the_roster_accepts_a_sip_room_and_refuses_hostile_uris(tmp_path: Path) 
             "code": "HUYEN-NGA-SON", "name": "x", "kind": "district", "sip": sip}]}))
         with pytest.raises(RosterError, match=r"endpoints\[0\]\.sip"):
             load_roster(bad)
+
+
+def test_a_sip_rooms_answer_is_its_heartbeat_in_the_health_model() -> None:
+    from monitoring.health.codec import report_from_json, report_to_json
+    from monitoring.health.model import (
+        HealthState,
+        Observation,
+        ReasonCode,
+        Thresholds,
+        evaluate,
+        sip_presence,
+    )
+
+    thresholds = Thresholds()
+    report = sip_presence(T0, 12.5)
+    # No event stream (the bridge calls it) and no device facts: ok while it answers.
+    health = evaluate(Observation(report, stream_connected=False), T0, thresholds)
+    assert (health.state, health.reasons) == (HealthState.OK, ())
+    # The same silence rule as an agent: offline, no heartbeat.
+    later = T0 + thresholds.offline_after + timedelta(seconds=1)
+    silent = evaluate(Observation(report, stream_connected=False), later, thresholds)
+    assert silent.state is HealthState.OFFLINE
+    assert [r.code for r in silent.reasons] == [ReasonCode.NO_HEARTBEAT]
+    # An agent without its event stream is still degraded for it.
+    agent = dataclasses.replace(report, source="agent")
+    degraded = evaluate(Observation(agent, stream_connected=False), T0, thresholds)
+    assert [r.code for r in degraded.reasons] == [ReasonCode.EVENT_STREAM_DOWN]
+    # Stored and read back by another process, the source survives; old rows are agents'.
+    stored = report_to_json(report)
+    assert report_from_json(stored) == report
+    assert report_from_json({**stored, "source": None}).source == "agent"  # type: ignore[union-attr]

@@ -23,7 +23,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -135,8 +135,13 @@ async def probe(uri: str, *, identity: str, proxy: str = "", timeout: float = 5.
         transport.close()
 
 
+# Told of every answered ping: (endpoint id, code, round trip in ms).
+AnswerListener = Callable[[int, str, float | None], Awaitable[None]]
+
+
 class OptionsProber:
-    """Pings every active SIP endpoint of the roster every `interval` seconds."""
+    """Pings every active SIP endpoint of the roster every `interval` seconds; each answer
+    goes to the `listeners` (the endpoint's health: its heartbeat, `sip` source)."""
 
     def __init__(self, *, identity: str, proxy: str = "", interval: float = 15.0,
                  timeout: float = 5.0) -> None:
@@ -147,6 +152,7 @@ class OptionsProber:
         self._timeout = min(timeout, interval)
         self._sites: dict[str, SiteReach] = {}
         self._task: asyncio.Task[None] | None = None
+        self.listeners: list[AnswerListener] = []
 
     def sites(self) -> Mapping[str, SiteReach]:
         """The last probe of each SIP endpoint, by code."""
@@ -170,7 +176,7 @@ class OptionsProber:
             return
         async with self._database.read() as session:
             rows = (await session.execute(
-                select(Endpoint.code, Endpoint.sip_uri)
+                select(Endpoint.id, Endpoint.code, Endpoint.sip_uri)
                 .where(Endpoint.sip_uri != "", Endpoint.active.is_(True)))).all()
         results = await asyncio.gather(*(
             probe(row.sip_uri, identity=self._identity, proxy=self._proxy,
@@ -185,6 +191,14 @@ class OptionsProber:
                 last_seen=now if up else (before.last_seen if before else None),
                 code=result.code)
         self._sites = sites
+        for row, result in zip(rows, results, strict=True):
+            if reachable(result.code):
+                rtt_ms = None if result.seconds is None else result.seconds * 1000.0
+                for listener in self.listeners:
+                    try:
+                        await listener(row.id, row.code, rtt_ms)
+                    except Exception:  # one listener's failure must not stop the pings
+                        log.exception("SIP OPTIONS listener failed for %s", row.code)
 
     async def _run(self) -> None:
         while True:
