@@ -112,6 +112,9 @@ async def test_sip_rooms_are_dialled_at_the_start_and_the_roll_call_says_why(
         return roll if done else None
 
     roll = await eventually(settled, "the SIP rooms' roll call", timeout=30)
+    response = await client.get(f"/api/v1/endpoints/{ROOM}", headers=booker)
+    shown = await response.json()
+    assert shown["connection"] == "sip" and shown["sip"]["uri"] == rig.room.uri
     assert roll[BUSY]["state"] == "no_answer" and roll[GONE]["state"] == "no_answer"
     assert "HUYEN-HAU-LOC busy (redialling)" in roll["_summary"]
     assert "HUYEN-HA-TRUNG unreachable (redialling)" in roll["_summary"]
