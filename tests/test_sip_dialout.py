@@ -5,6 +5,8 @@ rejoins when it comes back."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,6 +39,7 @@ from tests.support import (
 from tests.test_booking import book
 from vcbridge.app import create_app
 from vcbridge.core.clock import FixedClock
+from vcbridge.core.settings import PROJECT_ROOT
 from vcbridge.room_reports import RoomReports
 
 H = dict[str, str]
@@ -219,3 +222,42 @@ async def test_janus_restarting_mid_meeting_drops_the_room_raises_the_metric_and
     await runner._tick()
     await eventually(await state_is("joined"), "the room redialled after the restart", 30)
     assert legs.open_legs[(cid, ROOM)].pc.connectionState == "connected"
+
+
+async def test_a_room_answering_with_an_unusable_sdp_is_rejected_and_nothing_else_changes(
+    rig: Rig, sip_client: tuple[Client, AiortcLegs], clock: FixedClock
+) -> None:
+    client, legs = sip_client
+    app = client.app
+    headers = bearer(await login(client, "admin", ADMIN_PASSWORD))
+    # GONE's address now answers every INVITE with 200 OK and an SDP with no usable
+    # media (one audio line, an unknown codec, no video, a 3000-byte attribute).
+    port = int(rig.gone_uri.rsplit(":", 1)[1])
+    hostile = subprocess.Popen(
+        [*rig.ns.exec_prefix, sys.executable, "-m", "harness.hostile_sip", str(port),
+         "nonsense", "--seconds", "60"], stdout=subprocess.PIPE, cwd=PROJECT_ROOT)
+    try:
+        assert hostile.stdout is not None and hostile.stdout.readline() == b"ready\n"
+        conference = await book(client, headers, start=START,
+                                end="2026-11-27T16:00:00+07:00", setup_minutes=0,
+                                participants=["UBND-TINH", ROOM, GONE])
+        cid = conference["id"]
+        runner = manual_runner(app, clock)
+        clock.set(clock.now().replace(hour=7))
+        await runner.sync(cid)
+        await runner._tick()
+
+        async def settled() -> dict[str, Any] | None:
+            roll = await rollcall(client, headers, cid)
+            done = roll[GONE]["reason"] == "rejected" and roll[ROOM]["state"] == "joined"
+            return roll if done else None
+
+        roll = await eventually(settled, "the hostile room rejected", timeout=30)
+        assert roll[GONE]["state"] == "no_answer" and roll[GONE]["redialling"]
+        assert app[SIP_GATEWAY].status.legs == 1  # the hostile call was hung up
+        assert (cid, GONE) not in legs.open_legs
+        response = await client.get(f"/api/v1/conferences/{cid}", headers=headers)
+        assert (await response.json())["status"] == "live"
+    finally:
+        hostile.kill()
+        hostile.wait(5)
