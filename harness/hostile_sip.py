@@ -5,8 +5,15 @@ namespace: `python -m harness.hostile_sip <port> <kind>`; it exits after `--seco
 from __future__ import annotations
 
 import argparse
+import contextlib
 import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+
+from harness.netns import Namespace
+from vcbridge.core.settings import PROJECT_ROOT
 
 BODIES = {
     # Not SDP at all.
@@ -67,6 +74,23 @@ def main() -> None:
             reply = answer(data, BODIES[args.kind])
             if reply is not None:
                 sock.sendto(reply, peer)
+
+
+@contextlib.contextmanager
+def running_hostile_room(netns: Namespace, port: int, kind: str,
+                         seconds: float = 60.0) -> Iterator[None]:
+    """The hostile room on 127.0.0.1:`port` of `netns`, ready; killed on exit."""
+    process = subprocess.Popen(
+        [*netns.exec_prefix, sys.executable, "-m", "harness.hostile_sip", str(port), kind,
+         "--seconds", str(seconds)], stdout=subprocess.PIPE, cwd=PROJECT_ROOT)
+    try:
+        assert process.stdout is not None
+        if process.stdout.readline() != b"ready\n":
+            raise RuntimeError("the hostile SIP room did not start")
+        yield
+    finally:
+        process.kill()
+        process.wait(5)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,6 @@ rejoins when it comes back."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,6 +22,7 @@ from harness.baresip import (
     running_baresip,
     running_busy_room,
 )
+from harness.hostile_sip import running_hostile_room
 from harness.janus import Janus, running_janus
 from harness.netns import Namespace
 from tests.conftest import Client
@@ -39,7 +38,6 @@ from tests.support import (
 from tests.test_booking import book
 from vcbridge.app import create_app
 from vcbridge.core.clock import FixedClock
-from vcbridge.core.settings import PROJECT_ROOT
 from vcbridge.room_reports import RoomReports
 
 H = dict[str, str]
@@ -233,11 +231,7 @@ async def test_a_room_answering_with_an_unusable_sdp_is_rejected_and_nothing_els
     # GONE's address now answers every INVITE with 200 OK and an SDP with no usable
     # media (one audio line, an unknown codec, no video, a 3000-byte attribute).
     port = int(rig.gone_uri.rsplit(":", 1)[1])
-    hostile = subprocess.Popen(
-        [*rig.ns.exec_prefix, sys.executable, "-m", "harness.hostile_sip", str(port),
-         "nonsense", "--seconds", "60"], stdout=subprocess.PIPE, cwd=PROJECT_ROOT)
-    try:
-        assert hostile.stdout is not None and hostile.stdout.readline() == b"ready\n"
+    with running_hostile_room(rig.ns, port, "nonsense"):
         conference = await book(client, headers, start=START,
                                 end="2026-11-27T16:00:00+07:00", setup_minutes=0,
                                 participants=["UBND-TINH", ROOM, GONE])
@@ -258,6 +252,3 @@ async def test_a_room_answering_with_an_unusable_sdp_is_rejected_and_nothing_els
         assert (cid, GONE) not in legs.open_legs
         response = await client.get(f"/api/v1/conferences/{cid}", headers=headers)
         assert (await response.json())["status"] == "live"
-    finally:
-        hostile.kill()
-        hostile.wait(5)
