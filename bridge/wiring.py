@@ -14,12 +14,14 @@ from bridge.room import RoomHooks
 from bridge.rooms import RoomRegistry
 from bridge.sip.dialer import SipDialer, SipReports
 from bridge.sip.janus_gateway import JanusGateway, SipIdentity
+from bridge.sip.options_probe import OptionsProber
 from bridge.sip.room_legs import RoomSipLegs
 from vcbridge.core.app_keys import DATABASE, EVENT_BUS
 from vcbridge.core.settings import Settings
-from vcbridge.core.sip_gateway_status import SIP_GATEWAY_PROBE
+from vcbridge.core.sip_gateway_status import SIP_GATEWAY_PROBE, SIP_SITES_PROBE
 
 SIP_GATEWAY = web.AppKey("sip_gateway", JanusGateway)
+SIP_PROBER = web.AppKey("sip_prober", OptionsProber)
 
 
 def ice_settings(settings: Settings) -> IceSettings:
@@ -58,6 +60,13 @@ def setup(app: web.Application, settings: Settings, hooks: RoomHooks,
     if gateway is not None:
         app[SIP_GATEWAY] = gateway
         app[SIP_GATEWAY_PROBE] = gateway
+    prober = None
+    if gateway is not None and settings.sip_probe_interval_seconds > 0:
+        prober = OptionsProber(identity=settings.sip_identity, proxy=settings.sip_probe_proxy,
+                               interval=settings.sip_probe_interval_seconds,
+                               timeout=settings.sip_probe_timeout_seconds)
+        app[SIP_PROBER] = prober
+        app[SIP_SITES_PROBE] = prober
 
     async def rooms_ctx(app: web.Application) -> AsyncIterator[None]:
         registry.start(app[EVENT_BUS])
@@ -66,7 +75,11 @@ def setup(app: web.Application, settings: Settings, hooks: RoomHooks,
             dialer = SipDialer(gateway, app[DATABASE], RoomSipLegs(registry), sip_reports)
             registry.sip = dialer
             await gateway.start()
+        if prober is not None:
+            prober.start(app[DATABASE])
         yield
+        if prober is not None:
+            await prober.stop()
         if dialer is not None:
             await dialer.stop()
         await registry.stop()

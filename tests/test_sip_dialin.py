@@ -92,6 +92,8 @@ async def test_a_room_dials_in_through_kamailio_and_an_unknown_caller_is_refused
     client, legs = sip_client
     app = client.app
     assert app[SIP_GATEWAY].status.registered  # Janus registered with kamailio
+    metrics = await (await client.get("/metrics")).text()
+    assert "vcbridge_sip_gateway_registered 1.0" in metrics.splitlines()
     headers = bearer(await login(client, "admin", ADMIN_PASSWORD))
     conference = await book(client, headers, start="2026-11-27T14:00:00+07:00",
                             end="2026-11-27T16:00:00+07:00", setup_minutes=0,

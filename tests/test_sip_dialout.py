@@ -22,6 +22,7 @@ from harness.baresip import (
     running_baresip,
     running_busy_room,
 )
+from harness.hostile_sip import running_hostile_room
 from harness.janus import Janus, running_janus
 from harness.netns import Namespace
 from tests.conftest import Client
@@ -112,6 +113,9 @@ async def test_sip_rooms_are_dialled_at_the_start_and_the_roll_call_says_why(
         return roll if done else None
 
     roll = await eventually(settled, "the SIP rooms' roll call", timeout=30)
+    response = await client.get(f"/api/v1/endpoints/{ROOM}", headers=booker)
+    shown = await response.json()
+    assert shown["connection"] == "sip" and shown["sip"]["uri"] == rig.room.uri
     assert roll[BUSY]["state"] == "no_answer" and roll[GONE]["state"] == "no_answer"
     assert "HUYEN-HAU-LOC busy (redialling)" in roll["_summary"]
     assert "HUYEN-HA-TRUNG unreachable (redialling)" in roll["_summary"]
@@ -216,3 +220,35 @@ async def test_janus_restarting_mid_meeting_drops_the_room_raises_the_metric_and
     await runner._tick()
     await eventually(await state_is("joined"), "the room redialled after the restart", 30)
     assert legs.open_legs[(cid, ROOM)].pc.connectionState == "connected"
+
+
+async def test_a_room_answering_with_an_unusable_sdp_is_rejected_and_nothing_else_changes(
+    rig: Rig, sip_client: tuple[Client, AiortcLegs], clock: FixedClock
+) -> None:
+    client, legs = sip_client
+    app = client.app
+    headers = bearer(await login(client, "admin", ADMIN_PASSWORD))
+    # GONE's address now answers every INVITE with 200 OK and an SDP with no usable
+    # media (one audio line, an unknown codec, no video, a 3000-byte attribute).
+    port = int(rig.gone_uri.rsplit(":", 1)[1])
+    with running_hostile_room(rig.ns, port, "nonsense"):
+        conference = await book(client, headers, start=START,
+                                end="2026-11-27T16:00:00+07:00", setup_minutes=0,
+                                participants=["UBND-TINH", ROOM, GONE])
+        cid = conference["id"]
+        runner = manual_runner(app, clock)
+        clock.set(clock.now().replace(hour=7))
+        await runner.sync(cid)
+        await runner._tick()
+
+        async def settled() -> dict[str, Any] | None:
+            roll = await rollcall(client, headers, cid)
+            done = roll[GONE]["reason"] == "rejected" and roll[ROOM]["state"] == "joined"
+            return roll if done else None
+
+        roll = await eventually(settled, "the hostile room rejected", timeout=30)
+        assert roll[GONE]["state"] == "no_answer" and roll[GONE]["redialling"]
+        assert app[SIP_GATEWAY].status.legs == 1  # the hostile call was hung up
+        assert (cid, GONE) not in legs.open_legs
+        response = await client.get(f"/api/v1/conferences/{cid}", headers=headers)
+        assert (await response.json())["status"] == "live"

@@ -469,8 +469,9 @@ class JanusGateway:
         if kind == "hangup" and handle.call is not None:
             return  # the PeerConnection closed; the SIP hangup event says why
         if handle.events.full():
-            log.warning("SIP gateway: events of handle %s dropped (nobody reads them)", handle.id)
-            return
+            # Nobody waits on this handle (the registered master's re-registrations, a
+            # call's progress events): the oldest goes.
+            handle.events.get_nowait()
         handle.events.put_nowait(message)
 
     def _incoming(self, handle: _Handle, result: JSON, message: JSON) -> None:

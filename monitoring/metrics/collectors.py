@@ -12,7 +12,7 @@ from prometheus_client.registry import Collector
 
 from vcbridge.core.auth.login_limiter import LoginStats, Reason
 from vcbridge.core.db.models import ACTIVE_STATUSES
-from vcbridge.core.sip_gateway_status import SipGatewayProbe
+from vcbridge.core.sip_gateway_status import SipGatewayProbe, SipSitesProbe
 
 CONFERENCE_STATES = tuple(s.value for s in ACTIVE_STATUSES)  # scheduled, open, live
 
@@ -107,3 +107,32 @@ class SipGatewayState(Collector):
             registered.add_metric([], 1.0 if status.registered else 0.0)
             families.append(registered)
         return families
+
+
+class SipSitesReach(Collector):
+    """The SIP rooms as the bridge's OPTIONS pings see them, at scrape time.
+
+    `vcbridge_sip_site_up{endpoint}`: 1 when the room answered its last ping;
+    `vcbridge_sip_site_options_rtt_seconds{endpoint}`: that answer's round trip (NaN
+    without one). Only roster codes of SIP endpoints, so the label stays bounded."""
+
+    def __init__(self, probe: SipSitesProbe) -> None:
+        self.probe = probe
+
+    def describe(self) -> Iterable[Metric]:
+        """The families this collector exports."""
+        return self.collect()
+
+    def collect(self) -> Iterable[Metric]:
+        """The families with their current values."""
+        up = GaugeMetricFamily("vcbridge_sip_site_up",
+                               "1 when the SIP room system answered its last OPTIONS ping.",
+                               labels=["endpoint"])
+        rtt = GaugeMetricFamily("vcbridge_sip_site_options_rtt_seconds",
+                                "Round trip of the SIP room's last OPTIONS answer (NaN: none).",
+                                labels=["endpoint"])
+        for code, reach in sorted(self.probe.sites().items()):
+            up.add_metric([code], 1.0 if reach.up else 0.0)
+            rtt.add_metric([code], reach.rtt_seconds if reach.rtt_seconds is not None
+                           else float("nan"))
+        return [up, rtt]

@@ -68,7 +68,9 @@ Service-wide:
   `LoginStats` at scrape time (`watch_logins`).
 - With a SIP gateway configured (`watch_sip_gateway`, read at scrape time):
   `vcbridge_sip_gateway_up` (1: a session with Janus), `vcbridge_sip_legs` (SIP
-  calls up) and, when it registers with a proxy, `vcbridge_sip_gateway_registered`.
+  calls up) and, when it registers with a proxy, `vcbridge_sip_gateway_registered`;
+  the SIP rooms' OPTIONS pings (`watch_sip_sites`): `vcbridge_sip_site_up{endpoint}`
+  and `vcbridge_sip_site_options_rtt_seconds{endpoint}`.
 
 No label ever holds an unbounded value (a conference title or id, a user, a
 raw URL): `endpoint` only takes roster codes (anything else is ignored),
@@ -125,12 +127,13 @@ from monitoring.metrics.collectors import (
     ConferenceCounts,
     LoginCounts,
     SipGatewayState,
+    SipSitesReach,
 )
 from monitoring.metrics.endpoint_gauges import EndpointGauge, render_all
 from monitoring.metrics.status import EndpointStatus
 from vcbridge.core.auth.login_limiter import LoginStats
 from vcbridge.core.event_types import EventType
-from vcbridge.core.sip_gateway_status import SipGatewayProbe
+from vcbridge.core.sip_gateway_status import SipGatewayProbe, SipSitesProbe
 
 NAN = math.nan
 
@@ -453,6 +456,10 @@ class Metrics:
     def watch_sip_gateway(self, probe: SipGatewayProbe) -> None:
         """Export the SIP gateway's status (`SipGatewayState`)."""
         self.registry.register(SipGatewayState(probe))
+
+    def watch_sip_sites(self, probe: SipSitesProbe) -> None:
+        """Export the SIP rooms' OPTIONS pings (`SipSitesReach`)."""
+        self.registry.register(SipSitesReach(probe))
 
     def watch_logins(self, stats: LoginStats) -> None:
         """Export the login counters of the core's login limiter."""

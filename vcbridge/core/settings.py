@@ -173,6 +173,13 @@ class Settings(BaseSettings):
     sip_incoming_helpers: int = Field(default=4, ge=0, le=64)
     # How long a SIP room may ring before the call counts as unanswered (408).
     sip_call_timeout_seconds: float = Field(default=30, gt=0, le=300)
+    # OPTIONS pings of the SIP rooms (presence and round trip): every this many seconds
+    # (0: none), each waiting this long for its answer, sent through this proxy as the
+    # bridge reaches it ("": straight to each room's URI).
+    sip_probe_interval_seconds: float = Field(default=15, ge=0, le=3600)
+    sip_probe_timeout_seconds: float = Field(default=5, gt=0, le=60)
+    sip_probe_proxy: str = Field(default="", max_length=300,
+                                 pattern=r"^$|^sips?:[!#-;=?-~]{3,290}$")
 
     # ICE (used by the bridge and the agent): never a public default.
     ice_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -1,9 +1,11 @@
-"""What monitoring reads of the SIP gateway (bridge/sip/janus_gateway.py) without
-importing the bridge: the gateway's status, through a probe the composition root
-stores in the app (`SIP_GATEWAY_PROBE`; absent when no gateway is configured)."""
+"""What monitoring reads of the SIP side of the bridge without importing the bridge: the
+gateway's status (bridge/sip/janus_gateway.py) and the SIP rooms' OPTIONS pings
+(bridge/sip/options_probe.py), through probes the bridge's wiring stores in the app
+(`SIP_GATEWAY_PROBE`, `SIP_SITES_PROBE`; absent when no gateway is configured)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,3 +32,24 @@ class SipGatewayProbe(Protocol):
 
 
 SIP_GATEWAY_PROBE = web.AppKey("sip_gateway_probe", SipGatewayProbe)
+
+
+@dataclass(frozen=True)
+class SiteReach:
+    """A SIP room's last OPTIONS ping."""
+
+    up: bool  # the room answered
+    rtt_seconds: float | None  # the round trip of that answer (None: no answer)
+    last_seen: float | None  # Unix time of its last answer (None: never)
+    code: int | None  # the SIP answer (None: none in time)
+
+
+class SipSitesProbe(Protocol):
+    """Anything that tells the SIP rooms' last pings."""
+
+    def sites(self) -> Mapping[str, SiteReach]:
+        """The last ping of each SIP endpoint, by roster code."""
+        ...
+
+
+SIP_SITES_PROBE = web.AppKey("sip_sites_probe", SipSitesProbe)
