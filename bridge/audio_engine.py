@@ -16,17 +16,27 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Protocol
 
 from aiortc.rtp import RtpPacket
 
 from bridge.active_speaker import ActiveSpeakerDetector
-from bridge.audio_mixer import AudioMixer
+from bridge.audio_mixer import AudioMixer, FrameDecoder
+from bridge.opus_codec import Pcm
 from bridge.rtp_forwarder import AudioOutput
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 48000
 SILENT_LEVEL = 127  # RFC 6464: -127 dBov, used when a packet carries no level
+
+
+class PcmOutput(Protocol):
+    """Where a site that gets its mix in another codec (a SIP site) is sent its frames."""
+
+    def push_pcm(self, pcm: Pcm, pts: int) -> bool:
+        """Encode and send one frame of the mix (48 kHz int16) at `pts` (48 kHz)."""
+        ...
 
 
 @dataclass
@@ -67,6 +77,7 @@ class AudioEngine:
         self.detector = ActiveSpeakerDetector()
         self.max_speakers = max_speakers
         self.outputs: dict[str, AudioOutput] = {}
+        self.pcm_outputs: dict[str, PcmOutput] = {}  # sites mixed for in their own codec
         self.stats: dict[str, ReceiveStats] = {}
         self.audible: frozenset[str] = frozenset()
         self._on_speaker_change = on_speaker_change
@@ -81,27 +92,57 @@ class AudioEngine:
 
     def add_site(self, code: str, output: AudioOutput) -> None:
         """A site's audio connected (again): its mix goes to `output`."""
+        if code in self.pcm_outputs:
+            self.remove_site(code)
         if code not in self.outputs:
             self.mixer.add_site(code)
         self.outputs[code] = output
         self.stats.setdefault(code, ReceiveStats())
 
+    def add_decoded_site(self, code: str, output: AudioOutput | PcmOutput,
+                         decoder: FrameDecoder) -> None:
+        """A site whose audio the bridge decodes on arrival (`on_decoded`, a SIP site):
+        its mix goes to `output`, as the common Opus packets (an `AudioOutput`: an Opus
+        site) or as samples it encodes itself (a `PcmOutput`: G.711, G.722)."""
+        self.remove_site(code)
+        self.mixer.add_site(code, decoder)
+        if hasattr(output, "push_pcm"):
+            self.pcm_outputs[code] = output  # type: ignore[assignment]
+        else:
+            self.outputs[code] = output
+        self.stats.setdefault(code, ReceiveStats())
+
     def remove_site(self, code: str) -> None:
         """A site's audio went away."""
-        if self.outputs.pop(code, None) is not None:
+        had = self.outputs.pop(code, None) is not None
+        had = self.pcm_outputs.pop(code, None) is not None or had
+        if had:
             self.mixer.remove_site(code)
             self.detector.forget(code)
 
     def on_packet(self, code: str, packet: RtpPacket) -> None:
         """A decrypted audio packet from `code` (from the receive tap)."""
-        stats = self.stats[code]
-        stats.add(packet.sequence_number)
-        stats.bytes += len(packet.payload)
         level = packet.extensions.audio_level
+        self._receive(code, packet.sequence_number, packet.payload,
+                      level[1] if level else SILENT_LEVEL, len(packet.payload))
+
+    def on_decoded(self, code: str, sequence_number: int, pcm: Pcm, level: int,
+                   payload_bytes: int) -> None:
+        """A packet of a site added with `add_decoded_site`, decoded by its leg, with the
+        level the leg measured (RFC 6464 units)."""
+        self._receive(code, sequence_number, pcm.tobytes(), level, payload_bytes)
+
+    def _receive(self, code: str, sequence_number: int, payload: bytes, level: int,
+                 payload_bytes: int) -> None:
+        stats = self.stats.get(code)
+        if stats is None:
+            return  # the site has just gone
+        stats.add(sequence_number)
+        stats.bytes += payload_bytes
         now_ms = int(self._loop.time() * 1000)
         if code in self.audible:
-            self.detector.update(code, level[1] if level else SILENT_LEVEL, now_ms)
-            self.mixer.push(code, packet.payload)
+            self.detector.update(code, level, now_ms)
+            self.mixer.push(code, payload)
         else:  # muted: neither heard nor a candidate for the main video
             self.detector.update(code, SILENT_LEVEL, now_ms)
 
@@ -145,6 +186,10 @@ class AudioEngine:
             data = result.per_speaker.get(code, result.common)
             if data is not None:
                 output.push(data, self._pts, time_base)
+        for code, pcm_output in self.pcm_outputs.items():
+            pcm = result.per_speaker_pcm.get(code, result.common_pcm)
+            if pcm is not None:
+                pcm_output.push_pcm(pcm, self._pts)
         if self.on_common is not None and result.common is not None:
             self.on_common(result.common, self._pts)
         current = self.detector.current()

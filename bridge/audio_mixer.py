@@ -58,7 +58,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -77,6 +77,32 @@ from bridge.opus_codec import (
 _SILENCE_WARMUP_FRAMES = 5
 
 
+class FrameDecoder(Protocol):
+    """What the mixer decodes a site's queued payloads with (`OpusDecoder` by default)."""
+
+    def decode(self, payload: bytes) -> Pcm:
+        """The 48 kHz mono samples of one payload (ValueError when malformed)."""
+        ...
+
+    def conceal(self, samples: int | None = None) -> Pcm:
+        """Samples standing in for a missing payload."""
+        ...
+
+
+class DecodedPcm:
+    """The "decoder" of a site whose audio arrives already decoded (a SIP site: the bridge
+    decodes every packet on arrival to measure its level, RFC 6464 being absent): its
+    payloads are 48 kHz int16 samples as bytes. A missing one is silence."""
+
+    def decode(self, payload: bytes) -> Pcm:
+        """The samples carried by `payload`."""
+        return np.frombuffer(payload, dtype=np.int16)
+
+    def conceal(self, samples: int | None = None) -> Pcm:
+        """Silence (the SIP codecs' own concealment happened before, if any)."""
+        return silence(960 if samples is None else samples)
+
+
 @dataclass(frozen=True)
 class MixResult:
     """What the sites hear for one frame.
@@ -89,6 +115,9 @@ class MixResult:
     common: bytes | None
     per_speaker: dict[str, bytes]
     speakers: tuple[str, ...]
+    # The same mixes as samples (48 kHz int16), for sites that get another codec (SIP).
+    common_pcm: Pcm | None = None
+    per_speaker_pcm: dict[str, Pcm] = field(default_factory=dict)
 
     def packet_for(self, code: str) -> bytes | None:
         """The packet site `code` receives this frame."""
@@ -100,7 +129,7 @@ class _Site:
     """One site's buffer and codec state."""
 
     queue: deque[bytes]
-    decoder: OpusDecoder = field(default_factory=OpusDecoder)
+    decoder: FrameDecoder = field(default_factory=OpusDecoder)
     encoder: OpusEncoder | None = None  # its mix-minus encoder, made when it first speaks
     carry: Pcm | None = None  # decoded samples beyond the last frame
     live: bool = False  # mixed in the previous tick, so concealment continues its audio
@@ -166,10 +195,14 @@ class AudioMixer:
         """Codes of the sites in the mix."""
         return frozenset(self._sites)
 
-    def add_site(self, code: str) -> None:
-        """Start accepting packets from site `code` (no effect if already there)."""
+    def add_site(self, code: str, decoder: FrameDecoder | None = None) -> None:
+        """Start accepting packets from site `code` (no effect if already there),
+        decoded with `decoder` (default: Opus)."""
         if code not in self._sites:
-            self._sites[code] = _Site(queue=deque(maxlen=self.max_queued))
+            site = _Site(queue=deque(maxlen=self.max_queued))
+            if decoder is not None:
+                site.decoder = decoder
+            self._sites[code] = site
 
     def remove_site(self, code: str) -> None:
         """Forget site `code` and its codec state (no effect if unknown)."""
@@ -225,7 +258,9 @@ class AudioMixer:
 
         self._live = selected
         per_speaker: dict[str, bytes] = {}
+        per_speaker_pcm: dict[str, Pcm] = {}
         common: bytes | None
+        common_pcm = self._zeros
         if not selected:
             if self._common_live:
                 # Flush the look-ahead of the last speech rather than cut it off.
@@ -238,22 +273,26 @@ class AudioMixer:
             total = np.zeros(self.frame_samples, dtype=np.int32)
             for samples in pcm.values():
                 total += samples
-            common = self._common.encode(_clip(total))
+            common_pcm = _clip(total)
+            common = self._common.encode(common_pcm)
             encodes += 1
             self._common_live = True
             for code, own in pcm.items():
                 if len(selected) == 1:
                     per_speaker[code] = self._silence_packet
+                    per_speaker_pcm[code] = self._zeros
                     continue
                 site = self._sites[code]
                 if site.encoder is None:
                     site.encoder = self._new_encoder()
-                per_speaker[code] = site.encoder.encode(_clip(total - own))
+                per_speaker_pcm[code] = minus = _clip(total - own)
+                per_speaker[code] = site.encoder.encode(minus)
                 encodes += 1
 
         self._encodes += encodes
         self._last_tick_encodes = encodes
-        return MixResult(common=common, per_speaker=per_speaker, speakers=selected)
+        return MixResult(common=common, per_speaker=per_speaker, speakers=selected,
+                         common_pcm=common_pcm, per_speaker_pcm=per_speaker_pcm)
 
     def stats(self) -> dict[str, Any]:
         """Counters since creation, for monitoring."""

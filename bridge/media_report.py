@@ -12,8 +12,6 @@ from bridge.media_tap import sender_figures
 from bridge.rooms import RoomRegistry
 from vcbridge.core.media_counters import MediaCounters
 
-AUDIO_CLOCK = 48_000  # Opus RTP clock: jitter in these units
-
 
 def site_media(rooms: RoomRegistry) -> dict[str, MediaCounters]:
     """Endpoint code -> its media, for every site connected to a room of this process."""
@@ -33,7 +31,7 @@ def site_media(rooms: RoomRegistry) -> dict[str, MediaCounters]:
                     if sender.kind == "audio":
                         rtt = sender_rtt
                         if sender_jitter is not None:
-                            jitter = sender_jitter / AUDIO_CLOCK
+                            jitter = sender_jitter / connection.peers.audio_clock
             report[code] = MediaCounters(
                 packets_received=audio.packets if audio else None,
                 packets_lost=audio.lost if audio else None,

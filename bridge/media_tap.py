@@ -10,6 +10,7 @@ streams, so it takes media off aiortc's normal receive path:
 - video: the receiver's decoder queue is replaced by a sink that hands each
   re-assembled encoded frame (`JitterFrame`) to the bridge on the event-loop
   thread, and the decoder thread exits at once;
+- a payload type aiortc does not know (telephone-event) routed to a receiver anyway;
 - keyframe requests: `RTCRtpSender._send_keyframe` is replaced per sender so
   a site's PLI reaches the source of what it is watching;
 - call quality: the sender's round-trip time, the far end's jitter (from its
@@ -95,6 +96,15 @@ def tap_audio(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], None]) 
         on_packet(packet)
 
     receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+
+
+def route_payload_type(receiver: RTCRtpReceiver, payload_type: int) -> None:
+    """Also give `receiver` the packets of `payload_type`, a codec aiortc does not know
+    (RFC 4733 telephone-event from a SIP room system): aiortc's router drops a packet
+    whose payload type no receiver registered, even on a known SSRC. Call after the
+    remote description is applied."""
+    router = receiver.transport._rtp_router
+    router.payload_type_table.setdefault(payload_type, set()).add(receiver)
 
 
 async def request_keyframe(receiver: RTCRtpReceiver, ssrc: int) -> None:

@@ -63,6 +63,9 @@ class PeerSession:
     audio_out: RtpForwarder | None = None
     slots: list[VideoSlot] = field(default_factory=list)
     closed: bool = False
+    # The RTP clock of the audio the bridge sends (Opus: 48 kHz; a SIP room's G.711 or
+    # G.722: 8 kHz), for the jitter its receiver reports give in clock units.
+    audio_clock: int = 48_000
 
     def _new_pc(self) -> RTCPeerConnection:
         pc = RTCPeerConnection(self.ice.configuration)

@@ -32,7 +32,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bridge import control_messages as messages
 from bridge import floor_control as floor
@@ -43,6 +43,9 @@ from bridge.recorder import Recorder, RecordingError
 from bridge.room_state_store import RoomStateStore, SavedRoom, StateWriter, restore_floor
 from bridge.video_router import VideoSlot, VideoSource
 from vcbridge.core.audit import Actor
+
+if TYPE_CHECKING:
+    from bridge.sip.sip_leg import Hangup, SipLeg
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +254,36 @@ class Room:
                 await connection.send(notice)
         await connection.peers.close()
         connection.closed.set()
+
+    async def connect_sip(self, code: str, on_hangup: Hangup | None = None, *,
+                          h264: bool = True) -> SipLeg:
+        """Seat a SIP room system (replacing its previous connection) and return its leg,
+        to be negotiated by the gateway (`create_offer` / `accept_answer`, or
+        `answer_offer`); raises FloorError if refused. `on_hangup(reason)` is called when
+        the room ends the call (the chair removed the site, the room closed)."""
+        from bridge.sip.sip_leg import SipLeg
+
+        self._apply(floor.join(self.state, code))
+        previous = self.connections.pop(code, None)
+        if previous is not None:
+            await self._drop_connection(previous, notice={
+                "type": "replaced", "message": "this site connected again elsewhere"})
+        leg = SipLeg(self, code, on_hangup, h264=h264)
+        connection = SiteConnection(code, leg.notice, leg.peers)
+        leg.connection = connection
+        self.connections[code] = connection
+        await self.broadcast()
+        return leg
+
+    def sip_media_started(self, connection: SiteConnection) -> None:
+        """A SIP leg's answer is in: route its video and report it joined once connected."""
+        self._reroute()
+        self._watch_connected(connection)
+
+    async def disconnect_sip(self, leg: SipLeg, *, left: bool) -> None:
+        """A SIP call ended (`left`: the room system hung up; else the call was lost)."""
+        if leg.connection is not None:
+            await self.disconnect(leg.connection, left=left)
 
     def _peer_failed(self, peers: PeerSession) -> None:
         connection = self.connections.get(peers.code)
@@ -485,6 +518,11 @@ class Room:
                 shown: str | None = self.chair
             elif slot.name == "floor":
                 shown = main if main != code else None  # a site sees itself locally
+            elif slot.name == "sip":
+                # A room system has one picture: the main video, else the chair (never
+                # itself: it shows its own camera locally, as hardware does).
+                shown = main if main is not None and main != code else (
+                    self.chair if self.chair != code else None)
             else:
                 shown = slot.name.removeprefix("grid:")
             slot.show(self.sources.get(shown) if shown else None)

@@ -23,6 +23,7 @@ from bridge.message_rate import JoinBudgets
 from bridge.peer_session import IceSettings
 from bridge.room import Room, RoomHooks
 from bridge.room_state_store import RoomStateStore
+from bridge.sip.dialer import SipDialer
 from vcbridge.core.event_types import ROOM_CLOSING, EventType
 from vcbridge.core.events import BusEvent, EventBus, Follower
 
@@ -45,6 +46,8 @@ class RoomRegistry:
         # Where rooms keep their state, so a room opened again restores it (None: not kept).
         self.states = states
         self.rooms: dict[int, Room] = {}
+        # SIP room systems are dialled through it (None: no SIP gateway configured).
+        self.sip: SipDialer | None = None
         self._follower: Follower | None = None
 
     def room_for(self, conference_id: int, chair: str, sites: Sequence[str]) -> Room:
@@ -86,12 +89,18 @@ class RoomRegistry:
         await self._room(conference_id, chair, participants).ready()
 
     async def invite(self, conference_id: int, endpoint: str) -> None:
-        """Nothing more to do: sites dial in, and the `endpoint.invited` event (published
-        with the decision) is the invitation their agents act on."""
-        return None
+        """A SIP room system is dialled (in the background: `bridge/sip/dialer.py`).
+
+        Other sites dial in themselves: the `endpoint.invited` event (published with
+        the decision) is the invitation their agents act on."""
+        if self.sip is not None and conference_id in self.rooms:
+            self.rooms[conference_id].start()
+            await self.sip.invite(conference_id, endpoint)
 
     async def close_room(self, conference_id: int, reason: str) -> None:
         """Disconnect everyone and forget the room."""
+        if self.sip is not None:
+            await self.sip.close_conference(conference_id)
         room = self.rooms.pop(conference_id, None)
         if room is not None:
             await room.close(reason)

@@ -126,6 +126,11 @@ class RtpForwarder:
         sender.send = send  # type: ignore[method-assign]
         sender._retransmit = self._retransmit  # type: ignore[method-assign]
 
+    @property
+    def connected(self) -> bool:
+        """True once sending is possible (DTLS up), until the connection closes."""
+        return self._ready and self._dtls._state == DtlsState.CONNECTED
+
     def _configure(self, parameters: Any) -> None:
         ids = {e.uri: e.id for e in parameters.headerExtensions}
         mid = (parameters.muxId or "").encode()

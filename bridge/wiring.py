@@ -13,8 +13,16 @@ from bridge.peer_session import IceSettings
 from bridge.room import RoomHooks
 from bridge.room_state_store import RoomStateStore
 from bridge.rooms import RoomRegistry
+from bridge.sip.dialer import SipDialer, SipReports
+from bridge.sip.janus_gateway import JanusGateway, SipIdentity
+from bridge.sip.options_probe import OptionsProber
+from bridge.sip.room_legs import RoomSipLegs
 from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS
 from vcbridge.core.settings import Settings
+from vcbridge.core.sip_gateway_status import SIP_GATEWAY_PROBE, SIP_SITES_PROBE
+
+SIP_GATEWAY = web.AppKey("sip_gateway", JanusGateway)
+SIP_PROBER = web.AppKey("sip_prober", OptionsProber)
 
 
 def ice_settings(settings: Settings) -> IceSettings:
@@ -26,9 +34,21 @@ def ice_settings(settings: Settings) -> IceSettings:
     )
 
 
-def setup(app: web.Application, settings: Settings, hooks: RoomHooks) -> RoomRegistry:
+def sip_gateway(settings: Settings) -> JanusGateway | None:
+    """The SIP gateway client of these settings, or None when none is configured."""
+    if not settings.sip_gateway_url:
+        return None
+    identity = SipIdentity(settings.sip_identity, proxy=settings.sip_proxy,
+                           register=settings.sip_register, secret=settings.sip_secret)
+    return JanusGateway(settings.sip_gateway_url, identity,
+                        incoming_helpers=settings.sip_incoming_helpers,
+                        call_timeout=settings.sip_call_timeout_seconds)
+
+
+def setup(app: web.Application, settings: Settings, hooks: RoomHooks,
+          sip_reports: SipReports | None = None) -> RoomRegistry:
     """Add the signaling, recordings and page routes and the room registry's lifetime
-    to `app`."""
+    to `app`; with a SIP gateway configured, its client and the SIP dialer too."""
     registry = RoomRegistry(ice_settings(settings), hooks,
                             frame_ms=settings.bridge_audio_frame_ms,
                             recordings_dir=settings.effective_recordings_dir,
@@ -37,12 +57,37 @@ def setup(app: web.Application, settings: Settings, hooks: RoomHooks) -> RoomReg
     preflight_echo.setup_routes(app, registry.ice)
     recordings_api.setup_routes(app, settings.effective_recordings_dir)
 
+    gateway = sip_gateway(settings)
+    if gateway is not None:
+        app[SIP_GATEWAY] = gateway
+        app[SIP_GATEWAY_PROBE] = gateway
+    prober = None
+    if gateway is not None and settings.sip_probe_interval_seconds > 0:
+        prober = OptionsProber(identity=settings.sip_identity, proxy=settings.sip_probe_proxy,
+                               interval=settings.sip_probe_interval_seconds,
+                               timeout=settings.sip_probe_timeout_seconds)
+        app[SIP_PROBER] = prober
+        app[SIP_SITES_PROBE] = prober
+
     async def rooms_ctx(app: web.Application) -> AsyncIterator[None]:
         # Rooms keep their state in the database, held under this process's node id.
         registry.states = RoomStateStore(app[DATABASE], app[CLOCK], settings.node_id)
         registry.start(app[EVENT_BUS])
+        dialer = None
+        if gateway is not None and sip_reports is not None:
+            dialer = SipDialer(gateway, app[DATABASE], RoomSipLegs(registry), sip_reports)
+            registry.sip = dialer
+            await gateway.start()
+        if prober is not None:
+            prober.start(app[DATABASE])
         yield
+        if prober is not None:
+            await prober.stop()
+        if dialer is not None:
+            await dialer.stop()
         await registry.stop()
+        if gateway is not None:
+            await gateway.stop()
 
     app.cleanup_ctx.append(rooms_ctx)
     return registry

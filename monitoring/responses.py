@@ -215,6 +215,9 @@ class EndpointHealth(ResponseModel):
     call: CallFigures | None
     clock_offset_seconds: Figure
     agent_version: str | None
+    source: Annotated[Literal["agent", "sip"] | None, Field(
+        description="Who reports it: agent (its agent's or page's heartbeats) or sip (a SIP "
+                    "room system: the bridge's OPTIONS pings, docs/sip.md); null: never.")]
     test_call: HealthTestCall | None
 
 

@@ -54,6 +54,7 @@ from vcbridge.core.app_keys import (
     SETTINGS,
 )
 from vcbridge.core.media_counters import MediaSource
+from vcbridge.core.sip_gateway_status import SIP_GATEWAY_PROBE, SIP_SITES_PROBE
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +188,10 @@ def setup_metrics(
     app[METRICS], app[MONITORING] = metrics, monitoring
     if LOGIN_LIMITER in app:
         metrics.watch_logins(app[LOGIN_LIMITER].stats)
+    if SIP_GATEWAY_PROBE in app:
+        metrics.watch_sip_gateway(app[SIP_GATEWAY_PROBE])
+    if SIP_SITES_PROBE in app:
+        metrics.watch_sip_sites(app[SIP_SITES_PROBE])
     app.middlewares.insert(0, metrics_middleware(metrics))
     metrics_routes.setup_routes(app, metrics, token)
 

@@ -254,3 +254,45 @@ async def report(
         await bus.publish(session, event_type, now, conference_id=conference_id,
                           endpoint=endpoint_code, audience=[endpoint_code])
     return after.state
+
+
+async def call_failed(
+    session: AsyncSession,
+    conference_id: int,
+    endpoint_code: str,
+    reason: Reason,
+    sip_code: int,
+    sip_reason: str,
+    now: datetime,
+    policy: RedialPolicy,
+    bus: EventBus,
+) -> ConnectState | None:
+    """Record that the bridge's call to a SIP room failed (`connect_policy.fail`).
+
+    The failure is published with its SIP answer (`endpoint.call_failed`), and
+    `endpoint.absent` once if this attempt decided absence. Returns the state
+    afterwards, or None (nothing changed) when the conference is not running,
+    the endpoint is not a participant, or no invitation was out."""
+    row = await session.scalar(
+        select(Attendance).join(Conference, Conference.id == Attendance.conference_id)
+        .join(Endpoint, Endpoint.id == Attendance.endpoint_id)
+        .where(Attendance.conference_id == conference_id, Endpoint.code == endpoint_code,
+               Conference.status.in_(RUNNING_STATUSES))
+        .with_for_update(of=Attendance)
+    )
+    if row is None:
+        return None
+    before = connection_of(row)
+    after, action = policy_rules.fail(before, now, policy, reason)
+    if after == before:
+        return None
+    store(row, after)
+    events = [NewEvent(EventType.ENDPOINT_CALL_FAILED, conference_id, endpoint_code,
+                       (endpoint_code,), {"reason": reason.value, "sip_code": sip_code,
+                                          "sip_reason": sip_reason[:200]})]
+    if action is Action.ESCALATE_ABSENT and not row.escalated:
+        row.escalated = True
+        events.append(NewEvent(EventType.ENDPOINT_ABSENT, conference_id, endpoint_code,
+                               data={"attempts": after.attempts}))
+    await bus.publish_many(session, now, events)
+    return after.state

@@ -9,7 +9,13 @@ scheduler must do now (invite again, or escalate an absent endpoint).
                          |   |                  +--left--> left
                          |   +--decline--> declined        (no automatic re-invite)
                          +--timeout--> no_answer --invite--> invited ...
-                                       (after `absent_after` attempts: absent, escalated once)
+                         |             (after `absent_after` attempts: absent, escalated once)
+                         +--fail--> no_answer with why (busy, unreachable, rejected,
+                                    no common codec) --invite--> invited ...
+
+`fail` is the bridge dialling a SIP room system that refused or could not be
+reached: it counts as an unanswered attempt at once, and is redialled with the
+same policy (backoff, absence), keeping the reason for the roll call.
 
 A join from any state moves to joined. Times come from the caller's clock, so
 everything is testable on fixed datetimes."""
@@ -48,6 +54,16 @@ class Reason(enum.StrEnum):
     DROPPED = "dropped"
     ABSENT = "absent"
     LEFT = "left"
+    # A SIP room's call failed (`fail`); redialled like no_answer.
+    BUSY = "busy"  # 486, 600
+    UNREACHABLE = "unreachable"  # 404, 408, 480, 503, no answer from the gateway
+    REJECTED = "rejected"  # 403, 603, other refusals
+    NO_COMMON_CODEC = "no_common_codec"  # 488, 606, or an answer the bridge cannot use
+
+
+# Reasons of a failed call (`fail`).
+CALL_FAILURES = frozenset({Reason.BUSY, Reason.UNREACHABLE, Reason.REJECTED,
+                           Reason.NO_COMMON_CODEC})
 
 
 class Action(enum.StrEnum):
@@ -190,6 +206,25 @@ def declined(conn: EndpointConnection, now: datetime, policy: RedialPolicy) -> E
     )
 
 
+def fail(conn: EndpointConnection, now: datetime, policy: RedialPolicy, reason: Reason
+         ) -> tuple[EndpointConnection, Action | None]:
+    """The invitation out failed at once (`reason` in CALL_FAILURES): an unanswered
+    attempt now, redialled with the same rules as a timeout.
+
+    A first call or a no-answer redial keeps `reason` for the roll call; a dropped
+    or absent endpoint's redial keeps its own rules (dropped stays dropped, absent
+    stays absent). Returns ESCALATE_ABSENT when this attempt decides absence, as
+    `tick` would. Only an invited endpoint can fail; other states ignore it."""
+    if reason not in CALL_FAILURES:
+        raise ValueError(f"not a call failure: {reason}")
+    if conn.state != ConnectState.INVITED:
+        return conn, None
+    new, action = _unanswered(conn, now, policy)
+    if new.reason == Reason.NO_ANSWER:
+        new = replace(new, reason=reason)
+    return new, action
+
+
 def dropped(conn: EndpointConnection, now: datetime, policy: RedialPolicy) -> EndpointConnection:
     """A joined endpoint lost the call: redial it after `redial_dropped_every`.
 
@@ -314,6 +349,10 @@ _PHRASES_EN = {
     Reason.DROPPED: "dropped",
     Reason.ABSENT: "absent",
     Reason.LEFT: "left",
+    Reason.BUSY: "busy",
+    Reason.UNREACHABLE: "unreachable",
+    Reason.REJECTED: "call rejected",
+    Reason.NO_COMMON_CODEC: "no common codec",
 }
 _PHRASES_VI = {
     Reason.NOT_INVITED: "chưa mời",
@@ -324,6 +363,10 @@ _PHRASES_VI = {
     Reason.DROPPED: "rớt kết nối",
     Reason.ABSENT: "vắng mặt",
     Reason.LEFT: "đã rời",
+    Reason.BUSY: "máy bận",
+    Reason.UNREACHABLE: "không liên lạc được",
+    Reason.REJECTED: "cuộc gọi bị từ chối",
+    Reason.NO_COMMON_CODEC: "không có codec chung",
 }
 
 

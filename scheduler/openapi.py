@@ -62,6 +62,7 @@ EVENT_TYPES = described(frozenset({
     EventType.ENDPOINT_DECLINED,
     EventType.ENDPOINT_LEFT,
     EventType.ENDPOINT_ABSENT,
+    EventType.ENDPOINT_CALL_FAILED,
 }))
 
 

@@ -5,6 +5,7 @@ adapt it before letting the upgrade in."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from importlib.metadata import version
 
@@ -57,6 +58,19 @@ def test_sender_hooks_exist_with_the_expected_shape() -> None:
     assert "self.__encoder.pack(data)" in source
     assert list(inspect.signature(Vp8Encoder.pack).parameters) == ["self", "packet"]
     assert list(inspect.signature(OpusEncoder.pack).parameters) == ["self", "packet"]
+
+
+def test_the_router_table_a_payload_type_is_added_to_has_the_expected_shape() -> None:
+    # route_payload_type (SIP legs' telephone-event) adds the receiver to this table, and
+    # route_rtp drops a packet whose payload type has no receiver there.
+    from aiortc.rtcdtlstransport import RtpRouter
+
+    router = RtpRouter()
+    assert router.payload_type_table == {}
+    assert "self.payload_type_table.get(packet.payload_type, set())" in inspect.getsource(
+        RtpRouter.route_rtp)
+    assert "self._rtp_router = RtpRouter()" in inspect.getsource(
+        importlib.import_module("aiortc.rtcdtlstransport").RTCDtlsTransport.__init__)
 
 
 def test_vp8_keyframe_flag() -> None:

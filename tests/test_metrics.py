@@ -333,7 +333,7 @@ async def test_metrics_is_public_by_default(
 def test_alert_rules_check_and_unit_tests_pass() -> None:
     checked = run_promtool("check", "rules", "prometheus-rules.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "9 rules found" in checked.stdout
+    assert "11 rules found" in checked.stdout
     tested = run_promtool("test", "rules", "prometheus-rules.test.yml")
     assert tested.returncode == 0, tested.stdout + tested.stderr
     tests = (MONITORING / "prometheus-rules.test.yml").read_text(encoding="utf-8")
@@ -341,7 +341,8 @@ def test_alert_rules_check_and_unit_tests_pass() -> None:
                   "VcbridgeEndpointHighRoundTripTime", "VcbridgeEndpointHighJitter",
                   "VcbridgeEndpointLowFrameRate",
                   "VcbridgeEndpointNotReadyBeforeConference", "VcbridgeSchedulerLeaderMissing",
-                  "VcbridgeLoginFailuresHigh", "VcbridgeLoginsRefused"):
+                  "VcbridgeLoginFailuresHigh", "VcbridgeLoginsRefused",
+                  "VcbridgeSipGatewayDown", "VcbridgeSipGatewayNotRegistered"):
         assert f"alertname: {alert}" in tests
     # The call-quality alerts compare with the limits the service exports from its
     # settings, never with a number of their own: one place to change a limit.

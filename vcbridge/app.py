@@ -11,9 +11,13 @@ from aiohttp import web
 from bridge import wiring as bridge_wiring
 from bridge.media_report import site_media
 from bridge.rooms import RoomRegistry
+from bridge.sip.options_probe import AnswerListener
+from bridge.wiring import SIP_PROBER
 from conference_record import api as record_api
 from documents import api as documents_api
 from monitoring import wiring as monitoring_wiring
+from monitoring.health.monitor import MONITOR
+from monitoring.health.store import EndpointInfo
 from scheduler import booking_api, calendar_feed
 from scheduler import lifecycle_wiring as lifecycle
 from vcbridge import openapi_routes, record_sources, room_reports
@@ -80,7 +84,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     documents_api.setup_routes(app)
     # The seam between the scheduler and the bridge: the lifecycle opens and closes
     # this process's rooms through the registry (scheduler/bridge_port.py).
-    rooms = bridge_wiring.setup(app, settings, RoomReports(app))
+    reports = RoomReports(app)
+    rooms = bridge_wiring.setup(app, settings, reports, reports)
     # Sites a killed process left "joined" are dropped before anyone can connect.
     app.cleanup_ctx.append(room_reports.stranded_sites_ctx)
     lifecycle.setup(app, rooms)
@@ -92,11 +97,23 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     events_routes.setup_routes(app)
     openapi_routes.setup_routes(app)
     monitoring_wiring.setup(app, media=_bridge_media(rooms), token=settings.metrics_token or None)
+    if SIP_PROBER in app:
+        # A SIP room's answers to the bridge's OPTIONS pings are its heartbeats.
+        app[SIP_PROBER].listeners.append(_sip_presence(app))
     pages.setup_routes(app)
     # Last: every part's cleanup bounded, so that a stuck part cannot keep the service
     # from stopping (logged as an error naming it).
     bound_cleanups(app)
     return app
+
+
+def _sip_presence(app: web.Application) -> AnswerListener:
+    """The SIP rooms' answers into endpoint health (`sip` source, docs/sip.md)."""
+
+    async def answered(endpoint_id: int, code: str, rtt_ms: float | None) -> None:
+        await app[MONITOR].sip_answered(EndpointInfo(endpoint_id, code, "", ""), rtt_ms)
+
+    return answered
 
 
 def _bridge_media(rooms: RoomRegistry) -> MediaSource:

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from bridge.room_state_store import RoomStateStore
 from scheduler import attendance
+from scheduler.connect_policy import Reason
 from scheduler.lifecycle_api import REDIAL_POLICY
 from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS, SETTINGS
 from vcbridge.core.audit import Actor, record
@@ -31,6 +32,16 @@ class RoomReports:
         async with app[DATABASE].write() as session:
             await attendance.report(session, conference_id, code, kind, app[CLOCK].now(),
                                     app[REDIAL_POLICY], app[EVENT_BUS])
+
+    async def call_failed(self, conference_id: int, code: str, reason: str, sip_code: int,
+                          sip_reason: str) -> None:
+        """The bridge's call to a SIP room failed: the roll call shows why, the policy
+        redials it."""
+        app = self._app
+        async with app[DATABASE].write() as session:
+            await attendance.call_failed(session, conference_id, code, Reason(reason),
+                                         sip_code, sip_reason, app[CLOCK].now(),
+                                         app[REDIAL_POLICY], app[EVENT_BUS])
 
     async def floor_action(self, conference_id: int, actor: str, action: str,
                            data: dict[str, Any], moderator: Actor | None = None) -> None:

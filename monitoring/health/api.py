@@ -76,6 +76,7 @@ def endpoint_health(view: EndpointView, zone: ZoneInfo, now: datetime
         clock_offset_seconds=(round(report.clock_offset_seconds, 3)
                               if report is not None else None),
         agent_version=report.agent_version if report is not None else None,
+        source=("sip" if report.source == "sip" else "agent") if report is not None else None,
         test_call=_test_call(view.latest.test_call, zone),
     )
 

@@ -58,6 +58,7 @@ def report_to_json(report: Report) -> dict[str, Any]:
         "sent_at": report.sent_at.isoformat() if report.sent_at else None,
         "clock_offset_seconds": round(report.clock_offset_seconds, 3),
         "agent_version": report.agent_version,
+        "source": report.source,
         "devices": {"camera": report.devices.camera, "microphone": report.devices.microphone,
                     "speaker": report.devices.speaker},
         "cpu_percent": report.cpu_percent,
@@ -93,6 +94,7 @@ def report_from_json(body: Mapping[str, Any] | None) -> Report | None:
             agent_version=body.get("agent_version"),
             network_interface=network.get("interface"),
             quality=quality_from_json(body.get("quality")),
+            source="sip" if body.get("source") == "sip" else "agent",
         )
     except (KeyError, TypeError, ValueError):
         return None

@@ -201,6 +201,19 @@ class Report:
     sent_at: datetime | None = None
     agent_version: str | None = None
     network_interface: str | None = None
+    # Who reports the endpoint: "agent" (its agent or the operator's page: heartbeats)
+    # or "sip" (a SIP room system: the bridge's OPTIONS pings, `sip_presence`).
+    source: str = "agent"
+
+
+def sip_presence(received_at: datetime, rtt_ms: float | None) -> Report:
+    """The facts of a SIP room that answered an OPTIONS ping at `received_at`.
+
+    A room system is one unit and SIP tells nothing of its devices: while it
+    answers they count as present. It holds no event stream (the bridge calls
+    it), so that check does not apply (`evaluate`). Its round trip is the ping's."""
+    return Report(received_at=received_at, devices=Devices(True, True, True),
+                  network_rtt_ms=rtt_ms, sent_at=received_at, source="sip")
 
 
 @dataclass(frozen=True)
@@ -500,7 +513,7 @@ def evaluate(observation: Observation, now: datetime, thresholds: Thresholds) ->
                           (devices.speaker, ReasonCode.SPEAKER_MISSING)):
         if not present:
             found.append(Reason(code))
-    if not observation.stream_connected:
+    if not observation.stream_connected and report.source != "sip":
         found.append(Reason(ReasonCode.EVENT_STREAM_DOWN))
 
     quality = report.quality

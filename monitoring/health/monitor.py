@@ -48,6 +48,7 @@ from monitoring.health.model import (
     evaluate,
     judge_quality,
     offline_since,
+    sip_presence,
 )
 from monitoring.health.recorder import ChangeRecorder
 from monitoring.health.samples import Bucket, minute_of
@@ -149,10 +150,19 @@ class HealthMonitor:
 
     async def heartbeat(self, endpoint: EndpointInfo, body: AnyHeartbeat) -> Accepted:
         """Take an accepted heartbeat; writes only when the state or reasons change."""
-        state = self._state
         now = self.clock.now()
-        facts = facts_of(body, now)
-        self._last_accepted[(endpoint.id, source_of(body))] = now
+        return self._accept(endpoint, facts_of(body, now), source_of(body), now)
+
+    async def sip_answered(self, endpoint: EndpointInfo, rtt_ms: float | None) -> Accepted:
+        """A SIP room system answered the bridge's OPTIONS ping: its heartbeat (`sip`
+        source). Its silence makes it offline as an agent's does."""
+        now = self.clock.now()
+        return self._accept(endpoint, Latest(sip_presence(now, rtt_ms), None), "sip", now)
+
+    def _accept(self, endpoint: EndpointInfo, facts: Latest, source: Source, now: datetime
+                ) -> Accepted:
+        state = self._state
+        self._last_accepted[(endpoint.id, source)] = now
         live = state.live.setdefault(endpoint.id, Live())
         known = state.known.get(endpoint.id)
         assert facts.report is not None

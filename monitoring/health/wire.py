@@ -109,7 +109,8 @@ CALL_SUMMARY = ("conference", "rtt_ms", "jitter_ms", "packet_loss_ratio", "bitra
                 "bitrate_out_bps", "fps", "audio_level", "source")
 
 
-Source = Literal["agent", "browser"]  # who measured: the endpoint agent or the page
+# Who measured: the endpoint agent, the page, or the bridge's OPTIONS ping of a SIP room.
+Source = Literal["agent", "browser", "sip"]
 
 
 class CallFiguresIn(BaseModel):

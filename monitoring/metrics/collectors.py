@@ -1,5 +1,6 @@
 """Families collected at scrape time from values other parts keep: the conference
-counts the refresher cached, the login counters of the core's login limiter."""
+counts the refresher cached, the login counters of the core's login limiter, the SIP
+gateway's status."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from prometheus_client.registry import Collector
 
 from vcbridge.core.auth.login_limiter import LoginStats, Reason
 from vcbridge.core.db.models import ACTIVE_STATUSES
+from vcbridge.core.sip_gateway_status import SipGatewayProbe, SipSitesProbe
 
 CONFERENCE_STATES = tuple(s.value for s in ACTIVE_STATUSES)  # scheduled, open, live
 
@@ -70,3 +72,67 @@ class LoginCounts(Collector):
         for reason in Reason:
             refused.add_metric([reason.value], self.stats.refused.get(reason, 0))
         return [failures, refused]
+
+
+class SipGatewayState(Collector):
+    """The SIP gateway (Janus's SIP plugin) as this process's client sees it, at scrape time.
+
+    `vcbridge_sip_gateway_up`: 1 while a session with Janus is up (0: Janus down or
+    unreachable, SIP rooms cannot be dialled); `vcbridge_sip_gateway_registered`: 1
+    while registered with the proxy (only when registration is configured: calls
+    into the bridge need it); `vcbridge_sip_legs`: SIP calls up now."""
+
+    def __init__(self, probe: SipGatewayProbe) -> None:
+        self.probe = probe
+
+    def describe(self) -> Iterable[Metric]:
+        """The families this collector exports."""
+        return self.collect()
+
+    def collect(self) -> Iterable[Metric]:
+        """The families with their current values."""
+        status = self.probe.status
+        up = GaugeMetricFamily("vcbridge_sip_gateway_up",
+                               "1 while this process has a session with its SIP gateway "
+                               "(Janus); 0: SIP room systems cannot be called.")
+        up.add_metric([], 1.0 if status.reachable else 0.0)
+        legs = GaugeMetricFamily("vcbridge_sip_legs", "SIP calls up through the gateway now.")
+        legs.add_metric([], float(status.legs))
+        families: list[Metric] = [up, legs]
+        if status.registering:
+            registered = GaugeMetricFamily(
+                "vcbridge_sip_gateway_registered",
+                "1 while the gateway is registered with the SIP proxy (calls into the bridge "
+                "need it).")
+            registered.add_metric([], 1.0 if status.registered else 0.0)
+            families.append(registered)
+        return families
+
+
+class SipSitesReach(Collector):
+    """The SIP rooms as the bridge's OPTIONS pings see them, at scrape time.
+
+    `vcbridge_sip_site_up{endpoint}`: 1 when the room answered its last ping;
+    `vcbridge_sip_site_options_rtt_seconds{endpoint}`: that answer's round trip (NaN
+    without one). Only roster codes of SIP endpoints, so the label stays bounded."""
+
+    def __init__(self, probe: SipSitesProbe) -> None:
+        self.probe = probe
+
+    def describe(self) -> Iterable[Metric]:
+        """The families this collector exports."""
+        return self.collect()
+
+    def collect(self) -> Iterable[Metric]:
+        """The families with their current values."""
+        up = GaugeMetricFamily("vcbridge_sip_site_up",
+                               "1 when the SIP room system answered its last OPTIONS ping.",
+                               labels=["endpoint"])
+        rtt = GaugeMetricFamily("vcbridge_sip_site_options_rtt_seconds",
+                                "Round trip of the SIP room's last OPTIONS answer (NaN: none).",
+                                labels=["endpoint"])
+        for code, reach in sorted(self.probe.sites().items()):
+            up.add_metric([code], 1.0 if reach.up else 0.0)
+            rtt.add_metric([code], reach.rtt_seconds if reach.rtt_seconds is not None
+                           else float("nan"))
+        return [up, rtt]

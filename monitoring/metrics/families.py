@@ -66,6 +66,11 @@ Service-wide:
   `vcbridge_logins_refused_total{reason}` counter, reason backoff/address: logins
   refused by the login limiter (429). Per process, read from the core's
   `LoginStats` at scrape time (`watch_logins`).
+- With a SIP gateway configured (`watch_sip_gateway`, read at scrape time):
+  `vcbridge_sip_gateway_up` (1: a session with Janus), `vcbridge_sip_legs` (SIP
+  calls up) and, when it registers with a proxy, `vcbridge_sip_gateway_registered`;
+  the SIP rooms' OPTIONS pings (`watch_sip_sites`): `vcbridge_sip_site_up{endpoint}`
+  and `vcbridge_sip_site_options_rtt_seconds{endpoint}`.
 
 No label ever holds an unbounded value (a conference title or id, a user, a
 raw URL): `endpoint` only takes roster codes (anything else is ignored),
@@ -117,11 +122,18 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from monitoring.health.model import HealthState
-from monitoring.metrics.collectors import CONFERENCE_STATES, ConferenceCounts, LoginCounts
+from monitoring.metrics.collectors import (
+    CONFERENCE_STATES,
+    ConferenceCounts,
+    LoginCounts,
+    SipGatewayState,
+    SipSitesReach,
+)
 from monitoring.metrics.endpoint_gauges import EndpointGauge, render_all
 from monitoring.metrics.status import EndpointStatus
 from vcbridge.core.auth.login_limiter import LoginStats
 from vcbridge.core.event_types import EventType
+from vcbridge.core.sip_gateway_status import SipGatewayProbe, SipSitesProbe
 
 NAN = math.nan
 
@@ -440,6 +452,14 @@ class Metrics:
         self.http_requests.labels(route, method, str(status)).inc()
         if seconds is not None:
             self.http_duration.labels(route, method).observe(seconds)
+
+    def watch_sip_gateway(self, probe: SipGatewayProbe) -> None:
+        """Export the SIP gateway's status (`SipGatewayState`)."""
+        self.registry.register(SipGatewayState(probe))
+
+    def watch_sip_sites(self, probe: SipSitesProbe) -> None:
+        """Export the SIP rooms' OPTIONS pings (`SipSitesReach`)."""
+        self.registry.register(SipSitesReach(probe))
 
     def watch_logins(self, stats: LoginStats) -> None:
         """Export the login counters of the core's login limiter."""

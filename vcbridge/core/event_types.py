@@ -46,6 +46,8 @@ class EventType(StrEnum):
     ENDPOINT_DECLINED = "endpoint.declined"
     ENDPOINT_LEFT = "endpoint.left"
     ENDPOINT_ABSENT = "endpoint.absent"
+    # The bridge dialled a SIP room system and the call failed (redialled by the policy).
+    ENDPOINT_CALL_FAILED = "endpoint.call_failed"
     # What happens in a media room (bridge/room.py); `endpoint` is the site that acted.
     FLOOR_REQUEST = "floor.request"
     FLOOR_CANCEL = "floor.cancel"
@@ -139,6 +141,13 @@ class EndpointInvited(TypedDict):
 @with_config(_CLOSED)
 class EndpointAbsent(TypedDict):
     attempts: int
+
+
+@with_config(_CLOSED)
+class EndpointCallFailed(TypedDict):
+    reason: str  # busy, unreachable, rejected, no_common_codec (the roll call's reason)
+    sip_code: int  # the SIP final response; 0 when none came (gateway down, bad answer)
+    sip_reason: str  # its reason phrase, or what went wrong
 
 
 class ModeratorRef(TypedDict):
@@ -278,6 +287,10 @@ EVENTS: dict[EventType, EventSpec] = {
     EventType.ENDPOINT_ABSENT: EventSpec(
         "The endpoint never answered data.attempts invitations (told to staff once; it is "
         "still redialled).", EndpointAbsent, Audience.STAFF),
+    EventType.ENDPOINT_CALL_FAILED: EventSpec(
+        "The bridge's call to the SIP room failed: data.reason (busy, unreachable, rejected, "
+        "no_common_codec), data.sip_code and data.sip_reason; it is redialled.",
+        EndpointCallFailed, _E),
     EventType.FLOOR_REQUEST: EventSpec("The site asked for the floor.", FloorAction, _A),
     EventType.FLOOR_CANCEL: EventSpec(
         "The site withdrew its request for the floor.", FloorAction, _A),

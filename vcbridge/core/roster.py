@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -24,11 +24,32 @@ SYNCED_FIELDS = (
     "contact_name",
     "contact_phone",
     "contact_email",
+    "sip_uri",
+    "sip_transport",
+    "sip_srtp",
+    "sip_proxy",
 )
+# A SIP URI as the bridge dials it: sip: or sips:, then printable characters with no
+# space, no quote or angle bracket and no line break (it goes into a SIP request line).
+SIP_URI_PATTERN = r"^sips?:[!#-;=?-~]{3,290}$"
 
 
 class RosterError(Exception):
     """The roster file is unreadable or invalid."""
+
+
+class SipRoom(BaseModel):
+    """How the bridge reaches a SIP room system (Polycom, Cisco...): it has no agent,
+    the bridge dials it through its SIP gateway (docs/sip.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    uri: str = Field(pattern=SIP_URI_PATTERN)
+    transport: Literal["", "udp", "tcp", "tls"] = ""
+    # "optional": offer SDES-SRTP, accept plain RTP; "mandatory": refuse plain RTP.
+    srtp: Literal["", "optional", "mandatory"] = ""
+    # An outbound proxy for this room only ("": the gateway's own).
+    proxy: str = Field(default="", pattern=r"^$|" + SIP_URI_PATTERN)
 
 
 class RosterEntry(BaseModel):
@@ -44,6 +65,24 @@ class RosterEntry(BaseModel):
     contact_name: str = Field(default="", max_length=200)
     contact_phone: str = Field(default="", max_length=50)
     contact_email: str = Field(default="", max_length=200)
+    # Set for a SIP room system; None for a site with the agent.
+    sip: SipRoom | None = None
+
+    @property
+    def sip_uri(self) -> str:
+        return self.sip.uri if self.sip else ""
+
+    @property
+    def sip_transport(self) -> str:
+        return self.sip.transport if self.sip else ""
+
+    @property
+    def sip_srtp(self) -> str:
+        return self.sip.srtp if self.sip else ""
+
+    @property
+    def sip_proxy(self) -> str:
+        return self.sip.proxy if self.sip else ""
 
 
 def load_roster(path: Path) -> list[RosterEntry]:

@@ -165,6 +165,27 @@ class Settings(BaseSettings):
     health_persist_seconds: float = Field(default=10, gt=0, le=600)
     health_samples_days: int = Field(default=35, ge=1, le=3650)
 
+    # SIP room systems (bridge/sip/, docs/sip.md): Janus's HTTP API ("": no SIP gateway,
+    # SIP endpoints are not dialled), the bridge's SIP identity, the outbound proxy
+    # (kamailio) and whether to REGISTER with it (needed for calls into the bridge), the
+    # digest secret if the registrar asks, and the helpers that take concurrent calls in.
+    sip_gateway_url: str = Field(default="", max_length=300, pattern=r"^$|^https?://\S+$")
+    sip_identity: str = Field(default="sip:vcbridge@127.0.0.1", max_length=300,
+                              pattern=r"^sips?:[!#-;=?-~]{3,290}$")
+    sip_proxy: str = Field(default="", max_length=300, pattern=r"^$|^sips?:[!#-;=?-~]{3,290}$")
+    sip_register: bool = False
+    sip_secret: str = Field(default="", repr=False, max_length=200)
+    sip_incoming_helpers: int = Field(default=4, ge=0, le=64)
+    # How long a SIP room may ring before the call counts as unanswered (408).
+    sip_call_timeout_seconds: float = Field(default=30, gt=0, le=300)
+    # OPTIONS pings of the SIP rooms (presence and round trip): every this many seconds
+    # (0: none), each waiting this long for its answer, sent through this proxy as the
+    # bridge reaches it ("": straight to each room's URI).
+    sip_probe_interval_seconds: float = Field(default=15, ge=0, le=3600)
+    sip_probe_timeout_seconds: float = Field(default=5, gt=0, le=60)
+    sip_probe_proxy: str = Field(default="", max_length=300,
+                                 pattern=r"^$|^sips?:[!#-;=?-~]{3,290}$")
+
     # ICE (used by the bridge and the agent): never a public default.
     ice_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ice_host_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -23,7 +23,7 @@ import {
   api, ApiFailure, banner, el, EventStream, fill, formatTime, formatWhen, icon, initials, opensAt,
   RUNNING, runPage, signIn, siteName, statusChip, toast,
 } from './common.js';
-import { errorText, onLangChange, t } from './i18n.js';
+import { errorText, onLangChange, rollWord, t } from './i18n.js';
 import { LocalMedia } from './media.js';
 import { QualityMeter } from './room.js';
 import { openRoom, qualityParts, sampleQuality as sampleRoomQuality } from './room_session.js';
@@ -531,7 +531,7 @@ function renderRollSummary() {
   }
   fill(ui.rollSummary, missing.map((e) => el('li', { data: { code: e.code, state: e.state } },
     el('span', { class: 'roll-name', text: siteName(e.code) }),
-    el('span', { class: `roll-state roll-${e.state}`, text: t(`roll_${e.state}`) + (e.redialling ? ` · ${t('roll_redialling')}` : '') }))));
+    el('span', { class: `roll-state roll-${e.state}`, text: t(`roll_${rollWord(e)}`) + (e.redialling ? ` · ${t('roll_redialling')}` : '') }))));
 }
 
 // -- the mode: waiting, connected, reconnecting ... ------------------------------------------------------------

@@ -11,7 +11,7 @@ import {
   api, ApiFailure, banner, el, EventStream, fill, formatSize, formatTime, formatWhen, icon,
   opensAt, RUNNING, runPage, signIn, siteName, statusChip, ZONE,
 } from './common.js';
-import { lang, onLangChange, t } from './i18n.js';
+import { lang, onLangChange, rollWord, t } from './i18n.js';
 
 const app = document.getElementById('app');
 const conferenceId = Number(location.pathname.split('/')[2]);
@@ -287,7 +287,8 @@ function renderRoll() {
   fill(ui.rollBody, c.participants.map((code) => {
     const entry = states.get(code);
     const state = running() && entry ? entry.state : 'pending';
-    const label = state === 'joined' ? t('conf_roll_joined') : t(`roll_${state}`);
+    const label = state === 'joined' ? t('conf_roll_joined')
+      : t(`roll_${running() && entry ? rollWord(entry) : state}`);
     const readiness = readinessOf(code);
     return el('tr', { data: { code, state } },
       el('td', {},

@@ -162,6 +162,11 @@ const TEXTS = {
     roll_absent: 'vắng mặt',
     roll_left: 'đã rời',
     roll_redialling: 'đang gọi lại',
+    // Why a SIP room system's call failed (docs/sip.md); shown instead of its state.
+    roll_busy: 'máy bận',
+    roll_unreachable: 'không liên lạc được',
+    roll_rejected: 'cuộc gọi bị từ chối',
+    roll_no_common_codec: 'không có codec chung',
 
     err_not_chair: 'Chỉ chủ tọa mới làm được việc này.',
     err_not_present: 'Điểm cầu chưa kết nối.',
@@ -333,6 +338,10 @@ const TEXTS = {
     roll_absent: 'absent',
     roll_left: 'left',
     roll_redialling: 'calling again',
+    roll_busy: 'busy',
+    roll_unreachable: 'unreachable',
+    roll_rejected: 'call rejected',
+    roll_no_common_codec: 'no common codec',
 
     err_not_chair: 'Only the chair can do this.',
     err_not_present: 'The endpoint is not connected.',
@@ -411,4 +420,11 @@ export function applyStatic(root = document) {
 export function errorText(error) {
   const key = `err_${error && error.code}`;
   return key in TEXTS.vi ? t(key) : t('err_other', { code: (error && error.code) || '?' });
+}
+
+// The roll call's word for an endpoint: its state, or for a SIP room system whose call
+// failed, why (busy, unreachable, rejected, no common codec: the API's `reason`).
+const SIP_FAILURES = new Set(['busy', 'unreachable', 'rejected', 'no_common_codec']);
+export function rollWord(entry) {
+  return SIP_FAILURES.has(entry.reason) ? entry.reason : entry.state;
 }

@@ -15,6 +15,16 @@ from vcbridge.core.http.auth_middleware import CSRF_HEADER
 from vcbridge.core.http.render import EndpointCode, LocalTime, ResponseModel
 
 
+class SipRoom(ResponseModel):
+    """How the bridge dials a SIP room system (docs/sip.md)."""
+
+    uri: Annotated[str, Field(examples=["sip:huyen-nga-son@sip.thanhhoa.gov.vn"])]
+    transport: Annotated[str, Field(description='"" (the URI decides), udp, tcp or tls.')]
+    srtp: Annotated[str, Field(description='"" (plain RTP), optional or mandatory (SDES).')]
+    proxy: Annotated[str, Field(description='Outbound proxy of this room; "" for the '
+                                            "gateway's.")]
+
+
 class Endpoint(ResponseModel):
     """A conference endpoint (điểm cầu) of the roster."""
 
@@ -27,14 +37,22 @@ class Endpoint(ResponseModel):
     contact_phone: str
     contact_email: str
     active: Annotated[bool, Field(description="False once retired from the roster.")]
+    connection: Annotated[Literal["agent", "sip"], Field(
+        description="agent: the site runs the endpoint agent (or a browser) and joins "
+                    "itself; sip: a SIP room system the bridge dials.")]
+    sip: Annotated[SipRoom | None, Field(description="Set when connection is sip.")]
 
     @classmethod
     def of(cls, endpoint: db.Endpoint) -> Endpoint:
         """The endpoint as the API shows it."""
+        sip = (SipRoom(uri=endpoint.sip_uri, transport=endpoint.sip_transport,
+                       srtp=endpoint.sip_srtp, proxy=endpoint.sip_proxy)
+               if endpoint.sip_uri else None)
         return cls(code=endpoint.code, name=endpoint.name, name_en=endpoint.name_en,
                    kind=endpoint.kind, address=endpoint.address,
                    contact_name=endpoint.contact_name, contact_phone=endpoint.contact_phone,
-                   contact_email=endpoint.contact_email, active=endpoint.active)
+                   contact_email=endpoint.contact_email, active=endpoint.active,
+                   connection="sip" if sip else "agent", sip=sip)
 
 
 class EndpointList(ResponseModel):

@@ -86,6 +86,13 @@ class Endpoint(Base):
     contact_name: Mapped[str] = mapped_column(String(200), default="")
     contact_phone: Mapped[str] = mapped_column(String(50), default="")
     contact_email: Mapped[str] = mapped_column(String(200), default="")
+    # A SIP room system (issue 17): the bridge dials `sip_uri` through its SIP gateway;
+    # "" for a site with the agent. Transport ("", udp, tcp, tls), SRTP ("", optional,
+    # mandatory) and an outbound proxy of its own ("" for the gateway's).
+    sip_uri: Mapped[str] = mapped_column(String(300), default="")
+    sip_transport: Mapped[str] = mapped_column(String(8), default="")
+    sip_srtp: Mapped[str] = mapped_column(String(16), default="")
+    sip_proxy: Mapped[str] = mapped_column(String(300), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
