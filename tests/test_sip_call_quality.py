@@ -89,12 +89,13 @@ async def test_a_sip_rooms_health_shows_its_legs_call_figures_and_loss_on_it_fir
                         and call["bridge"]["rtt_ms"] is not None
                         and call["bridge"]["jitter_ms"] is not None
                         and call["bridge"]["packet_loss_ratio"] is not None)
-            return body if measured else None
+            # One window of a loaded machine may lose a packet: wait for a clean one.
+            return body if measured and body["state"] == "ok" else None
 
-        body = await eventually(in_call, "the room's leg measured by the bridge", timeout=40)
+        body = await eventually(in_call, "the room's leg measured by the bridge, ok",
+                                timeout=40)
         call = body["call"]
-        assert body["source"] == "sip" and body["state"] == "ok", (body["reasons"], call)
-        assert body["reasons"] == []
+        assert body["source"] == "sip" and body["reasons"] == []
         # No site view (the room reports nothing itself): the judged figures are the
         # bridge's, from the leg's RTP (loss, bit rates) and the room's RTCP (RTT, jitter).
         assert call["site"] is None and call["source"] is None
