@@ -38,6 +38,7 @@ late (a shortfall against 50 packets a second), so it shows a contended machine 
     python bench/sip.py                       # 10 VP8 rooms + 10 WebRTC sites, 60 s each run
     python bench/sip.py --video h264 --rooms 2   # H.264-only rooms (transcoded at the bridge)
     python bench/sip.py --no-baseline         # the SIP run only
+    python bench/sip.py --no-baseline --py-spy .venv/bin/py-spy   # + where the bridge's CPU goes
 
 Needs root (network namespace), `janus`, `baresip-core`, `baresip-ffmpeg`. Progress and
 a table on stderr; one JSON line on stdout at the end, with the load average: on a
@@ -60,6 +61,7 @@ import re
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -71,7 +73,7 @@ from typing import Any
 
 import yaml
 
-from bench import conference_media
+from bench import conference_media, profile_summary
 from bench.conference import (
     CHAIR,
     TALKERS,
@@ -248,8 +250,16 @@ async def run_once(name: str, webrtc: list[str], sip: dict[str, Baresip] | None,
         await asyncio.sleep(args.settle)
         steady_start = time.time()
         steady_end = steady_start + args.seconds
-        log(f"{name}: joined {sorted(set(participants) & set(events.joined)).__len__()}"
+        log(f"{name}: joined {len(set(participants) & set(events.joined))}"
             f"/{len(participants)}; steady part {args.seconds:.0f} s")
+        spy: asyncio.subprocess.Process | None = None
+        if args.py_spy and sip:
+            with (work / "py-spy.log").open("w") as spy_log:
+                spy = await asyncio.create_subprocess_exec(
+                    args.py_spy, "record", "--pid", str(bridge.pid), "--duration",
+                    str(int(args.seconds)), "--rate", "50", "--format", "raw",
+                    "--nonblocking", "-o", str(work / "bridge-profile.txt"),
+                    stdout=subprocess.DEVNULL, stderr=spy_log)
         while time.time() < steady_end:
             await asyncio.sleep(min(LOSS_SCRAPE_S, max(0.0, steady_end - time.time())))
             if sip:
@@ -257,6 +267,9 @@ async def run_once(name: str, webrtc: list[str], sip: dict[str, Baresip] | None,
                     for code, value in (await scrape_loss(bridge, set(sip))).items():
                         losses[code].append(value)
         sampler.sample()
+        if spy is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(spy.wait(), 30)
         await asyncio.gather(*(load.stop(30) for load in loads))
         result = analyse(options, webrtc, None, None, sampler, loads, events,
                          conference_id, steady_start, steady_end)
@@ -295,6 +308,10 @@ async def run_once(name: str, webrtc: list[str], sip: dict[str, Baresip] | None,
                                     "median": round(statistics.median(site_loss.values()), 3)
                                     if site_loss else None, "rooms_measured": len(site_loss)},
                 janus_alive=proc_cpu_ticks(sampler.pids["janus"]) is not None)
+            profile = work / "bridge-profile.txt"
+            if profile.exists():
+                out["profile"] = {"file": str(profile),
+                                  **profile_summary.summarise(profile, top=12)}
         return out
     finally:
         for task in tasks:
@@ -414,6 +431,9 @@ def main() -> int:
     parser.add_argument("--media-dir", help="media cache (default <tmp>/vcbridge-bench-media)")
     parser.add_argument("--out-dir", help="keep logs here (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    parser.add_argument("--py-spy", metavar="PATH",
+                        help="record a py-spy profile of the bridge over the SIP run's "
+                             "steady part (kept with --keep / --out-dir)")
     args = parser.parse_args()
     for missing in (netns_harness.missing(), janus_harness.missing(),
                     baresip_harness.missing()):
