@@ -17,7 +17,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from bridge.agent.settings import AgentSettings
+from bridge.agent.settings import AgentConfigError, AgentSettings, split_servers
 from vcbridge.core.audit import Actor
 from vcbridge.core.clock import SystemClock
 from vcbridge.core.db.engine import Database
@@ -200,8 +200,13 @@ AGENT_TOKEN_ENV = "VCBRIDGE_AGENT_TOKEN"  # noqa: S105 - a variable name, not a 
 def agent_settings(args: argparse.Namespace, token: str, settings: Settings) -> AgentSettings:
     """The agent's own settings from its flags and the service's configuration: the same
     configuration file and `VCBRIDGE_*` variables (ICE servers, host addresses)."""
+    servers = split_servers(args.server or settings.agent_servers)
+    if not servers:
+        raise AgentConfigError("give the controller's URL with --server (repeated or a comma "
+                               "list for several) or VCBRIDGE_AGENT_SERVERS")
     return AgentSettings(
-        server=args.server, endpoint=args.endpoint, token=token, media=args.media,
+        server=servers[0], servers=servers, endpoint=args.endpoint, token=token,
+        media=args.media,
         audio_device=args.audio_device, ice_servers=settings.ice_servers,
         ice_host_addresses=settings.ice_host_addresses, summary_seconds=args.stats_interval,
     )
@@ -213,8 +218,6 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
     from bridge.agent.device_probe import is_device_path
     from bridge.agent.endpoint_agent import EndpointAgent
-    from bridge.agent.settings import AgentConfigError
-
     token = args.token or os.environ.get(AGENT_TOKEN_ENV, "")
     if not token:
         print(f"error: give the agent token in {AGENT_TOKEN_ENV} (or --token)", file=sys.stderr)
@@ -233,7 +236,11 @@ def cmd_agent(args: argparse.Namespace) -> int:
         for noisy in ("aiortc", "aioice"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = load_settings()
-    agent = EndpointAgent(agent_settings(args, token, settings))
+    try:
+        agent = EndpointAgent(agent_settings(args, token, settings))
+    except AgentConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     use_event_loop(settings)
 
     async def run() -> None:
@@ -304,8 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
         "show in `ps`. ICE servers and host addresses come from the settings "
         "(VCBRIDGE_ICE_SERVERS, VCBRIDGE_ICE_HOST_ADDRESSES).",
     )
-    agent.add_argument("--server", required=True,
-                       help="the controller's URL, e.g. http://10.0.0.5:8080")
+    agent.add_argument("--server", action="append",
+                       help="the controller's URL, e.g. http://10.0.0.5:8080; repeat it (or "
+                       "give a comma list) for several controller processes: the agent "
+                       "uses the first that answers and fails over to the next "
+                       "(default: VCBRIDGE_AGENT_SERVERS)")
     agent.add_argument("--endpoint", required=True, help="this site's endpoint code")
     agent.add_argument("--token", help=f"the agent token (prefer the {AGENT_TOKEN_ENV} "
                        "environment variable: a command-line argument shows in `ps`)")

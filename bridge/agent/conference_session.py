@@ -11,13 +11,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from bridge.agent.controller import describe
 from bridge.agent.media_sources import MediaSource
 from bridge.agent.settings import AgentSettings
-from bridge.agent.site_client import Received, SiteClient
+from bridge.agent.site_client import Received, Redirected, SiteClient
 from bridge.ice_policy import Network
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ OUTCOMES = {
     "media_failed": "the media connection failed",
     "signaling_lost": "the signaling connection closed",
     "closed": "the bridge closed the room but the conference is still running",
+    "redirect": "the room is on another bridge node",
+    "moved": "the controller moved the room to another bridge node",
 }
 
 
@@ -69,6 +72,12 @@ class Attendance:
     client: SiteClient | None = None
     # Set when the controller is reachable again: a waiting rejoin goes at once.
     retry_now: asyncio.Event = field(default_factory=asyncio.Event)
+    # The base URL the media is connected to now (the placed node, or the controller).
+    base_url: str = ""
+    # Set when the room was placed elsewhere than `base_url`: leave it and go there.
+    moved: asyncio.Event = field(default_factory=asyncio.Event)
+    # The last `redirect` message a node sent (docs/signaling.md).
+    redirect: dict[str, Any] | None = None
 
 
 class ConferenceSessions:
@@ -85,9 +94,13 @@ class ConferenceSessions:
         self.on_received = on_received
         self.counts: Counter[str] = Counter()
 
-    async def run(self, attendance: Attendance) -> tuple[str, bool]:
-        """Join once and stay until something ends the session: (why, media was up)."""
+    async def run(self, attendance: Attendance, base_url: str) -> tuple[str, bool]:
+        """Join once through the node at `base_url` and stay until something ends the
+        session: (why, media was up). A `redirect` from the node ends it with
+        "redirect" and the message in `attendance.redirect`."""
         conference_id = attendance.conference_id
+        attendance.base_url, attendance.redirect = base_url, None
+        attendance.moved.clear()
 
         def no_media(exc: Exception) -> None:
             # Present but unseen and unheard beats absent: join receive-only.
@@ -97,7 +110,7 @@ class ConferenceSessions:
 
         with self.media.borrowed(no_media) as (audio, video):
             client = AgentSiteClient(
-                self.settings.server, conference_id, self.settings.token, self.configuration,
+                base_url, conference_id, self.settings.token, self.configuration,
                 audio=audio, video=video,
                 on_received=lambda item: self.on_received(conference_id, item),
                 remote_networks=self.remote_networks,
@@ -121,6 +134,11 @@ class ConferenceSessions:
             await client.join()
         except asyncio.CancelledError:
             raise
+        except Redirected as redirected:
+            attendance.redirect = redirected.redirect
+            log.info("conference %s: %s holds no room for it; redirected to %s",
+                     conference_id, client.base_url, redirected.redirect.get("url"))
+            return "redirect", False
         except Exception as exc:
             self.counts["join_failures"] += 1
             log.warning("conference %s: could not join: %s", conference_id, describe(exc))
@@ -136,22 +154,30 @@ class ConferenceSessions:
         ended = asyncio.ensure_future(client.ended.wait())
         failed = asyncio.ensure_future(client.media_failed.wait())
         up = asyncio.ensure_future(client.media_up.wait())
+        moved = asyncio.ensure_future(attendance.moved.wait())
         try:
-            done, _ = await asyncio.wait({ended, failed, up}, timeout=MEDIA_CONNECT_TIMEOUT,
+            done, _ = await asyncio.wait({ended, failed, up, moved},
+                                         timeout=MEDIA_CONNECT_TIMEOUT,
                                          return_when=asyncio.FIRST_COMPLETED)
             if up in done:
                 attendance.joined = True
-                log.info("conference %s: joined, media connected", attendance.conference_id)
-                await asyncio.wait({ended, failed}, return_when=asyncio.FIRST_COMPLETED)
+                log.info("conference %s: joined, media connected through %s",
+                         attendance.conference_id, client.base_url)
+                await asyncio.wait({ended, failed, moved}, return_when=asyncio.FIRST_COMPLETED)
             elif not done:
                 self.counts["media_failures"] += 1
                 return "media_timeout", False
+            if moved.done() and not ended.done():
+                return "moved", up.done()
             if failed.done() and not ended.done():
                 # The bridge says "closed" before it closes the media: give the
                 # signaling a moment to tell us why the media went.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(ended), CLOSED_REASON_WAIT)
             media_was_up = up.done()
+            if client.closed_reason == "redirect":
+                attendance.redirect = client.redirect
+                return "redirect", media_was_up
             if client.closed_reason is not None:
                 return client.closed_reason, media_was_up
             if failed.done():
@@ -160,5 +186,5 @@ class ConferenceSessions:
             self.counts["signaling_drops"] += 1
             return "signaling_lost", media_was_up
         finally:
-            for waiter in (ended, failed, up):
+            for waiter in (ended, failed, up, moved):
                 waiter.cancel()

@@ -34,6 +34,15 @@ class JoinError(Exception):
     """The bridge refused the join or the media negotiation failed."""
 
 
+class Redirected(Exception):
+    """The node reached does not hold the conference's room: `redirect` (the message:
+    `url`, `node`, `generation`) says which node does."""
+
+    def __init__(self, redirect: dict[str, Any]) -> None:
+        super().__init__(f"redirected to {redirect.get('url')}")
+        self.redirect = redirect
+
+
 @dataclass
 class Received:
     """A track the bridge sends this site, by slot name ("chair", "floor", "grid:CODE", "mix")."""
@@ -65,6 +74,8 @@ class SiteClient:
     errors: list[dict[str, Any]] = field(default_factory=list)
     closed_reason: str | None = None
     closed_detail: str | None = None  # e.g. "ended", "cancelled", "shutdown" for "closed"
+    # The `redirect` message, when the node said the room is (now) on another node.
+    redirect: dict[str, Any] | None = None
     remote_networks: Sequence[Network] = ()  # remote candidates outside these are dropped
     _session: aiohttp.ClientSession | None = None
     _ws: aiohttp.ClientWebSocketResponse | None = None
@@ -93,6 +104,11 @@ class SiteClient:
         except aiohttp.WSServerHandshakeError as exc:
             raise JoinError(f"the bridge refused the join: HTTP {exc.status}") from None
         first = await self._ws.receive_json(timeout=timeout)
+        if first.get("type") == "redirect":
+            # The room is on another node (docs/signaling.md): the caller goes there.
+            self.redirect = first
+            self.closed_reason = "redirect"
+            raise Redirected(first)
         if first.get("type") != "joined":
             raise JoinError(f"the bridge refused the join: {first}")
         self.joined = first
@@ -167,6 +183,10 @@ class SiteClient:
             elif kind in ("closed", "removed", "replaced"):
                 self.closed_reason = kind
                 self.closed_detail = body.get("reason")
+            elif kind == "redirect":
+                # The room moved (this node was fenced): the node closes the socket next.
+                self.redirect = body
+                self.closed_reason = "redirect"
             elif self.on_message is not None:
                 self.on_message(body)
         self.ended.set()

@@ -164,9 +164,13 @@ class Settings(BaseSettings):
     ice_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ice_host_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # The controller URLs `vcbridge agent` uses when no --server is given (it fails over
+    # between them in order). Env: VCBRIDGE_AGENT_SERVERS=https://a.example,https://b.example
+    agent_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     _csv = field_validator(
-        "ice_servers", "ice_host_addresses", "redial_backoff_seconds", "allowed_origins",
-        "trusted_proxies",
+        "ice_servers", "ice_host_addresses", "agent_servers", "redial_backoff_seconds",
+        "allowed_origins", "trusted_proxies",
         mode="before",
     )(_split_csv)
 
