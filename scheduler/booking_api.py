@@ -34,6 +34,7 @@ from scheduler.conference_schemas import (
 )
 from scheduler.recurrence_worker import RecurrenceWorkers
 from scheduler.responses import ConferenceChanged, ConferenceCreated, ConferenceList, DryRun
+from vcbridge.core import placement_store
 from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS, SETTINGS, ZONE
 from vcbridge.core.auth.conference_access import may_see, parties
 from vcbridge.core.auth.principal import Permission, Principal
@@ -199,7 +200,10 @@ async def get_one(request: web.Request) -> web.Response:
     principal = require_principal(request)
     async with request.app[DATABASE].read() as session:
         conference = await load_visible(session, request, principal)
-        return render(responses.Conference.of(conference, request.app[ZONE]))
+        placement = await placement_store.placement_of(session, conference.id)
+        return render(responses.Conference(
+            **responses.Conference.fields_of(conference, request.app[ZONE]),
+            bridge=None if placement is None else responses.BridgeRef(**placement.ref())))
 
 
 async def patch(request: web.Request) -> web.Response:

@@ -10,12 +10,15 @@ from aiohttp import web
 
 from bridge import wiring as bridge_wiring
 from bridge.media_report import site_media
+from bridge.node_membership import NODE
 from bridge.rooms import RoomRegistry
 from conference_record import api as record_api
 from documents import api as documents_api
 from monitoring import wiring as monitoring_wiring
 from scheduler import booking_api, calendar_feed
 from scheduler import lifecycle_wiring as lifecycle
+from scheduler.bridge_port import BridgePort
+from scheduler.room_placement import NodePlacement
 from vcbridge import openapi_routes, record_sources
 from vcbridge.core.api import (
     audit_routes,
@@ -81,7 +84,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     # The seam between the scheduler and the bridge: the lifecycle opens and closes
     # this process's rooms through the registry (scheduler/bridge_port.py).
     rooms = bridge_wiring.setup(app, settings, RoomReports(app))
-    lifecycle.setup(app, rooms)
+    lifecycle.setup(app, _bridge_port(app, settings, rooms))
     # The conference record reads the bridge's recordings (and the documents) through
     # the sources the composition root gives it.
     record_sources.setup(app)
@@ -95,6 +98,21 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     # from stopping (logged as an error naming it).
     bound_cleanups(app)
     return app
+
+
+def _bridge_port(app: web.Application, settings: Settings, rooms: RoomRegistry) -> BridgePort:
+    """What the lifecycle opens and closes rooms through: this process's registry (one
+    process, SQLite), or the placement of rooms on bridge nodes (PostgreSQL), which
+    opens a room here only when this process is the node chosen."""
+    if not settings.runs_nodes:
+        return rooms
+
+    def local_node() -> str | None:
+        membership = app.get(NODE)
+        return membership.node_id if membership is not None and membership.member else None
+
+    return NodePlacement(lambda: app[DATABASE], lambda: app[EVENT_BUS], lambda: app[CLOCK],
+                         rooms if "bridge" in settings.roles else None, local_node)
 
 
 def _bridge_media(rooms: RoomRegistry) -> MediaSource:

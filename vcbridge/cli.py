@@ -9,6 +9,7 @@ import gc
 import getpass
 import logging
 import os
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -30,8 +31,8 @@ from vcbridge.core.users import UserError, create_user
 CLI_ACTOR = Actor(name=f"cli:{getpass.getuser()}", role="admin")
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {}
+def _settings(args: argparse.Namespace, **extra: object) -> Settings:
+    overrides: dict[str, object] = dict(extra)
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = Path(args.data_dir)
     settings = load_settings(**overrides)
@@ -72,12 +73,37 @@ def _with_database(
     return asyncio.run(run())
 
 
+def _node_settings(args: argparse.Namespace) -> Settings:
+    """The process's roles and its bridge node's identity, from the flags where given,
+    else the settings, else from where it listens (node id host:port, advertised URL
+    http://host:port)."""
+    settings = _settings(args)
+    overrides: dict[str, object] = {}
+    roles = getattr(args, "roles", None)
+    if roles:
+        overrides["roles"] = [r.strip() for r in roles.split(",") if r.strip()]
+    for flag, key in (("node_id", "node_id"), ("advertise_url", "node_advertise_url"),
+                      ("capacity", "node_capacity_ports")):
+        if getattr(args, flag, None) is not None:
+            overrides[key] = getattr(args, flag)
+    if getattr(args, "drain", False):
+        overrides["node_draining"] = True
+    if not (overrides.get("node_id") or settings.node_id):
+        overrides["node_id"] = f"{socket.gethostname()}:{args.port}"
+    if not (overrides.get("node_advertise_url") or settings.node_advertise_url):
+        host = args.host if args.host not in ("0.0.0.0", "::") else socket.getfqdn()  # noqa: S104
+        overrides["node_advertise_url"] = f"http://{host}:{args.port}"
+    # Loaded again with the flags on top, so everything is validated as a whole (roles
+    # on SQLite, the URL's form).
+    return _settings(args, **overrides)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from monitoring.metrics.routes import check_metrics_exposure
     from vcbridge.app import create_app
     from vcbridge.core.http import server
 
-    settings = _settings(args)
+    settings = _node_settings(args)
     check_metrics_exposure(args.host, settings.metrics_token)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -272,7 +298,28 @@ def build_parser() -> argparse.ArgumentParser:
     serve = with_data_dir(commands.add_parser("serve", help="run the service"))
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--roles", help="comma list of api, scheduler, bridge (default all "
+                       "three; fewer need PostgreSQL), e.g. api,scheduler for a controller")
     serve.set_defaults(func=cmd_serve)
+
+    node = with_data_dir(commands.add_parser(
+        "bridge-node", help="run a bridge node only (PostgreSQL): carries rooms' media",
+        description="A process with the bridge role only: it registers in the database, "
+        "heartbeats, and serves the signaling WebSocket of the rooms placed on it (sites "
+        "reaching it for another room are redirected). It takes no part in the scheduler "
+        "leadership. SIGUSR1 starts draining (no new rooms)."))
+    node.add_argument("--host", default="127.0.0.1")
+    node.add_argument("--port", type=int, default=8080)
+    node.add_argument("--node-id", help="its id in the registry (default host:port)")
+    node.add_argument("--advertise-url",
+                      help="the base URL sites use to reach it, e.g. https://node2.example "
+                      "(default http://host:port)")
+    node.add_argument("--capacity", type=int,
+                      help="site ports it holds (default node_capacity_ports, else "
+                      "max_participant_ports)")
+    node.add_argument("--drain", action="store_true",
+                      help="start draining: take no new room")
+    node.set_defaults(func=cmd_serve, roles="bridge")
 
     db = commands.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
     with_data_dir(db.add_parser("upgrade", help="migrate to the newest schema")).set_defaults(

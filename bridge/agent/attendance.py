@@ -19,6 +19,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from typing import Any
 
 from bridge.agent.conference_session import OUTCOMES, Attendance, ConferenceSessions
 from bridge.agent.controller import Controller, jittered
@@ -43,6 +44,15 @@ class Attendances:
         # Where each conference's room is, as last heard (events, API answers, redirects).
         self.placements: dict[int, Placement] = {}
         self.counts: Counter[str] = Counter()
+        sessions.on_redirect = self._redirected
+
+    def _redirected(self, conference_id: int, redirect: dict[str, Any]) -> None:
+        """A node said where the room is: the controller's own word, through the node."""
+        placement = Placement.from_json(redirect)
+        if placement is not None:
+            known = self.placements.get(conference_id)
+            if known is None or placement.generation >= known.generation:
+                self.placements[conference_id] = placement
 
     def media_url(self, conference_id: int) -> str:
         """The base URL of the node holding the conference's room (else the controller)."""
@@ -147,14 +157,11 @@ class Attendances:
             outcome, media_was_up = await self.sessions.run(
                 attendance, self.media_url(conference_id))
             if outcome == "redirect":
-                self.counts["redirects"] += 1
-                placement = Placement.from_json(attendance.redirect)
-                if placement is not None:
-                    self.placed(conference_id, placement, authoritative=True)
+                # The room moved while the site was in it (its node was fenced).
                 redirects = 0 if media_was_up else redirects + 1
-                if placement is not None and redirects <= MAX_REDIRECTS:
+                if redirects <= MAX_REDIRECTS:
                     log.info("conference %s: following the redirect to %s", conference_id,
-                             placement.url)
+                             self.media_url(conference_id))
                     continue  # at once: the room is up there
             else:
                 redirects = 0

@@ -34,7 +34,8 @@ OUTCOMES = {
     "media_failed": "the media connection failed",
     "signaling_lost": "the signaling connection closed",
     "closed": "the bridge closed the room but the conference is still running",
-    "redirect": "the room is on another bridge node",
+    "redirect": "the room moved to another bridge node",
+    "redirect_loop": "the bridge nodes kept redirecting (the room is moving)",
     "moved": "the controller moved the room to another bridge node",
 }
 
@@ -88,6 +89,8 @@ class ConferenceSessions:
                  configuration: RTCConfiguration, remote_networks: Sequence[Network],
                  on_received: Callable[[int, Received], None]) -> None:
         self.settings = settings
+        # Told each `redirect` a node sent (conference, message): where the room is.
+        self.on_redirect: Callable[[int, dict[str, Any]], None] = lambda _c, _m: None
         self.media = media
         self.configuration = configuration
         self.remote_networks = remote_networks
@@ -135,15 +138,23 @@ class ConferenceSessions:
         except asyncio.CancelledError:
             raise
         except Redirected as redirected:
+            self.counts["redirects"] += client.redirects
             attendance.redirect = redirected.redirect
-            log.info("conference %s: %s holds no room for it; redirected to %s",
-                     conference_id, client.base_url, redirected.redirect.get("url"))
-            return "redirect", False
+            self.on_redirect(conference_id, redirected.redirect)
+            log.warning("conference %s: still redirected after %s hops (to %s)",
+                        conference_id, client.redirects, redirected.redirect.get("url"))
+            return "redirect_loop", False
         except Exception as exc:
             self.counts["join_failures"] += 1
             log.warning("conference %s: could not join: %s", conference_id, describe(exc))
             return "join_failed", False
         self.counts["joins"] += 1
+        if client.redirect is not None:
+            # Joined through a node's redirect: the room is where the client is now.
+            self.counts["redirects"] += client.redirects
+            attendance.base_url = client.base_url
+            self.on_redirect(conference_id, client.redirect)
+            client.redirect = None
         log.info("conference %s: signaling connected as %s, receiving %s",
                  conference_id, client.joined.get("role"),
                  ", ".join(["mix", *client.joined.get("slots", [])]))
@@ -175,8 +186,10 @@ class ConferenceSessions:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(ended), CLOSED_REASON_WAIT)
             media_was_up = up.done()
-            if client.closed_reason == "redirect":
+            if client.closed_reason == "redirect" and client.redirect is not None:
+                self.counts["redirects"] += 1
                 attendance.redirect = client.redirect
+                self.on_redirect(attendance.conference_id, client.redirect)
                 return "redirect", media_was_up
             if client.closed_reason is not None:
                 return client.closed_reason, media_was_up

@@ -44,7 +44,7 @@ from vcbridge.core.event_types import ROOM_CLOSING, EventType
 log = logging.getLogger(__name__)
 
 # A conference's room placed on a bridge node, or moved to another (docs/events.md).
-ROOM_PLACED = "conference.room_placed"
+ROOM_PLACED = EventType.CONFERENCE_ROOM_PLACED
 
 
 class EndpointAgent:
@@ -98,7 +98,7 @@ class EndpointAgent:
             "joined": sorted(attending.joined()),
             "joins": sessions["joins"],
             "rejoins": attending.counts["rejoins"],
-            "redirects": attending.counts["redirects"],
+            "redirects": sessions["redirects"],
             "placements": {c: p.url for c, p in attending.placements.items()},
             "join_failures": sessions["join_failures"],
             "media_failures": sessions["media_failures"],
