@@ -191,15 +191,17 @@ async def test_agent_keeps_heartbeats_events_and_meetings_when_its_controller_is
     env = service_env(VCBRIDGE_DATABASE_URL=scratch_url, VCBRIDGE_ICE_HOST_ADDRESSES=LOOPBACK)
     started: list[Service] = []
 
-    def start(name: str) -> Service:
-        service = Service(tmp_path / name, env)
+    def start(name: str, **extra: str) -> Service:
+        service = Service(tmp_path / name, {**env, **extra})
         started.append(service)
         service.wait_healthy()
         service.login()
         return service
 
     try:
-        first = await asyncio.to_thread(start, "a")
+        # The first is a controller only (API, event stream, scheduler); the second is
+        # a controller and the only bridge node, so the meeting's room is on it.
+        first = await asyncio.to_thread(start, "a", VCBRIDGE_ROLES="api,scheduler")
         second = await asyncio.to_thread(start, "b")
         status, issued = first.request("POST", f"/api/v1/endpoints/{SITE}/tokens",
                                        {"label": "failover test"})
@@ -233,9 +235,13 @@ async def test_agent_keeps_heartbeats_events_and_meetings_when_its_controller_is
             cid = conference["id"]
             await until(lambda: agent.stats()["joined"] == [cid],
                         "the agent to join the meeting through the second controller", 40)
-            status, roll = second.request("GET", f"/api/v1/conferences/{cid}/rollcall")
-            assert status == 200, roll
-            assert next(e["state"] for e in roll["endpoints"] if e["code"] == SITE) == "joined"
+
+            def roll_state() -> str:
+                status, roll = second.request("GET", f"/api/v1/conferences/{cid}/rollcall")
+                assert status == 200, roll
+                return str(next(e["state"] for e in roll["endpoints"] if e["code"] == SITE))
+
+            await until(lambda: roll_state() == "joined", "the roll call to show it joined")
             stats = agent.stats()
             assert stats["controller_failovers"] >= 1 and stats["events"] > 0, stats
         finally:
