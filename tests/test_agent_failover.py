@@ -251,3 +251,89 @@ async def test_agent_keeps_heartbeats_events_and_meetings_when_its_controller_is
     finally:
         for service in started:
             service.stop()
+
+
+class NodeProcess(Service):
+    """`vcbridge bridge-node` as a real process (roles: bridge only)."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str], node_id: str) -> None:
+        import subprocess
+        import sys
+
+        self.port = free_port()
+        self.base = f"http://{LOOPBACK}:{self.port}"
+        self.log = data_dir / f"node-{self.port}.log"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log.open("w") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "vcbridge.cli", "bridge-node", "--host", LOOPBACK,
+                 "--port", str(self.port), "--data-dir", str(data_dir), "--node-id", node_id],
+                env=env, stdout=out, stderr=subprocess.STDOUT)
+        self.token = ""
+
+
+@pytest.mark.postgres
+async def test_agent_joins_the_placed_node_and_a_real_node_redirects_it_back(
+    tmp_path: Path, scratch_url: str,
+) -> None:
+    env = service_env(VCBRIDGE_DATABASE_URL=scratch_url, VCBRIDGE_ICE_HOST_ADDRESSES=LOOPBACK)
+    started: list[Service] = []
+
+    def start_all() -> tuple[Service, dict[str, NodeProcess]]:
+        api = Service(tmp_path / "api", {**env, "VCBRIDGE_ROLES": "api,scheduler"})
+        started.append(api)
+        api.wait_healthy()  # it migrates the database first
+        api.login()
+        nodes = {name: NodeProcess(tmp_path / name, env, name) for name in ("node-a", "node-b")}
+        started.extend(nodes.values())
+        for node in nodes.values():
+            node.wait_healthy()
+        return api, nodes
+
+    try:
+        api, nodes = await asyncio.to_thread(start_all)
+        status, issued = api.request("POST", f"/api/v1/endpoints/{SITE}/tokens",
+                                     {"label": "node test"})
+        assert status == 201, issued
+        # The agent knows only the controller: where the media goes, it learns.
+        agent = EndpointAgent(loopback_agent(api.base, SITE, issued["token"]))
+        task = asyncio.create_task(agent.run())
+        try:
+            await until(lambda: agent.events.up, "the event stream", 20)
+            await asyncio.sleep(1.5)  # both nodes have heartbeaten: both can take the room
+            start_at = datetime.now(UTC) + timedelta(seconds=3)
+            status, conference = api.request("POST", "/api/v1/conferences", {
+                "title": "Họp hai nút", "chair": "UBND-TINH",
+                "participants": ["UBND-TINH", SITE], "start": start_at.isoformat(),
+                "end": (start_at + timedelta(seconds=120)).isoformat(), "setup_minutes": 0})
+            assert status == 201, conference
+            cid = conference["id"]
+            await until(lambda: agent.stats()["joined"] == [cid], "the join", 40)
+            status, body = api.request("GET", f"/api/v1/conferences/{cid}")
+            placed = body["bridge"]
+            assert placed and placed["url"] in {n.base for n in nodes.values()}, body
+            holder = next(n for n in nodes.values() if n.base == placed["url"])
+            other = next(n for n in nodes.values() if n is not holder)
+            # Its media went straight to the node holding the room.
+            assert agent.stats()["placements"] == {cid: holder.base}
+            redirects = agent.stats()["redirects"]  # 0, or 1 if it asked before the placement
+
+            # A (false) word that the room moved to the other node: the agent goes
+            # there, the other node redirects it back, and it joins the holder again.
+            joins = agent.stats()["joins"]
+            agent.on_event(room_placed(cid, "elsewhere", other.base, placed["generation"] + 1))
+            await until(lambda: agent.stats()["joins"] == joins + 1
+                        and agent.stats()["joined"] == [cid],
+                        "the join again after the redirect", 30)
+            stats = agent.stats()
+            assert stats["redirects"] == redirects + 1, stats
+            assert stats["placements"] == {cid: holder.base}, stats
+            status, roll = api.request("GET", f"/api/v1/conferences/{cid}/rollcall")
+            assert status == 200, roll
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    finally:
+        for service in started:
+            service.stop()

@@ -47,12 +47,11 @@ class Attendances:
         sessions.on_redirect = self._redirected
 
     def _redirected(self, conference_id: int, redirect: dict[str, Any]) -> None:
-        """A node said where the room is: the controller's own word, through the node."""
+        """A node said where the room is: what the database says now, read by the node,
+        so it replaces whatever was known."""
         placement = Placement.from_json(redirect)
         if placement is not None:
-            known = self.placements.get(conference_id)
-            if known is None or placement.generation >= known.generation:
-                self.placements[conference_id] = placement
+            self.placements[conference_id] = placement
 
     def media_url(self, conference_id: int) -> str:
         """The base URL of the node holding the conference's room (else the controller)."""
@@ -75,9 +74,11 @@ class Attendances:
         attendance = self.attending.get(conference_id)
         if attendance is None or placement == known:
             return
-        if attendance.client is not None and attendance.base_url != placement.url:
+        client = attendance.client
+        if client is not None and client.base_url != placement.url:
             log.info("conference %s: the room is now on node %s (%s); moving there",
                      conference_id, placement.node, placement.url)
+            attendance.moved_to = placement.url
             attendance.moved.set()
         attendance.retry_now.set()
 
@@ -154,6 +155,12 @@ class Attendances:
             attempt += 1
             if attempt > 1:
                 self.counts["rejoins"] += 1
+            elif conference_id not in self.placements:
+                # Told to join before hearing where the room is (the conference went
+                # live in the same instant): ask, rather than be redirected.
+                running, placement = await self.controller.conference_now(conference_id)
+                if running:
+                    self.placed(conference_id, placement, authoritative=True)
             outcome, media_was_up = await self.sessions.run(
                 attendance, self.media_url(conference_id))
             if outcome == "redirect":

@@ -75,8 +75,9 @@ class Attendance:
     retry_now: asyncio.Event = field(default_factory=asyncio.Event)
     # The base URL the media is connected to now (the placed node, or the controller).
     base_url: str = ""
-    # Set when the room was placed elsewhere than `base_url`: leave it and go there.
+    # Set when the room was placed elsewhere (`moved_to`): leave this node and go there.
     moved: asyncio.Event = field(default_factory=asyncio.Event)
+    moved_to: str | None = None
     # The last `redirect` message a node sent (docs/signaling.md).
     redirect: dict[str, Any] | None = None
 
@@ -104,6 +105,7 @@ class ConferenceSessions:
         conference_id = attendance.conference_id
         attendance.base_url, attendance.redirect = base_url, None
         attendance.moved.clear()
+        attendance.moved_to = None
 
         def no_media(exc: Exception) -> None:
             # Present but unseen and unheard beats absent: join receive-only.
@@ -166,20 +168,27 @@ class ConferenceSessions:
         failed = asyncio.ensure_future(client.media_failed.wait())
         up = asyncio.ensure_future(client.media_up.wait())
         moved = asyncio.ensure_future(attendance.moved.wait())
+        deadline = asyncio.get_running_loop().time() + MEDIA_CONNECT_TIMEOUT
         try:
-            done, _ = await asyncio.wait({ended, failed, up, moved},
-                                         timeout=MEDIA_CONNECT_TIMEOUT,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if up in done:
-                attendance.joined = True
-                log.info("conference %s: joined, media connected through %s",
-                         attendance.conference_id, client.base_url)
-                await asyncio.wait({ended, failed, moved}, return_when=asyncio.FIRST_COMPLETED)
-            elif not done:
-                self.counts["media_failures"] += 1
-                return "media_timeout", False
-            if moved.done() and not ended.done():
-                return "moved", up.done()
+            while not (ended.done() or failed.done()):
+                waiting = {ended, failed, moved} | (set() if up.done() else {up})
+                timeout = (None if up.done()
+                           else max(0.0, deadline - asyncio.get_running_loop().time()))
+                done, _ = await asyncio.wait(waiting, timeout=timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if not done:
+                    self.counts["media_failures"] += 1
+                    return "media_timeout", False
+                if moved in done and not ended.done():
+                    if attendance.moved_to != client.base_url:
+                        return "moved", up.done()
+                    # The join's own redirect already brought it there: stay.
+                    attendance.moved.clear()
+                    moved = asyncio.ensure_future(attendance.moved.wait())
+                if up in done and not attendance.joined:
+                    attendance.joined = True
+                    log.info("conference %s: joined, media connected through %s",
+                             attendance.conference_id, client.base_url)
             if failed.done() and not ended.done():
                 # The bridge says "closed" before it closes the media: give the
                 # signaling a moment to tell us why the media went.
