@@ -157,7 +157,7 @@ ENGINE_INDEPENDENT = {
     "test_coalescer", "test_shutdown", "test_browser_shell", "test_record_timeline",
     "test_browser_conference", "test_browser_dashboard", "test_browser_documents",
     "test_browser_calendar", "test_rtp_forwarder", "test_datagram_tap",
-    "test_agent_call_figures", "test_impaired_link",
+    "test_agent_call_figures", "test_impaired_link", "test_placement_rules",
 }
 
 

@@ -11,6 +11,7 @@ server skips, or fails under VCBRIDGE_REQUIRE_ALL=1 (CI)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -257,13 +258,16 @@ async def test_kill_9_of_the_node_moves_the_room_and_media_comes_back_at_every_s
         await until(lambda: _all_state(roll_call, codes, "joined"), "everyone joined")
 
         cluster.nodes[before["node"]].kill()  # kill -9: no goodbye, no cleanup
+        killed = time.monotonic()
         after = await placement(controller, cid, generation=2)
+        seen = {"moved_s": time.monotonic() - killed}
         assert after["node"] != before["node"]
         assert after["url"] == other(cluster, before["node"]).base
         # The roll call shows the sites as dropped (redialled), not as joined.
         states = await until(lambda: _all_state(roll_call, codes, "dropped"),
                              "the sites dropped in the roll call")
         assert set(states.values()) == {"dropped"}
+        seen["dropped_s"] = time.monotonic() - killed
 
         # Each site finds the new placement (as the agent does) and joins again there.
         for code in codes:
@@ -272,6 +276,9 @@ async def test_kill_9_of_the_node_moves_the_room_and_media_comes_back_at_every_s
             await site.client.close(leave=False)
             await join(site, after["url"], cid, tokens[code])
         await media_flows(sites)
+        seen["media_again_s"] = time.monotonic() - killed
+        # Observed, not asserted (bench/failover.py measures): seen with `pytest -s`.
+        print(json.dumps({k: round(v, 2) for k, v in seen.items()}))
         await until(lambda: _all_state(roll_call, codes, "joined"), "everyone joined again")
     finally:
         await stop_sites(sites)
