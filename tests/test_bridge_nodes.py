@@ -127,7 +127,7 @@ async def placement(service: Service, cid: int, generation: int = 1) -> dict[str
     """The conference's `bridge` once it is placed with at least `generation`."""
 
     async def placed() -> dict[str, Any] | None:
-        bridge = (await api(service, "GET", f"/api/v1/conferences/{cid}"))["bridge"]
+        bridge = (await api(service, "GET", f"/api/v1/conferences/{cid}")).get("bridge")
         return bridge if bridge and bridge["generation"] >= generation else None
 
     return dict(await until(placed, f"conference {cid} placed (generation {generation})"))
@@ -311,14 +311,14 @@ async def test_a_drained_node_takes_no_new_room_and_sends_its_sites_on(
     await asyncio.sleep(2.5)  # a heartbeat or two carry the flag to the database
     later = await book_now(controller, [MUONG_LAT, "HUYEN-BA-THUOC"])
     await asyncio.sleep(3)
-    assert (await api(controller, "GET", f"/api/v1/conferences/{later}"))["bridge"] is None
+    assert (await api(controller, "GET", f"/api/v1/conferences/{later}")).get("bridge") is None
     assert (await placement(controller, cid))["node"] == "node-b"
     # A site of that conference reaching a node: no node may take the room, so it is
     # told to try again later (503), and still no room is placed.
     later_token = (await tokens_for(controller, [MUONG_LAT]))[MUONG_LAT]
     with pytest.raises(JoinError, match="HTTP 503"):
         await join(Site(MUONG_LAT), drained.base, later, later_token)
-    assert (await api(controller, "GET", f"/api/v1/conferences/{later}"))["bridge"] is None
+    assert (await api(controller, "GET", f"/api/v1/conferences/{later}")).get("bridge") is None
 
     tokens = await tokens_for(controller, [CHAIR, NGA_SON])
     sites = {code: Site(code) for code in (CHAIR, NGA_SON)}
@@ -388,7 +388,7 @@ async def test_the_standby_places_a_room_the_dead_leader_left_unplaced(
     # No bridge node yet: the leader opens the conference but cannot place its room.
     cid = await book_now(leader, [CHAIR, NGA_SON])
     await asyncio.sleep(2)
-    assert (await api(leader, "GET", f"/api/v1/conferences/{cid}"))["bridge"] is None
+    assert (await api(leader, "GET", f"/api/v1/conferences/{cid}")).get("bridge") is None
     leader.kill()  # between opening the conference and placing its room
     cluster.node("node-a")
     cluster.node("node-b")
