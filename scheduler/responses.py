@@ -59,10 +59,9 @@ class Conference(ResponseModel):
     created_by: str
     updated_at: LocalTime
     updated_by: str
-    bridge: Annotated[BridgeRef | None, Field(
-        description="GET of one conference: where its room is (the bridge node sites "
-        "connect to); null while it is not placed, or when one process holds every room "
-        "(SQLite).")] = None
+    bridge: Annotated[BridgeRef | SkipJsonSchema[None], Field(
+        description="Where its room is (the bridge node sites connect to); absent while "
+        "it is not placed, and when one process holds every room (SQLite).")] = None
 
     @classmethod
     def fields_of(cls, conference: db.Conference, zone: ZoneInfo) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from vcbridge.core.db.models import (
     RUNNING_STATUSES,
@@ -278,10 +279,10 @@ async def declare_dead(session: AsyncSession, bus: EventBus, now: datetime,
 async def orphaned_placements(session: AsyncSession) -> list[Placement]:
     """Running conferences placed on a node that is dead, unknown, or no longer the
     incarnation the room was placed on (it restarted): these rooms must move."""
-    alive = exists().where(
-        BridgeNode.id == RoomPlacement.node_id,
-        BridgeNode.incarnation == RoomPlacement.incarnation,
-        BridgeNode.state != "dead")
+    node = aliased(BridgeNode)
+    alive = select(node.id).where(
+        node.id == RoomPlacement.node_id, node.incarnation == RoomPlacement.incarnation,
+        node.state != "dead").correlate(RoomPlacement).exists()
     rows = (await session.execute(
         select(*_PLACEMENT)
         .outerjoin(BridgeNode, BridgeNode.id == RoomPlacement.node_id)
