@@ -253,38 +253,20 @@ async def test_agent_keeps_heartbeats_events_and_meetings_when_its_controller_is
             service.stop()
 
 
-class NodeProcess(Service):
-    """`vcbridge bridge-node` as a real process (roles: bridge only)."""
-
-    def __init__(self, data_dir: Path, env: dict[str, str], node_id: str) -> None:
-        import subprocess
-        import sys
-
-        self.port = free_port()
-        self.base = f"http://{LOOPBACK}:{self.port}"
-        self.log = data_dir / f"node-{self.port}.log"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        with self.log.open("w") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "vcbridge.cli", "bridge-node", "--host", LOOPBACK,
-                 "--port", str(self.port), "--data-dir", str(data_dir), "--node-id", node_id],
-                env=env, stdout=out, stderr=subprocess.STDOUT)
-        self.token = ""
-
-
 @pytest.mark.postgres
-async def test_agent_joins_the_placed_node_and_a_real_node_redirects_it_back(
+async def test_agent_follows_its_room_across_real_nodes_redirects_and_a_kill_9(
     tmp_path: Path, scratch_url: str,
 ) -> None:
     env = service_env(VCBRIDGE_DATABASE_URL=scratch_url, VCBRIDGE_ICE_HOST_ADDRESSES=LOOPBACK)
     started: list[Service] = []
 
-    def start_all() -> tuple[Service, dict[str, NodeProcess]]:
+    def start_all() -> tuple[Service, dict[str, Service]]:
         api = Service(tmp_path / "api", {**env, "VCBRIDGE_ROLES": "api,scheduler"})
         started.append(api)
         api.wait_healthy()  # it migrates the database first
         api.login()
-        nodes = {name: NodeProcess(tmp_path / name, env, name) for name in ("node-a", "node-b")}
+        nodes = {name: Service(tmp_path / name, env, command=("bridge-node", "--node-id", name))
+                 for name in ("node-a", "node-b")}
         started.extend(nodes.values())
         for node in nodes.values():
             node.wait_healthy()
@@ -328,8 +310,21 @@ async def test_agent_joins_the_placed_node_and_a_real_node_redirects_it_back(
             stats = agent.stats()
             assert stats["redirects"] == redirects + 1, stats
             assert stats["placements"] == {cid: holder.base}, stats
-            status, roll = api.request("GET", f"/api/v1/conferences/{cid}/rollcall")
-            assert status == 200, roll
+
+            # The node holding the room dies: the agent's media drops, it asks the
+            # controller where the room is now and joins the other node.
+            joins = stats["joins"]
+            await asyncio.to_thread(holder.kill)
+            await until(lambda: agent.stats()["joins"] > joins
+                        and agent.stats()["joined"] == [cid]
+                        and agent.stats()["placements"] == {cid: other.base},
+                        "the join on the surviving node", 60)
+            status, body = api.request("GET", f"/api/v1/conferences/{cid}")
+            assert body["bridge"]["url"] == other.base, body
+            assert body["bridge"]["generation"] > placed["generation"]
+            frames = agent.stats()["received_frames"].get("mix", 0)
+            await until(lambda: agent.stats()["received_frames"].get("mix", 0) > frames,
+                        "audio from the surviving node")
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
