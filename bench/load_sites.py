@@ -590,6 +590,7 @@ class LoadSite:
         # Bridge nodes: where the room is (base URL, generation), the rejoins after drops.
         self.follow_placement = bool(config.get("follow_placement"))
         self.placement: tuple[str, int] | None = None
+        self.placement_changed = asyncio.Event()  # wakes a waiting rejoin
         self.redirects = 0
         self.rejoins: list[dict[str, Any]] = []
         self.stopping = False
@@ -637,6 +638,8 @@ class LoadSite:
             return
         generation = generation if isinstance(generation, int) else 0
         if authoritative or self.placement is None or generation >= self.placement[1]:
+            if self.placement is None or self.placement[0] != url.rstrip("/"):
+                self.placement_changed.set()
             self.placement = (url.rstrip("/"), generation)
 
     @property
@@ -713,7 +716,11 @@ class LoadSite:
                     emit({"event": "rejoined", "site": self.code, "at": time.time(),
                           "url": self.media_url})
                     break
-                await asyncio.sleep(min(0.1 * attempt, 1.0))
+                # Again shortly, or at once when conference.room_placed says where.
+                self.placement_changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.placement_changed.wait(),
+                                           min(0.1 * attempt, 1.0))
 
     def mark_killed(self, at: float) -> None:
         """The harness killed a node at `at`: note the media gap from there."""
