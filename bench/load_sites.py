@@ -593,6 +593,7 @@ class LoadSite:
         self.placement_changed = asyncio.Event()  # wakes a waiting rejoin
         self.redirects = 0
         self.rejoins: list[dict[str, Any]] = []
+        self.past_errors: list[dict[str, Any]] = []  # of the clients before a rejoin
         self.stopping = False
         self._watch_task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -701,6 +702,7 @@ class LoadSite:
             for sender in self.lean_senders:
                 sender.stop()
             self.lean_senders.clear()
+            self.past_errors += client.errors
             with contextlib.suppress(Exception):
                 await client.close(leave=False)
             self.mix.last_seq = None  # the new node numbers its packets anew
@@ -795,7 +797,7 @@ class LoadSite:
             "first_video": self.first_video, "first_audio": self.mix.first,
             "error": self.error,
             "closed_reason": self.client.closed_reason if self.client else None,
-            "signal_errors": self.client.errors if self.client else [],
+            "signal_errors": self.past_errors + (self.client.errors if self.client else []),
             "send_errors": sum(sender.errors for sender in self.lean_senders),
             "sent": {"video": self.video.sent, "video_late": self.video.late,
                      "keyframe_requests": self.video.keyframe_requests,
