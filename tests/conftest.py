@@ -158,7 +158,7 @@ ENGINE_INDEPENDENT = {
     "test_browser_conference", "test_browser_dashboard", "test_browser_documents",
     "test_browser_calendar", "test_rtp_forwarder", "test_datagram_tap",
     "test_agent_call_figures", "test_impaired_link", "test_placement_rules",
-    "test_agent_failover",
+    "test_agent_failover", "test_browser_nodes",
 }
 
 
