@@ -70,7 +70,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -149,7 +149,7 @@ async def start_conference(api: Bridge, options: Options, participants: list[str
                            order: list[str], seconds: float, sampler: Sampler,
                            follow_placement: bool
                            ) -> tuple[int, list[LoadProcess], AdminEvents, dict[str, float],
-                                      asyncio.Event, list[asyncio.Task[Any]]]:
+                                      asyncio.Event, list[asyncio.Task[Any]], list[str]]:
     """Book the conference, start the load processes, wait for video at every site."""
     tokens = {code: await api.agent_token(code) for code in participants}
     max_seconds = options.lead + options.join_deadline + seconds + 180
@@ -201,9 +201,8 @@ async def start_conference(api: Bridge, options: Options, participants: list[str
         await asyncio.wait_for(all_media.wait(), max(1.0, deadline - time.time()))
     missing = sorted(set(participants) - set(media_seen))
     if missing:
-        raise RuntimeError(f"no video at {len(missing)} sites after the join deadline: "
-                           f"{missing}")
-    return conference_id, loads, events, rejoined, all_rejoined, tasks
+        log(f"no video at {len(missing)} sites after the join deadline: {missing}")
+    return conference_id, loads, events, rejoined, all_rejoined, tasks, missing
 
 
 def cpu_window(sampler: Sampler, role: str, start: float, end: float) -> dict[str, Any]:
@@ -239,10 +238,13 @@ async def run_failover(options: Options) -> dict[str, Any]:
             sampler = Sampler({"api": api.pid, **{n: p.pid for n, p in nodes.items()}})
             tasks.append(asyncio.create_task(sampler.run()))
             await asyncio.sleep(2)  # both nodes heartbeat: both are candidates
-            conference_id, loads, events, rejoined, all_rejoined, more = await start_conference(
-                api, options, participants, order, options.kill_after + options.after + 60,
-                sampler, follow_placement=True)
+            conference_id, loads, events, rejoined, all_rejoined, more, missing = (
+                await start_conference(api, options, participants, order,
+                                       options.kill_after + options.after + 60, sampler,
+                                       follow_placement=True))
             tasks += more
+            if missing:
+                raise RuntimeError(f"no video at {missing} before the kill: no failover run")
             media_all = time.time()
             status, conference = await api.request("GET", f"/api/v1/conferences/{conference_id}")
             bridge = conference.get("bridge") if status == 200 else None
@@ -405,9 +407,9 @@ async def run_split_comparison(options: Options, seconds: float, floor_interval:
                     await asyncio.sleep(2)
                 sampler = Sampler({name: p.pid for name, p in processes.items()})
                 tasks.append(asyncio.create_task(sampler.run()))
-                _cid, loads, _events, _rejoined, _all, more = await start_conference(
-                    api, options, participants, order, seconds + 60, sampler,
-                    follow_placement=variant == "split")
+                _cid, loads, _events, _rejoined, _all, more, missing = await start_conference(
+                    api, replace(options, work=work), participants, order, seconds + 60,
+                    sampler, follow_placement=variant == "split")
                 tasks += more
                 await asyncio.sleep(options.settle)
                 start = time.time()
@@ -426,6 +428,7 @@ async def run_split_comparison(options: Options, seconds: float, floor_interval:
                                     "load_processes": {
                                         load.name: cpu_window(sampler, load.name, start, end)
                                         for load in loads},
+                                    "sites_without_video": missing,
                                     "loadavg_1min": os.getloadavg()[0]}
                 await asyncio.gather(*(load.stop(30) for load in loads))
             finally:
