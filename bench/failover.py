@@ -205,6 +205,21 @@ async def start_conference(api: Bridge, options: Options, participants: list[str
     return conference_id, loads, events, rejoined, all_rejoined, tasks, missing
 
 
+def chair_fps(sites: dict[str, dict[str, Any]], start: float, end: float
+              ) -> dict[str, float | None]:
+    """The chair's picture as the other sites received it over [start, end]: frames a
+    second, median and minimum over the sites (whole seconds inside the window)."""
+    seconds = range(math.ceil(start), math.floor(end))
+    rates = []
+    for code, site in sites.items():
+        slot = (site.get("slots") or {}).get("chair")
+        if code == CHAIR or not slot or not seconds:
+            continue
+        frames = slot.get("frames") or {}
+        rates.append(sum(frames.get(str(t), 0) for t in seconds) / len(seconds))
+    return {"median": median(rates), "min": _r(min(rates)) if rates else None}
+
+
 def cpu_window(sampler: Sampler, role: str, start: float, end: float) -> dict[str, Any]:
     return cpu_summary(sampler.cpu_series([role], start, end))
 
@@ -337,10 +352,11 @@ def analyse_failover(participants: list[str], loads: list[LoadProcess], sampler:
                           "redirects": site.get("redirects", 0)}
     chair = sites[CHAIR]
     before, after = chair.get("state_at_kill") or {}, chair.get("last_state") or {}
-    placed_after = [round(at - killed, 3) for at, kind in events.conference
-                    if kind == "conference.room_placed" and at > killed]
     before_window = (max(media_all, killed - 20), killed - 0.5)
     after_window = (after_start, after_end)
+    fps = {"before": chair_fps(sites, *before_window), "after": chair_fps(sites, *after_window)}
+    placed_after = [round(at - killed, 3) for at, kind in events.conference
+                    if kind == "conference.room_placed" and at > killed]
     cpu = {
         role: {"before": cpu_window(sampler, role, *before_window),
                "after": cpu_window(sampler, role, *after_window)}
@@ -370,6 +386,7 @@ def analyse_failover(participants: list[str], loads: list[LoadProcess], sampler:
                       after.get("muted") or []),
                   "sites_with_state_changed": state_lost},
         "all_back_s": _r(back - killed),
+        "chair_video_fps_at_sites": fps,
         "cpu_pct_of_a_core": cpu, "load_processes_cpu_before": loads_cpu,
         "targets_met": every and bool(video_again) and max(video_again + audio_again)
         <= TARGETS["media_again_max_s"]
