@@ -221,7 +221,13 @@ def chair_fps(sites: dict[str, dict[str, Any]], start: float, end: float
 
 
 def cpu_window(sampler: Sampler, role: str, start: float, end: float) -> dict[str, Any]:
-    return cpu_summary(sampler.cpu_series([role], start, end))
+    """% of one core `role` used over [start, end], and how much of the time its event
+    loop waited for a CPU (`waited_pct`: above 10 % the machine was contended and the
+    figure is what the process got, not what it needed)."""
+    figures = cpu_summary(sampler.cpu_series([role], start, end))
+    waits = sampler.wait_series(role, start, end)
+    figures["waited_pct"] = round(statistics.median(waits), 1) if waits else None
+    return figures
 
 
 def states_equal(before: dict[str, Any] | None, after: dict[str, Any] | None) -> bool:
