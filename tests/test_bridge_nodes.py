@@ -59,6 +59,12 @@ class Cluster:
         service.login()
         return service
 
+    def all_in_one(self) -> Service:
+        """A default `vcbridge serve` (API, scheduler and bridge), logged in."""
+        service = self._start(f"serve{len(self.services)}", ("serve",))
+        service.login()
+        return service
+
     def node(self, node_id: str, *flags: str) -> Service:
         """A bridge node process."""
         service = self._start(node_id, ("bridge-node", "--node-id", node_id, *flags))
@@ -233,6 +239,27 @@ async def test_sites_through_two_controllers_and_two_nodes_meet_in_one_room(
         await stop_sites(sites)
     placed = await events_of(first, cid, {"conference.room_placed"})
     assert [e["data"]["node"] for e in placed] == [bridge["node"]], "placed once, never twice"
+
+
+async def test_two_all_in_one_processes_on_postgresql_share_one_room(
+    cluster: Cluster,
+) -> None:
+    # The issue's first report: two `vcbridge serve` on one database split a conference
+    # into two rooms. Each is now also a bridge node, and the room is placed on one.
+    first = cluster.all_in_one()
+    second = cluster.all_in_one()
+    cid = await book_now(first, [CHAIR, NGA_SON])
+    bridge = await placement(second, cid)
+    assert bridge["url"] in (first.base, second.base)
+    tokens = await tokens_for(first, [CHAIR, NGA_SON])
+    sites = {code: Site(code) for code in (CHAIR, NGA_SON)}
+    try:
+        chair = await join(sites[CHAIR], first.base, cid, tokens[CHAIR])
+        nga = await join(sites[NGA_SON], second.base, cid, tokens[NGA_SON])
+        assert chair.base_url == nga.base_url == bridge["url"]
+        await media_flows(sites)
+    finally:
+        await stop_sites(sites)
 
 
 async def test_kill_9_of_the_node_moves_the_room_and_media_comes_back_at_every_site(
