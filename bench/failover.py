@@ -371,6 +371,15 @@ def analyse_failover(participants: list[str], loads: list[LoadProcess], sampler:
     cpu[node_a]["after"] = None  # killed
     loads_cpu = {load.name: cpu_window(sampler, load.name, *before_window) for load in loads}
     every = len(video_again) == len(participants) and len(audio_again) == len(participants)
+    # The clients' part: from the move (the first conference.room_placed after the kill)
+    # to media again; absent when the room had moved before the kill (a false death).
+    move = placed_after[0] if placed_after else None
+    after_move = ({"video_median": median([v - move for v in video_again]),
+                   "video_max": _r(max(video_again) - move) if video_again else None,
+                   "audio_median": median([a - move for a in audio_again]),
+                   "audio_max": _r(max(audio_again) - move) if audio_again else None}
+                  if move is not None and move < min(video_again + audio_again, default=0)
+                  else None)
     return {
         "sites": len(participants), "node_a": node_a, "node_b": node_b,
         "kill_after_s": options.kill_after,
@@ -383,6 +392,7 @@ def analyse_failover(participants: list[str], loads: list[LoadProcess], sampler:
         "audio_lost_s_per_site": {"median": median(audio_lost),
                                   "max": _r(max(audio_lost)) if audio_lost else None},
         "room_placed_after_kill_s": placed_after,
+        "media_again_after_the_move_s": after_move,
         "state": {"holder_set": holder, "muted_set": muted,
                   "before": before, "after": after,
                   "floor_survived": bool(before) and before.get("holder") == after.get("holder")
@@ -486,7 +496,8 @@ def table(result: dict[str, Any]) -> str:
             f"{f['audio_again_s']['max']} s, missing {f['audio_again_s']['missing']}",
             f"  audio lost per site: median {f['audio_lost_s_per_site']['median']} s, max "
             f"{f['audio_lost_s_per_site']['max']} s",
-            f"  room placed again after {f['room_placed_after_kill_s']} s",
+            f"  room placed again after {f['room_placed_after_kill_s']} s; media again after "
+            f"the move {f['media_again_after_the_move_s']}",
             f"  floor survived {f['state']['floor_survived']}, mutes survived "
             f"{f['state']['mutes_survived']}, sites with another state "
             f"{f['state']['sites_with_state_changed']}",
