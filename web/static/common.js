@@ -142,7 +142,7 @@ export function wsUrl(path) {
 
 /**
  * The WebSocket URL of `path` under `base`: a bridge node's base URL (docs/deployment.md:
- * behind the proxy, e.g. `https://vc.example/nodes/node2`, its path prefix kept); this
+ * behind the proxy, under this origin's `/nodes/<id>`, its path prefix kept); this
  * origin when `base` is empty.
  */
 export function wsUrlAt(base, path) {
