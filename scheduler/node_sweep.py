@@ -20,11 +20,15 @@ import asyncio
 import contextlib
 import logging
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from scheduler import attendance
 from scheduler.connect_policy import ConnectState, RedialPolicy
 from vcbridge.core import placement_store as store
 from vcbridge.core.clock import Clock
 from vcbridge.core.db.engine import Database
+from vcbridge.core.db.models import Attendance, Endpoint
 from vcbridge.core.events import EventBus
 
 log = logging.getLogger(__name__)
@@ -65,26 +69,58 @@ class NodeSweep:
 
     async def sweep(self) -> tuple[list[str], list[int], list[int]]:
         """One sweep; returns (nodes declared dead, conferences moved, conferences
-        placed)."""
+        placed).
+
+        Lock order, as every other writer of these rows: the rows first (nodes,
+        placements, the joined attendance rows, by id), the event sequence last (the
+        first publish takes it); after that only rows already held are written. The
+        connect tick locks due attendance rows and then the sequence (a joined row has
+        no next action, so the tick never holds one); a node placing a room inserts its
+        row and then publishes, so unplaced rooms are placed in transactions of their
+        own, holding nothing while they insert."""
         now = self._clock.now()
         moved: list[int] = []
         placed: list[int] = []
         async with self._database.write() as session:
-            dead = await store.declare_dead(session, self._bus, now, self._dead_after)
-            for old in await store.orphaned_placements(session):
+            dead = await store.declare_dead(session, self._dead_after)
+            orphans = await store.orphaned_placements(session)
+            joined = await self._lock_joined(session, [p.conference_id for p in orphans])
+            await self._bus.publish_many(session, now, dead)
+            for old in orphans:
                 # The sites' media went with the node: dropped (redialled), never joined.
-                for row in await attendance.rows_of(session, old.conference_id, lock=True):
-                    if row.state == ConnectState.JOINED.value:
-                        await attendance.report(session, old.conference_id, row.endpoint.code,
-                                                "dropped", now, self._redial, self._bus)
+                for code in joined.get(old.conference_id, []):
+                    await attendance.report(session, old.conference_id, code, "dropped", now,
+                                            self._redial, self._bus)
                 new = await store.move(session, self._bus, now, old)
                 if new is not None:
                     moved.append(old.conference_id)
                     log.warning("conference %s: room moved from node %s to %s (generation %d)",
                                 old.conference_id, old.node_id, new.node_id, new.generation)
-            for conference_id in await store.unplaced_running(session):
+        async with self._database.read() as session:
+            unplaced = await store.unplaced_running(session)
+        for conference_id in unplaced:
+            async with self._database.write() as session:
                 if await store.place(session, self._bus, now, conference_id) is not None:
                     placed.append(conference_id)
-        for node_id, incarnation in dead:
-            log.warning("bridge node %s (incarnation %d) declared dead", node_id, incarnation)
-        return [n for n, _ in dead], moved, placed
+        names = [str(event.data["node"]) for event in dead]
+        for name in names:
+            log.warning("bridge node %s declared dead", name)
+        return names, moved, placed
+
+    @staticmethod
+    async def _lock_joined(session: AsyncSession, conference_ids: list[int]
+                           ) -> dict[int, list[str]]:
+        """Lock the joined attendance rows of these conferences (by id); their codes."""
+        if not conference_ids:
+            return {}
+        rows = (await session.execute(
+            select(Attendance.conference_id, Endpoint.code)
+            .join(Endpoint, Endpoint.id == Attendance.endpoint_id)
+            .where(Attendance.conference_id.in_(conference_ids),
+                   Attendance.state == ConnectState.JOINED.value)
+            .order_by(Attendance.id).with_for_update(of=Attendance)
+        )).all()
+        joined: dict[int, list[str]] = {}
+        for conference_id, code in rows:
+            joined.setdefault(conference_id, []).append(code)
+        return joined

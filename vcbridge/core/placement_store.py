@@ -250,11 +250,12 @@ async def _announce(session: AsyncSession, bus: EventBus, now: datetime,
 
 # -- the leader's sweep --------------------------------------------------------------------
 
-async def declare_dead(session: AsyncSession, bus: EventBus, now: datetime,
-                       dead_after: float) -> list[tuple[str, int]]:
-    """Mark the nodes silent for more than `dead_after` seconds dead; returns (id,
-    incarnation) of each, after publishing `bridge_node.dead` naming the running
-    conferences placed on it."""
+async def declare_dead(session: AsyncSession, dead_after: float) -> list[NewEvent]:
+    """Mark the nodes silent for more than `dead_after` seconds dead; returns the
+    `bridge_node.dead` event of each (naming the running conferences placed on it),
+    for the caller to publish once it holds every row lock it needs: publishing takes
+    the event sequence's row lock, and taking row locks after it would invert the
+    order the other writers use (rows, then the sequence) and deadlock."""
     dead = (await session.execute(
         update(BridgeNode)
         .where(BridgeNode.state != "dead",
@@ -272,8 +273,7 @@ async def declare_dead(session: AsyncSession, bus: EventBus, now: datetime,
             .order_by(RoomPlacement.conference_id)))
         events.append(NewEvent(EventType.BRIDGE_NODE_DEAD, data={
             "node": node_id, "incarnation": incarnation, "rooms": rooms}))
-    await bus.publish_many(session, now, events)
-    return [(str(n), int(i)) for n, i in dead]
+    return events
 
 
 async def orphaned_placements(session: AsyncSession) -> list[Placement]:
