@@ -290,6 +290,14 @@ async def run_failover(options: Options) -> dict[str, Any]:
 
             kill_at = media_all + options.kill_after
             await asyncio.sleep(max(0.0, kill_at - time.time()))
+            # The node holding the room now: on a starved machine a node can miss its
+            # heartbeats, be declared dead and lose the room before the kill.
+            status, conference = await api.request("GET", f"/api/v1/conferences/{conference_id}")
+            now_on = by_url.get(str((conference.get("bridge") or {}).get("url", "")).rstrip("/"))
+            if now_on is not None and now_on != node_a:
+                log(f"the room moved to {now_on} before the kill (a node declared dead): "
+                    f"killing {now_on}")
+                node_a, node_b = now_on, node_a
             sampler.sample()
             nodes[node_a].process.send_signal(signal.SIGKILL)
             killed = time.time()
@@ -363,6 +371,9 @@ def analyse_failover(participants: list[str], loads: list[LoadProcess], sampler:
     fps = {"before": chair_fps(sites, *before_window), "after": chair_fps(sites, *after_window)}
     placed_after = [round(at - killed, 3) for at, kind in events.conference
                     if kind == "conference.room_placed" and at > killed]
+    # Placements before the kill beyond the first: moves after a node's false death.
+    moves_before = sum(1 for at, kind in events.conference
+                       if kind == "conference.room_placed" and at <= killed) - 1
     cpu = {
         role: {"before": cpu_window(sampler, role, *before_window),
                "after": cpu_window(sampler, role, *after_window)}
@@ -392,6 +403,7 @@ def analyse_failover(participants: list[str], loads: list[LoadProcess], sampler:
         "audio_lost_s_per_site": {"median": median(audio_lost),
                                   "max": _r(max(audio_lost)) if audio_lost else None},
         "room_placed_after_kill_s": placed_after,
+        "moves_before_kill": max(0, moves_before),
         "media_again_after_the_move_s": after_move,
         "state": {"holder_set": holder, "muted_set": muted,
                   "before": before, "after": after,
