@@ -283,12 +283,14 @@ async def run_failover(options: Options) -> dict[str, Any]:
             others = [c for c in participants if c != CHAIR]
             holder = others[TALKERS % len(others)]
             muted = [c for c in others if c != holder][:MUTED]
-            await asyncio.sleep(2)
-            await loads[0].send({"cmd": "grant", "endpoint": holder})
-            for code in muted:
-                await loads[0].send({"cmd": "mute", "endpoint": code, "muted": True})
-
+            # Sent twice (both idempotent): a command sent while the chair's connection
+            # is being replaced (a node declared dead under load) would be lost.
             kill_at = media_all + options.kill_after
+            for send_at in (media_all + 2, kill_at - 8):
+                await asyncio.sleep(max(0.0, send_at - time.time()))
+                await loads[0].send({"cmd": "grant", "endpoint": holder})
+                for code in muted:
+                    await loads[0].send({"cmd": "mute", "endpoint": code, "muted": True})
             await asyncio.sleep(max(0.0, kill_at - time.time()))
             # The node holding the room now: on a starved machine a node can miss its
             # heartbeats, be declared dead and lose the room before the kill.
