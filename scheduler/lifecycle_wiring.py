@@ -59,7 +59,9 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         # The leader also watches the bridge nodes: dead ones, their rooms, unplaced rooms.
         sweep = NodeSweep(app[DATABASE], app[EVENT_BUS], app[CLOCK], redial_policy(settings),
                           dead_after=settings.node_dead_after_seconds,
-                          interval=settings.node_heartbeat_seconds)
+                          # Twice per heartbeat: a dead node is seen at most half a
+                          # heartbeat after its row went stale (a sweep is a few reads).
+                          interval=settings.node_heartbeat_seconds / 2)
 
         async def elected() -> None:
             await runner.start()

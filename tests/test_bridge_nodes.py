@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 from aiortc import RTCConfiguration
 
@@ -41,6 +42,7 @@ class Cluster:
 
     def __init__(self, root: Path, database_url: str) -> None:
         self.root = root
+        self.database_url = database_url
         self.env = service_env(VCBRIDGE_DATABASE_URL=database_url,
                                VCBRIDGE_ICE_HOST_ADDRESSES=LOOPBACK)
         self.services: list[Service] = []
@@ -198,6 +200,17 @@ async def events_of(service: Service, cid: int | None, types: set[str]) -> list[
                 found.append(message)
 
 
+async def node_row(cluster: Cluster, node_id: str) -> asyncpg.Record:
+    """A node's row in the registry, read straight from the database."""
+    connection = await asyncpg.connect(cluster.database_url.replace("+asyncpg", ""))
+    try:
+        row = await connection.fetchrow("SELECT * FROM bridge_nodes WHERE id = $1", node_id)
+    finally:
+        await connection.close()
+    assert row is not None, node_id
+    return row
+
+
 async def stop_sites(sites: dict[str, Site]) -> None:
     for site in sites.values():
         await site.stop()
@@ -335,7 +348,12 @@ async def test_a_drained_node_takes_no_new_room_and_sends_its_sites_on(
     # Draining by signal too: node-b, now draining as well, keeps its room, and a new
     # conference finds no node that takes rooms (not placed, no room anywhere).
     cluster.nodes["node-b"].signal(signal.SIGUSR1)
-    await asyncio.sleep(2.5)  # a heartbeat or two carry the flag to the database
+
+    async def drained_b() -> bool:  # its next heartbeat carries the flag to the registry
+        row = await node_row(cluster, "node-b")
+        return bool(row["draining"] and row["state"] == "draining")
+
+    await until(drained_b, "node-b draining in the registry")
     later = await book_now(controller, [MUONG_LAT, "HUYEN-BA-THUOC"])
     await asyncio.sleep(3)
     assert (await api(controller, "GET", f"/api/v1/conferences/{later}")).get("bridge") is None
@@ -400,9 +418,9 @@ async def test_a_fenced_node_that_comes_back_redirects_its_sites_to_the_moved_ro
         await media_flows(sites)
     finally:
         await stop_sites(sites)
-    # The old node registered again (a new incarnation) and holds no room.
-    health = await asyncio.to_thread(old_node.wait_healthy)
-    assert health["status"] == "ok"
+    # The old node registered again, as a new incarnation, and holds no room.
+    row = await node_row(cluster, before["node"])
+    assert row["incarnation"] == 2 and row["state"] == "live" and row["rooms"] == 0
 
 
 async def test_the_standby_places_a_room_the_dead_leader_left_unplaced(
