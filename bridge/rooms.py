@@ -15,9 +15,11 @@ with its first connection, so an opened room nobody joins costs nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bridge.message_rate import JoinBudgets
 from bridge.peer_session import IceSettings
@@ -105,6 +107,20 @@ class RoomRegistry:
         if room is not None:
             await room.close(reason)
             log.info("room %s closed (%s)", conference_id, reason)
+
+    async def move_away(self, conference_id: int, redirect: dict[str, Any]) -> None:
+        """The room now lives on another bridge node (this one was fenced off): send
+        every site and console the `redirect` first, then close the room here."""
+        room = self.rooms.pop(conference_id, None)
+        if room is None:
+            return
+        sends = [c.send for c in room.connections.values()] + [
+            c.send for c in room.controls.values()]
+        for send in sends:
+            with contextlib.suppress(Exception):
+                await send(redirect)
+        await room.close("moved")
+        log.info("room %s closed here: moved to node %s", conference_id, redirect.get("node"))
 
     def start(self, bus: EventBus) -> None:
         """Close rooms when their conference ends or is cancelled (any process's leader)."""
