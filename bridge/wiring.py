@@ -90,7 +90,12 @@ def setup(app: web.Application, settings: Settings, hooks: RoomHooks,
     async def rooms_ctx(app: web.Application) -> AsyncIterator[None]:
         # Rooms keep their state in the database, held under this process's node id.
         registry.states = RoomStateStore(app[DATABASE], app[CLOCK], identity.node_id)
-        registry.start(app[EVENT_BUS])
+        dialer = None
+        if gateway is not None and sip_reports is not None:
+            dialer = SipDialer(gateway, app[DATABASE], RoomSipLegs(registry), sip_reports)
+            registry.sip = dialer
+            await gateway.start()
+        registry.start(app[EVENT_BUS], follow_invitations=settings.runs_nodes)
         membership = None
         if settings.runs_nodes:
             membership = NodeMembership(app[DATABASE], app[EVENT_BUS], app[CLOCK], identity,
@@ -98,11 +103,6 @@ def setup(app: web.Application, settings: Settings, hooks: RoomHooks,
                                         draining=settings.node_draining)
             await membership.start()
             app[NODE] = membership
-        dialer = None
-        if gateway is not None and sip_reports is not None:
-            dialer = SipDialer(gateway, app[DATABASE], RoomSipLegs(registry), sip_reports)
-            registry.sip = dialer
-            await gateway.start()
         if prober is not None:
             prober.start(app[DATABASE])
         yield
