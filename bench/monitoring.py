@@ -334,6 +334,34 @@ def wait_for(check: Any, timeout: float, what: str, interval: float = 0.2) -> fl
     return time.monotonic() - start
 
 
+def start_py_spy(py_spy: str, pid: int, seconds: float, work_dir: Path
+                 ) -> subprocess.Popen[bytes] | None:
+    """With `py_spy` (its path), record the server over the loaded window (raw stacks,
+    50 samples/s, not stopping the process); None without."""
+    if not py_spy:
+        return None
+    out = (work_dir / "py-spy.log").open("w")
+    return subprocess.Popen(  # noqa: S603 - the profiler the caller named
+        [py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "50",
+         "--format", "raw", "--nonblocking", "-o", str(work_dir / "server-profile.txt")],
+        stdout=subprocess.DEVNULL, stderr=out)
+
+
+def finish_py_spy(spy: subprocess.Popen[bytes], work_dir: Path, keep: str) -> dict[str, Any]:
+    """Wait for the profiler; its summary (bench/profile_summary.py), the raw file copied
+    to `keep` when given (the temporary directory goes at the end)."""
+    from bench import profile_summary
+
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        spy.wait(timeout=60)
+    profile = work_dir / "server-profile.txt"
+    if not profile.exists():
+        return {"error": (work_dir / "py-spy.log").read_text()[-500:]}
+    if keep:
+        Path(keep).write_bytes(profile.read_bytes())
+    return {"file": keep or None, **profile_summary.summarise(profile)}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"bench": "monitoring", "simulated": args.simulated,
                               "transport": args.transport, "call_figures": args.call,
@@ -392,7 +420,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             log(f"{args.simulated} simulated endpoints reporting; CPU over "
                 f"{args.window:.0f} s, then {args.scrapes} scrapes of /metrics")
             events_before = event_counts(work_dir, args.database_url)
+            spy = start_py_spy(args.py_spy, service.process.pid, args.window, work_dir)
             loaded = cpu_percent(service.process.pid, args.window)
+            if spy is not None:
+                report["profile"] = finish_py_spy(spy, work_dir, args.py_spy_keep)
             report["events_during_window"] = {
                 kind: count - events_before.get(kind, 0)
                 for kind, count in event_counts(work_dir, args.database_url).items()
@@ -461,6 +492,11 @@ def main() -> int:
                         help="simulated heartbeats without call figures (as before issue 14)")
     parser.add_argument("--database-url", default="",
                         help="a PostgreSQL URL (default: SQLite in a temporary directory)")
+    parser.add_argument("--py-spy", metavar="PATH", default="",
+                        help="record a py-spy profile of the server over the loaded window "
+                        "(its CPU figure then includes the profiler's cost)")
+    parser.add_argument("--py-spy-keep", metavar="FILE", default="",
+                        help="where to copy the raw profile")
     parser.add_argument("--worker", choices=["flood", "agents"], help=argparse.SUPPRESS)
     parser.add_argument("--worker-input", help=argparse.SUPPRESS)
     args = parser.parse_args()
