@@ -619,7 +619,11 @@ async def test_the_streams_answer_is_the_posts_and_a_broken_heartbeat_keeps_the_
         assert cut_short["type"] == "error" and cut_short["for"] == "heartbeat", cut_short
         assert cut_short["error"]["code"] == "bad_request", cut_short
         assert "malformed JSON" in cut_short["error"]["message"], cut_short
-        assert monitor.dropped["malformed"] == 1
+        clock.set(clock.now() + timedelta(seconds=5))
+        nested = await say('{"type": "heartbeat", "body": ' + "[" * 10_000)  # < 16 KiB
+        assert nested["for"] == "heartbeat", nested
+        assert nested["error"]["code"] == "bad_request", nested
+        assert monitor.dropped["malformed"] == 2
         clock.set(clock.now() + timedelta(seconds=5))
         type_last = await say(json.dumps({"body": heartbeat(at=clock.now()),
                                           "type": "heartbeat"}))
