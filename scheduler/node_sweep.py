@@ -1,6 +1,7 @@
 """The scheduler leader's sweep of the bridge nodes (PostgreSQL; issue 15).
 
-Every `interval` seconds (half a node heartbeat), in one transaction:
+Every `interval` seconds (half a node heartbeat); 1 and 2 in one transaction, 3 in
+one transaction per conference:
 1. nodes silent for more than `node_dead_after_seconds` are declared dead
    (`bridge_node.dead`);
 2. every running conference whose room is on a node that is dead, or no longer the
