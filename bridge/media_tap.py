@@ -49,6 +49,8 @@ from aiortc.rtp import (
 from bridge.vp8_assembler import Vp8FrameAssembler
 
 PINNED_AIORTC = "1.16.0"
+REMB_INTERVAL_MS = 1000  # a steady estimate goes to the site once a second
+REMB_DECREASE = 0.97  # an estimate 3 % below the last one sent goes at once
 
 
 _original_decoder_worker = rtcrtpreceiver.decoder_worker
@@ -104,7 +106,9 @@ class VideoIngest:
     once per frame (at its marker packet, with the frame's bytes) instead of
     once per packet: a frame's packets leave the site in one burst with the
     same send time, so they form one of the estimator's 5 ms groups either
-    way, and its deltas are taken between groups. Frames are re-assembled by
+    way, and its deltas are taken between groups. Its estimates go to the site
+    once a second, or at once when they fall by 3 % (libwebrtc's REMB rule),
+    not about five times a second as aiortc sends them. Frames are re-assembled by
     `Vp8FrameAssembler`; when it gives up a loss, the source is asked for a
     keyframe (PLI), as aiortc's jitter buffer does when it overflows."""
 
@@ -116,6 +120,8 @@ class VideoIngest:
         self._state: dict[str, Any] = receiver.__dict__
         self._assemblers: dict[int, Vp8FrameAssembler] = {}
         self._remb_bytes = 0
+        self._remb_sent_ms = -REMB_INTERVAL_MS
+        self._remb_sent_bitrate = 0
 
     @property
     def assemblers(self) -> dict[int, Vp8FrameAssembler]:
@@ -176,9 +182,17 @@ class VideoIngest:
                              arrival_time_ms=arrival_time_ms, payload_size=size,
                              ssrc=packet.ssrc)
         rtcp_ssrc = self._state["_RTCRtpReceiver__rtcp_ssrc"]
-        if rtcp_ssrc is not None and remb is not None:
-            await self._receiver._send_rtcp(RtcpPsfbPacket(
-                fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)))
+        if rtcp_ssrc is None or remb is None:
+            return
+        # aiortc would send every estimate (about five a second); as libwebrtc, send one
+        # a second, and at once when the estimate falls (the site must slow down now).
+        bitrate = remb[0]
+        if (arrival_time_ms - self._remb_sent_ms < REMB_INTERVAL_MS
+                and bitrate >= self._remb_sent_bitrate * REMB_DECREASE):
+            return
+        self._remb_sent_ms, self._remb_sent_bitrate = arrival_time_ms, bitrate
+        await self._receiver._send_rtcp(RtcpPsfbPacket(
+            fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)))
 
 
 def tap_audio(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], None]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.codecs.opus import OpusEncoder
@@ -67,8 +68,7 @@ async def test_a_site_sends_60_ms_packets_when_the_bridge_asks() -> None:
         else:
             raise AssertionError(f"only {len(received)} audio packets reached the bridge")
         assert isinstance(sender._RTCRtpSender__encoder, LongFrameOpusEncoder)  # type: ignore[attr-defined]
-        steps = {(b.timestamp - a.timestamp) % 2**32 for a, b in zip(received, received[1:],
-                                                                      strict=False)}
+        steps = {(b.timestamp - a.timestamp) % 2**32 for a, b in itertools.pairwise(received)}
         assert steps == {2880}  # 60 ms apart on the 48 kHz clock
         decoder = OpusDecoder()
         assert {len(decoder.decode(p.payload)) for p in received} == {2880}
