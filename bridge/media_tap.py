@@ -46,6 +46,7 @@ from aiortc.rtp import (
     unwrap_rtx,
 )
 
+from bridge.rate_window import RateWindow
 from bridge.vp8_assembler import Vp8FrameAssembler
 
 PINNED_AIORTC = "1.16.0"
@@ -108,7 +109,9 @@ class VideoIngest:
     same send time, so they form one of the estimator's 5 ms groups either
     way, and its deltas are taken between groups. Its estimates go to the site
     once a second, or at once when they fall by 3 % (libwebrtc's REMB rule),
-    not about five times a second as aiortc sends them. Frames are re-assembled by
+    not about five times a second as aiortc sends them; its incoming-bitrate
+    counter is `rate_window.RateWindow`, the same figures at a cost per frame
+    instead of per millisecond. Frames are re-assembled by
     `Vp8FrameAssembler`; when it gives up a loss, the source is asked for a
     keyframe (PLI), as aiortc's jitter buffer does when it overflows."""
 
@@ -120,6 +123,10 @@ class VideoIngest:
         self._state: dict[str, Any] = receiver.__dict__
         self._assemblers: dict[int, Vp8FrameAssembler] = {}
         self._remb_bytes = 0
+        estimator = self._state["_RTCRtpReceiver__remote_bitrate_estimator"]
+        if estimator is not None:
+            # The same figures as aiortc's 1 ms-bucket counter, without its loop per ms.
+            estimator.incoming_bitrate = RateWindow(1000, 8000)
         self._remb_sent_ms = -REMB_INTERVAL_MS
         self._remb_sent_bitrate = 0
 
