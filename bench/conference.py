@@ -1194,7 +1194,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     # A prefix of the roster order: the cache of a 31-site run serves the smaller ones.
     needed = order[:max(counts)]
     media_dir = await asyncio.to_thread(conference_media.prepare, needed, talkers,
-                                        Path(args.media_dir) if args.media_dir else None)
+                                        Path(args.media_dir) if args.media_dir else None,
+                                        2, args.site_audio_frame_ms)
     clips = {code: conference_media.describe(media_dir, code) for code in needed}
     work_root = Path(args.out_dir) if args.out_dir else Path(
         tempfile.mkdtemp(prefix="vcbridge-bench-conf-"))
@@ -1207,6 +1208,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             variants = [True] if args.no_baseline else [False, True]
         bridge_env = ({"VCBRIDGE_SIGNALING_JOINS_PER_MINUTE": str(args.hostile_joins_per_minute)}
                       if args.hostile_joins_per_minute else {})
+        # The bridge asks for the sites' frame in its answers, as it would of an agent.
+        bridge_env["VCBRIDGE_BRIDGE_SITE_AUDIO_FRAME_MS"] = str(args.site_audio_frame_ms)
         for n in counts:
             for repeat in range(args.repeat):
                 for hostile in variants:
@@ -1248,7 +1251,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                                  "fps": conference_media.FPS,
                                  "kbps_median": statistics.median(
                                      c["video_kbps"] for c in clips.values())},
-                       "audio_frame_ms": conference_media.AUDIO_FRAME_MS,
+                       "audio_frame_ms": args.site_audio_frame_ms,
                        "bridge_audio_frame_ms": args.bridge_audio_frame_ms, "talkers": talkers},
         "runs": runs,
     }
@@ -1285,6 +1288,9 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     parser.add_argument("--bridge-audio-frame-ms", type=int, choices=[20, 40, 60], default=20,
                         help="the Opus frame of the bridge's mixes (setting bridge_audio_frame_ms)")
+    parser.add_argument("--site-audio-frame-ms", type=int, choices=[20, 60], default=20,
+                        help="the Opus frame the sites send (60: as the agent sends when the "
+                             "bridge's answer asks for it, setting bridge_site_audio_frame_ms)")
     parser.add_argument("--bridge-asyncio", action="store_true",
                         help="run the bridge on Python's asyncio loop (default: uvloop)")
     parser.add_argument("--load-uvloop", action="store_true",

@@ -177,7 +177,7 @@ class LoopedVideo(MediaStreamTrack):
 
 
 class LoopedAudio(MediaStreamTrack):
-    """A site's microphone: the pre-encoded Opus clip, looped, 20 ms packets."""
+    """A site's microphone: the pre-encoded Opus clip, looped (20 or 60 ms packets)."""
 
     kind = "audio"
 
@@ -186,7 +186,8 @@ class LoopedAudio(MediaStreamTrack):
         self._packets = media.audio
         self._levels = media.levels
         self._pos = offset % len(self._packets)
-        self._pace = _Paced(AUDIO_FRAME_MS / 1000)
+        self._pace = _Paced(media.audio_frame_ms / 1000)
+        self._ticks = SAMPLE_RATE * media.audio_frame_ms // 1000
         self.level = 127  # RFC 6464 level of the packet returned last
         self.sent = 0
         self.time_base = Fraction(1, SAMPLE_RATE)
@@ -199,7 +200,7 @@ class LoopedAudio(MediaStreamTrack):
     async def next_packet(self) -> tuple[bytes, int, int]:
         """Wait for the next packet's time: (Opus packet, RFC 6464 level, RTP timestamp)."""
         await self._pace.wait()
-        data, timestamp = self._packets[self._pos], self._pace.n * AUDIO_TICKS
+        data, timestamp = self._packets[self._pos], self._pace.n * self._ticks
         self.level = self._levels[self._pos]
         self._pos = (self._pos + 1) % len(self._packets)
         self._pace.n += 1

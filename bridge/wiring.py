@@ -35,6 +35,7 @@ def ice_settings(settings: Settings) -> IceSettings:
     return IceSettings(
         configuration=rtc_configuration(settings.ice_servers),
         remote_networks=allowed_networks(settings.ice_host_addresses),
+        site_audio_frame_ms=settings.bridge_site_audio_frame_ms,
     )
 
 

@@ -25,6 +25,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from bridge.agent.audio_frames import answered_ptime, send_opus_frames_of
 from bridge.ice_policy import Network, filter_candidates
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class SiteClient:
     # "redirect", the owner joins again at its `url`).
     redirect: dict[str, Any] | None = None
     redirects: int = 0
+    audio_frame_ms: int = 20  # the Opus frame sent, as the bridge's answer asked
     _session: aiohttp.ClientSession | None = None
     _ws: aiohttp.ClientWebSocketResponse | None = None
     _pcs: list[RTCPeerConnection] = field(default_factory=list)
@@ -179,6 +181,10 @@ class SiteClient:
         if answer.get("type") == "error":
             raise JoinError(f"the bridge refused the {kind} offer: {answer['error']}")
         sdp = filter_candidates(answer["sdp"], self.remote_networks)
+        if kind == "audio" and self.audio is not None:
+            # The bridge's answer may ask for longer Opus packets (a=ptime, a=maxptime).
+            self.audio_frame_ms = answered_ptime(sdp)
+            send_opus_frames_of(pc.getTransceivers()[0].sender, self.audio_frame_ms)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
 
     async def _read(self) -> None:

@@ -155,6 +155,10 @@ class Settings(BaseSettings):
     # sends a third of the packets of 20 ms for 40 ms more delay (docs/performance.md);
     # sites may send any frame size.
     bridge_audio_frame_ms: int = 20
+    # Bridge: the Opus frame its audio answers ask the sites to send (a=ptime/maxptime):
+    # 60 ms packets are a third of the 20 ms ones to receive, for 40 ms more delay; the
+    # agent follows it, browsers may. 20: nothing asked (docs/performance.md).
+    bridge_site_audio_frame_ms: int = 20
 
     # An agent token read from the database is trusted this long by this process (agents
     # call every few seconds); revoking through this process takes effect at once, through
@@ -227,6 +231,13 @@ class Settings(BaseSettings):
         if value and (len(value) < 16 or any(ch.isspace() for ch in value)):
             raise ValueError("must be at least 16 characters without spaces "
                              "(e.g. the output of `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("bridge_site_audio_frame_ms")
+    @classmethod
+    def _opus_site_frame(cls, value: int) -> int:
+        if value not in (20, 40, 60):
+            raise ValueError("the sites' Opus frame must be 20, 40 or 60 ms")
         return value
 
     @field_validator("bridge_audio_frame_ms")
