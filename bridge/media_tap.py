@@ -95,6 +95,25 @@ def tap_video(receiver: RTCRtpReceiver, on_frame: Callable[[bytes, int], None],
     return ingest
 
 
+def tap_video_any_codec(receiver: RTCRtpReceiver, on_frame: Callable[[bytes, int], None],
+                        on_ssrc: Callable[[int], None]) -> None:
+    """Like `tap_video`, for a stream that may not be VP8 (a SIP room's H.264): aiortc's
+    own receive path depacketises by codec and hands each frame to `on_frame`.
+
+    Costs aiortc's jitter buffer per packet, which `VideoIngest` saves the sites' VP8."""
+    receiver._RTCRtpReceiver__decoder_queue = EncodedFrameSink(on_frame)  # type: ignore[attr-defined]
+    original = receiver._handle_rtp_packet
+    seen: set[int] = set()
+
+    async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
+        if packet.ssrc not in seen:
+            seen.add(packet.ssrc)
+            on_ssrc(packet.ssrc)
+        await original(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+
+
 class VideoIngest:
     """A forwarded site's video packets, handled with the least work the bridge needs.
 
