@@ -39,9 +39,8 @@ RUN_TIMEOUT = 900
 # The PostgreSQL pass (the production store, and the stricter engine: 32-bit integers,
 # no NUL in text) runs the examples of schemathesis.toml; the SQLite pass, the same
 # deterministic generation on the same code, runs half as many per operation in the
-# fuzzing and stateful phases. The
-# examples and coverage phases (documented examples, every boundary and every
-# forbidden value) are whole on both.
+# fuzzing and stateful phases. The examples and coverage phases (documented examples,
+# every boundary and every forbidden value) are whole on both.
 SQLITE_MAX_EXAMPLES = 100
 
 
