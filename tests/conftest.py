@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy import text
 
 from tests.support import (
     ADMIN_PASSWORD,
     bearer,
     create_scratch_database,
     drop_scratch_database,
+    empty_postgres,
     login,
 )
 from vcbridge.app import create_app
@@ -76,15 +76,7 @@ async def database_url(tmp_path: Path, postgres_url: str, sqlite_template: Path)
         target = tmp_path / "test.sqlite3"
         shutil.copyfile(sqlite_template, target)
         return f"sqlite+aiosqlite:///{target}"
-    database = Database(postgres_url)
-    async with database.engine.begin() as conn:
-        tables = (await conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname='public' "
-            "AND tablename NOT IN ('alembic_version', 'booking_lock', 'event_sequence')"
-        ))).scalars().all()
-        await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        await conn.execute(text("UPDATE event_sequence SET last = 0"))
-    await database.dispose()
+    await empty_postgres(postgres_url)
     return postgres_url
 
 
@@ -161,6 +153,12 @@ ENGINE_INDEPENDENT = {
     "test_agent_failover", "test_browser_nodes",
     # Its service processes run on their own SQLite file and their own scratch PostgreSQL.
     "test_room_restart",
+}
+# These do the same on both passes: processes and databases of their own (SQLite files,
+# scratch PostgreSQL databases they make themselves), or no database at all.
+ENGINE_INDEPENDENT |= {
+    "test_cli", "test_lifecycle_e2e", "test_booking_race", "test_roster", "test_health_model",
+    "test_conference_access", "test_video_stall",
 }
 
 
