@@ -350,14 +350,20 @@ def slope_per_minute(points: Sequence[tuple[float, int]]) -> float | None:
 
 
 class Bridge:
-    """`vcbridge serve` in its own process, and an admin HTTP client for it."""
+    """`vcbridge serve` in its own process, and an admin HTTP client for it.
+
+    `command` is the CLI's subcommand and its own flags (`bench/failover.py` starts
+    `bridge-node` processes and an API-only `serve` this way); `name` names its log
+    and data directory."""
 
     def __init__(self, work: Path, uvloop: bool, audio_frame_ms: int,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None,
+                 command: Sequence[str] = ("serve",), name: str = "bridge") -> None:
+        self.name = name
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.data_dir = work / "data"
-        self.log_path = work / "bridge.log"
+        self.data_dir = work / ("data" if name == "bridge" else f"data-{name}")
+        self.log_path = work / f"{name}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("VCBRIDGE_")}
         env.update(
             VCBRIDGE_ICE_HOST_ADDRESSES="127.0.0.1", VCBRIDGE_ICE_SERVERS="",
@@ -367,11 +373,11 @@ class Bridge:
             VCBRIDGE_BRIDGE_AUDIO_FRAME_MS=str(audio_frame_ms),
         )
         env.update(extra_env or {})
-        command = [sys.executable, "-m", "vcbridge.cli", "serve", "--port", str(self.port),
-                   "--data-dir", str(self.data_dir)]
+        argv = [sys.executable, "-m", "vcbridge.cli", *command, "--port", str(self.port),
+                "--data-dir", str(self.data_dir)]
         with self.log_path.open("w") as out:
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True, preexec_fn=_bridge_child)
         self.session: aiohttp.ClientSession | None = None
         self.token = ""
@@ -387,12 +393,12 @@ class Bridge:
                                         timeout=aiohttp.ClientTimeout(total=20)) as response:
             return response.status, await response.json()
 
-    async def start(self, timeout: float = 60.0) -> None:
+    async def start(self, timeout: float = 60.0, login: bool = True) -> None:
         self.session = aiohttp.ClientSession()
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the bridge exited: {self.log_path.read_text()[-3000:]}")
+                raise RuntimeError(f"{self.name} exited: {self.log_path.read_text()[-3000:]}")
             with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
                 status, _ = await self.request("GET", "/healthz")
                 if status == 200:
@@ -400,6 +406,8 @@ class Bridge:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the bridge is not healthy after {timeout} s")
             await asyncio.sleep(0.2)
+        if not login:
+            return
         status, body = await self.request("POST", "/api/v1/auth/login",
                                           {"username": "admin", "password": ADMIN_PASSWORD})
         if status != 200:
@@ -1186,7 +1194,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     # A prefix of the roster order: the cache of a 31-site run serves the smaller ones.
     needed = order[:max(counts)]
     media_dir = await asyncio.to_thread(conference_media.prepare, needed, talkers,
-                                        Path(args.media_dir) if args.media_dir else None)
+                                        Path(args.media_dir) if args.media_dir else None,
+                                        2, args.site_audio_frame_ms)
     clips = {code: conference_media.describe(media_dir, code) for code in needed}
     work_root = Path(args.out_dir) if args.out_dir else Path(
         tempfile.mkdtemp(prefix="vcbridge-bench-conf-"))
@@ -1199,6 +1208,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             variants = [True] if args.no_baseline else [False, True]
         bridge_env = ({"VCBRIDGE_SIGNALING_JOINS_PER_MINUTE": str(args.hostile_joins_per_minute)}
                       if args.hostile_joins_per_minute else {})
+        # The bridge asks for the sites' frame in its answers, as it would of an agent.
+        bridge_env["VCBRIDGE_BRIDGE_SITE_AUDIO_FRAME_MS"] = str(args.site_audio_frame_ms)
         for n in counts:
             for repeat in range(args.repeat):
                 for hostile in variants:
@@ -1240,7 +1251,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                                  "fps": conference_media.FPS,
                                  "kbps_median": statistics.median(
                                      c["video_kbps"] for c in clips.values())},
-                       "audio_frame_ms": conference_media.AUDIO_FRAME_MS,
+                       "audio_frame_ms": args.site_audio_frame_ms,
                        "bridge_audio_frame_ms": args.bridge_audio_frame_ms, "talkers": talkers},
         "runs": runs,
     }
@@ -1277,6 +1288,9 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     parser.add_argument("--bridge-audio-frame-ms", type=int, choices=[20, 40, 60], default=20,
                         help="the Opus frame of the bridge's mixes (setting bridge_audio_frame_ms)")
+    parser.add_argument("--site-audio-frame-ms", type=int, choices=[20, 60], default=20,
+                        help="the Opus frame the sites send (60: as the agent sends when the "
+                             "bridge's answer asks for it, setting bridge_site_audio_frame_ms)")
     parser.add_argument("--bridge-asyncio", action="store_true",
                         help="run the bridge on Python's asyncio loop (default: uvloop)")
     parser.add_argument("--load-uvloop", action="store_true",

@@ -69,15 +69,16 @@ class SiteMedia:
     keyframes: list[int]  # indices into `video`
     audio: list[bytes]
     levels: list[int]  # RFC 6464 level of each audio packet: 0 (loud) .. 127 (silent)
+    audio_frame_ms: int = AUDIO_FRAME_MS  # duration of each audio packet
 
 
 def default_cache_dir() -> Path:
     return Path(tempfile.gettempdir()) / "vcbridge-bench-media"
 
 
-def _params_key() -> str:
+def _params_key(audio_frame_ms: int) -> str:
     params = [FORMAT_VERSION, WIDTH, HEIGHT, FPS, ENCODER_BITRATE, NOISE, VIDEO_SECONDS,
-              KEYFRAME_INTERVAL, AUDIO_SECONDS, AUDIO_FRAME_MS, OPUS_BITRATE, av.__version__]
+              KEYFRAME_INTERVAL, AUDIO_SECONDS, audio_frame_ms, OPUS_BITRATE, av.__version__]
     return hashlib.sha1(json.dumps(params).encode(), usedforsecurity=False).hexdigest()[:12]
 
 
@@ -164,16 +165,16 @@ def _level(pcm: np.ndarray) -> int:
     return int(min(127, max(0, round(-20 * math.log10(rms)))))
 
 
-def _encode_audio(index: int, loud: bool) -> tuple[list[bytes], list[int]]:
+def _encode_audio(index: int, loud: bool, frame_ms: int) -> tuple[list[bytes], list[int]]:
     pcm = _speech_like(index, loud)
-    frame_samples = SAMPLE_RATE * AUDIO_FRAME_MS // 1000
+    frame_samples = SAMPLE_RATE * frame_ms // 1000
     ctx = av.CodecContext.create("libopus", "w")
     ctx.sample_rate = SAMPLE_RATE
     ctx.layout = "mono"
     ctx.format = "s16"
     ctx.bit_rate = OPUS_BITRATE
     ctx.time_base = Fraction(1, SAMPLE_RATE)
-    ctx.options = {"frame_duration": str(AUDIO_FRAME_MS), "application": "voip"}
+    ctx.options = {"frame_duration": str(frame_ms), "application": "voip"}
     ctx.open()
     packets: list[bytes] = []
     levels: list[int] = []
@@ -194,14 +195,15 @@ def _encode_audio(index: int, loud: bool) -> tuple[list[bytes], list[int]]:
 # -- cache ------------------------------------------------------------------------
 
 
-def _encode_site(directory: str, index: int, code: str, loud: bool) -> dict[str, list[str]]:
+def _encode_site(directory: str, index: int, code: str, loud: bool, audio_frame_ms: int
+                 ) -> dict[str, list[str]]:
     frames, keyframes = _encode_video(index)
-    packets, levels = _encode_audio(index, loud)
+    packets, levels = _encode_audio(index, loud, audio_frame_ms)
     blob = b"".join(frames) + b"".join(packets)
     meta = {
         "code": code, "loud": loud, "keyframes": keyframes,
         "video": [len(f) for f in frames], "audio": [len(p) for p in packets],
-        "levels": levels,
+        "levels": levels, "audio_frame_ms": audio_frame_ms,
     }
     final = Path(directory) / f"{code}.bin"
     tmp = final.with_suffix(".bin.tmp")
@@ -212,13 +214,14 @@ def _encode_site(directory: str, index: int, code: str, loud: bool) -> dict[str,
 
 
 def prepare(codes: list[str], talkers: list[str], cache_dir: Path | None = None,
-            workers: int = 2) -> Path:
+            workers: int = 2, audio_frame_ms: int = AUDIO_FRAME_MS) -> Path:
     """Encode (or find cached) media for `codes`; returns the directory holding it.
 
     Each site's content depends only on its position in `codes` and on
     whether it is a talker, so the cache of the 31-site roster also serves
-    smaller runs that use its first sites."""
-    root = (cache_dir or default_cache_dir()) / _params_key()
+    smaller runs that use its first sites. `audio_frame_ms` is the duration of
+    each site's Opus packets (20, or 60 as the agent sends when the bridge asks)."""
+    root = (cache_dir or default_cache_dir()) / _params_key(audio_frame_ms)
     root.mkdir(parents=True, exist_ok=True)
     index_file = root / "index.json"
     index: dict[str, Any] = json.loads(index_file.read_text()) if index_file.exists() else {}
@@ -229,12 +232,13 @@ def prepare(codes: list[str], talkers: list[str], cache_dir: Path | None = None,
                or not (root / f"{code}.bin").exists()]
     if missing:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(_encode_site, str(root), wanted[c][0], c, wanted[c][1])
+            futures = [pool.submit(_encode_site, str(root), wanted[c][0], c, wanted[c][1],
+                                   audio_frame_ms)
                        for c in missing]
             for code, future in zip(missing, futures, strict=True):
                 keys = future.result(timeout=600)[code]
                 sites[code] = {"index": wanted[code][0], "loud": wanted[code][1], "keys": keys}
-        index = {"version": FORMAT_VERSION, "fps": FPS, "frame_ms": AUDIO_FRAME_MS,
+        index = {"version": FORMAT_VERSION, "fps": FPS, "frame_ms": audio_frame_ms,
                  "sites": sites}
         tmp = index_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(index))
@@ -255,7 +259,8 @@ def load_site(root: Path, code: str) -> SiteMedia:
     for size in meta["audio"]:
         audio.append(blob[position:position + size])
         position += size
-    return SiteMedia(code, video, list(meta["keyframes"]), audio, list(meta["levels"]))
+    return SiteMedia(code, video, list(meta["keyframes"]), audio, list(meta["levels"]),
+                     int(meta.get("audio_frame_ms", AUDIO_FRAME_MS)))
 
 
 def frame_sources(root: Path, codes: list[str] | None = None) -> dict[str, str]:
@@ -287,6 +292,7 @@ def describe(root: Path, code: str) -> dict[str, float]:
     """Bitrates of one site's clips (for the report)."""
     media = load_site(root, code)
     video_kbps = sum(map(len, media.video)) * 8 * FPS / len(media.video) / 1000
-    audio_kbps = sum(map(len, media.audio)) * 8 * (1000 / AUDIO_FRAME_MS) / len(media.audio) / 1000
+    audio_kbps = (sum(map(len, media.audio)) * 8 * (1000 / media.audio_frame_ms)
+                  / len(media.audio) / 1000)
     return {"video_kbps": round(video_kbps, 1), "audio_kbps": round(audio_kbps, 1),
             "median_level": float(np.median(media.levels))}

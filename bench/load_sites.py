@@ -32,6 +32,14 @@ Receiving, never decoding (config `receive_path`):
   (without aiortc's REMB estimator on video); each frame is identified by
   the hash of all its bytes (the bridge forwards VP8 frames unchanged).
 
+Bridge nodes (config `follow_placement`, `bench/failover.py`): a site joins
+the node its conference is placed on (`bridge.url` of its invitation,
+`conference.room_placed`), follows a node's `redirect`, and when the
+signaling drops (its node was killed) rejoins at once where the controller
+says the room is now, as the endpoint agent does. After the harness's
+`{"cmd": "killed", "at": T}` each site notes its first complete video frame
+and first audio packet after T and its last audio packet before it.
+
 Protocol with the harness: JSON lines. On stdout: `{"event": "ready"}` once
 every site's event stream is open, `{"event": "media", ...}` when a site gets
 its first video frame, `{"event": "granted", ...}` after each floor grant,
@@ -76,7 +84,7 @@ from bench.conference_media import (
 )
 from bench.conference_media import frame_sources as load_frame_sources
 from bench.conference_media import load_site as load_site_media
-from bridge.agent.site_client import Received, SiteClient
+from bridge.agent.site_client import Received, Redirected, SiteClient
 from bridge.ice_policy import restrict_host_addresses
 from bridge.media_tap import on_keyframe_request, tap_audio, tap_video
 
@@ -169,7 +177,7 @@ class LoopedVideo(MediaStreamTrack):
 
 
 class LoopedAudio(MediaStreamTrack):
-    """A site's microphone: the pre-encoded Opus clip, looped, 20 ms packets."""
+    """A site's microphone: the pre-encoded Opus clip, looped (20 or 60 ms packets)."""
 
     kind = "audio"
 
@@ -178,7 +186,8 @@ class LoopedAudio(MediaStreamTrack):
         self._packets = media.audio
         self._levels = media.levels
         self._pos = offset % len(self._packets)
-        self._pace = _Paced(AUDIO_FRAME_MS / 1000)
+        self._pace = _Paced(media.audio_frame_ms / 1000)
+        self._ticks = SAMPLE_RATE * media.audio_frame_ms // 1000
         self.level = 127  # RFC 6464 level of the packet returned last
         self.sent = 0
         self.time_base = Fraction(1, SAMPLE_RATE)
@@ -191,7 +200,7 @@ class LoopedAudio(MediaStreamTrack):
     async def next_packet(self) -> tuple[bytes, int, int]:
         """Wait for the next packet's time: (Opus packet, RFC 6464 level, RTP timestamp)."""
         await self._pace.wait()
-        data, timestamp = self._packets[self._pos], self._pace.n * AUDIO_TICKS
+        data, timestamp = self._packets[self._pos], self._pace.n * self._ticks
         self.level = self._levels[self._pos]
         self._pos = (self._pos + 1) % len(self._packets)
         self._pace.n += 1
@@ -482,6 +491,7 @@ class LeanReceiver:
         ts = int.from_bytes(data[4:8], "big")
         if self.audio:
             self.site.mix.add(seq, ts, now)
+            self.site.audio_at(now)
             return
         stream = self.streams.get(int.from_bytes(data[8:12], "big"))
         if stream is None:
@@ -505,6 +515,7 @@ class LeanReceiver:
             if stream.ok:
                 if stream.slot.record(stream.source, now):
                     self.site.first_frame(now)
+                self.site.video_frame_at(now)
             else:
                 stream.slot.incomplete += 1
 
@@ -577,11 +588,31 @@ class LoadSite:
         self.prefix_sources: dict[str, str] = config.get("_prefix_sources", {})
         self.pc_slots: dict[int, list[str]] = {}
         self.lean_receivers: list[LeanReceiver] = []
+        # Bridge nodes: where the room is (base URL, generation), the rejoins after drops.
+        self.follow_placement = bool(config.get("follow_placement"))
+        self.placement: tuple[str, int] | None = None
+        self.placement_changed = asyncio.Event()  # wakes a waiting rejoin
+        self.redirects = 0
+        self.rejoins: list[dict[str, Any]] = []
+        self.past_errors: list[dict[str, Any]] = []  # of the clients before a rejoin
+        self.stopping = False
+        self._watch_task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        # After the harness's "killed" command: the media gap at this site.
+        self.killed_at: float | None = None
+        self.last_audio: float | None = None
+        self.audio_before_kill: float | None = None
+        self.audio_again: float | None = None
+        self.video_again: float | None = None
+        self.state: dict[str, Any] = {}
+        self.state_at_kill: dict[str, Any] | None = None
+        self.first_state_after_kill: dict[str, Any] | None = None
 
     # -- the agent's event stream ---------------------------------------------------
 
     async def follow_events(self, session: aiohttp.ClientSession) -> None:
         """Open the event stream; join on the first invitation to our conference."""
+        self._session = session
         url = f"{self.config['base_url']}/api/v1/events"
         async with session.ws_connect(url, headers={"Authorization": f"Bearer {self.token}"},
                                       heartbeat=20) as ws:
@@ -589,30 +620,131 @@ class LoadSite:
                 if message.type is not aiohttp.WSMsgType.TEXT:
                     break
                 body = message.json()
+                mine = body.get("conference") == self.config["conference_id"]
                 if body.get("type") == "stream.ready":
                     self.events_ready.set()
+                elif mine and body.get("type") == "conference.room_placed":
+                    self.placed(body.get("data"))
                 elif (body.get("type") == "endpoint.invited" and self.invited is None
-                      and body.get("conference") == self.config["conference_id"]
-                      and body.get("endpoint") == self.code):
+                      and mine and body.get("endpoint") == self.code):
+                    self.placed((body.get("data") or {}).get("bridge"))
                     self.invited = time.time()
                     self._join_task = asyncio.get_running_loop().create_task(self.join())
 
+    def placed(self, bridge: Any, *, authoritative: bool = False) -> None:
+        """Where the room is (`bridge`: {node, url, generation}), if newer than known."""
+        if not self.follow_placement or not isinstance(bridge, dict):
+            return
+        url, generation = bridge.get("url"), bridge.get("generation")
+        if not isinstance(url, str):
+            return
+        generation = generation if isinstance(generation, int) else 0
+        if authoritative or self.placement is None or generation >= self.placement[1]:
+            if self.placement is None or self.placement[0] != url.rstrip("/"):
+                self.placement_changed.set()
+            self.placement = (url.rstrip("/"), generation)
+
+    @property
+    def media_url(self) -> str:
+        """The base URL of the node holding the room (the controller when not placed)."""
+        return self.placement[0] if self.placement else str(self.config["base_url"])
+
+    async def where_now(self) -> None:
+        """Ask the controller where the room is now (after a drop)."""
+        assert self._session is not None
+        url = f"{self.config['base_url']}/api/v1/conferences/{self.config['conference_id']}"
+        with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError, ValueError):
+            async with self._session.get(url, headers={"Authorization": f"Bearer {self.token}"},
+                                         timeout=aiohttp.ClientTimeout(total=5)) as response:
+                if response.status == 200:
+                    self.placed((await response.json()).get("bridge"), authoritative=True)
+
     async def join(self) -> None:
         self.join_started = time.time()
-        client = LoadClient(
-            self.config["base_url"], self.config["conference_id"], self.token,
-            RTCConfiguration(iceServers=[]), audio=self.audio, video=self.video,
-            on_state=self._on_state, on_received=self._on_received)
-        client.site = self
-        self.client = client
-        try:
-            await client.join(timeout=self.config.get("join_timeout", 30.0))
+        if await self._join_once():
             self.joined = time.time()
-        except Exception as exc:  # reported, not fatal: the other sites carry on
-            self.error = f"join failed: {exc!r}"
-            log.warning("%s: %s", self.code, self.error)
+            if self.follow_placement:
+                self._watch_task = asyncio.get_running_loop().create_task(self._stay())
+
+    async def _join_once(self, attempts: int = 4) -> bool:
+        """Join the room where it is, following up to `attempts - 1` redirects."""
+        for _ in range(attempts):
+            client = LoadClient(
+                self.media_url, self.config["conference_id"], self.token,
+                RTCConfiguration(iceServers=[]), audio=self.audio, video=self.video,
+                on_state=self._on_state, on_received=self._on_received)
+            client.site = self
+            self.client = client
+            try:
+                await client.join(timeout=self.config.get("join_timeout", 30.0))
+                return True
+            except Redirected as redirected:
+                self.redirects += 1
+                self.placed(redirected.redirect, authoritative=True)
+            except Exception as exc:  # reported, not fatal: the other sites carry on
+                self.error = f"join failed: {exc!r}"
+                log.warning("%s: %s", self.code, self.error)
+                return False
+        self.error = "join failed: redirected too many times"
+        return False
+
+    async def _stay(self) -> None:
+        """Rejoin whenever the signaling drops (the node died or was fenced)."""
+        deadline = time.monotonic() + self.config["max_seconds"]
+        while not self.stopping and time.monotonic() < deadline:
+            client = self.client
+            assert client is not None
+            await client.ended.wait()
+            if self.stopping:
+                return
+            lost = time.time()
+            if client.closed_reason == "redirect" and client.redirect:
+                self.placed(client.redirect, authoritative=True)
+            for sender in self.lean_senders:
+                sender.stop()
+            self.lean_senders.clear()
+            self.past_errors += client.errors
+            with contextlib.suppress(Exception):
+                await client.close(leave=False)
+            self.mix.last_seq = None  # the new node numbers its packets anew
+            attempt = 0
+            while not self.stopping and time.monotonic() < deadline:
+                attempt += 1
+                if client.closed_reason != "redirect" or attempt > 1:
+                    await self.where_now()
+                self.error = None
+                if await self._join_once():
+                    self.rejoins.append({"lost": lost, "joined": time.time(),
+                                         "attempts": attempt, "url": self.media_url})
+                    emit({"event": "rejoined", "site": self.code, "at": time.time(),
+                          "url": self.media_url})
+                    break
+                # Again shortly, or at once when conference.room_placed says where.
+                self.placement_changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.placement_changed.wait(),
+                                           min(0.1 * attempt, 1.0))
+
+    def mark_killed(self, at: float) -> None:
+        """The harness killed a node at `at`: note the media gap from there."""
+        self.killed_at = at
+        self.audio_before_kill = self.last_audio
+        self.state_at_kill = dict(self.state)
+
+    def audio_at(self, now: float) -> None:
+        self.last_audio = now
+        if self.killed_at is not None and self.audio_again is None and now > self.killed_at:
+            self.audio_again = now
+
+    def video_frame_at(self, now: float) -> None:
+        if self.killed_at is not None and self.video_again is None and now > self.killed_at:
+            self.video_again = now
 
     def _on_state(self, state: dict[str, Any]) -> None:
+        self.state = state
+        if (self.killed_at is not None and self.first_state_after_kill is None
+                and time.time() > self.killed_at and self.rejoins):
+            self.first_state_after_kill = dict(state)
         holder = state.get("holder")
         if holder != self._holder:
             self._holder = holder
@@ -666,7 +798,7 @@ class LoadSite:
             "first_video": self.first_video, "first_audio": self.mix.first,
             "error": self.error,
             "closed_reason": self.client.closed_reason if self.client else None,
-            "signal_errors": self.client.errors if self.client else [],
+            "signal_errors": self.past_errors + (self.client.errors if self.client else []),
             "send_errors": sum(sender.errors for sender in self.lean_senders),
             "sent": {"video": self.video.sent, "video_late": self.video.late,
                      "keyframe_requests": self.video.keyframe_requests,
@@ -679,7 +811,20 @@ class LoadSite:
             "audio": {"packets": dict(self.mix.packets), "seq_lost": dict(self.mix.seq_lost),
                       "ts_missing": dict(self.mix.ts_missing), "reordered": self.mix.reordered},
             "holder_changes": self.holder_changes,
+            "redirects": self.redirects, "rejoins": self.rejoins,
+            "killed_at": self.killed_at, "audio_before_kill": self.audio_before_kill,
+            "audio_again": self.audio_again, "video_again": self.video_again,
+            "state_at_kill": _room_state(self.state_at_kill),
+            "first_state_after_kill": _room_state(self.first_state_after_kill),
+            "last_state": _room_state(self.state),
         }
+
+
+def _room_state(state: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What must survive a failover: the floor holder and queue, mutes, the lock."""
+    if not state:
+        return None
+    return {key: state.get(key) for key in ("holder", "queue", "muted", "locked", "recording")}
 
 
 # -- the process ------------------------------------------------------------------------
@@ -725,6 +870,18 @@ async def run(config: dict[str, Any]) -> dict[str, Any]:
                 continue
             if command.get("cmd") == "stop":
                 break
+            if command.get("cmd") == "killed":
+                for site in sites:
+                    site.mark_killed(float(command["at"]))
+                continue
+            if command.get("cmd") in ("mute", "lock"):
+                chair = by_code.get(config["chair"])
+                message = {k: v for k, v in command.items() if k != "cmd"}
+                message["type"] = command["cmd"]
+                if chair is not None and chair.client is not None:
+                    with contextlib.suppress(Exception):
+                        await chair.client.send(message)
+                continue
             if command.get("cmd") == "grant":
                 chair = by_code.get(config["chair"])
                 target = command["endpoint"]
@@ -739,6 +896,10 @@ async def run(config: dict[str, Any]) -> dict[str, Any]:
                 grants.append(record)
                 emit({"event": "granted", **record})
     finally:
+        for site in sites:
+            site.stopping = True
+            if site._watch_task is not None:
+                site._watch_task.cancel()
         for task in tasks:
             task.cancel()
         stopping = time.time()

@@ -7,9 +7,11 @@ streams, so it takes media off aiortc's normal receive path:
   bridge sees each decrypted `RtpPacket` (its RFC 6464 level and Opus
   payload) and aiortc does nothing more with it (no jitter buffer, no
   decoder);
-- video: the receiver's decoder queue is replaced by a sink that hands each
-  re-assembled encoded frame (`JitterFrame`) to the bridge on the event-loop
-  thread, and the decoder thread exits at once;
+- video: `RTCRtpReceiver._handle_rtp_packet` is replaced per receiver by
+  `VideoIngest.handle`, which keeps aiortc's statistics (receiver reports),
+  NACKs and REMB and re-assembles frames itself (`bridge/vp8_assembler.py`)
+  for the bridge, on the event-loop thread; the receiver's decoder queue is a
+  sink, so its decoder thread exits at once;
 - a payload type aiortc does not know (telephone-event) routed to a receiver anyway;
 - keyframe requests: `RTCRtpSender._send_keyframe` is replaced per sender so
   a site's PLI reaches the source of what it is watching;
@@ -35,10 +37,23 @@ from typing import Any
 
 import aiortc.rtcrtpreceiver as rtcrtpreceiver
 from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterBuffer
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RtcpPsfbPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unwrap_rtx,
+)
+
+from bridge.rate_window import RateWindow
+from bridge.vp8_assembler import Vp8FrameAssembler
 
 PINNED_AIORTC = "1.16.0"
+REMB_INTERVAL_MS = 1000  # a steady estimate goes to the site once a second
+REMB_DECREASE = 0.97  # an estimate 3 % below the last one sent goes at once
+
 
 _original_decoder_worker = rtcrtpreceiver.decoder_worker
 
@@ -67,11 +82,25 @@ rtcrtpreceiver.decoder_worker = _decoder_worker
 
 
 def tap_video(receiver: RTCRtpReceiver, on_frame: Callable[[bytes, int], None],
-              on_ssrc: Callable[[int], None]) -> None:
+              on_ssrc: Callable[[int], None]) -> VideoIngest:
     """Send `receiver`'s encoded frames (VP8 data, 90 kHz timestamp) to `on_frame`.
 
     Must be called before the receiver starts (right after the remote
-    description is applied). `on_ssrc` learns the source SSRC, for PLIs."""
+    description is applied). `on_ssrc` learns the source SSRC, for PLIs.
+    Packets go through `VideoIngest`, not aiortc's receive path."""
+    # The decoder thread, started with this queue, exits at once (`_decoder_worker`).
+    receiver._RTCRtpReceiver__decoder_queue = EncodedFrameSink(on_frame)  # type: ignore[attr-defined]
+    ingest = VideoIngest(receiver, on_frame, on_ssrc)
+    receiver._handle_rtp_packet = ingest.handle  # type: ignore[method-assign]
+    return ingest
+
+
+def tap_video_any_codec(receiver: RTCRtpReceiver, on_frame: Callable[[bytes, int], None],
+                        on_ssrc: Callable[[int], None]) -> None:
+    """Like `tap_video`, for a stream that may not be VP8 (a SIP room's H.264): aiortc's
+    own receive path depacketises by codec and hands each frame to `on_frame`.
+
+    Costs aiortc's jitter buffer per packet, which `VideoIngest` saves the sites' VP8."""
     receiver._RTCRtpReceiver__decoder_queue = EncodedFrameSink(on_frame)  # type: ignore[attr-defined]
     original = receiver._handle_rtp_packet
     seen: set[int] = set()
@@ -83,6 +112,114 @@ def tap_video(receiver: RTCRtpReceiver, on_frame: Callable[[bytes, int], None],
         await original(packet, arrival_time_ms)
 
     receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+
+
+class VideoIngest:
+    """A forwarded site's video packets, handled with the least work the bridge needs.
+
+    Replaces `RTCRtpReceiver._handle_rtp_packet` for a source the bridge only
+    forwards. Kept from aiortc's path, with aiortc's own objects, so the site sees
+    the same RTCP as before: the per-stream statistics its receiver reports
+    come from, NACKs for missing packets (and retransmissions unwrapped from
+    RTX), and REMB from aiortc's bandwidth estimator. Left out: the payload
+    parse into objects, the 512-packet jitter buffer and the active-SSRC clock
+    reading (only `getSynchronizationSources` reads it). The estimator is fed
+    once per frame (at its marker packet, with the frame's bytes) instead of
+    once per packet: a frame's packets leave the site in one burst with the
+    same send time, so they form one of the estimator's 5 ms groups either
+    way, and its deltas are taken between groups. Its estimates go to the site
+    once a second, or at once when they fall by 3 % (libwebrtc's REMB rule),
+    not about five times a second as aiortc sends them; its incoming-bitrate
+    counter is `rate_window.RateWindow`, the same figures at a cost per frame
+    instead of per millisecond. Frames are re-assembled by
+    `Vp8FrameAssembler`; when it gives up a loss, the source is asked for a
+    keyframe (PLI), as aiortc's jitter buffer does when it overflows."""
+
+    def __init__(self, receiver: RTCRtpReceiver, on_frame: Callable[[bytes, int], None],
+                 on_ssrc: Callable[[int], None]) -> None:
+        self._receiver = receiver
+        self._on_frame = on_frame
+        self._on_ssrc = on_ssrc
+        self._state: dict[str, Any] = receiver.__dict__
+        self._assemblers: dict[int, Vp8FrameAssembler] = {}
+        self._remb_bytes = 0
+        estimator = self._state["_RTCRtpReceiver__remote_bitrate_estimator"]
+        if estimator is not None:
+            # The same figures as aiortc's 1 ms-bucket counter, without its loop per ms.
+            estimator.incoming_bitrate = RateWindow(1000, 8000)
+        self._remb_sent_ms = -REMB_INTERVAL_MS
+        self._remb_sent_bitrate = 0
+
+    @property
+    def assemblers(self) -> dict[int, Vp8FrameAssembler]:
+        """Each source SSRC's frame assembler (for its counters)."""
+        return self._assemblers
+
+    async def handle(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        """What `RTCRtpReceiver._handle_rtp_packet` does, less (see the class)."""
+        receiver, state = self._receiver, self._state
+        if not receiver._enabled:
+            return
+        codec = state["_RTCRtpReceiver__codecs"].get(packet.payload_type)
+        if codec is None:
+            return
+        streams = state["_RTCRtpReceiver__remote_streams"]
+        stream = streams.get(packet.ssrc)
+        if stream is None:
+            stream = streams[packet.ssrc] = rtcrtpreceiver.StreamStatistics(codec.clockRate)
+        stream.add(packet)
+        if is_rtx(codec):
+            original_ssrc = state["_RTCRtpReceiver__rtx_ssrc"].get(packet.ssrc)
+            apt = codec.parameters.get("apt")
+            if (original_ssrc is None or len(packet.payload) < 2
+                    or apt not in state["_RTCRtpReceiver__codecs"]):
+                return
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
+        elif packet.extensions.abs_send_time is not None:
+            self._remb_bytes += len(packet.payload) + packet.padding_size
+            if packet.marker:
+                await self._feed_estimator(packet, arrival_time_ms)
+        assembler = self._assemblers.get(packet.ssrc)
+        if assembler is None:
+            assembler = self._assemblers[packet.ssrc] = Vp8FrameAssembler()
+            self._on_ssrc(packet.ssrc)
+        nacks = state["_RTCRtpReceiver__nack_generator"]
+        if nacks is not None and nacks.add(packet):
+            await receiver._send_rtcp_nack(packet.ssrc, sorted(nacks.missing))
+        if not packet.payload:
+            return
+        try:
+            frames, lost = assembler.add(packet.sequence_number, packet.timestamp,
+                                         bool(packet.marker), packet.payload)
+        except (IndexError, ValueError):
+            return  # a malformed payload descriptor: dropped, as aiortc drops it
+        if frames:
+            mapper = state["_RTCRtpReceiver__timestamp_mapper"]
+            for data, timestamp in frames:
+                self._on_frame(data, mapper.map(timestamp))
+        if lost:
+            await receiver._send_rtcp_pli(packet.ssrc)
+
+    async def _feed_estimator(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        size, self._remb_bytes = self._remb_bytes, 0
+        estimator = self._state["_RTCRtpReceiver__remote_bitrate_estimator"]
+        if estimator is None:
+            return
+        remb = estimator.add(abs_send_time=packet.extensions.abs_send_time,
+                             arrival_time_ms=arrival_time_ms, payload_size=size,
+                             ssrc=packet.ssrc)
+        rtcp_ssrc = self._state["_RTCRtpReceiver__rtcp_ssrc"]
+        if rtcp_ssrc is None or remb is None:
+            return
+        # aiortc would send every estimate (about five a second); as libwebrtc, send one
+        # a second, and at once when the estimate falls (the site must slow down now).
+        bitrate = remb[0]
+        if (arrival_time_ms - self._remb_sent_ms < REMB_INTERVAL_MS
+                and bitrate >= self._remb_sent_bitrate * REMB_DECREASE):
+            return
+        self._remb_sent_ms, self._remb_sent_bitrate = arrival_time_ms, bitrate
+        await self._receiver._send_rtcp(RtcpPsfbPacket(
+            fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)))
 
 
 def tap_audio(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], None]) -> None:

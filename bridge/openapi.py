@@ -61,6 +61,8 @@ EVENT_TYPES = described(frozenset({
     EventType.FLOOR_ADMIT,
     EventType.FLOOR_REMOVE,
     EventType.FLOOR_RECORD,
+    EventType.CONFERENCE_ROOM_PLACED,
+    EventType.BRIDGE_NODE_DEAD,
 }))
 
 
@@ -94,6 +96,12 @@ def _paths() -> dict[str, Schema]:
              "429": error(
                  "This site (or moderator) connected to the room too often within a minute "
                  "(setting signaling_joins_per_minute; code rate_limited).",
+                 headers={"Retry-After": {"schema": {"type": "integer", "minimum": 1},
+                                          "description": "Seconds to wait."}}),
+             "503": error(
+                 "Bridge nodes (PostgreSQL): the conference is running but no bridge node "
+                 "can take its room now (every node full, draining or down; code "
+                 "no_bridge_node).",
                  headers={"Retry-After": {"schema": {"type": "integer", "minimum": 1},
                                           "description": "Seconds to wait."}})},
             parameters=[param("ConferenceId"), query(
@@ -147,10 +155,23 @@ def part() -> ApiPart:
             "on": {"type": "boolean", "description": "floor.record: started or stopped."},
             "recording": RECORDING_NAME | {"description": "floor.record: the file."},
             "cause": {"type": "string", "enum": ["ended", "cancelled", "shutdown", "failed",
-                                                  "interrupted", "resumed"],
+                                                  "interrupted", "resumed", "moved"],
                       "description": "floor.record: why the bridge stopped or started the "
                       "recording itself (absent when the chair did); after a restart or a "
                       "move of the room, interrupted (the cut file) then resumed (the new "
-                      "file)."},
+                      "file); moved: a node that lost the room stopped its file."},
+            "node": {"type": "string", "description": "conference.room_placed: the bridge "
+                     "node holding the room; bridge_node.dead: the node declared dead."},
+            "url": {"type": "string", "description": "conference.room_placed: the node's "
+                    "base URL for the signaling WebSocket."},
+            "generation": {"type": "integer", "minimum": 1,
+                           "description": "conference.room_placed: +1 at each move."},
+            "previous": {"type": "string", "description": "conference.room_placed: the node "
+                         "the room was on before (absent for a first placement)."},
+            "incarnation": {"type": "integer", "minimum": 1,
+                            "description": "bridge_node.dead: which start of the node."},
+            "rooms": {"type": "array", "items": {"type": "integer"},
+                      "description": "bridge_node.dead: the conferences whose rooms it "
+                      "held."},
         },
     )

@@ -15,9 +15,11 @@ with its first connection, so an opened room nobody joins costs nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bridge.message_rate import JoinBudgets
 from bridge.peer_session import IceSettings
@@ -49,6 +51,7 @@ class RoomRegistry:
         # SIP room systems are dialled through it (None: no SIP gateway configured).
         self.sip: SipDialer | None = None
         self._follower: Follower | None = None
+        self._invitations: Follower | None = None
 
     def room_for(self, conference_id: int, chair: str, sites: Sequence[str]) -> Room:
         """The conference's room for a connection: created on first use, started."""
@@ -106,17 +109,44 @@ class RoomRegistry:
             await room.close(reason)
             log.info("room %s closed (%s)", conference_id, reason)
 
-    def start(self, bus: EventBus) -> None:
-        """Close rooms when their conference ends or is cancelled (any process's leader)."""
+    async def move_away(self, conference_id: int, redirect: dict[str, Any]) -> None:
+        """The room now lives on another bridge node (this one was fenced off): send
+        every site and console the `redirect` first, then close the room here."""
+        room = self.rooms.pop(conference_id, None)
+        if room is None:
+            return
+        sends = [c.send for c in room.connections.values()] + [
+            c.send for c in room.controls.values()]
+        for send in sends:
+            with contextlib.suppress(Exception):
+                await send(redirect)
+        await room.close("moved")
+        log.info("room %s closed here: moved to node %s", conference_id, redirect.get("node"))
+
+    def start(self, bus: EventBus, *, follow_invitations: bool = False) -> None:
+        """Close rooms when their conference ends or is cancelled (any process's leader);
+        with `follow_invitations` and a SIP gateway, dial the SIP sites invited into a
+        room this process holds."""
         self._follower = bus.follow(ROOM_CLOSING, self._on_closing, name="rooms")
+        if self.sip is not None and follow_invitations:
+            # With bridge nodes the scheduler leader may run in another process, so its
+            # `invite` never reaches this registry: the invitation event does (the
+            # dialer ignores a call already being made or up).
+            self._invitations = bus.follow([EventType.ENDPOINT_INVITED], self._on_invited,
+                                           name="rooms-sip-invitations")
 
     async def stop(self) -> None:
         """Stop following the bus and close every room (the sites are told "shutdown")."""
-        if self._follower is not None:
-            await self._follower.stop()
+        for follower in (self._follower, self._invitations):
+            if follower is not None:
+                await follower.stop()
         for conference_id in list(self.rooms):
             await self.close_room(conference_id, "shutdown")
 
     async def _on_closing(self, event: BusEvent) -> None:
         if event.conference_id in self.rooms:
             await self.close_room(event.conference_id, ROOM_CLOSING[EventType(event.type)])
+
+    async def _on_invited(self, event: BusEvent) -> None:
+        if event.conference_id is not None and event.endpoint is not None:
+            await self.invite(event.conference_id, event.endpoint)

@@ -110,6 +110,9 @@ class RtpForwarder:
         self._rtx_payload_type: int | None = None
         self._mid_element = b""
         self._abs_id = 0
+        self._ext_head = self._ext_tail = b""
+        self._pair: Any = None
+        self._send: Any = None
         self._sequence = int.from_bytes(os.urandom(2), "big") % 32768
         self._rtx_sequence = int.from_bytes(os.urandom(2), "big") % 32768
         self._origin = int.from_bytes(os.urandom(4), "big")
@@ -145,25 +148,51 @@ class RtpForwarder:
                     and other.parameters.get("apt") == codec.payloadType):
                 self._rtx_payload_type = other.payloadType
                 break
+        self._prepare_extension()
         self._dtls = self.sender.transport
         self._ready = True
         # DTLS is up: from now on the connection's media also come in by callback.
         datagram_tap.install(self._dtls)
 
-    def _extension(self, now: float) -> bytes:
+    def _prepare_extension(self) -> None:
+        # The header extension is the same for every packet but the abs-send-time's three
+        # bytes: its head and padding are made once here (RFC 8285 one-byte form).
         elements = self._mid_element
         if self._abs_id:
-            abs_time = int(now * (1 << 18)) & 0xFFFFFF  # 6.18 fixed point seconds
-            elements += bytes([(self._abs_id << 4) | 2]) + abs_time.to_bytes(3, "big")
-        if not elements:
-            return b""
-        elements += b"\0" * (-len(elements) % 4)
-        return b"\xbe\xde" + struct.pack("!H", len(elements) // 4) + elements
+            elements += bytes([(self._abs_id << 4) | 2])
+            size = len(elements) + 3
+        else:
+            size = len(elements)
+        if not size:
+            self._ext_head = self._ext_tail = b""
+            return
+        padding = -size % 4
+        self._ext_head = b"\xbe\xde" + struct.pack("!H", (size + padding) // 4) + elements
+        self._ext_tail = b"\0" * padding
+        if not self._abs_id:  # nothing changes per packet: the whole extension, once
+            self._ext_head, self._ext_tail = self._ext_head + self._ext_tail, b""
+
+    def _extension(self, now: float) -> bytes:
+        if not self._abs_id:
+            return self._ext_head
+        abs_time = int(now * (1 << 18)) & 0xFFFFFF  # 6.18 fixed point seconds
+        return self._ext_head + abs_time.to_bytes(3, "big") + self._ext_tail
+
+    def _route(self, pair: Any) -> None:
+        # The nominated pair's way out, looked up again only when the pair changes.
+        protocol = pair.protocol
+        # A UDP host/relay candidate: its datagram transport (a TURN relay's too) sends at
+        # once. Any other kind: aioice's own coroutine, one task per packet, in order.
+        self._send = (protocol.transport.sendto if type(protocol) is StunProtocol
+                      else partial(self._send_later, protocol))
+        self._pair = pair
 
     def send_packets(self, timestamp: int, packets: Sequence[tuple[bytes, bytes]]) -> bool:
         """Send one frame: each packet's payload is `prefix + body`; the last gets the
         marker bit. `timestamp` is on the codec's clock (our origin is added).
         Returns False when the frame was dropped (not connected)."""
+        if not packets:
+            return True
         dtls = self._dtls
         if not self._ready or dtls._state != DtlsState.CONNECTED:
             self.dropped += 1
@@ -172,13 +201,11 @@ class RtpForwarder:
         if pair is None:
             self.dropped += 1
             return False
-        protocol = pair.protocol
-        # A UDP host/relay candidate: its datagram transport (a TURN relay's too) sends at
-        # once. Any other kind: aioice's own coroutine, one task per packet, in order.
-        send: Any = (protocol.transport.sendto if type(protocol) is StunProtocol
-                     else partial(self._send_later, protocol))
-        addr = pair.remote_addr
-        protect = self._srtp = dtls._tx_srtp
+        if pair is not self._pair:
+            self._route(pair)
+        send, addr = self._send, pair.remote_addr
+        srtp = self._srtp = dtls._tx_srtp
+        protect = srtp.protect
         now = time.time()
         extension = self._extension(now)
         first = 0x90 if extension else 0x80
@@ -187,19 +214,30 @@ class RtpForwarder:
         header_length = 12 + len(extension)
         sequence = self._sequence
         last = len(packets) - 1
-        octets = 0
-        protected = []
-        for index, (prefix, body) in enumerate(packets):
-            header = _header.pack(first, payload_type | 0x80 if index == last else payload_type,
-                                  sequence, timestamp, ssrc)
-            packet = b"".join((header, extension, prefix, body))
+        if not last:  # one packet (audio, a small video frame): no list, no GSO
+            prefix, body = packets[0]
+            packet = b"".join((_header.pack(first, payload_type | 0x80, sequence, timestamp,
+                                            ssrc), extension, prefix, body))
             history[sequence % HISTORY_SIZE] = (sequence, packet, header_length)
-            protected.append(protect.protect(packet))
-            octets += len(prefix) + len(body)
+            send(protect(packet), addr)
+            octets = len(prefix) + len(body)
             sequence = (sequence + 1) & 0xFFFF
-        if not (last and self._segmented and self._send_segmented(protocol, protected, addr)):
-            for datagram in protected:
-                send(datagram, addr)
+        else:
+            octets = 0
+            protected = []
+            for index, (prefix, body) in enumerate(packets):
+                header = _header.pack(first,
+                                      payload_type | 0x80 if index == last else payload_type,
+                                      sequence, timestamp, ssrc)
+                packet = b"".join((header, extension, prefix, body))
+                history[sequence % HISTORY_SIZE] = (sequence, packet, header_length)
+                protected.append(protect(packet))
+                octets += len(prefix) + len(body)
+                sequence = (sequence + 1) & 0xFFFF
+            if not (self._segmented
+                    and self._send_segmented(pair.protocol, protected, addr)):
+                for datagram in protected:
+                    send(datagram, addr)
         self._sequence = sequence
         self.sent += len(packets)
         # What aiortc's sender puts into its RTCP sender reports.

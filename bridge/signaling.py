@@ -21,6 +21,7 @@ from aiohttp import WSMsgType, web
 from bridge.control_messages import CONTROL_TYPES, parse_control
 from bridge.floor_control import FloorError
 from bridge.message_rate import ConnectionRate, SignalingLimits
+from bridge.node_membership import NODE, REDIRECT_CLOSE_CODE, redirect_message
 from bridge.peer_session import OfferError
 from bridge.recorder import RecordingError
 from bridge.room import ControlConnection, Room, SiteConnection
@@ -76,6 +77,8 @@ async def signal_ws(request: web.Request) -> web.StreamResponse:
     if mode == "control":
         moderator = _moderator(request, principal, conference_id, who)
         _check_running(conference_id, status, conference.setup_minutes)
+        if (redirect := await _placed_elsewhere(request, conference_id)) is not None:
+            return await _redirect(request, redirect)
         _check_joins(request, conference_id, f"user:{moderator.name}")
         return await _control_ws(
             request, request.app[ROOMS].room_for(conference_id, chair, participants), moderator)
@@ -87,6 +90,8 @@ async def signal_ws(request: web.Request) -> web.StreamResponse:
         # Not booked (nor admitted by the chair): the conference is not its business.
         raise not_found(f"no conference {conference_id}")
     _check_running(conference_id, status, conference.setup_minutes)
+    if (redirect := await _placed_elsewhere(request, conference_id)) is not None:
+        return await _redirect(request, redirect)
     _check_joins(request, conference_id, code)
     room = request.app[ROOMS].room_for(conference_id, chair, participants)
 
@@ -117,6 +122,32 @@ async def signal_ws(request: web.Request) -> web.StreamResponse:
         # must still release the seat, report the drop and tell the others.
         await asyncio.shield(room.disconnect(connection, left=left))
         await ws.close()
+    return ws
+
+
+async def _placed_elsewhere(request: web.Request, conference_id: int
+                            ) -> dict[str, Any] | None:
+    """The redirect message when the conference's room is on another bridge node (None:
+    it is here, or there are no nodes: one process on SQLite). An unplaced running
+    conference is placed first (claimed for this node if it may take it); 503 when no
+    node can take it now."""
+    membership = request.app.get(NODE)
+    if membership is None:
+        return None
+    placement = await membership.resolve(conference_id)
+    if placement is None:
+        raise ApiError(503, "no_bridge_node", "no bridge node can take this conference's "
+                       "room now (every node is full, draining or down); try again shortly",
+                       headers={"Retry-After": "2"})
+    return None if membership.serves(placement) else redirect_message(placement)
+
+
+async def _redirect(request: web.Request, message: dict[str, Any]) -> web.StreamResponse:
+    """Tell the client where the room is, before anything else, and close (4307)."""
+    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_MESSAGE)
+    await ws.prepare(request)
+    await ws.send_json(message)
+    await ws.close(code=REDIRECT_CLOSE_CODE, message=b"redirect")
     return ws
 
 

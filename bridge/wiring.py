@@ -1,14 +1,18 @@
 """Wires the bridge into the application: ICE settings, the room registry, signaling,
-test calls and recordings."""
+test calls, recordings and, on PostgreSQL, this process's membership of the bridge
+nodes."""
 
 from __future__ import annotations
 
+import socket
+import uuid
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from bridge import preflight_echo, recordings_api, signaling
 from bridge.ice_policy import allowed_networks, restrict_host_addresses, rtc_configuration
+from bridge.node_membership import NODE, NodeIdentity, NodeMembership
 from bridge.peer_session import IceSettings
 from bridge.room import RoomHooks
 from bridge.room_state_store import RoomStateStore
@@ -31,6 +35,7 @@ def ice_settings(settings: Settings) -> IceSettings:
     return IceSettings(
         configuration=rtc_configuration(settings.ice_servers),
         remote_networks=allowed_networks(settings.ice_host_addresses),
+        site_audio_frame_ms=settings.bridge_site_audio_frame_ms,
     )
 
 
@@ -45,10 +50,23 @@ def sip_gateway(settings: Settings) -> JanusGateway | None:
                         call_timeout=settings.sip_call_timeout_seconds)
 
 
+def node_identity(settings: Settings) -> NodeIdentity:
+    """This node's identity from the settings (`vcbridge serve` and `bridge-node` fill
+    node_id and node_advertise_url from where they listen; an application made without
+    them, as in tests, gets a unique id)."""
+    return NodeIdentity(
+        node_id=settings.node_id or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}",
+        url=settings.node_advertise_url,
+        capacity_ports=settings.node_capacity_ports or settings.max_participant_ports,
+        heartbeat_seconds=settings.node_heartbeat_seconds,
+    )
+
+
 def setup(app: web.Application, settings: Settings, hooks: RoomHooks,
           sip_reports: SipReports | None = None) -> RoomRegistry:
     """Add the signaling, recordings and page routes and the room registry's lifetime
-    to `app`; with a SIP gateway configured, its client and the SIP dialer too."""
+    to `app` (and, on PostgreSQL, the node membership: `NODE`); with a SIP gateway
+    configured, its client and the SIP dialer too."""
     registry = RoomRegistry(ice_settings(settings), hooks,
                             frame_ms=settings.bridge_audio_frame_ms,
                             recordings_dir=settings.effective_recordings_dir,
@@ -56,6 +74,7 @@ def setup(app: web.Application, settings: Settings, hooks: RoomHooks,
     signaling.setup_routes(app, registry)
     preflight_echo.setup_routes(app, registry.ice)
     recordings_api.setup_routes(app, settings.effective_recordings_dir)
+    identity = node_identity(settings)
 
     gateway = sip_gateway(settings)
     if gateway is not None:
@@ -71,13 +90,20 @@ def setup(app: web.Application, settings: Settings, hooks: RoomHooks,
 
     async def rooms_ctx(app: web.Application) -> AsyncIterator[None]:
         # Rooms keep their state in the database, held under this process's node id.
-        registry.states = RoomStateStore(app[DATABASE], app[CLOCK], settings.node_id)
-        registry.start(app[EVENT_BUS])
+        registry.states = RoomStateStore(app[DATABASE], app[CLOCK], identity.node_id)
         dialer = None
         if gateway is not None and sip_reports is not None:
             dialer = SipDialer(gateway, app[DATABASE], RoomSipLegs(registry), sip_reports)
             registry.sip = dialer
             await gateway.start()
+        registry.start(app[EVENT_BUS], follow_invitations=settings.runs_nodes)
+        membership = None
+        if settings.runs_nodes:
+            membership = NodeMembership(app[DATABASE], app[EVENT_BUS], app[CLOCK], identity,
+                                        registry, member="bridge" in settings.roles,
+                                        draining=settings.node_draining)
+            await membership.start()
+            app[NODE] = membership
         if prober is not None:
             prober.start(app[DATABASE])
         yield
@@ -85,6 +111,8 @@ def setup(app: web.Application, settings: Settings, hooks: RoomHooks,
             await prober.stop()
         if dialer is not None:
             await dialer.stop()
+        if membership is not None:
+            await membership.stop()
         await registry.stop()
         if gateway is not None:
             await gateway.stop()

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +32,20 @@ def service_env(**extra: str) -> dict[str, str]:
 
 
 class Service:
-    """One `vcbridge serve` process on a free port (of loopback, or of `host`)."""
+    """One `vcbridge serve` process on a free port (of loopback, or of `host`).
 
-    def __init__(self, data_dir: Path, env: dict[str, str], host: str = "127.0.0.1") -> None:
+    `command`: another command that serves, e.g. `("bridge-node",)`, or `("serve",
+    "--roles", "api,scheduler")`; `--host`, `--port` and `--data-dir` are added."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str], host: str = "127.0.0.1",
+                 command: Sequence[str] = ("serve",)) -> None:
         self.port = free_port()
         self.base = f"http://{host}:{self.port}"
-        self.log = data_dir / f"serve-{self.port}.log"
+        self.log = data_dir / f"{command[0]}-{self.port}.log"
         data_dir.mkdir(parents=True, exist_ok=True)
         with self.log.open("w") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "vcbridge.cli", "serve", "--host", host,
+                [sys.executable, "-m", "vcbridge.cli", *command, "--host", host,
                  "--port", str(self.port), "--data-dir", str(data_dir)],
                 env=env, stdout=out, stderr=subprocess.STDOUT,
             )
@@ -88,6 +93,11 @@ class Service:
             body["endpoint"] = endpoint
         status, answer = self.request("POST", "/api/v1/users", body)
         assert status == 201, answer
+
+    def signal(self, number: int) -> None:
+        """Send the process a signal (SIGSTOP freezes it, SIGCONT resumes it, SIGUSR1
+        drains a bridge node)."""
+        self.process.send_signal(number)
 
     def kill(self) -> None:
         """kill -9: no cleanup at all."""

@@ -29,6 +29,7 @@ from vcbridge.core.db.models import (
 )
 from vcbridge.core.event_types import EventType
 from vcbridge.core.events import EventBus, NewEvent
+from vcbridge.core.placement_store import placements_of
 
 
 def connection_of(row: Attendance) -> EndpointConnection:
@@ -155,6 +156,8 @@ async def tick_due(
     invitations = []
     events: list[NewEvent] = []
     changes: list[dict[str, object]] = []
+    # Where each conference's room is (bridge nodes), for the invitations' `bridge`.
+    placements = await placements_of(session, {row.conference_id for row in rows})
     for row in rows:
         before = _connection(row)
         conn, action = policy_rules.tick(before, now, policy)
@@ -166,9 +169,11 @@ async def tick_due(
                                    data={"attempts": conn.attempts}))
         elif action is Action.INVITE:
             conn = policy_rules.invite(conn, now, policy)
+            placement = placements.get(row.conference_id)
             events.append(NewEvent(EventType.ENDPOINT_INVITED, row.conference_id, row.code,
                                    (row.code,),
-                                   {"attempt": conn.attempts, "reason": conn.reason.value}))
+                                   {"attempt": conn.attempts, "reason": conn.reason.value,
+                                    "bridge": placement.ref() if placement else None}))
             invitations.append(Invitation(row.conference_id, row.code))
         if conn != before or escalated != row.escalated:
             changes.append({"id": row.id, "escalated": escalated, **_values(conn)})

@@ -34,6 +34,7 @@ from scheduler.conference_schemas import (
 )
 from scheduler.recurrence_worker import RecurrenceWorkers
 from scheduler.responses import ConferenceChanged, ConferenceCreated, ConferenceList, DryRun
+from vcbridge.core import placement_store
 from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS, SETTINGS, ZONE
 from vcbridge.core.auth.conference_access import may_see, parties
 from vcbridge.core.auth.principal import Permission, Principal
@@ -156,8 +157,9 @@ async def list_conferences(request: web.Request) -> web.Response:
             start_to=start_to, statuses=statuses, series_id=series_id,
         )
         rows = await listed_rows(session, query.limit(limit + 1).offset(offset))
+        placements = await placement_store.placements_of(session, [r.id for r, _ in rows])
     return render(ConferenceList(
-        conferences=[responses.Conference.of_row(row, codes, zone)
+        conferences=[_placed(responses.Conference.of_row(row, codes, zone), placements)
                      for row, codes in rows[:limit]],
         next_offset=offset + limit if len(rows) > limit else None,
     ))
@@ -194,12 +196,30 @@ async def create(request: web.Request) -> web.Response:
                   headers={"Location": f"/api/v1/conferences/{created[0].id}"})
 
 
+async def _bridge(session: AsyncSession, ids: list[int]) -> dict[str, responses.BridgeRef]:
+    """`{"bridge": ...}` for a conference whose room is placed on a bridge node, else {}
+    (the field is left out: not placed, or one process holds every room)."""
+    placement = (await placement_store.placements_of(session, ids)).get(ids[0])
+    return {} if placement is None else {"bridge": responses.BridgeRef(**placement.ref())}
+
+
+def _placed(conference: responses.Conference,
+            placements: dict[int, placement_store.Placement]) -> responses.Conference:
+    """A listed conference with its `bridge`, when placed."""
+    placement = placements.get(conference.id)
+    if placement is None:
+        return conference
+    return conference.model_copy(update={"bridge": responses.BridgeRef(**placement.ref())})
+
+
 async def get_one(request: web.Request) -> web.Response:
     """GET /api/v1/conferences/{id}."""
     principal = require_principal(request)
     async with request.app[DATABASE].read() as session:
         conference = await load_visible(session, request, principal)
-        return render(responses.Conference.of(conference, request.app[ZONE]))
+        return render(responses.Conference(
+            **responses.Conference.fields_of(conference, request.app[ZONE]),
+            **await _bridge(session, [conference.id])))
 
 
 async def patch(request: web.Request) -> web.Response:
@@ -223,7 +243,8 @@ async def patch(request: web.Request) -> web.Response:
                 now, policy, request.app[EVENT_BUS],
             )
             payload = ConferenceChanged(**responses.Conference.fields_of(conference, policy.zone),
-                                        affected=[r.id for r in rows])
+                                        affected=[r.id for r in rows],
+                                        **await _bridge(session, [conference.id]))
     except (BookingConflict, BookingInvalid, BookingStateError) as exc:
         raise booking_error(exc) from None
     return render(payload)
@@ -245,7 +266,8 @@ async def delete(request: web.Request) -> web.Response:
                 request.app[EVENT_BUS], reason,
             )
             payload = ConferenceChanged(**responses.Conference.fields_of(conference, policy.zone),
-                                        affected=[r.id for r in rows])
+                                        affected=[r.id for r in rows],
+                                        **await _bridge(session, [conference.id]))
     except BookingStateError as exc:
         raise booking_error(exc) from None
     return render(payload)

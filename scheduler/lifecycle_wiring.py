@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 from aiohttp import web
@@ -13,6 +13,7 @@ from scheduler import lifecycle_api
 from scheduler.bridge_port import BridgePort
 from scheduler.connect_policy import RedialPolicy
 from scheduler.leader import Leadership
+from scheduler.node_sweep import NodeSweep
 from scheduler.runner import LifecycleRunner
 from scheduler.transitions import LifecycleSettings
 from vcbridge.core.app_keys import CLOCK, DATABASE, EVENT_BUS, HEALTH_REPORTERS, SETTINGS
@@ -37,7 +38,7 @@ def setup(app: web.Application, bridge: BridgePort) -> None:
     settings = app[SETTINGS]
     app[BRIDGE] = bridge
     lifecycle_api.setup_routes(app, redial_policy(settings))
-    if settings.scheduler_enabled:
+    if settings.scheduler_enabled and "scheduler" in settings.roles:
         app.cleanup_ctx.append(_scheduler_ctx)
     else:
         app[HEALTH_REPORTERS]["scheduler"] = lambda: "disabled"
@@ -52,7 +53,26 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         redial_policy(settings),
         timedelta(minutes=settings.scheduler_horizon_minutes),
     )
-    leadership = Leadership(app[DATABASE], runner.start, runner.stop,
+    on_elected: Callable[[], Awaitable[None]] = runner.start
+    on_deposed: Callable[[], Awaitable[None]] = runner.stop
+    if settings.runs_nodes:
+        # The leader also watches the bridge nodes: dead ones, their rooms, unplaced rooms.
+        sweep = NodeSweep(app[DATABASE], app[EVENT_BUS], app[CLOCK], redial_policy(settings),
+                          dead_after=settings.node_dead_after_seconds,
+                          # Twice per heartbeat: a dead node is seen at most half a
+                          # heartbeat after its row went stale (a sweep is a few reads).
+                          interval=settings.node_heartbeat_seconds / 2)
+
+        async def elected() -> None:
+            await runner.start()
+            await sweep.start()
+
+        async def deposed() -> None:
+            await sweep.stop()
+            await runner.stop()
+
+        on_elected, on_deposed = elected, deposed
+    leadership = Leadership(app[DATABASE], on_elected, on_deposed,
                             settings.leader_poll_seconds)
     app[RUNNER], app[LEADERSHIP] = runner, leadership
     app[HEALTH_REPORTERS]["scheduler"] = lambda: (

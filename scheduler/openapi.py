@@ -102,6 +102,10 @@ def _event_data() -> dict[str, Schema]:
                    "the failure being redialled."},
         "attempts": {"type": "integer", "minimum": 1,
                      "description": "endpoint.absent: the invitations left unanswered."},
+        "bridge": {"anyOf": [ref("BridgeRef"), {"type": "null"}],
+                   "description": "endpoint.invited: where the room is (the bridge node "
+                   "and the base URL to connect the signaling to); null while not placed "
+                   "or on a single process."},
     }
 
 

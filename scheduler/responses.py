@@ -24,6 +24,17 @@ MAX_LISTED_CONFLICTS = 100
 Ids = list[int]
 
 
+class BridgeRef(ResponseModel):
+    """Where the conference's room is (bridge nodes): the node, the base URL its sites
+    open the signaling WebSocket on, and the placement's generation (+1 each time the
+    room moves to another node)."""
+
+    node: Annotated[str, Field(max_length=120)]
+    url: Annotated[str, Field(max_length=300, description="The node's base URL, e.g. "
+                              "https://node2.example; the signaling path is appended.")]
+    generation: Annotated[int, Field(ge=1)]
+
+
 class Conference(ResponseModel):
     """A conference (for a series: one occurrence)."""
 
@@ -48,6 +59,9 @@ class Conference(ResponseModel):
     created_by: str
     updated_at: LocalTime
     updated_by: str
+    bridge: Annotated[BridgeRef | SkipJsonSchema[None], Field(
+        description="Where its room is (the bridge node sites connect to); absent while "
+        "it is not placed, and when one process holds every room (SQLite).")] = None
 
     @classmethod
     def fields_of(cls, conference: db.Conference, zone: ZoneInfo) -> dict[str, Any]:

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy import text
 
 from tests.support import (
     ADMIN_PASSWORD,
     bearer,
     create_scratch_database,
     drop_scratch_database,
+    empty_postgres,
     login,
 )
 from vcbridge.app import create_app
@@ -76,15 +76,7 @@ async def database_url(tmp_path: Path, postgres_url: str, sqlite_template: Path)
         target = tmp_path / "test.sqlite3"
         shutil.copyfile(sqlite_template, target)
         return f"sqlite+aiosqlite:///{target}"
-    database = Database(postgres_url)
-    async with database.engine.begin() as conn:
-        tables = (await conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname='public' "
-            "AND tablename NOT IN ('alembic_version', 'booking_lock', 'event_sequence')"
-        ))).scalars().all()
-        await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        await conn.execute(text("UPDATE event_sequence SET last = 0"))
-    await database.dispose()
+    await empty_postgres(postgres_url)
     return postgres_url
 
 
@@ -157,20 +149,33 @@ ENGINE_INDEPENDENT = {
     "test_coalescer", "test_shutdown", "test_browser_shell", "test_record_timeline",
     "test_browser_conference", "test_browser_dashboard", "test_browser_documents",
     "test_browser_calendar", "test_rtp_forwarder", "test_datagram_tap",
-    "test_agent_call_figures", "test_impaired_link",
+    "test_agent_call_figures", "test_impaired_link", "test_placement_rules",
+    "test_agent_failover", "test_browser_nodes",
     # Its service processes run on their own SQLite file and their own scratch PostgreSQL.
     "test_room_restart",
 }
+# These do the same on both passes: processes and databases of their own (SQLite files,
+# scratch PostgreSQL databases they make themselves), or no database at all.
+ENGINE_INDEPENDENT |= {
+    "test_cli", "test_lifecycle_e2e", "test_booking_race", "test_roster", "test_health_model",
+    "test_conference_access", "test_video_stall",
+}
+
+
+# Modules of several processes that share rooms only through PostgreSQL (bridge nodes,
+# issue 15): they run in the PostgreSQL pass and are left out of the SQLite one.
+POSTGRES_ONLY = {"test_bridge_nodes"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On the PostgreSQL pass, deselect the engine-independent modules."""
-    if not TEST_DATABASE_URL.startswith("postgresql"):
-        return
+    """On the PostgreSQL pass, deselect the engine-independent modules; on the SQLite
+    pass, the PostgreSQL-only ones."""
+    postgres = TEST_DATABASE_URL.startswith("postgresql")
+    left_out = ENGINE_INDEPENDENT if postgres else POSTGRES_ONLY
     keep, drop = [], []
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
-        (drop if module in ENGINE_INDEPENDENT else keep).append(item)
+        (drop if module in left_out else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

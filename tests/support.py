@@ -70,6 +70,42 @@ async def drop_scratch_database(url: str) -> None:
         await admin.close()
 
 
+# Tables a test's emptying keeps: the schema's version, and the single rows that a
+# booking and the event stream lock (the event sequence's count is reset instead).
+KEPT_TABLES = ("alembic_version", "booking_lock", "event_sequence")
+
+
+async def empty_postgres(url: str, keep: tuple[str, ...] = KEPT_TABLES) -> None:
+    """Empty every table of the database at `url` but `keep`, restart their id sequences
+    and the event sequence, as `TRUNCATE ... RESTART IDENTITY CASCADE` would.
+
+    DELETE rather than TRUNCATE: TRUNCATE makes new files for every table and index and
+    syncs them at commit, 0.5-1 s per test on a busy two-core machine; deleting the few
+    rows a test leaves takes a tenth of that. Foreign keys are not checked meanwhile
+    (replication role), as every table that refers to another is emptied too."""
+    connection = await _admin(url)
+    try:
+        async with connection.transaction():
+            await connection.execute("SET LOCAL session_replication_role = replica")
+            tables = [row[0] for row in await connection.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> ALL($1::text[])", list(keep))]
+            # One round trip; the names are the catalogue's own, not input.
+            await connection.execute("".join(
+                f'DELETE FROM "{table}";' for table in tables))  # noqa: S608
+            # The sequences the tables own (serial and identity columns), back to their start.
+            await connection.execute(
+                "SELECT setval(s.seqrelid, s.seqstart, false) FROM pg_sequence s "
+                "JOIN pg_depend d ON d.objid = s.seqrelid AND d.classid = 'pg_class'::regclass "
+                "AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') "
+                "JOIN pg_class t ON t.oid = d.refobjid "
+                "WHERE t.relnamespace = 'public'::regnamespace AND t.relname = ANY($1::text[])",
+                tables)
+            await connection.execute("UPDATE event_sequence SET last = 0")
+    finally:
+        await connection.close()
+
+
 @asynccontextmanager
 async def scratch_postgres(base_url: str = POSTGRES_URL) -> AsyncIterator[str]:
     """A new empty PostgreSQL database, dropped afterwards; yields its SQLAlchemy URL."""

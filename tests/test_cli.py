@@ -143,6 +143,23 @@ def test_bad_setting_is_named_at_start(tmp_path: Path, env: dict[str, str]) -> N
     assert result.returncode == 2 and "VCBRIDGE_CONFIG" in result.stderr
 
 
+def test_a_process_with_only_some_roles_needs_postgresql(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    # On SQLite only the all-in-one runs: a bridge node or a controller alone would serve
+    # a database no other process sees. Refused at start, naming why; nothing started.
+    for args in (["bridge-node"], ["serve", "--roles", "api,scheduler"]):
+        result = run([*args, "--port", str(free_port()), "--data-dir", str(tmp_path)], env)
+        assert result.returncode == 2, result
+        assert "needs PostgreSQL" in result.stderr and "roles" in result.stderr
+    result = run(["serve", "--roles", "api,media", "--data-dir", str(tmp_path)], env)
+    assert result.returncode == 2 and "roles" in result.stderr
+    env["VCBRIDGE_DATABASE_URL"] = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+    result = run(["bridge-node", "--advertise-url", "node2.example"], env)
+    assert result.returncode == 2 and "node_advertise_url" in result.stderr
+    assert not (tmp_path / "vcbridge.sqlite3").exists()
+
+
 def test_postgresql_url_is_honoured(env: dict[str, str]) -> None:
     """`VCBRIDGE_DATABASE_URL` switches the service to PostgreSQL."""
     import asyncio

@@ -584,6 +584,66 @@ async def test_heartbeats_on_the_event_stream(
     assert monitor.dropped["forbidden"] == 1
 
 
+async def test_the_streams_answer_is_the_posts_and_a_broken_heartbeat_keeps_the_stream(
+    client: Client, admin: dict[str, str], clock: FixedClock,
+) -> None:
+    """The event stream's `heartbeat.ok` says what the POST's answer says (state, reasons
+    with their texts and figures, clock offset and skew, interval), without the endpoint
+    and the times. A heartbeat that names its type first reaches the heartbeat's own
+    validation unparsed: cut short, it is refused as malformed JSON and the stream stays
+    open; one that names its type last is taken the same."""
+    agent = await agent_token(client, admin, NGA_SON)
+    monitor = monitor_of(client)
+    degraded = {"devices": {"camera": False, "microphone": True, "speaker": True},
+                "cpu_percent": 97.5, "call": in_call(loss=0.05)}
+    async with client.ws_connect("/api/v1/events", headers=agent) as ws:
+        assert (await ws.receive_json(timeout=5))["type"] == "stream.ready"
+
+        async def say(text: str) -> dict[str, Any]:
+            await ws.send_str(text)
+            while True:  # events may come first
+                reply: dict[str, Any] = await ws.receive_json(timeout=5)
+                if "seq" not in reply:
+                    return reply
+
+        await monitor.sweep()  # the service sweeps every 2 s: it sees the stream open
+        clock.set(clock.now() + timedelta(seconds=5))
+        body = heartbeat(at=clock.now() - timedelta(minutes=10), **degraded)
+        on_stream = await say(json.dumps({"type": "heartbeat", "body": body}))
+        assert on_stream["type"] == "heartbeat.ok", on_stream
+        assert {r["code"] for r in on_stream["reasons"]} == {
+            "camera_missing", "high_cpu", "packet_loss", "clock_skew"}, on_stream
+
+        clock.set(clock.now() + timedelta(seconds=5))
+        cut_short = await say('{"type": "heartbeat", "body": {"sent_at": ')
+        assert cut_short["type"] == "error" and cut_short["for"] == "heartbeat", cut_short
+        assert cut_short["error"]["code"] == "bad_request", cut_short
+        assert "malformed JSON" in cut_short["error"]["message"], cut_short
+        clock.set(clock.now() + timedelta(seconds=5))
+        nested = await say('{"type": "heartbeat", "body": ' + "[" * 10_000)  # < 16 KiB
+        assert nested["for"] == "heartbeat", nested
+        assert nested["error"]["code"] == "bad_request", nested
+        assert monitor.dropped["malformed"] == 2
+        clock.set(clock.now() + timedelta(seconds=5))
+        type_last = await say(json.dumps({"body": heartbeat(at=clock.now()),
+                                          "type": "heartbeat"}))
+        assert type_last["type"] == "heartbeat.ok", type_last
+        assert await say('{"type": "ping"}') == {"type": "pong"}  # still open
+
+    # The same heartbeat by POST (the same held verdict: the page's answer is the same).
+    clock.set(clock.now() + timedelta(seconds=5))
+    await send(client, agent, NGA_SON, heartbeat(**degraded), clock)
+    clock.set(clock.now() + timedelta(seconds=5))
+    response = await client.post(
+        f"/api/v1/endpoints/{NGA_SON}/heartbeat", headers=agent,
+        json=heartbeat(at=clock.now() - timedelta(minutes=10), **degraded))
+    by_post = await response.json()
+    assert response.status == 200, by_post
+    stream_keys = {"state", "reasons", "clock_offset_seconds", "clock_skew", "interval_seconds"}
+    assert set(on_stream) == stream_keys | {"type"}
+    assert {k: by_post[k] for k in stream_keys} == {k: on_stream[k] for k in stream_keys}
+
+
 async def test_the_operators_page_reports_its_call_on_its_event_stream(
     client: Client, admin: dict[str, str], clock: FixedClock,
     make_user: Callable[..., Awaitable[dict[str, str]]],

@@ -51,6 +51,44 @@ def test_receiver_hooks_exist_with_the_expected_shape() -> None:
     assert "packets_received" in inspect.getsource(rtcrtpreceiver.StreamStatistics.__init__)
 
 
+def test_the_video_ingest_reads_what_aiortcs_receive_path_uses() -> None:
+    # VideoIngest (the bridge's video receive path) does part of what aiortc's
+    # _handle_rtp_packet does, with aiortc's own objects: if these lines move, read
+    # RTCRtpReceiver._handle_rtp_packet again and adapt VideoIngest.handle.
+    handle = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    for line in (
+        "if not self._enabled:",
+        "codec = self.__codecs.get(packet.payload_type)",
+        "self.__remote_streams[packet.ssrc] = StreamStatistics(codec.clockRate)",
+        "self.__remote_streams[packet.ssrc].add(packet)",
+        "original_ssrc = self.__rtx_ssrc.get(packet.ssrc)",
+        "packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)",
+        "if self.__nack_generator is not None and self.__nack_generator.add(packet):",
+        "packet.ssrc, sorted(self.__nack_generator.missing)",
+        "remb = self.__remote_bitrate_estimator.add(",
+        "if self.__rtcp_ssrc is not None and remb is not None:",
+        "fci=pack_remb_fci(*remb),",
+        "await self._send_rtcp(rtcp_packet)",
+        "encoded_frame.timestamp = self.__timestamp_mapper.map(",
+        "await self._send_rtcp_pli(packet.ssrc)",
+    ):
+        assert line in handle, line
+    init = inspect.getsource(RTCRtpReceiver.__init__)
+    for line in ("self.__codecs: dict[int, RTCRtpCodecParameters] = {}",
+                 "self.__rtcp_ssrc: Optional[int] = None",
+                 "self.__remote_bitrate_estimator = RemoteBitrateEstimator()",
+                 "self.__timestamp_mapper = TimestampMapper()"):
+        assert line in init, line
+    assert list(inspect.signature(RTCRtpReceiver._send_rtcp_nack).parameters) == [
+        "self", "media_ssrc", "lost"]
+    assert list(inspect.signature(RTCRtpReceiver._send_rtcp).parameters) == ["self", "packet"]
+    assert list(inspect.signature(rtcrtpreceiver.RemoteBitrateEstimator.add).parameters) == [
+        "self", "arrival_time_ms", "abs_send_time", "payload_size", "ssrc"]
+    # What receiver reports are built from: the statistics VideoIngest keeps feeding.
+    assert "for ssrc, stream in self.__remote_streams.items():" in inspect.getsource(
+        RTCRtpReceiver._run_rtcp)
+
+
 def test_sender_hooks_exist_with_the_expected_shape() -> None:
     assert list(inspect.signature(RTCRtpSender._send_keyframe).parameters) == ["self"]
     source = inspect.getsource(RTCRtpSender._next_encoded_frame)

@@ -15,10 +15,12 @@ from importlib.metadata import version
 from typing import Any
 
 import aioice.ice
+import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs.vpx import Vp8Encoder, VpxPayloadDescriptor
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
-from aiortc.rtp import RtpPacket
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from bridge.agent.generated_media import ColourCardTrack
 from bridge.ice_policy import restrict_host_addresses
@@ -51,6 +53,26 @@ def test_the_private_names_the_forwarder_uses_are_where_it_expects_them() -> Non
         aioice.ice.Connection.sendto)
     assert "self.transport.sendto(data, addr)" in inspect.getsource(
         aioice.ice.StunProtocol.send_data)
+
+
+@pytest.mark.parametrize("abs_id", [0, 3])  # audio has no abs-send-time, video has
+def test_the_header_extension_parses_as_aiortc_parses_it(abs_id: int) -> None:
+    forwarder: Any = RtpForwarder.__new__(RtpForwarder)
+    forwarder._mid_element, forwarder._abs_id = bytes([(1 << 4) | 0]) + b"0", abs_id
+    forwarder._prepare_extension()
+    extension = forwarder._extension(1234.5)
+    assert len(extension) % 4 == 0
+    header = bytes([0x90, 0x80 | 111]) + (7).to_bytes(2, "big") + (960).to_bytes(4, "big")
+    extensions = HeaderExtensionsMap()
+    extensions.configure(RTCRtpParameters(headerExtensions=[
+        RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+        RTCRtpHeaderExtensionParameters(
+            id=3, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time")]))
+    packet = RtpPacket.parse(header + (5).to_bytes(4, "big") + extension + b"opus",
+                             extensions)
+    assert packet.payload == b"opus" and packet.extensions.mid == "0"
+    assert packet.extensions.abs_send_time == (
+        int(1234.5 * (1 << 18)) & 0xFFFFFF if abs_id else None)
 
 
 def test_frames_are_cut_as_aiortc_cuts_them() -> None:

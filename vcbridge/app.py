@@ -10,6 +10,7 @@ from aiohttp import web
 
 from bridge import wiring as bridge_wiring
 from bridge.media_report import site_media
+from bridge.node_membership import NODE
 from bridge.rooms import RoomRegistry
 from bridge.sip.options_probe import AnswerListener
 from bridge.wiring import SIP_PROBER
@@ -20,6 +21,8 @@ from monitoring.health.monitor import MONITOR
 from monitoring.health.store import EndpointInfo
 from scheduler import booking_api, calendar_feed
 from scheduler import lifecycle_wiring as lifecycle
+from scheduler.bridge_port import BridgePort
+from scheduler.room_placement import NodePlacement
 from vcbridge import openapi_routes, record_sources, room_reports
 from vcbridge.core.api import (
     audit_routes,
@@ -88,7 +91,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     rooms = bridge_wiring.setup(app, settings, reports, reports)
     # Sites a killed process left "joined" are dropped before anyone can connect.
     app.cleanup_ctx.append(room_reports.stranded_sites_ctx)
-    lifecycle.setup(app, rooms)
+    lifecycle.setup(app, _bridge_port(app, settings, rooms))
     # The conference record reads the bridge's recordings (and the documents) through
     # the sources the composition root gives it.
     record_sources.setup(app)
@@ -114,6 +117,21 @@ def _sip_presence(app: web.Application) -> AnswerListener:
         await app[MONITOR].sip_answered(EndpointInfo(endpoint_id, code, "", ""), rtt_ms)
 
     return answered
+
+
+def _bridge_port(app: web.Application, settings: Settings, rooms: RoomRegistry) -> BridgePort:
+    """What the lifecycle opens and closes rooms through: this process's registry (one
+    process, SQLite), or the placement of rooms on bridge nodes (PostgreSQL), which
+    opens a room here only when this process is the node chosen."""
+    if not settings.runs_nodes:
+        return rooms
+
+    def local_node() -> str | None:
+        membership = app.get(NODE)
+        return membership.node_id if membership is not None and membership.member else None
+
+    return NodePlacement(lambda: app[DATABASE], lambda: app[EVENT_BUS], lambda: app[CLOCK],
+                         rooms if "bridge" in settings.roles else None, local_node)
 
 
 def _bridge_media(rooms: RoomRegistry) -> MediaSource:

@@ -9,6 +9,7 @@ import gc
 import getpass
 import logging
 import os
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from bridge.agent.settings import AgentSettings
+from bridge.agent.settings import AgentConfigError, AgentSettings, split_servers
 from vcbridge.core.audit import Actor
 from vcbridge.core.clock import SystemClock
 from vcbridge.core.db.engine import Database
@@ -30,8 +31,8 @@ from vcbridge.core.users import UserError, create_user
 CLI_ACTOR = Actor(name=f"cli:{getpass.getuser()}", role="admin")
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {}
+def _settings(args: argparse.Namespace, **extra: object) -> Settings:
+    overrides: dict[str, object] = dict(extra)
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = Path(args.data_dir)
     settings = load_settings(**overrides)
@@ -72,12 +73,37 @@ def _with_database(
     return asyncio.run(run())
 
 
+def _node_settings(args: argparse.Namespace) -> Settings:
+    """The process's roles and its bridge node's identity, from the flags where given,
+    else the settings, else from where it listens (node id host:port, advertised URL
+    http://host:port)."""
+    settings = _settings(args)
+    overrides: dict[str, object] = {}
+    roles = getattr(args, "roles", None)
+    if roles:
+        overrides["roles"] = [r.strip() for r in roles.split(",") if r.strip()]
+    for flag, key in (("node_id", "node_id"), ("advertise_url", "node_advertise_url"),
+                      ("capacity", "node_capacity_ports")):
+        if getattr(args, flag, None) is not None:
+            overrides[key] = getattr(args, flag)
+    if getattr(args, "drain", False):
+        overrides["node_draining"] = True
+    if not (overrides.get("node_id") or settings.node_id):
+        overrides["node_id"] = f"{socket.gethostname()}:{args.port}"
+    if not (overrides.get("node_advertise_url") or settings.node_advertise_url):
+        host = args.host if args.host not in ("0.0.0.0", "::") else socket.getfqdn()  # noqa: S104
+        overrides["node_advertise_url"] = f"http://{host}:{args.port}"
+    # Loaded again with the flags on top, so everything is validated as a whole (roles
+    # on SQLite, the URL's form).
+    return _settings(args, **overrides)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from monitoring.metrics.routes import check_metrics_exposure
     from vcbridge.app import create_app
     from vcbridge.core.http import server
 
-    settings = _settings(args)
+    settings = _node_settings(args)
     check_metrics_exposure(args.host, settings.metrics_token)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -91,12 +117,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# The young generation's size for the cyclic garbage collector (Python's default: 700).
+# Under a thousand endpoints' heartbeats (each holding its event stream: ~180,000 tracked
+# objects) the default made a young collection ten times a second, an older one every
+# second and a full one every ~10 s: about 2 % of a core on their own, a fifth of the
+# heartbeats' cost (measured with gc.callbacks, bench/monitoring.py). Most objects die by
+# their reference count before any collection; the cycles left wait a little longer
+# (under that load a full collection every several minutes instead of every ~10 s).
+GC_YOUNG_THRESHOLD = 10_000
+
+
 async def _freeze_startup_heap(app: web.Application) -> None:
     """What is alive once the service has started (modules, mappers, caches) stays until
     exit: `gc.freeze()` keeps every full collection from scanning it again, on the
-    event loop's thread."""
+    event loop's thread. Then the collector runs less often (`GC_YOUNG_THRESHOLD`)."""
     gc.collect()
     gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def use_event_loop(settings: Settings) -> None:
@@ -200,8 +238,13 @@ AGENT_TOKEN_ENV = "VCBRIDGE_AGENT_TOKEN"  # noqa: S105 - a variable name, not a 
 def agent_settings(args: argparse.Namespace, token: str, settings: Settings) -> AgentSettings:
     """The agent's own settings from its flags and the service's configuration: the same
     configuration file and `VCBRIDGE_*` variables (ICE servers, host addresses)."""
+    servers = split_servers(args.server or settings.agent_servers)
+    if not servers:
+        raise AgentConfigError("give the controller's URL with --server (repeated or a comma "
+                               "list for several) or VCBRIDGE_AGENT_SERVERS")
     return AgentSettings(
-        server=args.server, endpoint=args.endpoint, token=token, media=args.media,
+        server=servers[0], servers=servers, endpoint=args.endpoint, token=token,
+        media=args.media,
         audio_device=args.audio_device, ice_servers=settings.ice_servers,
         ice_host_addresses=settings.ice_host_addresses, summary_seconds=args.stats_interval,
     )
@@ -213,8 +256,6 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
     from bridge.agent.device_probe import is_device_path
     from bridge.agent.endpoint_agent import EndpointAgent
-    from bridge.agent.settings import AgentConfigError
-
     token = args.token or os.environ.get(AGENT_TOKEN_ENV, "")
     if not token:
         print(f"error: give the agent token in {AGENT_TOKEN_ENV} (or --token)", file=sys.stderr)
@@ -233,7 +274,11 @@ def cmd_agent(args: argparse.Namespace) -> int:
         for noisy in ("aiortc", "aioice"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = load_settings()
-    agent = EndpointAgent(agent_settings(args, token, settings))
+    try:
+        agent = EndpointAgent(agent_settings(args, token, settings))
+    except AgentConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     use_event_loop(settings)
 
     async def run() -> None:
@@ -265,7 +310,28 @@ def build_parser() -> argparse.ArgumentParser:
     serve = with_data_dir(commands.add_parser("serve", help="run the service"))
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--roles", help="comma list of api, scheduler, bridge (default all "
+                       "three; fewer need PostgreSQL), e.g. api,scheduler for a controller")
     serve.set_defaults(func=cmd_serve)
+
+    node = with_data_dir(commands.add_parser(
+        "bridge-node", help="run a bridge node only (PostgreSQL): carries rooms' media",
+        description="A process with the bridge role only: it registers in the database, "
+        "heartbeats, and serves the signaling WebSocket of the rooms placed on it (sites "
+        "reaching it for another room are redirected). It takes no part in the scheduler "
+        "leadership. SIGUSR1 starts draining (no new rooms)."))
+    node.add_argument("--host", default="127.0.0.1")
+    node.add_argument("--port", type=int, default=8080)
+    node.add_argument("--node-id", help="its id in the registry (default host:port)")
+    node.add_argument("--advertise-url",
+                      help="the base URL sites use to reach it, e.g. https://node2.example "
+                      "(default http://host:port)")
+    node.add_argument("--capacity", type=int,
+                      help="site ports it holds (default node_capacity_ports, else "
+                      "max_participant_ports)")
+    node.add_argument("--drain", action="store_true",
+                      help="start draining: take no new room")
+    node.set_defaults(func=cmd_serve, roles="bridge")
 
     db = commands.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
     with_data_dir(db.add_parser("upgrade", help="migrate to the newest schema")).set_defaults(
@@ -304,8 +370,11 @@ def build_parser() -> argparse.ArgumentParser:
         "show in `ps`. ICE servers and host addresses come from the settings "
         "(VCBRIDGE_ICE_SERVERS, VCBRIDGE_ICE_HOST_ADDRESSES).",
     )
-    agent.add_argument("--server", required=True,
-                       help="the controller's URL, e.g. http://10.0.0.5:8080")
+    agent.add_argument("--server", action="append",
+                       help="the controller's URL, e.g. http://10.0.0.5:8080; repeat it (or "
+                       "give a comma list) for several controller processes: the agent "
+                       "uses the first that answers and fails over to the next "
+                       "(default: VCBRIDGE_AGENT_SERVERS)")
     agent.add_argument("--endpoint", required=True, help="this site's endpoint code")
     agent.add_argument("--token", help=f"the agent token (prefer the {AGENT_TOKEN_ENV} "
                        "environment variable: a command-line argument shows in `ps`)")

@@ -14,6 +14,10 @@ before the start) it makes a short test call through the bridge
 (`preflight.py`) and sends the result in a heartbeat at once (`heartbeats.py`):
 the pre-flight check that media flows both ways before the meeting.
 
+It may be given several controller URLs and fails over between them
+(`controller.py`); its media goes to the bridge node the conference is placed
+on (`placement.py`, `attendance.py`).
+
 Everything it receives is read and counted, then discarded (`received_media.py`).
 This module puts the pieces together."""
 
@@ -30,6 +34,7 @@ from bridge.agent.controller import Controller, describe
 from bridge.agent.event_follower import EventFollower
 from bridge.agent.heartbeats import HeartbeatReporter
 from bridge.agent.media_sources import MediaSource
+from bridge.agent.placement import Placement
 from bridge.agent.preflight import PreflightCaller, PreflightResult
 from bridge.agent.received_media import ReceivedMedia
 from bridge.agent.settings import AgentSettings
@@ -37,6 +42,9 @@ from bridge.ice_policy import allowed_networks, restrict_host_addresses, rtc_con
 from vcbridge.core.event_types import ROOM_CLOSING, EventType
 
 log = logging.getLogger(__name__)
+
+# A conference's room placed on a bridge node, or moved to another (docs/events.md).
+ROOM_PLACED = EventType.CONFERENCE_ROOM_PLACED
 
 
 class EndpointAgent:
@@ -66,7 +74,8 @@ class EndpointAgent:
         self.preflight = PreflightCaller(
             settings, self.media, configuration, networks,
             attending=lambda: list(self.attendances.attending),
-            on_result=self.heartbeats.report_now)
+            on_result=self.heartbeats.report_now,
+            media_url=self.attendances.media_url)
 
     # -- public --------------------------------------------------------------------
 
@@ -79,6 +88,8 @@ class EndpointAgent:
             "endpoint": self.endpoint,
             "media": self.media.kind,
             "stream_connected": self.events.up,
+            "controller": self.controller.server,
+            "controller_failovers": self.controller.failovers,
             "last_seq": self.events.last_seq,
             "stream_connects": self.events.counts["stream_connects"],
             "stream_failures": self.events.counts["stream_failures"],
@@ -87,6 +98,8 @@ class EndpointAgent:
             "joined": sorted(attending.joined()),
             "joins": sessions["joins"],
             "rejoins": attending.counts["rejoins"],
+            "redirects": sessions["redirects"],
+            "placements": {c: p.url for c, p in attending.placements.items()},
             "join_failures": sessions["join_failures"],
             "media_failures": sessions["media_failures"],
             "signaling_drops": sessions["signaling_drops"],
@@ -116,7 +129,8 @@ class EndpointAgent:
         restrict_host_addresses(settings.ice_host_addresses)
         self.controller.open()
         log.info("agent for endpoint %s starting: controller %s, media %s, ICE servers %s, "
-                 "host addresses %s", self.endpoint, settings.server, self.media.spec,
+                 "host addresses %s", self.endpoint, ", ".join(settings.servers),
+                 self.media.spec,
                  ", ".join(settings.ice_servers) or "none",
                  ", ".join(settings.ice_host_addresses) or "all interfaces")
         background = [asyncio.create_task(self._summaries(), name="agent-summaries"),
@@ -153,7 +167,15 @@ class EndpointAgent:
         if not isinstance(conference, int):
             return
         data = event.get("data") or {}
-        if kind == EventType.ENDPOINT_INVITED and event.get("endpoint") in (None, self.endpoint):
+        if kind == ROOM_PLACED:
+            placement = Placement.from_json(data)
+            if placement is not None:
+                log.info("conference %s: its room is on bridge node %s (%s)", conference,
+                         placement.node, placement.url)
+                self.attendances.placed(conference, placement)
+        elif kind == EventType.ENDPOINT_INVITED and event.get("endpoint") in (None,
+                                                                            self.endpoint):
+            self.attendances.placed(conference, Placement.from_json(data.get("bridge")))
             self.attendances.attend(conference, f"invited (attempt {data.get('attempt', '?')})")
         elif kind == EventType.CONFERENCE_LIVE:
             self.attendances.attend(conference, "the conference started")
@@ -229,6 +251,8 @@ class EndpointAgent:
             log.info("no conference of %s is running now; waiting for the next one",
                      self.endpoint)
         for conference in running:
+            self.attendances.placed(int(conference["id"]),
+                                    Placement.from_json(conference.get("bridge")))
             self.attendances.attend(
                 int(conference["id"]),
                 f"it is {conference['status']} now ({conference.get('title', '')})")

@@ -1,9 +1,12 @@
 """The agent's connection to the controller's event stream (`/api/v1/events`).
 
 It resumes with `?after=<last seq>` after any cut, so no invitation is missed,
-reconnecting with a jittered backoff (at once if the stream had been up). Each
-event reaches the listener once, in order; the heartbeats the agent sends on
-the stream are answered on it too."""
+reconnecting with a jittered backoff (at once if the stream had been up). A
+controller that cannot be reached gives way to the next of the agent's
+controller URLs at once; the backoff grows only when none of them answers.
+The sequence is the database's, so any controller resumes where another left
+off. Each event reaches the listener once, in order; the heartbeats the agent
+sends on the stream are answered on it too."""
 
 from __future__ import annotations
 
@@ -14,7 +17,13 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from bridge.agent.controller import UNREACHABLE, Controller, describe, jittered
+from bridge.agent.controller import (
+    PROXY_DOWN,
+    UNREACHABLE,
+    Controller,
+    describe,
+    jittered,
+)
 from bridge.agent.settings import AgentConfigError
 
 log = logging.getLogger(__name__)
@@ -68,39 +77,56 @@ class EventFollower:
         """Connect, read, and reconnect after every cut; raises only AgentConfigError."""
         first, most = self.retry
         delay = first
+        untried = len(self.controller.servers) - 1  # others to try before backing off
         while True:
+            server = self.controller.server
             try:
-                problem = await self._connection()
+                problem, unreachable = await self._connection()
             finally:
                 was_up, self.up = self.up, False
             self.counts["stream_failures"] += 1
             if was_up:
                 delay = first  # it worked until now: reconnect at once
+                untried = len(self.controller.servers) - 1
+            if unreachable and untried > 0:
+                # Another controller may answer: go there now, not after a backoff.
+                untried -= 1
+                self.controller.fail_over(server)
+                log.warning("%s; trying %s", problem, self.controller.server)
+                await asyncio.sleep(jittered(first))
+                continue
+            if unreachable:
+                self.controller.fail_over(server)  # the round starts again elsewhere
+            untried = len(self.controller.servers) - 1
             wait = jittered(delay)
             log.warning("%s; retrying in %.1f s", problem, wait)
             await asyncio.sleep(wait)
             delay = min(delay * 2, most)
 
-    async def _connection(self) -> str:
-        """One connection, until it ends; what ended it, for the log."""
+    async def _connection(self) -> tuple[str, bool]:
+        """One connection, until it ends: what ended it, for the log, and whether the
+        controller could not be reached (another one may be)."""
+        server = self.controller.server
         try:
             await self._stream_once()
-            return "the controller closed the event stream"
+            return "the controller closed the event stream", False
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 401:
                 return ("the controller refused the agent token (HTTP 401): it is wrong, "
                         "expired or revoked; ask the administrator for a new one "
-                        f"(vcbridge endpoints token {self.controller.endpoint})")
+                        f"(vcbridge endpoints token {self.controller.endpoint})"), False
             if exc.status == 403:
-                return "the controller refused this token for the event stream (HTTP 403)"
-            return f"the controller answered HTTP {exc.status} to the event stream"
+                return ("the controller refused this token for the event stream "
+                        "(HTTP 403)"), False
+            return (f"the controller at {server} answered HTTP {exc.status} to the event "
+                    "stream", exc.status in PROXY_DOWN)
         except UNREACHABLE as exc:
-            return f"cannot reach the controller at {self.controller.server}: {describe(exc)}"
+            return f"cannot reach the controller at {server}: {describe(exc)}", True
         except AgentConfigError:
             raise
         except Exception as exc:  # an unattended agent must outlive a surprise
             log.exception("unexpected error on the event stream")
-            return f"the event stream failed: {exc!r}"
+            return f"the event stream failed: {exc!r}", False
 
     async def _stream_once(self) -> None:
         url = self.controller.events_url(self.last_seq)
@@ -145,7 +171,8 @@ class EventFollower:
             self.last_seq = int(body.get("after") or 0)
         self.counts["stream_connects"] += 1
         self.up = True
-        log.info("connected to the event stream (after event %s)", self.last_seq)
+        log.info("connected to the event stream of %s (after event %s)",
+                 self.controller.server, self.last_seq)
         await self.listener.stream_connected(self._catch_up_needed)
         self._catch_up_needed = False
 

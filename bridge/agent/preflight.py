@@ -141,8 +141,12 @@ class PreflightCaller:
 
     def __init__(self, settings: AgentSettings, media: MediaSource,
                  configuration: RTCConfiguration, remote_networks: Sequence[Network], *,
-                 attending: Callable[[], Sequence[int]], on_result: Callable[[], None]) -> None:
+                 attending: Callable[[], Sequence[int]], on_result: Callable[[], None],
+                 media_url: Callable[[int], str] | None = None) -> None:
         self.settings = settings
+        # The base URL of the bridge node a conference's room is on (default: the
+        # controller): the test call goes through the node the meeting will use.
+        self.media_url = media_url
         self.media = media
         self.configuration = configuration
         self.remote_networks = remote_networks
@@ -162,10 +166,14 @@ class PreflightCaller:
             log.info("conference %s: no test call while in conference %s", conference_id,
                      ", ".join(map(str, busy)))
             return
-        self._task = asyncio.create_task(self.call(), name="agent-test-call")
+        self._task = asyncio.create_task(self.call(conference_id), name="agent-test-call")
 
-    async def call(self) -> PreflightResult:
-        """Make a test call through the bridge now; `on_result` is told when it is done."""
+    async def call(self, conference_id: int | None = None) -> PreflightResult:
+        """Make a test call through the bridge now (the node holding `conference_id`'s
+        room, if known); `on_result` is told when it is done."""
+        server = self.settings.server
+        if conference_id is not None and self.media_url is not None:
+            server = self.media_url(conference_id)
 
         def no_media(exc: Exception) -> None:
             log.error("test call: cannot open the media source %s: %s", self.media.spec,
@@ -173,7 +181,7 @@ class PreflightCaller:
 
         with self.media.borrowed(no_media) as (audio, video):
             result = await run_preflight_call(
-                self.settings.server, self.settings.endpoint, self.settings.token,
+                server, self.settings.endpoint, self.settings.token,
                 self.configuration, audio=audio, video=video,
                 remote_networks=self.remote_networks)
         self.calls += 1

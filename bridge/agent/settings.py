@@ -17,6 +17,19 @@ SUMMARY_SECONDS = 30.0  # how often a summary line goes to the log
 HEARTBEAT_SECONDS = 5.0  # how often the agent reports its health to the controller
 
 
+def split_servers(values: str | Sequence[str]) -> tuple[str, ...]:
+    """Controller URLs from a comma list or several of them (each may be a comma list):
+    stripped, without a trailing slash, each once, in the order given."""
+    items = [values] if isinstance(values, str) else list(values)
+    urls: list[str] = []
+    for item in items:
+        for url in item.split(","):
+            url = url.strip().rstrip("/")
+            if url and url not in urls:
+                urls.append(url)
+    return tuple(urls)
+
+
 class AgentConfigError(Exception):
     """The agent cannot work with this configuration (for example a token of
     another endpoint); retrying would not help."""
@@ -24,7 +37,12 @@ class AgentConfigError(Exception):
 
 @dataclass(frozen=True)
 class AgentSettings:
-    """One agent: which controller, as which endpoint, with what media and network.
+    """One agent: which controllers, as which endpoint, with what media and network.
+
+    `server` is the controller's URL, or several as a comma list; `servers` adds more.
+    The agent uses the first that answers and moves to the next when it cannot be
+    reached (`controller.py`); after normalising, `server` is the first and `servers`
+    all of them.
 
     `media` is `testsrc` (a generated tone and colour card), a device under `/dev/`
     or a media file (see `media_sources.MediaSource`). `ice_servers` are STUN/TURN
@@ -44,9 +62,14 @@ class AgentSettings:
     rejoin_retry: tuple[float, float] = REJOIN_RETRY
     # The call's figures in each heartbeat (off only to measure what they cost).
     call_stats: bool = True
+    servers: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         # Frozen: normalise through object.__setattr__ (a trailing slash, lists).
-        object.__setattr__(self, "server", self.server.rstrip("/"))
+        servers = split_servers([self.server, *self.servers])
+        if not servers:
+            raise AgentConfigError("no controller URL given (--server)")
+        object.__setattr__(self, "servers", servers)
+        object.__setattr__(self, "server", servers[0])
         object.__setattr__(self, "ice_servers", tuple(self.ice_servers))
         object.__setattr__(self, "ice_host_addresses", tuple(self.ice_host_addresses))

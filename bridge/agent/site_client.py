@@ -25,13 +25,27 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from bridge.agent.audio_frames import answered_ptime, send_opus_frames_of
 from bridge.ice_policy import Network, filter_candidates
 
 log = logging.getLogger(__name__)
 
 
+# Redirects followed in one join (a room is on one node; more means it is moving).
+MAX_REDIRECTS = 3
+
+
 class JoinError(Exception):
     """The bridge refused the join or the media negotiation failed."""
+
+
+class Redirected(Exception):
+    """The node reached does not hold the conference's room: `redirect` (the message:
+    `url`, `node`, `generation`) says which node does."""
+
+    def __init__(self, redirect: dict[str, Any]) -> None:
+        super().__init__(f"redirected to {redirect.get('url')}")
+        self.redirect = redirect
 
 
 @dataclass
@@ -66,6 +80,12 @@ class SiteClient:
     closed_reason: str | None = None
     closed_detail: str | None = None  # e.g. "ended", "cancelled", "shutdown" for "closed"
     remote_networks: Sequence[Network] = ()  # remote candidates outside these are dropped
+    # The last `redirect` message: followed while joining (`redirects` counts the hops),
+    # or received after joining (the room moved to another node; `closed_reason`
+    # "redirect", the owner joins again at its `url`).
+    redirect: dict[str, Any] | None = None
+    redirects: int = 0
+    audio_frame_ms: int = 20  # the Opus frame sent, as the bridge's answer asked
     _session: aiohttp.ClientSession | None = None
     _ws: aiohttp.ClientWebSocketResponse | None = None
     _pcs: list[RTCPeerConnection] = field(default_factory=list)
@@ -85,14 +105,29 @@ class SiteClient:
 
     async def _join(self, timeout: float) -> None:
         self._session = aiohttp.ClientSession()
-        url = self.base_url + (self.path or f"/api/v1/conferences/{self.conference_id}/signal")
-        try:
-            self._ws = await self._session.ws_connect(
-                url, headers={"Authorization": f"Bearer {self.token}"}, heartbeat=20,
-                max_msg_size=1024 * 1024)
-        except aiohttp.WSServerHandshakeError as exc:
-            raise JoinError(f"the bridge refused the join: HTTP {exc.status}") from None
-        first = await self._ws.receive_json(timeout=timeout)
+        for _hop in range(MAX_REDIRECTS + 1):
+            url = self.base_url + (self.path
+                                   or f"/api/v1/conferences/{self.conference_id}/signal")
+            try:
+                self._ws = await self._session.ws_connect(
+                    url, headers={"Authorization": f"Bearer {self.token}"}, heartbeat=20,
+                    max_msg_size=1024 * 1024)
+            except aiohttp.WSServerHandshakeError as exc:
+                raise JoinError(f"the bridge refused the join: HTTP {exc.status}") from None
+            first = await self._ws.receive_json(timeout=timeout)
+            if first.get("type") != "redirect" or not first.get("url"):
+                break
+            # The room is on another bridge node (docs/signaling.md): go there.
+            self.redirect = first
+            self.redirects += 1
+            await self._ws.close()
+            log.info("conference %s: redirected to node %s (%s)", self.conference_id,
+                     first.get("node"), first["url"])
+            self.base_url = str(first["url"]).rstrip("/")
+        if first.get("type") == "redirect":
+            # Still redirected after MAX_REDIRECTS hops (nodes pointing at each other
+            # while the placement changes): the caller waits and asks again.
+            raise Redirected(first)
         if first.get("type") != "joined":
             raise JoinError(f"the bridge refused the join: {first}")
         self.joined = first
@@ -146,6 +181,10 @@ class SiteClient:
         if answer.get("type") == "error":
             raise JoinError(f"the bridge refused the {kind} offer: {answer['error']}")
         sdp = filter_candidates(answer["sdp"], self.remote_networks)
+        if kind == "audio" and self.audio is not None:
+            # The bridge's answer may ask for longer Opus packets (a=ptime, a=maxptime).
+            self.audio_frame_ms = answered_ptime(sdp)
+            send_opus_frames_of(pc.getTransceivers()[0].sender, self.audio_frame_ms)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
 
     async def _read(self) -> None:
@@ -164,9 +203,15 @@ class SiteClient:
             elif kind == "error":
                 self.errors.append(body)
                 self._answers.put_nowait(body)  # unblock a pending offer
-            elif kind in ("closed", "removed", "replaced"):
+            elif kind == "redirect":
+                # The room moved to another bridge node: `redirect["url"]` is where to
+                # join again (the owner does, e.g. with a new SiteClient).
+                self.redirect = body
                 self.closed_reason = kind
-                self.closed_detail = body.get("reason")
+            elif kind in ("closed", "removed", "replaced"):
+                if self.closed_reason != "redirect":
+                    self.closed_reason = kind
+                    self.closed_detail = body.get("reason")
             elif self.on_message is not None:
                 self.on_message(body)
         self.ended.set()

@@ -40,7 +40,12 @@ from bridge import control_messages as messages
 from bridge import floor_control as floor
 from bridge.audio_mixer import DecodedPcm
 from bridge.ice_policy import filter_candidates
-from bridge.media_tap import on_keyframe_request, route_payload_type, tap_audio, tap_video
+from bridge.media_tap import (
+    on_keyframe_request,
+    route_payload_type,
+    tap_audio,
+    tap_video_any_codec,
+)
 from bridge.opus_codec import Pcm
 from bridge.peer_session import PeerSession
 from bridge.rtp_forwarder import RtpForwarder, VideoOutput
@@ -175,7 +180,9 @@ class SipLeg:
                 transceiver.setCodecPreferences(video_preferences(self.h264))
                 # What arrives is only known from the answer (VP8 or H.264): the leg
                 # dispatches the camera's frames once it knows (`_start`).
-                tap_video(transceiver.receiver, self._on_video_frame, self._on_video_ssrc)
+                # H.264 or VP8: aiortc's own depacketiser (the VP8-only ingest would not do).
+                tap_video_any_codec(transceiver.receiver, self._on_video_frame,
+                                    self._on_video_ssrc)
                 self._video_receiver = transceiver.receiver
                 self._video_forwarder = RtpForwarder(transceiver.sender)
                 slot = VideoSlot("sip", VideoOutput(self._video_forwarder))

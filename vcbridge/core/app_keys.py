@@ -37,6 +37,8 @@ AUTH_FAILURE = web.RequestKey("auth_failure", str)
 # Endpoints with an event stream open to this process (their presence is kept fresh).
 OPEN_STREAMS = web.AppKey("open_streams", OpenStreams)
 # Message types a client may send on the event stream, besides "ping": handler(request,
-# principal, the message's text) -> the reply; an ApiError is sent back as an error.
+# principal, the message's text) -> the reply; an ApiError is sent back as an error. The
+# handler validates the whole text, its "type" too: a message that names its type first
+# reaches it unparsed.
 StreamHandler = Callable[[web.Request, Principal, str], Awaitable[dict[str, Any]]]
 STREAM_MESSAGES = web.AppKey("stream_messages", dict[str, StreamHandler])

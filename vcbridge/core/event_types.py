@@ -64,6 +64,9 @@ class EventType(StrEnum):
     # Endpoint health and the pre-flight readiness (monitoring/).
     ENDPOINT_HEALTH = "endpoint.health"
     CONFERENCE_READINESS = "conference.readiness"
+    # Bridge nodes (issue 15): where a conference's room is, and a node declared dead.
+    CONFERENCE_ROOM_PLACED = "conference.room_placed"
+    BRIDGE_NODE_DEAD = "bridge_node.dead"
 
     @classmethod
     def floor(cls, action: str) -> "EventType":
@@ -132,10 +135,37 @@ class ConferenceEndingSoon(TypedDict):
     minutes_left: int
 
 
+class BridgeRef(TypedDict):
+    """Where a conference's room is: the bridge node and the signaling base URL its
+    sites use (`GET /api/v1/conferences/{id}` carries the same as `bridge`)."""
+
+    node: str
+    url: str
+    generation: int  # +1 at each re-placement (a node lost)
+
+
 @with_config(_CLOSED)
 class EndpointInvited(TypedDict):
     attempt: int  # 1 for the first call
     reason: str  # `invited` for a first call, else the failure being redialled
+    # Where to connect; null while the room is not placed (or on a single process).
+    bridge: NotRequired[BridgeRef | None]
+
+
+@with_config(_CLOSED)
+class RoomPlaced(TypedDict):
+    node: str
+    url: str
+    generation: int
+    # The node the room was on before (absent for a first placement).
+    previous: NotRequired[str]
+
+
+@with_config(_CLOSED)
+class BridgeNodeDead(TypedDict):
+    node: str
+    incarnation: int
+    rooms: list[int]  # the conferences whose rooms it held (moved to other nodes)
 
 
 @with_config(_CLOSED)
@@ -191,8 +221,9 @@ class FloorRecord(FloorAction):
     # the room closed, writing failed, or the room was opened again (its process
     # restarted, or another node took it over): the cut file stops ("interrupted") and
     # the recording goes on into a new one ("resumed").
+    # A node fenced off (its room moved elsewhere) stops its file with "moved".
     cause: NotRequired[Literal["ended", "cancelled", "shutdown", "failed", "interrupted",
-                               "resumed"]]
+                               "resumed", "moved"]]
 
 
 class HealthReason(TypedDict):
@@ -324,6 +355,13 @@ EVENTS: dict[EventType, EventSpec] = {
     EventType.CONFERENCE_READINESS: EventSpec(
         "The pre-flight check when the room opens: data.ready of data.total, "
         "data.summary_vi, data.summary_en, data.endpoints.", ConferenceReadiness, _P),
+    EventType.CONFERENCE_ROOM_PLACED: EventSpec(
+        "The conference's room was placed on bridge node data.node (first placement, or "
+        "data.generation > 1: moved from data.previous after that node was lost); sites "
+        "connect their signaling to data.url.", RoomPlaced, _P),
+    EventType.BRIDGE_NODE_DEAD: EventSpec(
+        "Bridge node data.node stopped heartbeating and was declared dead; data.rooms "
+        "lists the conferences whose rooms were moved.", BridgeNodeDead, Audience.STAFF),
 }
 
 # The lifecycle transitions' events; each carries `data.late_ms`.

@@ -27,6 +27,10 @@ DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "vcbridge.toml"
 DEFAULT_ROSTER = PROJECT_ROOT / "configs" / "endpoints.yaml"
 
 
+Role = Literal["api", "scheduler", "bridge"]
+ALL_ROLES: tuple[Role, ...] = ("api", "scheduler", "bridge")
+
+
 class SettingsError(Exception):
     """Raised when the configuration is invalid; the message names the key."""
 
@@ -113,10 +117,22 @@ class Settings(BaseSettings):
     leader_poll_seconds: float = Field(default=2.0, gt=0, le=60)
     presence_stale_seconds: float = Field(default=60, gt=0, le=3600)
 
-    # This process's bridge node id (issue 15): each room's saved state names the node
-    # that holds it, and on PostgreSQL a restarted node drops from the roll call the
-    # sites of the rooms it held before. "" on SQLite (one process holds every room).
+    # Roles of this process (issue 15, bridge nodes): `api` (the HTTP API and pages),
+    # `scheduler` (a candidate for the scheduler leadership), `bridge` (carries rooms'
+    # media: a bridge node). All three by default; other sets need PostgreSQL.
+    roles: Annotated[list[Role], NoDecode] = Field(
+        default_factory=lambda: list(ALL_ROLES), min_length=1)
+    # A bridge node (PostgreSQL): its id in `bridge_nodes` (default host:port), the base
+    # URL its sites use (default http://host:port as it listens), its capacity in site
+    # ports (default max_participant_ports), how often it heartbeats, and after how long
+    # without a heartbeat the scheduler leader declares it dead and moves its rooms.
     node_id: str = Field(default="", max_length=120)
+    node_advertise_url: str = Field(default="", max_length=300)
+    node_capacity_ports: int = Field(default=0, ge=0, le=100000)
+    node_heartbeat_seconds: float = Field(default=1.0, gt=0, le=60)
+    node_dead_after_seconds: float = Field(default=3.0, gt=0, le=600)
+    # Start draining: take no new room (`vcbridge bridge-node --drain`; SIGUSR1 too).
+    node_draining: bool = False
 
     # The event loop of `vcbridge serve` and `vcbridge agent`: uvloop (libuv; per packet and
     # per request about a fifth to a third cheaper here, see docs/performance.md) or
@@ -139,6 +155,10 @@ class Settings(BaseSettings):
     # sends a third of the packets of 20 ms for 40 ms more delay (docs/performance.md);
     # sites may send any frame size.
     bridge_audio_frame_ms: int = 20
+    # Bridge: the Opus frame its audio answers ask the sites to send (a=ptime/maxptime):
+    # 60 ms packets are a third of the 20 ms ones to receive, for 40 ms more delay; the
+    # agent follows it, browsers may. 20: nothing asked (docs/performance.md).
+    bridge_site_audio_frame_ms: int = 20
 
     # An agent token read from the database is trusted this long by this process (agents
     # call every few seconds); revoking through this process takes effect at once, through
@@ -190,9 +210,13 @@ class Settings(BaseSettings):
     ice_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ice_host_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # The controller URLs `vcbridge agent` uses when no --server is given (it fails over
+    # between them in order). Env: VCBRIDGE_AGENT_SERVERS=https://a.example,https://b.example
+    agent_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     _csv = field_validator(
-        "ice_servers", "ice_host_addresses", "redial_backoff_seconds", "allowed_origins",
-        "trusted_proxies",
+        "ice_servers", "ice_host_addresses", "agent_servers", "redial_backoff_seconds",
+        "allowed_origins", "trusted_proxies", "roles",
         mode="before",
     )(_split_csv)
 
@@ -207,6 +231,13 @@ class Settings(BaseSettings):
         if value and (len(value) < 16 or any(ch.isspace() for ch in value)):
             raise ValueError("must be at least 16 characters without spaces "
                              "(e.g. the output of `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("bridge_site_audio_frame_ms")
+    @classmethod
+    def _opus_site_frame(cls, value: int) -> int:
+        if value not in (20, 40, 60):
+            raise ValueError("the sites' Opus frame must be 20, 40 or 60 ms")
         return value
 
     @field_validator("bridge_audio_frame_ms")
@@ -244,6 +275,33 @@ class Settings(BaseSettings):
                              "login_backoff_max_seconds")
         return self
 
+    @field_validator("roles")
+    @classmethod
+    def _distinct_roles(cls, value: list[Role]) -> list[Role]:
+        return sorted(set(value), key=ALL_ROLES.index)
+
+    @field_validator("node_advertise_url")
+    @classmethod
+    def _advertised(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be the node's base URL: http://host[:port] or "
+                             "https://host[/prefix]")
+        return value
+
+    @model_validator(mode="after")
+    def _roles_need_postgres(self) -> Settings:
+        # Several processes share rooms only through PostgreSQL: a bridge or a controller
+        # alone on SQLite would serve a database nobody else sees.
+        if self.is_split and not self.effective_database_url.startswith("postgresql"):
+            raise ValueError(f"roles {','.join(self.roles)}: running a process with only some "
+                             "roles (a controller, `vcbridge bridge-node`) needs PostgreSQL "
+                             "(database_url = postgresql+asyncpg://...); on SQLite only the "
+                             "all-in-one `vcbridge serve` runs")
+        if self.node_dead_after_seconds <= self.node_heartbeat_seconds:
+            raise ValueError("node_dead_after_seconds must be more than node_heartbeat_seconds")
+        return self
+
     @field_validator("redial_backoff_seconds")
     @classmethod
     def _positive_waits(cls, value: list[float]) -> list[float]:
@@ -277,6 +335,17 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'vcbridge.sqlite3').resolve()}"
+
+    @property
+    def is_split(self) -> bool:
+        """Whether this process has only some of the roles (a multi-process deployment)."""
+        return set(self.roles) != set(ALL_ROLES)
+
+    @property
+    def runs_nodes(self) -> bool:
+        """Whether rooms are placed on bridge nodes through the database (PostgreSQL);
+        on SQLite the one process holds every room, as before."""
+        return self.effective_database_url.startswith("postgresql")
 
     @property
     def effective_recordings_dir(self) -> Path:

@@ -26,7 +26,9 @@ import {
 import { errorText, onLangChange, rollWord, t } from './i18n.js';
 import { LocalMedia } from './media.js';
 import { QualityMeter } from './room.js';
-import { openRoom, qualityParts, sampleQuality as sampleRoomQuality } from './room_session.js';
+import {
+  openRoom, qualityParts, roomPlaced, sampleQuality as sampleRoomQuality,
+} from './room_session.js';
 import { FILTERS, gridLayout, pageCount, passes, shortName } from './chair_grid.js';
 import './texts/chair.js';
 
@@ -49,6 +51,9 @@ const page = {
   mode: 'loading',
   wantIn: false,
   attempts: 0,
+  // Where the room is, from a node's redirect or conference.room_placed (room_session.js).
+  placement: null,
+  redirects: 0,
   wakeUp: null,
   micMuted: false,
   tiles: new Map(),
@@ -698,6 +703,7 @@ function renderQuality() {
 
 function onEvent(event) {
   if (event.conference !== conferenceId) return;
+  if (event.type === 'conference.room_placed') roomPlaced(page, event, connect);
   if (page.mode === 'waiting' && ['conference.opened', 'conference.live'].includes(event.type)) {
     refreshConference().then(() => begin());
     return;

@@ -140,6 +140,18 @@ export function wsUrl(path) {
   return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}${path}`;
 }
 
+/**
+ * The WebSocket URL of `path` under `base`: a bridge node's base URL (docs/deployment.md:
+ * behind the proxy, under this origin's `/nodes/<id>`, its path prefix kept); this
+ * origin when `base` is empty.
+ */
+export function wsUrlAt(base, path) {
+  if (!base) return wsUrl(path);
+  const url = new URL(base, location.href);
+  const prefix = url.pathname.replace(/\/+$/, '');
+  return `${url.protocol === 'https:' ? 'wss:' : 'ws:'}//${url.host}${prefix}${path}`;
+}
+
 // -- the roster and times ------------------------------------------------------------
 
 const roster = new Map();

@@ -15,7 +15,7 @@ import { documentsPanel, roomDocuments } from './documents_panel.js';
 import { LevelMeter, LocalMedia, fillDevicePickers } from './media.js';
 import { QualityMeter } from './room.js';
 import {
-  openRoom, qualityParts, reconnectRoom, sampleQuality as sampleRoomQuality,
+  openRoom, qualityParts, reconnectRoom, roomPlaced, sampleQuality as sampleRoomQuality,
 } from './room_session.js';
 
 const app = document.getElementById('app');
@@ -33,6 +33,9 @@ const page = {
   attempts: 0,
   wakeUp: null,
   micMuted: false,
+  // Where the room is, from a node's redirect or conference.room_placed (room_session.js).
+  placement: null,
+  redirects: 0,
   notice: null, // {key, kind} shown in the lobby after leaving or an end
   tracks: { chair: null, floor: null },
   quality: new QualityMeter(),
@@ -577,6 +580,7 @@ let refreshTimer = null;
 function onEvent(event) {
   const conference = page.conference;
   const mine = conference && event.conference === conference.id;
+  if (mine && event.type === 'conference.room_placed') roomPlaced(page, event, connect);
   if (mine && page.mode === 'waiting' && page.wantIn
       && ['conference.opened', 'conference.live', 'endpoint.invited'].includes(event.type)) {
     checkAndConnect().catch(() => reconnect());

@@ -13,11 +13,16 @@
 // no ICE restart) and the bridge gives the endpoint back its seat, floor and
 // mute state.
 //
+// `base` is the base URL of the bridge node holding the room (the conference's
+// `bridge.url`); null: this origin. A node that does not hold the room answers
+// `redirect` with the right node's URL and closes: the RoomClient reports
+// `onRedirect(message)` and the page opens a new one there (room_session.js).
+//
 // With `control: true` it is a moderator's console instead of a site
 // (`?role=control`): no audio connection at all, and one video connection
 // whose lines only receive (the floor and the grid); nothing is sent.
 
-import { wsUrl } from './common.js';
+import { wsUrlAt } from './common.js';
 
 const PING_EVERY_MS = 5000;
 const PONG_TIMEOUT_MS = 12000;
@@ -58,10 +63,14 @@ function gathered(pc) {
 export class RoomClient {
   /**
    * handlers: onJoined(joined), onState(state), onTrack(slot, track),
-   * onConnected(), onLost(why), onEnded(kind, reason), onError(error).
+   * onConnected(), onLost(why), onEnded(kind, reason), onError(error), onRedirect(message).
    */
-  constructor(conferenceId, { audio = null, video = null, receiveSlots = null, control = false } = {}, handlers = {}) {
+  constructor(conferenceId, {
+    audio = null, video = null, receiveSlots = null, control = false, base = null,
+  } = {}, handlers = {}) {
     this.conferenceId = conferenceId;
+    this.base = base;
+    this.redirect = null;
     this.control = control;
     this.audio = control ? null : audio;
     this.video = control ? null : video;
@@ -85,7 +94,7 @@ export class RoomClient {
 
   start() {
     const query = this.control ? '?role=control' : '';
-    const ws = new WebSocket(wsUrl(`/api/v1/conferences/${this.conferenceId}/signal${query}`));
+    const ws = new WebSocket(wsUrlAt(this.base, `/api/v1/conferences/${this.conferenceId}/signal${query}`));
     this.ws = ws;
     ws.onmessage = (message) => this.receive(message.data);
     ws.onclose = (event) => this.closedByServer(event);
@@ -170,6 +179,10 @@ export class RoomClient {
       case 'replaced':
         this.ended = { kind: message.type, reason: message.reason || null };
         break;
+      case 'redirect':
+        // The room is on another node (or moved there): the node closes next.
+        if (typeof message.url === 'string') this.redirect = message;
+        break;
       default:
         break;
     }
@@ -177,7 +190,10 @@ export class RoomClient {
 
   closedByServer() {
     if (this.finished) return;
-    if (this.ended) {
+    if (this.redirect) {
+      this.close(false);
+      this.emit('onRedirect', this.redirect);
+    } else if (this.ended) {
       this.close(false);
       this.emit('onEnded', this.ended.kind, this.ended.reason);
     } else {

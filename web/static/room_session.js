@@ -4,8 +4,16 @@
 // doubling to 4 s between attempts (the browser's "online" event wakes it early
 // through `page.wakeUp`).
 //
-// `page` is the page's state object: `room`, `attempts`, `wantIn`, `wakeUp` and
-// `quality` are read and written here. `hooks` is what differs between pages:
+// The room is on the bridge node the conference is placed on: the newest of what
+// the conference's answer (`bridge`), a `conference.room_placed` event
+// (`roomPlaced`) and a node's `redirect` said, this origin when none did. A
+// redirect is followed at once (three in a row at most, then as after a drop);
+// after a drop `hooks.recheck` reads the conference again, so its new placement
+// is used.
+//
+// `page` is the page's state object: `room`, `attempts`, `wantIn`, `wakeUp`,
+// `quality`, `placement` and `redirects` are read and written here; `conference`
+// is read. `hooks` is what differs between pages:
 //   setMode(mode)              'connecting', 'reconnecting' or `liveMode`
 //   liveMode                   the page's mode once connected ('call', 'live')
 //   opening()                  optional, right before a new connection
@@ -17,13 +25,45 @@ import { banner, fill, formatNumber } from './common.js';
 import { t } from './i18n.js';
 import { RoomClient } from './room.js';
 
+const MAX_REDIRECTS = 3;
+
+function placementOf(value) {
+  if (!value || typeof value.url !== 'string' || !/^https?:\/\//.test(value.url)) return null;
+  return { url: value.url, node: value.node || null, generation: Number(value.generation) || 0 };
+}
+
+/** The base URL of the node holding the room (null: this origin). */
+export function roomBase(page) {
+  const told = placementOf(page.placement);
+  const answered = placementOf(page.conference && page.conference.bridge);
+  if (!told) return answered ? answered.url : null;
+  if (answered && answered.generation > told.generation) return answered.url;
+  return told.url;
+}
+
+/**
+ * A `conference.room_placed` event for the page's conference: remember where the
+ * room is; a reconnect waiting goes now, a room connected elsewhere moves (`connect`).
+ */
+export function roomPlaced(page, event, connect) {
+  const placement = placementOf(event.data);
+  if (!placement) return;
+  const known = placementOf(page.placement);
+  if (known && known.generation > placement.generation) return;
+  const before = roomBase(page);
+  page.placement = placement;
+  if (roomBase(page) === before || !page.wantIn) return;
+  if (page.wakeUp) page.wakeUp();
+  else if (page.room && page.room.base !== roomBase(page)) connect();
+}
+
 /** Connect `page` to the room of conference `conferenceId`, sending `media`. */
 export function openRoom(page, conferenceId, media, hooks) {
   if (page.room) page.room.close(false);
   hooks.setMode(page.attempts ? 'reconnecting' : 'connecting');
   if (hooks.opening) hooks.opening();
   page.quality.reset();
-  const room = new RoomClient(conferenceId, media, {
+  const room = new RoomClient(conferenceId, { ...media, base: roomBase(page) }, {
     onState: (state) => {
       if (room === page.room) hooks.onState(state);
     },
@@ -33,7 +73,15 @@ export function openRoom(page, conferenceId, media, hooks) {
       if (page.attempts) banner(t('reconnected'), 'ok', { autoHideMs: 4000 });
       else banner(null);
       page.attempts = 0;
+      page.redirects = 0;
       hooks.setMode(hooks.liveMode);
+    },
+    onRedirect: (redirect) => {
+      if (room !== page.room) return;
+      page.placement = placementOf(redirect);
+      page.redirects = (page.redirects || 0) + 1;
+      if (page.redirects <= MAX_REDIRECTS) openRoom(page, conferenceId, media, hooks);
+      else reconnectRoom(page, hooks);
     },
     onLost: () => {
       if (room === page.room) reconnectRoom(page, hooks);

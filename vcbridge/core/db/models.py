@@ -420,6 +420,46 @@ class BridgeMedia(Base):
     fps: Mapped[float | None] = mapped_column(Float, default=None)
 
 
+class BridgeNode(Base):
+    """A bridge node: a process that carries rooms' media (issue 15, bridge nodes).
+
+    Every node registers at start (a new `incarnation` each time) and heartbeats
+    its row; the scheduler leader declares a node whose heartbeat is older than
+    `node_dead_after_seconds` dead and moves its rooms. Times are the database's
+    own clock (`now()`), so machines' clocks need not agree."""
+
+    __tablename__ = "bridge_nodes"
+
+    id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    # The base URL sites use for this node's signaling WebSocket (http(s)://host[:port]).
+    advertise_url: Mapped[str] = mapped_column(String(300))
+    capacity_ports: Mapped[int] = mapped_column(Integer)
+    load_ports: Mapped[int] = mapped_column(Integer, default=0)
+    rooms: Mapped[int] = mapped_column(Integer, default=0)
+    draining: Mapped[bool] = mapped_column(Boolean, default=False)
+    incarnation: Mapped[int] = mapped_column(Integer, default=1)
+    state: Mapped[str] = mapped_column(String(20), default="live")  # live, draining, dead
+    heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class RoomPlacement(Base):
+    """Which node holds a conference's room. The primary key is what guarantees one
+    room per conference: a placement is inserted with ON CONFLICT DO NOTHING, and the
+    loser of a race follows the winner's row."""
+
+    __tablename__ = "room_placements"
+
+    conference_id: Mapped[int] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(120), index=True)
+    # The node's incarnation when the room was placed there (fencing).
+    incarnation: Mapped[int] = mapped_column(Integer)
+    # +1 at each re-placement, so a site can tell a newer placement from an older one.
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    placed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class Document(Base):
     """A meeting document ("tài liệu") attached to a conference or to its whole series.
 
