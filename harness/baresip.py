@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.netns import Namespace
+from harness.process_stop import stop_process
 from harness.service_process import free_port
 
 BARESIP = "baresip"
@@ -198,15 +199,7 @@ class Baresip:
 
     def stop(self) -> None:
         """Stop baresip (SIGTERM, then SIGKILL); idempotent."""
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT_S)
+        stop_process(self.process)
 
     def kill(self) -> None:
         """Kill baresip at once (a room switched off: no BYE is sent)."""

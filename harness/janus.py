@@ -30,12 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.netns import Namespace
+from harness.process_stop import stop_process
 from harness.service_process import free_port
 
 JANUS = "janus"
 LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
 START_TIMEOUT_S = 15.0
-STOP_TIMEOUT_S = 5.0
 
 
 def missing() -> str | None:
@@ -140,13 +140,7 @@ class Janus:
 
     def stop(self) -> None:
         """Stop Janus (SIGTERM, then SIGKILL); idempotent."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(STOP_TIMEOUT_S)
+        stop_process(self.process)
 
     def restart(self) -> None:
         """Stop and start it again on the same port and configuration (its sessions are lost)."""

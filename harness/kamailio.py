@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.netns import Namespace
+from harness.process_stop import stop_process
 from vcbridge.core.settings import PROJECT_ROOT
 
 KAMAILIO = "kamailio"
 CONFIG = PROJECT_ROOT / "configs" / "kamailio" / "kamailio.cfg"
 PORT = 5060
 START_TIMEOUT_S = 10.0
-STOP_TIMEOUT_S = 5.0
 
 
 def missing() -> str | None:
@@ -60,13 +60,7 @@ class Kamailio:
 
     def stop(self) -> None:
         """Stop kamailio; idempotent."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(STOP_TIMEOUT_S)
+        stop_process(self.process)
 
 
 def _answers(host: str, local: str) -> bool:

@@ -243,13 +243,7 @@ async def report(
     when the conference is not running or the endpoint is not one of its
     participants. A report that changes nothing publishes nothing."""
     transition, event_type, needs_policy = _REPORTS[kind]
-    row = await session.scalar(
-        select(Attendance).join(Conference, Conference.id == Attendance.conference_id)
-        .join(Endpoint, Endpoint.id == Attendance.endpoint_id)
-        .where(Attendance.conference_id == conference_id, Endpoint.code == endpoint_code,
-               Conference.status.in_(RUNNING_STATUSES))
-        .with_for_update(of=Attendance)
-    )
+    row = await _running_row(session, conference_id, endpoint_code)
     if row is None:
         return None
     before = connection_of(row)
@@ -278,13 +272,7 @@ async def call_failed(
     `endpoint.absent` once if this attempt decided absence. Returns the state
     afterwards, or None (nothing changed) when the conference is not running,
     the endpoint is not a participant, or no invitation was out."""
-    row = await session.scalar(
-        select(Attendance).join(Conference, Conference.id == Attendance.conference_id)
-        .join(Endpoint, Endpoint.id == Attendance.endpoint_id)
-        .where(Attendance.conference_id == conference_id, Endpoint.code == endpoint_code,
-               Conference.status.in_(RUNNING_STATUSES))
-        .with_for_update(of=Attendance)
-    )
+    row = await _running_row(session, conference_id, endpoint_code)
     if row is None:
         return None
     before = connection_of(row)
@@ -301,3 +289,15 @@ async def call_failed(
                                data={"attempts": after.attempts}))
     await bus.publish_many(session, now, events)
     return after.state
+
+
+async def _running_row(session: AsyncSession, conference_id: int,
+                       endpoint_code: str) -> Attendance | None:
+    """The endpoint's attendance row in a running conference, locked (None: not one)."""
+    return await session.scalar(
+        select(Attendance).join(Conference, Conference.id == Attendance.conference_id)
+        .join(Endpoint, Endpoint.id == Attendance.endpoint_id)
+        .where(Attendance.conference_id == conference_id, Endpoint.code == endpoint_code,
+               Conference.status.in_(RUNNING_STATUSES))
+        .with_for_update(of=Attendance)
+    )
