@@ -80,12 +80,11 @@ async def database_url(tmp_path: Path, postgres_url: str, sqlite_template: Path)
     return postgres_url
 
 
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    """Settings for a test app: its own database, an admin account."""
+def app_settings(database_url: str, data_dir: Path) -> Settings:
+    """Settings for a test app on `database_url`: an admin account, cheap hashes."""
     return Settings(
         database_url=database_url,
-        data_dir=tmp_path,
+        data_dir=data_dir,
         admin_password=ADMIN_PASSWORD,
         # Cheap hashes keep the suite fast; production keeps the OWASP cost.
         password_time_cost=1,
@@ -93,6 +92,12 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         # Lifecycle tests turn the scheduler on; elsewhere it would only add noise.
         scheduler_enabled=False,
     )
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """Settings for a test app: its own database, an admin account."""
+    return app_settings(database_url, tmp_path)
 
 
 @pytest.fixture

@@ -4,23 +4,39 @@ never a 500, and leaves the database exactly as it was.
 
 "Unchanged" is checked on every row of every table (conferences, participants,
 series, users, tokens, the audit log, the booking lock), read before and after
-the request through the app's own database."""
+the request through the app's own database; only a bridge node's heartbeat time,
+which the app renews on its own timer, is left out."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
+from aiohttp import DummyCookieJar
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
-from tests.conftest import NOW, TEST_DATABASE_URL, Client
-from tests.support import ADMIN_PASSWORD, bearer
+from tests.conftest import NOW, TEST_DATABASE_URL, Client, app_settings
+from tests.support import (
+    ADMIN_PASSWORD,
+    bearer,
+    create_scratch_database,
+    drop_scratch_database,
+    login,
+)
+from vcbridge.app import create_app
 from vcbridge.core.app_keys import DATABASE
 from vcbridge.core.clock import FixedClock
+from vcbridge.core.db.engine import Database
+from vcbridge.core.db.migrate import upgrade
 from vcbridge.core.db.models import ApiToken, AuditEvent, Base, Conference, User
 
 ON_POSTGRES = TEST_DATABASE_URL.startswith("postgresql")
@@ -85,14 +101,22 @@ def raw(body: dict[str, Any]) -> bytes:
 Snapshot = dict[str, list[tuple[Any, ...]]]
 
 
+# Columns a running app renews on its own timer, whatever the requests: a bridge node's
+# heartbeat (every node_heartbeat_seconds on PostgreSQL, the database's clock). Its load,
+# rooms and state are still compared.
+TIMER_COLUMNS = {"bridge_nodes": {"heartbeat_at"}}
+
+
 async def snapshot(client: Client, *, skip: tuple[str, ...] = ()) -> Snapshot:
-    """Every row of every table, in primary-key order."""
+    """Every row of every table (but TIMER_COLUMNS), in primary-key order."""
     rows: Snapshot = {}
     async with client.app[DATABASE].read() as session:
         for table in Base.metadata.sorted_tables:
             if table.name in skip:
                 continue
-            query = select(table).order_by(*table.primary_key.columns)
+            timer = TIMER_COLUMNS.get(table.name, set())
+            columns = [column for column in table.columns if column.name not in timer]
+            query = select(*columns).order_by(*table.primary_key.columns)
             rows[table.name] = [tuple(r) for r in (await session.execute(query)).all()]
     return rows
 
@@ -174,6 +198,71 @@ async def endpoint_token(
     )
     assert response.status == 201, await response.text()
     return str((await response.json())["token"])
+
+
+# --------------------------------------------------------------------------
+# One app for the requests that are refused
+# --------------------------------------------------------------------------
+# Most tests here send one request that must be refused and change nothing. Building
+# an app (database, roster, three logins) for each of them cost one to three seconds a
+# test; these share one app per module instead, on an event loop of the module's own.
+# Each still compares every row of every table before and after its request, so one
+# that did change the database fails itself (and is seen as the cause). Tests that
+# change state on purpose (bookings, logouts, clock moves, logins and the login limiter,
+# cookie sessions) keep the per-test app of tests/conftest.py.
+SHARED_LOOP = pytest.mark.asyncio(loop_scope="module")
+
+
+@dataclass(frozen=True)
+class SharedApp:
+    """The shared app's client, the admin's and booker1's headers, the existing booking."""
+
+    client: Client
+    admin: Headers
+    booker: Headers
+    existing: int
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared(
+    tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
+) -> AsyncIterator[SharedApp]:
+    """The app the refused requests share, in the state the per-test fixtures make:
+    admin logged in, booker1 made and logged in, EXISTING booked (no cookies kept).
+
+    Its database is its own (a copy of the SQLite template, or a scratch PostgreSQL
+    database): the per-test fixtures empty the session's PostgreSQL database."""
+    data_dir = tmp_path_factory.mktemp("bad-input-shared")
+    scratch = ""
+    if ON_POSTGRES:
+        scratch = url = await create_scratch_database(TEST_DATABASE_URL)
+        database = Database(url)
+        await upgrade(database)
+        await database.dispose()
+    else:
+        shutil.copyfile(sqlite_template, data_dir / "test.sqlite3")
+        url = f"sqlite+aiosqlite:///{data_dir / 'test.sqlite3'}"
+    # No cookie jar: the logins' session cookies (and any a response sets) would ride
+    # along on every later request; these tests authenticate by bearer header only.
+    client: Client = TestClient(TestServer(
+        create_app(app_settings(url, data_dir), clock=FixedClock(NOW))),
+        cookie_jar=DummyCookieJar())
+    try:
+        await client.start_server()
+        admin = bearer(await login(client, "admin", ADMIN_PASSWORD))
+        response = await client.post(USERS, json={
+            "username": "booker1", "password": "pw-booker1-123456", "role": "booker"},
+            headers=admin)
+        assert response.status == 201, await response.text()
+        booker = bearer(await login(client, "booker1", "pw-booker1-123456"))
+        response = await client.post(CONFERENCES, json=EXISTING, headers=booker)
+        assert response.status == 201, await response.text()
+        existing = int((await response.json())["id"])
+        yield SharedApp(client, admin, booker, existing)
+    finally:
+        await client.close()
+        if scratch:
+            await drop_scratch_database(scratch)
 
 
 # --------------------------------------------------------------------------
@@ -376,11 +465,12 @@ BAD_BOOKINGS = [
 ]
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize(("body", "status", "needles"), BAD_BOOKINGS)
 async def test_bad_booking_body(
-    client: Client, booker: Headers, existing: int, body: Any, status: int,
-    needles: tuple[str, ...],
+    shared: SharedApp, body: Any, status: int, needles: tuple[str, ...],
 ) -> None:
+    client, booker = shared.client, shared.booker
     async with unchanged(client):
         response = await send(client, "POST", CONFERENCES, body, booker)
         await assert_error(response, status, *needles)
@@ -394,21 +484,21 @@ async def test_valid_booking_is_accepted(client: Client, booker: Headers, existi
     assert await count(client, Conference) == before + 1
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize("rule", [
     pytest.param("FREQ=DAILY;COUNT=2;BYMONTH=2;BYMONTHDAY=31", id="daily-feb-31"),
     pytest.param("FREQ=DAILY;COUNT=2;BYYEARDAY=367", id="daily-yearday-367"),
 ])
-async def test_rrule_without_occurrences_is_refused_quickly(
-    client: Client, booker: Headers, existing: int, rule: str
-) -> None:
+async def test_rrule_without_occurrences_is_refused_quickly(shared: SharedApp, rule: str) -> None:
+    client, booker = shared.client, shared.booker
     async with unchanged(client):
         response = await client.post(CONFERENCES, json=booking(rrule=rule), headers=booker)
         await assert_error(response, 422, "rrule")
 
 
-async def test_rrule_with_count_and_until_is_refused(
-    client: Client, booker: Headers, existing: int
-) -> None:
+@SHARED_LOOP
+async def test_rrule_with_count_and_until_is_refused(shared: SharedApp) -> None:
+    client, booker = shared.client, shared.booker
     async with unchanged(client):
         response = await client.post(
             CONFERENCES, json=booking(rrule="FREQ=DAILY;COUNT=2;UNTIL=20270101T000000Z"),
@@ -417,6 +507,7 @@ async def test_rrule_with_count_and_until_is_refused(
         await assert_error(response, 422, "rrule", "COUNT", "UNTIL")
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize(("body", "needle"), [
     pytest.param(booking(title=123), "title", id="title-number"),
     pytest.param(booking(setup_minutes="15"), "setup_minutes", id="setup-string"),
@@ -426,20 +517,22 @@ async def test_rrule_with_count_and_until_is_refused(
     pytest.param(booking(start="2026-12-01T08:00:00"), "start", id="start-naive"),
 ])
 async def test_validation_message_names_field(
-    client: Client, booker: Headers, body: dict[str, Any], needle: str
+    shared: SharedApp, body: dict[str, Any], needle: str,
 ) -> None:
-    response = await client.post(CONFERENCES, json=body, headers=booker)
-    error = await assert_error(response, 422)
+    client, booker = shared.client, shared.booker
+    async with unchanged(client):
+        response = await client.post(CONFERENCES, json=body, headers=booker)
+        error = await assert_error(response, 422)
     assert needle in error["message"], error
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize("content_type", [
     "text/plain", "application/x-www-form-urlencoded", "application/octet-stream",
     "application/xml", "application/json-patch+json", "multipart/form-data; boundary=x",
 ])
-async def test_booking_not_json_content_type(
-    client: Client, booker: Headers, existing: int, content_type: str
-) -> None:
+async def test_booking_not_json_content_type(shared: SharedApp, content_type: str) -> None:
+    client, booker = shared.client, shared.booker
     async with unchanged(client):
         response = await client.post(
             CONFERENCES, data=raw(VALID), headers={**booker, "Content-Type": content_type}
@@ -447,9 +540,9 @@ async def test_booking_not_json_content_type(
         await assert_error(response, 415, "application/json")
 
 
-async def test_booking_without_content_type(
-    client: Client, booker: Headers, existing: int
-) -> None:
+@SHARED_LOOP
+async def test_booking_without_content_type(shared: SharedApp) -> None:
+    client, booker = shared.client, shared.booker
     async with unchanged(client):
         response = await client.post(
             CONFERENCES, data=raw(VALID), headers={**booker, "Content-Type": ""}
@@ -457,8 +550,10 @@ async def test_booking_without_content_type(
         await assert_error(response, 415, "application/json")
 
 
-async def test_oversized_chunked_body(client: Client, booker: Headers, existing: int) -> None:
+@SHARED_LOOP
+async def test_oversized_chunked_body(shared: SharedApp) -> None:
     """A body without Content-Length is cut off at the limit as well."""
+    client, booker = shared.client, shared.booker
 
     async def chunks() -> AsyncIterator[bytes]:
         yield raw(VALID)[:-1] + b', "agenda": "'
@@ -473,9 +568,9 @@ async def test_oversized_chunked_body(client: Client, booker: Headers, existing:
         await assert_error(response, 413, "too large")
 
 
-async def test_oversized_body_with_wrong_type_is_415(
-    client: Client, booker: Headers, existing: int
-) -> None:
+@SHARED_LOOP
+async def test_oversized_body_with_wrong_type_is_415(shared: SharedApp) -> None:
+    client, booker = shared.client, shared.booker
     async with unchanged(client):
         response = await client.post(
             CONFERENCES, data=b"x" * (MAX_BODY + 1),
@@ -484,10 +579,10 @@ async def test_oversized_body_with_wrong_type_is_415(
         await assert_error(response, 415)
 
 
-async def test_body_just_under_the_limit_is_read(
-    client: Client, booker: Headers, existing: int
-) -> None:
+@SHARED_LOOP
+async def test_body_just_under_the_limit_is_read(shared: SharedApp) -> None:
     """A body under 256 KiB is parsed (and refused here for its agenda's length, 422)."""
+    client, booker = shared.client, shared.booker
     body = booking(agenda="x" * (MAX_BODY - 1024))
     async with unchanged(client):
         response = await client.post(CONFERENCES, json=body, headers=booker)
@@ -584,19 +679,20 @@ BAD_PATCHES = [
 ]
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize(("body", "status", "needles"), BAD_PATCHES)
 async def test_bad_patch(
-    client: Client, booker: Headers, existing: int, body: Any, status: int,
-    needles: tuple[str, ...],
+    shared: SharedApp, body: Any, status: int, needles: tuple[str, ...],
 ) -> None:
+    client, booker, existing = shared.client, shared.booker, shared.existing
     async with unchanged(client):
         response = await send(client, "PATCH", f"{CONFERENCES}/{existing}", body, booker)
         await assert_error(response, status, *needles)
 
 
-async def test_patch_start_at_end_of_time(
-    client: Client, booker: Headers, existing: int
-) -> None:
+@SHARED_LOOP
+async def test_patch_start_at_end_of_time(shared: SharedApp) -> None:
+    client, booker, existing = shared.client, shared.booker, shared.existing
     async with unchanged(client):
         response = await client.patch(
             f"{CONFERENCES}/{existing}", json={"start": "9999-12-31T23:00:00-12:00"},
@@ -605,9 +701,9 @@ async def test_patch_start_at_end_of_time(
         await assert_error(response, 422, "start")
 
 
-async def test_patch_not_json_content_type(
-    client: Client, booker: Headers, existing: int
-) -> None:
+@SHARED_LOOP
+async def test_patch_not_json_content_type(shared: SharedApp) -> None:
+    client, booker, existing = shared.client, shared.booker, shared.existing
     async with unchanged(client):
         response = await client.patch(
             f"{CONFERENCES}/{existing}", data=b'{"title": "x"}',
@@ -616,11 +712,11 @@ async def test_patch_not_json_content_type(
         await assert_error(response, 415)
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize("method", ["PATCH", "DELETE"])
 @pytest.mark.parametrize("scope", ["bogus", "", "THIS", "all", "this,following"])
-async def test_bad_scope(
-    client: Client, booker: Headers, existing: int, method: str, scope: str
-) -> None:
+async def test_bad_scope(shared: SharedApp, method: str, scope: str) -> None:
+    client, booker, existing = shared.client, shared.booker, shared.existing
     body = {"title": "Đổi tên"} if method == "PATCH" else None
     async with unchanged(client):
         response = await client.request(
@@ -647,11 +743,11 @@ UNKNOWN_IDS = [
 ]
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
 @pytest.mark.parametrize("conference_id", UNKNOWN_IDS)
-async def test_unknown_conference(
-    client: Client, booker: Headers, existing: int, method: str, conference_id: str
-) -> None:
+async def test_unknown_conference(shared: SharedApp, method: str, conference_id: str) -> None:
+    client, booker = shared.client, shared.booker
     body = {"title": "Đổi tên"} if method == "PATCH" else None
     async with unchanged(client):
         response = await client.request(
@@ -664,14 +760,18 @@ async def test_unknown_conference(
             )
 
 
-async def test_method_not_allowed(client: Client, booker: Headers, existing: int) -> None:
+@SHARED_LOOP
+async def test_method_not_allowed(shared: SharedApp) -> None:
+    client, booker, existing = shared.client, shared.booker, shared.existing
     async with unchanged(client):
         response = await client.put(f"{CONFERENCES}/{existing}", json=VALID, headers=booker)
         await assert_error(response, 405)
         assert "PATCH" in response.headers.get("Allow", "")
 
 
-async def test_unknown_route(client: Client, booker: Headers) -> None:
+@SHARED_LOOP
+async def test_unknown_route(shared: SharedApp) -> None:
+    client, booker = shared.client, shared.booker
     response = await client.get("/api/v1/conferencez", headers=booker)
     await assert_error(response, 404)
 
@@ -790,12 +890,13 @@ BAD_CREDENTIALS = [
 ]
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize("credentials", BAD_CREDENTIALS)
 @pytest.mark.parametrize(("method", "path", "body"), WRITES)
 async def test_missing_or_forged_token(
-    client: Client, existing: int, credentials: Headers, method: str, path: str,
-    body: dict[str, Any] | None,
+    shared: SharedApp, credentials: Headers, method: str, path: str, body: dict[str, Any] | None,
 ) -> None:
+    client = shared.client
     client.session.cookie_jar.clear()  # forget the session cookies of the fixtures' logins
     async with unchanged(client):
         response = await client.request(method, path, json=body, headers=credentials)
@@ -1039,17 +1140,20 @@ BAD_USERS = [
 ]
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize(("body", "status", "needles"), BAD_USERS)
 async def test_bad_user(
-    client: Client, admin: Headers, existing: int, body: Any, status: int,
-    needles: tuple[str, ...],
+    shared: SharedApp, body: Any, status: int, needles: tuple[str, ...],
 ) -> None:
+    client, admin = shared.client, shared.admin
     async with unchanged(client):
         response = await send(client, "POST", USERS, body, admin)
         await assert_error(response, status, *needles)
 
 
-async def test_user_not_json_content_type(client: Client, admin: Headers) -> None:
+@SHARED_LOOP
+async def test_user_not_json_content_type(shared: SharedApp) -> None:
+    client, admin = shared.client, shared.admin
     async with unchanged(client):
         response = await client.post(
             USERS, data=raw(GOOD_USER), headers={**admin, "Content-Type": "text/plain"}
@@ -1082,11 +1186,12 @@ BAD_USER_PATCHES = [
 ]
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize(("user_id", "body", "status", "needles"), BAD_USER_PATCHES)
 async def test_bad_user_patch(
-    client: Client, admin: Headers, user_id: str, body: dict[str, Any], status: int,
-    needles: tuple[str, ...],
+    shared: SharedApp, user_id: str, body: dict[str, Any], status: int, needles: tuple[str, ...],
 ) -> None:
+    client, admin = shared.client, shared.admin
     async with unchanged(client):
         response = await client.patch(f"{USERS}/{user_id}", json=body, headers=admin)
         await assert_error(response, status, *needles)
@@ -1191,6 +1296,7 @@ async def test_login_rate_limit(client: Client, admin: Headers) -> None:
 # --------------------------------------------------------------------------
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize(("code", "body", "status", "needles"), [
     pytest.param("UBND-TINH", {"scope": "root"}, 422, ("scope",), id="bad-scope"),
     pytest.param("UBND-TINH", {"scope": "login"}, 422, ("scope",), id="login-scope"),
@@ -1202,9 +1308,9 @@ async def test_login_rate_limit(client: Client, admin: Headers) -> None:
                  id="label-nul"),
 ])
 async def test_bad_endpoint_token(
-    client: Client, admin: Headers, code: str, body: dict[str, Any], status: int,
-    needles: tuple[str, ...],
+    shared: SharedApp, code: str, body: dict[str, Any], status: int, needles: tuple[str, ...],
 ) -> None:
+    client, admin = shared.client, shared.admin
     async with unchanged(client):
         response = await client.post(
             f"/api/v1/endpoints/{code}/tokens", json=body, headers=admin
@@ -1212,14 +1318,14 @@ async def test_bad_endpoint_token(
         await assert_error(response, status, *needles)
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize("token_id", [
     pytest.param("999", id="unknown"),
     pytest.param("abc", id="letters"),
     pytest.param("99999999999", id="above-int32"),
 ])
-async def test_revoke_unknown_endpoint_token(
-    client: Client, admin: Headers, token_id: str
-) -> None:
+async def test_revoke_unknown_endpoint_token(shared: SharedApp, token_id: str) -> None:
+    client, admin = shared.client, shared.admin
     async with unchanged(client):
         response = await client.delete(
             f"/api/v1/endpoints/UBND-TINH/tokens/{token_id}", headers=admin
@@ -1267,11 +1373,12 @@ BAD_QUERIES = [
 ]
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize(("path", "params", "status", "needles"), BAD_QUERIES)
 async def test_bad_query(
-    client: Client, admin: Headers, existing: int, path: str, params: dict[str, str],
-    status: int, needles: tuple[str, ...],
+    shared: SharedApp, path: str, params: dict[str, str], status: int, needles: tuple[str, ...],
 ) -> None:
+    client, admin = shared.client, shared.admin
     async with unchanged(client):
         response = await client.get(path, params=params, headers=admin)
         if status == 200:
