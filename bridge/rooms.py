@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,9 @@ class RoomRegistry:
         self.sip: SipDialer | None = None
         self._follower: Follower | None = None
         self._invitations: Follower | None = None
+        # Invitations this process's scheduler passed here directly, whose events are
+        # still to come (they are skipped, not dialled again).
+        self._handled: Counter[tuple[int, str]] = Counter()
 
     def room_for(self, conference_id: int, chair: str, sites: Sequence[str]) -> Room:
         """The conference's room for a connection: created on first use, started."""
@@ -98,6 +102,9 @@ class RoomRegistry:
         the decision) is the invitation their agents act on."""
         if self.sip is not None and conference_id in self.rooms:
             self.rooms[conference_id].start()
+            if self._invitations is not None:
+                # Its `endpoint.invited` event is on the way: that one is handled here.
+                self._handled[(conference_id, endpoint)] += 1
             await self.sip.invite(conference_id, endpoint)
 
     async def close_room(self, conference_id: int, reason: str) -> None:
@@ -148,5 +155,14 @@ class RoomRegistry:
             await self.close_room(event.conference_id, ROOM_CLOSING[EventType(event.type)])
 
     async def _on_invited(self, event: BusEvent) -> None:
-        if event.conference_id is not None and event.endpoint is not None:
-            await self.invite(event.conference_id, event.endpoint)
+        if event.conference_id is None or event.endpoint is None or self.sip is None:
+            return
+        key = (event.conference_id, event.endpoint)
+        if self._handled[key] > 0:
+            # This process's scheduler invited it directly: dialling twice would make
+            # one failed attempt two.
+            self._handled[key] -= 1
+            return
+        if event.conference_id in self.rooms:
+            self.rooms[event.conference_id].start()
+            await self.sip.invite(event.conference_id, event.endpoint)

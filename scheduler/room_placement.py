@@ -53,8 +53,11 @@ class NodePlacement:
             await self._local.open_room(conference_id, chair, participants)
 
     async def invite(self, conference_id: int, endpoint: str) -> None:
-        """Nothing more to do: `endpoint.invited` carries the room's node."""
-        return None
+        """Agents act on `endpoint.invited`, which carries the room's node. When this
+        process holds the room, its registry acts at once (a SIP room is dialled); other
+        nodes act on the event."""
+        if self._local is not None:
+            await self._local.invite(conference_id, endpoint)
 
     async def close_room(self, conference_id: int, reason: CloseReason) -> None:
         """Close this process's copy; the node holding the room closes it on the event."""
