@@ -38,7 +38,12 @@ export class TokensSection {
   }
 
   render() {
-    this.form = null; // a whole render (the language changed) builds the form anew
+    // A whole render (the language changed, the roster arrived) builds the form anew,
+    // keeping what the admin already chose and typed.
+    const typed = this.form && this.form.code === this.code
+      ? { scope: this.form.node.querySelector('#token-scope').value, label: this.form.node.querySelector('#token-label').value }
+      : null;
+    this.form = null;
     const search = el('input', { type: 'search', id: 'endpoint-search', autocomplete: 'off', placeholder: t('adm_endpoint_search_hint') });
     search.value = this.query;
     search.addEventListener('input', () => {
@@ -62,6 +67,10 @@ export class TokensSection {
         this.detail));
     this.renderList();
     this.renderDetail();
+    if (typed && this.form) {
+      this.form.node.querySelector('#token-scope').value = typed.scope;
+      this.form.node.querySelector('#token-label').value = typed.label;
+    }
   }
 
   renderList() {
