@@ -1,8 +1,10 @@
 """What a SIP room system's media costs the bridge, per operation (single thread, CPU time):
 
-- audio: decoding one 20 ms G.711 / G.722 payload to 48 kHz and measuring its level (every
-  packet of a SIP site, as there is no RFC 6464 level), and encoding one 20 ms mix frame in
-  the site's codec (every frame, per SIP site);
+- audio: decoding one 20 ms G.711 / G.722 payload at the codec's rate and measuring its
+  level (every packet of a SIP site, as there is no RFC 6464 level); bringing it up to
+  48 kHz (only while the site is mixed, i.e. among the speakers); encoding one 20 ms mix
+  frame in the site's codec (every frame: once for all the sites that hear the common
+  mix, once more for each speaking site);
 - video of an H.264-only room, at 640x360: its camera transcoded once (decode H.264,
   encode VP8) and the picture it watches transcoded for it (decode VP8, encode H.264),
   per frame; against forwarding H.264 conference-wide, which costs the bridge no codec
@@ -37,7 +39,14 @@ from aiortc.codecs.vpx import Vp8Decoder
 from aiortc.jitterbuffer import JitterFrame
 
 from bench.shared import log
-from bridge.sip.audio_codecs import CODECS, SipAudioDecoder, SipAudioEncoder, level_of
+from bridge.sip.audio_codecs import (
+    CODECS,
+    SipAudioDecoder,
+    SipAudioEncoder,
+    UpsampledPcm,
+    Upsampler,
+    level_of,
+)
 from bridge.sip.h264_transcoder import Vp8FrameEncoder
 
 FRAME = 960
@@ -63,19 +72,28 @@ def audio(frames: int) -> dict[str, Any]:
     pcm = speech_like(frames)
     for name, codec in CODECS.items():
         encoder, decoder = SipAudioEncoder(codec, FRAME), SipAudioDecoder(codec)
+        upsampler, to_48k = Upsampler(codec.sample_rate), UpsampledPcm(codec.sample_rate)
         payloads: list[bytes] = []
-        encode, decode = [], []
+        encode, decode, upsample = [], [], []
         for i in range(frames):
             frame = pcm[i * FRAME:(i + 1) * FRAME]
             start = time.process_time()
             payloads.append(encoder.encode(frame))
             encode.append((time.process_time() - start) * 1e6)
+        chunks: list[bytes] = []
         for payload in payloads:
             start = time.process_time()
-            level_of(decoder.decode(payload))
+            samples = decoder.decode(payload)
+            level_of(samples)
+            chunks.append(upsampler.chunk(samples))
             decode.append((time.process_time() - start) * 1e6)
+        for chunk in chunks:
+            start = time.process_time()
+            to_48k.decode(chunk)
+            upsample.append((time.process_time() - start) * 1e6)
         out[name] = {"encode_us_median": round(statistics.median(encode), 1),
-                     "decode_and_level_us_median": round(statistics.median(decode), 1)}
+                     "decode_and_level_us_median": round(statistics.median(decode), 1),
+                     "upsample_us_median": round(statistics.median(upsample), 1)}
         log(f"{name}: {out[name]}")
     return out
 

@@ -34,8 +34,10 @@ SILENT_LEVEL = 127  # RFC 6464: -127 dBov, used when a packet carries no level
 class PcmOutput(Protocol):
     """Where a site that gets its mix in another codec (a SIP site) is sent its frames."""
 
-    def push_pcm(self, pcm: Pcm, pts: int) -> bool:
-        """Encode and send one frame of the mix (48 kHz int16) at `pts` (48 kHz)."""
+    def push_pcm(self, pcm: Pcm, pts: int, common: bool) -> bool:
+        """Encode and send one frame of the mix (48 kHz int16) at `pts` (48 kHz).
+        `common`: the common mix, the same samples for every site that is not speaking
+        this frame (so its encoding can be shared); else the site's own mix-minus."""
         ...
 
 
@@ -126,11 +128,12 @@ class AudioEngine:
         self._receive(code, packet.sequence_number, packet.payload,
                       level[1] if level else SILENT_LEVEL, len(packet.payload))
 
-    def on_decoded(self, code: str, sequence_number: int, pcm: Pcm, level: int,
+    def on_decoded(self, code: str, sequence_number: int, queued: bytes, level: int,
                    payload_bytes: int) -> None:
-        """A packet of a site added with `add_decoded_site`, decoded by its leg, with the
-        level the leg measured (RFC 6464 units)."""
-        self._receive(code, sequence_number, pcm.tobytes(), level, payload_bytes)
+        """A packet of a site added with `add_decoded_site`, decoded by its leg: `queued`
+        is what the site's `FrameDecoder` takes (samples), `level` what the leg measured
+        (RFC 6464 units)."""
+        self._receive(code, sequence_number, queued, level, payload_bytes)
 
     def _receive(self, code: str, sequence_number: int, payload: bytes, level: int,
                  payload_bytes: int) -> None:
@@ -187,9 +190,11 @@ class AudioEngine:
             if data is not None:
                 output.push(data, self._pts, time_base)
         for code, pcm_output in self.pcm_outputs.items():
-            pcm = result.per_speaker_pcm.get(code, result.common_pcm)
-            if pcm is not None:
-                pcm_output.push_pcm(pcm, self._pts)
+            own = result.per_speaker_pcm.get(code)
+            if own is not None:
+                pcm_output.push_pcm(own, self._pts, False)
+            elif result.common_pcm is not None:
+                pcm_output.push_pcm(result.common_pcm, self._pts, True)
         if self.on_common is not None and result.common is not None:
             self.on_common(result.common, self._pts)
         current = self.detector.current()

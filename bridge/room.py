@@ -45,6 +45,7 @@ from bridge.video_router import VideoSlot, VideoSource
 from vcbridge.core.audit import Actor
 
 if TYPE_CHECKING:
+    from bridge.sip.audio_codecs import SharedMixEncoder
     from bridge.sip.sip_leg import Hangup, SipLeg
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,8 @@ class Room:
         self._control_numbers = itertools.count(1)
         self.sources: dict[str, VideoSource] = {}
         self.audio = AudioEngine(frame_ms=frame_ms, on_speaker_change=self._speaker_changed)
+        # The common mix in each SIP codec, encoded once a frame for all its rooms.
+        self.shared_mix_encoders: dict[str, SharedMixEncoder] = {}
         self.closed = False
         # Where recordings go (set by the wiring); None: this room cannot record.
         self.recordings_dir: Path | None = None

@@ -19,9 +19,10 @@ an agent:
   in the chair's grid. Keyframe requests go both ways through the usual hooks: a PLI from
   the room reaches the source it watches, the bridge's PLI reaches the room through Janus.
 
-VP8 video is forwarded as for other sites. A room that answers H.264 (offered when the
-leg is built with `h264=True`, one profile only) has its video transcoded for it alone
-(`h264_transcoder.py`; the choice is explained in docs/sip.md)."""
+VP8 video is forwarded as for other sites (received by the same lean ingest). A room
+that answers H.264 (offered when the leg is built with `h264=True`, one profile only)
+has its video transcoded for it alone (`h264_transcoder.py`; the choice is explained in
+docs/sip.md)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ from bridge.media_tap import (
     on_keyframe_request,
     route_payload_type,
     tap_audio,
+    tap_video,
     tap_video_any_codec,
 )
 from bridge.opus_codec import Pcm
@@ -52,8 +54,12 @@ from bridge.rtp_forwarder import RtpForwarder, VideoOutput
 from bridge.sip.audio_codecs import (
     CODECS,
     OpusLevelDecoder,
+    SharedMixEncoder,
+    SipAudioCodec,
     SipAudioDecoder,
     SipAudioEncoder,
+    UpsampledPcm,
+    Upsampler,
     level_of,
 )
 from bridge.sip.h264_transcoder import H264Output, H264Source
@@ -94,16 +100,20 @@ def video_preferences(h264: bool) -> list[Any]:
 
 
 class SipPcmOutput:
-    """A SIP site's mix: encoded in its codec and sent on its audio stream."""
+    """A SIP site's mix: encoded in its codec and sent on its audio stream. The common mix
+    comes from the room's shared encoding of its codec; its own mix-minus (while it
+    speaks) from its own encoder."""
 
-    def __init__(self, forwarder: RtpForwarder, encoder: SipAudioEncoder) -> None:
+    def __init__(self, forwarder: RtpForwarder, encoder: SipAudioEncoder,
+                 shared: SharedMixEncoder) -> None:
         self.forwarder = forwarder
         self.encoder = encoder
+        self.shared = shared
         self._timestamp = 0
 
-    def push_pcm(self, pcm: Pcm, pts: int) -> bool:
+    def push_pcm(self, pcm: Pcm, pts: int, common: bool) -> bool:
         """Encode one frame of the mix and send it (the RTP clock is the codec's own)."""
-        payload = self.encoder.encode(pcm)
+        payload = self.shared.encode(pcm, pts) if common else self.encoder.encode(pcm)
         self._timestamp += self.encoder.rtp_samples
         return self.forwarder.send_packets(self._timestamp, ((b"", payload),))
 
@@ -150,6 +160,7 @@ class SipLeg:
         self.hung_up: str | None = None
         self._telephone_event: int | None = None
         self._decoder: SipAudioDecoder | OpusLevelDecoder | None = None
+        self._upsampler: Upsampler | None = None  # G.711/G.722: to 48 kHz when mixed
         self._last_event: int | None = None  # RTP timestamp of the last DTMF event
         self._keys: list[tuple[str, float]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -178,9 +189,9 @@ class SipLeg:
                 transceiver.direction = "sendrecv"
             elif transceiver.kind == "video" and not self.peers.slots:
                 transceiver.setCodecPreferences(video_preferences(self.h264))
-                # What arrives is only known from the answer (VP8 or H.264): the leg
-                # dispatches the camera's frames once it knows (`_start`).
-                # H.264 or VP8: aiortc's own depacketiser (the VP8-only ingest would not do).
+                # What arrives is only known from the answer (VP8 or H.264): until then
+                # aiortc's own depacketiser, which knows both; `_start_video` moves a VP8
+                # room to the sites' lean ingest.
                 tap_video_any_codec(transceiver.receiver, self._on_video_frame,
                                     self._on_video_ssrc)
                 self._video_receiver = transceiver.receiver
@@ -258,17 +269,28 @@ class SipLeg:
             codec = CODECS[negotiated.audio]
             self.peers.audio_clock = codec.rtp_clock
             self._decoder = SipAudioDecoder(codec)
+            self._upsampler = Upsampler(codec.sample_rate)
             output = SipPcmOutput(self.peers.audio_out,
-                                  SipAudioEncoder(codec, engine.frame_samples))
-            engine.add_decoded_site(self.code, output, DecodedPcm())
+                                  SipAudioEncoder(codec, engine.frame_samples),
+                                  self._shared_encoder(codec))
+            engine.add_decoded_site(self.code, output, UpsampledPcm(codec.sample_rate))
         self._start_video(negotiated.video)
         if self.connection is not None:
             self.room.sip_media_started(self.connection)
+
+    def _shared_encoder(self, codec: SipAudioCodec) -> SharedMixEncoder:
+        encoders = self.room.shared_mix_encoders
+        shared = encoders.get(codec.name)
+        if shared is None:
+            shared = encoders[codec.name] = SharedMixEncoder(codec, self.room.audio.frame_samples)
+        return shared
 
     def _start_video(self, codec: str | None) -> None:
         source: VideoSource
         if codec == "VP8":
             source = VideoSource(self.code)
+            assert self._video_receiver is not None
+            tap_video(self._video_receiver, self._on_video_frame, self._on_video_ssrc)
         elif codec == "H264" and self._video_forwarder is not None:
             source = H264Source(self.code)
             self._h264_out = H264Output(self._video_forwarder)
@@ -336,7 +358,8 @@ class SipLeg:
             self.counters.decode_errors += 1
             return
         self.counters.decoded += 1
-        self.room.audio.on_decoded(self.code, packet.sequence_number, pcm, level_of(pcm),
+        queued = pcm.tobytes() if self._upsampler is None else self._upsampler.chunk(pcm)
+        self.room.audio.on_decoded(self.code, packet.sequence_number, queued, level_of(pcm),
                                    len(packet.payload))
 
     def _on_telephone_event(self, packet: RtpPacket) -> None:
