@@ -9,7 +9,8 @@ only their packets, and encodes:
 - for each speaker, a mix-minus of the other speakers (a speaker must not hear
   itself).
 
-So a tick costs at most `max_speakers` decodes and `max_speakers + 1` encodes,
+So a tick costs at most `max_speakers` decodes and `max_speakers + 1` encodes (one with
+two speakers, see below),
 however many sites there are; the packets of the other sites are dropped
 unread. The mix is 48 kHz mono int16 (speech; mono packets play on both
 channels of a stereo-negotiated stream), summed in int32 and hard-clipped to
@@ -26,6 +27,11 @@ Decisions a caller relies on:
   zeros, so the end of the last word (libopus's 6.5 ms look-ahead) is not cut.
 - A single speaker has nobody to hear: its `per_speaker` packet is the cached
   silence packet, with no encode.
+- Two speakers (the chair and whoever has the floor, the usual exchange) each hear
+  only the other: a speaker's mix-minus is then the other's own Opus packet of that
+  frame, forwarded without an encode, when that frame came as exactly one whole
+  packet (the sites send the mixer's frame duration; otherwise, after a carry-over or
+  a concealment, it is encoded as with three). So two speakers cost one encode a tick.
 - Each site keeps one `OpusDecoder` (and, once it has spoken, one `OpusEncoder`
   for its mix-minus) for as long as it is in the conference, so a site selected
   again after a pause resumes with the same codec state.
@@ -182,6 +188,7 @@ class AudioMixer:
         self._decode_errors = 0
         self._discarded = 0
         self._encodes = 0
+        self._forwarded = 0  # mix-minus packets that were the other speaker's own
         self._ticks = 0
         self._last_tick_encodes = 0
 
@@ -248,7 +255,8 @@ class AudioMixer:
                 site.live = False
                 site.carry = None
 
-        pcm = {code: self._take(self._sites[code]) for code in selected}
+        taken = {code: self._take(self._sites[code]) for code in selected}
+        pcm = {code: samples for code, (samples, _packet) in taken.items()}
 
         # The one loop over all sites: drop what nobody will hear.
         for code, site in self._sites.items():
@@ -282,6 +290,16 @@ class AudioMixer:
                     per_speaker[code] = self._silence_packet
                     per_speaker_pcm[code] = self._zeros
                     continue
+                if len(selected) == 2:
+                    # Two speakers: each hears only the other, whose packet this frame
+                    # is, when it came whole, what a mix-minus encode would give anew.
+                    other = selected[1] if code == selected[0] else selected[0]
+                    packet = taken[other][1]
+                    if packet is not None:
+                        per_speaker[code] = packet
+                        per_speaker_pcm[code] = pcm[other]
+                        self._forwarded += 1
+                        continue
                 site = self._sites[code]
                 if site.encoder is None:
                     site.encoder = self._new_encoder()
@@ -306,15 +324,19 @@ class AudioMixer:
             "packets_concealed": self._concealed,
             "decode_errors": self._decode_errors,
             "encodes": self._encodes,
+            "forwarded": self._forwarded,
             "encodes_last_tick": self._last_tick_encodes,
             "encodes_per_tick": self._encodes / self._ticks if self._ticks else 0.0,
             "dropped_by_site": {c: s.dropped for c, s in self._sites.items() if s.dropped},
         }
 
-    def _take(self, site: _Site) -> Pcm:
-        """Exactly one frame of a selected site's audio, decoding its queued packets."""
+    def _take(self, site: _Site) -> tuple[Pcm, bytes | None]:
+        """Exactly one frame of a selected site's audio, decoding its queued packets; and
+        the Opus packet it came from when it is exactly that one packet (no carry-over, no
+        concealment), so that it can be forwarded as it is."""
         parts: list[Pcm] = []
         have = 0
+        whole: bytes | None = None
         if site.carry is not None:
             parts.append(site.carry)
             have = len(site.carry)
@@ -324,6 +346,8 @@ class AudioMixer:
             try:
                 samples = site.decoder.decode(payload)
                 self._decoded += 1
+                if not parts and len(samples) == self.frame_samples:
+                    whole = payload
             except ValueError:  # PyAV's InvalidDataError: a malformed packet
                 self._decode_errors += 1
                 samples = site.decoder.conceal()
@@ -342,7 +366,9 @@ class AudioMixer:
         if len(out) > self.frame_samples:
             site.carry = out[self.frame_samples :]
             out = out[: self.frame_samples]
-        return out
+        if len(parts) != 1 or not isinstance(site.decoder, OpusDecoder):
+            whole = None
+        return out, whole
 
     def _new_encoder(self) -> OpusEncoder:
         return OpusEncoder(

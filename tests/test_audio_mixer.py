@@ -200,8 +200,50 @@ def test_mix_minus_and_common_mix(frame_samples: int) -> None:
     stats = mixer.stats()
     assert stats["packets_decoded"] == 2 * ticks  # only the two speakers were decoded
     assert stats["packets_discarded"] == ticks  # C's packets, dropped unread
-    assert stats["encodes"] == 3 * ticks and stats["encodes_last_tick"] == 3
+    # Two speakers: the common mix is the one encode; each speaker gets the other's own
+    # packet of the frame.
+    assert stats["encodes"] == ticks and stats["encodes_last_tick"] == 1
+    assert stats["forwarded"] == 2 * ticks
     assert stats["packets_dropped"] == 0 and stats["packets_concealed"] == 0
+
+
+def test_two_speakers_hear_each_others_own_packets() -> None:
+    mixer = AudioMixer()
+    sites = {code: ToneSite(freq) for code, freq in TONES.items()}
+    for code in sites:
+        mixer.add_site(code)
+    for _ in range(10):
+        sent = {code: site.next_packet() for code, site in sites.items()}
+        for code, packet in sent.items():
+            mixer.push(code, packet)
+        result = mixer.mix(["A", "B"])
+        assert result.per_speaker == {"A": sent["B"], "B": sent["A"]}
+        assert result.common not in (sent["A"], sent["B"])  # a mix of both, encoded
+
+
+def test_three_speakers_get_encoded_mix_minuses() -> None:
+    mixer = AudioMixer()
+    results = run_conference(mixer, ["A", "B", "C"], 30)
+    assert mixer.stats()["encodes"] == 4 * 30 and mixer.stats()["forwarded"] == 0
+    heard_by_a = decode_stream(r.per_speaker["A"] for r in results)[WARMUP_FRAMES * 960:]
+    a, b, c = TONES["A"], TONES["B"], TONES["C"]
+    assert min(level_db(heard_by_a, b), level_db(heard_by_a, c)) - level_db(heard_by_a, a) >= 20
+
+
+def test_a_speaker_whose_frame_is_not_one_whole_packet_is_encoded_for_the_other() -> None:
+    # B sends 10 ms packets (two a frame): A's mix-minus is B's frame, encoded anew.
+    mixer = AudioMixer()
+    a, b = ToneSite(TONES["A"]), ToneSite(TONES["B"], frame_samples=480)
+    mixer.add_site("A")
+    mixer.add_site("B")
+    for _ in range(10):
+        mixer.push("A", a.next_packet())
+        mixer.push("B", b.next_packet())
+        mixer.push("B", b.next_packet())
+        result = mixer.mix(["A", "B"])
+    assert mixer.stats()["forwarded"] == 10  # B hears A's packets; A gets an encode
+    assert mixer.stats()["encodes_last_tick"] == 2
+    assert len(result.per_speaker["A"]) > 0
 
 
 def test_single_speaker_is_heard_by_all_and_hears_silence() -> None:
