@@ -133,8 +133,9 @@ def _encode_video(index: int) -> tuple[list[bytes], list[int]]:
 # -- audio ------------------------------------------------------------------------
 
 
-def _speech_like(index: int, loud: bool) -> np.ndarray:
-    """Syllable-like tone bursts with pauses, mono int16 at 48 kHz."""
+def speech_like(index: int, loud: bool) -> np.ndarray:
+    """Syllable-like tone bursts with pauses, mono int16 at 48 kHz, `AUDIO_SECONDS` long:
+    a talker's (`loud`) or a quiet room's murmur."""
     rng = np.random.default_rng(2000 + index)
     samples = AUDIO_SECONDS * SAMPLE_RATE
     t = np.arange(samples) / SAMPLE_RATE
@@ -166,7 +167,7 @@ def _level(pcm: np.ndarray) -> int:
 
 
 def _encode_audio(index: int, loud: bool, frame_ms: int) -> tuple[list[bytes], list[int]]:
-    pcm = _speech_like(index, loud)
+    pcm = speech_like(index, loud)
     frame_samples = SAMPLE_RATE * frame_ms // 1000
     ctx = av.CodecContext.create("libopus", "w")
     ctx.sample_rate = SAMPLE_RATE

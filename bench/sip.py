@@ -3,8 +3,8 @@ WebRTC site, how long dialling takes, and the audio loss (issue 17).
 
 One conference of `--webrtc` simulated WebRTC sites (the chair among them; the cheap
 load generator of `bench/conference.py`, `bench/load_sites.py`) and `--rooms` SIP room
-systems: headless baresip instances (tone from `ausine`, picture from `fakevideo`,
-sound to `aubridge`: no sound card, see `harness/baresip.py`) reached through a real
+systems: headless baresip instances (picture from `fakevideo`, sound to `aubridge`: no
+sound card, see `harness/baresip.py`) reached through a real
 Janus SIP gateway, all in a network namespace the benchmark creates
 (`harness/netns.py`: Janus gathers no ICE candidates on loopback). The scheduler
 opens the room at the start and the bridge dials every room.
@@ -34,6 +34,13 @@ the SIP rooms, the bridge's own receive view of each room's audio
 (`vcbridge_endpoint_packet_loss_ratio{side="bridge"}`, scraped every 5 s over the steady
 part). The WebRTC sites' figure includes mix ticks the bridge skipped when its loop ran
 late (a shortfall against 50 packets a second), so it shows a contended machine too.
+
+The rooms' microphones (`--room-microphone`): by default each murmurs as the quiet
+WebRTC sites do (`bench/conference_media.py`, about -45 dBov, played by baresip's
+`aufile`), so that both runs have the same talkers, the two loud WebRTC sites, and a
+site's cost is its kind's, not that of a conference where ten more sites talk at once
+(three speakers mixed a frame instead of two). `tone`: each room sends a loud tone
+(`ausine`), i.e. ten more talkers than the WebRTC run has.
 
     python bench/sip.py                       # 10 VP8 rooms + 10 WebRTC sites, 60 s each run
     python bench/sip.py --video h264 --rooms 2   # H.264-only rooms (transcoded at the bridge)
@@ -65,12 +72,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from bench import conference_media, profile_summary
@@ -88,6 +97,7 @@ from bench.conference import (
     roster_order,
     summary,
 )
+from bench.conference_media import AUDIO_SECONDS, SAMPLE_RATE, speech_like
 from bench.shared import log
 from harness import baresip as baresip_harness
 from harness import janus as janus_harness
@@ -110,7 +120,8 @@ class Rig:
 
 
 @contextlib.contextmanager
-def sip_rig(work: Path, codes: list[str], video: str) -> Iterator[Rig]:
+def sip_rig(work: Path, codes: list[str], video: str, microphone: Path | None
+            ) -> Iterator[Rig]:
     """Janus and one baresip room per code, in a namespace; all stopped on exit."""
     with Namespace("sipb", net=233) as ns, running_janus(work / "janus", ns) as janus, \
             contextlib.ExitStack() as stack:
@@ -118,9 +129,21 @@ def sip_rig(work: Path, codes: list[str], video: str) -> Iterator[Rig]:
         for i, code in enumerate(codes):
             room = RoomConfig(f"room{i}", free_udp_port(), audio_codecs=("G722", "PCMU", "PCMA"),
                               video_codecs=("VP8",) if video == "vp8" else ("H264",),
-                              tone_hz=300 + 40 * i)
+                              tone_hz=300 + 40 * i, microphone=microphone)
             rooms[code] = stack.enter_context(running_baresip(work / f"room{i}", room, ns))
         yield Rig(ns, janus, rooms)
+
+
+def murmur_wav(path: Path, seconds: int = 240) -> Path:
+    """A quiet room's microphone for baresip's `aufile`: the quiet WebRTC sites' murmur,
+    looped to `seconds` (longer than a run: `aufile` stops at the end of its file)."""
+    mono = np.tile(speech_like(0, loud=False), seconds // AUDIO_SECONDS + 1)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(np.repeat(mono, 2).astype("<i2").tobytes())
+    return path
 
 
 def sip_roster(path: Path, rooms: dict[str, str]) -> Path:
@@ -383,7 +406,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.out_dir) if args.out_dir else Path(tempfile.mkdtemp(prefix="vcbridge-sip-"))
     runs: dict[str, dict[str, Any]] = {}
     try:
-        with sip_rig(work / "rig", sip_codes, args.video) as rig:
+        microphone = None if args.room_microphone == "tone" else murmur_wav(work / "murmur.wav")
+        with sip_rig(work / "rig", sip_codes, args.video, microphone) as rig:
             runs["sip"] = await run_once("sip", webrtc, rig.rooms, rig, args, media_dir,
                                          work / "sip")
         if not args.no_baseline:
@@ -408,6 +432,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "load_average": [round(v, 2) for v in os.getloadavg()],
             "parameters": {"rooms": args.rooms, "webrtc": args.webrtc, "video": args.video,
                            "seconds": args.seconds, "room_audio": "G722",
+                           "room_microphone": args.room_microphone,
                            "room_video": "320x240 10 fps fakevideo"},
             "targets": TARGETS, "targets_met": targets_met, "per_site_cpu_pct": cost,
             "runs": runs}
@@ -422,6 +447,8 @@ def main() -> int:
     parser.add_argument("--video", choices=["vp8", "h264"], default="vp8",
                         help="the rooms' video: VP8 (forwarded) or H.264 only (transcoded)")
     parser.add_argument("--seconds", type=float, default=60.0, help="steady part per run")
+    parser.add_argument("--room-microphone", choices=["murmur", "tone"], default="murmur",
+                        help="what the rooms send: a quiet room's murmur, or a loud tone")
     parser.add_argument("--settle", type=float, default=3.0)
     parser.add_argument("--lead", type=float, default=12.0)
     parser.add_argument("--join-deadline", type=float, default=30.0)

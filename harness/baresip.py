@@ -67,6 +67,9 @@ class RoomConfig:
     # dumps what the room decodes (`dump-*-dec.wav`) and sends; a TCP control port
     # (`ctrl_tcp`, in the namespace) for `snapshot_recv <png>` and `sndcode <keys>`.
     tone_hz: int = 440
+    # A WAV file (48 kHz, 2 channels, s16) played as the microphone (`aufile`) instead of
+    # the tone: the benchmark's rooms murmur as its quiet WebRTC sites do.
+    microphone: Path | None = None
     camera: Path | None = None
     dump: Path | None = None
     control_port: int | None = None
@@ -88,6 +91,7 @@ def write_config(directory: Path, room: RoomConfig) -> None:
     video = ["vp8.so"] if "VP8" in room.video_codecs else []
     video += ["avcodec.so"] if "H264" in room.video_codecs else []
     extras = [*(["avformat.so"] if room.camera else []),
+              *(["aufile.so"] if room.microphone else []),
               *(["sndfile.so"] if room.dump else []),
               *(["snapshot.so", "ctrl_tcp.so"] if room.control_port else [])]
     modules = ["g711.so", "g722.so", "opus.so", *video, "ausine.so", "aubridge.so",
@@ -101,7 +105,8 @@ def write_config(directory: Path, room: RoomConfig) -> None:
         # room system's media timeout would end it (later): the room is free for a redial.
         "rtp_timeout 3",
         "audio_player aubridge,nil",
-        f"audio_source ausine,{room.tone_hz}",
+        f"audio_source aufile,{room.microphone}" if room.microphone
+        else f"audio_source ausine,{room.tone_hz}",
         "audio_alert aubridge,nil",
         "ausrc_srate 48000",
         "ausrc_channels 2",
