@@ -138,6 +138,7 @@ def murmur_wav(path: Path, seconds: int = 240) -> Path:
     """A quiet room's microphone for baresip's `aufile`: the quiet WebRTC sites' murmur,
     looped to `seconds` (longer than a run: `aufile` stops at the end of its file)."""
     mono = np.tile(speech_like(0, loud=False), seconds // AUDIO_SECONDS + 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(path), "wb") as out:
         out.setnchannels(2)
         out.setsampwidth(2)

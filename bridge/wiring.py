@@ -47,6 +47,7 @@ def sip_gateway(settings: Settings) -> JanusGateway | None:
                            register=settings.sip_register, secret=settings.sip_secret)
     return JanusGateway(settings.sip_gateway_url, identity,
                         incoming_helpers=settings.sip_incoming_helpers,
+                        ready_calls=settings.sip_ready_calls,
                         call_timeout=settings.sip_call_timeout_seconds)
 
 

@@ -21,7 +21,13 @@ What the gateway holds on Janus:
   (Janus's "multiple calls" feature), so several rooms can dial in at once;
 - one handle per outgoing call (a guest with the same identity), detached
   when the call ends: Janus's SIP plugin binds one SIP stack per handle and
-  allows one call on it.
+  allows one call on it;
+- `ready_calls` such guest handles made and registered ahead, so that a call
+  is one request: Janus's SIP plugin handles requests one at a time and each
+  REGISTER (even a guest's) waits about 100 ms for its new SIP stack, so ten
+  rooms dialled at a conference's start waited a second behind one another
+  (bench/sip.py). A call takes a ready handle (with the default proxy) when
+  there is one, and another is made in the background.
 
 Everything Janus says is checked before use: an event that is not what the
 plugin documents is logged and ignored, never raised into the caller."""
@@ -204,12 +210,15 @@ class JanusGateway:
 
     def __init__(self, url: str, identity: SipIdentity, *,
                  on_incoming: IncomingHandler | None = None, incoming_helpers: int = 4,
-                 request_timeout: float = 10.0, call_timeout: float = 45.0,
+                 ready_calls: int = 4, request_timeout: float = 10.0, call_timeout: float = 45.0,
                  keepalive_seconds: float = 25.0, retry_seconds: float = 2.0) -> None:
         self.url = url.rstrip("/")
         self.identity = identity
         self.on_incoming = on_incoming
         self._helpers_wanted = incoming_helpers if identity.register else 0
+        self._ready_wanted = ready_calls
+        self._ready: list[_Handle] = []  # registered guest handles waiting for a call
+        self._refilling = False
         self._request_timeout = request_timeout
         self._call_timeout = call_timeout
         self._keepalive = keepalive_seconds
@@ -262,6 +271,11 @@ class JanusGateway:
             await self._connected.wait()
 
     @property
+    def ready_calls_waiting(self) -> int:
+        """Handles made ready for calls out, waiting."""
+        return len(self._ready)
+
+    @property
     def status(self) -> GatewayStatus:
         """Reachable (a session is up), registered (with the proxy), calls up."""
         return GatewayStatus(self._session is not None and self._connected.is_set(),
@@ -278,25 +292,62 @@ class JanusGateway:
         code 0 when Janus cannot be asked or is lost meanwhile."""
         if not self._connected.is_set() or self._session is None:
             raise SipCallFailed(NO_GATEWAY, "SIP gateway not connected")
+        handle = self._take_ready(proxy)
+        registered = handle is not None
         try:
-            handle = await self._attach()
+            if handle is None:
+                handle = await self._attach()
         except JanusError as exc:
             raise SipCallFailed(NO_GATEWAY, f"SIP gateway: {exc}") from None
         try:
-            return await self._dial(handle, uri, offer_sdp, srtp, proxy)
+            return await self._dial(handle, uri, offer_sdp, srtp, proxy, registered)
         except BaseException:
             await self._detach(handle)
             raise
 
-    async def _dial(self, handle: _Handle, uri: str, offer_sdp: str, srtp: Srtp | None,
-                    proxy: str | None) -> SipCall:
+    def _take_ready(self, proxy: str | None) -> _Handle | None:
+        """A handle registered ahead for a call through the default proxy, if any (and
+        another one is made meanwhile)."""
+        if proxy not in (None, self.identity.proxy) or not self._ready:
+            return None
+        handle = self._ready.pop(0)
+        self._spawn(self._refill())
+        return handle
+
+    async def _refill(self) -> None:
+        """Make guest handles ready for calls, up to `ready_calls`."""
+        if self._refilling:
+            return
+        self._refilling = True
+        try:
+            while (len(self._ready) < self._ready_wanted and self._connected.is_set()
+                   and not self._closing):
+                handle = await self._attach()
+                try:
+                    await self._message(handle, self._guest_register(None))
+                    await self._expect(handle, {"registered"}, self._request_timeout)
+                except BaseException:
+                    self._spawn(self._detach(handle))
+                    raise
+                self._ready.append(handle)
+        except (JanusError, SipCallFailed, aiohttp.ClientError, TimeoutError) as exc:
+            log.debug("SIP gateway: no handle made ready: %s", exc)
+        finally:
+            self._refilling = False
+
+    def _guest_register(self, proxy: str | None) -> JSON:
         register = self._register_body("guest")
         outbound = self.identity.proxy if proxy is None else proxy
         if outbound:
             register["proxy"] = outbound
+        return register
+
+    async def _dial(self, handle: _Handle, uri: str, offer_sdp: str, srtp: Srtp | None,
+                    proxy: str | None, registered: bool) -> SipCall:
         try:
-            await self._message(handle, register)
-            await self._expect(handle, {"registered"}, self._request_timeout)
+            if not registered:
+                await self._message(handle, self._guest_register(proxy))
+                await self._expect(handle, {"registered"}, self._request_timeout)
             body: JSON = {"request": "call", "uri": uri}
             if srtp is not None:
                 body["srtp"] = srtp
@@ -382,6 +433,7 @@ class JanusGateway:
                 keepalive = asyncio.create_task(self._keepalives())
                 await self._register()
                 self._connected.set()
+                self._spawn(self._refill())
                 log.info("SIP gateway connected (%s, registered=%s)", self.url,
                          self._registered)
                 gone = asyncio.ensure_future(self._gone.wait())
@@ -501,6 +553,7 @@ class JanusGateway:
                 handle.call._own_handle = False  # the handle is gone with the session
                 handle.call._finish(CallEnd(NO_GATEWAY, reason, gateway_lost=True))
         self._handles.clear()
+        self._ready.clear()
         self._legs = 0
 
     # -- requests ------------------------------------------------------------

@@ -196,6 +196,9 @@ class Settings(BaseSettings):
     sip_register: bool = False
     sip_secret: str = Field(default="", repr=False, max_length=200)
     sip_incoming_helpers: int = Field(default=4, ge=0, le=64)
+    # Calls out that start without waiting for Janus to set up a SIP stack (handles made
+    # ready ahead; each ready handle holds one SIP port and thread in Janus).
+    sip_ready_calls: int = Field(default=10, ge=0, le=200)
     # How long a SIP room may ring before the call counts as unanswered (408).
     sip_call_timeout_seconds: float = Field(default=30, gt=0, le=300)
     # OPTIONS pings of the SIP rooms (presence and round trip): every this many seconds
