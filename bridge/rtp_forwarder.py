@@ -24,7 +24,10 @@ awaits aioice's send chain: the largest share of the bridge's CPU
   jitter). Its own RTP loop idles on a track that never yields;
 - NACKs: `RTCRtpSender._retransmit` is replaced per sender by a lookup in this
   module's history of the last 128 packets, sent again as RTX when RTX was
-  negotiated (as aiortc does).
+  negotiated (as aiortc does);
+- once DTLS is up, the connection's RTCP (aiortc's sender and receiver
+  reports, REMB, NACK, PLI) and those retransmissions leave on the same
+  direct path (`bridge/rtcp_sender.py`).
 
 A small module of our own rather than patches all over aiortc: the private
 names it reaches (the sender's counters, the DTLS transport's SRTP session and
@@ -52,7 +55,7 @@ from aioice.turn import TurnTransport
 from aiortc import MediaStreamTrack, RTCRtpSender
 from aiortc.rtcdtlstransport import State as DtlsState
 
-from bridge import datagram_tap
+from bridge import datagram_tap, rtcp_sender
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +154,10 @@ class RtpForwarder:
         self._prepare_extension()
         self._dtls = self.sender.transport
         self._ready = True
-        # DTLS is up: from now on the connection's media also come in by callback.
+        # DTLS is up: from now on the connection's media also come in by callback, and
+        # its RTCP (and our retransmissions) leave as directly as its RTP.
         datagram_tap.install(self._dtls)
+        rtcp_sender.install(self._dtls)
 
     def _prepare_extension(self) -> None:
         # The header extension is the same for every packet but the abs-send-time's three
