@@ -19,8 +19,9 @@ give SRTP datagrams (first byte 128–191, RFC 7983) straight to
   the packet's payload type; that lookup has no side effect, so nothing aiortc
   would have learnt is lost. A packet of an SSRC the router does not know yet
   (the first of a stream whose SSRC the SDP did not announce) goes the
-  general way below, where the router learns it; so do video, RTX and
-  anything routed to an untapped receiver. aiortc's receiver does nothing
+  general way below, where the router learns it and the tap still gets it
+  (through `_handle_rtp_packet`); so do video (and its RTX) and anything
+  routed to an untapped receiver. aiortc's receiver does nothing
   with a tapped receiver's packets (no statistics, jitter buffer or decoder):
   the bridge counts them itself (`audio_engine.ReceiveStats`);
 - other RTP: unprotected with the transport's SRTP session, parsed, routed to its
