@@ -10,7 +10,7 @@ give SRTP datagrams (first byte 128–191, RFC 7983) straight to
 
 - RTP to a receiver tapped with `media_tap.tap_audio` (a site's microphone):
   unprotected, then handed straight to the tap's synchronous callback
-  (`AUDIO_HANDLER` on the receiver), parsed by `lean_rtp.parse_audio_packet`
+  (`media_tap.AUDIO_TAP` on the receiver), parsed by `lean_rtp.parse_audio_packet`
   (only the audio level of the header extensions is decoded). At 31 sites
   that is 1,550 packets a second, each of which cost aiortc's full parse
   (every extension decoded in Python), the router's lookup and a coroutine
@@ -55,12 +55,12 @@ from aioice.ice import StunProtocol
 from aiortc.rtp import RtpPacket, is_rtcp
 
 from bridge.lean_rtp import extension_ids, parse_audio_packet
+from bridge.media_tap import AUDIO_TAP
 
 log = logging.getLogger(__name__)
 
 NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01
 HANDLER = "_vcbridge_srtp_handler"  # attribute set on a StunProtocol instance
-AUDIO_HANDLER = "_vcbridge_audio_handler"  # attribute set on an RTCRtpReceiver instance
 
 _original_datagram_received = StunProtocol.datagram_received
 _pending: set[asyncio.Task[None]] = set()
@@ -83,13 +83,6 @@ def install(dtls: Any) -> None:
     if pair is None or dtls._rx_srtp is None:
         return
     pair.protocol.__dict__[HANDLER] = lambda data: _receive_srtp(dtls, data)
-
-
-def set_audio_handler(receiver: Any, on_packet: Callable[[RtpPacket], None]) -> None:
-    """Hand the RTP packets routed to `receiver` to `on_packet` synchronously, once its
-    connection receives by callback, parsed with only the audio level of their header
-    extensions (`lean_rtp`); `receiver._handle_rtp_packet` no longer sees them."""
-    receiver.__dict__[AUDIO_HANDLER] = on_packet
 
 
 def _receive_srtp(dtls: Any, data: bytes) -> bool:
@@ -115,15 +108,15 @@ def _receive_srtp(dtls: Any, data: bytes) -> bool:
 
 
 def _deliver_audio(dtls: Any, clear: bytes) -> bool:
-    """Give a decrypted RTP packet to its receiver's audio handler, if the router knows
-    its SSRC and the receiver has one; False: not such a packet, go the general way."""
+    """Give a decrypted RTP packet to its receiver's audio tap, if the router knows its
+    SSRC and the receiver is tapped; False: not such a packet, go the general way."""
     if len(clear) < 12:
         return False
     router = dtls._rtp_router
     receiver = router.ssrc_table.get(int.from_bytes(clear[8:12], "big"))
     if receiver is None:
         return False
-    on_packet = receiver.__dict__.get(AUDIO_HANDLER)
+    on_packet: Callable[[RtpPacket], None] | None = receiver.__dict__.get(AUDIO_TAP)
     # As route_rtp: a known SSRC goes to its receiver only if that takes the payload type.
     if on_packet is None or receiver not in router.payload_type_table.get(clear[1] & 0x7F, ()):
         return False

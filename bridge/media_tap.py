@@ -50,13 +50,14 @@ from aiortc.rtp import (
     unwrap_rtx,
 )
 
-from bridge import datagram_tap
 from bridge.rate_window import RateWindow
 from bridge.vp8_assembler import Vp8FrameAssembler
 
 PINNED_AIORTC = "1.16.0"
 REMB_INTERVAL_MS = 1000  # a steady estimate goes to the site once a second
 REMB_DECREASE = 0.97  # an estimate 3 % below the last one sent goes at once
+# On a receiver tapped with `tap_audio`: its callback, which `datagram_tap` calls directly.
+AUDIO_TAP = "_vcbridge_audio_tap"
 
 
 _original_decoder_worker = rtcrtpreceiver.decoder_worker
@@ -232,7 +233,7 @@ def tap_audio(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], None]) 
     aiortc's statistics, jitter buffer and decoder are skipped for this
     receiver; the bridge keeps its own counters. Packets received by callback
     come to `on_packet` without a coroutine and with only the audio level of
-    their header extensions decoded (`datagram_tap.set_audio_handler`); those
+    their header extensions decoded (`AUDIO_TAP`, read by `datagram_tap`); those
     aiortc's own receive loop still delivers (before the callback path is
     installed, the first packet of an SSRC unknown to the router) come through
     `_handle_rtp_packet`, fully parsed."""
@@ -242,7 +243,7 @@ def tap_audio(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], None]) 
         on_packet(packet)
 
     receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
-    datagram_tap.set_audio_handler(receiver, on_packet)
+    receiver.__dict__[AUDIO_TAP] = on_packet
 
 
 def route_payload_type(receiver: RTCRtpReceiver, payload_type: int) -> None:
