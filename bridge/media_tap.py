@@ -5,8 +5,11 @@ streams, so it takes media off aiortc's normal receive path:
 
 - audio: `RTCRtpReceiver._handle_rtp_packet` is replaced per receiver; the
   bridge sees each decrypted `RtpPacket` (its RFC 6464 level and Opus
-  payload) and aiortc does nothing more with it (no jitter buffer, no
-  decoder);
+  payload) and aiortc does nothing more with it (no statistics, no jitter
+  buffer, no decoder). Once the connection receives by callback
+  (`bridge/datagram_tap.py`), the packets of an SSRC aiortc's router knows
+  skip even that handler: they reach the tap's callback synchronously,
+  parsed by `bridge/lean_rtp.py` (only the audio level of the extensions);
 - video: `RTCRtpReceiver._handle_rtp_packet` is replaced per receiver by
   `VideoIngest.handle`, which keeps aiortc's statistics (receiver reports),
   NACKs and REMB and re-assembles frames itself (`bridge/vp8_assembler.py`)
@@ -53,6 +56,8 @@ from bridge.vp8_assembler import Vp8FrameAssembler
 PINNED_AIORTC = "1.16.0"
 REMB_INTERVAL_MS = 1000  # a steady estimate goes to the site once a second
 REMB_DECREASE = 0.97  # an estimate 3 % below the last one sent goes at once
+# On a receiver tapped with `tap_audio`: its callback, which `datagram_tap` calls directly.
+AUDIO_TAP = "_vcbridge_audio_tap"
 
 
 _original_decoder_worker = rtcrtpreceiver.decoder_worker
@@ -226,13 +231,19 @@ def tap_audio(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], None]) 
     """Hand every decrypted audio RTP packet of `receiver` to `on_packet`, and only there.
 
     aiortc's statistics, jitter buffer and decoder are skipped for this
-    receiver; the bridge keeps its own counters."""
+    receiver; the bridge keeps its own counters. Packets received by callback
+    come to `on_packet` without a coroutine and with only the audio level of
+    their header extensions decoded (`AUDIO_TAP`, read by `datagram_tap`); those
+    aiortc's own receive loop still delivers (before the callback path is
+    installed, the first packet of an SSRC unknown to the router) come through
+    `_handle_rtp_packet`, fully parsed."""
     receiver._RTCRtpReceiver__decoder_queue = EncodedFrameSink(lambda _d, _t: None)  # type: ignore[attr-defined]
 
     async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
         on_packet(packet)
 
     receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+    receiver.__dict__[AUDIO_TAP] = on_packet
 
 
 def route_payload_type(receiver: RTCRtpReceiver, payload_type: int) -> None:
