@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import random
+from importlib.metadata import version
 from typing import Any
 
 from aiortc.rate import (
@@ -19,7 +20,7 @@ from aiortc.rate import (
     RemoteBitrateEstimator,
 )
 
-from bridge.media_tap import tune_bitrate_estimator
+from bridge.media_tap import PINNED_AIORTC, tune_bitrate_estimator
 from bridge.sliding_minimum import SlidingMinimum
 
 SSRC = 0x1234_5678
@@ -109,6 +110,7 @@ def test_the_same_minimum_as_aiortcs_frame_period_history() -> None:
 
 
 def test_what_the_tuning_replaces_is_where_aiortc_1_16_has_it() -> None:
+    assert version("aiortc") == PINNED_AIORTC
     # The estimator's parts, created in its constructor and used through these names.
     init = inspect.getsource(RemoteBitrateEstimator.__init__)
     assert "self.estimator = OveruseEstimator()" in init
