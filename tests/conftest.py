@@ -155,7 +155,8 @@ ENGINE_INDEPENDENT = {
     "test_browser_conference", "test_browser_dashboard", "test_browser_documents",
     "test_browser_calendar", "test_rtp_forwarder", "test_datagram_tap",
     "test_agent_call_figures", "test_impaired_link", "test_placement_rules",
-    "test_agent_failover", "test_browser_nodes",
+    "test_agent_failover", "test_browser_nodes", "test_remb_estimator",
+    "test_active_speaker_reference",
     # Its service processes run on their own SQLite file and their own scratch PostgreSQL.
     "test_room_restart",
 }
