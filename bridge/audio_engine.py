@@ -181,6 +181,9 @@ class AudioEngine:
 
     def _tick(self) -> None:
         self.ticks += 1
+        # Time passes for the detector even when no packet comes: a speaker whose stream
+        # stopped (its network went, every site muted or gone) is released on time.
+        self.detector.tick(int(self._loop.time() * 1000))
         speakers = [c for c in self.detector.loudest(self.max_speakers) if c in self.audible]
         result = self.mixer.mix(speakers)
         self._pts += self.frame_samples

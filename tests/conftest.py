@@ -156,7 +156,7 @@ ENGINE_INDEPENDENT = {
     "test_browser_calendar", "test_rtp_forwarder", "test_datagram_tap",
     "test_agent_call_figures", "test_impaired_link", "test_placement_rules",
     "test_agent_failover", "test_browser_nodes", "test_remb_estimator",
-    "test_active_speaker_reference",
+    "test_active_speaker_reference", "test_lean_rtp", "test_rtcp_sender", "test_sip_gateway",
     # Its service processes run on their own SQLite file and their own scratch PostgreSQL.
     "test_room_restart",
 }

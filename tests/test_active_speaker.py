@@ -1,14 +1,20 @@
 """Active-speaker detection: audio is simulated frame by frame on a millisecond
-counter, never by sleeping. Levels are RFC 6464: 0 loudest, 127 silence (-dBov)."""
+counter, never by sleeping. Levels are RFC 6464: 0 loudest, 127 silence (-dBov). The
+last test: the audio engine lets time pass for the detector on every tick."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
 
+import numpy as np
 import pytest
+from aiortc.rtp import RtpPacket
 
 from bridge.active_speaker import FRAME_MS, ActiveSpeakerDetector
+from bridge.audio_engine import AudioEngine
+from bridge.opus_codec import OpusEncoder
+from tests.test_sip_audio import Packets
 
 A, B, C, D = "TP-THANH-HOA", "TP-SAM-SON", "HUYEN-NGA-SON", "HUYEN-MUONG-LAT"
 SILENT = 127
@@ -347,3 +353,37 @@ def test_without_smoothing_and_without_hysteresis() -> None:
     assert det.current() == A
     det.tick(100)  # first frame missed is jitter, the second is silence
     assert det.current() is None
+
+
+class SteppedClock:
+    """The engine's loop clock, moved by the test (seconds)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+async def test_a_speaker_whose_stream_stops_is_released_while_the_engine_ticks() -> None:
+    changes: list[str | None] = []
+    engine = AudioEngine(on_speaker_change=changes.append)
+    clock = SteppedClock()
+    engine._loop = clock  # type: ignore[assignment]
+    engine.add_site("TINH", Packets())
+    engine.add_site("HUYEN", Packets())
+    engine.audible = frozenset({"TINH", "HUYEN"})
+    encoder = OpusEncoder()
+    speech = (np.sin(2 * np.pi * 440.0 * np.arange(50 * 960) / 48000) * 9000).astype(np.int16)
+    for index in range(50):  # a second of speech
+        packet = RtpPacket(payload_type=96, sequence_number=index,
+                           payload=encoder.encode(speech[index * 960:(index + 1) * 960]))
+        packet.extensions.audio_level = (True, 10)
+        engine.on_packet("TINH", packet)
+        engine._tick()
+        clock.now += 0.02
+    assert changes == ["TINH"]
+    for _ in range(150):  # then three seconds without a packet from anyone
+        engine._tick()
+        clock.now += 0.02
+    assert changes == ["TINH", None] and engine.speaker is None

@@ -210,3 +210,4 @@ async def test_rooms_that_are_not_speaking_share_one_encoding_of_the_common_mix(
                             for p in rooms["ROOM1"].payloads[10:]])
     # A quiet room hears both the browser and the speaking room.
     assert tone_energy(heard, 440.0) > 1000 and tone_energy(heard, 700.0) > 1000
+
