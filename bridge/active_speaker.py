@@ -202,9 +202,11 @@ class ActiveSpeakerDetector:
         """The active speaker as of the latest sample or tick; None when nobody is speaking."""
         return self._current
 
-    def loudest(self, n: int, exclude: Iterable[str] = ()) -> list[str]:
+    def loudest(self, n: int, exclude: Iterable[str] = (), within_db: float | None = None
+                ) -> list[str]:
         """The `n` loudest sites now speaking (smoothed level above the threshold), loudest
-        first, leaving out `exclude`; ties in code order, so the mixer's choice is stable."""
+        first, leaving out `exclude`; ties in code order, so the mixer's choice is stable.
+        With `within_db`, only those at most that many dB below the loudest."""
         if n < 0:
             raise ValueError("n must not be negative")
         now = self._now_ms
@@ -223,7 +225,11 @@ class ActiveSpeakerDetector:
             if power > threshold and code not in excluded:
                 speaking.append((-power, code))
         speaking.sort()  # loudest first, ties in code order
-        return [code for _, code in speaking[:n]]
+        chosen = speaking[:n]
+        if within_db is not None and chosen:
+            quietest = -chosen[0][0] * 10.0 ** (-within_db / 10.0)
+            chosen = [entry for entry in chosen if -entry[0] >= quietest]
+        return [code for _, code in chosen]
 
     def levels(self) -> dict[str, float]:
         """Each known site's smoothed level in dBov (-127 .. 0) as of the latest time seen."""

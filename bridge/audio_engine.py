@@ -3,7 +3,7 @@
 Packets arrive from the receive taps with their RFC 6464 level. The level
 feeds the active-speaker detector (no decoding needed to rank 31 sites); the
 Opus payload waits in the mixer. Every frame the engine picks the few
-loudest audible sites, has the mixer decode and mix only those, and sends the
+loudest audible sites (within `mix_range_db` of the loudest), has the mixer decode and mix only those, and sends the
 same common packet to every other site, and each speaker its mix-minus.
 One monotonic timestamp line is shared by all outputs, so each receiver's
 RTP timestamps stay continuous whatever mix it gets."""
@@ -69,9 +69,14 @@ class ReceiveStats:
 class AudioEngine:
     """Mixes one conference's audio on a fixed frame clock."""
 
-    def __init__(self, *, frame_ms: int = 20, max_speakers: int = 3,
+    def __init__(self, *, frame_ms: int = 20, max_speakers: int = 3, mix_range_db: float = 20.0,
                  on_speaker_change: Callable[[str | None], None] | None = None) -> None:
+        """`mix_range_db`: a site more than this far below the loudest speaker is not
+        mixed. Under speech 20 dB louder it cannot be heard (masked), yet mixing it costs a
+        decode and a mix-minus encode a frame and adds its room noise to everyone's mix;
+        a room's murmur (about -45 dBov) beside a talker (about -20) is the usual case."""
         self.frame_ms = frame_ms
+        self.mix_range_db = mix_range_db
         self.frame_samples = SAMPLE_RATE * frame_ms // 1000
         # Room for two frames of 20 ms packets (browsers send 20 ms whatever we send).
         self.mixer = AudioMixer(max_speakers=max_speakers, frame_samples=self.frame_samples,
@@ -184,7 +189,9 @@ class AudioEngine:
         # Time passes for the detector even when no packet comes: a speaker whose stream
         # stopped (its network went, every site muted or gone) is released on time.
         self.detector.tick(int(self._loop.time() * 1000))
-        speakers = [c for c in self.detector.loudest(self.max_speakers) if c in self.audible]
+        speakers = [c for c in self.detector.loudest(self.max_speakers,
+                                                     within_db=self.mix_range_db)
+                    if c in self.audible]
         result = self.mixer.mix(speakers)
         self._pts += self.frame_samples
         time_base = Fraction(1, SAMPLE_RATE)

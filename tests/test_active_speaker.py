@@ -295,6 +295,16 @@ def test_loudest_ordering_and_exclusion() -> None:
         det.loudest(-1)
 
 
+def test_loudest_within_a_range_of_the_loudest() -> None:
+    # Two talkers and a room's murmur 25 dB under the louder: the mixer leaves it out.
+    det = ActiveSpeakerDetector()
+    run(det, {A: steady(LOUD), B: steady(TALK), C: steady(45)}, 0, 500)
+    assert det.loudest(3) == [A, B, C]
+    assert det.loudest(3, within_db=20) == [A, B]
+    assert det.loudest(3, within_db=30) == [A, B, C]
+    assert det.loudest(3, within_db=5) == [A]
+
+
 def test_loudest_ties_in_code_order() -> None:
     det = ActiveSpeakerDetector()
     run(det, {C: steady(TALK), A: steady(TALK), B: steady(TALK)}, 0, 200)
@@ -387,3 +397,34 @@ async def test_a_speaker_whose_stream_stops_is_released_while_the_engine_ticks()
         engine._tick()
         clock.now += 0.02
     assert changes == ["TINH", None] and engine.speaker is None
+
+
+async def test_the_engine_mixes_only_sites_within_its_range_of_the_loudest() -> None:
+    engine = AudioEngine()
+    clock = SteppedClock()
+    engine._loop = clock  # type: ignore[assignment]
+    levels = {"TINH": 20, "SO": 30, "HUYEN": 45}  # two talkers, a murmur
+    for code in levels:
+        engine.add_site(code, Packets())
+    engine.audible = frozenset(levels)
+    encoders = {code: OpusEncoder() for code in levels}
+    silence = np.zeros(960, dtype=np.int16)
+    for index in range(50):
+        for code, level in levels.items():
+            packet = RtpPacket(payload_type=96, sequence_number=index,
+                               payload=encoders[code].encode(silence))
+            packet.extensions.audio_level = (True, level)
+            engine.on_packet(code, packet)
+        engine._tick()
+        clock.now += 0.02
+    # The murmur is 25 dB under the loudest: two speakers mixed, each hearing the
+    # other's own packet, the common mix the one encode of the tick.
+    assert engine.mixer.stats()["encodes_last_tick"] == 1
+    engine.mix_range_db = 30.0
+    for code, level in levels.items():
+        packet = RtpPacket(payload_type=96, sequence_number=50,
+                           payload=encoders[code].encode(silence))
+        packet.extensions.audio_level = (True, level)
+        engine.on_packet(code, packet)
+    engine._tick()
+    assert engine.mixer.stats()["encodes_last_tick"] == 4  # three speakers
