@@ -3,8 +3,9 @@
 Packets arrive from the receive taps with their RFC 6464 level. The level
 feeds the active-speaker detector (no decoding needed to rank 31 sites); the
 Opus payload waits in the mixer. Every frame the engine picks the few
-loudest audible sites (within `mix_range_db` of the loudest), has the mixer decode and mix only those, and sends the
-same common packet to every other site, and each speaker its mix-minus.
+loudest audible sites (within `mix_range_db` of the loudest), has the mixer
+decode and mix only those, and sends the same common packet to every other
+site, and each speaker its mix-minus.
 One monotonic timestamp line is shared by all outputs, so each receiver's
 RTP timestamps stay continuous whatever mix it gets."""
 
