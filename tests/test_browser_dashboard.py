@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
@@ -341,10 +342,23 @@ async def test_details_show_the_day_as_charts(dashboard: tuple[Any, list[str]]) 
     assert errors == [], errors  # uPlot under the page's policy: no violation
 
 
+def todays_start(ahead: timedelta) -> datetime:
+    """A start `ahead` from now that is still today in Asia/Ho_Chi_Minh, where the
+    dashboard's "today" ends: late in the local evening, two minutes ahead instead (and in
+    the last two minutes of the day, the first minutes of the next)."""
+    zone = ZoneInfo("Asia/Ho_Chi_Minh")
+    while True:
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        for start in (now + ahead, now + timedelta(minutes=2)):
+            if start.astimezone(zone).date() == datetime.now(zone).date():
+                return start
+        time.sleep(30)
+
+
 async def test_todays_conference_readiness_and_the_report_csv(
         world: World, dashboard: tuple[Any, list[str]]) -> None:
     page, errors = dashboard
-    start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=40)
+    start = todays_start(timedelta(minutes=40))
     status, booked = world.service.request("POST", "/api/v1/conferences", {
         "title": "Giao ban kỹ thuật", "chair": "TINH-UY",
         "participants": ["TINH-UY", "HUYEN-HA-TRUNG", "HUYEN-MUONG-LAT"],
