@@ -494,6 +494,15 @@ class LoadProcess:
         self.on_event: Callable[[dict[str, Any]], None] = lambda _e: None
         self._reader: asyncio.Task[None] | None = None
 
+    async def start_for(self, conference_id: int,
+                        on_event: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """Point the process at `conference_id` (in its config file) and start it."""
+        self.config["conference_id"] = conference_id
+        self.config_path.write_text(json.dumps(self.config))
+        if on_event is not None:
+            self.on_event = on_event
+        await self.start()
+
     async def start(self) -> None:
         with self.stderr_path.open("w") as err:
             self.process = await asyncio.create_subprocess_exec(
@@ -675,15 +684,10 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
                     all_media.set()
 
         for load in loads:
-            load.config["conference_id"] = conference_id
-            load.config_path.write_text(json.dumps(load.config))
-            load.on_event = on_event
-            await load.start()
+            await load.start_for(conference_id, on_event)
             sampler.pids[load.name] = load.pid
         if hostile is not None:
-            hostile.config["conference_id"] = conference_id
-            hostile.config_path.write_text(json.dumps(hostile.config))
-            await hostile.start()
+            await hostile.start_for(conference_id)
             sampler.pids[hostile.name] = hostile.pid
         await asyncio.wait_for(asyncio.gather(
             *(p.ready.wait() for p in [*loads, *([hostile] if hostile else [])])), 60)

@@ -187,10 +187,7 @@ async def start_conference(api: Bridge, options: Options, participants: list[str
                 all_rejoined.set()
 
     for load in loads:
-        load.config["conference_id"] = conference_id
-        load.config_path.write_text(json.dumps(load.config))
-        load.on_event = on_event
-        await load.start()
+        await load.start_for(conference_id, on_event)
         sampler.pids[load.name] = load.pid
     await asyncio.wait_for(asyncio.gather(*(p.ready.wait() for p in loads)), 60)
     if time.time() > start_at.timestamp() - 1:

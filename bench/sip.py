@@ -258,10 +258,7 @@ async def run_once(name: str, webrtc: list[str], sip: dict[str, Baresip] | None,
                     all_media.set()
 
         for load in loads:
-            load.config["conference_id"] = conference_id
-            load.config_path.write_text(json.dumps(load.config))
-            load.on_event = on_event
-            await load.start()
+            await load.start_for(conference_id, on_event)
             sampler.pids[load.name] = load.pid
         await asyncio.wait_for(asyncio.gather(*(p.ready.wait() for p in loads)), 60)
         deadline = start_at.timestamp() + args.join_deadline + 5

@@ -23,14 +23,16 @@ from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
 from bridge.ice_policy import rtc_configuration
 from bridge.sip.dialer import HangupCallback
-from harness import baresip, janus, netns
+from harness import baresip, janus, kamailio, netns
 from tests.support import skip_or_fail
 from vcbridge.core.settings import DEFAULT_ROSTER
 
 
-def require_sip_rig() -> None:
-    """Skip (fail in CI) when Janus, baresip or network namespaces are not available."""
-    for reason in (netns.missing(), janus.missing(), baresip.missing()):
+def require_sip_rig(*, proxy: bool = False) -> None:
+    """Skip (fail in CI) when Janus, baresip or network namespaces (and with `proxy`,
+    kamailio) are not available."""
+    for reason in (netns.missing(), janus.missing(), baresip.missing(),
+                   kamailio.missing() if proxy else None):
         if reason:
             skip_or_fail(reason)
 

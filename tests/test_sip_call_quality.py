@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from bridge.wiring import SIP_GATEWAY
-from harness import kamailio as kamailio_harness
 from harness.baresip import RoomConfig, free_udp_port, running_baresip
 from harness.janus import running_janus
 from harness.kamailio import running_kamailio
@@ -28,7 +27,6 @@ from tests.support import (
     login,
     loopback_settings,
     manual_runner,
-    skip_or_fail,
 )
 from tests.test_booking import book
 from vcbridge.app import create_app
@@ -52,10 +50,7 @@ async def test_a_sip_rooms_health_shows_its_legs_call_figures_and_loss_on_it_fir
     tmp_path: Path, database_url: str, clock: FixedClock,
     aiohttp_client: Callable[..., Awaitable[Client]],
 ) -> None:
-    require_sip_rig()
-    reason = kamailio_harness.missing()
-    if reason:
-        skip_or_fail(reason)
+    require_sip_rig(proxy=True)
     room = RoomConfig("ngason", free_udp_port(), audio_codecs=("PCMU",))
     with sip_namespace("sipq") as ns, running_janus(tmp_path / "janus", ns) as gateway, \
             running_kamailio(tmp_path / "kamailio", ns, "vcbridge") as proxy, \

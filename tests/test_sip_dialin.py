@@ -14,7 +14,6 @@ import pytest
 
 from bridge.signaling import ROOMS
 from bridge.wiring import SIP_GATEWAY
-from harness import kamailio as kamailio_harness
 from harness.baresip import RoomConfig, free_udp_port, running_baresip
 from harness.janus import Janus, running_janus
 from harness.kamailio import Kamailio, running_kamailio
@@ -28,7 +27,6 @@ from tests.support import (
     login,
     loopback_settings,
     manual_runner,
-    skip_or_fail,
 )
 from tests.test_booking import book
 from vcbridge.app import create_app
@@ -50,10 +48,7 @@ class Rig:
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
-    require_sip_rig()
-    reason = kamailio_harness.missing()
-    if reason:
-        skip_or_fail(reason)
+    require_sip_rig(proxy=True)
     with sip_namespace("sipi") as ns, running_janus(tmp_path / "janus", ns) as gateway, \
             running_kamailio(tmp_path / "kamailio", ns, "vcbridge") as proxy:
         yield Rig(ns, gateway, proxy, tmp_path, free_udp_port())

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from bridge.sip.options_probe import answer_code, host_port, options_request, reachable
-from harness import kamailio as kamailio_harness
 from harness.baresip import RoomConfig, free_udp_port, running_baresip
 from harness.janus import running_janus
 from harness.kamailio import running_kamailio
@@ -25,7 +24,6 @@ from tests.support import (
     eventually,
     login,
     loopback_settings,
-    skip_or_fail,
 )
 from vcbridge.app import create_app
 
@@ -54,10 +52,7 @@ async def test_a_stopped_room_goes_offline_by_options_and_comes_back(
     tmp_path: Path, database_url: str,
     aiohttp_client: Callable[..., Awaitable[Client]],
 ) -> None:
-    require_sip_rig()
-    reason = kamailio_harness.missing()
-    if reason:
-        skip_or_fail(reason)
+    require_sip_rig(proxy=True)
     room = RoomConfig("ngason", free_udp_port())
     with sip_namespace("sipo") as ns, running_janus(tmp_path / "janus", ns) as gateway, \
             running_kamailio(tmp_path / "kamailio", ns, "vcbridge") as proxy, \
