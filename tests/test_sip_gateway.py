@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiortc import RTCPeerConnection
 
-from bridge.ice_policy import rtc_configuration
+from bridge.ice_policy import restrict_host_addresses, rtc_configuration
 from bridge.sip.janus_gateway import JanusGateway, SipIdentity
 from harness.baresip import RoomConfig, running_baresip
 from harness.janus import running_janus
@@ -29,7 +29,9 @@ def namespace() -> Iterator[Namespace]:
 
 
 async def offer() -> tuple[RTCPeerConnection, str]:
-    """An audio offer (its media never connects here: the call's answer is what counts)."""
+    """An audio offer (its media never connects here: the call's answer is what counts),
+    advertising loopback only."""
+    restrict_host_addresses(["127.0.0.1"])
     pc = RTCPeerConnection(rtc_configuration([]))
     pc.addTransceiver("audio", direction="sendrecv")
     await pc.setLocalDescription(await pc.createOffer())
