@@ -139,6 +139,7 @@ import yaml
 
 from bench import conference_media, profile_summary
 from bench.shared import log
+from harness.priority import set_niceness
 
 CHAIR = "UBND-TINH"
 # --hostile: one more booked endpoint, added to a copy of the roster (the province's
@@ -178,15 +179,7 @@ def _die_with_parent(nice: int = 0) -> None:
     (and take the scheduling priority asked for)."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if nice:
-        # With autogroup scheduling (Linux's default for desktops and this VM) the
-        # CPU is shared fairly between sessions first: a process's own nice value
-        # only counts within its session. Every child is a session of its own
-        # (start_new_session), so give that session the niceness too.
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, 0, nice)
-        with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as group:
-            group.write(str(nice))
+    set_niceness(nice)
 
 
 def _load_child() -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.netns import Namespace
+from harness.priority import set_niceness
 from harness.process_stop import stop_process
 from harness.service_process import free_port
 
@@ -73,6 +74,9 @@ class RoomConfig:
     camera: Path | None = None
     dump: Path | None = None
     control_port: int | None = None
+    # Niceness of the room's process and session (`harness/priority.py`): a benchmark
+    # runs its rooms, which stand for hardware elsewhere, behind the service it measures.
+    nice: int = 0
 
     @property
     def uri(self) -> str:
@@ -167,8 +171,11 @@ class Baresip:
             command += ["-e", line]
         start = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL)
+            nice = self.room.nice
+            self.process = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=bool(nice),
+                preexec_fn=(lambda: set_niceness(nice)) if nice else None)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
