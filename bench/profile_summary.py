@@ -13,12 +13,17 @@ VP8 pack(), the audio mixer, asyncio's own code...), and each category to a
 path: receiving a packet, sending a packet, the audio tick, the event loop's
 own scheduling, the database (scheduler and event bus), the rest.
 
-Samples are CPU time only (py-spy without --idle); samples whose innermost
-frame is the selector's `epoll_wait` are counted as idle and left out (py-spy
-cannot always tell a thread blocked there from a running one). With
---nonblocking, py-spy reads stacks while the process runs, so some stacks are
-cut short at the root: the innermost frames, which decide the category, are
-still right.
+Record with `--native` (the benches do): the C frames show the system calls, and
+the Python frames called from uvloop's C code are found. Without it, py-spy 0.4
+on Python 3.11 gave only `Runner.run` for 45 % of a bridge's samples, the Python
+code of uvloop's callbacks among them, which an earlier reading of this summary
+took for the event loop's native code (docs/performance.md, "Issue 16, fourth
+round"). `--native` stops the process for each sample, so a profiled run's own
+figures (loss, CPU) are not the benchmark's.
+
+Samples are CPU time only (py-spy without --idle). Left out as idle: the
+event loop in `epoll_wait`, and a worker thread (the thread pool's, aiosqlite's)
+blocked on its queue, which py-spy cannot always tell from running.
 """
 
 from __future__ import annotations
@@ -30,7 +35,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-IDLE_LEAF = "EpollSelector.select (selectors.py"
+IDLE_LEAVES = ("EpollSelector.select (selectors.py", "epoll_pwait (", "epoll_wait (")
+# A worker thread waiting on its queue: its innermost Python frame is the wait.
+IDLE_WORKERS = ("_worker (concurrent/futures/thread.py", "_connection_worker_thread (aiosqlite/")
+
+# Native innermost frames (`--native`), before the Python rules: the system calls.
+NATIVE_LEAF_RULES: list[tuple[str, tuple[str, ...]]] = [
+    ("udp send (syscall)", ("sendmsg (", "sendto (", "sendmmsg (")),
+    ("udp receive (syscall)", ("recvmsg (", "recvfrom (", "recvmmsg (")),
+]
 
 # (category, substring of a frame "function (file:line)"), checked per frame from
 # the innermost outwards; within a frame, the first matching rule wins.
@@ -86,7 +99,10 @@ SELF_RULES: list[tuple[str, str]] = [
     ("asyncio queues (aioice -> dtls hand-off)", "asyncio/queues.py"),
     # uvloop runs in C under Runner.run: its epoll, recvfrom and callback dispatch.
     ("event loop's native code (uvloop)", "Runner.run (asyncio/runners.py"),
+    ("event loop's native code (uvloop)", "(loop.c"),
     ("asyncio scheduling (tasks, futures, timers)", "asyncio/"),
+    ("sip audio: g.711/g.722 decode, level, resampling, encode", "bridge/sip/audio_codecs.py"),
+    ("sip leg, other", "bridge/sip/"),
     ("bridge, other", "bridge/"),
     ("vcbridge / scheduler", "vcbridge/"),
     ("vcbridge / scheduler", "scheduler/"),
@@ -97,6 +113,8 @@ PATHS: dict[str, str] = {
     "srtp unprotect (receive)": "receive",
     "srtp (stack cut short)": "send or receive (srtp, stack cut short)",
     "udp recvfrom (syscall + asyncio)": "receive",
+    "udp receive (syscall)": "receive",
+    "udp send (syscall)": "send",
     "rtp parse (receive)": "receive",
     "rtp parse, tapped audio (lean_rtp, receive)": "receive",
     "vp8 depayload (receive)": "receive",
@@ -129,14 +147,31 @@ PATHS: dict[str, str] = {
     "audio engine": "audio tick",
     "asyncio scheduling (tasks, futures, timers)": "event loop scheduling",
     "event loop's native code (uvloop)": "event loop scheduling",
+    "sip audio: g.711/g.722 decode, level, resampling, encode": "sip audio",
     "database": "database (scheduler tick, event bus)",
     "scheduler": "database (scheduler tick, event bus)",
     "vcbridge / scheduler": "database (scheduler tick, event bus)",
 }
 
 
+def record_command(py_spy: str, pid: int, seconds: float, out: Path) -> list[str]:
+    """The benches' py-spy command: `seconds` of process `pid`, native frames, raw."""
+    return [py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds)),
+            "--rate", "25", "--format", "raw", "--native", "-o", str(out)]
+
+
 def _frames(stack: str) -> list[str]:
     return [f.strip() for f in stack.split(";") if f.strip()]
+
+
+def _idle(frames: list[str]) -> bool:
+    """The event loop waiting for I/O, or a worker thread waiting for work."""
+    if not frames:
+        return False
+    if frames[-1].startswith(IDLE_LEAVES) or IDLE_LEAVES[0] in frames[-1]:
+        return True
+    python = [f for f in frames if ".py:" in f]
+    return bool(python) and python[-1].startswith(IDLE_WORKERS) and ".py:" not in frames[-1]
 
 
 def summarise(path: Path, top: int = 25) -> dict[str, Any]:
@@ -151,8 +186,7 @@ def summarise(path: Path, top: int = 25) -> dict[str, Any]:
             continue
         count = int(count_text)
         frames = _frames(stack)
-        if frames and IDLE_LEAF in frames[-1]:
-            # The event loop waiting for I/O is idle time, not CPU.
+        if _idle(frames):
             idle += count
             continue
         total += count
@@ -166,6 +200,10 @@ def summarise(path: Path, top: int = 25) -> dict[str, Any]:
             frames_to_check: list[str] = []
         else:
             frames_to_check = frames
+        native = next((c for c, leaves in NATIVE_LEAF_RULES
+                       if frames and frames[-1].startswith(leaves)), None)
+        if native is not None:
+            category, frames_to_check = native, []
         for frame in reversed(frames_to_check):
             match = next((c for c, needle in SELF_RULES if needle in frame), None)
             if match is not None:
