@@ -172,6 +172,7 @@ def roster_order() -> list[str]:
 
 NICE = 0  # niceness of the load processes (--nice)
 BRIDGE_NICE = 0  # niceness of the bridge (--bridge-nice)
+BRIDGE_CODE = ROOT  # the checkout the bridge runs from (--bridge-code)
 
 
 def _die_with_parent(nice: int = 0) -> None:
@@ -370,7 +371,7 @@ class Bridge:
                 "--data-dir", str(self.data_dir)]
         with self.log_path.open("w") as out:
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                argv, cwd=BRIDGE_CODE, env=env, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True, preexec_fn=_bridge_child)
         self.session: aiohttp.ClientSession | None = None
         self.token = ""
@@ -705,10 +706,10 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
             spy_out = options.work / "bridge-profile.txt"
             with options.work.joinpath("py-spy.log").open("w") as spy_log:
                 spy = await asyncio.create_subprocess_exec(
-                    options.py_spy, "record", "--pid", str(bridge.pid), "--duration",
-                    str(int(options.seconds)), "--rate", "50", "--format", "raw",
-                    "--nonblocking", "-o", str(spy_out), stdout=subprocess.DEVNULL,
-                    stderr=spy_log, start_new_session=True, preexec_fn=_die_with_parent)
+                    *profile_summary.record_command(options.py_spy, bridge.pid,
+                                                    options.seconds, spy_out),
+                    stdout=subprocess.DEVNULL, stderr=spy_log, start_new_session=True,
+                    preexec_fn=_die_with_parent)
         if options.probe_health:
             tasks.append(asyncio.create_task(probe_health(bridge, health)))
         if hostile is not None:
@@ -1170,6 +1171,10 @@ def machine_info() -> dict[str, Any]:
         git["dirty"] = subprocess.run(
             ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True,  # noqa: S607
             text=True, timeout=10).stdout.split("\n")[:30]
+        if BRIDGE_CODE != ROOT:
+            git["bridge_commit"] = subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=BRIDGE_CODE,  # noqa: S607
+                capture_output=True, text=True, timeout=10).stdout.strip()
     return {"nproc": os.cpu_count(), "cpu_model": model, "mem_gib": round(mem_kib / 2**20, 1),
             "python": platform.python_version(), "aiortc": aiortc.__version__,
             "av": av.__version__, "kernel": platform.release(), "git": git}
@@ -1297,6 +1302,10 @@ def main() -> int:
     parser.add_argument("--nice", type=int, default=0,
                         help="niceness of the load processes: negative (root only) gives "
                              "them priority over other work on a shared machine")
+    parser.add_argument("--bridge-code", metavar="DIR",
+                        help="run the bridge from this checkout (e.g. a worktree of an "
+                             "older commit), the load processes from this one: before and "
+                             "after under the same load")
     parser.add_argument("--bridge-nice", type=int, default=None,
                         help="niceness of the bridge (default: --nice)")
     parser.add_argument("--quiet-below", type=float, default=0.0, metavar="PCT",
@@ -1317,9 +1326,11 @@ def main() -> int:
                              "the setting's default, 20): raise it to let the hostile site "
                              "reconnect for every offer and measure the offers' own cost")
     args = parser.parse_args()
-    global NICE, BRIDGE_NICE  # read in the children's preexec functions
+    global NICE, BRIDGE_NICE, BRIDGE_CODE  # read in the children's preexec functions
     NICE = args.nice
     BRIDGE_NICE = args.nice if args.bridge_nice is None else args.bridge_nice
+    if args.bridge_code:
+        BRIDGE_CODE = Path(args.bridge_code).resolve()
     try:
         report = asyncio.run(main_async(args))
     except (KeyboardInterrupt, asyncio.CancelledError):
