@@ -26,8 +26,9 @@ A site's cost is the CPU its kind adds to the `base` run, divided by `--rooms`:
 for a SIP site the bridge's increase plus Janus's CPU (bridge + gateway), for a
 WebRTC site the bridge's increase. Target: a SIP site at most twice a WebRTC site
 with VP8 rooms. CPU is sampled every second from /proc over the steady part
-(`--seconds`), median. The rooms' own CPU (baresip) is reported apart: it is the
-room system's, not the service's.
+(`--seconds`); the per-site costs use the mean (the CPU used over the steady part).
+The rooms' own CPU (baresip) is reported apart: it is the room system's, not the
+service's.
 
 Dial to media: the room's `endpoint.invited` (the scheduler's invitation, which the
 dialer turns into a call) to its `endpoint.joined` (the bridge's leg to Janus has ICE
@@ -286,9 +287,8 @@ async def run_once(name: str, webrtc: list[str], sip: dict[str, Baresip] | None,
         if args.py_spy and sip:
             with (work / "py-spy.log").open("w") as spy_log:
                 spy = await asyncio.create_subprocess_exec(
-                    args.py_spy, "record", "--pid", str(bridge.pid), "--duration",
-                    str(int(args.seconds)), "--rate", "50", "--format", "raw",
-                    "--nonblocking", "-o", str(work / "bridge-profile.txt"),
+                    *profile_summary.record_command(args.py_spy, bridge.pid, args.seconds,
+                                                    work / "bridge-profile.txt"),
                     stdout=subprocess.DEVNULL, stderr=spy_log)
         while time.time() < steady_end:
             await asyncio.sleep(min(LOSS_SCRAPE_S, max(0.0, steady_end - time.time())))
@@ -352,19 +352,22 @@ async def run_once(name: str, webrtc: list[str], sip: dict[str, Baresip] | None,
         await bridge.stop()
 
 
-def _median(run: dict[str, Any] | None, key: str) -> float | None:
+def _mean(run: dict[str, Any] | None, key: str) -> float | None:
+    # The mean of the 1-s samples is the CPU used over the steady part; their median
+    # moves in whole percents (/proc counts 100 ticks a second), a tenth of a point
+    # per site once divided by ten.
     if run is None:
         return None
-    value = run.get(key, {}).get("median")
+    value = (run.get(key) or {}).get("mean")
     return float(value) if value is not None else None
 
 
 def costs(runs: dict[str, dict[str, Any]], rooms: int) -> dict[str, Any]:
-    """Per-site CPU (% of one core) of each kind, from the three runs' medians."""
-    sip_bridge, base = _median(runs.get("sip"), "bridge_cpu_pct"), _median(
+    """Per-site CPU (% of one core) of each kind, from the three runs' mean CPU."""
+    sip_bridge, base = _mean(runs.get("sip"), "bridge_cpu_pct"), _mean(
         runs.get("base"), "bridge_cpu_pct")
-    janus = _median(runs.get("sip"), "janus_cpu_pct")
-    webrtc = _median(runs.get("webrtc"), "bridge_cpu_pct")
+    janus = _mean(runs.get("sip"), "janus_cpu_pct")
+    webrtc = _mean(runs.get("webrtc"), "bridge_cpu_pct")
     out: dict[str, Any] = {"janus_per_sip_site": round(janus / rooms, 2)
                            if janus is not None else None}
     if base is not None and sip_bridge is not None:
