@@ -110,6 +110,7 @@ def setup(
     assert site is not None
     monitor.report_listeners.append(
         lambda code, report: site.report(code, site_quality(report)))
+    monitor.drop_listeners.append(metrics.heartbeat_dropped)
     return metrics
 
 

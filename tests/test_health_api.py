@@ -131,6 +131,10 @@ async def test_another_endpoints_token_is_refused_and_changes_nothing(
     assert (await send(client, muong_lat, MUONG_LAT, heartbeat(), clock, step=0)).status == 200
     assert monitor_of(client).dropped["forbidden"] == 2
     assert monitor_of(client).dropped["unauthorized"] == 2
+    # ... and IT sees them counted in Prometheus.
+    scraped = await (await client.get("/metrics")).text()
+    assert 'vcbridge_heartbeats_dropped_total{reason="forbidden"} 2.0' in scraped
+    assert 'vcbridge_heartbeats_dropped_total{reason="unauthorized"} 2.0' in scraped
 
 
 async def test_bad_bodies(client: Client, admin: dict[str, str], clock: FixedClock) -> None:
