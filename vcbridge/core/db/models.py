@@ -221,6 +221,8 @@ class AuditEvent(Base):
     """Who did what, when: before and after (ISO 9001 record keeping)."""
 
     __tablename__ = "audit_events"
+    # "What happened to conference 42": the audit page and API filter by target.
+    __table_args__ = (Index("ix_audit_events_target", "target_type", "target_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
