@@ -168,7 +168,7 @@ def _idle(frames: list[str]) -> bool:
     """The event loop waiting for I/O, or a worker thread waiting for work."""
     if not frames:
         return False
-    if frames[-1].startswith(IDLE_LEAVES) or IDLE_LEAVES[0] in frames[-1]:
+    if frames[-1].startswith(IDLE_LEAVES):
         return True
     python = [f for f in frames if ".py:" in f]
     return bool(python) and python[-1].startswith(IDLE_WORKERS) and ".py:" not in frames[-1]

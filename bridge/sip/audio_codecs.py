@@ -91,7 +91,8 @@ def _samples(frames: list[av.AudioFrame]) -> Pcm:
         return silence(0)
     # The decoders give s16 mono: the plane's bytes are the samples (to_ndarray costs
     # about four times as much, per packet).
-    parts = [np.frombuffer(f.planes[0], dtype=np.int16, count=f.samples) for f in frames]
+    parts = [np.frombuffer(memoryview(f.planes[0]), dtype=np.int16, count=f.samples)
+             for f in frames]
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
