@@ -13,7 +13,6 @@ from sqlalchemy.engine import Connection
 from vcbridge.core.db.engine import Database
 from vcbridge.core.db.models import Base
 
-
 # The documents' full-text index is built per engine by migration 0005 (FTS5 tables on
 # SQLite, a tsvector table on PostgreSQL), on purpose outside the models.
 FULL_TEXT = "document_search"
