@@ -133,7 +133,10 @@ def test_agent_process_joins_the_conference_the_scheduler_opens_and_leaves_at_it
         eventually(lambda: roll_state(service, cid) == "joined", 15,
                    f"the roll call to show {SITE} joined")
         assert agent.logged(rf"conference {cid}: joining, (invited|the conference started)")
-        assert agent.logged(rf"conference {cid}: joined, media connected")
+        # The roll call says joined when the bridge's side of the media is up; the agent
+        # writes its own line when its side sees it, a moment later (another process).
+        eventually(lambda: agent.logged(rf"conference {cid}: joined, media connected"), 5,
+                   "the agent to log its media connected")
         # It reads what the bridge sends (the mix), counted in its summary line.
         eventually(lambda: agent.logged(r"received frames: mix [1-9]"), 5,
                    "the agent to count received audio")
