@@ -429,6 +429,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.out_dir) if args.out_dir else Path(tempfile.mkdtemp(prefix="vcbridge-sip-"))
     conference.NICE = args.others_nice  # the load processes' (read in their preexec)
     repeats: list[dict[str, dict[str, Any]]] = []
+    repeat_costs: list[dict[str, Any]] = []
     try:
         microphone = None if args.room_microphone == "tone" else murmur_wav(work / "murmur.wav")
         for n in range(args.repeat):
@@ -445,11 +446,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 runs["base"] = await run_once("base", webrtc, None, None, args, media_dir,
                                               out / "base")
             repeats.append(runs)
-            log("\n" + table(runs, costs(runs, args.rooms)))
+            repeat_costs.append(costs(runs, args.rooms))
+            log("\n" + table(runs, repeat_costs[-1]))
     finally:
         if not args.out_dir and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    cost = median_costs([costs(runs, args.rooms) for runs in repeats])
+    cost = median_costs(repeat_costs)
     dials = [v for runs in repeats for v in runs["sip"].get("dial_s", [])]
     dial = {"median": round(statistics.median(dials), 3) if dials else None,
             "max": round(max(dials), 3) if dials else None, "calls": len(dials)}
