@@ -25,6 +25,7 @@ from bridge.active_speaker import ActiveSpeakerDetector
 from bridge.audio_mixer import AudioMixer, FrameDecoder
 from bridge.opus_codec import Pcm
 from bridge.rtp_forwarder import AudioOutput
+from vcbridge.core.media_counters import MixCounters
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,8 @@ class AudioEngine:
         self._task: asyncio.Task[None] | None = None
         self._loop = asyncio.get_event_loop()
         self.ticks = 0
-        self.late_ticks = 0
+        self.late_ticks = 0  # times the clock fell more than a frame behind
+        self.skipped_frames = 0  # the frames it then skipped (not mixed, not sent)
 
     def add_site(self, code: str, output: AudioOutput) -> None:
         """A site's audio connected (again): its mix goes to `output`."""
@@ -164,6 +166,21 @@ class AudioEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    def mix_counters(self) -> MixCounters:
+        """This mix's counters so far (for the metrics)."""
+        stats = self.mixer.stats()
+        return MixCounters(
+            ticks_by_speakers=stats["ticks_by_speakers"],
+            skipped_frames=self.skipped_frames,
+            encodes=stats["encodes"],
+            forwarded=stats["forwarded"],
+            packets_decoded=stats["packets_decoded"],
+            packets_discarded=stats["packets_discarded"],
+            packets_dropped=stats["packets_dropped"],
+            packets_concealed=stats["packets_concealed"],
+            decode_errors=stats["decode_errors"],
+        )
+
     @property
     def speaker(self) -> str | None:
         """The current active speaker (with hysteresis)."""
@@ -178,6 +195,7 @@ class AudioEngine:
                 await asyncio.sleep(delay)
             elif delay < -period:  # fell behind by more than a frame: skip, don't burst
                 self.late_ticks += 1
+                self.skipped_frames += int(-delay / period)
                 next_tick = self._loop.time()
             next_tick += period
             try:

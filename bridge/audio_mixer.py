@@ -190,6 +190,7 @@ class AudioMixer:
         self._encodes = 0
         self._forwarded = 0  # mix-minus packets that were the other speaker's own
         self._ticks = 0
+        self._ticks_by_speakers = [0] * (max_speakers + 1)  # index: sites mixed that tick
         self._last_tick_encodes = 0
 
     @property
@@ -265,6 +266,7 @@ class AudioMixer:
                 site.queue.clear()
 
         self._live = selected
+        self._ticks_by_speakers[len(selected)] += 1
         per_speaker: dict[str, bytes] = {}
         per_speaker_pcm: dict[str, Pcm] = {}
         common: bytes | None
@@ -317,6 +319,7 @@ class AudioMixer:
         return {
             "sites": len(self._sites),
             "ticks": self._ticks,
+            "ticks_by_speakers": tuple(self._ticks_by_speakers),
             "packets_pushed": self._pushed,
             "packets_dropped": self._dropped,
             "packets_decoded": self._decoded,

@@ -1,4 +1,5 @@
-"""Each connected site's media as this bridge process sees it, for the metrics.
+"""Each connected site's media, and each room's audio mix, as this bridge process sees
+them, for the metrics.
 
 Counters are cumulative over the site's current connection (the metrics turn
 them into rates); the round-trip time and jitter are the latest the bridge
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from bridge.media_tap import sender_figures
 from bridge.rooms import RoomRegistry
-from vcbridge.core.media_counters import MediaCounters
+from vcbridge.core.media_counters import MediaCounters, MixCounters
 
 
 def site_media(rooms: RoomRegistry) -> dict[str, MediaCounters]:
@@ -42,3 +43,11 @@ def site_media(rooms: RoomRegistry) -> dict[str, MediaCounters]:
                 jitter_seconds=jitter,
             )
     return report
+
+
+def mix_totals(rooms: RoomRegistry) -> MixCounters:
+    """The audio mixes of this process's rooms so far, closed rooms' included."""
+    total = rooms.closed_mixes
+    for room in list(rooms.rooms.values()):
+        total = total.plus(room.audio.mix_counters())
+    return total

@@ -29,6 +29,7 @@ from bridge.room_state_store import RoomStateStore
 from bridge.sip.dialer import SipDialer
 from vcbridge.core.event_types import ROOM_CLOSING, EventType
 from vcbridge.core.events import BusEvent, EventBus, Follower
+from vcbridge.core.media_counters import MixCounters
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ class RoomRegistry:
         # Where rooms keep their state, so a room opened again restores it (None: not kept).
         self.states = states
         self.rooms: dict[int, Room] = {}
+        # The audio mixes of the rooms closed so far, so the metrics' counters only grow.
+        self.closed_mixes = MixCounters()
         # SIP room systems are dialled through it (None: no SIP gateway configured).
         self.sip: SipDialer | None = None
         self._follower: Follower | None = None
@@ -111,7 +114,7 @@ class RoomRegistry:
         """Disconnect everyone and forget the room."""
         if self.sip is not None:
             await self.sip.close_conference(conference_id)
-        room = self.rooms.pop(conference_id, None)
+        room = self._forget(conference_id)
         if room is not None:
             await room.close(reason)
             log.info("room %s closed (%s)", conference_id, reason)
@@ -119,7 +122,7 @@ class RoomRegistry:
     async def move_away(self, conference_id: int, redirect: dict[str, Any]) -> None:
         """The room now lives on another bridge node (this one was fenced off): send
         every site and console the `redirect` first, then close the room here."""
-        room = self.rooms.pop(conference_id, None)
+        room = self._forget(conference_id)
         if room is None:
             return
         sends = [c.send for c in room.connections.values()] + [
@@ -129,6 +132,12 @@ class RoomRegistry:
                 await send(redirect)
         await room.close("moved")
         log.info("room %s closed here: moved to node %s", conference_id, redirect.get("node"))
+
+    def _forget(self, conference_id: int) -> Room | None:
+        room = self.rooms.pop(conference_id, None)
+        if room is not None:
+            self.closed_mixes = self.closed_mixes.plus(room.audio.mix_counters())
+        return room
 
     def start(self, bus: EventBus, *, follow_invitations: bool = False) -> None:
         """Close rooms when their conference ends or is cancelled (any process's leader);

@@ -53,7 +53,7 @@ from vcbridge.core.app_keys import (
     LOGIN_LIMITER,
     SETTINGS,
 )
-from vcbridge.core.media_counters import MediaSource
+from vcbridge.core.media_counters import MediaSource, MixSource
 from vcbridge.core.sip_gateway_status import SIP_GATEWAY_PROBE, SIP_SITES_PROBE
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,7 @@ def setup(
     app: web.Application,
     *,
     media: MediaSource | None = None,
+    mixes: MixSource | None = None,
     token: str | None = None,
     refresh_seconds: float = 10.0,
     media_seconds: float | None = None,
@@ -99,7 +100,7 @@ def setup(
     grafana.setup_routes(app)
     settings = app[SETTINGS]
     metrics = setup_metrics(
-        app, media=media, status_model=status_model(monitor), token=token,
+        app, media=media, mixes=mixes, status_model=status_model(monitor), token=token,
         refresh_seconds=refresh_seconds,
         media_seconds=media_seconds or settings.health_heartbeat_interval_seconds,
         media_listeners=[lambda window: monitor.bridge_media(
@@ -176,6 +177,7 @@ def setup_metrics(
     app: web.Application,
     *,
     media: MediaSource | None = None,
+    mixes: MixSource | None = None,
     status_model: StatusModel = presence_status,
     token: str | None = None,
     refresh_seconds: float = 10.0,
@@ -193,6 +195,8 @@ def setup_metrics(
         metrics.watch_sip_gateway(app[SIP_GATEWAY_PROBE])
     if SIP_SITES_PROBE in app:
         metrics.watch_sip_sites(app[SIP_SITES_PROBE])
+    if mixes is not None:
+        metrics.watch_audio_mixes(mixes)
     app.middlewares.insert(0, metrics_middleware(metrics))
     metrics_routes.setup_routes(app, metrics, token)
 

@@ -4,7 +4,9 @@ last test: the audio engine lets time pass for the detector on every tick."""
 
 from __future__ import annotations
 
+import asyncio
 import math
+import time
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -15,6 +17,7 @@ from bridge.active_speaker import FRAME_MS, ActiveSpeakerDetector
 from bridge.audio_engine import AudioEngine
 from bridge.opus_codec import OpusEncoder
 from tests.test_sip_audio import Packets
+from vcbridge.core.media_counters import MixCounters
 
 A, B, C, D = "TP-THANH-HOA", "TP-SAM-SON", "HUYEN-NGA-SON", "HUYEN-MUONG-LAT"
 SILENT = 127
@@ -428,3 +431,31 @@ async def test_the_engine_mixes_only_sites_within_its_range_of_the_loudest() -> 
         engine.on_packet(code, packet)
     engine._tick()
     assert engine.mixer.stats()["encodes_last_tick"] == 4  # three speakers
+    # As the metrics count them: that one frame of three speakers, the others of two at
+    # most, and the two-speaker frames' mix-minus packets forwarded, not encoded.
+    counters = engine.mix_counters()
+    assert counters.ticks_by_speakers[3] == 1 and sum(counters.ticks_by_speakers) == 51
+    assert counters.forwarded >= 2 * counters.ticks_by_speakers[2] > 0
+
+
+async def test_the_engine_counts_what_it_mixes_and_the_frames_it_skips() -> None:
+    # What the metrics export (vcbridge_audio_mix_*): an engine with nobody in it mixes
+    # frames of nobody speaking; a process that falls behind skips frames rather than
+    # sending a burst, and says how many.
+    engine = AudioEngine()
+    engine.start()
+    try:
+        await asyncio.sleep(0.1)
+        time.sleep(0.3)  # noqa: ASYNC251 - on purpose: the event loop blocked for 15 frames
+        await asyncio.sleep(0.1)
+        counters = engine.mix_counters()
+    finally:
+        await engine.stop()
+    assert counters.ticks_by_speakers[0] == engine.ticks > 0
+    assert sum(counters.ticks_by_speakers) == engine.ticks
+    assert counters.skipped_frames >= 10 and engine.late_ticks >= 1
+    assert counters.encodes == 0  # silence is a cached packet
+    # Counters of several rooms add up, closed rooms' with the open ones'.
+    total = counters.plus(MixCounters(ticks_by_speakers=(1, 2, 3, 4), encodes=5))
+    assert total.ticks_by_speakers == (counters.ticks_by_speakers[0] + 1, 2, 3, 4)
+    assert total.encodes == 5 and total.skipped_frames == counters.skipped_frames

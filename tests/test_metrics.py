@@ -20,6 +20,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bridge.signaling import ROOMS
 from monitoring import wiring
 from monitoring.health.model import HealthState
 from monitoring.health.monitor import MONITOR
@@ -40,7 +41,7 @@ from vcbridge.app import create_app
 from vcbridge.core.clock import FixedClock
 from vcbridge.core.events import BusEvent, EventBus
 from vcbridge.core.http.errors import error_middleware
-from vcbridge.core.media_counters import MediaCounters
+from vcbridge.core.media_counters import MediaCounters, MixCounters
 from vcbridge.core.settings import Settings
 from vcbridge.room_reports import RoomReports
 
@@ -64,6 +65,8 @@ FAMILIES = {
     "vcbridge_login_failures", "vcbridge_logins_refused",
     "vcbridge_health_max_packet_loss_ratio", "vcbridge_health_max_round_trip_time_seconds",
     "vcbridge_health_max_jitter_seconds", "vcbridge_health_min_frames_per_second",
+    "vcbridge_audio_mix_frames", "vcbridge_audio_mix_skipped_frames",
+    "vcbridge_audio_mix_encodes", "vcbridge_audio_mix_forwarded", "vcbridge_audio_mix_packets",
     # Process metrics, from the collectors registered on the app's own registry.
     "process_cpu_seconds", "process_resident_memory_bytes", "python_gc_collections",
     "python_info",
@@ -225,6 +228,18 @@ async def test_scrape_after_activity(
     assert value(samples, f"{lateness}_count", transition="end") == 0
     assert value(samples, "vcbridge_conferences", state="scheduled") == 0
     assert value(samples, "vcbridge_redials_total") == 0
+    # Its room is open in this process: its mix's series exist from then on. Once it
+    # runs (a site's connection starts it), it mixes frames with nobody speaking so far,
+    # which cost no encode; nothing skipped.
+    samples = await until(client, lambda s: value(
+        s, "vcbridge_audio_mix_frames_total", speakers="0") == 0, "the room's mix")
+    app[ROOMS].rooms[conference].start()
+    samples = await until(client, lambda s: value(
+        s, "vcbridge_audio_mix_frames_total", speakers="0") > 0, "the room's mix ticking")
+    assert value(samples, "vcbridge_audio_mix_frames_total", speakers="1") == 0
+    assert value(samples, "vcbridge_audio_mix_encodes_total") == 0
+    assert value(samples, "vcbridge_audio_mix_skipped_frames_total") == 0
+    assert value(samples, "vcbridge_audio_mix_packets_total", fate="decoded") == 0
 
     # -- roll call: joined after 12 s, dropped, redialled, joined again ------------------
     reports = RoomReports(app)
@@ -253,6 +268,14 @@ async def test_scrape_after_activity(
                           "the rejoin")
     assert value(samples, "vcbridge_join_duration_seconds_sum") == pytest.approx(14.0)
     assert value(samples, "vcbridge_invitations_total") == 3
+
+    # -- the room closes: its mix stays counted (the counters only grow) ----------------
+    _, samples = await scrape(client)
+    mixed = value(samples, "vcbridge_audio_mix_frames_total", speakers="0")
+    await app[ROOMS].close_room(conference, "ended")
+    assert conference not in app[ROOMS].rooms
+    _, samples = await scrape(client)
+    assert value(samples, "vcbridge_audio_mix_frames_total", speakers="0") >= mixed > 0
 
     # -- the final scrape --------------------------------------------------------------
     text, samples = await scrape(client)
@@ -303,7 +326,8 @@ async def test_scrape_after_activity(
     label_names = {name for (_, labels) in samples for name, _ in labels}
     assert label_names <= {"endpoint", "state", "transition", "route", "method", "status",
                            "reason", "le", "implementation", "major", "minor",
-                           "patchlevel", "version", "generation", "side"}, label_names
+                           "patchlevel", "version", "generation", "side", "speakers",
+                           "fate"}, label_names
 
 
 async def test_metrics_can_require_a_token(aiohttp_client: MakeClient) -> None:
@@ -333,7 +357,7 @@ async def test_metrics_is_public_by_default(
 def test_alert_rules_check_and_unit_tests_pass() -> None:
     checked = run_promtool("check", "rules", "prometheus-rules.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "11 rules found" in checked.stdout
+    assert "12 rules found" in checked.stdout
     tested = run_promtool("test", "rules", "prometheus-rules.test.yml")
     assert tested.returncode == 0, tested.stdout + tested.stderr
     tests = (MONITORING / "prometheus-rules.test.yml").read_text(encoding="utf-8")
@@ -342,7 +366,8 @@ def test_alert_rules_check_and_unit_tests_pass() -> None:
                   "VcbridgeEndpointLowFrameRate",
                   "VcbridgeEndpointNotReadyBeforeConference", "VcbridgeSchedulerLeaderMissing",
                   "VcbridgeLoginFailuresHigh", "VcbridgeLoginsRefused",
-                  "VcbridgeSipGatewayDown", "VcbridgeSipGatewayNotRegistered"):
+                  "VcbridgeSipGatewayDown", "VcbridgeSipGatewayNotRegistered",
+                  "VcbridgeAudioFramesSkipped"):
         assert f"alertname: {alert}" in tests
     # The call-quality alerts compare with the limits the service exports from its
     # settings, never with a number of their own: one place to change a limit.
@@ -384,6 +409,8 @@ def test_grafana_dashboard(tmp_path: Path) -> None:
     for name in ("max_packet_loss_ratio", "max_round_trip_time_seconds", "max_jitter_seconds",
                  "min_frames_per_second"):
         assert f"vcbridge_health_{name}" in limits, name
+    # The bridge's own trouble: the audio frames a process skipped (it fell behind).
+    assert "vcbridge_audio_mix_skipped_frames_total" in limits
 
     # Every query is valid PromQL (promtool parses it as a recording rule) and names
     # only metrics the service exports.
@@ -399,6 +426,7 @@ def test_grafana_dashboard(tmp_path: Path) -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
     metrics = Metrics()
     metrics.set_roster(["TINH-UY"])
+    metrics.watch_audio_mixes(MixCounters)  # a bridge process's families too
     exported = set(re.findall(r"^# HELP (\S+)", metrics.render().decode(), re.MULTILINE))
     exported.add("vcbridge_conferences")
     referenced = set(re.findall(r"\bvcbridge_[a-z_]+", " ".join(exprs)))

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from bridge import wiring as bridge_wiring
-from bridge.media_report import site_media
+from bridge.media_report import mix_totals, site_media
 from bridge.node_membership import NODE
 from bridge.rooms import RoomRegistry
 from bridge.sip.options_probe import AnswerListener
@@ -99,7 +99,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     audit_routes.setup_routes(app)
     events_routes.setup_routes(app)
     openapi_routes.setup_routes(app)
-    monitoring_wiring.setup(app, media=_bridge_media(rooms), token=settings.metrics_token or None)
+    monitoring_wiring.setup(app, media=_bridge_media(rooms), mixes=lambda: mix_totals(rooms),
+                           token=settings.metrics_token or None)
     if SIP_PROBER in app:
         # A SIP room's answers to the bridge's OPTIONS pings are its heartbeats.
         app[SIP_PROBER].listeners.append(_sip_presence(app))

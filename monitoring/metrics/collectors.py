@@ -1,6 +1,6 @@
 """Families collected at scrape time from values other parts keep: the conference
 counts the refresher cached, the login counters of the core's login limiter, the SIP
-gateway's status."""
+gateway's status, the bridge rooms' audio mixes."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from prometheus_client.registry import Collector
 
 from vcbridge.core.auth.login_limiter import LoginStats, Reason
 from vcbridge.core.db.models import ACTIVE_STATUSES
+from vcbridge.core.media_counters import MixSource
 from vcbridge.core.sip_gateway_status import SipGatewayProbe, SipSitesProbe
 
 CONFERENCE_STATES = tuple(s.value for s in ACTIVE_STATUSES)  # scheduled, open, live
@@ -136,3 +137,62 @@ class SipSitesReach(Collector):
             rtt.add_metric([code], reach.rtt_seconds if reach.rtt_seconds is not None
                            else float("nan"))
         return [up, rtt]
+
+
+# The fates of the sites' packets in the mix, as `MixCounters` fields.
+PACKET_FATES = {"decoded": "packets_decoded", "discarded": "packets_discarded",
+                "dropped": "packets_dropped", "concealed": "packets_concealed",
+                "malformed": "decode_errors"}
+
+
+class AudioMixes(Collector):
+    """The audio mixes of this process's bridge rooms, at scrape time (all rooms together,
+    closed ones included, so the counters only grow; no conference label: unbounded).
+
+    - `vcbridge_audio_mix_frames_total{speakers}`: frames mixed, by how many sites were
+      mixed in them (0: nobody speaking, which costs no encode);
+    - `vcbridge_audio_mix_skipped_frames_total`: frames the mix clock skipped because
+      the process fell behind: every site of that room missed them (overload);
+    - `vcbridge_audio_mix_encodes_total`: Opus encodes; `..._forwarded_total`: mix-minus
+      packets that were the other speaker's own packet, sent without an encode;
+    - `vcbridge_audio_mix_packets_total{fate}`: the sites' packets: decoded (mixed),
+      discarded (not among the speakers), dropped (too many queued), concealed (a
+      speaker's packet missing), malformed."""
+
+    def __init__(self, source: MixSource) -> None:
+        self.source = source
+
+    def describe(self) -> Iterable[Metric]:
+        """The families this collector exports."""
+        return self.collect()
+
+    def collect(self) -> Iterable[Metric]:
+        """The families with their current values."""
+        mix = self.source()
+        frames = CounterMetricFamily(
+            "vcbridge_audio_mix_frames",
+            "Audio frames mixed by this process's rooms, by the number of sites mixed.",
+            labels=["speakers"])
+        for speakers, count in enumerate(mix.ticks_by_speakers):
+            frames.add_metric([str(speakers)], count)
+        packets = CounterMetricFamily(
+            "vcbridge_audio_mix_packets",
+            "Sites' audio packets at the mix, by fate: decoded, discarded (not among the "
+            "speakers), dropped (queue full), concealed (missing), malformed.",
+            labels=["fate"])
+        for fate, field in PACKET_FATES.items():
+            packets.add_metric([fate], getattr(mix, field))
+        return [
+            frames,
+            CounterMetricFamily(
+                "vcbridge_audio_mix_skipped_frames",
+                "Audio frames skipped because the process fell behind (every site of the "
+                "room missed them).", value=mix.skipped_frames),
+            CounterMetricFamily("vcbridge_audio_mix_encodes", "Opus encodes of the mixes.",
+                                value=mix.encodes),
+            CounterMetricFamily(
+                "vcbridge_audio_mix_forwarded",
+                "Mix-minus packets sent as the other speaker's own packet, not encoded.",
+                value=mix.forwarded),
+            packets,
+        ]

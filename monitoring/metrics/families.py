@@ -71,6 +71,11 @@ Service-wide:
   calls up) and, when it registers with a proxy, `vcbridge_sip_gateway_registered`;
   the SIP rooms' OPTIONS pings (`watch_sip_sites`): `vcbridge_sip_site_up{endpoint}`
   and `vcbridge_sip_site_options_rtt_seconds{endpoint}`.
+- With bridge rooms in the process (`watch_audio_mixes`, read at scrape time, all
+  rooms together): `vcbridge_audio_mix_frames_total{speakers}`,
+  `vcbridge_audio_mix_skipped_frames_total` (the process fell behind: audio gaps at
+  every site), `vcbridge_audio_mix_encodes_total`, `vcbridge_audio_mix_forwarded_total`
+  and `vcbridge_audio_mix_packets_total{fate}` (`collectors.AudioMixes`).
 
 No label ever holds an unbounded value (a conference title or id, a user, a
 raw URL): `endpoint` only takes roster codes (anything else is ignored),
@@ -96,7 +101,8 @@ How the parts feed it (each in its own module of this package):
 - `media.MediaSampler` turns cumulative media counters (the core's
   `MediaCounters`, from the bridge through a `MediaSource` given by the
   composition root) into rates and ratios;
-- `collectors` reads the conference counts and login counters at scrape time;
+- `collectors` reads the conference counts, login counters, SIP gateway and audio
+  mixes at scrape time;
 - `heartbeat_dropped` counts refused heartbeats, for a listener on the health
   monitor's `drop_listeners`;
 - `routes` serves `GET /metrics`, `http_middleware` counts the requests."""
@@ -124,6 +130,7 @@ from prometheus_client.process_collector import ProcessCollector
 from monitoring.health.model import HealthState
 from monitoring.metrics.collectors import (
     CONFERENCE_STATES,
+    AudioMixes,
     ConferenceCounts,
     LoginCounts,
     SipGatewayState,
@@ -133,6 +140,7 @@ from monitoring.metrics.endpoint_gauges import EndpointGauge, render_all
 from monitoring.metrics.status import EndpointStatus
 from vcbridge.core.auth.login_limiter import LoginStats
 from vcbridge.core.event_types import EventType
+from vcbridge.core.media_counters import MixSource
 from vcbridge.core.sip_gateway_status import SipGatewayProbe, SipSitesProbe
 
 NAN = math.nan
@@ -460,6 +468,10 @@ class Metrics:
     def watch_sip_sites(self, probe: SipSitesProbe) -> None:
         """Export the SIP rooms' OPTIONS pings (`SipSitesReach`)."""
         self.registry.register(SipSitesReach(probe))
+
+    def watch_audio_mixes(self, source: MixSource) -> None:
+        """Export the bridge rooms' audio mixes (`AudioMixes`)."""
+        self.registry.register(AudioMixes(source))
 
     def watch_logins(self, stats: LoginStats) -> None:
         """Export the login counters of the core's login limiter."""
