@@ -5,8 +5,10 @@ at least 60 s, each sending 640x360 15 fps VP8 at about 500 kbit/s and Opus;
 every site shows the chair and the floor holder, the chair a grid of every
 other site; the chair gives the floor to another site every 10 s.
 
-Targets on this 2-core machine, for the full 31-site conference:
-- all bridge processes together at most 100 % of one core (aim: 60 %);
+Targets on this 2-core machine, for the full 31-site conference (issue 16's; the
+machines this runs on differ by up to a factor of two, so compare with a run of
+the older code on the same machine, `--bridge-code`):
+- all bridge processes together at most 40 % of one core (aim: 30 %);
 - audio packet loss at the sites under 1 %;
 - no memory growth of the bridge over the run;
 - every site receives at least 14 fps;
@@ -136,6 +138,7 @@ from typing import Any
 
 import aiohttp
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import conference_media, profile_summary
 from bench.shared import log
@@ -153,7 +156,7 @@ PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 # running) more than this share of the time (median of the 1-s intervals).
 CONTENDED_PCT = 10.0
 
-TARGETS = {"bridge_cpu_pct_max": 100.0, "bridge_cpu_pct_aim": 60.0, "audio_loss_pct": 1.0,
+TARGETS = {"bridge_cpu_pct_max": 40.0, "bridge_cpu_pct_aim": 30.0, "audio_loss_pct": 1.0,
            "fps_min": 14.0, "floor_switch_s": 1.0, "join_s": 2.0}
 
 
@@ -386,6 +389,21 @@ class Bridge:
         async with self.session.request(method, self.base + path, json=body, headers=headers,
                                         timeout=aiohttp.ClientTimeout(total=20)) as response:
             return response.status, await response.json()
+
+    async def mix_counters(self) -> dict[str, float]:
+        """The bridge's `vcbridge_audio_mix_*` counters now (empty: an older bridge)."""
+        assert self.session is not None
+        async with self.session.get(self.base + "/metrics",
+                                    timeout=aiohttp.ClientTimeout(total=20)) as response:
+            text = await response.text()
+        counters: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name.startswith("vcbridge_audio_mix_"):
+                    label = ",".join(sample.labels.values())
+                    counters[f"{sample.name}{{{label}}}" if label else sample.name] = \
+                        sample.value
+        return counters
 
     async def start(self, timeout: float = 60.0, login: bool = True) -> None:
         self.session = aiohttp.ClientSession()
@@ -702,6 +720,7 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
         steady_start = time.time()
         steady_end = steady_start + options.seconds
         log(f"all joined; steady part {options.seconds:.0f} s from now")
+        mix_start = await bridge.mix_counters()
         if options.py_spy:
             spy_out = options.work / "bridge-profile.txt"
             with options.work.joinpath("py-spy.log").open("w") as spy_log:
@@ -727,6 +746,7 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
         await asyncio.sleep(max(0.0, steady_end - time.time()))
         sampler.sample()
         rss_end_sample = proc_rss_kib(bridge.pid)
+        mix_end = await bridge.mix_counters()
 
         if hostile is not None:
             await hostile.stop(30)
@@ -737,6 +757,7 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
         result = analyse(options, participants, bridge_idle_rss, rss_end_sample, sampler,
                          loads, events, conference_id, steady_start, steady_end)
         result["bridge_log"] = bridge_log_findings(bridge.log_path)
+        result["mix"] = mix_figures(mix_start, mix_end)
         if options.probe_health:
             result["healthz_ms"] = health_summary(health, steady_start, steady_end)
         if hostile is not None:
@@ -757,6 +778,26 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
         if hostile is not None:
             await hostile.kill()
         await bridge.stop()
+
+
+def mix_figures(start: dict[str, float], end: dict[str, float]) -> dict[str, Any] | None:
+    """The audio mix over the steady part, from the bridge's metrics: how many sites were
+    mixed in its frames, and what a frame cost in encodes (None: an older bridge)."""
+    if not end:
+        return None
+    delta = {name: end[name] - start.get(name, 0.0) for name in end}
+    frames = {name.split("{")[1].rstrip("}"): count for name, count in delta.items()
+              if name.startswith("vcbridge_audio_mix_frames_total{")}
+    total = sum(frames.values())
+    if not total:
+        return None
+    return {
+        "frames": int(total),
+        "share_by_speakers": {k: round(v / total, 3) for k, v in sorted(frames.items())},
+        "encodes_per_frame": round(delta["vcbridge_audio_mix_encodes_total"] / total, 2),
+        "forwarded_per_frame": round(delta["vcbridge_audio_mix_forwarded_total"] / total, 2),
+        "skipped_frames": int(delta["vcbridge_audio_mix_skipped_frames_total"]),
+    }
 
 
 def bridge_log_findings(path: Path) -> dict[str, int]:
@@ -1083,7 +1124,7 @@ def table(runs: list[dict[str, Any]]) -> str:
             f"{f(a['max'], '{:.2f}'):>16}  "
             f"{f(fl['median'], '{:.2f}'):>6} / {f(fl['max'], '{:.2f}'):<6}  "
             f"{f(j['median'], '{:.2f}'):>5} / {f(j['max'], '{:.2f}')}")
-    lines.append("targets (31 sites): bridge CPU <= 100 % (aim 60 %), audio loss < 1 %, "
+    lines.append("targets (31 sites): bridge CPU <= 40 % (aim 30 %), audio loss < 1 %, "
                  "fps >= 14, floor < 1 s, join < 2 s, no RSS growth")
     for r in runs:
         if r["contended"]:
@@ -1098,6 +1139,14 @@ def table(runs: list[dict[str, Any]]) -> str:
                      f"{r['bridge_rss_mib']['slope_last_third_mib_per_min']}); "
                      f"floor misses {r['floor_switch_s']['misses']}; "
                      f"mix frames missing {r['audio_loss_pct']['mix_frames_missing_total']}")
+        mix = r.get("mix")
+        if mix:
+            shares = ", ".join(f"{k}: {100 * v:.0f} %"
+                               for k, v in mix["share_by_speakers"].items())
+            lines.append(f"{r['sites']:>5} sites: the bridge's mix frames by sites mixed "
+                         f"({shares}); encodes {mix['encodes_per_frame']} and forwarded "
+                         f"{mix['forwarded_per_frame']} a frame; skipped "
+                         f"{mix['skipped_frames']}")
     return "\n".join(lines)
 
 
