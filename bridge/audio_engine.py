@@ -170,7 +170,7 @@ class AudioEngine:
         """This mix's counters so far (for the metrics)."""
         stats = self.mixer.stats()
         return MixCounters(
-            ticks_by_speakers=stats["ticks_by_speakers"],
+            frames_by_speakers=stats["ticks_by_speakers"],
             skipped_frames=self.skipped_frames,
             encodes=stats["encodes"],
             forwarded=stats["forwarded"],

@@ -434,8 +434,8 @@ async def test_the_engine_mixes_only_sites_within_its_range_of_the_loudest() -> 
     # As the metrics count them: that one frame of three speakers, the others of two at
     # most, and the two-speaker frames' mix-minus packets forwarded, not encoded.
     counters = engine.mix_counters()
-    assert counters.ticks_by_speakers[3] == 1 and sum(counters.ticks_by_speakers) == 51
-    assert counters.forwarded >= 2 * counters.ticks_by_speakers[2] > 0
+    assert counters.frames_by_speakers[3] == 1 and sum(counters.frames_by_speakers) == 51
+    assert counters.forwarded >= 2 * counters.frames_by_speakers[2] > 0
 
 
 async def test_the_engine_counts_what_it_mixes_and_the_frames_it_skips() -> None:
@@ -451,11 +451,11 @@ async def test_the_engine_counts_what_it_mixes_and_the_frames_it_skips() -> None
         counters = engine.mix_counters()
     finally:
         await engine.stop()
-    assert counters.ticks_by_speakers[0] == engine.ticks > 0
-    assert sum(counters.ticks_by_speakers) == engine.ticks
+    assert counters.frames_by_speakers[0] == engine.ticks > 0
+    assert sum(counters.frames_by_speakers) == engine.ticks
     assert counters.skipped_frames >= 10 and engine.late_ticks >= 1
     assert counters.encodes == 0  # silence is a cached packet
     # Counters of several rooms add up, closed rooms' with the open ones'.
-    total = counters.plus(MixCounters(ticks_by_speakers=(1, 2, 3, 4), encodes=5))
-    assert total.ticks_by_speakers == (counters.ticks_by_speakers[0] + 1, 2, 3, 4)
+    total = counters.plus(MixCounters(frames_by_speakers=(1, 2, 3, 4), encodes=5))
+    assert total.frames_by_speakers == (counters.frames_by_speakers[0] + 1, 2, 3, 4)
     assert total.encodes == 5 and total.skipped_frames == counters.skipped_frames

@@ -173,7 +173,7 @@ class AudioMixes(Collector):
             "vcbridge_audio_mix_frames",
             "Audio frames mixed by this process's rooms, by the number of sites mixed.",
             labels=["speakers"])
-        for speakers, count in enumerate(mix.ticks_by_speakers):
+        for speakers, count in enumerate(mix.frames_by_speakers):
             frames.add_metric([str(speakers)], count)
         packets = CounterMetricFamily(
             "vcbridge_audio_mix_packets",

@@ -1,9 +1,9 @@
-"""One site's media as a bridge process sees it: the type the bridge reports and the
-metrics read.
+"""One site's media, and the audio mixes, as a bridge process sees them: the types the
+bridge reports and the metrics read.
 
-Two features share it (the bridge fills it, monitoring turns it into rates and
-ratios) and features never import each other, so it lives in the core; the
-composition root hands the bridge's report to the metrics."""
+Two features share them (the bridge fills them, monitoring exports them) and features
+never import each other, so they live in the core; the composition root hands the
+bridge's reports to the metrics."""
 
 from __future__ import annotations
 
@@ -31,7 +31,6 @@ class MediaCounters:
 MediaSource = Callable[[], Mapping[str, MediaCounters]]
 
 
-
 @dataclass(frozen=True)
 class MixCounters:
     """The audio mixes of a bridge process's rooms, cumulative: those of rooms already
@@ -40,7 +39,7 @@ class MixCounters:
     Why it is exported: the mix is the bridge's cost per frame rather than per
     packet, and skipped frames are what an overloaded bridge sounds like."""
 
-    ticks_by_speakers: tuple[int, ...] = ()  # frames mixed, by sites mixed in them (index)
+    frames_by_speakers: tuple[int, ...] = ()  # frames mixed, by sites mixed in them (index)
     skipped_frames: int = 0  # frames the mix clock skipped because the process fell behind
     encodes: int = 0  # Opus encodes (the common mix and mix-minus ones)
     forwarded: int = 0  # mix-minus packets that were the other speaker's own, not encoded
@@ -52,7 +51,7 @@ class MixCounters:
 
     def plus(self, other: MixCounters) -> MixCounters:
         """Both counts added up."""
-        ours, theirs = self.ticks_by_speakers, other.ticks_by_speakers
+        ours, theirs = self.frames_by_speakers, other.frames_by_speakers
         width = max(len(ours), len(theirs))
         ticks = tuple((ours[i] if i < len(ours) else 0) + (theirs[i] if i < len(theirs) else 0)
                       for i in range(width))
