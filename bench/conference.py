@@ -124,7 +124,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -143,6 +142,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench import conference_media, profile_summary
 from bench.shared import log
 from harness.priority import set_niceness
+from harness.service_process import free_port
 
 CHAIR = "UBND-TINH"
 # --hostile: one more booked endpoint, added to a copy of the roster (the province's
@@ -192,12 +192,6 @@ def _load_child() -> None:
 
 def _bridge_child() -> None:
     _die_with_parent(BRIDGE_NICE)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def proc_cpu_ticks(pid: int) -> tuple[int, int] | None:

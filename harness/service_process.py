@@ -17,11 +17,22 @@ from typing import Any
 
 from harness.process_stop import stop_process
 
+# Ports `free_port` handed out in this process. The kernel may offer a closed probe's
+# port again at once, and services started one after the other in one network namespace
+# (Janus's HTTP port, baresip rooms' SIP ports) would then collide: "Address already in
+# use" (seen once in `bench/sip.py`).
+_HANDED_OUT: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free on loopback now, and never one this process handed out before."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def service_env(**extra: str) -> dict[str, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.service_process import free_port
 from tests.support import skip_or_fail
 
 VCBRIDGE = [sys.executable, "-m", "vcbridge.cli"]
@@ -21,12 +21,6 @@ VCBRIDGE = [sys.executable, "-m", "vcbridge.cli"]
 def run(args: list[str], env: dict[str, str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(VCBRIDGE + args, env=env, capture_output=True, text=True, timeout=60,
                           check=False, **kwargs)  # type: ignore[call-overload]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
