@@ -384,20 +384,16 @@ class Bridge:
                                         timeout=aiohttp.ClientTimeout(total=20)) as response:
             return response.status, await response.json()
 
-    async def mix_counters(self) -> dict[str, float]:
-        """The bridge's `vcbridge_audio_mix_*` counters now (empty: an older bridge)."""
+    async def mix_counters(self) -> dict[tuple[str, str], float]:
+        """The bridge's `vcbridge_audio_mix_*` counters now, by (sample name, label value)
+        (empty: an older bridge)."""
         assert self.session is not None
         async with self.session.get(self.base + "/metrics",
                                     timeout=aiohttp.ClientTimeout(total=20)) as response:
             text = await response.text()
-        counters: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name.startswith("vcbridge_audio_mix_"):
-                    label = ",".join(sample.labels.values())
-                    counters[f"{sample.name}{{{label}}}" if label else sample.name] = \
-                        sample.value
-        return counters
+        return {(sample.name, ",".join(sample.labels.values())): sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples if sample.name.startswith("vcbridge_audio_mix_")}
 
     async def start(self, timeout: float = 60.0, login: bool = True) -> None:
         self.session = aiohttp.ClientSession()
@@ -774,23 +770,26 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
         await bridge.stop()
 
 
-def mix_figures(start: dict[str, float], end: dict[str, float]) -> dict[str, Any] | None:
+def mix_figures(start: dict[tuple[str, str], float], end: dict[tuple[str, str], float]
+                ) -> dict[str, Any] | None:
     """The audio mix over the steady part, from the bridge's metrics: how many sites were
     mixed in its frames, and what a frame cost in encodes (None: an older bridge)."""
-    if not end:
-        return None
-    delta = {name: end[name] - start.get(name, 0.0) for name in end}
-    frames = {name.split("{")[1].rstrip("}"): count for name, count in delta.items()
-              if name.startswith("vcbridge_audio_mix_frames_total{")}
+    delta = {key: end[key] - start.get(key, 0.0) for key in end}
+    frames = {speakers: count for (name, speakers), count in delta.items()
+              if name == "vcbridge_audio_mix_frames_total"}
     total = sum(frames.values())
     if not total:
         return None
+
+    def per_frame(name: str) -> float:
+        return round(delta[(f"vcbridge_audio_mix_{name}_total", "")] / total, 2)
+
     return {
         "frames": int(total),
         "share_by_speakers": {k: round(v / total, 3) for k, v in sorted(frames.items())},
-        "encodes_per_frame": round(delta["vcbridge_audio_mix_encodes_total"] / total, 2),
-        "forwarded_per_frame": round(delta["vcbridge_audio_mix_forwarded_total"] / total, 2),
-        "skipped_frames": int(delta["vcbridge_audio_mix_skipped_frames_total"]),
+        "encodes_per_frame": per_frame("encodes"),
+        "forwarded_per_frame": per_frame("forwarded"),
+        "skipped_frames": int(delta[("vcbridge_audio_mix_skipped_frames_total", "")]),
     }
 
 
