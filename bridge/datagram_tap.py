@@ -21,9 +21,9 @@ give SRTP datagrams (first byte 128–191, RFC 7983) straight to
   (the first of a stream whose SSRC the SDP did not announce) goes the
   general way below, where the router learns it and the tap still gets it
   (through `_handle_rtp_packet`); so do video (and its RTX) and anything
-  routed to an untapped receiver. aiortc's receiver does nothing
-  with a tapped receiver's packets (no statistics, jitter buffer or decoder):
-  the bridge counts them itself (`audio_engine.ReceiveStats`);
+  routed to an untapped receiver. Of a tapped receiver's packets aiortc only
+  keeps the statistics its receiver reports come from (no jitter buffer, no
+  decoder); the mix counts them itself (`audio_engine.ReceiveStats`);
 - other RTP: unprotected with the transport's SRTP session, parsed, routed to its
   receiver as aiortc routes it; the receiver's handler (our tap, or aiortc's
   own for the video source) runs at once and, as it never has to wait in

@@ -5,8 +5,9 @@ streams, so it takes media off aiortc's normal receive path:
 
 - audio: `RTCRtpReceiver._handle_rtp_packet` is replaced per receiver; the
   bridge sees each decrypted `RtpPacket` (its RFC 6464 level and Opus
-  payload) and aiortc does nothing more with it (no statistics, no jitter
-  buffer, no decoder). Once the connection receives by callback
+  payload) and aiortc does nothing more with it (no jitter buffer, no
+  decoder) but count it in its per-SSRC statistics, from which its RTCP loop
+  sends the site receiver reports. Once the connection receives by callback
   (`bridge/datagram_tap.py`), the packets of an SSRC aiortc's router knows
   skip even that handler: they reach the tap's callback synchronously,
   parsed by `bridge/lean_rtp.py` (only the audio level of the extensions);
@@ -254,20 +255,39 @@ def tune_bitrate_estimator(estimator: RemoteBitrateEstimator) -> None:
 def tap_audio(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], None]) -> None:
     """Hand every decrypted audio RTP packet of `receiver` to `on_packet`, and only there.
 
-    aiortc's statistics, jitter buffer and decoder are skipped for this
-    receiver; the bridge keeps its own counters. Packets received by callback
+    aiortc's jitter buffer and decoder are skipped for this receiver; the bridge
+    keeps its own counters for the mix. Packets received by callback
     come to `on_packet` without a coroutine and with only the audio level of
     their header extensions decoded (`AUDIO_TAP`, read by `datagram_tap`); those
     aiortc's own receive loop still delivers (before the callback path is
     installed, the first packet of an SSRC unknown to the router) come through
-    `_handle_rtp_packet`, fully parsed."""
-    receiver._RTCRtpReceiver__decoder_queue = EncodedFrameSink(lambda _d, _t: None)  # type: ignore[attr-defined]
+    `_handle_rtp_packet`, fully parsed.
 
-    async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
+    Each packet is still counted in aiortc's own statistics of its SSRC (1.2 µs), so
+    the receiver's RTCP loop sends the site receiver reports on its audio, as RFC 3550
+    asks: the loss, jitter and round trip of the site's microphone stream, which a
+    browser's Opus adapts to (in-band FEC, bitrate) and the agent reports."""
+    state = receiver.__dict__
+    state["_RTCRtpReceiver__decoder_queue"] = EncodedFrameSink(lambda _d, _t: None)
+    streams: dict[int, Any] = state["_RTCRtpReceiver__remote_streams"]
+    codecs: dict[int, Any] = state["_RTCRtpReceiver__codecs"]
+
+    def counted(packet: RtpPacket) -> None:
+        stream = streams.get(packet.ssrc)
+        if stream is None:
+            codec = codecs.get(packet.payload_type)
+            if codec is None:  # not a negotiated codec (telephone-event first): not yet
+                on_packet(packet)
+                return
+            stream = streams[packet.ssrc] = rtcrtpreceiver.StreamStatistics(codec.clockRate)
+        stream.add(packet)
         on_packet(packet)
 
+    async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
+        counted(packet)
+
     receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
-    receiver.__dict__[AUDIO_TAP] = on_packet
+    state[AUDIO_TAP] = counted
 
 
 def route_payload_type(receiver: RTCRtpReceiver, payload_type: int) -> None:

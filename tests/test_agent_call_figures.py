@@ -186,10 +186,13 @@ async def test_a_clean_link_reports_15_fps_no_loss_and_a_loopback_round_trip(
         assert call["bitrate_in_bps"] == audio_in["bitrate_bps"] + video_in["bitrate_bps"]
         assert video_in["bitrate_bps"] > 0 and call["video"]["out"]["bitrate_bps"] > 0, call
         assert call["video"]["out"]["packets_sent"] > 0, call
-        # The bridge's receiver reports on the site's video give the round trip (it
-        # sends none for audio, whose packets it only reads the level of).
-        assert call["rtt_ms"] is not None and call["audio"]["out"]["rtt_ms"] is None, call
-        assert call["rtt_ms"] == call["video"]["out"]["rtt_ms"], call
+        # The bridge's receiver reports on both of the site's streams give the round
+        # trip and the loss the bridge saw (none on a clean line); the call's round
+        # trip is the worse of the two.
+        audio_out, video_out = call["audio"]["out"], call["video"]["out"]
+        assert audio_out["rtt_ms"] is not None and video_out["rtt_ms"] is not None, call
+        assert call["rtt_ms"] == max(audio_out["rtt_ms"], video_out["rtt_ms"]), call
+        assert audio_out["loss_ratio"] == 0 and audio_out["jitter_ms"] is not None, call
         assert call["jitter_ms"] is not None and video_in["jitter_ms"] is not None, call
     # Loopback: the round trip is the two event loops' delays (aiortc smooths it).
     assert statistics.median(body["call"]["rtt_ms"] for body in calls) < LOOPBACK_RTT_MS, calls

@@ -283,6 +283,11 @@ def test_five_percent_loss_is_seen_on_both_sides(call: Call) -> None:
     # The bridge's audio from the site: 50 packets a second, one ratio per window.
     bridge_loss = statistics.mean(v["packet_loss_ratio"] for v in bridge)
     assert 0.03 <= bridge_loss <= 0.08, bridge
+    # The site hears it too: the bridge's receiver reports on its microphone stream
+    # (one a second, about 50 packets each: a report without a loss is rare, four in
+    # a row about 1 in 30,000).
+    reported = [((v.get("audio") or {}).get("out") or {}).get("loss_ratio") for v in site]
+    assert any(r is not None and r > 0 for r in reported), site
 
 
 def test_the_reason_clears_after_the_hysteresis(call: Call) -> None:
