@@ -20,7 +20,9 @@ median: the machine's speed drifts by minutes, and a per-site figure is a differ
 two runs. The rooms and the load processes stand for machines elsewhere, so they run at
 niceness 19 (`--others-nice`; their sessions too, `harness/priority.py`): on this 2-core
 machine they take what the bridge and Janus leave, instead of making them wait. Ten
-rooms cost about a third of a core of their own.
+rooms cost about a third of a core of their own. They still share the service's two
+cores, its caches, and its time slices; `--pin` goes further over the steady part: the
+bridge and Janus on CPU 0 only, the rooms, the load processes and this script on CPU 1.
 
 A site's cost is the CPU its kind adds to the `base` run, divided by `--rooms`:
 for a SIP site the bridge's increase plus Janus's CPU (bridge + gateway), for a
@@ -52,6 +54,7 @@ site's cost is its kind's, not that of a conference where ten more sites talk at
 
     python bench/sip.py                       # 10 VP8 rooms + 10 WebRTC sites, 60 s each run
     python bench/sip.py --repeat 3            # the figures for the issue (about 13 minutes)
+    python bench/sip.py --repeat 3 --pin      # the same, the service alone on one core
     python bench/sip.py --video h264 --rooms 2   # H.264-only rooms (transcoded at the bridge)
     python bench/sip.py --no-baseline         # the SIP run only
     python bench/sip.py --no-baseline --py-spy .venv/bin/py-spy   # + where the bridge's CPU goes
@@ -114,9 +117,12 @@ from harness import netns as netns_harness
 from harness.baresip import Baresip, RoomConfig, free_udp_port, running_baresip
 from harness.janus import Janus, running_janus
 from harness.netns import Namespace
+from harness.priority import confine
 
 TARGETS = {"sip_over_webrtc_site_cost": 2.0, "dial_to_media_s": 2.0}
 LOSS_SCRAPE_S = 5.0
+# --pin: the service's core, and the core of what stands for other machines.
+SERVICE_CPUS, OTHER_CPUS = {0}, {1}
 
 
 @dataclass
@@ -279,6 +285,10 @@ async def run_once(name: str, webrtc: list[str], sip: dict[str, Baresip] | None,
                 break
             await asyncio.sleep(0.2)
         await asyncio.sleep(args.settle)
+        if args.pin:
+            confine(os.getpid(), OTHER_CPUS)
+            for role, pid in sampler.pids.items():
+                confine(pid, SERVICE_CPUS if role in ("bridge", "janus") else OTHER_CPUS)
         steady_start = time.time()
         steady_end = steady_start + args.seconds
         log(f"{name}: joined {len(set(participants) & set(events.joined))}"
@@ -297,6 +307,8 @@ async def run_once(name: str, webrtc: list[str], sip: dict[str, Baresip] | None,
                     for code, value in (await scrape_loss(bridge, set(sip))).items():
                         losses[code].append(value)
         sampler.sample()
+        if args.pin:  # the next run's processes start free, as this one's did
+            confine(os.getpid(), set(range(os.cpu_count() or 1)))
         if spy is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(spy.wait(), 30)
@@ -466,7 +478,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "load_average": [round(v, 2) for v in os.getloadavg()],
             "parameters": {"rooms": args.rooms, "webrtc": args.webrtc, "video": args.video,
                            "seconds": args.seconds, "repeat": args.repeat,
-                           "others_nice": args.others_nice, "room_audio": "G722",
+                           "others_nice": args.others_nice, "pin": args.pin,
+                           "room_audio": "G722",
                            "room_microphone": args.room_microphone,
                            "room_video": "320x240 10 fps fakevideo"},
             "targets": TARGETS, "targets_met": targets_met, "per_site_cpu_pct": cost,
@@ -490,6 +503,11 @@ def main() -> int:
     parser.add_argument("--others-nice", type=int, default=19,
                         help="niceness of the rooms and the load processes, which stand "
                              "for machines elsewhere (0: compete with the service)")
+    parser.add_argument("--pin", action="store_true",
+                        help="from the steady part on, the service (bridge, Janus) on CPU "
+                             "0 only, the rooms and load processes (and this script) on CPU "
+                             "1: what stands for other machines no longer shares the "
+                             "service's core")
     parser.add_argument("--settle", type=float, default=3.0)
     parser.add_argument("--lead", type=float, default=12.0)
     parser.add_argument("--join-deadline", type=float, default=30.0)

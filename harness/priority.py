@@ -20,3 +20,12 @@ def set_niceness(nice: int) -> None:
         os.setpriority(os.PRIO_PROCESS, 0, nice)
     with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as group:
         group.write(str(nice))
+
+
+def confine(pid: int, cpus: set[int]) -> None:
+    """Run every thread `pid` has now on `cpus` only (threads it starts later inherit the
+    mask of the thread that starts them). A process that has gone is left alone."""
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(int(tid), cpus)
