@@ -365,6 +365,10 @@ async def test_operator_waits_for_the_room_gets_the_chairs_media_and_survives_a_
             assert 5 < call["fps"] <= 16, call  # the chair's 15 fps picture
             assert call["packet_loss_ratio"] is not None and call["packet_loss_ratio"] < 0.05
             assert call["bitrate_in_bps"] > 0 and call["bitrate_out_bps"] > 0, call
+            # The bridge's receiver reports reach the browser on both of its streams:
+            # its microphone's round trip and loss as the bridge saw them.
+            sent = call["site"]["audio"]["out"]
+            assert sent["rtt_ms"] is not None and sent["loss_ratio"] == 0, call
 
             # The chair's operator opens the console while the chair's agent is in the
             # room: the console asks before taking the chair's seat over.
