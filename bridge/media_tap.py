@@ -253,15 +253,14 @@ def tune_bitrate_estimator(estimator: RemoteBitrateEstimator) -> None:
 
 
 def tap_audio(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], None]) -> None:
-    """Hand every decrypted audio RTP packet of `receiver` to `on_packet`, and only there.
+    """Hand every decrypted audio RTP packet of `receiver` to `on_packet`, instead of
+    aiortc's jitter buffer and decoder; the bridge keeps its own counters for the mix.
 
-    aiortc's jitter buffer and decoder are skipped for this receiver; the bridge
-    keeps its own counters for the mix. Packets received by callback
-    come to `on_packet` without a coroutine and with only the audio level of
-    their header extensions decoded (`AUDIO_TAP`, read by `datagram_tap`); those
-    aiortc's own receive loop still delivers (before the callback path is
-    installed, the first packet of an SSRC unknown to the router) come through
-    `_handle_rtp_packet`, fully parsed.
+    Packets received by callback come to `on_packet` without a coroutine and with
+    only the audio level of their header extensions decoded (`AUDIO_TAP`, read by
+    `datagram_tap`); those aiortc's own receive loop still delivers (before the
+    callback path is installed, the first packet of an SSRC unknown to the router)
+    come through `_handle_rtp_packet`, fully parsed.
 
     Each packet is still counted in aiortc's own statistics of its SSRC (1.2 µs), so
     the receiver's RTCP loop sends the site receiver reports on its audio, as RFC 3550
