@@ -174,11 +174,7 @@ class VideoIngest:
         codec = state["_RTCRtpReceiver__codecs"].get(packet.payload_type)
         if codec is None:
             return
-        streams = state["_RTCRtpReceiver__remote_streams"]
-        stream = streams.get(packet.ssrc)
-        if stream is None:
-            stream = streams[packet.ssrc] = rtcrtpreceiver.StreamStatistics(codec.clockRate)
-        stream.add(packet)
+        count_received(state["_RTCRtpReceiver__remote_streams"], packet, codec.clockRate)
         if is_rtx(codec):
             original_ssrc = state["_RTCRtpReceiver__rtx_ssrc"].get(packet.ssrc)
             apt = codec.parameters.get("apt")
@@ -252,6 +248,16 @@ def tune_bitrate_estimator(estimator: RemoteBitrateEstimator) -> None:
         MIN_FRAME_PERIOD_HISTORY_LENGTH).update
 
 
+def count_received(streams: dict[int, Any], packet: RtpPacket, clock_rate: int) -> None:
+    """Count `packet` in aiortc's statistics of its SSRC (`streams`: a receiver's
+    `__remote_streams`), which its RTCP loop sends receiver reports from; `clock_rate`
+    starts the statistics of an SSRC seen for the first time."""
+    stream = streams.get(packet.ssrc)
+    if stream is None:
+        stream = streams[packet.ssrc] = rtcrtpreceiver.StreamStatistics(clock_rate)
+    stream.add(packet)
+
+
 def tap_audio(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], None]) -> None:
     """Hand every decrypted audio RTP packet of `receiver` to `on_packet`, instead of
     aiortc's jitter buffer and decoder; the bridge keeps its own counters for the mix.
@@ -273,13 +279,11 @@ def tap_audio(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], None]) 
 
     def counted(packet: RtpPacket) -> None:
         stream = streams.get(packet.ssrc)
-        if stream is None:
-            codec = codecs.get(packet.payload_type)
-            if codec is None:  # not a negotiated codec (telephone-event first): not yet
-                on_packet(packet)
-                return
-            stream = streams[packet.ssrc] = rtcrtpreceiver.StreamStatistics(codec.clockRate)
-        stream.add(packet)
+        if stream is not None:
+            stream.add(packet)
+        elif (codec := codecs.get(packet.payload_type)) is not None:
+            count_received(streams, packet, codec.clockRate)
+        # else: a telephone-event before any audio of its SSRC, whose clock is not known yet
         on_packet(packet)
 
     async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:

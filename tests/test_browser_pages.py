@@ -431,7 +431,7 @@ def _call_shown(service: Service, code: str, source: str) -> dict[str, Any] | No
 def _microphone_reported(service: Service, code: str) -> dict[str, Any] | None:
     """What the browser's heartbeat says of its sent audio, once it has a round trip."""
     call = _call_shown(service, code, "browser")
-    sent = ((call or {}).get("site") or {}).get("audio", {}).get("out") or {}
+    sent = (((call or {}).get("site") or {}).get("audio") or {}).get("out") or {}
     if sent.get("rtt_ms") is None or sent.get("loss_ratio") is None:
         return None
     return dict(sent)
