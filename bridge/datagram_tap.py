@@ -8,27 +8,28 @@ Once a connection's DTLS is up, `install` makes the nominated pair's protocol
 give SRTP datagrams (first byte 128–191, RFC 7983) straight to
 `_receive_srtp`, in the event loop's datagram callback:
 
-- RTP to a receiver tapped with `media_tap.tap_audio` (a site's microphone):
-  unprotected, then handed straight to the tap's synchronous callback
-  (`media_tap.AUDIO_TAP` on the receiver), parsed by `lean_rtp.parse_audio_packet`
-  (only the audio level of the header extensions is decoded). At 31 sites
-  that is 1,550 packets a second, each of which cost aiortc's full parse
-  (every extension decoded in Python), the router's lookup and a coroutine
-  object driven to its end. The receiver is the one aiortc's
+- RTP to a tapped receiver (a site's microphone, `media_tap.tap_audio`, or its
+  camera, `media_tap.tap_video`): unprotected (straight into libsrtp,
+  `bridge/srtp_calls.py`), then handed to the tap's synchronous callback
+  (`media_tap.PACKET_TAP` on the receiver), parsed by `lean_rtp.parse_packet`
+  (only the audio level and abs-send-time of the header extensions are
+  decoded). At 31 sites that is about 3,400 packets a second, each of which
+  cost aiortc's full parse (every extension decoded in Python), the router's
+  lookup and a coroutine object driven to its end. The receiver is the one aiortc's
   `RtpRouter.route_rtp` would choose: its SSRC table gives it and it takes
   the packet's payload type; that lookup has no side effect, so nothing aiortc
   would have learnt is lost. A packet of an SSRC the router does not know yet
   (the first of a stream whose SSRC the SDP did not announce) goes the
   general way below, where the router learns it and the tap still gets it
-  (through `_handle_rtp_packet`); so do video (and its RTX) and anything
-  routed to an untapped receiver. Of a tapped receiver's packets aiortc only
+  (through `_handle_rtp_packet`); so does anything routed to an untapped
+  receiver (a SIP room's H.264). Of a tapped receiver's packets aiortc only
   keeps the statistics its receiver reports come from (no jitter buffer, no
   decoder); the mix counts them itself (`audio_engine.ReceiveStats`);
 - other RTP: unprotected with the transport's SRTP session, parsed, routed to its
   receiver as aiortc routes it; the receiver's handler (our tap, or aiortc's
-  own for the video source) runs at once and, as it never has to wait in
-  practice (sending RTCP is synchronous underneath), finishes there; if it
-  ever does wait, a task finishes it;
+  own) runs at once and, as it never has to wait in practice (sending RTCP is
+  synchronous underneath), finishes there; if it ever does wait, a task
+  finishes it (`inline_coroutine.run_now`);
 - RTCP, DTLS, STUN: the usual way (aioice's parser and queue, aiortc's
   coroutine), so keyframe requests, NACKs, receiver reports and consent
   checks work as before.
@@ -43,19 +44,20 @@ callback. `tests/test_datagram_tap.py` checks the names and shapes relied upon
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import struct
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 import pylibsrtp
 from aioice.ice import StunProtocol
 from aiortc.rtp import RtpPacket, is_rtcp
 
-from bridge.lean_rtp import extension_ids, parse_audio_packet
-from bridge.media_tap import AUDIO_TAP
+from bridge import srtp_calls
+from bridge.inline_coroutine import run_now
+from bridge.lean_rtp import extension_ids, parse_packet
+from bridge.media_tap import PACKET_TAP
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,6 @@ NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01
 HANDLER = "_vcbridge_srtp_handler"  # attribute set on a StunProtocol instance
 
 _original_datagram_received = StunProtocol.datagram_received
-_pending: set[asyncio.Task[None]] = set()
 
 
 def _datagram_received(self: StunProtocol, data: bytes | str, addr: tuple[Any, ...]) -> None:
@@ -90,10 +91,10 @@ def _receive_srtp(dtls: Any, data: bytes) -> bool:
     if is_rtcp(data):
         return False
     try:
-        clear = dtls._rx_srtp.unprotect(data)
+        clear = srtp_calls.calls(dtls._rx_srtp).unprotect(data)
     except pylibsrtp.Error:
         return True  # as aiortc: dropped
-    if _deliver_audio(dtls, clear):
+    if _deliver_tapped(dtls, clear):
         return True
     try:
         packet = RtpPacket.parse(clear, dtls._rtp_header_extensions_map)
@@ -107,21 +108,21 @@ def _receive_srtp(dtls: Any, data: bytes) -> bool:
     return True
 
 
-def _deliver_audio(dtls: Any, clear: bytes) -> bool:
-    """Give a decrypted RTP packet to its receiver's audio tap, if the router knows its
-    SSRC and the receiver is tapped; False: not such a packet, go the general way."""
+def _deliver_tapped(dtls: Any, clear: bytes) -> bool:
+    """Give a decrypted RTP packet to its receiver's tap, if the router knows its SSRC
+    and the receiver is tapped; False: not such a packet, go the general way."""
     if len(clear) < 12:
         return False
     router = dtls._rtp_router
     receiver = router.ssrc_table.get(int.from_bytes(clear[8:12], "big"))
     if receiver is None:
         return False
-    on_packet: Callable[[RtpPacket], None] | None = receiver.__dict__.get(AUDIO_TAP)
+    on_packet: Callable[[RtpPacket], None] | None = receiver.__dict__.get(PACKET_TAP)
     # As route_rtp: a known SSRC goes to its receiver only if that takes the payload type.
     if on_packet is None or receiver not in router.payload_type_table.get(clear[1] & 0x7F, ()):
         return False
     try:
-        packet = parse_audio_packet(clear, extension_ids(dtls._rtp_header_extensions_map))
+        packet = parse_packet(clear, extension_ids(dtls._rtp_header_extensions_map))
     except ValueError:
         return True  # as aiortc: dropped
     try:
@@ -129,34 +130,3 @@ def _deliver_audio(dtls: Any, clear: bytes) -> bool:
     except Exception:
         log.exception("receiving an RTP packet failed")
     return True
-
-
-def run_now(coroutine: Coroutine[Any, Any, None]) -> None:
-    """Run `coroutine` in this call; if it has to wait, a task finishes it."""
-    try:
-        waiting = coroutine.send(None)
-    except StopIteration:
-        return
-    except Exception:
-        log.exception("receiving an RTP packet failed")
-        return
-    task = asyncio.get_running_loop().create_task(_finish(coroutine, waiting))
-    _pending.add(task)
-    task.add_done_callback(_pending.discard)
-
-
-async def _finish(coroutine: Coroutine[Any, Any, None], waiting: Any) -> None:
-    # What a Task does with a coroutine: wait for what it yielded, then resume it.
-    while True:
-        if waiting is None:
-            await asyncio.sleep(0)
-        else:
-            waiting._asyncio_future_blocking = False
-            await asyncio.wait([waiting])
-        try:
-            waiting = coroutine.send(None)
-        except StopIteration:
-            return
-        except Exception:
-            log.exception("receiving an RTP packet failed")
-            return

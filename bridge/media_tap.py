@@ -12,10 +12,12 @@ streams, so it takes media off aiortc's normal receive path:
   skip even that handler: they reach the tap's callback synchronously,
   parsed by `bridge/lean_rtp.py` (only the audio level of the extensions);
 - video: `RTCRtpReceiver._handle_rtp_packet` is replaced per receiver by
-  `VideoIngest.handle`, which keeps aiortc's statistics (receiver reports),
-  NACKs and REMB (two parts of aiortc's estimator swapped for cheaper ones
-  giving the same figures, `tune_bitrate_estimator`) and re-assembles frames
-  itself (`bridge/vp8_assembler.py`)
+  `VideoIngest.handle` (and, on the callback path, by its synchronous
+  `VideoIngest.receive`, parsed by `bridge/lean_rtp.py`), which keeps aiortc's
+  statistics (receiver reports), NACKs and REMB (two parts of aiortc's
+  estimator swapped for cheaper ones giving the same figures,
+  `tune_bitrate_estimator`) and re-assembles frames itself
+  (`bridge/vp8_assembler.py`)
   for the bridge, on the event-loop thread; the receiver's decoder queue is a
   sink, so its decoder thread exits at once;
 - a payload type aiortc does not know (telephone-event) routed to a receiver anyway;
@@ -43,7 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiortc.rtcrtpreceiver as rtcrtpreceiver
-from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCRtpReceiver, RTCRtpSender, clock
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rate import MIN_FRAME_PERIOD_HISTORY_LENGTH, RemoteBitrateEstimator
@@ -55,6 +57,7 @@ from aiortc.rtp import (
     unwrap_rtx,
 )
 
+from bridge.inline_coroutine import run_now
 from bridge.rate_window import RateWindow
 from bridge.sliding_minimum import SlidingMinimum
 from bridge.vp8_assembler import Vp8FrameAssembler
@@ -62,8 +65,9 @@ from bridge.vp8_assembler import Vp8FrameAssembler
 PINNED_AIORTC = "1.16.0"
 REMB_INTERVAL_MS = 1000  # a steady estimate goes to the site once a second
 REMB_DECREASE = 0.97  # an estimate 3 % below the last one sent goes at once
-# On a receiver tapped with `tap_audio`: its callback, which `datagram_tap` calls directly.
-AUDIO_TAP = "_vcbridge_audio_tap"
+# On a receiver tapped with `tap_audio` or `tap_video`: its synchronous callback for one
+# parsed packet, which `datagram_tap` calls directly.
+PACKET_TAP = "_vcbridge_packet_tap"
 
 
 _original_decoder_worker = rtcrtpreceiver.decoder_worker
@@ -98,11 +102,14 @@ def tap_video(receiver: RTCRtpReceiver, on_frame: Callable[[bytes, int], None],
 
     Must be called before the receiver starts (right after the remote
     description is applied). `on_ssrc` learns the source SSRC, for PLIs.
-    Packets go through `VideoIngest`, not aiortc's receive path."""
+    Packets go through `VideoIngest`, not aiortc's receive path: synchronously from
+    the datagram callback once the connection receives by callback
+    (`bridge/datagram_tap.py`), through `_handle_rtp_packet` until then."""
     # The decoder thread, started with this queue, exits at once (`_decoder_worker`).
     receiver._RTCRtpReceiver__decoder_queue = EncodedFrameSink(on_frame)  # type: ignore[attr-defined]
     ingest = VideoIngest(receiver, on_frame, on_ssrc)
     receiver._handle_rtp_packet = ingest.handle  # type: ignore[method-assign]
+    receiver.__dict__[PACKET_TAP] = ingest.receive
     return ingest
 
 
@@ -168,6 +175,11 @@ class VideoIngest:
 
     async def handle(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         """What `RTCRtpReceiver._handle_rtp_packet` does, less (see the class)."""
+        self.receive(packet, arrival_time_ms)
+
+    def receive(self, packet: RtpPacket, arrival_time_ms: int | None = None) -> None:
+        """Take one packet, in the caller's call (the RTCP it causes is sent at once).
+        `arrival_time_ms` (NTP epoch, as aiortc's clock) is read now if not given."""
         receiver, state = self._receiver, self._state
         if not receiver._enabled:
             return
@@ -185,14 +197,14 @@ class VideoIngest:
         elif packet.extensions.abs_send_time is not None:
             self._remb_bytes += len(packet.payload) + packet.padding_size
             if packet.marker:
-                await self._feed_estimator(packet, arrival_time_ms)
+                self._feed_estimator(packet, arrival_time_ms)
         assembler = self._assemblers.get(packet.ssrc)
         if assembler is None:
             assembler = self._assemblers[packet.ssrc] = Vp8FrameAssembler()
             self._on_ssrc(packet.ssrc)
         nacks = state["_RTCRtpReceiver__nack_generator"]
         if nacks is not None and nacks.add(packet):
-            await receiver._send_rtcp_nack(packet.ssrc, sorted(nacks.missing))
+            run_now(receiver._send_rtcp_nack(packet.ssrc, sorted(nacks.missing)))
         if not packet.payload:
             return
         try:
@@ -205,13 +217,15 @@ class VideoIngest:
             for data, timestamp in frames:
                 self._on_frame(data, mapper.map(timestamp))
         if lost:
-            await receiver._send_rtcp_pli(packet.ssrc)
+            run_now(receiver._send_rtcp_pli(packet.ssrc))
 
-    async def _feed_estimator(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+    def _feed_estimator(self, packet: RtpPacket, arrival_time_ms: int | None) -> None:
         size, self._remb_bytes = self._remb_bytes, 0
         estimator = self._state["_RTCRtpReceiver__remote_bitrate_estimator"]
         if estimator is None:
             return
+        if arrival_time_ms is None:
+            arrival_time_ms = clock.current_ms()
         remb = estimator.add(abs_send_time=packet.extensions.abs_send_time,
                              arrival_time_ms=arrival_time_ms, payload_size=size,
                              ssrc=packet.ssrc)
@@ -225,8 +239,8 @@ class VideoIngest:
                 and bitrate >= self._remb_sent_bitrate * REMB_DECREASE):
             return
         self._remb_sent_ms, self._remb_sent_bitrate = arrival_time_ms, bitrate
-        await self._receiver._send_rtcp(RtcpPsfbPacket(
-            fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)))
+        run_now(self._receiver._send_rtcp(RtcpPsfbPacket(
+            fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb))))
 
 
 def tune_bitrate_estimator(estimator: RemoteBitrateEstimator) -> None:
@@ -263,7 +277,7 @@ def tap_audio(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], None]) 
     aiortc's jitter buffer and decoder; the bridge keeps its own counters for the mix.
 
     Packets received by callback come to `on_packet` without a coroutine and with
-    only the audio level of their header extensions decoded (`AUDIO_TAP`, read by
+    only the audio level of their header extensions decoded (`PACKET_TAP`, read by
     `datagram_tap`); those aiortc's own receive loop still delivers (before the
     callback path is installed, the first packet of an SSRC unknown to the router)
     come through `_handle_rtp_packet`, fully parsed.
@@ -290,7 +304,7 @@ def tap_audio(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], None]) 
         counted(packet)
 
     receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
-    state[AUDIO_TAP] = counted
+    state[PACKET_TAP] = counted
 
 
 def route_payload_type(receiver: RTCRtpReceiver, payload_type: int) -> None:

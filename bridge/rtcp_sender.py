@@ -15,8 +15,9 @@ for a few hundred packets a second.
 What: `install` replaces `_send_rtp` on one DTLS transport instance (the
 callers look it up on the instance at every send) by `DirectSend`, which does
 what aiortc does (the connected-state check and its `ConnectionError`,
-`protect_rtcp` or `protect` with the transport's SRTP session, the transport's
-sent bytes/packets counters that `getStats()` reports) but sends with the
+`protect_rtcp` or `protect` with the transport's SRTP session, called straight
+into libsrtp by `bridge/srtp_calls.py`, the transport's sent bytes/packets
+counters that `getStats()` reports) but sends with the
 nominated candidate pair's datagram transport `sendto` in the caller's call,
 exactly as `rtp_forwarder.RtpForwarder` sends RTP. It is an `async` function
 only because every caller awaits it: it never suspends, so the caller's
@@ -45,6 +46,8 @@ from aioice.ice import StunProtocol
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtp import is_rtcp
 
+from bridge import srtp_calls
+
 ATTRIBUTE = "_send_rtp"  # the RTCDtlsTransport method replaced per instance
 
 
@@ -72,7 +75,7 @@ class DirectSend:
             self.fallback += 1
             await self._aiortc(data)
             return
-        srtp = dtls._tx_srtp
+        srtp = srtp_calls.calls(dtls._tx_srtp)
         data = srtp.protect_rtcp(data) if is_rtcp(data) else srtp.protect(data)
         sendto(data, pair.remote_addr)
         # The counters aiortc's transport statistics report (bytesSent, packetsSent).

@@ -11,7 +11,8 @@ awaits aioice's send chain: the largest share of the bridge's CPU
   extensions, in front of payload parts the caller prepared once per source
   frame (`VideoOutput`: VP8 packetised once per source frame, only the
   picture ID written per receiver);
-- SRTP protection with the DTLS transport's session, and `sendto` on the
+- SRTP protection with the DTLS transport's session (called straight into libsrtp,
+  `bridge/srtp_calls.py`), and `sendto` on the
   nominated candidate pair's datagram transport, in the caller's call (no
   task, no await); a frame of several packets (equal sizes but the last, as
   VP8 is cut) leaves in one `sendmsg` with UDP segmentation offload (Linux
@@ -55,7 +56,7 @@ from aioice.turn import TurnTransport
 from aiortc import MediaStreamTrack, RTCRtpSender
 from aiortc.rtcdtlstransport import State as DtlsState
 
-from bridge import datagram_tap, rtcp_sender
+from bridge import datagram_tap, rtcp_sender, srtp_calls
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +211,7 @@ class RtpForwarder:
             self._route(pair)
         send, addr = self._send, pair.remote_addr
         srtp = self._srtp = dtls._tx_srtp
-        protect = srtp.protect
+        protect = srtp_calls.calls(srtp).protect
         now = time.time()
         extension = self._extension(now)
         first = 0x90 if extension else 0x80

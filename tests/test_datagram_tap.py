@@ -38,7 +38,7 @@ from bridge import datagram_tap
 from bridge.agent.generated_media import ToneTrack
 from bridge.audio_engine import AudioEngine
 from bridge.ice_policy import restrict_host_addresses
-from bridge.media_tap import AUDIO_TAP, route_payload_type, tap_audio
+from bridge.media_tap import PACKET_TAP, route_payload_type, tap_audio
 from bridge.rtp_forwarder import RtpForwarder
 
 
@@ -74,7 +74,7 @@ def test_the_names_the_callback_path_uses_are_where_it_expects_them() -> None:
     receiver = RTCRtpReceiver("audio", RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()),
                                                         [RTCCertificate.generateCertificate()]))
     tap_audio(receiver, lambda packet: None)
-    assert callable(receiver.__dict__[AUDIO_TAP])
+    assert callable(receiver.__dict__[PACKET_TAP])
 
 
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"

@@ -1,4 +1,4 @@
-"""The lean audio RTP parser (`bridge/lean_rtp.py`) reads packets as aiortc's own parser.
+"""The lean RTP parser (`bridge/lean_rtp.py`) reads packets as aiortc's own parser.
 
 The first test fails loudly when an aiortc upgrade moves what the parser
 relies on; the others compare it with `RtpPacket.parse` on varied, odd and
@@ -15,7 +15,7 @@ import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap, RtpPacket
 
-from bridge.lean_rtp import extension_ids, parse_audio_packet
+from bridge.lean_rtp import extension_ids, parse_packet
 
 URIS = {
     "urn:ietf:params:rtp-hdrext:sdes:mid": 1,
@@ -53,7 +53,7 @@ def aiortc_reads(data: bytes, extensions: HeaderExtensionsMap = MAP) -> tuple[ob
 
 def lean_reads(data: bytes, extensions: HeaderExtensionsMap = MAP) -> tuple[object, ...] | None:
     try:
-        packet = parse_audio_packet(data, extension_ids(extensions))
+        packet = parse_packet(data, extension_ids(extensions))
     except ValueError:
         return None
     return fields(packet)
@@ -61,10 +61,10 @@ def lean_reads(data: bytes, extensions: HeaderExtensionsMap = MAP) -> tuple[obje
 
 def fields(packet: RtpPacket) -> tuple[object, ...]:
     """Everything of a packet the lean parser promises (all but the extensions other
-    than the audio level)."""
+    than the audio level and abs-send-time)."""
     return (packet.version, packet.marker, packet.payload_type, packet.sequence_number,
             packet.timestamp, packet.ssrc, packet.csrc, packet.payload, packet.padding_size,
-            packet.extensions.audio_level)
+            packet.extensions.audio_level, packet.extensions.abs_send_time)
 
 
 def header(*, padding: bool = False, extension: bool = False, csrcs: tuple[int, ...] = (),
@@ -94,7 +94,7 @@ def test_what_the_lean_parser_relies_on_is_where_it_expects_it() -> None:
         "mid", "repaired_rtp_stream_id", "rtp_stream_id", "abs_send_time",
         "transmission_offset", "audio_level", "transport_sequence_number"}
     # The order in which aiortc matches an element's id (an id negotiated twice is read
-    # as the first), mirrored by lean_rtp._audio_level.
+    # as the first), mirrored by lean_rtp._read_extensions.
     get = inspect.getsource(HeaderExtensionsMap.get)
     order = ["mid", "repaired_rtp_stream_id", "rtp_stream_id", "abs_send_time",
              "transmission_offset", "audio_level", "transport_sequence_number"]
@@ -117,11 +117,12 @@ def test_a_plain_packet_and_one_with_everything_read_the_same() -> None:
                                        rtp_stream_id="hi", repaired_rtp_stream_id="lo",
                                        transport_sequence_number=999)
     data = full.serialize(MAP)
-    got = parse_audio_packet(data, extension_ids(MAP))
+    got = parse_packet(data, extension_ids(MAP))
     assert lean_reads(data) == aiortc_reads(data)
     assert (got.marker, got.csrc, got.padding_size, got.payload) == (1, [7, 0xFFFFFFFF], 9, OPUS)
     assert got.extensions.audio_level == (True, 42)
-    assert got.extensions.mid is None  # not kept: the bridge reads only the level
+    assert got.extensions.abs_send_time == 0x123456
+    assert got.extensions.mid is None  # not kept: the bridge reads only these two
 
 
 @pytest.mark.parametrize("vad, level", [(0x80 | 0, (True, 0)), (127, (False, 127)),
@@ -130,25 +131,25 @@ def test_the_level_in_either_extension_form(vad: int, level: tuple[bool, int]) -
     one_byte = header(extension=True) + block(0xBEDE, bytes([0x10, ord("a"), 0x20, vad])) + OPUS
     two_byte = header(extension=True) + block(0x1000, bytes([1, 1, ord("a"), 0, 0, 2, 1, vad]))
     for data in (one_byte, two_byte + OPUS):
-        assert parse_audio_packet(data, extension_ids(MAP)).extensions.audio_level == level
+        assert parse_packet(data, extension_ids(MAP)).extensions.audio_level == level
         assert lean_reads(data) == aiortc_reads(data)
 
 
 def test_a_level_on_an_id_beyond_the_one_byte_form() -> None:
     wide = extensions_map({LEVEL_URI: 200})
     data = header(extension=True) + block(0x1000, bytes([200, 1, 5])) + OPUS
-    assert parse_audio_packet(data, extension_ids(wide)).extensions.audio_level == (False, 5)
+    assert parse_packet(data, extension_ids(wide)).extensions.audio_level == (False, 5)
     assert lean_reads(data, wide) == aiortc_reads(data, wide)
 
 
 def test_no_level_where_none_was_negotiated_or_the_profile_is_unknown() -> None:
     data = header(extension=True) + block(0xBEDE, bytes([0x20, 0x85])) + OPUS
     assert lean_reads(data, extensions_map({})) == aiortc_reads(data, extensions_map({}))
-    assert parse_audio_packet(data, extension_ids(extensions_map({}))).extensions.audio_level \
+    assert parse_packet(data, extension_ids(extensions_map({}))).extensions.audio_level \
         is None
     other = header(extension=True) + block(0x1001, bytes([2, 1, 0x85])) + OPUS
     assert lean_reads(other) == aiortc_reads(other)
-    assert parse_audio_packet(other, extension_ids(MAP)).extensions.audio_level is None
+    assert parse_packet(other, extension_ids(MAP)).extensions.audio_level is None
 
 
 @pytest.mark.parametrize("data", [
@@ -172,7 +173,7 @@ def test_no_level_where_none_was_negotiated_or_the_profile_is_unknown() -> None:
 def test_malformed_packets_are_refused_as_aiortc_refuses_them(data: bytes) -> None:
     assert aiortc_reads(data) is None
     with pytest.raises(ValueError):
-        parse_audio_packet(data, extension_ids(MAP))
+        parse_packet(data, extension_ids(MAP))
 
 
 def test_an_id_negotiated_twice_is_read_as_aiortc_reads_it() -> None:
@@ -180,7 +181,7 @@ def test_an_id_negotiated_twice_is_read_as_aiortc_reads_it() -> None:
     clash = extensions_map({"urn:ietf:params:rtp-hdrext:sdes:mid": 2, LEVEL_URI: 2})
     data = header(extension=True) + block(0xBEDE, bytes([0x20, ord("E")])) + OPUS
     assert aiortc_reads(data, clash) == lean_reads(data, clash) is not None
-    assert parse_audio_packet(data, extension_ids(clash)).extensions.audio_level is None
+    assert parse_packet(data, extension_ids(clash)).extensions.audio_level is None
 
 
 def test_varied_and_damaged_packets_read_the_same() -> None:

@@ -40,7 +40,13 @@ from aiortc.rtp import (
 from bridge import rtcp_sender
 from bridge.agent.generated_media import ColourCardTrack
 from bridge.ice_policy import restrict_host_addresses
-from bridge.media_tap import PINNED_AIORTC, is_vp8_keyframe, request_keyframe, tap_video
+from bridge.media_tap import (
+    PACKET_TAP,
+    PINNED_AIORTC,
+    is_vp8_keyframe,
+    request_keyframe,
+    tap_video,
+)
 from bridge.rtp_forwarder import EncodedFrame, RtpForwarder, VideoOutput
 
 
@@ -132,7 +138,12 @@ async def test_a_site_gets_the_bridges_rtcp_sent_directly() -> None:
         packets_in.append(packet)
         await ingest.handle(packet, arrival_time_ms)
 
+    def record_now(packet: RtpPacket) -> None:  # once DTLS is up: by callback
+        packets_in.append(packet)
+        ingest.receive(packet)
+
     receiver._handle_rtp_packet = record  # type: ignore[method-assign]
+    receiver.__dict__[PACKET_TAP] = record_now
     forwarder = RtpForwarder(transceiver.sender)
     output = VideoOutput(forwarder)
     transceiver.direction = "sendrecv"

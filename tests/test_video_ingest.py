@@ -17,7 +17,7 @@ from aiortc.rtp import RtcpPsfbPacket, RtcpRrPacket, RtcpRtpfbPacket, RtpPacket
 
 from bridge.agent.generated_media import ColourCardTrack
 from bridge.ice_policy import restrict_host_addresses
-from bridge.media_tap import VideoIngest, tap_video
+from bridge.media_tap import PACKET_TAP, VideoIngest, tap_video
 from bridge.rtp_forwarder import RtpForwarder
 
 
@@ -36,17 +36,30 @@ async def test_frames_decode_and_the_site_gets_reports_remb_and_nacks() -> None:
     RtpForwarder(transceiver.sender)  # as the bridge: media by callback once DTLS is up
     transceiver.direction = "sendrecv"
 
-    # The network loses one packet of the site's: the bridge must ask for it again.
-    handle = ingest.handle
+    # The network loses one packet of the site's: the bridge must ask for it again. The
+    # packets come through aiortc's handler until DTLS is up, then by callback.
+    handle, receive = ingest.handle, ingest.receive
     dropped: list[int] = []
 
-    async def lossy(packet: RtpPacket, arrival_time_ms: int) -> None:
+    def lost(packet: RtpPacket) -> bool:
         if not dropped and ssrcs and packet.ssrc == ssrcs[0] and len(frames) >= 5:
             dropped.append(packet.sequence_number)
-            return
-        await handle(packet, arrival_time_ms)
+            return True
+        return False
+
+    async def lossy(packet: RtpPacket, arrival_time_ms: int) -> None:
+        if not lost(packet):
+            await handle(packet, arrival_time_ms)
+
+    by_callback: list[int] = []
+
+    def lossy_now(packet: RtpPacket) -> None:
+        by_callback.append(packet.sequence_number)
+        if not lost(packet):
+            receive(packet)
 
     transceiver.receiver._handle_rtp_packet = lossy  # type: ignore[method-assign]
+    transceiver.receiver.__dict__[PACKET_TAP] = lossy_now
 
     sender: RTCRtpSender = site.getTransceivers()[0].sender
     rtcp: list[Any] = []
@@ -72,6 +85,8 @@ async def test_frames_decode_and_the_site_gets_reports_remb_and_nacks() -> None:
         kinds = sorted({type(p).__name__ for p in rtcp})
         assert done(), f"{len(frames)} frames, dropped {dropped}, RTCP at the site: {kinds}"
         assert len(ssrcs) == 1
+        # Once DTLS was up the packets came by callback, the dropped one among them.
+        assert dropped[0] in by_callback
 
         # The lost packet was asked for (generic NACK) and came back as RTX: nothing given up.
         nacks = [p for p in rtcp if isinstance(p, RtcpRtpfbPacket) and p.fmt == 1]
