@@ -20,6 +20,7 @@ Run it from the project root with the project's virtualenv:
     .venv/bin/python bench/conference.py --sites 31 --seconds 60
     .venv/bin/python bench/conference.py --sites 5,10,20,31     # a series
     .venv/bin/python bench/conference.py --sites 31 --py-spy .venv/bin/py-spy  # + profile
+    .venv/bin/python bench/conference.py --sites 31 --path-costs  # + CPU per call, by path
 
 (`python -m bench.conference` works too.) A table goes to stderr and one JSON
 line with every figure to stdout at the end. One 31-site run takes about
@@ -139,7 +140,7 @@ import aiohttp
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench import conference_media, profile_summary
+from bench import conference_media, path_costs, profile_summary
 from bench.shared import log
 from harness.priority import set_niceness
 from harness.service_process import free_port
@@ -592,6 +593,7 @@ class RunOptions:
     hostile: bool = False  # one more booked site attacks signaling (bench/hostile_site.py)
     hostile_pause: float = 0.1
     probe_health: bool = False  # time GET /healthz every 0.1 s over the steady part
+    path_costs: bool = False  # probe the bridge's media path per call (bench/path_costs.py)
     bridge_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -624,6 +626,11 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
     bridge_env = dict(options.bridge_env)
     if options.hostile:
         bridge_env["VCBRIDGE_ROSTER_FILE"] = str(hostile_roster(options.work))
+    costs_file: Path | None = None
+    if options.path_costs:
+        site, costs_file = path_costs.sitecustomize(options.work)
+        bridge_env["PYTHONPATH"] = str(site)
+        bridge_env[path_costs.ENV_OUT] = str(costs_file)
     bridge = Bridge(options.work, options.bridge_uvloop, options.bridge_audio_frame_ms,
                     bridge_env)
     loads: list[LoadProcess] = []
@@ -711,6 +718,7 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
         steady_end = steady_start + options.seconds
         log(f"all joined; steady part {options.seconds:.0f} s from now")
         mix_start = await bridge.mix_counters()
+        costs_start = path_costs.read(costs_file) if costs_file else None
         if options.py_spy:
             spy_out = options.work / "bridge-profile.txt"
             with options.work.joinpath("py-spy.log").open("w") as spy_log:
@@ -737,6 +745,7 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
         sampler.sample()
         rss_end_sample = proc_rss_kib(bridge.pid)
         mix_end = await bridge.mix_counters()
+        costs_end = path_costs.read(costs_file) if costs_file else None
 
         if hostile is not None:
             await hostile.stop(30)
@@ -748,6 +757,10 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
                          loads, events, conference_id, steady_start, steady_end)
         result["bridge_log"] = bridge_log_findings(bridge.log_path)
         result["mix"] = mix_figures(mix_start, mix_end)
+        if options.path_costs:
+            result["path_costs"] = path_costs.figures(costs_start, costs_end)
+            if result["path_costs"]:
+                log(path_costs.table(result["path_costs"]))
         if options.probe_health:
             result["healthz_ms"] = health_summary(health, steady_start, steady_end)
         if hostile is not None:
@@ -1271,7 +1284,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                         receive_path=args.receive_path, send_path=args.send_path,
                         bridge_audio_frame_ms=args.bridge_audio_frame_ms,
                         hostile=bool(hostile), hostile_pause=args.hostile_pause,
-                        probe_health=hostile is not None, bridge_env=bridge_env)
+                        probe_health=hostile is not None, path_costs=args.path_costs,
+                        bridge_env=bridge_env)
                     result = await run_conference(options)
                     result["work_dir"] = str(options.work)
                     if hostile is not None:
@@ -1287,7 +1301,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "parameters": {"seconds": args.seconds, "floor_interval": args.floor_interval,
                        "per_process": args.per_process, "bridge_uvloop": not args.bridge_asyncio,
                        "nice": args.nice, "bridge_nice": BRIDGE_NICE,
-                       "py_spy": bool(args.py_spy),
+                       "py_spy": bool(args.py_spy), "path_costs": args.path_costs,
                        "load_uvloop": args.load_uvloop, "receive_path": args.receive_path,
                        "send_path": args.send_path,
                        "video": {"width": conference_media.WIDTH,
@@ -1341,6 +1355,9 @@ def main() -> int:
                         help="run the load processes on uvloop (needs uvloop installed)")
     parser.add_argument("--py-spy", metavar="PATH",
                         help="record a py-spy profile of the bridge over the steady part")
+    parser.add_argument("--path-costs", action="store_true",
+                        help="measure the bridge's media path per call over the steady part "
+                             "(bench/path_costs.py; adds about 3 %% of a core)")
     parser.add_argument("--nice", type=int, default=0,
                         help="niceness of the load processes: negative (root only) gives "
                              "them priority over other work on a shared machine")
