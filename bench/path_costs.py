@@ -31,7 +31,9 @@ from typing import Any
 
 # (module, class or "" for a module-level function, function, name in the report)
 PROBES: tuple[tuple[str, str, str, str], ...] = (
-    ("aioice.ice", "StunProtocol", "datagram_received", "datagram in (all)"),
+    # Wrapped before bridge.datagram_tap is imported (which wraps it in turn), so this is
+    # only what the callback path leaves to aioice and aiortc: RTCP, STUN, DTLS.
+    ("aioice.ice", "StunProtocol", "datagram_received", "rtcp, stun in (aioice)"),
     ("bridge.datagram_tap", "", "_receive_srtp", "srtp datagram in"),
     ("bridge.datagram_tap", "", "_deliver_tapped", "tapped rtp in"),
     ("bridge.media_tap", "VideoIngest", "receive", "video ingest"),
