@@ -22,30 +22,33 @@ _pending: set[asyncio.Task[None]] = set()
 def run_now(coroutine: Coroutine[Any, Any, None]) -> None:
     """Run `coroutine` in this call; if it has to wait, a task finishes it. Its errors
     are logged, never raised: the caller is an event-loop callback."""
-    try:
-        waiting = coroutine.send(None)
-    except StopIteration:
-        return
-    except Exception:
-        log.exception("a coroutine run in a callback failed")
+    done, waiting = _step(coroutine)
+    if done:
         return
     task = asyncio.get_running_loop().create_task(_finish(coroutine, waiting))
     _pending.add(task)
     task.add_done_callback(_pending.discard)
 
 
+def _step(coroutine: Coroutine[Any, Any, None]) -> tuple[bool, Any]:
+    # Resume it once: (True, None) when it ended (an error is logged), else (False, what
+    # it now waits for).
+    try:
+        return False, coroutine.send(None)
+    except StopIteration:
+        return True, None
+    except Exception:
+        log.exception("a coroutine run in a callback failed")
+        return True, None
+
+
 async def _finish(coroutine: Coroutine[Any, Any, None], waiting: Any) -> None:
     # What a Task does with a coroutine: wait for what it yielded, then resume it.
-    while True:
+    done = False
+    while not done:
         if waiting is None:
             await asyncio.sleep(0)
         else:
             waiting._asyncio_future_blocking = False
             await asyncio.wait([waiting])
-        try:
-            waiting = coroutine.send(None)
-        except StopIteration:
-            return
-        except Exception:
-            log.exception("a coroutine run in a callback failed")
-            return
+        done, waiting = _step(coroutine)
