@@ -9,6 +9,7 @@ media path below is wrapped, and the CPU time of the calling thread
 functions are counted in their callers too (`video_ingest` includes the
 fan-out sends its frames cause), so the shares do not add up; the report
 gives each path's own calls, time per call and share of the process's CPU.
+The garbage collector's passes are timed too (`gc.callbacks`).
 
 `bench/conference.py --path-costs` loads it into the bridge with a
 `sitecustomize` module on the bridge's `PYTHONPATH` (nothing in the service
@@ -20,6 +21,7 @@ Functions an older bridge (`--bridge-code`) does not have are left out."""
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -69,6 +71,20 @@ def install(out: Path, interval: float = 1.0) -> list[str]:
         totals[name] = [0, 0]
         setattr(owner, function, _timed(original, totals[name]))
         installed.append(name)
+
+    # The cyclic garbage collector's passes, timed the same way (`gc.callbacks`).
+    collector = totals["garbage collector"] = [0, 0]
+    started: list[int] = []
+
+    def on_gc(phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            started[:] = [time.thread_time_ns()]
+        elif started:
+            collector[0] += time.thread_time_ns() - started[0]
+            collector[1] += 1
+
+    gc.callbacks.append(on_gc)
+    installed.append("garbage collector")
 
     def write() -> None:
         while True:
