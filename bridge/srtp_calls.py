@@ -42,15 +42,11 @@ class SessionCalls:
     __slots__ = ("protect", "protect_rtcp", "unprotect", "unprotect_rtcp")
 
     def __init__(self, session: pylibsrtp.Session) -> None:
-        context = session._srtp[0]
-        # Keeps the session (and so its libsrtp context) alive as long as these calls.
-        owner = session
-        self.protect = _transform(owner, context, lib.srtp_protect,
-                                  pylibsrtp.SRTP_MAX_TRAILER_LEN)
-        self.protect_rtcp = _transform(owner, context, lib.srtp_protect_rtcp,
+        self.protect = _transform(session, lib.srtp_protect, pylibsrtp.SRTP_MAX_TRAILER_LEN)
+        self.protect_rtcp = _transform(session, lib.srtp_protect_rtcp,
                                        pylibsrtp.SRTP_MAX_SRTCP_TRAILER_LEN)
-        self.unprotect = _transform(owner, context, lib.srtp_unprotect, 0)
-        self.unprotect_rtcp = _transform(owner, context, lib.srtp_unprotect_rtcp, 0)
+        self.unprotect = _transform(session, lib.srtp_unprotect, 0)
+        self.unprotect_rtcp = _transform(session, lib.srtp_unprotect_rtcp, 0)
 
 
 def calls(session: pylibsrtp.Session) -> SessionCalls:
@@ -61,8 +57,11 @@ def calls(session: pylibsrtp.Session) -> SessionCalls:
     return found
 
 
-def _transform(owner: pylibsrtp.Session, context: Any, function: Any, trailer: int
-               ) -> Transform:
+def _transform(session: pylibsrtp.Session, function: Any, trailer: int) -> Transform:
+    # The transform holds the session: its libsrtp context is freed with the session,
+    # so a transform kept alone (the session dropped) must keep it alive. Kept on the
+    # session too, that is a reference cycle, which the garbage collector frees.
+    context = session._srtp[0]
     cdata = ffi.new("char[]", BUFFER_SIZE)
     buffer = ffi.buffer(cdata)
     length = ffi.new("int *")
@@ -81,5 +80,5 @@ def _transform(owner: pylibsrtp.Session, context: Any, function: Any, trailer: i
         result: bytes = buffer[0:length[0]]
         return result
 
-    transform.owner = owner  # type: ignore[attr-defined]
+    transform.session = session  # type: ignore[attr-defined]
     return transform

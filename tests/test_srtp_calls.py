@@ -6,6 +6,7 @@ use; read bridge/srtp_calls.py and adapt it before letting the upgrade in."""
 
 from __future__ import annotations
 
+import gc
 import os
 import struct
 from importlib.metadata import version
@@ -96,3 +97,13 @@ def test_calls_are_made_once_per_session() -> None:
         key=os.urandom(28), ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
         srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM))
     assert srtp_calls.calls(session) is srtp_calls.calls(session)
+
+
+def test_a_transform_kept_alone_keeps_its_session_alive() -> None:
+    # The session owns the libsrtp context the transform calls: dropping the session
+    # while a transform is kept must not free it (that would crash the process).
+    protect = srtp_calls.calls(pylibsrtp.Session(pylibsrtp.Policy(
+        key=os.urandom(28), ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
+        srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM))).protect
+    gc.collect()
+    assert len(protect(rtp(1, size=100))) == 12 + 100 + 16  # header, payload, GCM tag
