@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import logging
 import struct
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -57,11 +56,10 @@ from aiortc.rtp import RtpPacket, is_rtcp
 from bridge import srtp_calls
 from bridge.inline_coroutine import run_now
 from bridge.lean_rtp import extension_ids, parse_packet
-from bridge.media_tap import PACKET_TAP
+from bridge.media_tap import PACKET_TAP, ntp_now_ms
 
 log = logging.getLogger(__name__)
 
-NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01
 HANDLER = "_vcbridge_srtp_handler"  # attribute set on a StunProtocol instance
 
 _original_datagram_received = StunProtocol.datagram_received
@@ -102,9 +100,7 @@ def _receive_srtp(dtls: Any, data: bytes) -> bool:
         return True  # as aiortc: dropped
     receiver = dtls._rtp_router.route_rtp(packet)
     if receiver is not None:
-        # aiortc's clock.current_ms(): milliseconds since the NTP epoch (1900), cheaply.
-        arrival_ms = int((time.time() + NTP_EPOCH_OFFSET) * 1000)
-        run_now(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_ms))
+        run_now(receiver._handle_rtp_packet(packet, arrival_time_ms=ntp_now_ms()))
     return True
 
 

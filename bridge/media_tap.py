@@ -40,12 +40,13 @@ that moves them fails loudly instead of silently breaking media."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiortc.rtcrtpreceiver as rtcrtpreceiver
-from aiortc import RTCRtpReceiver, RTCRtpSender, clock
+from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rate import MIN_FRAME_PERIOD_HISTORY_LENGTH, RemoteBitrateEstimator
@@ -65,6 +66,7 @@ from bridge.vp8_assembler import Vp8FrameAssembler
 PINNED_AIORTC = "1.16.0"
 REMB_INTERVAL_MS = 1000  # a steady estimate goes to the site once a second
 REMB_DECREASE = 0.97  # an estimate 3 % below the last one sent goes at once
+NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01
 # On a receiver tapped with `tap_audio` or `tap_video`: its synchronous callback for one
 # parsed packet, which `datagram_tap` calls directly.
 PACKET_TAP = "_vcbridge_packet_tap"
@@ -225,7 +227,7 @@ class VideoIngest:
         if estimator is None:
             return
         if arrival_time_ms is None:
-            arrival_time_ms = clock.current_ms()
+            arrival_time_ms = ntp_now_ms()
         remb = estimator.add(abs_send_time=packet.extensions.abs_send_time,
                              arrival_time_ms=arrival_time_ms, payload_size=size,
                              ssrc=packet.ssrc)
@@ -260,6 +262,12 @@ def tune_bitrate_estimator(estimator: RemoteBitrateEstimator) -> None:
     # instance attribute is found before the class's method.
     estimator.estimator.update_min_frame_period = SlidingMinimum(  # type: ignore[method-assign,assignment]
         MIN_FRAME_PERIOD_HISTORY_LENGTH).update
+
+
+def ntp_now_ms() -> int:
+    """aiortc's `clock.current_ms()` (milliseconds since the NTP epoch, 1900), without
+    its datetime arithmetic: a packet's arrival time, for the REMB estimator."""
+    return int((time.time() + NTP_EPOCH_OFFSET) * 1000)
 
 
 def count_received(streams: dict[int, Any], packet: RtpPacket, clock_rate: int) -> None:

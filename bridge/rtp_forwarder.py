@@ -11,9 +11,9 @@ awaits aioice's send chain: the largest share of the bridge's CPU
   extensions, in front of payload parts the caller prepared once per source
   frame (`VideoOutput`: VP8 packetised once per source frame, only the
   picture ID written per receiver);
-- SRTP protection with the DTLS transport's session (called straight into libsrtp,
-  `bridge/srtp_calls.py`), and `sendto` on the
-  nominated candidate pair's datagram transport, in the caller's call (no
+- SRTP protection with the DTLS transport's session (called straight into
+  libsrtp, `bridge/srtp_calls.py`), and `sendto` on the nominated candidate
+  pair's datagram transport, in the caller's call (no
   task, no await); a frame of several packets (equal sizes but the last, as
   VP8 is cut) leaves in one `sendmsg` with UDP segmentation offload (Linux
   GSO, `UDP_SEGMENT`): one system call and one pass down the network stack
