@@ -48,8 +48,8 @@ PROBES: tuple[tuple[str, str, str, str], ...] = (
     ("bridge.opus_codec", "OpusEncoder", "encode", "opus encode"),
     ("bridge.opus_codec", "OpusDecoder", "decode", "opus decode"),
     ("bridge.rtp_forwarder", "RtpForwarder", "push", "audio send"),
-    ("bridge.rtp_forwarder", "RtpForwarder", "send_packets", "rtp send (all)"),
-    ("bridge.rtp_forwarder", "RtpForwarder", "_send_segmented", "gso sendmsg"),
+    ("bridge.rtp_forwarder", "RtpForwarder", "send_chunks", "rtp send (all)"),
+    ("bridge.rtp_forwarder", "RtpForwarder", "_send_native", "native send (frame)"),
 )
 ENV_OUT = "BENCH_PATH_COSTS_FILE"  # where the probe writes its totals
 

@@ -6,26 +6,30 @@ packet, computes abs-send-time from a datetime, serialises, protects and then
 awaits aioice's send chain: the largest share of the bridge's CPU
 (docs/performance.md). The bridge forwards frames it already has, so here:
 
-- each packet's header is packed with `struct` (SSRC, sequence number,
-  timestamp, marker, payload type) with the MID and abs-send-time header
-  extensions, in front of payload parts the caller prepared once per source
-  frame (`VideoOutput`: VP8 packetised once per source frame, only the
-  picture ID written per receiver);
-- SRTP protection with the DTLS transport's session (called straight into
-  libsrtp, `bridge/srtp_calls.py`), and `sendto` on the nominated candidate
-  pair's datagram transport, in the caller's call (no
-  task, no await); a frame of several packets (equal sizes but the last, as
-  VP8 is cut) leaves in one `sendmsg` with UDP segmentation offload (Linux
-  GSO, `UDP_SEGMENT`): one system call and one pass down the network stack
-  instead of one per packet, each packet still its own datagram on the wire.
-  Where the kernel or interface refuses GSO, packets go one by one;
+- the payload parts are prepared once per source frame (`VideoOutput`: VP8
+  cut once per source frame, only the picture ID written per receiver);
+- each frame leaves in one call into `rtp_send_native` (C,
+  `bridge/rtp_send_native.c`): every packet's header (SSRC, sequence number,
+  timestamp, marker, payload type, the MID and abs-send-time header
+  extensions), SRTP protection with the DTLS transport's session (its libsrtp
+  context, `srtp_calls.native_protect`), and `sendmsg` on the nominated
+  candidate pair's socket, in the caller's call (no task, no await). A frame
+  of several packets (equal sizes but the last, as VP8 is cut) leaves in one
+  `sendmsg` with UDP segmentation offload (Linux GSO, `UDP_SEGMENT`): one
+  system call and one pass down the network stack, each packet still its own
+  datagram on the wire. Where the kernel or interface refuses GSO, packets go
+  one by one; what a send could not take (a full socket buffer, a network
+  error) goes through the transport, which queues it or reports the error;
+- the same work in Python, packet by packet through the transport, where the
+  native sender cannot go: a TURN relay (its transport wraps each datagram for
+  the server), a TCP candidate, IPv6, or the module not built;
 - aiortc's sender stays in place for everything else: it answers PLIs
   (`media_tap.on_keyframe_request`), sends its RTCP sender reports from the
   counters this module keeps up to date, and reads receiver reports (RTT,
   jitter). Its own RTP loop idles on a track that never yields;
 - NACKs: `RTCRtpSender._retransmit` is replaced per sender by a lookup in this
-  module's history of the last 128 packets, sent again as RTX when RTX was
-  negotiated (as aiortc does);
+  module's history of the last 128 frames (each packet rebuilt from its frame's
+  parts), sent again as RTX when RTX was negotiated (as aiortc does);
 - once DTLS is up, the connection's RTCP (aiortc's sender and receiver
   reports, REMB, NACK, PLI) and those retransmissions leave on the same
   direct path (`bridge/rtcp_sender.py`).
@@ -33,7 +37,9 @@ awaits aioice's send chain: the largest share of the bridge's CPU
 A small module of our own rather than patches all over aiortc: the private
 names it reaches (the sender's counters, the DTLS transport's SRTP session and
 state, aioice's nominated pair) are few and checked by
-`tests/test_rtp_forwarder.py`, which fails loudly when an upgrade moves them."""
+`tests/test_rtp_forwarder.py`, which fails loudly when an upgrade moves them;
+`tests/test_rtp_send_native.py` checks that the native sender puts on the wire
+what the Python path builds."""
 
 from __future__ import annotations
 
@@ -43,9 +49,8 @@ import logging
 import os
 import socket
 import struct
-import sys
 import time
-import weakref
+from collections import deque
 from collections.abc import Sequence
 from fractions import Fraction
 from functools import partial
@@ -58,19 +63,25 @@ from aiortc.rtcdtlstransport import State as DtlsState
 
 from bridge import datagram_tap, rtcp_sender, srtp_calls
 
+try:
+    from bridge import rtp_send_native
+except ImportError:  # not built (no C compiler at install): packets go through Python
+    rtp_send_native = None  # type: ignore[assignment]
+
 log = logging.getLogger(__name__)
 
-SOL_UDP = 17
-UDP_SEGMENT = 103  # Linux: send one buffer as several datagrams of this size (since 4.18)
 GSO_UNSUPPORTED = {errno.EINVAL, errno.EIO, errno.ENOPROTOOPT, errno.EOPNOTSUPP}
-GSO_SOCKET = "_vcbridge_gso_socket"  # attribute set on a StunProtocol instance
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
-HISTORY_SIZE = 128  # packets kept for NACKs, as aiortc's RTP_HISTORY_SIZE
+HISTORY_SIZE = 128  # frames kept for NACKs (at least aiortc's RTP_HISTORY_SIZE packets)
 NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01
 VP8_MAX_CHUNK = 1300 - 4  # aiortc's PACKET_MAX minus our 4-byte payload descriptor
 
 _header = struct.Struct("!BBHII")
+
+# A sent frame, for NACKs: first sequence number, packets, RTP timestamp, send time (for
+# its abs-send-time), the two payload prefixes and the chunks.
+SentFrame = tuple[int, int, int, float, bytes, bytes, Sequence[bytes]]
 
 
 class AudioOutput(Protocol):
@@ -104,10 +115,11 @@ class RtpForwarder:
         self.sent = 0  # packets
         self.dropped = 0  # frames dropped while not connected
         self.retransmitted = 0
-        self.segmented_sends = 0  # frames sent in one system call (GSO)
+        self.native_sends = 0  # frames sent by `rtp_send_native` (else by Python)
         self._ready = False
         self._dtls: Any = sender.transport
         self._srtp: Any = None
+        self._protect: tuple[int, int] = (0, 0)  # libsrtp's srtp_protect, the context
         self._ssrc = sender._ssrc
         self._rtx_ssrc = sender._rtx_ssrc
         self._payload_type = 0
@@ -115,12 +127,14 @@ class RtpForwarder:
         self._mid_element = b""
         self._abs_id = 0
         self._ext_head = self._ext_tail = b""
+        self._ext_template, self._abs_offset = b"", -1
         self._pair: Any = None
         self._send: Any = None
+        self._native: tuple[Any, int, bytes] | None = None  # transport, fd, sockaddr
         self._sequence = int.from_bytes(os.urandom(2), "big") % 32768
         self._rtx_sequence = int.from_bytes(os.urandom(2), "big") % 32768
         self._origin = int.from_bytes(os.urandom(4), "big")
-        self._history: list[tuple[int, bytes, int] | None] = [None] * HISTORY_SIZE
+        self._history: deque[SentFrame] = deque(maxlen=HISTORY_SIZE)
         self._pending: set[asyncio.Future[None]] = set()
         self._segmented = segmented
         sender.replaceTrack(IdleTrack(sender.kind))
@@ -170,13 +184,18 @@ class RtpForwarder:
         else:
             size = len(elements)
         if not size:
-            self._ext_head = self._ext_tail = b""
+            self._ext_head = self._ext_tail = self._ext_template = b""
+            self._abs_offset = -1
             return
         padding = -size % 4
         self._ext_head = b"\xbe\xde" + struct.pack("!H", (size + padding) // 4) + elements
         self._ext_tail = b"\0" * padding
         if not self._abs_id:  # nothing changes per packet: the whole extension, once
             self._ext_head, self._ext_tail = self._ext_head + self._ext_tail, b""
+            self._ext_template, self._abs_offset = self._ext_head, -1
+        else:  # the native sender writes the time at its offset
+            self._ext_template = self._ext_head + b"\0\0\0" + self._ext_tail
+            self._abs_offset = len(self._ext_head)
 
     def _extension(self, now: float) -> bytes:
         if not self._abs_id:
@@ -191,13 +210,16 @@ class RtpForwarder:
         # once. Any other kind: aioice's own coroutine, one task per packet, in order.
         self._send = (protocol.transport.sendto if type(protocol) is StunProtocol
                       else partial(self._send_later, protocol))
+        self._native = native_route(protocol, pair.remote_addr)
         self._pair = pair
 
-    def send_packets(self, timestamp: int, packets: Sequence[tuple[bytes, bytes]]) -> bool:
-        """Send one frame: each packet's payload is `prefix + body`; the last gets the
+    def send_chunks(self, timestamp: int, chunks: Sequence[bytes], first_prefix: bytes = b"",
+                    prefix: bytes = b"") -> bool:
+        """Send one frame, one packet per chunk: the first packet's payload is
+        `first_prefix + chunks[0]`, each other's `prefix + chunk`; the last gets the
         marker bit. `timestamp` is on the codec's clock (our origin is added).
         Returns False when the frame was dropped (not connected)."""
-        if not packets:
+        if not chunks:
             return True
         dtls = self._dtls
         if not self._ready or dtls._state != DtlsState.CONNECTED:
@@ -209,94 +231,71 @@ class RtpForwarder:
             return False
         if pair is not self._pair:
             self._route(pair)
-        send, addr = self._send, pair.remote_addr
-        srtp = self._srtp = dtls._tx_srtp
-        protect = srtp_calls.calls(srtp).protect
+        srtp = dtls._tx_srtp
+        if srtp is not self._srtp:
+            self._srtp, self._protect = srtp, srtp_calls.native_protect(srtp)
         now = time.time()
-        extension = self._extension(now)
-        first = 0x90 if extension else 0x80
         timestamp = (self._origin + timestamp) & 0xFFFFFFFF
-        payload_type, ssrc, history = self._payload_type, self._ssrc, self._history
-        header_length = 12 + len(extension)
         sequence = self._sequence
-        last = len(packets) - 1
-        if not last:  # one packet (audio, a small video frame): no list, no GSO
-            prefix, body = packets[0]
-            packet = b"".join((_header.pack(first, payload_type | 0x80, sequence, timestamp,
-                                            ssrc), extension, prefix, body))
-            history[sequence % HISTORY_SIZE] = (sequence, packet, header_length)
-            send(protect(packet), addr)
-            octets = len(prefix) + len(body)
-            sequence = (sequence + 1) & 0xFFFF
+        native = self._native
+        if native is not None and not native[0].is_closing():
+            octets = self._send_native(native, now, sequence, timestamp, chunks,
+                                       first_prefix, prefix)
         else:
-            octets = 0
-            protected = []
-            for index, (prefix, body) in enumerate(packets):
-                header = _header.pack(first,
-                                      payload_type | 0x80 if index == last else payload_type,
-                                      sequence, timestamp, ssrc)
-                packet = b"".join((header, extension, prefix, body))
-                history[sequence % HISTORY_SIZE] = (sequence, packet, header_length)
-                protected.append(protect(packet))
-                octets += len(prefix) + len(body)
-                sequence = (sequence + 1) & 0xFFFF
-            if not (self._segmented
-                    and self._send_segmented(pair.protocol, protected, addr)):
-                for datagram in protected:
-                    send(datagram, addr)
-        self._sequence = sequence
-        self.sent += len(packets)
+            octets = self._send_python(now, sequence, timestamp, chunks, first_prefix, prefix)
+        count = len(chunks)
+        self._history.append((sequence, count, timestamp, now, first_prefix, prefix, chunks))
+        self._sequence = (sequence + count) & 0xFFFF
+        self.sent += count
         # What aiortc's sender puts into its RTCP sender reports.
         sender: Any = self.sender
         sender._RTCRtpSender__ntp_timestamp = int((now + NTP_EPOCH_OFFSET) * (1 << 32))
         sender._RTCRtpSender__rtp_timestamp = timestamp
         sender._RTCRtpSender__octet_count += octets
-        sender._RTCRtpSender__packet_count += len(packets)
+        sender._RTCRtpSender__packet_count += count
         return True
 
-    def _send_segmented(self, protocol: Any, datagrams: list[bytes], addr: Any) -> bool:
-        """Send a frame's datagrams in one system call with UDP segmentation offload (GSO):
-        the kernel cuts the buffer into datagrams of the first one's size (only the last
-        may be shorter). False when that is not possible here; then send one by one."""
-        size = len(datagrams[0])
-        if any(len(d) != size for d in datagrams[1:-1]) or len(datagrams[-1]) > size:
-            return False
-        transport = protocol.transport
-        # A TURN relay's transport wraps each datagram for the server: never bypass it.
-        if (type(protocol) is not StunProtocol or isinstance(transport, TurnTransport)
-                or transport.is_closing()):
-            return False
-        sock = self._gso_socket(protocol, transport)
-        if sock is None:
-            return False
-        try:
-            segment = (SOL_UDP, UDP_SEGMENT, size.to_bytes(2, sys.byteorder))
-            sock.sendmsg([b"".join(datagrams)], [segment], 0, addr)
-        except BlockingIOError:
-            return False  # the socket's buffer is full: the transport queues them
-        except OSError as exc:
-            if exc.errno in GSO_UNSUPPORTED:  # not on this kernel or interface: never again
-                log.info("UDP segmentation offload unavailable (%s): one datagram per packet",
-                         exc)
-                self._segmented = False
-            # Otherwise (a network error: ENOBUFS, unreachable...) one by one this time, so
-            # the transport sees and handles the error as it would without GSO.
-            return False
-        self.segmented_sends += 1
-        return True
+    def _send_native(self, native: tuple[Any, int, bytes], now: float, sequence: int,
+                     timestamp: int, chunks: Sequence[bytes], first_prefix: bytes,
+                     prefix: bytes) -> int:
+        """The frame in one call into `rtp_send_native`; returns the payload octets."""
+        assert rtp_send_native is not None  # a native route exists only with the module
+        _transport, fd, sockaddr = native
+        protect, context = self._protect
+        result = rtp_send_native.send_frame(
+            fd, sockaddr, protect, context, self._ext_template, self._abs_offset, now,
+            self._payload_type, sequence, timestamp, self._ssrc, first_prefix, prefix,
+            chunks, self._segmented)
+        self.native_sends += 1
+        if type(result) is int:
+            return result
+        error, unsent = result  # type: ignore[misc]
+        if error in GSO_UNSUPPORTED and self._segmented:  # not on this kernel or interface
+            log.info("UDP segmentation offload unavailable (%s): one datagram per packet",
+                     os.strerror(error))
+            self._segmented = False
+        # A full socket buffer or a network error: the transport queues the rest, or
+        # reports the error, as it would have without the native path.
+        for datagram in unsent:
+            self._send(datagram, self._pair.remote_addr)
+        return payload_octets(chunks, first_prefix, prefix)
 
-    def _gso_socket(self, protocol: Any, transport: Any) -> socket.socket | None:
-        # A socket object on the transport's own descriptor, never closing it (detached
-        # when the protocol goes); the transport is checked open before every use.
-        sock: socket.socket | None = protocol.__dict__.get(GSO_SOCKET)
-        if sock is None:
-            raw = transport.get_extra_info("socket")
-            if raw is None or raw.family != socket.AF_INET:
-                return None
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, fileno=raw.fileno())
-            weakref.finalize(protocol, sock.detach)
-            protocol.__dict__[GSO_SOCKET] = sock
-        return sock
+    def _send_python(self, now: float, sequence: int, timestamp: int, chunks: Sequence[bytes],
+                     first_prefix: bytes, prefix: bytes) -> int:
+        """The frame packet by packet through the transport (a route the native sender
+        does not take: TCP, a TURN relay, IPv6; or the module not built)."""
+        send, addr = self._send, self._pair.remote_addr
+        protect = srtp_calls.calls(self._srtp).protect
+        extension = self._extension(now)
+        first = 0x90 if extension else 0x80
+        payload_type, ssrc, last = self._payload_type, self._ssrc, len(chunks) - 1
+        for index, chunk in enumerate(chunks):
+            header = _header.pack(first, payload_type | 0x80 if index == last else payload_type,
+                                  sequence, timestamp, ssrc)
+            send(protect(b"".join((header, extension, prefix if index else first_prefix,
+                                   chunk))), addr)
+            sequence = (sequence + 1) & 0xFFFF
+        return payload_octets(chunks, first_prefix, prefix)
 
     def _send_later(self, protocol: Any, data: bytes, addr: Any) -> None:
         task = asyncio.ensure_future(protocol.send_data(data, addr))
@@ -305,26 +304,67 @@ class RtpForwarder:
 
     def push(self, data: bytes, pts: int, time_base: Fraction) -> bool:
         """Send one audio frame (one packet); `pts` on the codec's clock, as `OutboundTrack`."""
-        return self.send_packets(pts, ((b"", data),))
+        return self.send_chunks(pts, (data,))
+
+    def _packet_again(self, sequence_number: int) -> bytes | None:
+        """The clear RTP packet sent with `sequence_number`, if still in the history."""
+        for first, count, timestamp, now, first_prefix, prefix, chunks in reversed(
+                self._history):
+            index = (sequence_number - first) & 0xFFFF
+            if index < count:
+                extension = self._extension(now)
+                marker = 0x80 if index == count - 1 else 0
+                header = _header.pack(0x90 if extension else 0x80, self._payload_type | marker,
+                                      sequence_number, timestamp, self._ssrc)
+                return b"".join((header, extension, prefix if index else first_prefix,
+                                 chunks[index]))
+        return None
 
     async def _retransmit(self, sequence_number: int) -> None:
         # Replaces RTCRtpSender._retransmit: a site's NACK for one of our packets.
-        entry = self._history[sequence_number % HISTORY_SIZE]
-        if entry is None or entry[0] != sequence_number or self._srtp is None:
+        packet = self._packet_again(sequence_number)
+        if packet is None or self._srtp is None:
             return
-        _seq, packet, header_length = entry
         if self._rtx_payload_type is not None:
-            extension = packet[12:header_length]
+            header_length = 12 + len(self._ext_template)
             header = _header.pack(packet[0], (packet[1] & 0x80) | self._rtx_payload_type,
                                   self._rtx_sequence, int.from_bytes(packet[4:8], "big"),
                                   self._rtx_ssrc)
             self._rtx_sequence = (self._rtx_sequence + 1) & 0xFFFF
-            packet = b"".join((header, extension, packet[2:4], packet[header_length:]))
+            packet = b"".join((header, packet[12:header_length], packet[2:4],
+                               packet[header_length:]))
         try:
             await self._dtls._send_rtp(packet)
             self.retransmitted += 1
         except ConnectionError:
             pass
+
+
+def native_route(protocol: Any, addr: tuple[Any, ...]) -> tuple[Any, int, bytes] | None:
+    """What `rtp_send_native` needs to send on this candidate pair (its transport, to check
+    it is open, the socket's descriptor, the packed IPv4 address), or None when it cannot:
+    the module not built, not aioice's UDP protocol, a TURN relay (its transport wraps
+    each datagram for the server), not IPv4."""
+    if rtp_send_native is None or type(protocol) is not StunProtocol:
+        return None
+    transport = protocol.transport
+    if isinstance(transport, TurnTransport) or transport.is_closing():
+        return None
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.family != socket.AF_INET:
+        return None
+    try:
+        host = socket.inet_aton(addr[0])
+    except (OSError, TypeError):
+        return None
+    # struct sockaddr_in: family (host order), port (network order), address, padding.
+    sockaddr = struct.pack("=H", socket.AF_INET) + struct.pack("!H", addr[1]) + host + bytes(8)
+    return transport, sock.fileno(), sockaddr
+
+
+def payload_octets(chunks: Sequence[bytes], first_prefix: bytes, prefix: bytes) -> int:
+    """The payload bytes of a frame's packets (the RTCP sender report's octet count)."""
+    return sum(map(len, chunks)) + len(first_prefix) + len(prefix) * (len(chunks) - 1)
 
 
 class EncodedFrame:
@@ -362,9 +402,8 @@ class VideoOutput:
         chunks = frame.chunks
         picture = struct.pack("!H", 0x8000 | self._picture_id)
         self._picture_id = (self._picture_id + 1) & 0x7FFF
-        start, rest = b"\x90\x80" + picture, b"\x80\x80" + picture
-        return self.forwarder.send_packets(
-            timestamp, [(start if i == 0 else rest, chunk) for i, chunk in enumerate(chunks)])
+        return self.forwarder.send_chunks(timestamp, chunks, b"\x90\x80" + picture,
+                                          b"\x80\x80" + picture)
 
 
 def vp8_chunks(frame: bytes) -> list[bytes]:

@@ -17,7 +17,8 @@ pylibsrtp raises them.
 
 Relied upon (checked by `tests/test_srtp_calls.py`, which compares every result
 with pylibsrtp's own methods): `Session._srtp` (a `srtp_t *` cell), the
-binding's `ffi` and `lib` with `srtp_protect`, `srtp_unprotect`,
+binding's `ffi` and `lib` with `srtp_protect` (whose address `native_protect` also
+gives, with the context's, to `bridge/rtp_send_native.c`), `srtp_unprotect`,
 `srtp_protect_rtcp`, `srtp_unprotect_rtcp`, and the module's `ERRORS` table and
 trailer lengths."""
 
@@ -55,6 +56,14 @@ def calls(session: pylibsrtp.Session) -> SessionCalls:
     if found is None:
         found = session.__dict__[CALLS] = SessionCalls(session)
     return found
+
+
+def native_protect(session: pylibsrtp.Session) -> tuple[int, int]:
+    """The addresses of libsrtp's `srtp_protect` and of `session`'s libsrtp context, for
+    native code that protects RTP itself (`bridge/rtp_send_native.c`). The caller keeps
+    `session` alive while it uses them."""
+    return (int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect"))),
+            int(ffi.cast("uintptr_t", session._srtp[0])))
 
 
 def _transform(session: pylibsrtp.Session, function: Any, trailer: int) -> Transform:

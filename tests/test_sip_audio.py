@@ -168,8 +168,8 @@ class SentPayloads:
     def __init__(self) -> None:
         self.payloads: list[bytes] = []
 
-    def send_packets(self, timestamp: int, packets: tuple[tuple[bytes, bytes], ...]) -> bool:
-        self.payloads.extend(payload for _header, payload in packets)
+    def send_chunks(self, timestamp: int, chunks: tuple[bytes, ...]) -> bool:
+        self.payloads.extend(chunks)
         return True
 
 

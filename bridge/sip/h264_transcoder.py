@@ -197,7 +197,7 @@ class H264Output:
         return payloads
 
     def _send(self, payloads: list[bytes], timestamp: int) -> None:
-        if payloads and self.forwarder.send_packets(timestamp, [(b"", p) for p in payloads]):
+        if payloads and self.forwarder.send_chunks(timestamp, payloads):
             self.sent_frames += 1
 
     def close(self) -> None:

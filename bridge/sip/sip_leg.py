@@ -115,7 +115,7 @@ class SipPcmOutput:
         """Encode one frame of the mix and send it (the RTP clock is the codec's own)."""
         payload = self.shared.encode(pcm, pts) if common else self.encoder.encode(pcm)
         self._timestamp += self.encoder.rtp_samples
-        return self.forwarder.send_packets(self._timestamp, ((b"", payload),))
+        return self.forwarder.send_chunks(self._timestamp, (payload,))
 
 
 @dataclass
