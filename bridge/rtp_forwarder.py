@@ -28,7 +28,7 @@ awaits aioice's send chain: the largest share of the bridge's CPU
   counters this module keeps up to date, and reads receiver reports (RTT,
   jitter). Its own RTP loop idles on a track that never yields;
 - NACKs: `RTCRtpSender._retransmit` is replaced per sender by a lookup in this
-  module's history of the last 128 frames (each packet rebuilt from its frame's
+  module's history of the last 64 frames (each packet rebuilt from its frame's
   parts), sent again as RTX when RTX was negotiated (as aiortc does);
 - once DTLS is up, the connection's RTCP (aiortc's sender and receiver
   reports, REMB, NACK, PLI) and those retransmissions leave on the same
@@ -73,7 +73,7 @@ log = logging.getLogger(__name__)
 GSO_UNSUPPORTED = {errno.EINVAL, errno.EIO, errno.ENOPROTOOPT, errno.EOPNOTSUPP}
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
-HISTORY_SIZE = 128  # frames kept for NACKs (at least aiortc's RTP_HISTORY_SIZE packets)
+HISTORY_SIZE = 64  # frames kept for NACKs: 4 s of 15 fps video (libwebrtc: at least 1 s)
 NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01
 VP8_MAX_CHUNK = 1300 - 4  # aiortc's PACKET_MAX minus our 4-byte payload descriptor
 
