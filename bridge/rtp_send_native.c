@@ -51,20 +51,29 @@ typedef struct {
     PyObject *unsent;       /* list of protected datagrams not sent, once one failed */
 } Sender;
 
-/* Keep datagrams [first, count) of this batch for the caller, from the first failure on. */
+/* Keep datagrams [first, count) of this batch for the caller, from the first failure on.
+ * They are copied out of the shared buffer before anything that may run the garbage
+ * collector (a list allocation), whose finalizers could call back into this module. */
 static int keep_unsent(Sender *s, unsigned char *const *starts, const int *lengths,
                        int first, int count) {
-    if (s->unsent == NULL && (s->unsent = PyList_New(0)) == NULL)
-        return -1;
+    PyObject *copies[MAX_SEGMENTS];
+    int copied = 0, status = 0;
     for (int i = first; i < count; i++) {
-        PyObject *datagram = PyBytes_FromStringAndSize((const char *)starts[i], lengths[i]);
-        if (datagram == NULL || PyList_Append(s->unsent, datagram) < 0) {
-            Py_XDECREF(datagram);
-            return -1;
+        copies[copied] = PyBytes_FromStringAndSize((const char *)starts[i], lengths[i]);
+        if (copies[copied] == NULL) {
+            status = -1;
+            break;
         }
-        Py_DECREF(datagram);
+        copied++;
     }
-    return 0;
+    if (status == 0 && s->unsent == NULL && (s->unsent = PyList_New(0)) == NULL)
+        status = -1;
+    for (int i = 0; i < copied; i++) {
+        if (status == 0 && PyList_Append(s->unsent, copies[i]) < 0)
+            status = -1;
+        Py_DECREF(copies[i]);
+    }
+    return status;
 }
 
 static int segmentable(const int *lengths, int count) {
