@@ -1320,6 +1320,17 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def unbuilt_native_module(code: Path) -> str | None:
+    """Why the bridge in `code` would run without its C send path (the forwarder falls
+    back to Python silently, which would measure the wrong code), or None."""
+    if not (code / "bridge" / "rtp_send_native.c").exists() or any(
+            (code / "bridge").glob("rtp_send_native.*.so")):
+        return None
+    return (f"{code}/bridge/rtp_send_native.c is not built; build it there first: cd {code} "
+            f"&& {sys.executable} -c 'from setuptools import setup; setup()' build_ext "
+            "--inplace")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1390,6 +1401,10 @@ def main() -> int:
     BRIDGE_NICE = args.nice if args.bridge_nice is None else args.bridge_nice
     if args.bridge_code:
         BRIDGE_CODE = Path(args.bridge_code).resolve()
+        unbuilt = unbuilt_native_module(BRIDGE_CODE)
+        if unbuilt:
+            log(unbuilt)
+            return 2
     try:
         report = asyncio.run(main_async(args))
     except (KeyboardInterrupt, asyncio.CancelledError):
