@@ -146,7 +146,7 @@ PyDoc_STRVAR(send_frame_doc,
 "Returns the payload octets sent, or, when a send failed, (errno, datagrams):\n"
 "the protected datagrams not sent, for the caller to send another way.");
 
-static PyObject *send_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+static PyObject *send_frame(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 15) {
         PyErr_SetString(PyExc_TypeError, "send_frame takes 15 arguments");
         return NULL;
