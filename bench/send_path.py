@@ -1,5 +1,5 @@
 """What sending one frame to one site costs the forwarder, in a loop on its own: the
-Python path against the native one (`bridge/rtp_send_native.c`), and SRTP per packet.
+Python path against the native one (`bridge/rtp_send_native.c`).
 
     .venv/bin/python bench/send_path.py [--frames 20000] [--repeat 5]
 
@@ -8,7 +8,8 @@ SRTP-protected VP8-sized frames (four packets, equal but the last, as VP8 is cut
 Opus-sized audio packets over UDP to a socket on loopback that never reads (the kernel
 drops what overflows its buffer; the sender never blocks). CPU time of this process
 (user and system) a frame, median of `--repeat` rounds; one JSON line at the end.
-In the bridge the same code costs 3-5 times this (cold caches, docs/performance.md)."""
+In the bridge the same code costs more (cold caches): about twice this for the native
+path, 3-5 times for Python (docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -52,9 +53,7 @@ def forwarder(receiver: socket.socket, sender: socket.socket) -> Any:
         remote_addr = receiver.getsockname()
 
     out._pair, out._send = Pair(), sender.sendto
-    host, port = Pair.remote_addr
-    out._native = (None, sender.fileno(), rtp_forwarder.struct.pack("=H", socket.AF_INET)
-                   + port.to_bytes(2, "big") + socket.inet_aton(host) + bytes(8))
+    out._native = (None, sender.fileno(), rtp_forwarder.pack_sockaddr(*Pair.remote_addr))
     return out
 
 

@@ -126,7 +126,7 @@ class RtpForwarder:
         self._rtx_payload_type: int | None = None
         self._mid_element = b""
         self._abs_id = 0
-        self._ext_head = self._ext_tail = b""
+        # The header extension, with room for the abs-send-time at `_abs_offset` (-1: none).
         self._ext_template, self._abs_offset = b"", -1
         self._pair: Any = None
         self._send: Any = None
@@ -176,7 +176,7 @@ class RtpForwarder:
 
     def _prepare_extension(self) -> None:
         # The header extension is the same for every packet but the abs-send-time's three
-        # bytes: its head and padding are made once here (RFC 8285 one-byte form).
+        # bytes: made once here (RFC 8285 one-byte form), the time written per frame.
         elements = self._mid_element
         if self._abs_id:
             elements += bytes([(self._abs_id << 4) | 2])
@@ -184,24 +184,31 @@ class RtpForwarder:
         else:
             size = len(elements)
         if not size:
-            self._ext_head = self._ext_tail = self._ext_template = b""
-            self._abs_offset = -1
+            self._ext_template, self._abs_offset = b"", -1
             return
         padding = -size % 4
-        self._ext_head = b"\xbe\xde" + struct.pack("!H", (size + padding) // 4) + elements
-        self._ext_tail = b"\0" * padding
-        if not self._abs_id:  # nothing changes per packet: the whole extension, once
-            self._ext_head, self._ext_tail = self._ext_head + self._ext_tail, b""
-            self._ext_template, self._abs_offset = self._ext_head, -1
-        else:  # the native sender writes the time at its offset
-            self._ext_template = self._ext_head + b"\0\0\0" + self._ext_tail
-            self._abs_offset = len(self._ext_head)
+        head = b"\xbe\xde" + struct.pack("!H", (size + padding) // 4) + elements
+        if self._abs_id:
+            self._ext_template = head + b"\0\0\0" + b"\0" * padding
+            self._abs_offset = len(head)
+        else:
+            self._ext_template, self._abs_offset = head + b"\0" * padding, -1
 
     def _extension(self, now: float) -> bytes:
-        if not self._abs_id:
-            return self._ext_head
+        offset = self._abs_offset
+        if offset < 0:
+            return self._ext_template
         abs_time = int(now * (1 << 18)) & 0xFFFFFF  # 6.18 fixed point seconds
-        return self._ext_head + abs_time.to_bytes(3, "big") + self._ext_tail
+        return (self._ext_template[:offset] + abs_time.to_bytes(3, "big")
+                + self._ext_template[offset + 3:])
+
+    def _clear_packet(self, extension: bytes, sequence: int, timestamp: int, last: bool,
+                      lead: bytes, chunk: bytes) -> bytes:
+        """One packet as the native sender builds it, before SRTP."""
+        header = _header.pack(0x90 if extension else 0x80,
+                              self._payload_type | 0x80 if last else self._payload_type,
+                              sequence, timestamp, self._ssrc)
+        return b"".join((header, extension, lead, chunk))
 
     def _route(self, pair: Any) -> None:
         # The nominated pair's way out, looked up again only when the pair changes.
@@ -287,13 +294,10 @@ class RtpForwarder:
         send, addr = self._send, self._pair.remote_addr
         protect = srtp_calls.calls(self._srtp).protect
         extension = self._extension(now)
-        first = 0x90 if extension else 0x80
-        payload_type, ssrc, last = self._payload_type, self._ssrc, len(chunks) - 1
+        last = len(chunks) - 1
         for index, chunk in enumerate(chunks):
-            header = _header.pack(first, payload_type | 0x80 if index == last else payload_type,
-                                  sequence, timestamp, ssrc)
-            send(protect(b"".join((header, extension, prefix if index else first_prefix,
-                                   chunk))), addr)
+            send(protect(self._clear_packet(extension, sequence, timestamp, index == last,
+                                            prefix if index else first_prefix, chunk)), addr)
             sequence = (sequence + 1) & 0xFFFF
         return payload_octets(chunks, first_prefix, prefix)
 
@@ -312,12 +316,9 @@ class RtpForwarder:
                 self._history):
             index = (sequence_number - first) & 0xFFFF
             if index < count:
-                extension = self._extension(now)
-                marker = 0x80 if index == count - 1 else 0
-                header = _header.pack(0x90 if extension else 0x80, self._payload_type | marker,
-                                      sequence_number, timestamp, self._ssrc)
-                return b"".join((header, extension, prefix if index else first_prefix,
-                                 chunks[index]))
+                return self._clear_packet(self._extension(now), sequence_number, timestamp,
+                                          index == count - 1, prefix if index else first_prefix,
+                                          chunks[index])
         return None
 
     async def _retransmit(self, sequence_number: int) -> None:
@@ -354,12 +355,17 @@ def native_route(protocol: Any, addr: tuple[Any, ...]) -> tuple[Any, int, bytes]
     if sock is None or sock.family != socket.AF_INET:
         return None
     try:
-        host = socket.inet_aton(addr[0])
+        sockaddr = pack_sockaddr(addr[0], addr[1])
     except (OSError, TypeError):
         return None
-    # struct sockaddr_in: family (host order), port (network order), address, padding.
-    sockaddr = struct.pack("=H", socket.AF_INET) + struct.pack("!H", addr[1]) + host + bytes(8)
     return transport, sock.fileno(), sockaddr
+
+
+def pack_sockaddr(host: str, port: int) -> bytes:
+    """A `struct sockaddr_in` for `rtp_send_native`: family (host order), port (network
+    order), the IPv4 address, padding. OSError when `host` is not an IPv4 address."""
+    return (struct.pack("=H", socket.AF_INET) + struct.pack("!H", port)
+            + socket.inet_aton(host) + bytes(8))
 
 
 def payload_octets(chunks: Sequence[bytes], first_prefix: bytes, prefix: bytes) -> int:

@@ -52,9 +52,7 @@ def sessions() -> tuple[pylibsrtp.Session, pylibsrtp.Session]:
 
 
 def sockaddr(receiver: socket.socket) -> bytes:
-    host, port = receiver.getsockname()
-    return struct.pack("=H", socket.AF_INET) + struct.pack("!H", port) + socket.inet_aton(
-        host) + bytes(8)
+    return rtp_forwarder.pack_sockaddr(*receiver.getsockname())
 
 
 def expected(sequence: int, now: float, first_prefix: bytes, prefix: bytes,
