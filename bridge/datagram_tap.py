@@ -9,11 +9,14 @@ give SRTP datagrams (first byte 128–191, RFC 7983) straight to
 `_receive_srtp`, in the event loop's datagram callback:
 
 - RTP to a tapped receiver (a site's microphone, `media_tap.tap_audio`, or its
-  camera, `media_tap.tap_video`): unprotected (straight into libsrtp,
-  `bridge/srtp_calls.py`), then handed to the tap's synchronous callback
-  (`media_tap.PACKET_TAP` on the receiver), parsed by `lean_rtp.parse_packet`
-  (only the audio level and abs-send-time of the header extensions are
-  decoded). At 31 sites that is about 3,400 packets a second, each of which
+  camera, `media_tap.tap_video`), known from its header before SRTP (which
+  leaves the header clear): unprotected and parsed in one call into C
+  (`bridge/rtp_receive_native.c`: libsrtp with the session's own context,
+  then the header as `lean_rtp.parse_packet` reads it, only the audio level
+  and abs-send-time of the header extensions decoded; where the module is
+  not built, those two steps in Python), then handed to the tap's
+  synchronous callback (`media_tap.PACKET_TAP` on the receiver). At 31 sites
+  that is about 3,400 packets a second, each of which
   cost aiortc's full parse (every extension decoded in Python), the router's
   lookup and a coroutine object driven to its end. The receiver is the one aiortc's
   `RtpRouter.route_rtp` would choose: its SSRC table gives it and it takes
@@ -55,8 +58,13 @@ from aiortc.rtp import RtpPacket, is_rtcp
 
 from bridge import srtp_calls
 from bridge.inline_coroutine import run_now
-from bridge.lean_rtp import extension_ids, parse_packet
+from bridge.lean_rtp import extension_ids, packet_of, parse_packet
 from bridge.media_tap import PACKET_TAP, ntp_now_ms
+
+try:
+    from bridge import rtp_receive_native
+except ImportError:  # not built (no C compiler at install): unprotected and parsed in Python
+    rtp_receive_native = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -88,41 +96,53 @@ def _receive_srtp(dtls: Any, data: bytes) -> bool:
     """Handle one SRTP datagram; False leaves it to aioice/aiortc (RTCP)."""
     if is_rtcp(data):
         return False
-    try:
-        clear = srtp_calls.calls(dtls._rx_srtp).unprotect(data)
-    except pylibsrtp.Error:
-        return True  # as aiortc: dropped
-    if _deliver_tapped(dtls, clear):
+    # The RTP header is not encrypted: a tapped receiver's packet is known before SRTP.
+    on_packet = _tap_of(dtls, data)
+    if on_packet is not None:
+        packet = _read_tapped(dtls, data)
+        if packet is not None:
+            try:
+                on_packet(packet)
+            except Exception:
+                log.exception("receiving an RTP packet failed")
         return True
     try:
+        clear = srtp_calls.calls(dtls._rx_srtp).unprotect(data)
         packet = RtpPacket.parse(clear, dtls._rtp_header_extensions_map)
-    except (ValueError, struct.error):  # struct.error: a known extension of the wrong size
-        return True  # as aiortc: dropped
+    except (pylibsrtp.Error, ValueError, struct.error):
+        # As aiortc: dropped (struct.error: a known extension of the wrong size).
+        return True
     receiver = dtls._rtp_router.route_rtp(packet)
     if receiver is not None:
         run_now(receiver._handle_rtp_packet(packet, arrival_time_ms=ntp_now_ms()))
     return True
 
 
-def _deliver_tapped(dtls: Any, clear: bytes) -> bool:
-    """Give a decrypted RTP packet to its receiver's tap, if the router knows its SSRC
-    and the receiver is tapped; False: not such a packet, go the general way."""
-    if len(clear) < 12:
-        return False
+def _tap_of(dtls: Any, data: bytes) -> Callable[[RtpPacket], None] | None:
+    """The tap of the receiver an RTP packet goes to, if the router knows its SSRC and
+    the receiver is tapped; None: go the general way."""
+    if len(data) < 12:
+        return None
     router = dtls._rtp_router
-    receiver = router.ssrc_table.get(int.from_bytes(clear[8:12], "big"))
+    receiver = router.ssrc_table.get(int.from_bytes(data[8:12], "big"))
     if receiver is None:
-        return False
+        return None
     on_packet: Callable[[RtpPacket], None] | None = receiver.__dict__.get(PACKET_TAP)
     # As route_rtp: a known SSRC goes to its receiver only if that takes the payload type.
-    if on_packet is None or receiver not in router.payload_type_table.get(clear[1] & 0x7F, ()):
-        return False
+    if on_packet is None or receiver not in router.payload_type_table.get(data[1] & 0x7F, ()):
+        return None
+    return on_packet
+
+
+def _read_tapped(dtls: Any, data: bytes) -> RtpPacket | None:
+    """A tapped receiver's SRTP packet, unprotected and parsed (only the audio level and
+    abs-send-time of its extensions); None: dropped, as aiortc drops it."""
+    calls = srtp_calls.calls(dtls._rx_srtp)
+    ids = extension_ids(dtls._rtp_header_extensions_map)
     try:
-        packet = parse_packet(clear, extension_ids(dtls._rtp_header_extensions_map))
-    except ValueError:
-        return True  # as aiortc: dropped
-    try:
-        on_packet(packet)
-    except Exception:
-        log.exception("receiving an RTP packet failed")
-    return True
+        if rtp_receive_native is None:
+            return parse_packet(calls.unprotect(data), ids)
+        fields = rtp_receive_native.receive(data, *calls.native_unprotect, ids)
+    except (pylibsrtp.Error, ValueError):
+        return None
+    return None if isinstance(fields, int) else packet_of(fields)

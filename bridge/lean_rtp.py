@@ -81,6 +81,22 @@ def parse_packet(data: bytes, ids: HeaderExtensions) -> RtpPacket:
     return packet
 
 
+def packet_of(fields: tuple[int, int, int, int, int, tuple[int, ...], bytes, int,
+                            tuple[bool, int] | None, int | None]) -> RtpPacket:
+    """The packet `bridge/rtp_receive_native.c` parsed (its fields: payload type,
+    marker, sequence number, timestamp, SSRC, CSRCs, payload, padding size, audio level,
+    abs-send-time), as `parse_packet` gives it."""
+    payload_type, marker, sequence_number, timestamp, ssrc, csrc, payload, padding, level, \
+        abs_send_time = fields
+    packet = RtpPacket(payload_type, marker, sequence_number, timestamp, ssrc, payload)
+    if csrc:
+        packet.csrc = list(csrc)
+    packet.padding_size = padding
+    extensions = packet.extensions
+    extensions.audio_level, extensions.abs_send_time = level, abs_send_time
+    return packet
+
+
 def _read_extensions(data: bytes, pos: int, end: int, profile: int, ids: HeaderExtensions,
                      into: HeaderExtensions) -> None:
     # The extension elements in data[pos:end] (RFC 8285), walked as aiortc's

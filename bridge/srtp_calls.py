@@ -18,7 +18,8 @@ pylibsrtp raises them.
 Relied upon (checked by `tests/test_srtp_calls.py`, which compares every result
 with pylibsrtp's own methods): `Session._srtp` (a `srtp_t *` cell), the
 binding's `ffi` and `lib` with `srtp_protect` (whose address `native_protect` also
-gives, with the context's, to `bridge/rtp_send_native.c`), `srtp_unprotect`,
+gives, with the context's, to `bridge/rtp_send_native.c`), `srtp_unprotect` (likewise
+given to `bridge/rtp_receive_native.c` as `SessionCalls.native_unprotect`),
 `srtp_protect_rtcp`, `srtp_unprotect_rtcp`, and the module's `ERRORS` table and
 trailer lengths."""
 
@@ -40,9 +41,11 @@ Transform = Callable[[bytes], bytes]
 class SessionCalls:
     """One SRTP session's four transforms, each a direct call into libsrtp."""
 
-    __slots__ = ("protect", "protect_rtcp", "unprotect", "unprotect_rtcp")
+    __slots__ = ("native_unprotect", "protect", "protect_rtcp", "unprotect", "unprotect_rtcp")
 
     def __init__(self, session: pylibsrtp.Session) -> None:
+        # For `bridge/rtp_receive_native.c`: libsrtp's srtp_unprotect and the context.
+        self.native_unprotect = (_address(lib, "srtp_unprotect"), _context_address(session))
         self.protect = _transform(session, lib.srtp_protect, pylibsrtp.SRTP_MAX_TRAILER_LEN)
         self.protect_rtcp = _transform(session, lib.srtp_protect_rtcp,
                                        pylibsrtp.SRTP_MAX_SRTCP_TRAILER_LEN)
@@ -62,8 +65,15 @@ def native_protect(session: pylibsrtp.Session) -> tuple[int, int]:
     """The addresses of libsrtp's `srtp_protect` and of `session`'s libsrtp context, for
     native code that protects RTP itself (`bridge/rtp_send_native.c`). The caller keeps
     `session` alive while it uses them."""
-    return (int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect"))),
-            int(ffi.cast("uintptr_t", session._srtp[0])))
+    return _address(lib, "srtp_protect"), _context_address(session)
+
+
+def _address(library: Any, name: str) -> int:
+    return int(ffi.cast("uintptr_t", ffi.addressof(library, name)))
+
+
+def _context_address(session: pylibsrtp.Session) -> int:
+    return int(ffi.cast("uintptr_t", session._srtp[0]))
 
 
 def _transform(session: pylibsrtp.Session, function: Any, trailer: int) -> Transform:

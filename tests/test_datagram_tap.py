@@ -40,6 +40,7 @@ from bridge.audio_engine import AudioEngine
 from bridge.ice_policy import restrict_host_addresses
 from bridge.media_tap import PACKET_TAP, route_payload_type, tap_audio
 from bridge.rtp_forwarder import RtpForwarder
+from tests.support import skip_or_fail
 
 
 def test_the_names_the_callback_path_uses_are_where_it_expects_them() -> None:
@@ -233,10 +234,17 @@ class Discard:
         return True
 
 
-async def test_a_real_sites_audio_reaches_the_engine_by_the_lean_path_with_its_levels() -> None:
+@pytest.mark.parametrize("path", ["native", "python"])
+async def test_a_real_sites_audio_reaches_the_engine_by_the_lean_path_with_its_levels(
+        path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A real aiortc site speaks, then mutes: every packet the engine gets after the
     callback path is up skipped the receiver's handler, and carries the sequence number,
-    level and payload the site sent."""
+    level and payload the site sent; unprotected and parsed in C
+    (`bridge/rtp_receive_native.c`), or in Python where the module is not built."""
+    if path == "python":
+        monkeypatch.setattr(datagram_tap, "rtp_receive_native", None)
+    elif datagram_tap.rtp_receive_native is None:
+        skip_or_fail("bridge/rtp_receive_native.c is not built (pip install -e . builds it)")
     engine = AudioEngine()
     engine.add_site("SITE", Discard())
     engine.audible = frozenset({"SITE"})

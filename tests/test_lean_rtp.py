@@ -1,8 +1,11 @@
-"""The lean RTP parser (`bridge/lean_rtp.py`) reads packets as aiortc's own parser.
+"""The lean RTP parsers read packets as aiortc's own parser: `bridge/lean_rtp.py` in
+Python and `bridge/rtp_receive_native.c` (its `parse`, what its `receive` does after
+SRTP), each test run with both.
 
-The first test fails loudly when an aiortc upgrade moves what the parser
-relies on; the others compare it with `RtpPacket.parse` on varied, odd and
-malformed packets (a packet aiortc refuses must be refused, so it is dropped)."""
+The first test fails loudly when an aiortc upgrade moves what the parsers rely
+on; the others compare them with `RtpPacket.parse` on varied, odd and malformed
+packets (a packet aiortc refuses must be refused, so it is dropped). The native
+parser skips where the module is not built and fails under VCBRIDGE_REQUIRE_ALL=1."""
 
 from __future__ import annotations
 
@@ -10,12 +13,32 @@ import dataclasses
 import inspect
 import random
 import struct
+from collections.abc import Callable
 
 import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap, RtpPacket
 
-from bridge.lean_rtp import extension_ids, parse_packet
+from bridge import datagram_tap
+from bridge.lean_rtp import extension_ids, packet_of, parse_packet
+from tests.support import skip_or_fail
+
+Parse = Callable[[bytes, HeaderExtensions], RtpPacket]
+
+
+def native_parse(data: bytes, ids: HeaderExtensions) -> RtpPacket:
+    assert datagram_tap.rtp_receive_native is not None
+    return packet_of(datagram_tap.rtp_receive_native.parse(data, ids))
+
+
+@pytest.fixture(params=["python", "native"])
+def parse(request: pytest.FixtureRequest) -> Parse:
+    """Each lean parser in turn."""
+    if request.param == "python":
+        return parse_packet
+    if datagram_tap.rtp_receive_native is None:
+        skip_or_fail("bridge/rtp_receive_native.c is not built (pip install -e . builds it)")
+    return native_parse
 
 URIS = {
     "urn:ietf:params:rtp-hdrext:sdes:mid": 1,
@@ -51,9 +74,10 @@ def aiortc_reads(data: bytes, extensions: HeaderExtensionsMap = MAP) -> tuple[ob
     return fields(packet)
 
 
-def lean_reads(data: bytes, extensions: HeaderExtensionsMap = MAP) -> tuple[object, ...] | None:
+def lean_reads(parse: Parse, data: bytes, extensions: HeaderExtensionsMap = MAP
+               ) -> tuple[object, ...] | None:
     try:
-        packet = parse_packet(data, extension_ids(extensions))
+        packet = parse(data, extension_ids(extensions))
     except ValueError:
         return None
     return fields(packet)
@@ -104,9 +128,9 @@ def test_what_the_lean_parser_relies_on_is_where_it_expects_it() -> None:
         "self", "payload_type", "marker", "sequence_number", "timestamp", "ssrc", "payload"]
 
 
-def test_a_plain_packet_and_one_with_everything_read_the_same() -> None:
+def test_a_plain_packet_and_one_with_everything_read_the_same(parse: Parse) -> None:
     plain = header() + OPUS
-    assert lean_reads(plain) == aiortc_reads(plain) is not None
+    assert lean_reads(parse, plain) == aiortc_reads(plain) is not None
     full = RtpPacket(payload_type=109, marker=1, sequence_number=65535, timestamp=2**32 - 1,
                      ssrc=1, payload=OPUS)
     full.csrc = [7, 0xFFFFFFFF]
@@ -117,8 +141,8 @@ def test_a_plain_packet_and_one_with_everything_read_the_same() -> None:
                                        rtp_stream_id="hi", repaired_rtp_stream_id="lo",
                                        transport_sequence_number=999)
     data = full.serialize(MAP)
-    got = parse_packet(data, extension_ids(MAP))
-    assert lean_reads(data) == aiortc_reads(data)
+    got = parse(data, extension_ids(MAP))
+    assert lean_reads(parse, data) == aiortc_reads(data)
     assert (got.marker, got.csrc, got.padding_size, got.payload) == (1, [7, 0xFFFFFFFF], 9, OPUS)
     assert got.extensions.audio_level == (True, 42)
     assert got.extensions.abs_send_time == 0x123456
@@ -127,29 +151,30 @@ def test_a_plain_packet_and_one_with_everything_read_the_same() -> None:
 
 @pytest.mark.parametrize("vad, level", [(0x80 | 0, (True, 0)), (127, (False, 127)),
                                         (0x80 | 33, (True, 33))])
-def test_the_level_in_either_extension_form(vad: int, level: tuple[bool, int]) -> None:
+def test_the_level_in_either_extension_form(vad: int, level: tuple[bool, int],
+                                           parse: Parse) -> None:
     one_byte = header(extension=True) + block(0xBEDE, bytes([0x10, ord("a"), 0x20, vad])) + OPUS
     two_byte = header(extension=True) + block(0x1000, bytes([1, 1, ord("a"), 0, 0, 2, 1, vad]))
     for data in (one_byte, two_byte + OPUS):
-        assert parse_packet(data, extension_ids(MAP)).extensions.audio_level == level
-        assert lean_reads(data) == aiortc_reads(data)
+        assert parse(data, extension_ids(MAP)).extensions.audio_level == level
+        assert lean_reads(parse, data) == aiortc_reads(data)
 
 
-def test_a_level_on_an_id_beyond_the_one_byte_form() -> None:
+def test_a_level_on_an_id_beyond_the_one_byte_form(parse: Parse) -> None:
     wide = extensions_map({LEVEL_URI: 200})
     data = header(extension=True) + block(0x1000, bytes([200, 1, 5])) + OPUS
-    assert parse_packet(data, extension_ids(wide)).extensions.audio_level == (False, 5)
-    assert lean_reads(data, wide) == aiortc_reads(data, wide)
+    assert parse(data, extension_ids(wide)).extensions.audio_level == (False, 5)
+    assert lean_reads(parse, data, wide) == aiortc_reads(data, wide)
 
 
-def test_no_level_where_none_was_negotiated_or_the_profile_is_unknown() -> None:
+def test_no_level_where_none_was_negotiated_or_the_profile_is_unknown(parse: Parse) -> None:
     data = header(extension=True) + block(0xBEDE, bytes([0x20, 0x85])) + OPUS
-    assert lean_reads(data, extensions_map({})) == aiortc_reads(data, extensions_map({}))
-    assert parse_packet(data, extension_ids(extensions_map({}))).extensions.audio_level \
+    assert lean_reads(parse, data, extensions_map({})) == aiortc_reads(data, extensions_map({}))
+    assert parse(data, extension_ids(extensions_map({}))).extensions.audio_level \
         is None
     other = header(extension=True) + block(0x1001, bytes([2, 1, 0x85])) + OPUS
-    assert lean_reads(other) == aiortc_reads(other)
-    assert parse_packet(other, extension_ids(MAP)).extensions.audio_level is None
+    assert lean_reads(parse, other) == aiortc_reads(other)
+    assert parse(other, extension_ids(MAP)).extensions.audio_level is None
 
 
 @pytest.mark.parametrize("data", [
@@ -170,21 +195,22 @@ def test_no_level_where_none_was_negotiated_or_the_profile_is_unknown() -> None:
     header(padding=True) + OPUS[:-1] + b"\x00",  # zero padding length
     header(padding=True) + b"\x05\x05",  # padding longer than what follows the header
 ])
-def test_malformed_packets_are_refused_as_aiortc_refuses_them(data: bytes) -> None:
+def test_malformed_packets_are_refused_as_aiortc_refuses_them(data: bytes,
+                                                            parse: Parse) -> None:
     assert aiortc_reads(data) is None
     with pytest.raises(ValueError):
-        parse_packet(data, extension_ids(MAP))
+        parse(data, extension_ids(MAP))
 
 
-def test_an_id_negotiated_twice_is_read_as_aiortc_reads_it() -> None:
+def test_an_id_negotiated_twice_is_read_as_aiortc_reads_it(parse: Parse) -> None:
     # The level's id also given to the mid: aiortc reads the element as a mid.
     clash = extensions_map({"urn:ietf:params:rtp-hdrext:sdes:mid": 2, LEVEL_URI: 2})
     data = header(extension=True) + block(0xBEDE, bytes([0x20, ord("E")])) + OPUS
-    assert aiortc_reads(data, clash) == lean_reads(data, clash) is not None
-    assert parse_packet(data, extension_ids(clash)).extensions.audio_level is None
+    assert aiortc_reads(data, clash) == lean_reads(parse, data, clash) is not None
+    assert parse(data, extension_ids(clash)).extensions.audio_level is None
 
 
-def test_varied_and_damaged_packets_read_the_same() -> None:
+def test_varied_and_damaged_packets_read_the_same(parse: Parse) -> None:
     """Thousands of generated packets, then cut, bit-flipped and padded at random: every
     one is read to the same fields by both parsers, or refused by both."""
     rng = random.Random(16)
@@ -217,7 +243,7 @@ def test_varied_and_damaged_packets_read_the_same() -> None:
             data[0] |= 0x10  # an extension bit with whatever follows
         sample = bytes(data)
         expected = aiortc_reads(sample, extensions)
-        assert lean_reads(sample, extensions) == expected, sample.hex()
+        assert lean_reads(parse, sample, extensions) == expected, sample.hex()
         if expected is None:
             refused += 1
         else:
