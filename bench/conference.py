@@ -1321,14 +1321,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def unbuilt_native_module(code: Path) -> str | None:
-    """Why the bridge in `code` would run without its C send path (the forwarder falls
+    """Why the bridge in `code` would run without one of its C modules (the bridge falls
     back to Python silently, which would measure the wrong code), or None."""
-    if not (code / "bridge" / "rtp_send_native.c").exists() or any(
-            (code / "bridge").glob("rtp_send_native.*.so")):
-        return None
-    return (f"{code}/bridge/rtp_send_native.c is not built; build it there first: cd {code} "
-            f"&& {sys.executable} -c 'from setuptools import setup; setup()' build_ext "
-            "--inplace")
+    for source in sorted((code / "bridge").glob("*.c")):
+        if not any(source.parent.glob(f"{source.stem}.*.so")):
+            return (f"{source} is not built; build it there first: cd {code} "
+                    f"&& {sys.executable} -c 'from setuptools import setup; setup()' "
+                    "build_ext --inplace")
+    return None
 
 
 def main() -> int:

@@ -65,6 +65,12 @@ class Vp8FrameAssembler:
         self.capacity = capacity
         self._packets: dict[int, _Packet] = {}
         self._next: int | None = None  # sequence number the next frame starts at
+        # The frame in progress while its packets come in order with nothing else
+        # waiting (nearly always): its payloads, kept here instead of in `_packets`.
+        self._run: list[bytes] | None = None
+        self._run_timestamp = 0
+        self._run_next = 0  # the sequence number that continues it
+        self.in_order = True  # False: every packet the general way (the tests' reference)
         self._need_keyframe = False
         self.frames = 0  # handed out
         self.gaps = 0  # losses given up
@@ -75,6 +81,26 @@ class Vp8FrameAssembler:
         """Take one packet; returns the frames now complete (VP8 data, RTP timestamp) and
         whether a loss was given up (the caller should ask for a keyframe)."""
         offset, start = vp8_payload_start(payload)
+        run = self._run
+        if run is not None:
+            if (sequence == self._run_next and timestamp == self._run_timestamp and not start
+                    and len(run) < self.capacity):
+                run.append(payload[offset:])
+                if not marker:
+                    self._run_next = (sequence + 1) & 0xFFFF
+                    return [], False
+                self._run, self._next = None, (sequence + 1) & 0xFFFF
+                return self._hand_out(run, timestamp), False
+            self._spill(run)
+        elif (start and not self._packets and self.in_order
+              and (self._next is None or sequence == self._next)):
+            self._next = sequence
+            if marker:
+                self._next = (sequence + 1) & 0xFFFF
+                return self._hand_out([payload[offset:]], timestamp), False
+            self._run, self._run_timestamp = [payload[offset:]], timestamp
+            self._run_next = (sequence + 1) & 0xFFFF
+            return [], False
         if self._next is None:
             if not start:
                 return [], False  # joined mid-frame, or after a loss: wait for a frame start
@@ -118,15 +144,26 @@ class Vp8FrameAssembler:
                     break
                 sequence = (sequence + 1) & 0xFFFF
             self._next = (end + 1) & 0xFFFF
-            data = parts[0] if len(parts) == 1 else b"".join(parts)
-            keyframe = bool(data) and not data[0] & 0x01
-            if self._need_keyframe and not keyframe:
-                self.dropped_frames += 1
-                continue
-            self._need_keyframe = False
-            self.frames += 1
-            frames.append((data, first.timestamp))
+            frames += self._hand_out(parts, first.timestamp)
         return frames
+
+    def _hand_out(self, parts: list[bytes], timestamp: int) -> list[tuple[bytes, int]]:
+        """A complete frame, as the caller gets it: none while a keyframe is awaited."""
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        if self._need_keyframe and not (data and not data[0] & 0x01):
+            self.dropped_frames += 1
+            return []
+        self._need_keyframe = False
+        self.frames += 1
+        return [(data, timestamp)]
+
+    def _spill(self, run: list[bytes]) -> None:
+        """Put the frame in progress where the general way looks (a packet out of order)."""
+        assert self._next is not None  # a run starts at `_next`
+        for index, data in enumerate(run):
+            self._packets[(self._next + index) & 0xFFFF] = _Packet(
+                self._run_timestamp, False, index == 0, data)
+        self._run = None
 
     def _give_up(self) -> None:
         """Drop what waits before the first frame start that follows the gap."""
