@@ -21,6 +21,7 @@ Run it from the project root with the project's virtualenv:
     .venv/bin/python bench/conference.py --sites 5,10,20,31     # a series
     .venv/bin/python bench/conference.py --sites 31 --py-spy .venv/bin/py-spy  # + profile
     .venv/bin/python bench/conference.py --sites 31 --path-costs  # + CPU per call, by path
+    .venv/bin/python bench/conference.py --sites 31 --pin   # the bridge alone on CPU 0
 
 (`python -m bench.conference` works too.) A table goes to stderr and one JSON
 line with every figure to stdout at the end. One 31-site run takes about
@@ -142,7 +143,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench import conference_media, path_costs, profile_summary
 from bench.shared import log
-from harness.priority import set_niceness
+from harness.priority import confine, set_niceness
 from harness.service_process import free_port
 
 CHAIR = "UBND-TINH"
@@ -177,6 +178,7 @@ def roster_order() -> list[str]:
 NICE = 0  # niceness of the load processes (--nice)
 BRIDGE_NICE = 0  # niceness of the bridge (--bridge-nice)
 BRIDGE_CODE = ROOT  # the checkout the bridge runs from (--bridge-code)
+BRIDGE_CPUS, OTHER_CPUS = {0}, {1}  # --pin
 
 
 def _die_with_parent(nice: int = 0) -> None:
@@ -594,6 +596,7 @@ class RunOptions:
     hostile_pause: float = 0.1
     probe_health: bool = False  # time GET /healthz every 0.1 s over the steady part
     path_costs: bool = False  # probe the bridge's media path per call (bench/path_costs.py)
+    pin: bool = False  # over the steady part, the bridge on CPU 0, the sites and this on CPU 1
     bridge_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -713,6 +716,15 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
             log(f"no video at {len(missing)} sites after the join deadline: {missing}")
         await asyncio.sleep(options.settle)
 
+        if options.pin:
+            # What stands for other machines (the sites, this script) stops sharing the
+            # bridge's core and its caches, as in a deployment; the headline figures
+            # are unpinned.
+            confine(os.getpid(), OTHER_CPUS)
+            confine(bridge.pid, BRIDGE_CPUS)
+            for load in loads:
+                confine(load.pid, OTHER_CPUS)
+
         # The steady part: a floor grant every floor_interval seconds.
         steady_start = time.time()
         steady_end = steady_start + options.seconds
@@ -747,6 +759,8 @@ async def run_conference(options: RunOptions) -> dict[str, Any]:
         mix_end = await bridge.mix_counters()
         costs_end = path_costs.read(costs_file) if costs_file else None
 
+        if options.pin:  # the next run's processes start free, as this one's did
+            confine(os.getpid(), set(range(os.cpu_count() or 1)))
         if hostile is not None:
             await hostile.stop(30)
         await asyncio.gather(*(load.stop(30) for load in loads))
@@ -1285,7 +1299,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                         bridge_audio_frame_ms=args.bridge_audio_frame_ms,
                         hostile=bool(hostile), hostile_pause=args.hostile_pause,
                         probe_health=hostile is not None, path_costs=args.path_costs,
-                        bridge_env=bridge_env)
+                        pin=args.pin, bridge_env=bridge_env)
                     result = await run_conference(options)
                     result["work_dir"] = str(options.work)
                     if hostile is not None:
@@ -1302,6 +1316,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                        "per_process": args.per_process, "bridge_uvloop": not args.bridge_asyncio,
                        "nice": args.nice, "bridge_nice": BRIDGE_NICE,
                        "py_spy": bool(args.py_spy), "path_costs": args.path_costs,
+                       "pin": args.pin,
                        "load_uvloop": args.load_uvloop, "receive_path": args.receive_path,
                        "send_path": args.send_path,
                        "video": {"width": conference_media.WIDTH,
@@ -1366,6 +1381,10 @@ def main() -> int:
                         help="run the load processes on uvloop (needs uvloop installed)")
     parser.add_argument("--py-spy", metavar="PATH",
                         help="record a py-spy profile of the bridge over the steady part")
+    parser.add_argument("--pin", action="store_true",
+                        help="over the steady part, the bridge on CPU 0 only, the sites' load "
+                             "processes and this script on CPU 1 (a deployment's shape; the "
+                             "targets are for unpinned runs)")
     parser.add_argument("--path-costs", action="store_true",
                         help="measure the bridge's media path per call over the steady part "
                              "(bench/path_costs.py; adds about 3 %% of a core)")

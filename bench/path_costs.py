@@ -38,6 +38,7 @@ PROBES: tuple[tuple[str, str, str, str], ...] = (
     ("aioice.ice", "StunProtocol", "datagram_received", "rtcp, stun in (aioice)"),
     ("bridge.datagram_tap", "", "_receive_srtp", "srtp datagram in"),
     ("bridge.datagram_tap", "", "_deliver_tapped", "tapped rtp in"),
+    ("bridge.datagram_tap", "", "_read_tapped", "tapped rtp read (srtp, parse)"),
     ("bridge.media_tap", "VideoIngest", "receive", "video ingest"),
     ("bridge.media_tap", "VideoIngest", "_feed_estimator", "remb estimator"),
     ("bridge.video_router", "VideoSource", "on_frame", "video frame fan-out"),
