@@ -47,7 +47,7 @@ def forwarder(receiver: socket.socket, sender: socket.socket) -> Any:
     out._mid_element, out._abs_id = bytes([(1 << 4) | 0]) + b"0", 3
     out._prepare_extension()
     out._payload_type, out._ssrc, out._segmented, out.native_sends = 96, 0x1234, True, 0
-    out._srtp, out._protect = session, srtp_calls.native_protect(session)
+    out._srtp, out._protect = session, srtp_calls.calls(session).native_protect
 
     class Pair:
         remote_addr = receiver.getsockname()

@@ -12,7 +12,7 @@ awaits aioice's send chain: the largest share of the bridge's CPU
   `bridge/rtp_send_native.c`): every packet's header (SSRC, sequence number,
   timestamp, marker, payload type, the MID and abs-send-time header
   extensions), SRTP protection with the DTLS transport's session (its libsrtp
-  context, `srtp_calls.native_protect`), and `sendmsg` on the nominated
+  context, `srtp_calls.SessionCalls.native_protect`), and `sendmsg` on the nominated
   candidate pair's socket, in the caller's call (no task, no await). A frame
   of several packets (equal sizes but the last, as VP8 is cut) leaves in one
   `sendmsg` with UDP segmentation offload (Linux GSO, `UDP_SEGMENT`): one
@@ -240,7 +240,7 @@ class RtpForwarder:
             self._route(pair)
         srtp = dtls._tx_srtp
         if srtp is not self._srtp:
-            self._srtp, self._protect = srtp, srtp_calls.native_protect(srtp)
+            self._srtp, self._protect = srtp, srtp_calls.calls(srtp).native_protect
         now = time.time()
         timestamp = (self._origin + timestamp) & 0xFFFFFFFF
         sequence = self._sequence

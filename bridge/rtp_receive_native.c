@@ -10,7 +10,7 @@
  * aiortc's own parser, refuses it: the same checks in the same order, with the same
  * messages; only the audio level and abs-send-time of the header extensions are
  * returned. It owns no state: the SRTP context is the session's, reached through
- * the function pointer pylibsrtp's binding exports (srtp_calls.native_unprotect).
+ * the function pointer pylibsrtp's binding exports (srtp_calls.SessionCalls.native_unprotect).
  * The GIL is held throughout, so one static buffer serves every call.
  */
 #define PY_SSIZE_T_CLEAN

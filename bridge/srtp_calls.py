@@ -17,9 +17,9 @@ pylibsrtp raises them.
 
 Relied upon (checked by `tests/test_srtp_calls.py`, which compares every result
 with pylibsrtp's own methods): `Session._srtp` (a `srtp_t *` cell), the
-binding's `ffi` and `lib` with `srtp_protect` (whose address `native_protect` also
-gives, with the context's, to `bridge/rtp_send_native.c`), `srtp_unprotect` (likewise
-given to `bridge/rtp_receive_native.c` as `SessionCalls.native_unprotect`),
+binding's `ffi` and `lib` with `srtp_protect` and `srtp_unprotect` (whose addresses,
+with the context's, `SessionCalls.native_protect` and `native_unprotect` give to
+`bridge/rtp_send_native.c` and `rtp_receive_native.c`),
 `srtp_protect_rtcp`, `srtp_unprotect_rtcp`, and the module's `ERRORS` table and
 trailer lengths."""
 
@@ -39,13 +39,17 @@ Transform = Callable[[bytes], bytes]
 
 
 class SessionCalls:
-    """One SRTP session's four transforms, each a direct call into libsrtp."""
+    """One SRTP session's four transforms, each a direct call into libsrtp, and the
+    addresses native code calls libsrtp with (`native_protect`, `native_unprotect`: the
+    function's and the session's libsrtp context's; valid while the session lives)."""
 
-    __slots__ = ("native_unprotect", "protect", "protect_rtcp", "unprotect", "unprotect_rtcp")
+    __slots__ = ("native_protect", "native_unprotect", "protect", "protect_rtcp", "unprotect",
+                 "unprotect_rtcp")
 
     def __init__(self, session: pylibsrtp.Session) -> None:
-        # For `bridge/rtp_receive_native.c`: libsrtp's srtp_unprotect and the context.
-        self.native_unprotect = (_address(lib, "srtp_unprotect"), _context_address(session))
+        context = int(ffi.cast("uintptr_t", session._srtp[0]))
+        self.native_protect = (_address("srtp_protect"), context)
+        self.native_unprotect = (_address("srtp_unprotect"), context)
         self.protect = _transform(session, lib.srtp_protect, pylibsrtp.SRTP_MAX_TRAILER_LEN)
         self.protect_rtcp = _transform(session, lib.srtp_protect_rtcp,
                                        pylibsrtp.SRTP_MAX_SRTCP_TRAILER_LEN)
@@ -61,19 +65,8 @@ def calls(session: pylibsrtp.Session) -> SessionCalls:
     return found
 
 
-def native_protect(session: pylibsrtp.Session) -> tuple[int, int]:
-    """The addresses of libsrtp's `srtp_protect` and of `session`'s libsrtp context, for
-    native code that protects RTP itself (`bridge/rtp_send_native.c`). The caller keeps
-    `session` alive while it uses them."""
-    return _address(lib, "srtp_protect"), _context_address(session)
-
-
-def _address(library: Any, name: str) -> int:
-    return int(ffi.cast("uintptr_t", ffi.addressof(library, name)))
-
-
-def _context_address(session: pylibsrtp.Session) -> int:
-    return int(ffi.cast("uintptr_t", session._srtp[0]))
+def _address(function: str) -> int:
+    return int(ffi.cast("uintptr_t", ffi.addressof(lib, function)))
 
 
 def _transform(session: pylibsrtp.Session, function: Any, trailer: int) -> Transform:

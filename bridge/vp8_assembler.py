@@ -69,7 +69,6 @@ class Vp8FrameAssembler:
         # waiting (nearly always): its payloads, kept here instead of in `_packets`.
         self._run: list[bytes] | None = None
         self._run_timestamp = 0
-        self._run_next = 0  # the sequence number that continues it
         self.in_order = True  # False: every packet the general way (the tests' reference)
         self._need_keyframe = False
         self.frames = 0  # handed out
@@ -83,23 +82,22 @@ class Vp8FrameAssembler:
         offset, start = vp8_payload_start(payload)
         run = self._run
         if run is not None:
-            if (sequence == self._run_next and timestamp == self._run_timestamp and not start
+            # The run starts at `_next`: it continues at `_next + len(run)`.
+            if (sequence == (self._next + len(run)) & 0xFFFF  # type: ignore[operator]
+                    and timestamp == self._run_timestamp and not start
                     and len(run) < self.capacity):
                 run.append(payload[offset:])
                 if not marker:
-                    self._run_next = (sequence + 1) & 0xFFFF
                     return [], False
                 self._run, self._next = None, (sequence + 1) & 0xFFFF
                 return self._hand_out(run, timestamp), False
             self._spill(run)
         elif (start and not self._packets and self.in_order
               and (self._next is None or sequence == self._next)):
-            self._next = sequence
             if marker:
                 self._next = (sequence + 1) & 0xFFFF
                 return self._hand_out([payload[offset:]], timestamp), False
-            self._run, self._run_timestamp = [payload[offset:]], timestamp
-            self._run_next = (sequence + 1) & 0xFFFF
+            self._next, self._run, self._run_timestamp = sequence, [payload[offset:]], timestamp
             return [], False
         if self._next is None:
             if not start:

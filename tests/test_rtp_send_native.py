@@ -73,7 +73,7 @@ def send(native: Any, sender: socket.socket, receiver: socket.socket,
          tx: pylibsrtp.Session, sequence: int, chunks: list[bytes], *, gso: bool,
          first_prefix: bytes = b"\x90\x80\x81\x02", prefix: bytes = b"\x80\x80\x81\x02",
          addr: bytes | None = None, fd: int | None = None) -> Any:
-    protect, context = srtp_calls.native_protect(tx)
+    protect, context = srtp_calls.calls(tx).native_protect
     return native.send_frame(
         sender.fileno() if fd is None else fd, sockaddr(receiver) if addr is None else addr,
         protect, context, EXTENSION, ABS_OFFSET, 1234.5678, PAYLOAD_TYPE, sequence, TIMESTAMP,
