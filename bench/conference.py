@@ -72,7 +72,9 @@ What happens, for each site count N:
    steady part), resident memory from /proc/<pid>/statm (when the steady
    part starts and when it ends; the slope of a linear fit over it and over
    its last third), and the whole machine's busy time from /proc/stat, so
-   other work on the machine shows. The bridge's log is scanned for ICE
+   other work on the machine shows, with the hypervisor's steal apart (a
+   virtual machine whose host is busy: the bridge then falls behind with
+   nothing on this machine to blame). The bridge's log is scanned for ICE
    consent expiries, "database is locked" and skipped scheduler ticks.
 6. Stop: the load processes report their counters, then the bridge stops.
    Every child is killed at the end, on Ctrl-C and on errors too (and dies
@@ -223,12 +225,14 @@ def proc_rss_kib(pid: int) -> int | None:
         return None
 
 
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) clock ticks of all CPUs since boot, from /proc/stat."""
+def machine_ticks() -> tuple[int, int, int]:
+    """(busy, total, steal) clock ticks of all CPUs since boot, from /proc/stat; busy
+    counts steal, the time the hypervisor gave this machine's CPUs to other guests."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
     total = sum(values[:8])
-    return total - idle, total
+    steal = values[7] if len(values) > 7 else 0
+    return total - idle, total, steal
 
 
 @dataclass
@@ -239,6 +243,7 @@ class Sample:
     delay: dict[int, int | None]
     busy: int
     total: int
+    steal: int
 
 
 @dataclass
@@ -250,12 +255,12 @@ class Sampler:
     samples: list[Sample] = field(default_factory=list)
 
     def sample(self) -> None:
-        busy, total = machine_ticks()
+        busy, total, steal = machine_ticks()
         self.samples.append(Sample(time.time(),
                                    {p: proc_cpu_ticks(p) for p in self.pids.values()},
                                    {p: proc_rss_kib(p) for p in self.pids.values()},
                                    {p: proc_run_delay_ns(p) for p in self.pids.values()},
-                                   busy, total))
+                                   busy, total, steal))
 
     async def run(self) -> None:
         next_at = time.monotonic()
@@ -292,14 +297,16 @@ class Sampler:
             out.append(100.0 * (db - da) / 1e9 / (b.at - a.at))
         return out
 
-    def machine_series(self, start: float, end: float) -> list[float]:
-        """% of one core the whole machine was busy (up to 100 x nproc)."""
+    def machine_series(self, start: float, end: float, steal: bool = False) -> list[float]:
+        """% of one core the whole machine was busy (up to 100 x nproc), or with `steal`
+        the part of it the hypervisor gave to other guests."""
         cores = os.cpu_count() or 1
         out = []
         for a, b in zip(self.samples, self.samples[1:], strict=False):
             if a.at < start - 0.01 or b.at > end + 0.01 or b.total == a.total:
                 continue
-            out.append(100.0 * cores * (b.busy - a.busy) / (b.total - a.total))
+            used = b.steal - a.steal if steal else b.busy - a.busy
+            out.append(100.0 * cores * used / (b.total - a.total))
         return out
 
     def rss_at(self, role: str, when: float) -> int | None:
@@ -606,9 +613,9 @@ async def wait_quiet(limit_pct: float, max_wait: float) -> float:
     deadline = time.monotonic() + max_wait
     said = 0.0
     while True:
-        b0, t0 = machine_ticks()
+        b0, t0, _ = machine_ticks()
         await asyncio.sleep(3)
-        b1, t1 = machine_ticks()
+        b1, t1, _ = machine_ticks()
         busy = 100.0 * (os.cpu_count() or 1) * (b1 - b0) / max(1, t1 - t0)
         if busy <= limit_pct or time.monotonic() > deadline:
             return busy
@@ -1029,6 +1036,9 @@ def analyse(options: RunOptions, participants: list[str], idle_rss: int | None,
     load_roles = [load.name for load in loads]
     load_cpu = sampler.cpu_series(load_roles, start, end)
     machine = sampler.machine_series(start, end)
+    steal = sampler.machine_series(start, end, steal=True)
+    # "Other" is everything but the bridge and its load: other processes, and the time
+    # the hypervisor gave this machine's CPUs to other guests (shown apart as steal).
     other = [max(0.0, m - b - lc) for m, b, lc in zip(machine, bridge_cpu, load_cpu,
                                                        strict=False)]
     rss_start, rss_end = sampler.rss_at("bridge", start), end_rss or sampler.rss_at("bridge", end)
@@ -1059,6 +1069,7 @@ def analyse(options: RunOptions, participants: list[str], idle_rss: int | None,
                                      for r in load_roles},
         "load_cpu_seconds_total": load_cpu_seconds,
         "machine_busy_pct": summary(machine), "other_cpu_pct": summary(other),
+        "steal_cpu_pct": summary(steal),
         "bridge_rss_mib": {"idle": mib(idle_rss), "start": mib(rss_start), "end": mib(rss_end),
                            "growth": mib(rss_end - rss_start) if rss_end and rss_start else None,
                            "slope_mib_per_min": round(rss_slope / 1024, 2)
@@ -1099,6 +1110,7 @@ def analyse(options: RunOptions, participants: list[str], idle_rss: int | None,
     result["contended"] = waits["median"] is None or float(waits["median"] or 0) > CONTENDED_PCT
     result["bridge_cpu_series"] = [round(v) for v in bridge_cpu]
     result["other_cpu_series"] = [round(v) for v in other]
+    result["steal_cpu_series"] = [round(v) for v in steal]
     result["targets_met"] = {
         "bridge_cpu": bridge_summary["median"] is not None
         and float(bridge_summary["median"] or 0) <= TARGETS["bridge_cpu_pct_max"],
@@ -1151,7 +1163,9 @@ def table(runs: list[dict[str, Any]]) -> str:
             lines.append(f"{r['sites']:>5} sites: CONTENDED - the bridge's event loop waited "
                          f"for a CPU {r['bridge_cpu_wait_pct']['median']} % of the time "
                          f"(median; other processes used {r['other_cpu_pct']['median']} % of "
-                         "one core): the figures are not the bridge's own")
+                         f"one core, of which the hypervisor's steal "
+                         f"{r['steal_cpu_pct']['median']} %): the figures are not the "
+                         "bridge's own")
         unmet = [k for k, ok in r["targets_met"].items() if not ok]
         lines.append(f"{r['sites']:>5} sites: targets not met: {', '.join(unmet) or 'none'}; "
                      f"RSS growth {r['bridge_rss_mib']['growth']} MiB "
