@@ -28,7 +28,13 @@ log = logging.getLogger(__name__)
 VIDEO_TIME_BASE = Fraction(1, 90000)
 # Gap put between the last frame of the old source and the first of the new one.
 SWITCH_GAP = 3000  # 1/30 s at 90 kHz
-KEYFRAME_REQUEST_INTERVAL = 1.0  # seconds: collapse bursts of PLIs into one per second
+# Keyframe requests to one source are collapsed into one per this many seconds: a burst
+# of PLIs (31 sites joining at once, each dropping frames until its DTLS is up) must not
+# become a burst of keyframes, but a site that connects just after one keyframe waits for
+# the next request. At 1 s, the sites of a 31-site start split into those that caught the
+# first keyframe and those that waited a second more (join 0.4 against 1.4 s); libwebrtc's
+# encoder itself honours at most one request per 300 ms.
+KEYFRAME_REQUEST_INTERVAL = 0.5
 
 
 class FrameOutput(Protocol):
@@ -42,7 +48,7 @@ class FrameOutput(Protocol):
 class VideoSource:
     """One site's encoded camera frames, fanned out to the slots that show it."""
 
-    def __init__(self, code: str) -> None:
+    def __init__(self, code: str, keyframe_interval: float = KEYFRAME_REQUEST_INTERVAL) -> None:
         self.code = code
         self.receiver: RTCRtpReceiver | None = None
         self.ssrc: int | None = None
@@ -50,7 +56,8 @@ class VideoSource:
         self.frames = 0
         self.keyframes = 0
         self.bytes = 0
-        self._last_request = -KEYFRAME_REQUEST_INTERVAL
+        self.keyframe_interval = keyframe_interval
+        self._last_request = -keyframe_interval
         self._pending_request = False
 
     def attach(self, receiver: RTCRtpReceiver) -> None:
@@ -74,14 +81,15 @@ class VideoSource:
             slot.offer(self, frame, timestamp, keyframe)
 
     def request_keyframe(self) -> None:
-        """Ask the site for a keyframe, at most once a second.
+        """Ask the site for a keyframe, at most once per `keyframe_interval`.
 
         A request inside the interval is not dropped but deferred to its end,
-        so a viewer who switched to this source still gets its keyframe soon."""
+        so a viewer who switched to this source still gets its keyframe soon;
+        one asked before the site's SSRC is known goes when it is."""
         if self.receiver is None or self.ssrc is None:
             self._pending_request = True
             return
-        wait = self._last_request + KEYFRAME_REQUEST_INTERVAL - time.monotonic()
+        wait = self._last_request + self.keyframe_interval - time.monotonic()
         if wait > 0:
             if not self._pending_request:
                 self._pending_request = True
