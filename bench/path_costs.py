@@ -37,6 +37,8 @@ PROBES: tuple[tuple[str, str, str, str], ...] = (
     # only what the callback path leaves to aioice and aiortc: RTCP, STUN, DTLS.
     ("aioice.ice", "StunProtocol", "datagram_received", "rtcp, stun in (aioice)"),
     ("bridge.datagram_tap", "", "_receive_srtp", "srtp datagram in"),
+    # The tap's path of a bridge before the receive path in C (up to d83bba4), for
+    # `--bridge-code` comparisons; today's has `_read_tapped` instead.
     ("bridge.datagram_tap", "", "_deliver_tapped", "tapped rtp in"),
     ("bridge.datagram_tap", "", "_read_tapped", "tapped rtp read (srtp, parse)"),
     ("bridge.media_tap", "VideoIngest", "receive", "video ingest"),

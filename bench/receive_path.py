@@ -14,9 +14,7 @@ code costs more (cold caches; docs/performance.md)."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -28,7 +26,7 @@ import pylibsrtp
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
-from bench.shared import cpu_model, log
+from bench.shared import log, print_native_against_python
 from bridge import datagram_tap
 
 PROFILE = pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80
@@ -95,13 +93,8 @@ def main() -> None:
                 datagram_tap.rtp_receive_native = module
                 rounds.setdefault(f"{kind}_{path}", []).append(per_packet_us(key, packets))
         log(f"round {index + 1}: " + ", ".join(f"{n} {r[-1]:.2f} us" for n, r in rounds.items()))
-    figures = {name: round(statistics.median(r), 2) for name, r in rounds.items()}
-    print(json.dumps({"benchmark": "receive_path", "machine": {"nproc": os.cpu_count(),
-                      "cpu_model": cpu_model(), "python": sys.version.split()[0]},
-                      "packets": args.packets, "repeat": args.repeat,
-                      "us_per_packet_median": figures,
-                      "audio_ratio": round(figures["audio_native"] / figures["audio_python"], 3),
-                      "video_ratio": round(figures["video_native"] / figures["video_python"], 3)}))
+    print_native_against_python("receive_path", rounds, "packet", packets=args.packets,
+                                repeat=args.repeat)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import socket
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -29,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pylibsrtp
 
-from bench.shared import cpu_model, log
+from bench.shared import log, print_native_against_python
 from bridge import rtp_forwarder, srtp_calls
 
 VIDEO_CHUNKS = [os.urandom(1296)] * 3 + [os.urandom(700)]  # a 4.6 KB frame: ~500 kbit/s
@@ -96,15 +94,10 @@ def main() -> None:
         for name, send in paths.items():
             rounds[name].append(per_frame_us(send, args.frames))
         log(f"round {index + 1}: " + ", ".join(f"{n} {r[-1]:.1f} us" for n, r in rounds.items()))
-    figures = {name: round(statistics.median(r), 2) for name, r in rounds.items()}
     sender.close()
     receiver.close()
-    print(json.dumps({"benchmark": "send_path", "machine": {"nproc": os.cpu_count(),
-                      "cpu_model": cpu_model(), "python": sys.version.split()[0]},
-                      "frames": args.frames, "repeat": args.repeat,
-                      "us_per_frame_median": figures,
-                      "video_ratio": round(figures["video_native"] / figures["video_python"], 3),
-                      "audio_ratio": round(figures["audio_native"] / figures["audio_python"], 3)}))
+    print_native_against_python("send_path", rounds, "frame", frames=args.frames,
+                                repeat=args.repeat)
 
 
 if __name__ == "__main__":

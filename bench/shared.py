@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -101,3 +104,17 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def print_native_against_python(benchmark: str, rounds: dict[str, list[float]], unit: str,
+                                **settings: Any) -> None:
+    """The last line of a loop bench that times a path in Python and in C: each of
+    `rounds`' medians (`audio_python`, `audio_native`, `video_python`, `video_native`;
+    microseconds a `unit`), native ÷ Python for audio and video, the machine and
+    `settings`, as one JSON line."""
+    figures = {name: round(statistics.median(r), 2) for name, r in rounds.items()}
+    print(json.dumps({"benchmark": benchmark, "machine": {
+        "nproc": os.cpu_count(), "cpu_model": cpu_model(), "python": sys.version.split()[0]},
+        **settings, f"us_per_{unit}_median": figures,
+        **{f"{kind}_ratio": round(figures[f"{kind}_native"] / figures[f"{kind}_python"], 3)
+           for kind in ("audio", "video")}}))
