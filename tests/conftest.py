@@ -157,6 +157,7 @@ ENGINE_INDEPENDENT = {
     "test_agent_call_figures", "test_impaired_link", "test_placement_rules",
     "test_agent_failover", "test_browser_nodes", "test_remb_estimator",
     "test_active_speaker_reference", "test_lean_rtp", "test_rtcp_sender", "test_sip_gateway",
+    "test_rtp_receive_native", "test_video_router",
     # Its service processes run on their own SQLite file and their own scratch PostgreSQL.
     "test_room_restart",
 }
