@@ -8,7 +8,9 @@ process holds every room and this is not started. The rules are in
 `vcbridge/core/placement_store.py`.
 
 - Registering gives the node a new incarnation each time it starts, or when it finds
-  it was declared dead (its heartbeat no longer updates its row).
+  it was declared dead (its heartbeat no longer updates its row). A node superseded
+  (a later incarnation holds its row: another process under the same id) stops
+  serving instead.
 - A room is served only where it is placed: on the placement's node, in the
   incarnation it was placed on. A site reaching another node gets the `redirect`
   message (`redirect_message`, docs/signaling.md).
@@ -91,16 +93,21 @@ class NodeMembership:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self.drain)
 
-    async def stop(self) -> None:
-        """Stop heartbeating and leave (declared dead at once: the leader moves what is
-        still placed here at its next sweep)."""
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
+    async def silence(self) -> None:
+        """Stop heartbeating, without leaving: to the other nodes, what a killed or
+        frozen process looks like."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+    async def stop(self) -> None:
+        """Stop heartbeating and leave (declared dead at once: the leader moves what is
+        still placed here at its next sweep)."""
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
+        await self.silence()
         if self.incarnation:
             with contextlib.suppress(Exception):
                 async with self._database.write() as session:
@@ -145,7 +152,7 @@ class NodeMembership:
                  self.incarnation, self.identity.url, self.identity.capacity_ports)
 
     async def _beat_forever(self) -> None:
-        while True:
+        while self.member:
             await asyncio.sleep(self.identity.heartbeat_seconds)
             try:
                 await self.beat()
@@ -154,13 +161,24 @@ class NodeMembership:
 
     async def beat(self) -> None:
         """One heartbeat: renew the row (registering again if declared dead), then
-        fence off the rooms placed elsewhere."""
+        fence off the rooms placed elsewhere.
+
+        Superseded (another process registered under this node id: a duplicate, or the
+        successor started while this one was frozen), this process stops serving for
+        good: it sends its sites to the rooms' placements and heartbeats no more.
+        Registering again would make the two take the id from each other at every beat,
+        each moving the rooms back."""
         rooms = self._rooms.rooms
         load = sum(len(room.connections) for room in rooms.values())
         async with self._database.write() as session:
-            alive = await store.heartbeat(session, self.node_id, self.incarnation, load=load,
+            found = await store.heartbeat(session, self.node_id, self.incarnation, load=load,
                                           rooms=len(rooms), draining=self.draining)
-        if not alive:
+        if found == "superseded":
+            log.error("bridge node %s: another process registered under this node id "
+                      "after this one (incarnation %d); this process stops serving rooms",
+                      self.node_id, self.incarnation)
+            self.member = False
+        elif found == "dead":
             log.warning("bridge node %s was declared dead (incarnation %d); registering "
                         "again", self.node_id, self.incarnation)
             await self._register()
@@ -177,7 +195,7 @@ class NodeMembership:
             placement = placements.get(conference_id)
             if placement is None or self.serves(placement):
                 continue
-            if placement.node_id == self.node_id:
+            if self.member and placement.node_id == self.node_id:
                 # Still placed on this node's former self: take it back (unless the
                 # leader's sweep moved it meanwhile: then the next beat redirects).
                 async with self._database.write() as session:

@@ -171,7 +171,7 @@ ENGINE_INDEPENDENT |= {
 
 # Modules of several processes that share rooms only through PostgreSQL (bridge nodes,
 # issue 15): they run in the PostgreSQL pass and are left out of the SQLite one.
-POSTGRES_ONLY = {"test_bridge_nodes"}
+POSTGRES_ONLY = {"test_bridge_nodes", "test_node_membership"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

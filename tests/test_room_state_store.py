@@ -17,6 +17,7 @@ from sqlalchemy import select
 from bridge import floor_control as floor
 from bridge.control_messages import parse_control
 from bridge.floor_control import FloorError
+from bridge.node_membership import NODE
 from bridge.room import Room
 from bridge.room_state_store import RoomStateStore, SavedRoom, restore_floor
 from bridge.rooms import RoomRegistry
@@ -334,6 +335,15 @@ async def test_after_a_shutdown_in_order_the_recording_resumes_without_a_cut(
 # -- the roll call of a restarted service -------------------------------------------------
 
 
+async def killed(client: Client) -> None:
+    """The app's process is killed: on PostgreSQL, its bridge node heartbeats no more.
+    (Left beating, it would find its successor under its node id and step down, closing
+    its room here: not what a killed process does.)"""
+    membership = client.app.get(NODE)
+    if membership is not None:
+        await membership.silence()
+
+
 async def rollcall(client: Client, headers: H, cid: int) -> dict[str, str]:
     body = await (await client.get(f"/api/v1/conferences/{cid}/rollcall",
                                    headers=headers)).json()
@@ -372,6 +382,7 @@ async def test_a_restarted_service_drops_the_sites_it_no_longer_carries(
 
     # The process is killed and started again on the same database: before anyone can
     # connect, nobody is "joined" any more; the two are dropped (and called back).
+    await killed(client)
     restarted = await aiohttp_client(create_app(settings, clock=clock))
     assert await rollcall(restarted, booker, cid) == {
         CHAIR: "dropped", NGA_SON: "dropped", MUONG_LAT: "absent", ha_trung: "declined"}
@@ -407,6 +418,7 @@ async def test_only_the_rooms_of_the_restarted_node_are_swept(
     assert room._states is not None
     await room._states.flush()
     await RoomReports(client.app).attendance(cid, NGA_SON, "joined")
+    await killed(client)
     restarted = await aiohttp_client(create_app(settings, clock=clock))  # node-a
     expected = "dropped" if client.app[DATABASE].is_sqlite else "joined"
     assert (await rollcall(restarted, booker, cid))[NGA_SON] == expected

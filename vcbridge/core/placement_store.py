@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -34,6 +34,9 @@ from vcbridge.core.db.models import (
 from vcbridge.core.event_types import EventType
 from vcbridge.core.events import EventBus, NewEvent
 from vcbridge.core.placement_rules import NodeView, choose_node
+
+# What a node's heartbeat found (`heartbeat`).
+Beat = Literal["alive", "dead", "superseded"]
 
 
 @dataclass(frozen=True)
@@ -78,9 +81,11 @@ async def register_node(session: AsyncSession, node_id: str, url: str, capacity:
 
 
 async def heartbeat(session: AsyncSession, node_id: str, incarnation: int, *, load: int,
-                    rooms: int, draining: bool) -> bool:
-    """Renew a node's heartbeat; False when its row is no longer this incarnation's or
-    says dead (the node was declared dead: it must register again)."""
+                    rooms: int, draining: bool) -> Beat:
+    """Renew a node's heartbeat. "dead" when its row says dead (the node was declared
+    dead: it must register again); "superseded" when a later incarnation holds the row
+    (another process registered under this node id: this one must stop serving, or the
+    two would take the id and its rooms from each other at every beat)."""
     updated = await session.scalar(
         update(BridgeNode)
         .where(BridgeNode.id == node_id, BridgeNode.incarnation == incarnation,
@@ -89,7 +94,11 @@ async def heartbeat(session: AsyncSession, node_id: str, incarnation: int, *, lo
                 state="draining" if draining else "live")
         .returning(BridgeNode.id)
     )
-    return updated is not None
+    if updated is not None:
+        return "alive"
+    current = await session.scalar(select(BridgeNode.incarnation)
+                                   .where(BridgeNode.id == node_id))
+    return "superseded" if current is not None and current > incarnation else "dead"
 
 
 async def leave(session: AsyncSession, node_id: str, incarnation: int) -> None:
