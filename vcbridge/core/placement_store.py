@@ -84,8 +84,7 @@ async def heartbeat(session: AsyncSession, node_id: str, incarnation: int, *, lo
                     rooms: int, draining: bool) -> Beat:
     """Renew a node's heartbeat. "dead" when its row says dead (the node was declared
     dead: it must register again); "superseded" when a later incarnation holds the row
-    (another process registered under this node id: this one must stop serving, or the
-    two would take the id and its rooms from each other at every beat)."""
+    (another process registered under this node id: this one must stop serving)."""
     updated = await session.scalar(
         update(BridgeNode)
         .where(BridgeNode.id == node_id, BridgeNode.incarnation == incarnation,
